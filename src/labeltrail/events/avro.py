@@ -1,0 +1,174 @@
+"""Avro contracts: derive a schema from an event model, load the committed ones, fingerprint.
+
+The committed ``.avsc`` files in ``schemas/avro`` are the contract with producers and
+consumers outside this code base. :func:`schema_for` derives what a model implies, and a test
+compares the two, so neither can change without the other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import types
+import typing
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+from pydantic import AwareDatetime, BaseModel
+
+from labeltrail.events.base import Envelope, Event
+from labeltrail.events.exceptions import ContractError
+
+__all__ = [
+    "NAMESPACE",
+    "WriterSchema",
+    "committed_schemas",
+    "schema_dir",
+    "schema_for",
+    "writer_schemas",
+]
+
+NAMESPACE = "labeltrail.events"
+AvroSchema = dict[str, Any]
+
+
+def schema_dir() -> Path:
+    """Where the committed contracts live (``LABELTRAIL_SCHEMA_DIR`` overrides)."""
+    override = os.environ.get("LABELTRAIL_SCHEMA_DIR")
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "schemas" / "avro"
+        if candidate.is_dir():
+            return candidate
+    raise ContractError("schemas/avro not found; set LABELTRAIL_SCHEMA_DIR")
+
+
+def _avro_type(annotation: Any, name_hint: str, defined: set[str]) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _avro_type(args[0], name_hint, defined)
+    if origin in (Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        if len(members) != 1:
+            raise ContractError(f"{name_hint}: only Optional unions are supported")
+        return ["null", _avro_type(members[0], name_hint, defined)]
+    if origin is Literal:
+        return "string"
+    if origin is list:
+        return {"type": "array", "items": _avro_type(args[0], name_hint, defined)}
+    if origin is dict:
+        if args[0] is not str:
+            raise ContractError(f"{name_hint}: map keys must be strings")
+        return {"type": "map", "values": _avro_type(args[1], name_hint, defined)}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _record(annotation, defined)
+    scalars: dict[Any, Any] = {
+        str: "string",
+        int: "long",
+        float: "double",
+        bool: "boolean",
+        bytes: "bytes",
+    }
+    if annotation in scalars:
+        return scalars[annotation]
+    if annotation is dt.datetime or annotation is AwareDatetime:
+        return {"type": "long", "logicalType": "timestamp-millis"}
+    raise ContractError(f"{name_hint}: no Avro mapping for {annotation!r}")
+
+
+def _record(model: type[BaseModel], defined: set[str]) -> Any:
+    full_name = f"{NAMESPACE}.{model.__name__}"
+    if full_name in defined:
+        return full_name
+    defined.add(full_name)
+    fields: list[dict[str, Any]] = []
+    for name, info in model.model_fields.items():
+        field: dict[str, Any] = {
+            "name": name,
+            "type": _avro_type(info.annotation, f"{model.__name__}.{name}", defined),
+        }
+        if info.description:
+            field["doc"] = info.description
+        if not info.is_required():
+            default = info.get_default(call_default_factory=True)
+            field["default"] = default
+        fields.append(field)
+    record: dict[str, Any] = {"type": "record", "name": model.__name__, "namespace": NAMESPACE}
+    if model.__doc__:
+        record["doc"] = " ".join(model.__doc__.split())
+    record["fields"] = fields
+    return record
+
+
+def schema_for(model: type[Event]) -> AvroSchema:
+    """The Avro schema a model implies (the envelope as a nested ``Envelope`` record)."""
+    schema: AvroSchema = _record(model, set())
+    return schema
+
+
+class WriterSchema(typing.NamedTuple):
+    """One committed schema version."""
+
+    name: str
+    version: int
+    schema: Any
+    fingerprint: bytes
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ContractError(f"cannot read contract {path}: {exc}") from exc
+
+
+@cache
+def committed_schemas() -> dict[str, Any]:
+    """The current contract of every event type, parsed, by record name."""
+    out: dict[str, Any] = {}
+    for path in sorted(schema_dir().glob("*.avsc")):
+        raw = _load(path)
+        out[raw["name"]] = parse_schema(raw, _write_hint=False)
+    return out
+
+
+def _fingerprint(parsed: Any) -> bytes:
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))[::-1]
+
+
+@cache
+def writer_schemas() -> dict[bytes, WriterSchema]:
+    """Every schema version a reader accepts, current and historical, by fingerprint.
+
+    The fingerprint is the CRC-64-AVRO of the parsing canonical form, stored little-endian as
+    the Avro single-object encoding specifies. Historical versions live in
+    ``schemas/avro/history/<Name>.v<N>.avsc``; the current one is the highest version.
+    """
+    out: dict[bytes, WriterSchema] = {}
+    history = schema_dir() / "history"
+    current = committed_schemas()
+    versions: dict[str, int] = {}
+    if history.is_dir():
+        for path in sorted(history.glob("*.avsc")):
+            stem_name, _, version = path.stem.partition(".v")
+            parsed = parse_schema(_load(path), _write_hint=False)
+            number = int(version)
+            versions[stem_name] = max(versions.get(stem_name, 0), number)
+            fp = _fingerprint(parsed)
+            out[fp] = WriterSchema(stem_name, number, parsed, fp)
+    for name, parsed in current.items():
+        fp = _fingerprint(parsed)
+        out[fp] = WriterSchema(name, versions.get(name, 0) + 1, parsed, fp)
+    return out
+
+
+def envelope_schema() -> AvroSchema:
+    """The envelope record alone, for documentation."""
+    schema: AvroSchema = _record(Envelope, set())
+    return schema

@@ -1,0 +1,108 @@
+"""The envelope every event carries, and the base class of all events.
+
+Events are frozen pydantic models that mirror the Avro contracts in ``schemas/avro``.
+Timestamps are timezone-aware UTC datetimes truncated to milliseconds, because the Avro
+contract stores them as ``timestamp-millis`` and a round trip must give back an equal event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from labeltrail.events.ids import derive_id, new_id
+
+__all__ = ["Envelope", "Event", "LogPosition", "Millis", "Record", "utc_now"]
+
+
+def _to_utc_millis(value: dt.datetime) -> dt.datetime:
+    value = value.astimezone(dt.UTC)
+    return value.replace(microsecond=(value.microsecond // 1000) * 1000)
+
+
+Millis = Annotated[AwareDatetime, AfterValidator(_to_utc_millis)]
+"""A UTC datetime with millisecond precision (Avro ``timestamp-millis``)."""
+
+
+def utc_now() -> dt.datetime:
+    """The current time, in UTC, truncated to milliseconds."""
+    return _to_utc_millis(dt.datetime.now(dt.UTC))
+
+
+class Record(BaseModel):
+    """A frozen value object that maps to an Avro record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LogPosition(Record):
+    """A position in the log: where a derived fact was read from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Envelope(Record):
+    """Metadata common to every event."""
+
+    event_id: str = Field(description="Unique id; deterministic for derived events.")
+    event_type: str = Field(description="The event's record name, e.g. VoteCast.")
+    occurred_at: Millis = Field(description="When the fact happened (event time).")
+    recorded_at: Millis = Field(description="When the fact was written to the log.")
+    producer: str = Field(description="The service or client that wrote the event.")
+    causation_id: str | None = Field(None, description="The event that caused this one.")
+    correlation_id: str | None = Field(None, description="The flow this event belongs to.")
+
+
+class Event(Record):
+    """Base class of all events: an envelope plus the event's own fields.
+
+    Subclasses set ``key_field``, the field whose value is the Kafka message key.
+    """
+
+    key_field: ClassVar[str] = ""
+
+    envelope: Envelope
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        producer: str,
+        occurred_at: dt.datetime | None = None,
+        id_parts: tuple[object, ...] | None = None,
+        causation_id: str | None = None,
+        correlation_id: str | None = None,
+        recorded_at: dt.datetime | None = None,
+        **fields: Any,
+    ) -> Self:
+        """Build an event with its envelope.
+
+        ``id_parts`` makes the event id deterministic: the same inputs give the same id, so a
+        reprocessed event deduplicates downstream. Without it the id is random (use that only
+        for facts that enter the system from outside, such as a posted comment).
+        """
+        now = utc_now()
+        event_id = derive_id(cls.__name__, *id_parts) if id_parts is not None else new_id()
+        envelope = Envelope(
+            event_id=event_id,
+            event_type=cls.__name__,
+            occurred_at=occurred_at or now,
+            recorded_at=recorded_at or now,
+            producer=producer,
+            causation_id=causation_id,
+            correlation_id=correlation_id,
+        )
+        return cls(envelope=envelope, **fields)
+
+    @property
+    def event_id(self) -> str:
+        return self.envelope.event_id
+
+    @property
+    def key(self) -> str:
+        """The Kafka message key of this event."""
+        return str(getattr(self, self.key_field)) if self.key_field else self.envelope.event_id

@@ -1,0 +1,391 @@
+"""The event contracts, as frozen pydantic models.
+
+Each class mirrors ``schemas/avro/<Name>.avsc``; ``tests/events/test_contracts.py`` fails when
+the two drift. Enumerations are ``Literal`` types: Avro carries them as strings so that adding
+a value never breaks an old reader, and validation on decode rejects unknown values (the event
+then goes to the dead-letter topic as schema-invalid).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from labeltrail.events.base import Event, LogPosition, Millis, Record
+
+__all__ = [
+    "EVENT_TYPES",
+    "AdjudicationRecorded",
+    "AdjudicationRequested",
+    "AnnotatorRegistered",
+    "AnnotatorReliabilityUpdated",
+    "CommentPosted",
+    "CommentScored",
+    "ConsensusUpdated",
+    "DeadLettered",
+    "ExportCreated",
+    "FeedbackReceived",
+    "HoneypotScored",
+    "IaaWindowClosed",
+    "LabelCommitted",
+    "LabelSchemaPublished",
+    "ModelPublished",
+    "PriorVote",
+    "Question",
+    "TaskAssigned",
+    "TaskCreated",
+    "VoteCast",
+]
+
+Probability = float
+TaskKind = Literal["crowd", "expert", "honeypot"]
+Pool = Literal["crowd", "expert"]
+TaskReason = Literal[
+    "low_confidence", "active_learning", "random_audit", "adjudication", "honeypot", "relabel"
+]
+
+
+class CommentPosted(Event):
+    """A comment entered the system, from the product log or the unlabeled pool."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    comment_id: str = Field(min_length=1)
+    video_id: str = Field(min_length=1)
+    author_hash: str = Field(description="Hashed author id; never the raw id.")
+    text: str = Field(min_length=1, max_length=10_000)
+    posted_at: Millis
+    source: Literal["product_log", "pool"]
+    parent_ids: list[str] = Field(default=[], description="Thread context: parent comment ids.")
+    attributes: dict[str, str] = Field(
+        default={}, description="Slicing attributes, e.g. language, category."
+    )
+
+
+class Question(Record):
+    """One atomic decision a task asks for."""
+
+    question_id: str
+    text: str
+    answers: list[str]
+
+
+class LabelSchemaPublished(Event):
+    """A version of the label ontology, with its policy for labels made under older ones."""
+
+    key_field: ClassVar[str] = "version"
+
+    version: str = Field(min_length=1)
+    classes: list[str] = Field(min_length=2)
+    questions: list[Question]
+    guideline_hash: str
+    supersedes: str | None = None
+    old_label_policy: Literal["none", "relabel_subset", "discard", "keep_as_feature"] = "none"
+    relabel_classes: list[str] = Field(
+        default=[], description="With relabel_subset: old labels of these classes are re-queued."
+    )
+
+
+class CommentScored(Event):
+    """The deployed model's scores for a comment and the route they chose."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    comment_id: str
+    model_version: str
+    classes: list[str]
+    probabilities: list[Probability]
+    margin: float = Field(ge=0.0, le=1.0)
+    route: Literal["annotate", "auto_accept", "none"]
+    threshold: float
+
+
+class TaskCreated(Event):
+    """A unit of annotation work for one comment under one schema version."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    task_id: str
+    comment_id: str
+    schema_version: str
+    kind: TaskKind
+    reason: TaskReason
+    questions: list[str]
+    redundancy: int = Field(ge=1)
+    prelabel: str | None = None
+    prelabel_confidence: float | None = Field(None, ge=0.0, le=1.0)
+    expected_label: str | None = Field(None, description="Known answer (honeypots) - internal.")
+
+
+class PriorVote(Record):
+    """A crowd vote as an adjudicating expert sees it."""
+
+    annotator_id: str
+    label: str
+    confidence: float | None = None
+
+
+class TaskAssigned(Event):
+    """A task handed to one annotator, on the pool's task topic. Honeypots look the same."""
+
+    key_field: ClassVar[str] = "annotator_id"
+
+    task_id: str
+    assignment_id: str
+    comment_id: str
+    annotator_id: str
+    pool: Pool
+    schema_version: str
+    questions: list[str]
+    text: str
+    context: list[str] = Field(default=[], description="Thread context granted to the task.")
+    prelabel: str | None = None
+    prelabel_confidence: float | None = None
+    prior_votes: list[PriorVote] = Field(default=[], description="Expert tasks only.")
+    cost_usd: float = Field(ge=0.0)
+
+
+class VoteCast(Event):
+    """An annotator's answer to an assigned task."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    vote_id: str
+    task_id: str
+    comment_id: str
+    annotator_id: str
+    schema_version: str
+    label: str
+    answers: dict[str, str] = Field(default={}, description="question id -> answer")
+    confidence: float | None = Field(None, ge=0.0, le=1.0)
+    time_spent_ms: int = Field(ge=0)
+    prelabel_shown: bool = False
+
+
+class ConsensusUpdated(Event):
+    """The rolling consensus for a comment under a schema version."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    comment_id: str
+    schema_version: str
+    method: str
+    method_params: dict[str, str] = {}
+    classes: list[str]
+    posterior: list[Probability]
+    label: str
+    agreement: float
+    vote_ids: list[str]
+
+
+class AdjudicationRequested(Event):
+    """Disagreement (or a policy) sent the comment to the expert pool."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    request_id: str
+    comment_id: str
+    schema_version: str
+    reason: str
+    agreement: float
+    threshold: float
+    vote_ids: list[str]
+
+
+class AdjudicationRecorded(Event):
+    """An expert's verdict; it overrides the crowd."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    adjudication_id: str
+    request_id: str
+    task_id: str
+    comment_id: str
+    schema_version: str
+    reviewer_id: str
+    label: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    note: str = ""
+    context_seen: list[str] = []
+
+
+class LabelCommitted(Event):
+    """A label that passed quality control, with its full provenance."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    label_id: str
+    comment_id: str
+    schema_version: str
+    label: str
+    classes: list[str]
+    distribution: list[Probability]
+    confidence: float = Field(ge=0.0, le=1.0)
+    route: Literal["consensus", "adjudication", "auto_accept", "weak"]
+    method: str
+    method_params: dict[str, str] = {}
+    vote_ids: list[str]
+    annotator_ids: list[str]
+    adjudication_id: str | None = None
+    machine_made: bool = False
+    gold_label: str | None = None
+    source_positions: list[LogPosition] = []
+
+
+class HoneypotScored(Event):
+    """An annotator's answer on a honeypot or gold item, scored."""
+
+    key_field: ClassVar[str] = "annotator_id"
+
+    annotator_id: str
+    task_id: str
+    vote_id: str
+    comment_id: str
+    schema_version: str
+    source: Literal["honeypot", "gold", "adjudication"]
+    expected_label: str
+    given_label: str
+    correct: bool
+
+
+class AnnotatorReliabilityUpdated(Event):
+    """A new reliability estimate for an annotator, with the value it replaces."""
+
+    key_field: ClassVar[str] = "annotator_id"
+
+    annotator_id: str
+    schema_version: str
+    method: Literal["beta_gold", "dawid_skene", "adjudication"]
+    accuracy: float = Field(ge=0.0, le=1.0)
+    accuracy_lower: float = Field(ge=0.0, le=1.0)
+    accuracy_upper: float = Field(ge=0.0, le=1.0)
+    previous_accuracy: float | None = None
+    n_observations: int = Field(ge=0)
+    classes: list[str] = []
+    confusion: list[list[float]] = Field(default=[], description="rows: truth, cols: answer")
+    window_start: Millis | None = None
+    window_end: Millis | None = None
+
+
+class IaaWindowClosed(Event):
+    """Agreement and gold accuracy for one event-time window and slice."""
+
+    key_field: ClassVar[str] = "slice"
+
+    window: Literal["day", "week"]
+    window_start: Millis
+    window_end: Millis
+    schema_version: str
+    question: str
+    slice: str
+    metric: str
+    agreement: float | None
+    gold_accuracy: float | None
+    n_items: int
+    n_gold_items: int
+    blind_spot: bool = False
+
+
+class FeedbackReceived(Event):
+    """A production signal: a user flag, an appeal or a moderator override."""
+
+    key_field: ClassVar[str] = "comment_id"
+
+    feedback_id: str
+    comment_id: str
+    kind: Literal["user_flag", "appeal", "moderator_override"]
+    label: str | None = None
+    actor_hash: str
+
+
+class ModelPublished(Event):
+    """A trained model, the data it was trained on, and its metrics."""
+
+    key_field: ClassVar[str] = "model_version"
+
+    model_version: str
+    artifact_uri: str
+    artifact_sha256: str
+    classes: list[str]
+    export_id: str | None = None
+    export_hash: str | None = None
+    metrics: dict[str, float] = {}
+
+
+class ExportCreated(Event):
+    """A versioned training export, reproducible from the log positions it names."""
+
+    key_field: ClassVar[str] = "export_id"
+
+    export_id: str
+    schema_version: str
+    as_of: Millis
+    log_positions: list[LogPosition]
+    aggregator: str
+    aggregator_params: dict[str, str] = {}
+    content_hash: str
+    row_count: int
+    uri: str
+
+
+class AnnotatorRegistered(Event):
+    """An annotator joined a pool, with consented self-reported attributes only."""
+
+    key_field: ClassVar[str] = "annotator_id"
+
+    annotator_id: str
+    pool: Pool
+    locale: str
+    languages: list[str]
+    consented: bool = False
+    demographics: dict[str, str] = Field(
+        default={}, description="Self-reported; empty unless consented."
+    )
+
+    @model_validator(mode="after")
+    def check_consent(self) -> AnnotatorRegistered:
+        if self.demographics and not self.consented:
+            raise ValueError("demographics may only be recorded with consent")
+        return self
+
+
+class DeadLettered(Event):
+    """An input that was rejected, with where it came from and why."""
+
+    key_field: ClassVar[str] = "source_topic"
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    reason_code: Literal["undecodable", "unknown_event_type", "schema_invalid", "policy_rejected"]
+    reason: str
+    stage: str
+    source_key: bytes | None = None
+    payload: bytes
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        CommentPosted,
+        LabelSchemaPublished,
+        CommentScored,
+        TaskCreated,
+        TaskAssigned,
+        VoteCast,
+        ConsensusUpdated,
+        AdjudicationRequested,
+        AdjudicationRecorded,
+        LabelCommitted,
+        HoneypotScored,
+        AnnotatorReliabilityUpdated,
+        IaaWindowClosed,
+        FeedbackReceived,
+        ModelPublished,
+        ExportCreated,
+        AnnotatorRegistered,
+        DeadLettered,
+    )
+}
+"""Every event type, by record name."""

@@ -1,0 +1,107 @@
+"""Avro single-object encoding of events, with schema resolution on read.
+
+A message is ``C3 01`` + the writer schema's 8-byte CRC-64-AVRO fingerprint (little-endian) +
+the Avro binary body. No registry is needed: the reader knows every committed version and
+resolves an older writer schema to the current reader schema (new fields take defaults).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from pydantic import ValidationError
+
+from labeltrail.events.avro import committed_schemas, writer_schemas
+from labeltrail.events.base import Event
+from labeltrail.events.exceptions import (
+    SchemaInvalidError,
+    SerializationError,
+    UndecodableError,
+    UnknownEventTypeError,
+)
+from labeltrail.events.models import EVENT_TYPES
+
+__all__ = ["MAGIC", "decode", "encode", "encode_with", "event_type_of"]
+
+MAGIC = b"\xc3\x01"
+_HEADER = len(MAGIC) + 8
+
+
+def _current(name: str) -> tuple[Any, bytes]:
+    schema = committed_schemas().get(name)
+    if schema is None:
+        raise SerializationError(f"no committed contract for event type {name!r}")
+    for fp, writer in writer_schemas().items():
+        if writer.schema is schema:
+            return schema, fp
+    raise SerializationError(f"no fingerprint for {name!r}")  # pragma: no cover
+
+
+_CURRENT: dict[str, tuple[Any, bytes]] = {}
+
+
+def encode(event: Event) -> bytes:
+    """Encode an event with its current contract."""
+    name = type(event).__name__
+    entry = _CURRENT.get(name)
+    if entry is None:
+        entry = _CURRENT[name] = _current(name)
+    schema, fp = entry
+    return encode_with(schema, fp, event.model_dump())
+
+
+def encode_with(schema: Any, fp: bytes, record: dict[str, Any]) -> bytes:
+    """Encode a plain record with a given parsed schema and fingerprint (tests, old writers)."""
+    buf = io.BytesIO()
+    buf.write(MAGIC)
+    buf.write(fp)
+    try:
+        schemaless_writer(buf, schema, record)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise SerializationError(f"cannot encode {schema.get('name')}: {exc}") from exc
+    return buf.getvalue()
+
+
+def event_type_of(data: bytes) -> str:
+    """The event type a message claims, from its fingerprint, without decoding the body."""
+    if len(data) < _HEADER or data[:2] != MAGIC:
+        raise UndecodableError("not an Avro single-object message (bad marker or too short)")
+    writer = writer_schemas().get(data[2:_HEADER])
+    if writer is None:
+        raise UnknownEventTypeError(f"unknown schema fingerprint {data[2:_HEADER].hex()}")
+    return writer.name
+
+
+def decode(data: bytes) -> Event:
+    """Decode a message into its event model, resolving an older writer schema.
+
+    Raises :class:`UndecodableError`, :class:`UnknownEventTypeError` or
+    :class:`SchemaInvalidError`; each carries the dead-letter ``reason_code``.
+    """
+    name = event_type_of(data)
+    writer = writer_schemas()[data[2:_HEADER]]
+    reader = committed_schemas()[name]
+    buf = io.BytesIO(data)
+    buf.seek(_HEADER)
+    try:
+        record = schemaless_reader(buf, writer.schema, reader)
+    except Exception as exc:  # fastavro raises a variety of errors on corrupt bodies
+        raise UndecodableError(f"corrupt {name} body: {type(exc).__name__}: {exc}") from exc
+    if buf.tell() != len(data):
+        raise UndecodableError(f"{len(data) - buf.tell()} trailing bytes after {name} body")
+    model = EVENT_TYPES.get(name)
+    if model is None:
+        raise UnknownEventTypeError(f"no model for event type {name!r}")
+    try:
+        event = model.model_validate(record)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SchemaInvalidError(f"{name}.{where}: {first['msg']}") from exc
+    if event.envelope.event_type != name:
+        raise SchemaInvalidError(
+            f"envelope says {event.envelope.event_type!r} but the schema is {name!r}"
+        )
+    return event

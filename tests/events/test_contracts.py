@@ -1,0 +1,178 @@
+"""The Avro contracts and the pydantic models must not drift; every event round-trips."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+from fastavro.schema import parse_schema
+
+from labeltrail.events import (
+    EVENT_TYPES,
+    AnnotatorRegistered,
+    CommentPosted,
+    Event,
+    VoteCast,
+    decode,
+    derive_id,
+    encode,
+)
+from labeltrail.events.avro import committed_schemas, schema_dir, schema_for, writer_schemas
+from labeltrail.events.exceptions import (
+    SchemaInvalidError,
+    UndecodableError,
+    UnknownEventTypeError,
+)
+from labeltrail.events.serde import encode_with
+from tests.events.samples import sample_event
+
+
+def _strip_docs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_docs(v) for k, v in node.items() if k != "doc"}
+    if isinstance(node, list):
+        return [_strip_docs(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_TYPES))
+def test_model_and_committed_contract_agree(name: str) -> None:
+    committed = json.loads((schema_dir() / f"{name}.avsc").read_text())
+    assert _strip_docs(committed) == _strip_docs(schema_for(EVENT_TYPES[name]))
+
+
+def test_every_contract_has_a_model() -> None:
+    files = {p.stem for p in schema_dir().glob("*.avsc")}
+    assert files == set(EVENT_TYPES)
+
+
+def test_drift_is_detected() -> None:
+    committed = json.loads((schema_dir() / "VoteCast.avsc").read_text())
+    committed["fields"].append({"name": "extra", "type": "string", "default": ""})
+    assert _strip_docs(committed) != _strip_docs(schema_for(VoteCast))
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_TYPES))
+def test_round_trip(name: str) -> None:
+    event = sample_event(name)
+    data = encode(event)
+    assert data[:2] == b"\xc3\x01"
+    assert decode(data) == event
+
+
+def test_older_writer_version_resolves_to_current_reader() -> None:
+    v1 = next(w for w in writer_schemas().values() if w.name == "VoteCast" and w.version == 1)
+    event = sample_event("VoteCast")
+    record = event.model_dump()
+    record.pop("answers")
+    record.pop("prelabel_shown")
+    data = encode_with(v1.schema, v1.fingerprint, record)
+    decoded = decode(data)
+    assert isinstance(decoded, VoteCast)
+    assert decoded.answers == {}
+    assert decoded.prelabel_shown is False
+    assert decoded.vote_id == event.vote_id
+
+
+def test_undecodable_bytes() -> None:
+    with pytest.raises(UndecodableError, match="marker"):
+        decode(b'{"json": "not avro"}')
+    good = encode(sample_event("VoteCast"))
+    with pytest.raises(UndecodableError):
+        decode(good[:-7])
+
+
+def test_unknown_fingerprint() -> None:
+    good = encode(sample_event("VoteCast"))
+    with pytest.raises(UnknownEventTypeError, match="fingerprint"):
+        decode(good[:2] + b"\x00" * 8 + good[10:])
+
+
+def test_schema_invalid_payload() -> None:
+    schema = committed_schemas()["VoteCast"]
+    fp = next(f for f, w in writer_schemas().items() if w.schema is schema)
+    record = sample_event("VoteCast").model_dump()
+    record["confidence"] = 1.7
+    with pytest.raises(SchemaInvalidError, match="confidence"):
+        decode(encode_with(schema, fp, record))
+
+
+def test_envelope_type_must_match_schema() -> None:
+    schema = committed_schemas()["VoteCast"]
+    fp = next(f for f, w in writer_schemas().items() if w.schema is schema)
+    record = sample_event("VoteCast").model_dump()
+    record["envelope"]["event_type"] = "LabelCommitted"
+    with pytest.raises(SchemaInvalidError, match="envelope"):
+        decode(encode_with(schema, fp, record))
+
+
+def test_committed_contracts_parse_standalone() -> None:
+    for path in schema_dir().glob("**/*.avsc"):
+        parse_schema(json.loads(path.read_text()))
+
+
+def test_derived_ids_are_deterministic_and_order_free() -> None:
+    a = derive_id("LabelCommitted", "c-1f8a", "v3", ["v2", "v1"])
+    assert a == derive_id("LabelCommitted", "c-1f8a", "v3", ["v1", "v2"])
+    assert a != derive_id("LabelCommitted", "c-1f8a", "v4", ["v1", "v2"])
+    e1 = VoteCast.create(producer="t", id_parts=("x",), **_vote_fields())
+    e2 = VoteCast.create(producer="t", id_parts=("x",), **_vote_fields())
+    assert e1.event_id == e2.event_id
+
+
+def _vote_fields() -> dict[str, Any]:
+    return {
+        "vote_id": "v",
+        "task_id": "t",
+        "comment_id": "c",
+        "annotator_id": "a",
+        "schema_version": "v3",
+        "label": "harassment",
+        "time_spent_ms": 10,
+    }
+
+
+def test_timestamps_are_utc_millis() -> None:
+    t = dt.datetime(2024, 8, 15, 10, 23, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    event = CommentPosted.create(
+        producer="t",
+        occurred_at=t,
+        comment_id="c",
+        video_id="v",
+        author_hash="h",
+        text="hello",
+        posted_at=t,
+        source="pool",
+    )
+    assert event.posted_at == dt.datetime(2024, 8, 15, 8, 23, 0, 123000, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="timezone"):
+        CommentPosted.create(
+            producer="t",
+            comment_id="c",
+            video_id="v",
+            author_hash="h",
+            text="hello",
+            posted_at=dt.datetime(2024, 1, 1),
+            source="pool",
+        )
+
+
+def test_demographics_need_consent() -> None:
+    with pytest.raises(ValueError, match="consent"):
+        AnnotatorRegistered.create(
+            producer="t",
+            annotator_id="a",
+            pool="crowd",
+            locale="en-US",
+            languages=["en"],
+            demographics={"age_band": "25-34"},
+        )
+
+
+def test_events_are_frozen() -> None:
+    event = sample_event("VoteCast")
+    with pytest.raises(ValueError, match="frozen"):
+        event.label = "hate"  # type: ignore[misc]
+    assert isinstance(event, Event)

@@ -1,0 +1,30 @@
+"""The quality core: consensus, agreement and reliability, pure numpy/scipy.
+
+Start from :class:`Votes` (long format -> integer codes), then a consensus estimator
+(:class:`MajorityVote`, :class:`WeightedMajorityVote`, :class:`DawidSkene`,
+:class:`OneCoinDawidSkene`, :class:`MACE`), the agreement functions and the reliability helpers.
+No Kafka, faust, ClickHouse or pandas import anywhere in this package (a test enforces it).
+"""
+
+from __future__ import annotations
+
+from labeltrail.quality._encoding import NO_GOLD, TIE_RULE, Votes, argmax_lowest
+from labeltrail.quality.consensus import MajorityVote, WeightedMajorityVote
+from labeltrail.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
+from labeltrail.quality.exceptions import NotFittedError, QualityError, VoteFormatError
+from labeltrail.quality.mace import MACE
+
+__all__ = [
+    "MACE",
+    "NO_GOLD",
+    "TIE_RULE",
+    "DawidSkene",
+    "MajorityVote",
+    "NotFittedError",
+    "OneCoinDawidSkene",
+    "QualityError",
+    "VoteFormatError",
+    "Votes",
+    "WeightedMajorityVote",
+    "argmax_lowest",
+]

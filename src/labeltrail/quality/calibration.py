@@ -1,0 +1,77 @@
+"""Calibrated confidence per item: temperature scaling fitted on gold items, and ECE."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize_scalar
+
+from labeltrail.quality._encoding import NO_GOLD
+from labeltrail.quality.exceptions import NotFittedError, VoteFormatError
+
+__all__ = ["TemperatureCalibrator", "expected_calibration_error"]
+
+_FLOOR = 1e-12
+
+
+def _tempered(log_p: NDArray[np.float64], temperature: float) -> NDArray[np.float64]:
+    z = log_p / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+class TemperatureCalibrator:
+    """Temperature scaling of posteriors: ``softmax(log p / T)``, T fitted by minimising the
+    negative log-likelihood of gold labels. T > 1 softens overconfident models such as
+    Dawid-Skene on few votes. Learned: ``temperature_``.
+    """
+
+    def __init__(self, bounds: tuple[float, float] = (0.05, 20.0)) -> None:
+        self.bounds = bounds
+
+    def fit(self, posteriors: ArrayLike, gold: ArrayLike) -> TemperatureCalibrator:
+        """posteriors: (n_items, n_classes); gold: (n_items,) codes, -1 = no gold."""
+        p = np.asarray(posteriors, dtype=np.float64)
+        g = np.asarray(gold, dtype=np.int64)
+        if p.ndim != 2 or g.shape != (p.shape[0],):
+            raise VoteFormatError("posteriors (n_items, n_classes) and gold (n_items,) expected")
+        rows = np.flatnonzero(g != NO_GOLD)
+        if rows.size == 0:
+            raise VoteFormatError("calibration needs at least one gold item")
+        log_p = np.log(np.clip(p[rows], _FLOOR, None))
+        target = g[rows]
+
+        def nll(log_t: float) -> float:
+            q = _tempered(log_p, float(np.exp(log_t)))
+            return float(-np.log(np.clip(q[np.arange(rows.size), target], _FLOOR, None)).sum())
+
+        lo, hi = np.log(self.bounds[0]), np.log(self.bounds[1])
+        res = minimize_scalar(nll, bounds=(lo, hi), method="bounded")
+        self.temperature_ = float(np.exp(res.x))
+        return self
+
+    def transform(self, posteriors: ArrayLike) -> NDArray[np.float64]:
+        """Calibrated posteriors (n_items, n_classes); argmax (and so the label) is unchanged."""
+        if not hasattr(self, "temperature_"):
+            raise NotFittedError("TemperatureCalibrator is not fitted")
+        p = np.asarray(posteriors, dtype=np.float64)
+        return _tempered(np.log(np.clip(p, _FLOOR, None)), self.temperature_)
+
+
+def expected_calibration_error(
+    confidence: ArrayLike, correct: ArrayLike, n_bins: int = 10
+) -> float:
+    """ECE with equal-width bins: sum over bins of |accuracy - mean confidence| x bin share.
+
+    confidence: (n,) in [0, 1]; correct: (n,) booleans.
+    """
+    c = np.asarray(confidence, dtype=np.float64)
+    ok = np.asarray(correct, dtype=bool)
+    if c.shape != ok.shape or c.ndim != 1 or c.size == 0:
+        raise VoteFormatError("confidence and correct must be equal-length 1-D arrays")
+    bins = np.minimum((c * n_bins).astype(np.int64), n_bins - 1)
+    conf_sum = np.bincount(bins, weights=c, minlength=n_bins)
+    acc_sum = np.bincount(bins, weights=ok.astype(np.float64), minlength=n_bins)
+    return float(np.abs(acc_sum - conf_sum).sum() / c.size)

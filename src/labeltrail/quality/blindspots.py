@@ -85,13 +85,15 @@ def detect_blind_spots(
     min_agreement: float = 0.8,
     alpha: float = 0.05,
     min_gap: float = 0.0,
+    min_gold: int = 5,
 ) -> list[SliceReport]:
     """Flag slices with agreement >= ``min_agreement`` whose gold accuracy is significantly
     below the accuracy on all other gold items.
 
     Test: one-sided Fisher exact test on (correct, wrong) x (slice, rest), p-values Holm-adjusted
     over the slices that are tested, flag when adjusted p < ``alpha`` and the accuracy gap is at
-    least ``min_gap``. Small slices cannot reach significance, so they do not raise noise.
+    least ``min_gap``. Slices with fewer than ``min_gold`` gold items are reported but never
+    tested or flagged; small slices otherwise rarely reach significance, so they stay quiet.
     """
     if not 0 < alpha < 1:
         raise QualityError("alpha must be in (0, 1)")
@@ -104,7 +106,7 @@ def detect_blind_spots(
         rest_n = n_gold_total - n_gold
         acc = n_ok / n_gold if n_gold else float("nan")
         ref = rest_ok / rest_n if rest_n else float("nan")
-        if n_gold and rest_n:
+        if n_gold >= max(min_gold, 1) and rest_n:
             table = [[n_ok, n_gold - n_ok], [rest_ok, rest_n - rest_ok]]
             p = float(stats.fisher_exact(table, alternative="less").pvalue)
         else:

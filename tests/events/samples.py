@@ -84,6 +84,8 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "label": "non-toxic",
         "agreement": 0.3333,
         "vote_ids": ["vote1", "vote2", "vote3"],
+        "votes_expected": 3,
+        "status": "adjudication",
     },
     "AdjudicationRequested": {
         "request_id": "r1",

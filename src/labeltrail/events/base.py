@@ -34,7 +34,7 @@ def utc_now() -> dt.datetime:
 class Record(BaseModel):
     """A frozen value object that maps to an Avro record."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64")
 
 
 class LogPosition(Record):

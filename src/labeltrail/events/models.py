@@ -116,6 +116,7 @@ class TaskCreated(Event):
     prelabel: str | None = None
     prelabel_confidence: float | None = Field(None, ge=0.0, le=1.0)
     expected_label: str | None = Field(None, description="Known answer (honeypots) - internal.")
+    request_id: str | None = Field(None, description="The adjudication request it answers.")
 
 
 class PriorVote(Record):
@@ -143,6 +144,7 @@ class TaskAssigned(Event):
     prelabel: str | None = None
     prelabel_confidence: float | None = None
     prior_votes: list[PriorVote] = Field(default=[], description="Expert tasks only.")
+    request_id: str | None = Field(None, description="The adjudication request it answers.")
     cost_usd: float = Field(ge=0.0)
 
 
@@ -177,6 +179,11 @@ class ConsensusUpdated(Event):
     label: str
     agreement: float
     vote_ids: list[str]
+    annotator_ids: list[str] = []
+    votes_expected: int = Field(ge=1)
+    status: Literal["collecting", "passed", "adjudication"] = Field(
+        description="collecting: waiting for votes; passed: QC gate met; adjudication: sent on."
+    )
 
 
 class AdjudicationRequested(Event):

@@ -1,0 +1,99 @@
+"""Render audit query results for people: the trace timeline of one comment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["render_trace"]
+
+
+def _fmt_probs(classes: Sequence[str], probs: Sequence[float]) -> str:
+    return " ".join(f"P({c})={p:.2f}" for c, p in zip(classes, probs, strict=True) if p > 0)
+
+
+def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
+    match event_type:
+        case "CommentPosted":
+            return [
+                f"comment {p['comment_id']} posted on video {p['video_id']} ({p['source']})",
+                f'"{p["text"]}"',
+                f"{len(p['text'])} chars; thread parents: {', '.join(p['parent_ids']) or '-'}",
+            ]
+        case "CommentScored":
+            return [
+                f"model {p['model_version']} scores: "
+                + _fmt_probs(p["classes"], p["probabilities"]),
+                f"margin = {p['margin']:.2f} (threshold {p['threshold']:.2f})"
+                f" -> route {p['route']}",
+            ]
+        case "TaskCreated":
+            extra = f", expected {p['expected_label']}" if p.get("expected_label") else ""
+            return [
+                f"task {p['task_id'][:8]} kind={p['kind']} reason={p['reason']} "
+                f"schema={p['schema_version']} x{p['redundancy']}{extra}",
+                "decomposed: " + ", ".join(p["questions"]),
+            ]
+        case "TaskAssigned":
+            lines = [f"assigned to {annotator} ({p['pool']}, ${p['cost_usd']:.2f})"]
+            if p.get("context"):
+                lines.append("context granted: " + " | ".join(p["context"]))
+            return lines
+        case "VoteCast":
+            conf = p.get("confidence")
+            answers = " ".join(f"{k}={v}" for k, v in sorted(p.get("answers", {}).items()))
+            return [
+                f"{annotator} -> {p['label']!r}"
+                + (f" (confidence {conf:.2f})" if conf is not None else "")
+                + f" in {p['time_spent_ms'] / 1000:.1f}s",
+                answers,
+            ]
+        case "ConsensusUpdated":
+            return [
+                f"consensus ({p['method']}, {len(p['vote_ids'])}/{p['votes_expected']} votes): "
+                f"{p['label']} agreement={p['agreement']:.2f} status={p['status']}"
+            ]
+        case "AdjudicationRequested":
+            return [f"adjudication requested: {p['reason']}"]
+        case "AdjudicationRecorded":
+            return [
+                f"expert {p['reviewer_id']} verdict: {p['label']}"
+                f" (confidence {p['confidence']:.2f})",
+                f'note: "{p["note"]}"; context seen: {", ".join(p["context_seen"]) or "-"}',
+            ]
+        case "LabelCommitted":
+            return [
+                f"label committed: {p['label']} . {p['schema_version']} . route={p['route']} "
+                f"confidence={p['confidence']:.2f}",
+                f"method={p['method']} votes={len(p['vote_ids'])} "
+                f"annotators={', '.join(p['annotator_ids']) or '-'}"
+                + (f" adjudication={p['adjudication_id'][:8]}" if p.get("adjudication_id") else ""),
+                "from log positions: "
+                + ", ".join(
+                    f"{s['topic']}[{s['partition']}]@{s['offset']}" for s in p["source_positions"]
+                ),
+            ]
+        case "HoneypotScored":
+            ok = "correct" if p["correct"] else "WRONG"
+            return [f"honeypot: {annotator} answered {p['given_label']} ({ok})"]
+        case _:
+            return [json.dumps(p, sort_keys=True)[:160]]
+
+
+def render_trace(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The timeline of one comment's events, in the article's trace layout."""
+    if not rows:
+        return []
+    t0: dt.datetime = rows[0]["occurred_at"]
+    day0 = t0.replace(hour=0, minute=0, second=0, microsecond=0)
+    lines: list[str] = []
+    for row in rows:
+        when: dt.datetime = row["occurred_at"]
+        stamp = f"day {(when - day0).days} . {when:%H:%M}"
+        payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
+        body = _describe(row["event_type"], payload, row.get("annotator_id", ""))
+        lines.append(f"{stamp:>14} | [{row['event_type']}] {body[0]}")
+        lines += [f"{'':>14} |   {b}" for b in body[1:] if b]
+    return lines

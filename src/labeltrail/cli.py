@@ -1,0 +1,176 @@
+"""The ``labeltrail`` command line: thin calls into the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from labeltrail.config import Settings
+from labeltrail.exceptions import LabeltrailError
+
+app = typer.Typer(help="labeltrail: an event-sourced labeling pipeline.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit queries, read from ClickHouse.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+projections_app = typer.Typer(help="ClickHouse projections.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(topics_app, name="topics")
+app.add_typer(projections_app, name="projections")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def demo(
+    comments: Annotated[int, typer.Option(help="Comments to simulate.")] = 2_000,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 7,
+    timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 900.0,
+) -> None:
+    """Run the simulated platform through the real broker into ClickHouse, then trace."""
+    from labeltrail.demo import run_demo
+    from labeltrail.sim import PlatformConfig
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    t0 = time.monotonic()
+    settings = Settings()
+    console.print(
+        f"kafka {settings.kafka_bootstrap_servers} . clickhouse {settings.clickhouse_dsn} "
+        f". topics {settings.topic_prefix}.*"
+    )
+    try:
+        result = run_demo(
+            settings,
+            config=PlatformConfig(n_comments=comments, seed=seed),
+            timeout=timeout,
+            progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
+        )
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
+    console.rule("summary")
+    console.print(f"wall time {result.seconds:.1f}s; seed events produced {result.produced}")
+    for name, stats in result.stage_stats.items():
+        console.print(f"  {name:<15} " + " ".join(f"{k}={v}" for k, v in stats.items()))
+    console.print(f"  projector       projected={result.projected}")
+    console.print(
+        "events in ClickHouse: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(result.table_counts.items()))
+    )
+    console.print(f"total {sum(result.table_counts.values())}; dead letters {result.dead_letters}")
+    console.print(
+        "labels by route: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(result.labels_by_route.items()))
+    )
+    console.print("label accuracy against the simulation's truth, by slice:")
+    for slice_, (n, acc) in result.accuracy_by_slice.items():
+        console.print(f"  {slice_:<18} n={n:<5} accuracy={acc:.3f}")
+    console.rule(f"labeltrail audit trace {result.trace_comment}")
+    for line in result.trace:
+        console.print(line, highlight=False, markup=False)
+
+
+@app.command()
+def ingest(
+    path: Annotated[str, typer.Argument(help="JSON-lines file of comments, or - for stdin.")],
+) -> None:
+    """Validate comments and produce them as CommentPosted; all or nothing."""
+    from labeltrail.ingest import parse_comments
+    from labeltrail.kafka.producer import EventProducer
+
+    settings = Settings()
+    try:
+        if path == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise _fail(exc, 2) from exc
+    try:
+        events = parse_comments(lines)
+    except LabeltrailError as exc:
+        raise _fail(exc, 2) from exc
+    producer = EventProducer(settings)
+    for event in events:
+        producer.send(event)
+    try:
+        producer.flush()
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
+    console.print(f"produced {len(events)} comment(s)")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every labeltrail topic that is missing (idempotent)."""
+    from labeltrail.kafka.admin import ensure_topics
+
+    try:
+        result = ensure_topics(Settings())
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
+    for name, state in sorted(result.items()):
+        console.print(f"{name}: {state}")
+
+
+@projections_app.command("apply")
+def projections_apply() -> None:
+    """Apply the ClickHouse DDL in projections/ddl (idempotent)."""
+    from labeltrail.clickhouse.client import apply_ddl, connect
+
+    settings = Settings()
+    try:
+        applied = apply_ddl(connect(settings.clickhouse_dsn))
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
+    console.print("applied " + ", ".join(applied))
+
+
+@audit_app.command("trace")
+def audit_trace(
+    comment: Annotated[str, typer.Argument(help="Comment id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON.")] = False,
+) -> None:
+    """The full trace of one comment, from ClickHouse alone."""
+    from labeltrail.audit import render_trace
+    from labeltrail.clickhouse.client import connect, run_named
+
+    settings = Settings()
+    try:
+        rows = run_named(connect(settings.clickhouse_dsn), "trace", comment_id=comment)
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
+    if not rows:
+        raise _fail(LabeltrailError(f"no events for comment {comment!r}"), 3)
+    if as_json:
+        for row in rows:
+            row["occurred_at"] = row["occurred_at"].isoformat()
+            row["payload"] = json.loads(row["payload"])
+            console.print_json(json.dumps(row))
+        return
+    for line in render_trace(rows):
+        console.print(line, highlight=False, markup=False)
+
+
+def _register_optional() -> None:
+    try:
+        from labeltrail import quality_cli
+    except ImportError:  # pragma: no cover - the quality CLI ships with the package
+        return
+    quality_cli.register(app)
+
+
+_register_optional()
+
+if __name__ == "__main__":
+    app()

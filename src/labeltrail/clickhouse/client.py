@@ -1,0 +1,97 @@
+"""Connect to ClickHouse by DSN, apply the DDL, and run the named queries in projections/.
+
+``chdb:///<dir>`` runs the real ClickHouse engine in this process (one process owns a
+directory at a time); ``http(s)://user:password@host:8123/database`` talks to a server. The
+same SQL serves both.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from labeltrail.exceptions import ConfigurationError, LabeltrailError
+
+__all__ = [
+    "ClickHouseUnavailableError",
+    "apply_ddl",
+    "connect",
+    "named_query",
+    "projections_dir",
+    "run_named",
+]
+
+
+class ClickHouseUnavailableError(LabeltrailError):
+    """ClickHouse could not be opened or reached."""
+
+
+def projections_dir() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "projections"
+        if (candidate / "ddl").is_dir():
+            return candidate
+    raise ConfigurationError("projections/ not found next to the package")
+
+
+def connect(dsn: str, *, password: str | None = None) -> Client:
+    """A clickhouse-connect client for a ``chdb://`` or ``http(s)://`` DSN."""
+    try:
+        if dsn.startswith("chdb://"):
+            path = dsn.removeprefix("chdb://")
+            if path in ("", "/"):
+                raise ConfigurationError("chdb DSN needs a directory: chdb:///path/to/dir")
+            Path(path).mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(interface="chdb", path=path)
+        if dsn.startswith(("http://", "https://")):
+            kwargs: dict[str, Any] = {"dsn": dsn}
+            if password is not None:
+                kwargs["password"] = password
+            return clickhouse_connect.get_client(**kwargs)
+    except ClickHouseError as exc:
+        raise ClickHouseUnavailableError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
+    except Exception as exc:
+        if "Cannot lock file" in str(exc):
+            raise ClickHouseUnavailableError(
+                f"{dsn} is open in another process (one process owns a chdb directory); "
+                "stop it or query through a server DSN"
+            ) from exc
+        raise ClickHouseUnavailableError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
+    raise ConfigurationError(f"unsupported ClickHouse DSN {dsn!r}: use chdb:/// or http(s)://")
+
+
+def _statements(sql: str) -> list[str]:
+    without_comments = re.sub(r"--[^\n]*", "", sql)
+    return [s.strip() for s in without_comments.split(";") if s.strip()]
+
+
+def apply_ddl(client: Client) -> list[str]:
+    """Apply every file in projections/ddl in order; every statement is idempotent."""
+    applied: list[str] = []
+    for path in sorted((projections_dir() / "ddl").glob("*.sql")):
+        for statement in _statements(path.read_text()):
+            client.command(statement)
+        applied.append(path.name)
+    return applied
+
+
+@cache
+def named_query(name: str) -> str:
+    """The text of ``projections/queries/<name>.sql``."""
+    path = projections_dir() / "queries" / f"{name}.sql"
+    if not path.is_file():
+        raise LabeltrailError(f"no named query {name!r}")
+    return path.read_text()
+
+
+def run_named(client: Client, name: str, **parameters: Any) -> list[dict[str, Any]]:
+    """Run a named query with server-side parameters (never string-built SQL)."""
+    result = client.query(named_query(name), parameters=parameters)
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]

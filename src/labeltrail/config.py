@@ -1,0 +1,91 @@
+"""All configuration, read from the environment in one place.
+
+Each setting's variable is ``LABELTRAIL_<NAME>`` unless stated; ``KAFKA_BOOTSTRAP_SERVERS`` is
+read as is, because that is the name operators already use.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "settings"]
+
+
+class Settings(BaseSettings):
+    """labeltrail's settings (frozen; build a new one to change them)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "LABELTRAIL_KAFKA_BOOTSTRAP"),
+    )
+    """``KAFKA_BOOTSTRAP_SERVERS``: the Kafka cluster to use."""
+
+    kafka_security_protocol: str = "PLAINTEXT"
+    """``LABELTRAIL_KAFKA_SECURITY_PROTOCOL``: PLAINTEXT, SSL, SASL_SSL, ..."""
+
+    kafka_sasl_mechanism: str | None = None
+    """``LABELTRAIL_KAFKA_SASL_MECHANISM``: e.g. PLAIN or SCRAM-SHA-512."""
+
+    kafka_sasl_username: str | None = None
+    """``LABELTRAIL_KAFKA_SASL_USERNAME``."""
+
+    kafka_sasl_password: SecretStr | None = None
+    """``LABELTRAIL_KAFKA_SASL_PASSWORD``: kept secret until a client is built."""
+
+    topic_prefix: str = "labeltrail"
+    """``LABELTRAIL_TOPIC_PREFIX``: every topic name starts with it (isolates test runs)."""
+
+    topic_partitions: int = Field(6, ge=1)
+    """``LABELTRAIL_TOPIC_PARTITIONS``: partitions of the keyed topics."""
+
+    topic_replication: int = Field(1, ge=1)
+    """``LABELTRAIL_TOPIC_REPLICATION``: replication factor for new topics."""
+
+    clickhouse_dsn: str = "chdb:///var/labeltrail/clickhouse"
+    """``LABELTRAIL_CLICKHOUSE_DSN``: ``chdb:///<dir>`` (in process) or ``http://host:8123/db``."""
+
+    clickhouse_password: SecretStr | None = None
+    """``LABELTRAIL_CLICKHOUSE_PASSWORD``: for a server DSN without an inline password."""
+
+    agreement_threshold: float = Field(0.85, ge=0.0, le=1.0)
+    """``LABELTRAIL_AGREEMENT_THRESHOLD``: per-item agreement below it goes to an expert."""
+
+    honeypot_rate: float = Field(0.05, ge=0.0, le=1.0)
+    """``LABELTRAIL_HONEYPOT_RATE``: share of crowd tasks that are honeypots."""
+
+    redundancy: int = Field(3, ge=1)
+    """``LABELTRAIL_REDUNDANCY``: distinct crowd annotators per item."""
+
+    crowd_cost_usd: float = 0.04
+    """``LABELTRAIL_CROWD_COST_USD``: cost of one crowd label."""
+
+    expert_cost_usd: float = 5.00
+    """``LABELTRAIL_EXPERT_COST_USD``: cost of one expert label."""
+
+    low_margin_threshold: float = Field(0.1, ge=0.0, le=1.0)
+    """``LABELTRAIL_LOW_MARGIN_THRESHOLD``: a model margin below it routes to annotation."""
+
+    def kafka_config(self) -> dict[str, str | int | float | bool]:
+        """librdkafka settings for this cluster (the only place the secret is revealed)."""
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return conf
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,222 @@
+"""The demo: a simulated platform run through the real broker into ClickHouse.
+
+Comments are produced; a stand-in model scores them; tasking assigns each to three distinct
+crowd annotators on the crowd task topic; simulated frontends read their tasks and vote;
+consensus (majority vote) routes disagreement to an expert; labels are committed; the
+projector writes every event into ClickHouse; the trace of one ambiguous comment is read back
+from ClickHouse alone. Rerunning after a kill resumes: every id is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from confluent_kafka import Consumer, TopicPartition
+
+from labeltrail.audit import render_trace
+from labeltrail.clickhouse.client import apply_ddl, connect, run_named
+from labeltrail.clickhouse.projector import Projector
+from labeltrail.config import Settings
+from labeltrail.events.topics import topic_name
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.producer import EventProducer
+from labeltrail.kafka.runner import StageRunner, consumer_config
+from labeltrail.ontology import moderation_schema_v3
+from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.pipeline.labels import LabelsFold
+from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
+from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
+from labeltrail.sim.platform import CODED
+
+__all__ = ["DemoResult", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoResult:
+    seconds: float
+    produced: int
+    stage_stats: dict[str, dict[str, int]]
+    projected: int
+    table_counts: dict[str, int]
+    labels_by_route: dict[str, int]
+    accuracy_by_slice: dict[str, tuple[int, float]]
+    dead_letters: int
+    trace_comment: str | None
+    trace: list[str] = field(default_factory=list)
+
+
+def _end_offsets(settings: Settings, suffix: str) -> int:
+    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.demo-probe"))
+    try:
+        topic = topic_name(settings.topic_prefix, suffix)
+        meta = consumer.list_topics(topic, timeout=30)
+        total = 0
+        for p in meta.topics[topic].partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high
+        return total
+    finally:
+        consumer.close()
+
+
+def _seed(settings: Settings, platform: Platform) -> int:
+    """Produce the world's inputs unless a previous run already did."""
+    seed_events = [
+        moderation_schema_v3(),
+        *platform.annotator_events(),
+        *platform.gold_events(),
+        *(c.event for c in platform.comments),
+    ]
+    if _end_offsets(settings, "comments") >= len(platform.comments):
+        log.info("inputs already on the log; resuming")
+        return 0
+    producer = EventProducer(settings)
+    for event in seed_events:
+        producer.send(event)
+    producer.flush()
+    return len(seed_events)
+
+
+def _settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
+    before = totals()
+    if not all(w.is_set() for w in waiters):
+        return False
+    time.sleep(1.5)
+    return all(w.is_set() for w in waiters) and totals() == before
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    config: PlatformConfig | None = None,
+    client: Client | None = None,
+    timeout: float = 600.0,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> DemoResult:
+    """Run the simulated platform end to end; returns the summary and a trace."""
+    started = time.monotonic()
+    platform = Platform(config or PlatformConfig())
+    progress("creating topics")
+    ensure_topics(settings)
+    ch = client or connect(settings.clickhouse_dsn)
+    apply_ddl(ch)
+    progress(f"producing {len(platform.comments)} comments, annotators, gold set")
+    produced = _seed(settings, platform)
+
+    folds: list[Any] = [
+        SimulatedScorer(platform, threshold=settings.low_margin_threshold),
+        TaskingFold(
+            TaskingConfig(
+                redundancy=settings.redundancy,
+                honeypot_rate=settings.honeypot_rate,
+                low_margin_threshold=settings.low_margin_threshold,
+                crowd_cost_usd=settings.crowd_cost_usd,
+                expert_cost_usd=settings.expert_cost_usd,
+            )
+        ),
+        SimulatedAnnotators(platform),
+        ConsensusFold(ConsensusConfig(agreement_threshold=settings.agreement_threshold)),
+        LabelsFold(),
+    ]
+    runners = [StageRunner(fold, settings) for fold in folds]
+    projector = Projector(ch, settings)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def guard(target: Callable[[threading.Event], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target(stop)
+            except BaseException as exc:  # surfaced below: a dead stage must fail the demo
+                errors.append(exc)
+                stop.set()
+
+        return run
+
+    threads = [threading.Thread(target=guard(r.run), name=r.fold.name) for r in runners]
+    threads.append(threading.Thread(target=guard(projector.run), name="projector"))
+    for t in threads:
+        t.start()
+    progress("stages running: scorer, tasking, annotators, consensus, labels, projector")
+    waiters = [r.caught_up for r in runners] + [projector.caught_up]
+
+    def totals() -> int:
+        return sum(r.stats.consumed for r in runners) + projector.stats.consumed
+
+    try:
+        while not _settled(waiters, totals):
+            if stop.is_set() or time.monotonic() - started > timeout:
+                break
+            time.sleep(0.5)
+    finally:
+        progress("stopping stages")
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    if errors:
+        raise errors[0]
+    if time.monotonic() - started > timeout:
+        raise TimeoutError(f"demo did not settle within {timeout:.0f}s")
+    progress("settled; reading ClickHouse")
+    return _summarise(ch, platform, runners, projector, produced, started)
+
+
+def _pairs(ch: Client, sql: str) -> dict[str, int]:
+    return {str(k): int(v) for k, v in ch.query(sql).result_rows}
+
+
+def _summarise(
+    ch: Client,
+    platform: Platform,
+    runners: list[StageRunner],
+    projector: Projector,
+    produced: int,
+    started: float,
+) -> DemoResult:
+    counts = _pairs(ch, "SELECT event_type, count() FROM events FINAL GROUP BY event_type")
+    routes = _pairs(ch, "SELECT route, count() FROM v_labels GROUP BY route")
+    latest = ch.query(
+        "SELECT comment_id, argMax(label, occurred_at) FROM v_labels GROUP BY comment_id"
+    ).result_rows
+    per_slice: dict[str, list[int]] = {}
+    for cid, label in latest:
+        slice_ = platform.slices.get(cid, "?")
+        hits = per_slice.setdefault(slice_, [0, 0])
+        hits[0] += 1
+        hits[1] += int(label == platform.truth.get(cid))
+    accuracy = {s: (n, ok / n) for s, (n, ok) in sorted(per_slice.items())}
+    dead = int(ch.query("SELECT count() FROM v_dead_letters").result_rows[0][0])
+    candidates = run_named(ch, "ambiguous_comments", limit=10_000)
+    coded = [c["comment_id"] for c in candidates if platform.slices.get(c["comment_id"]) == CODED]
+    chosen = (coded or [c["comment_id"] for c in candidates] or [None])[0]
+    trace = render_trace(run_named(ch, "trace", comment_id=chosen)) if chosen else []
+    stats = {
+        r.fold.name: {
+            "consumed": r.stats.consumed,
+            "restored": r.stats.restored,
+            "processed": r.stats.processed,
+            "rejected": r.stats.rejected,
+            "emitted": r.stats.emitted,
+        }
+        for r in runners
+    }
+    return DemoResult(
+        seconds=time.monotonic() - started,
+        produced=produced,
+        stage_stats=stats,
+        projected=projector.stats.projected,
+        table_counts=counts,
+        labels_by_route=routes,
+        accuracy_by_slice=accuracy,
+        dead_letters=dead,
+        trace_comment=chosen,
+        trace=trace,
+    )

@@ -1,0 +1,104 @@
+"""The topic registry: names, keys, partitions and retention of every topic.
+
+Pure data: creating the topics is :mod:`labeltrail.kafka.admin`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TOPICS", "TopicSpec", "topic_for", "topic_name"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its suffix after the prefix, what it is keyed by and how it is kept."""
+
+    suffix: str
+    key: str
+    events: tuple[str, ...]
+    compacted: bool = False
+    single_partition: bool = False
+    doc: str = ""
+    config: dict[str, str] = field(default_factory=dict)
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("comments", "comment_id", ("CommentPosted",), doc="Comments posted or pooled."),
+    TopicSpec(
+        "schemas",
+        "version",
+        ("LabelSchemaPublished",),
+        compacted=True,
+        single_partition=True,
+        doc="Label ontology versions.",
+    ),
+    TopicSpec("scores", "comment_id", ("CommentScored",), doc="Model scores and routes."),
+    TopicSpec("tasks", "comment_id", ("TaskCreated",), doc="Internal task records."),
+    TopicSpec(
+        "tasks.crowd",
+        "annotator_id",
+        ("TaskAssigned",),
+        doc="Crowd task topic: frontends read their annotator's key.",
+    ),
+    TopicSpec(
+        "tasks.expert",
+        "annotator_id",
+        ("TaskAssigned",),
+        doc="Expert (adjudication) task topic.",
+    ),
+    TopicSpec("votes", "comment_id", ("VoteCast",), doc="Votes from annotation frontends."),
+    TopicSpec(
+        "consensus",
+        "comment_id",
+        ("ConsensusUpdated", "AdjudicationRequested"),
+        doc="Rolling consensus and adjudication requests.",
+    ),
+    TopicSpec("adjudications", "comment_id", ("AdjudicationRecorded",), doc="Expert verdicts."),
+    TopicSpec("labels", "comment_id", ("LabelCommitted",), doc="Labels that passed QC."),
+    TopicSpec(
+        "quality",
+        "annotator_id",
+        ("HoneypotScored", "AnnotatorReliabilityUpdated"),
+        doc="Honeypot results and annotator reliability.",
+    ),
+    TopicSpec("iaa", "slice", ("IaaWindowClosed",), doc="Agreement windows and alerts."),
+    TopicSpec("feedback", "comment_id", ("FeedbackReceived",), doc="Production signals."),
+    TopicSpec(
+        "models",
+        "model_version",
+        ("ModelPublished",),
+        compacted=True,
+        single_partition=True,
+        doc="Published models.",
+    ),
+    TopicSpec("exports", "export_id", ("ExportCreated",), single_partition=True, doc="Exports."),
+    TopicSpec(
+        "annotators",
+        "annotator_id",
+        ("AnnotatorRegistered",),
+        compacted=True,
+        doc="Annotator registry.",
+    ),
+    TopicSpec("deadletter", "source_topic", ("DeadLettered",), doc="Every rejected input."),
+)
+
+_BY_EVENT: dict[str, TopicSpec] = {}
+for _spec in TOPICS:
+    for _event in _spec.events:
+        _BY_EVENT.setdefault(_event, _spec)
+
+
+def topic_name(prefix: str, suffix: str) -> str:
+    """The full topic name, e.g. ``labeltrail.votes``."""
+    return f"{prefix}.{suffix}"
+
+
+def topic_for(event_type: str, prefix: str, *, pool: str | None = None) -> str:
+    """The topic an event type is written to (task assignments go to their pool's topic)."""
+    if event_type == "TaskAssigned":
+        return topic_name(prefix, f"tasks.{pool or 'crowd'}")
+    spec = _BY_EVENT.get(event_type)
+    if spec is None:
+        raise KeyError(f"no topic for event type {event_type!r}")
+    return topic_name(prefix, spec.suffix)

@@ -1,0 +1,239 @@
+"""Run a pure fold against Kafka: restore its state from the log, then process live.
+
+Delivery is at least once, made exact by deterministic ids: on start the runner reads each
+input partition from the beginning; records before the group's committed offset only rebuild
+state (their outputs were already written), records after it are processed and their outputs
+produced. Offsets are committed only after the outputs are flushed, so a crash between the two
+re-emits outputs with the same event ids, which every sink deduplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from labeltrail.config import Settings
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.exceptions import SerializationError
+from labeltrail.events.models import DeadLettered
+from labeltrail.events.serde import decode
+from labeltrail.events.topics import topic_name
+from labeltrail.kafka.producer import EventProducer
+from labeltrail.pipeline.base import Fold, Rejected
+
+__all__ = ["StageRunner", "StageStats", "consumer_config", "dead_letter"]
+
+log = logging.getLogger(__name__)
+
+
+def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        **settings.kafka_config(),
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "isolation.level": "read_committed",
+    }
+    conf.update(overrides)
+    return conf
+
+
+def dead_letter(msg: Message, stage: str, reason_code: str, reason: str) -> DeadLettered:
+    """The dead-letter record of a rejected message (id fixed by its source position)."""
+    topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+    return DeadLettered.create(
+        producer=stage,
+        id_parts=("deadletter", stage, topic, partition, offset),
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        reason_code=reason_code,
+        reason=reason,
+        stage=stage,
+        source_key=msg.key(),
+        payload=msg.value() or b"",
+    )
+
+
+@dataclass
+class StageStats:
+    """What a stage has done; ``consumed == processed + rejected + restored``."""
+
+    consumed: int = 0
+    restored: int = 0
+    processed: int = 0
+    rejected: int = 0
+    emitted: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+class StageRunner:
+    """Feeds one fold from its input topics and writes its outputs and rejections."""
+
+    def __init__(
+        self,
+        fold: Fold,
+        settings: Settings,
+        *,
+        group: str | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        self.fold = fold
+        self.settings = settings
+        self.group = group or f"{settings.topic_prefix}.{fold.name}"
+        self.topics = [topic_name(settings.topic_prefix, s) for s in fold.inputs]
+        self.deadletter_topic = topic_name(settings.topic_prefix, "deadletter")
+        self.batch_size = batch_size
+        self.stats = StageStats()
+        self.caught_up = threading.Event()
+        self._consumer = Consumer(consumer_config(settings, self.group))
+        self._producer = EventProducer(settings)
+        self._resume_at: dict[tuple[str, int], int] = {}
+        self._pending_commit: dict[tuple[str, int], int] = {}
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    def _assign(self) -> None:
+        meta = self._consumer.list_topics(timeout=30)
+        partitions = [
+            TopicPartition(t, p)
+            for t in self.topics
+            for p in sorted(meta.topics[t].partitions)
+            if t in meta.topics
+        ]
+        committed = self._consumer.committed(partitions, timeout=30)
+        for tp in committed:
+            self._resume_at[(tp.topic, tp.partition)] = max(tp.offset, 0)
+        self._consumer.assign(
+            [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
+        )
+
+    def run(self, stop: threading.Event, *, idle_seconds: float = 1.0) -> StageStats:
+        """Process until ``stop`` is set. Sets ``caught_up`` whenever input is drained."""
+        self._assign()
+        idle_since: float | None = None
+        try:
+            while not stop.is_set():
+                messages = self._consumer.consume(self.batch_size, timeout=0.2)
+                if messages:
+                    idle_since = None
+                    self.caught_up.clear()
+                    self._process(messages)
+                    continue
+                now = time.monotonic()
+                idle_since = idle_since or now
+                idle = now - idle_since >= idle_seconds
+                if idle and not self.caught_up.is_set() and self._at_end():
+                    self._drain()
+                    self.caught_up.set()
+        finally:
+            self._consumer.close()
+        return self.stats
+
+    def _at_end(self) -> bool:
+        """True when every assigned partition has been read to its high watermark.
+
+        Uses the watermarks cached from fetch responses: no broker round trip per call.
+        """
+        assignment = self._consumer.assignment()
+        for tp in self._consumer.position(assignment):
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0 or (high > 0 and (tp.offset < 0 or tp.offset < high)):
+                return False
+        return True
+
+    # processing --------------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise RuntimeError(f"{self.fold.name}: consumer error {err}")
+            self._one(msg)
+        self._producer.flush()
+        self._commit()
+
+    def _one(self, msg: Message) -> None:
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        self.stats.consumed += 1
+        live = offset >= self._resume_at.get((topic, partition), 0)
+        self._pending_commit[(topic, partition)] = offset + 1
+        try:
+            event = decode(msg.value() or b"")
+        except SerializationError as exc:
+            if live:
+                self._reject(msg, exc.reason_code, str(exc))
+            else:
+                self.stats.restored += 1
+            return
+        outputs = self.fold.apply(
+            event, LogPosition(topic=topic, partition=partition, offset=offset)
+        )
+        if not live:
+            self.stats.restored += 1
+            return
+        rejected = [o for o in outputs if isinstance(o, Rejected)]
+        for out in outputs:
+            if isinstance(out, Event):
+                self._producer.send(out)
+                self.stats.emitted += 1
+        if rejected:
+            self._reject(msg, "policy_rejected", "; ".join(r.reason for r in rejected))
+        else:
+            self.stats.processed += 1
+
+    def _drain(self) -> None:
+        drain = getattr(self.fold, "drain", None)
+        if drain is None:
+            return
+        for out in drain():
+            if isinstance(out, Rejected):
+                # The held input was already counted as consumed; it now counts as rejected.
+                self.stats.rejected += 1
+                self.stats.reasons["policy_rejected"] += 1
+                self._producer.send(
+                    DeadLettered.create(
+                        producer=self.fold.name,
+                        id_parts=("deadletter", self.fold.name, out.reason),
+                        source_topic="(held)",
+                        source_partition=-1,
+                        source_offset=-1,
+                        reason_code="policy_rejected",
+                        reason=out.reason,
+                        stage=self.fold.name,
+                        payload=b"",
+                    )
+                )
+            else:
+                self._producer.send(out)
+                self.stats.emitted += 1
+        self._producer.flush()
+
+    def _reject(self, msg: Message, code: str, reason: str) -> None:
+        self.stats.rejected += 1
+        self.stats.reasons[code] += 1
+        log.warning(
+            "%s rejected %s[%s]@%s: %s",
+            self.fold.name,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            reason,
+        )
+        self._producer.send(dead_letter(msg, self.fold.name, code, reason))
+
+    def _commit(self) -> None:
+        if not self._pending_commit:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending_commit.items()]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+        self._pending_commit.clear()

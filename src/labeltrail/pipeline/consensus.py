@@ -1,0 +1,197 @@
+"""Rolling consensus per (comment, schema version), honeypot scoring and the QC gate.
+
+Policy for bad votes (each is counted; the runner dead-letters every ``Rejected``):
+
+- a vote whose task is unknown is held until the task arrives (topics are read concurrently,
+  so a vote may overtake its task); still unknown when the input is drained: rejected;
+- a vote from an annotator the task was not assigned to: rejected;
+- the same vote id again (a producer retry or a replay): ignored, counted as a duplicate;
+- a second, different vote by one annotator on one task: rejected;
+- a vote whose schema version differs from its task's: rejected (versions never mix).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import (
+    AdjudicationRequested,
+    ConsensusUpdated,
+    HoneypotScored,
+    LabelSchemaPublished,
+    TaskAssigned,
+    TaskCreated,
+    VoteCast,
+)
+from labeltrail.pipeline.base import Output, Rejected
+from labeltrail.pipeline.itemwise import majority_posterior, pairwise_agreement
+
+__all__ = ["ConsensusConfig", "ConsensusFold"]
+
+PRODUCER = "consensus"
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    agreement_threshold: float = 0.85
+    method: str = "mv"
+
+
+@dataclass
+class ConsensusFold:
+    config: ConsensusConfig = field(default_factory=ConsensusConfig)
+    name: str = "consensus"
+    inputs: tuple[str, ...] = ("schemas", "tasks", "tasks.crowd", "votes")
+    classes: dict[str, list[str]] = field(default_factory=dict)
+    tasks: dict[str, TaskCreated] = field(default_factory=dict)
+    assigned: set[tuple[str, str]] = field(default_factory=set)
+    seen_votes: set[str] = field(default_factory=set)
+    by_task_annotator: dict[tuple[str, str], str] = field(default_factory=dict)
+    item_votes: dict[tuple[str, str], list[VoteCast]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    waiting: dict[str, list[VoteCast]] = field(default_factory=lambda: defaultdict(list))
+    duplicates: int = 0
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        match event:
+            case LabelSchemaPublished():
+                self.classes[event.version] = list(event.classes)
+            case TaskCreated():
+                self.tasks[event.task_id] = event
+                return self._release(event.task_id)
+            case TaskAssigned():
+                self.assigned.add((event.task_id, event.annotator_id))
+                return self._release(event.task_id)
+            case VoteCast():
+                return self._on_vote(event)
+        return []
+
+    def drain(self) -> list[Output]:
+        """Reject the votes still held once every input has been read."""
+        out: list[Output] = []
+        for task_id in sorted(self.waiting):
+            for vote in self.waiting.pop(task_id):
+                if task_id in self.tasks:
+                    why = f"annotator {vote.annotator_id} is not assigned task {task_id}"
+                else:
+                    why = f"vote {vote.vote_id} for unknown task {task_id}"
+                out.append(Rejected(why))
+        return out
+
+    def _release(self, task_id: str) -> list[Output]:
+        held = self.waiting.pop(task_id, [])
+        out: list[Output] = []
+        for vote in held:
+            out += self._on_vote(vote)
+        return out
+
+    def _on_vote(self, vote: VoteCast) -> list[Output]:
+        if vote.vote_id in self.seen_votes:
+            self.duplicates += 1
+            return []
+        task = self.tasks.get(vote.task_id)
+        if task is None or (vote.task_id, vote.annotator_id) not in self.assigned:
+            # The task or its assignment may not have been read yet: hold the vote.
+            held = self.waiting[vote.task_id]
+            if all(v.vote_id != vote.vote_id for v in held):
+                held.append(vote)
+            return []
+        self.seen_votes.add(vote.vote_id)
+        if vote.schema_version != task.schema_version:
+            return [
+                Rejected(
+                    f"vote under schema {vote.schema_version} for a "
+                    f"{task.schema_version} task {task.task_id}"
+                )
+            ]
+        classes = self.classes.get(task.schema_version, [])
+        if classes and vote.label not in classes:
+            return [Rejected(f"label {vote.label!r} is not a class of {task.schema_version}")]
+        key = (vote.task_id, vote.annotator_id)
+        if key in self.by_task_annotator:
+            return [Rejected(f"annotator {vote.annotator_id} already voted on {vote.task_id}")]
+        self.by_task_annotator[key] = vote.vote_id
+        if task.kind == "honeypot":
+            return [self._score_honeypot(task, vote)]
+        if task.kind == "crowd":
+            return self._update(task, vote, classes)
+        return [Rejected(f"votes on {task.kind} tasks go through adjudication")]
+
+    def _score_honeypot(self, task: TaskCreated, vote: VoteCast) -> HoneypotScored:
+        expected = task.expected_label or ""
+        return HoneypotScored.create(
+            producer=PRODUCER,
+            id_parts=("honeypot", vote.vote_id),
+            occurred_at=vote.envelope.occurred_at,
+            causation_id=vote.event_id,
+            correlation_id=vote.comment_id,
+            annotator_id=vote.annotator_id,
+            task_id=task.task_id,
+            vote_id=vote.vote_id,
+            comment_id=vote.comment_id,
+            schema_version=task.schema_version,
+            source="honeypot",
+            expected_label=expected,
+            given_label=vote.label,
+            correct=vote.label == expected,
+        )
+
+    def _update(self, task: TaskCreated, vote: VoteCast, classes: list[str]) -> list[Output]:
+        item = (task.comment_id, task.schema_version)
+        votes = self.item_votes[item]
+        votes.append(vote)
+        labels = [v.label for v in votes]
+        classes = classes or sorted(set(labels))
+        posterior, label = majority_posterior(labels, classes)
+        agreement = pairwise_agreement(labels) if len(labels) > 1 else 1.0
+        threshold = self.config.agreement_threshold
+        complete = len(votes) >= task.redundancy
+        status = "collecting"
+        if complete:
+            status = "passed" if agreement >= threshold else "adjudication"
+        vote_ids = [v.vote_id for v in votes]
+        # The consensus exists once its last vote (in event time) does.
+        occurred = max(v.envelope.occurred_at for v in votes)
+        update = ConsensusUpdated.create(
+            producer=PRODUCER,
+            id_parts=("consensus", *item, vote_ids, self.config.method),
+            occurred_at=occurred,
+            causation_id=vote.event_id,
+            correlation_id=task.comment_id,
+            comment_id=task.comment_id,
+            schema_version=task.schema_version,
+            method=self.config.method,
+            method_params={"tie_rule": "lowest-label", "agreement": "pairwise"},
+            classes=classes,
+            posterior=posterior,
+            label=label,
+            agreement=agreement,
+            vote_ids=vote_ids,
+            annotator_ids=[v.annotator_id for v in votes],
+            votes_expected=task.redundancy,
+            status=status,
+        )
+        out: list[Output] = [update]
+        if status == "adjudication":
+            request_id = derive_id("adjudication-request", *item, vote_ids)
+            out.append(
+                AdjudicationRequested.create(
+                    producer=PRODUCER,
+                    id_parts=(request_id,),
+                    occurred_at=occurred,
+                    causation_id=update.event_id,
+                    correlation_id=task.comment_id,
+                    request_id=request_id,
+                    comment_id=task.comment_id,
+                    schema_version=task.schema_version,
+                    reason=f"per-item agreement {agreement:.2f} below {threshold:.2f}",
+                    agreement=agreement,
+                    threshold=threshold,
+                    vote_ids=vote_ids,
+                )
+            )
+        return out

@@ -1,0 +1,123 @@
+"""Label commit: only labels that passed QC (agreement gate or adjudication) are written.
+
+An adjudicated verdict overrides the crowd and is marked as such (route ``adjudication``).
+An adjudication that answers a request waits until the consensus that raised it has been
+read, so its provenance (the crowd's vote ids) is the same in live runs and replays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import (
+    AdjudicationRecorded,
+    AdjudicationRequested,
+    ConsensusUpdated,
+    LabelCommitted,
+    LabelSchemaPublished,
+)
+from labeltrail.pipeline.base import Output
+
+__all__ = ["LabelsFold", "soft_from_confidence"]
+
+PRODUCER = "labels"
+
+
+def soft_from_confidence(label: str, confidence: float, classes: list[str]) -> list[float]:
+    """A distribution with ``confidence`` on ``label`` and the rest spread evenly."""
+    rest = (1.0 - confidence) / max(len(classes) - 1, 1)
+    return [confidence if c == label else rest for c in classes]
+
+
+@dataclass
+class LabelsFold:
+    name: str = "labels"
+    inputs: tuple[str, ...] = ("schemas", "consensus", "adjudications")
+    classes: dict[str, list[str]] = field(default_factory=dict)
+    requests: dict[str, tuple[AdjudicationRequested, ConsensusUpdated | None]] = field(
+        default_factory=dict
+    )
+    latest: dict[tuple[str, str], tuple[ConsensusUpdated, LogPosition]] = field(
+        default_factory=dict
+    )
+    adjudicated: set[tuple[str, str]] = field(default_factory=set)
+    waiting: dict[str, tuple[AdjudicationRecorded, LogPosition]] = field(default_factory=dict)
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        match event:
+            case LabelSchemaPublished():
+                self.classes[event.version] = list(event.classes)
+            case ConsensusUpdated():
+                item = (event.comment_id, event.schema_version)
+                self.latest[item] = (event, position)
+                if event.status == "passed" and item not in self.adjudicated:
+                    return [self._from_consensus(event, position)]
+            case AdjudicationRequested():
+                self.requests[event.request_id] = (event, None)
+                held = self.waiting.pop(event.request_id, None)
+                if held is not None:
+                    return [self._from_adjudication(*held)]
+            case AdjudicationRecorded():
+                if event.request_id.startswith("gold:") or event.request_id in self.requests:
+                    return [self._from_adjudication(event, position)]
+                self.waiting[event.request_id] = (event, position)
+        return []
+
+    def _from_consensus(self, c: ConsensusUpdated, position: LogPosition) -> LabelCommitted:
+        label_id = derive_id("label", c.comment_id, c.schema_version, "consensus", c.vote_ids)
+        return LabelCommitted.create(
+            producer=PRODUCER,
+            id_parts=(label_id,),
+            occurred_at=c.envelope.occurred_at,
+            causation_id=c.event_id,
+            correlation_id=c.comment_id,
+            label_id=label_id,
+            comment_id=c.comment_id,
+            schema_version=c.schema_version,
+            label=c.label,
+            classes=c.classes,
+            distribution=c.posterior,
+            confidence=max(c.posterior),
+            route="consensus",
+            method=c.method,
+            method_params={**c.method_params, "agreement": f"{c.agreement:.4f}"},
+            vote_ids=c.vote_ids,
+            annotator_ids=c.annotator_ids,
+            source_positions=[position],
+        )
+
+    def _from_adjudication(self, a: AdjudicationRecorded, position: LogPosition) -> LabelCommitted:
+        item = (a.comment_id, a.schema_version)
+        self.adjudicated.add(item)
+        request = self.requests.get(a.request_id)
+        vote_ids = list(request[0].vote_ids) if request else []
+        crowd = self.latest.get(item)
+        crowd_annotators = list(crowd[0].annotator_ids) if crowd and request else []
+        classes = self.classes.get(a.schema_version) or [a.label]
+        positions = [position]
+        if crowd is not None and request is not None:
+            positions.insert(0, crowd[1])
+        label_id = derive_id("label", a.comment_id, a.schema_version, "adjudication", a.event_id)
+        return LabelCommitted.create(
+            producer=PRODUCER,
+            id_parts=(label_id,),
+            occurred_at=a.envelope.occurred_at,
+            causation_id=a.event_id,
+            correlation_id=a.comment_id,
+            label_id=label_id,
+            comment_id=a.comment_id,
+            schema_version=a.schema_version,
+            label=a.label,
+            classes=classes,
+            distribution=soft_from_confidence(a.label, a.confidence, classes),
+            confidence=a.confidence,
+            route="adjudication",
+            method="expert-adjudication",
+            method_params={"reviewer": a.reviewer_id, "overrides": "crowd"},
+            vote_ids=vote_ids,
+            annotator_ids=[*crowd_annotators, a.reviewer_id],
+            adjudication_id=a.adjudication_id,
+            source_positions=positions,
+        )

@@ -1,0 +1,274 @@
+"""Tasking: scored comments become tasks; disagreements become expert tasks.
+
+Decomposition follows the comment's schema version; each crowd item goes to ``redundancy``
+distinct crowd annotators, chosen by rendezvous hashing so the choice replays exactly; a
+honeypot (a gold item whose answer is known) is injected beside a crowd task at
+``honeypot_rate``, assigned like any other task and indistinguishable on the task topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import (
+    AdjudicationRecorded,
+    AdjudicationRequested,
+    AnnotatorRegistered,
+    CommentPosted,
+    CommentScored,
+    LabelSchemaPublished,
+    PriorVote,
+    TaskAssigned,
+    TaskCreated,
+    VoteCast,
+)
+from labeltrail.pipeline.base import Output, Rejected
+from labeltrail.pipeline.draws import draw, rank
+
+__all__ = ["TaskingConfig", "TaskingFold"]
+
+PRODUCER = "tasking"
+
+
+@dataclass(frozen=True)
+class TaskingConfig:
+    redundancy: int = 3
+    honeypot_rate: float = 0.05
+    low_margin_threshold: float = 0.1
+    crowd_cost_usd: float = 0.04
+    expert_cost_usd: float = 5.00
+    schema_version: str = "v3"
+
+
+@dataclass
+class TaskingFold:
+    """State: schemas, annotator pools, comments, gold answers, votes, pending requests."""
+
+    config: TaskingConfig = field(default_factory=TaskingConfig)
+    name: str = "tasking"
+    inputs: tuple[str, ...] = (
+        "schemas",
+        "annotators",
+        "comments",
+        "scores",
+        "consensus",
+        "adjudications",
+        "votes",
+    )
+    schemas: dict[str, LabelSchemaPublished] = field(default_factory=dict)
+    pools: dict[str, set[str]] = field(default_factory=lambda: {"crowd": set(), "expert": set()})
+    comments: dict[str, CommentPosted] = field(default_factory=dict)
+    gold: dict[str, str] = field(default_factory=dict)
+    votes: dict[str, VoteCast] = field(default_factory=dict)
+    tasked: set[str] = field(default_factory=set)
+    pending: dict[str, AdjudicationRequested] = field(default_factory=dict)
+    held: dict[str, CommentScored] = field(default_factory=dict)
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        match event:
+            case LabelSchemaPublished():
+                self.schemas[event.version] = event
+                return self._release(list(self.held))
+            case AnnotatorRegistered():
+                self.pools[event.pool].add(event.annotator_id)
+                return self._release(list(self.held))
+            case CommentPosted():
+                self.comments[event.comment_id] = event
+                return self._release([event.comment_id]) + self._retry_pending()
+            case AdjudicationRecorded():
+                self.gold[event.comment_id] = event.label
+            case VoteCast():
+                self.votes[event.vote_id] = event
+                return self._retry_pending()
+            case CommentScored():
+                return self._on_scored(event)
+            case AdjudicationRequested():
+                self.pending[event.request_id] = event
+                return self._retry_pending()
+        return []
+
+    def drain(self) -> list[Output]:
+        """Once every input is read, what is still held cannot be served: reject it."""
+        out: list[Output] = []
+        for comment_id in sorted(self.held):
+            self.held.pop(comment_id)
+            out.append(Rejected(self._unready(comment_id) or "held score not served"))
+        for request_id in sorted(self.pending):
+            self.pending.pop(request_id)
+            out.append(Rejected(f"adjudication request {request_id}: votes or comment unknown"))
+        return out
+
+    def _unready(self, comment_id: str) -> str | None:
+        cfg = self.config
+        if comment_id not in self.comments:
+            return f"score for unknown comment {comment_id}"
+        if cfg.schema_version not in self.schemas:
+            return f"schema {cfg.schema_version} not published"
+        if len(self.pools["crowd"]) < cfg.redundancy:
+            return f"{len(self.pools['crowd'])} crowd annotators, {cfg.redundancy} needed"
+        return None
+
+    def _release(self, comment_ids: list[str]) -> list[Output]:
+        out: list[Output] = []
+        for comment_id in comment_ids:
+            scored = self.held.get(comment_id)
+            if scored is not None and self._unready(comment_id) is None:
+                del self.held[comment_id]
+                out += self._on_scored(scored)
+        return out
+
+    # crowd tasks -------------------------------------------------------------------------
+
+    def _on_scored(self, scored: CommentScored) -> list[Output]:
+        if scored.route != "annotate":
+            return []
+        if self._unready(scored.comment_id) is not None:
+            # Topics are read concurrently: the comment or the schema may come later.
+            self.held[scored.comment_id] = scored
+            return []
+        cfg = self.config
+        comment = self.comments[scored.comment_id]
+        schema = self.schemas[cfg.schema_version]
+        task_id = derive_id("task", scored.comment_id, schema.version, "crowd")
+        if task_id in self.tasked:
+            return []
+        crowd = sorted(self.pools["crowd"])
+        self.tasked.add(task_id)
+        low = scored.margin < cfg.low_margin_threshold
+        reason = (
+            "low_confidence"
+            if low and comment.source == "product_log"
+            else ("active_learning" if comment.source == "pool" else "random_audit")
+        )
+        task = TaskCreated.create(
+            producer=PRODUCER,
+            id_parts=(task_id,),
+            occurred_at=scored.envelope.occurred_at,
+            causation_id=scored.event_id,
+            correlation_id=scored.comment_id,
+            task_id=task_id,
+            comment_id=scored.comment_id,
+            schema_version=schema.version,
+            kind="crowd",
+            reason=reason,
+            questions=[q.question_id for q in schema.questions],
+            redundancy=cfg.redundancy,
+        )
+        chosen = rank(crowd, task_id)[: cfg.redundancy]
+        out: list[Output] = [task]
+        out += [self._assign(task, comment, a, "crowd") for a in chosen]
+        out += self._maybe_honeypot(task, chosen)
+        return out
+
+    def _maybe_honeypot(self, task: TaskCreated, chosen: list[str]) -> list[Output]:
+        if not self.gold or draw("honeypot?", task.task_id) >= self.config.honeypot_rate:
+            return []
+        gold_ids = [c for c in sorted(self.gold) if c in self.comments]
+        if not gold_ids:
+            return []
+        item = rank(gold_ids, "honeypot-item", task.task_id)[0]
+        annotator = rank(chosen, "honeypot-annotator", task.task_id)[0]
+        hp_id = derive_id("task", item, task.schema_version, "honeypot", task.task_id)
+        honeypot = TaskCreated.create(
+            producer=PRODUCER,
+            id_parts=(hp_id,),
+            occurred_at=task.envelope.occurred_at,
+            causation_id=task.event_id,
+            correlation_id=item,
+            task_id=hp_id,
+            comment_id=item,
+            schema_version=task.schema_version,
+            kind="honeypot",
+            reason="honeypot",
+            questions=task.questions,
+            redundancy=1,
+            expected_label=self.gold[item],
+        )
+        return [honeypot, self._assign(honeypot, self.comments[item], annotator, "crowd")]
+
+    def _assign(
+        self,
+        task: TaskCreated,
+        comment: CommentPosted,
+        annotator: str,
+        pool: str,
+        *,
+        context: list[str] | None = None,
+        prior_votes: list[PriorVote] | None = None,
+    ) -> TaskAssigned:
+        assignment_id = derive_id("assignment", task.task_id, annotator)
+        cfg = self.config
+        return TaskAssigned.create(
+            producer=PRODUCER,
+            id_parts=(assignment_id,),
+            occurred_at=task.envelope.occurred_at,
+            causation_id=task.event_id,
+            correlation_id=task.comment_id,
+            task_id=task.task_id,
+            assignment_id=assignment_id,
+            comment_id=task.comment_id,
+            annotator_id=annotator,
+            pool="expert" if pool == "expert" else "crowd",
+            schema_version=task.schema_version,
+            questions=task.questions,
+            text=comment.text,
+            context=context or [],
+            prelabel=task.prelabel,
+            prelabel_confidence=task.prelabel_confidence,
+            prior_votes=prior_votes or [],
+            request_id=task.request_id,
+            cost_usd=cfg.expert_cost_usd if pool == "expert" else cfg.crowd_cost_usd,
+        )
+
+    # expert tasks ------------------------------------------------------------------------
+
+    def _retry_pending(self) -> list[Output]:
+        out: list[Output] = []
+        for request_id in sorted(self.pending):
+            request = self.pending[request_id]
+            ready = request.comment_id in self.comments
+            if ready and all(v in self.votes for v in request.vote_ids):
+                del self.pending[request_id]
+                out += self._expert_task(request)
+        return out
+
+    def _expert_task(self, request: AdjudicationRequested) -> list[Output]:
+        comment = self.comments[request.comment_id]
+        experts = sorted(self.pools["expert"])
+        if not experts:
+            return [Rejected("no expert registered for adjudication")]
+        task_id = derive_id("task", request.comment_id, request.schema_version, "expert")
+        if task_id in self.tasked:
+            return []
+        self.tasked.add(task_id)
+        schema = self.schemas.get(request.schema_version)
+        task = TaskCreated.create(
+            producer=PRODUCER,
+            id_parts=(task_id,),
+            occurred_at=request.envelope.occurred_at,
+            causation_id=request.event_id,
+            correlation_id=request.comment_id,
+            task_id=task_id,
+            comment_id=request.comment_id,
+            schema_version=request.schema_version,
+            kind="expert",
+            reason="adjudication",
+            questions=[q.question_id for q in schema.questions] if schema else [],
+            redundancy=1,
+            request_id=request.request_id,
+        )
+        # Experts need what the crowd lacked: the thread the comment answers, and the votes.
+        context = [self.comments[p].text for p in comment.parent_ids if p in self.comments]
+        prior = [
+            PriorVote(
+                annotator_id=self.votes[v].annotator_id,
+                label=self.votes[v].label,
+                confidence=self.votes[v].confidence,
+            )
+            for v in request.vote_ids
+        ]
+        expert = rank(experts, task_id)[0]
+        assigned = self._assign(task, comment, expert, "expert", context=context, prior_votes=prior)
+        return [task, assigned]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -162,15 +163,24 @@ def audit_trace(
         console.print(line, highlight=False, markup=False)
 
 
-def _register_optional() -> None:
-    try:
-        from labeltrail import quality_cli
-    except ImportError:  # pragma: no cover - the quality CLI ships with the package
-        return
-    quality_cli.register(app)
+# Command groups that live beside the library they wrap; each module has register(app).
+_COMMAND_MODULES = ("quality_cli", "audit_cli", "learning_cli", "annotate_cli", "stream_cli")
 
 
-_register_optional()
+def _register_command_modules() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"labeltrail.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"labeltrail.{name}":
+                continue  # not built yet
+            raise
+        module.register(app)
+        if hasattr(module, "register_audit"):
+            module.register_audit(audit_app)
+
+
+_register_command_modules()
 
 if __name__ == "__main__":
     app()

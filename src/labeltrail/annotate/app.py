@@ -1,0 +1,351 @@
+"""The aiohttp application: sign-in, task pages, submissions, health and metrics.
+
+Every request except sign-in, health, metrics and static files must carry a valid credential
+(cookie ``lt_session`` or ``Authorization: Bearer annotator:token``); it is checked on every
+request, not once per session. An annotator only ever reaches tasks keyed by their own id:
+another annotator's task answers 404, exactly like a task that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from labeltrail.annotate.auth import TokenStore, format_credential
+from labeltrail.annotate.metrics import Metrics
+from labeltrail.annotate.publish import PublishError, Sink
+from labeltrail.annotate.queue import TaskQueue, outcome_id
+from labeltrail.annotate.ratelimit import RateLimiter
+from labeltrail.annotate.static import APP_CSS, APP_JS
+from labeltrail.annotate.validate import SubmissionRejected, build_outcome
+from labeltrail.annotate.views import render_page
+from labeltrail.events.models import TaskAssigned
+
+__all__ = ["COOKIE", "Frontend", "create_app"]
+
+log = logging.getLogger(__name__)
+
+COOKIE = "lt_session"
+_PUBLIC = ("/signin", "/healthz", "/readyz", "/metrics", "/static/")
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_MAX_FIELDS = 64
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Frontend:
+    """What the handlers share: queue, sink, tokens, limits and metrics."""
+
+    queue: TaskQueue
+    sink: Sink
+    tokens: TokenStore
+    submit_limit: RateLimiter
+    signin_limit: RateLimiter
+    metrics: Metrics = field(default_factory=Metrics)
+    is_ready: Callable[[], bool] = lambda: True
+    secure_cookie: bool = False
+    empty_refresh_s: int = 5
+
+
+FRONTEND = web.AppKey("frontend", Frontend)
+ANNOTATOR = web.RequestKey("annotator", str)
+
+
+def _fe(request: web.Request) -> Frontend:
+    return request.app[FRONTEND]
+
+
+def _wants_json(request: web.Request) -> bool:
+    """API clients: asking for JSON, or a bearer token without asking for HTML."""
+    accept = request.headers.get("Accept", "")
+    if "application/json" in accept:
+        return True
+    bearer = request.headers.get("Authorization", "").startswith("Bearer ")
+    return bearer and "text/html" not in accept
+
+
+def _error(request: web.Request, status: int, title: str, message: str) -> web.Response:
+    if _wants_json(request):
+        return web.json_response({"error": title, "detail": message}, status=status)
+    annotator = request.get(ANNOTATOR)
+    body = render_page("error", title=title, message=message, annotator=annotator)
+    return web.Response(text=body, status=status, content_type="text/html")
+
+
+@web.middleware
+async def _security(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    fe = _fe(request)
+    if not request.path.startswith(_PUBLIC):
+        credential = request.cookies.get(COOKIE)
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            credential = auth[len("Bearer ") :]
+        annotator = fe.tokens.check_credential(credential)
+        if annotator is None:
+            if credential:
+                fe.metrics.auth_failures.inc()
+            if _wants_json(request) or request.method != "GET":
+                return web.json_response({"error": "unauthorized"}, status=401)
+            return _see_other("/signin")
+        request[ANNOTATOR] = annotator
+    if request.method == "POST" and not _same_origin(request):
+        return _error(request, 403, "Forbidden", "cross-origin form submission refused")
+    response = await handler(request)
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    return response
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Browsers send Origin on POST; API clients without one are authenticated by bearer."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin.split("://", 1)[-1] == request.host
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+# sign-in -----------------------------------------------------------------------------------
+
+
+async def signin_form(request: web.Request) -> web.Response:
+    body = render_page("signin", title="Sign in", error=None)
+    return web.Response(text=body, content_type="text/html")
+
+
+async def signin(request: web.Request) -> web.StreamResponse:
+    fe = _fe(request)
+    wait = fe.signin_limit.take(request.remote or "?")
+    if wait:
+        return _too_many(request, wait)
+    form = await request.post()
+    annotator = str(form.get("annotator", "")).strip()
+    token = str(form.get("token", "")).strip()
+    if not annotator or not token or not fe.tokens.check(annotator, token):
+        fe.metrics.auth_failures.inc()
+        body = render_page("signin", title="Sign in", error="Unknown annotator or wrong token.")
+        return web.Response(text=body, status=401, content_type="text/html")
+    response = _see_other("/tasks/next")
+    response.set_cookie(
+        COOKIE,
+        format_credential(annotator, token),
+        httponly=True,
+        samesite="Strict",
+        secure=fe.secure_cookie,
+        path="/",
+    )
+    return response
+
+
+async def signout(request: web.Request) -> web.StreamResponse:
+    response = _see_other("/signin")
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+def _too_many(request: web.Request, wait: float) -> web.Response:
+    response = _error(request, 429, "Too many requests", f"try again in {wait:.1f} s")
+    response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+    return response
+
+
+# tasks -------------------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return _see_other("/tasks/next")
+
+
+async def next_task(request: web.Request) -> web.StreamResponse:
+    fe = _fe(request)
+    annotator: str = request[ANNOTATOR]
+    task = fe.queue.next_for(annotator) if fe.is_ready() else None
+    return _render_task(request, task)
+
+
+async def show_task(request: web.Request) -> web.StreamResponse:
+    fe = _fe(request)
+    annotator: str = request[ANNOTATOR]
+    task = fe.queue.get(annotator, request.match_info["assignment_id"])
+    if task is None:
+        return _error(request, 404, "Not found", "no such task in your queue")
+    return _render_task(request, task)
+
+
+def _render_task(request: web.Request, task: TaskAssigned | None) -> web.StreamResponse:
+    fe = _fe(request)
+    started = time.perf_counter()
+    annotator: str = request[ANNOTATOR]
+    if task is None:
+        if _wants_json(request):
+            return web.json_response({"task": None, "ready": fe.is_ready()})
+        body = render_page(
+            "empty",
+            title="No tasks",
+            annotator=annotator,
+            ready=fe.is_ready(),
+            refresh=fe.empty_refresh_s,
+        )
+        return web.Response(text=body, content_type="text/html")
+    schema = fe.queue.schema(task.schema_version)
+    if schema is None:
+        return _error(request, 503, "Schema unknown", f"schema {task.schema_version} not read yet")
+    fe.metrics.tasks_served.labels(task.pool).inc()
+    if _wants_json(request):
+        data = task.model_dump(mode="json", exclude={"envelope", "cost_usd"})
+        if task.pool != "expert":
+            data.pop("prior_votes", None)  # crowd annotators are blind to each other
+        data["classes"] = list(schema.classes)
+        response: web.Response = web.json_response({"task": data, "ready": True})
+    else:
+        body = render_page(
+            "task",
+            title="Task",
+            annotator=annotator,
+            task=task,
+            schema=schema,
+            depth=fe.queue.depth(annotator),
+        )
+        response = web.Response(text=body, content_type="text/html")
+    fe.metrics.request_seconds.labels("render").observe(time.perf_counter() - started)
+    return response
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    fe = _fe(request)
+    started = time.perf_counter()
+    annotator: str = request[ANNOTATOR]
+    assignment_id = request.match_info["assignment_id"]
+    wait = fe.submit_limit.take(annotator)
+    if wait:
+        fe.metrics.rejected.labels("rate_limited").inc()
+        return _too_many(request, wait)
+    if request.content_type == "application/json":
+        try:
+            raw = await request.json()
+        except ValueError:
+            return _reject(request, SubmissionRejected("body", "not JSON"))
+        if not isinstance(raw, dict):
+            return _reject(request, SubmissionRejected("body", "want a JSON object"))
+        items = list(raw.items())
+    else:
+        items = list((await request.post()).items())
+    if len(items) > _MAX_FIELDS:
+        return _reject(request, SubmissionRejected("body", "too many fields"))
+    form: dict[str, str] = {}
+    for key, value in items:
+        if not isinstance(value, str | int | float) or isinstance(value, bool) or key in form:
+            return _reject(request, SubmissionRejected(str(key)[:40], "one plain value expected"))
+        form[str(key)] = str(value)
+    claim = fe.queue.claim(annotator, assignment_id)
+    if claim is None:
+        fe.metrics.rejected.labels("not_found").inc()
+        if fe.queue.is_pending(annotator, assignment_id):
+            return _error(request, 409, "Conflict", "this task is being submitted already")
+        return _error(request, 404, "Not found", "no such task in your queue")
+    task = claim.task
+    schema = fe.queue.schema(task.schema_version)
+    try:
+        if schema is None:
+            raise SubmissionRejected("schema_version", f"{task.schema_version} is not known")
+        elapsed = None
+        if claim.served_at is not None:
+            elapsed = int((time.monotonic() - claim.served_at) * 1000)
+        event = build_outcome(
+            task, schema, form, vote_or_adjudication_id=outcome_id(task), server_elapsed_ms=elapsed
+        )
+    except SubmissionRejected as exc:
+        fe.queue.release(assignment_id)
+        return _reject(request, exc)
+    try:
+        await fe.sink.publish(event)
+    except PublishError as exc:
+        fe.queue.release(assignment_id)
+        fe.metrics.rejected.labels("broker").inc()
+        return _error(request, 503, "Not saved", f"{exc}; submit again")
+    fe.queue.record_outcome(outcome_id(task))
+    draft = "yes" if task.prelabel is not None else "no"
+    fe.metrics.votes_produced.labels(task.pool, draft).inc()
+    spent = getattr(event, "time_spent_ms", None)
+    if spent is not None:
+        fe.metrics.label_seconds.labels(task.pool, draft).observe(spent / 1000)
+    fe.metrics.pending.set(fe.queue.depth())
+    fe.metrics.request_seconds.labels("submit").observe(time.perf_counter() - started)
+    if _wants_json(request):
+        return web.json_response({"event_id": event.event_id, "outcome_id": outcome_id(task)})
+    return _see_other("/tasks/next")
+
+
+def _reject(request: web.Request, exc: SubmissionRejected) -> web.Response:
+    _fe(request).metrics.rejected.labels("invalid").inc()
+    return _error(request, 400, "Rejected", str(exc))
+
+
+# operations --------------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    fe = _fe(request)
+    ready = fe.is_ready()
+    body = {"ready": ready, "pending": fe.queue.depth()}
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    data = generate_latest(_fe(request).metrics.registry)
+    response = web.Response(body=data)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def static_js(request: web.Request) -> web.Response:
+    return web.Response(text=APP_JS, content_type="application/javascript")
+
+
+async def static_css(request: web.Request) -> web.Response:
+    return web.Response(text=APP_CSS, content_type="text/css")
+
+
+def create_app(frontend: Frontend) -> web.Application:
+    """The application; closing it closes the sink (after in-flight requests finished)."""
+    app = web.Application(middlewares=[_security], client_max_size=64 * 1024)
+    app[FRONTEND] = frontend
+    app.router.add_get("/", index)
+    app.router.add_get("/signin", signin_form)
+    app.router.add_post("/signin", signin)
+    app.router.add_post("/signout", signout)
+    app.router.add_get("/tasks/next", next_task)
+    app.router.add_get("/tasks/{assignment_id}", show_task)
+    app.router.add_post("/tasks/{assignment_id}", submit)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/static/app.js", static_js)
+    app.router.add_get("/static/app.css", static_css)
+
+    async def _close_sink(app: web.Application) -> None:
+        app[FRONTEND].sink.close()
+
+    app.on_cleanup.append(_close_sink)
+    return app

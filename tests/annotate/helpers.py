@@ -1,0 +1,83 @@
+"""Builders shared by the annotate tests: tasks, tokens, and a topic reader."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from labeltrail.annotate.auth import TokenStore, hash_token
+from labeltrail.config import Settings
+from labeltrail.events.base import Event
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import PriorVote, TaskAssigned
+from labeltrail.events.serde import decode
+from labeltrail.events.topics import topic_name
+
+TOKENS = {"a47": "tok-a47-secret", "b12": "tok-b12-secret", "e-04": "tok-e04-secret"}
+QUESTIONS = ["q1_slur", "q2_targets_group", "q3_threat", "q4_needs_context"]
+
+
+def token_store() -> TokenStore:
+    return TokenStore({a: hash_token(t) for a, t in TOKENS.items()})
+
+
+def bearer(annotator: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {annotator}:{TOKENS[annotator]}"}
+
+
+def make_task(
+    annotator: str,
+    n: int,
+    *,
+    text: str | None = None,
+    pool: str = "crowd",
+    prelabel: str | None = None,
+    confidence: float | None = None,
+    context: list[str] | None = None,
+    prior_votes: list[PriorVote] | None = None,
+    request_id: str | None = None,
+) -> TaskAssigned:
+    task_id = derive_id("task", f"c-{n}", "v3", pool)
+    assignment_id = derive_id("assignment", task_id, annotator)
+    fields: dict[str, Any] = {
+        "task_id": task_id,
+        "assignment_id": assignment_id,
+        "comment_id": f"c-{n}",
+        "annotator_id": annotator,
+        "pool": pool,
+        "schema_version": "v3",
+        "questions": QUESTIONS,
+        "text": text or f"comment number {n}",
+        "context": context or [],
+        "prelabel": prelabel,
+        "prelabel_confidence": confidence,
+        "prior_votes": prior_votes or [],
+        "request_id": request_id,
+        "cost_usd": 5.0 if pool == "expert" else 0.04,
+    }
+    return TaskAssigned.create(producer="test", id_parts=(assignment_id,), **fields)
+
+
+def read_events(settings: Settings, suffix: str, want: int, timeout: float = 20.0) -> list[Event]:
+    """Read a topic from the beginning until ``want`` events arrived or ``timeout``."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    topic = topic_name(settings.topic_prefix, suffix)
+    conf = {**settings.kafka_config(), "group.id": f"reader-{time.time_ns()}"}
+    consumer = Consumer({**conf, "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        events: list[Event] = []
+        deadline = time.monotonic() + timeout
+        while len(events) < want and time.monotonic() < deadline:
+            for msg in consumer.consume(100, timeout=0.2):
+                if msg.error() is None:
+                    events.append(decode(msg.value() or b""))
+        # a short grace read: more than wanted would be a bug the caller should see
+        for msg in consumer.consume(100, timeout=0.5):
+            if msg.error() is None:
+                events.append(decode(msg.value() or b""))
+        return events
+    finally:
+        consumer.close()

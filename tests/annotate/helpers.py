@@ -81,3 +81,31 @@ def read_events(settings: Settings, suffix: str, want: int, timeout: float = 20.
         return events
     finally:
         consumer.close()
+
+
+def publish_tasks(settings: Settings, tasks: list[TaskAssigned]) -> None:
+    """Create the topics and produce tasks to their pool's topic, as tasking would."""
+    from labeltrail.kafka.admin import ensure_topics
+    from labeltrail.kafka.producer import EventProducer
+
+    ensure_topics(settings)
+    producer = EventProducer(settings)
+    for task in tasks:
+        producer.send(task)
+    producer.flush(30)
+
+
+def service_config(**overrides: Any) -> Any:
+    """Frontend settings for a test: a free port on loopback, generous limits."""
+    from labeltrail.annotate.config import AnnotateSettings
+
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "submit_rate": 50.0,
+        "submit_burst": 50,
+        "shutdown_timeout": 5.0,
+        "ready_timeout": 30.0,
+        **overrides,
+    }
+    return AnnotateSettings(**values)

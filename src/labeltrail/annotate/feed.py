@@ -13,7 +13,14 @@ import logging
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from labeltrail.annotate.metrics import Metrics
 from labeltrail.annotate.queue import TaskQueue
@@ -33,6 +40,12 @@ __all__ = ["FEED_TOPICS", "TaskFeed", "wait_ready"]
 
 log = logging.getLogger(__name__)
 
+_SETTLING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._TIMED_OUT,
+}
 FEED_TOPICS = ("tasks.crowd", "tasks.expert", "schemas", "votes", "adjudications")
 
 
@@ -62,10 +75,25 @@ class TaskFeed:
         if missing:
             log.warning("topics missing (create them with `labeltrail topics create`): %s", missing)
         for tp in partitions:
-            low, high = self._consumer.get_watermark_offsets(tp, timeout=30)
+            low, high = self._watermarks(tp)
             if high > low:
                 self._targets[(tp.topic, tp.partition)] = high
         self._consumer.assign(partitions)
+
+    def _watermarks(self, tp: TopicPartition, attempts: int = 40) -> tuple[int, int]:
+        """Low and high offsets; retried while a new topic's leader settles."""
+        attempt = 0
+        while True:
+            try:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+                return int(low), int(high)
+            except KafkaException as exc:
+                error = exc.args[0]
+                settling = error.retriable() or error.code() in _SETTLING
+                attempt += 1
+                if attempt >= attempts or not settling:
+                    raise
+                time.sleep(0.25)
 
     def run(self, stop: threading.Event) -> None:
         """Read until ``stop`` is set (the thread's target)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +26,7 @@ from labeltrail.events.models import (
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from labeltrail.pipeline.base import Output
 from labeltrail.pipeline.draws import draw
+from labeltrail.sim.text import RichTextGenerator
 
 __all__ = ["Platform", "PlatformConfig", "SimComment", "SimulatedAnnotators"]
 
@@ -69,6 +71,8 @@ class PlatformConfig:
     expert_accuracy: float = 0.96
     start: dt.datetime = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
     seed: int = 7
+    text_style: Literal["templates", "rich"] = "templates"
+    """``rich`` composes varied texts (``sim/text.py``); truths, slices and gold are unchanged."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,9 @@ class Platform:
                 text = str(rng.choice(_TEMPLATES[truth]))
                 parents = []
                 slice_ = "explicit" if truth != "non-toxic" else "benign"
+            if cfg.text_style == "rich":
+                # Drawn apart from ``rng`` so truths, slices and the gold set stay the same.
+                text = RichTextGenerator(cfg.seed).text(truth, coded, i)
             cid = f"c-{i:05x}"
             out.append(self._post(cid, text, truth, slice_, len(out), parents, rng))
         return out

@@ -48,6 +48,9 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.http_requests = Counter(
+            "annotate_http_requests", "HTTP requests served, by route.", ["route"], registry=r
+        )
         self.pending = Gauge("annotate_tasks_pending", "Unanswered tasks held.", registry=r)
         self.feed_records = Counter(
             "annotate_feed_records",

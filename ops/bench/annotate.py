@@ -186,7 +186,7 @@ def load(
                 await asyncio.sleep(0.2)
             else:
                 server.kill()
-                _, err = server.communicate(10)
+                _, err = server.communicate(timeout=10)
                 raise RuntimeError(f"frontend did not become ready: {err.decode()[-2000:]}")
         stop = asyncio.Event()
         t0 = time.monotonic()
@@ -281,7 +281,8 @@ def session(settings: Settings, n: int, mode: str, seed: int) -> dict[str, float
     service = AnnotateService(
         settings, service_config(submit_rate=100.0, submit_burst=100), tokens=token_store()
     )
-    keys = requests = 0
+    keys = 0
+    requests = 0.0
     with background_server(service), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()

@@ -45,19 +45,21 @@ CHROMIUM_ARGS = [
 
 def _require_browser() -> Any:
     problems = []
+    launcher: Any = None
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         problems.append(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
+
+        launcher = sync_playwright
     except ImportError:
         problems.append("python package playwright missing (pip install playwright)")
-        sync_playwright = None
     if problems:
         message = "; ".join(problems)
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    return sync_playwright
+    return launcher
 
 
 def _png_size(path: Path) -> tuple[int, int]:

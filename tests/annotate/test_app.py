@@ -14,9 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from labeltrail.annotate.app import COOKIE, Frontend, create_app
-from labeltrail.annotate.publish import MemorySink
 from labeltrail.annotate.queue import TaskQueue, outcome_id
 from labeltrail.annotate.ratelimit import RateLimiter
+from labeltrail.annotate.sink import MemorySink
 from labeltrail.events.base import Event
 from labeltrail.events.models import PriorVote, TaskAssigned, VoteCast
 

@@ -18,9 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from labeltrail.annotate.auth import TokenStore, format_credential
 from labeltrail.annotate.metrics import Metrics
-from labeltrail.annotate.publish import PublishError, Sink
 from labeltrail.annotate.queue import TaskQueue, outcome_id
 from labeltrail.annotate.ratelimit import RateLimiter
+from labeltrail.annotate.sink import PublishError, Sink
 from labeltrail.annotate.static import APP_CSS, APP_JS
 from labeltrail.annotate.validate import SubmissionRejected, build_outcome
 from labeltrail.annotate.views import render_page

@@ -13,44 +13,15 @@ import concurrent.futures
 import logging
 import queue
 import threading
-from typing import Protocol
 
+from labeltrail.annotate.sink import PublishError
 from labeltrail.config import Settings
 from labeltrail.events.base import Event
-from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.producer import EventProducer
 
-__all__ = ["KafkaSink", "MemorySink", "PublishError", "Sink"]
+__all__ = ["KafkaSink"]
 
 log = logging.getLogger(__name__)
-
-
-class PublishError(LabeltrailError):
-    """An answer could not be written to the broker; the client may resubmit."""
-
-
-class Sink(Protocol):
-    """Accepts answers; ``publish`` returns when the event is durably written."""
-
-    async def publish(self, event: Event) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class MemorySink:
-    """Keeps events in a list (unit tests and dry runs)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.closed = False
-
-    async def publish(self, event: Event) -> None:
-        if self.closed:
-            raise PublishError("sink is closed")
-        self.events.append(event)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 _Item = tuple[Event, concurrent.futures.Future[None]]

@@ -21,9 +21,10 @@ from labeltrail.annotate.auth import TokenStore
 from labeltrail.annotate.config import AnnotateSettings
 from labeltrail.annotate.feed import TaskFeed, wait_ready
 from labeltrail.annotate.metrics import Metrics
-from labeltrail.annotate.publish import KafkaSink, Sink
+from labeltrail.annotate.publish import KafkaSink
 from labeltrail.annotate.queue import TaskQueue
 from labeltrail.annotate.ratelimit import RateLimiter
+from labeltrail.annotate.sink import Sink
 from labeltrail.config import Settings
 from labeltrail.exceptions import ConfigurationError
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import sys
 import time
@@ -19,10 +18,8 @@ from labeltrail.exceptions import LabeltrailError
 app = typer.Typer(help="labeltrail: an event-sourced labeling pipeline.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit queries, read from ClickHouse.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
-projections_app = typer.Typer(help="ClickHouse projections.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(topics_app, name="topics")
-app.add_typer(projections_app, name="projections")
 
 console = Console()
 err = Console(stderr=True)
@@ -53,7 +50,7 @@ def demo(
     try:
         result = run_demo(
             settings,
-            config=PlatformConfig(n_comments=comments, seed=seed),
+            config=PlatformConfig.sized(comments, seed=seed),
             timeout=timeout,
             progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
         )
@@ -122,45 +119,6 @@ def topics_create() -> None:
         raise _fail(exc) from exc
     for name, state in sorted(result.items()):
         console.print(f"{name}: {state}")
-
-
-@projections_app.command("apply")
-def projections_apply() -> None:
-    """Apply the ClickHouse DDL in projections/ddl (idempotent)."""
-    from labeltrail.clickhouse.client import apply_ddl, connect
-
-    settings = Settings()
-    try:
-        applied = apply_ddl(connect(settings.clickhouse_dsn))
-    except LabeltrailError as exc:
-        raise _fail(exc) from exc
-    console.print("applied " + ", ".join(applied))
-
-
-@audit_app.command("trace")
-def audit_trace(
-    comment: Annotated[str, typer.Argument(help="Comment id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON.")] = False,
-) -> None:
-    """The full trace of one comment, from ClickHouse alone."""
-    from labeltrail.audit import render_trace
-    from labeltrail.clickhouse.client import connect, run_named
-
-    settings = Settings()
-    try:
-        rows = run_named(connect(settings.clickhouse_dsn), "trace", comment_id=comment)
-    except LabeltrailError as exc:
-        raise _fail(exc) from exc
-    if not rows:
-        raise _fail(LabeltrailError(f"no events for comment {comment!r}"), 3)
-    if as_json:
-        for row in rows:
-            row["occurred_at"] = row["occurred_at"].isoformat()
-            row["payload"] = json.loads(row["payload"])
-            console.print_json(json.dumps(row))
-        return
-    for line in render_trace(rows):
-        console.print(line, highlight=False, markup=False)
 
 
 # Command groups that live beside the library they wrap; each module has register(app).

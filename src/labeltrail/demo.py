@@ -164,7 +164,10 @@ def run_demo(
     if errors:
         raise errors[0]
     if time.monotonic() - started > timeout:
-        raise TimeoutError(f"demo did not settle within {timeout:.0f}s")
+        busy = [r.fold.name for r in runners if not r.caught_up.is_set()]
+        if not projector.caught_up.is_set():
+            busy.append("projector")
+        raise TimeoutError(f"demo did not settle within {timeout:.0f}s; still busy: {busy}")
     progress("settled; reading ClickHouse")
     return _summarise(ch, platform, runners, projector, produced, started)
 

@@ -27,7 +27,7 @@ from labeltrail.events.topics import topic_name
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.pipeline.base import Fold, Rejected
 
-__all__ = ["StageRunner", "StageStats", "consumer_config", "dead_letter"]
+__all__ = ["StageRunner", "StageStats", "consumer_config", "dead_letter", "drained"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,22 @@ def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[st
     }
     conf.update(overrides)
     return conf
+
+
+def drained(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> bool:
+    """True when every assigned partition has been read to its high watermark.
+
+    ``next_offsets`` is what the caller has read up to (its own record: the client's position
+    is unknown until a partition's first fetch). Watermarks come from the fetch responses'
+    cache; the broker is asked only where none is cached yet.
+    """
+    for tp in consumer.assignment():
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        if next_offsets.get((tp.topic, tp.partition), low) < high:
+            return False
+    return True
 
 
 def dead_letter(msg: Message, stage: str, reason_code: str, reason: str) -> DeadLettered:
@@ -97,6 +113,7 @@ class StageRunner:
         self._producer = EventProducer(settings)
         self._resume_at: dict[tuple[str, int], int] = {}
         self._pending_commit: dict[tuple[str, int], int] = {}
+        self._read_to: dict[tuple[str, int], int] = {}
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -138,16 +155,7 @@ class StageRunner:
         return self.stats
 
     def _at_end(self) -> bool:
-        """True when every assigned partition has been read to its high watermark.
-
-        Uses the watermarks cached from fetch responses: no broker round trip per call.
-        """
-        assignment = self._consumer.assignment()
-        for tp in self._consumer.position(assignment):
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high < 0 or (high > 0 and (tp.offset < 0 or tp.offset < high)):
-                return False
-        return True
+        return drained(self._consumer, self._read_to)
 
     # processing --------------------------------------------------------------------------
 
@@ -167,6 +175,7 @@ class StageRunner:
         self.stats.consumed += 1
         live = offset >= self._resume_at.get((topic, partition), 0)
         self._pending_commit[(topic, partition)] = offset + 1
+        self._read_to[(topic, partition)] = offset + 1
         try:
             event = decode(msg.value() or b"")
         except SerializationError as exc:

@@ -71,6 +71,12 @@ class PlatformConfig:
     expert_accuracy: float = 0.96
     start: dt.datetime = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
     seed: int = 7
+
+    @classmethod
+    def sized(cls, n_comments: int, *, seed: int = 7) -> PlatformConfig:
+        """A platform of ``n_comments`` with a gold set of 7.5% (the default's ratio)."""
+        return cls(n_comments=n_comments, n_gold=max(10, n_comments * 3 // 40), seed=seed)
+
     text_style: Literal["templates", "rich"] = "templates"
     """``rich`` composes varied texts (``sim/text.py``); truths, slices and gold are unchanged."""
 
@@ -103,8 +109,11 @@ class Platform:
             self.confusion[e] = _confusion(cfg.expert_accuracy, k, rng)
         self.comments = self._comments(rng)
         by_id = {c.comment_id: c for c in self.comments}
-        gold_pick = rng.choice(len(self.comments), size=cfg.n_gold, replace=False)
-        self.gold_ids = sorted(self.comments[i].comment_id for i in gold_pick)
+        candidates = [c.comment_id for c in self.comments if c.slice != "thread_context"]
+        n_gold = min(cfg.n_gold, len(candidates))
+        gold_pick = rng.choice(len(candidates), size=n_gold, replace=False)
+        self.gold_ids = sorted(candidates[i] for i in gold_pick)
+        self.gold_set = frozenset(self.gold_ids)
         self.truth = {c.comment_id: c.truth for c in self.comments}
         self.slices = {c.comment_id: c.slice for c in self.comments}
         self._by_id = by_id

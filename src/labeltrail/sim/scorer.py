@@ -34,6 +34,8 @@ class SimulatedScorer:
         cid = event.comment_id
         if cid not in self.platform.truth or self.platform.slices[cid] == "thread_context":
             return []
+        if cid in self.platform.gold_set:
+            return []  # gold items are labeled already; they come back only as honeypots
         k = len(MODERATION_CLASSES)
         truth = MODERATION_CLASSES.index(self.platform.truth[cid])
         if self.platform.slices[cid] == CODED:

@@ -1,0 +1,102 @@
+"""The demo on the real broker and the real ClickHouse engine, including a kill and rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from labeltrail.clickhouse.client import connect
+from labeltrail.config import Settings
+from labeltrail.demo import run_demo
+from labeltrail.sim import Platform, PlatformConfig
+from tests.pipeline.helpers import final_labels, run_in_memory
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CONFIG = PlatformConfig.sized(150, seed=5)
+
+
+def _labels_from_clickhouse(settings: Settings) -> dict[str, tuple[str, str]]:
+    client = connect(settings.clickhouse_dsn)
+    rows = client.query(
+        "SELECT comment_id, label, route FROM v_labels ORDER BY comment_id, occurred_at"
+    ).result_rows
+    out: dict[str, tuple[str, str]] = {}
+    for cid, label, route in rows:
+        if cid not in out or route == "adjudication":
+            out[cid] = (label, route)
+    return out
+
+
+def _assert_no_duplicates(settings: Settings) -> None:
+    client = connect(settings.clickhouse_dsn)
+    total, unique = client.query(
+        "SELECT count(), uniqExact(event_id) FROM events FINAL"
+    ).result_rows[0]
+    assert total == unique
+    per_label = client.query(
+        "SELECT label_id, count() c FROM v_labels GROUP BY label_id HAVING c > 1"
+    ).result_rows
+    assert per_label == []
+
+
+def test_demo_runs_end_to_end_and_traces_from_clickhouse(pipeline_settings: Settings) -> None:
+    result = run_demo(pipeline_settings, config=CONFIG, timeout=300)
+    assert result.table_counts["CommentPosted"] == len(Platform(CONFIG).comments)
+    assert result.table_counts["VoteCast"] > 0
+    assert result.labels_by_route.get("adjudication", 0) > 0
+    assert result.labels_by_route.get("consensus", 0) > 0
+    assert result.dead_letters == 0
+    assert result.trace_comment is not None
+    text = "\n".join(result.trace)
+    for needle in (
+        "[CommentPosted]",
+        "[CommentScored]",
+        "[TaskCreated]",
+        "[VoteCast]",
+        "[AdjudicationRequested]",
+        "[AdjudicationRecorded]",
+        "[LabelCommitted]",
+    ):
+        assert needle in text
+    # Live on Kafka and in memory, the same folds give the same labels.
+    reference = final_labels(run_in_memory(Platform(CONFIG)).log["labels"])
+    assert _labels_from_clickhouse(pipeline_settings) == reference
+    _assert_no_duplicates(pipeline_settings)
+
+
+def test_killed_demo_reruns_without_duplicates(pipeline_settings: Settings) -> None:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": pipeline_settings.kafka_bootstrap_servers,
+        "LABELTRAIL_TOPIC_PREFIX": pipeline_settings.topic_prefix,
+        "LABELTRAIL_TOPIC_PARTITIONS": str(pipeline_settings.topic_partitions),
+        "LABELTRAIL_CLICKHOUSE_DSN": pipeline_settings.clickhouse_dsn,
+    }
+    cmd = [sys.executable, "-m", "labeltrail.cli", "demo", "--comments", "150", "--seed", "5"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in iter(proc.stdout.readline, b""):
+        if b"stages running" in line or time.monotonic() > deadline:
+            break
+    time.sleep(2.0)  # let the stages get part of the way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    result = run_demo(pipeline_settings, config=CONFIG, timeout=300)
+    assert result.produced == 0, "the rerun must resume, not produce the inputs again"
+    restored = sum(s["restored"] for s in result.stage_stats.values())
+    assert restored > 0, "the rerun should have restored state from the log"
+    reference = final_labels(run_in_memory(Platform(CONFIG)).log["labels"])
+    assert _labels_from_clickhouse(pipeline_settings) == reference
+    _assert_no_duplicates(pipeline_settings)
+    assert Path(pipeline_settings.clickhouse_dsn.removeprefix("chdb://")).is_dir()

@@ -1,0 +1,54 @@
+"""Run the simulated platform through the folds in memory (the batch path)."""
+
+from __future__ import annotations
+
+from labeltrail.events.base import Event
+from labeltrail.events.topics import topic_for
+from labeltrail.ontology import moderation_schema_v3
+from labeltrail.pipeline.consensus import ConsensusFold
+from labeltrail.pipeline.labels import LabelsFold
+from labeltrail.pipeline.replay import Replay
+from labeltrail.pipeline.tasking import TaskingFold
+from labeltrail.sim import Platform, SimulatedAnnotators, SimulatedScorer
+
+
+def suffix_topic(event: Event) -> str:
+    return topic_for(type(event).__name__, "x", pool=getattr(event, "pool", None)).removeprefix(
+        "x."
+    )
+
+
+def seed_events(platform: Platform) -> list[Event]:
+    return [
+        moderation_schema_v3(),
+        *platform.annotator_events(),
+        *platform.gold_events(),
+        *(c.event for c in platform.comments),
+    ]
+
+
+def run_in_memory(platform: Platform) -> Replay:
+    replay = Replay(
+        [
+            SimulatedScorer(platform),
+            TaskingFold(),
+            SimulatedAnnotators(platform),
+            ConsensusFold(),
+            LabelsFold(),
+        ],
+        suffix_topic,
+    )
+    replay.append(seed_events(platform))
+    replay.run()
+    return replay
+
+
+def final_labels(labels: list[Event]) -> dict[str, tuple[str, str]]:
+    """comment -> (label, route); an adjudication outranks a crowd consensus."""
+    out: dict[str, tuple[str, str]] = {}
+    for event in labels:
+        label, route = getattr(event, "label"), getattr(event, "route")  # noqa: B009
+        cid = getattr(event, "comment_id")  # noqa: B009
+        if cid not in out or route == "adjudication":
+            out[cid] = (label, route)
+    return out

@@ -1,0 +1,177 @@
+"""The pure folds, run in memory over the simulated platform."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from labeltrail.events import (
+    AnnotatorRegistered,
+    LogPosition,
+    TaskAssigned,
+    TaskCreated,
+    VoteCast,
+)
+from labeltrail.ontology import moderation_schema_v3
+from labeltrail.pipeline.base import Rejected
+from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.sim import Platform, PlatformConfig
+from tests.pipeline.helpers import final_labels, run_in_memory
+
+POS = LogPosition(topic="x", partition=0, offset=0)
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[Platform, dict[str, tuple[str, str]], Counter[str]]:
+    platform = Platform(PlatformConfig(n_comments=400, n_gold=40, seed=11))
+    replay = run_in_memory(platform)
+    return platform, final_labels(replay.log["labels"]), replay.counts
+
+
+def test_every_annotated_comment_gets_one_final_label(world) -> None:  # type: ignore[no-untyped-def]
+    platform, labels, counts = world
+    annotated = {c.comment_id for c in platform.comments if c.slice != "thread_context"}
+    assert set(labels) <= annotated
+    # Every comment the stand-in model routed to annotation, and every gold item, is labeled.
+    assert len(labels) >= 0.75 * len(annotated)
+    assert counts["consensus.rejected"] == 0
+
+
+def test_blind_spot_shows_and_experts_fix_it(world) -> None:  # type: ignore[no-untyped-def]
+    platform, labels, _ = world
+    coded = [cid for cid in labels if platform.slices[cid] == "coded_harassment"]
+    assert coded, "the simulation must produce coded harassment"
+    by_route = Counter(labels[c][1] for c in coded)
+    crowd_right = sum(
+        labels[c][0] == platform.truth[c] for c in coded if labels[c][1] == "consensus"
+    )
+    expert_right = sum(
+        labels[c][0] == platform.truth[c] for c in coded if labels[c][1] == "adjudication"
+    )
+    # The crowd agrees on the wrong answer; adjudicated ones are right.
+    assert by_route["consensus"] > 0 and crowd_right / by_route["consensus"] < 0.3
+    assert expert_right / by_route["adjudication"] > 0.8
+
+
+def _setup() -> ConsensusFold:
+    fold = ConsensusFold(ConsensusConfig(agreement_threshold=0.85))
+    fold.apply(moderation_schema_v3(), POS)
+    task = TaskCreated.create(
+        producer="t",
+        id_parts=("t1",),
+        task_id="t1",
+        comment_id="c1",
+        schema_version="v3",
+        kind="crowd",
+        reason="random_audit",
+        questions=[],
+        redundancy=3,
+    )
+    fold.apply(task, POS)
+    for a in ("a1", "a2", "a3"):
+        fold.apply(_assign(a), POS)
+    return fold
+
+
+def _assign(annotator: str) -> TaskAssigned:
+    return TaskAssigned.create(
+        producer="t",
+        id_parts=("as", annotator),
+        task_id="t1",
+        assignment_id=f"as-{annotator}",
+        comment_id="c1",
+        annotator_id=annotator,
+        pool="crowd",
+        schema_version="v3",
+        questions=[],
+        text="x",
+        cost_usd=0.04,
+    )
+
+
+def _vote(annotator: str, label: str, *, vote_id: str | None = None, **kw: str) -> VoteCast:
+    fields = {
+        "vote_id": vote_id or f"v-{annotator}",
+        "task_id": "t1",
+        "comment_id": "c1",
+        "annotator_id": annotator,
+        "schema_version": "v3",
+        "label": label,
+        "time_spent_ms": 1000,
+    }
+    fields.update(kw)
+    return VoteCast.create(producer="t", id_parts=(fields["vote_id"],), **fields)
+
+
+def test_article_triple_goes_to_adjudication() -> None:
+    fold = _setup()
+    fold.apply(_vote("a1", "non-toxic"), POS)
+    fold.apply(_vote("a2", "harassment"), POS)
+    out = fold.apply(_vote("a3", "non-toxic"), POS)
+    names = [type(o).__name__ for o in out]
+    assert names == ["ConsensusUpdated", "AdjudicationRequested"]
+    update = out[0]
+    assert update.label == "non-toxic"  # type: ignore[union-attr]
+    assert update.status == "adjudication"  # type: ignore[union-attr]
+    assert update.agreement == pytest.approx(1 / 3)  # type: ignore[union-attr]
+
+
+def test_unanimous_triple_passes() -> None:
+    fold = _setup()
+    for a in ("a1", "a2", "a3"):
+        out = fold.apply(_vote(a, "hate"), POS)
+    assert out[0].status == "passed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("vote", "reason"),
+    [
+        (_vote("a9", "hate"), "not assigned"),
+        (_vote("a1", "hate", task_id="nope"), "unknown task"),
+        (_vote("a1", "hate", schema_version="v2"), "schema v2"),
+        (_vote("a1", "spam"), "not a class"),
+    ],
+)
+def test_bad_votes_are_rejected(vote: VoteCast, reason: str) -> None:
+    fold = _setup()
+    out = fold.apply(vote, POS) + fold.drain()
+    assert len(out) == 1 and isinstance(out[0], Rejected)
+    assert reason in out[0].reason
+
+
+def test_duplicate_vote_id_is_ignored_and_second_vote_rejected() -> None:
+    fold = _setup()
+    first = _vote("a1", "hate")
+    assert fold.apply(first, POS)
+    assert fold.apply(first, POS) == []
+    assert fold.duplicates == 1
+    again = fold.apply(_vote("a1", "mild", vote_id="other"), POS)
+    assert isinstance(again[0], Rejected) and "already voted" in again[0].reason
+
+
+def test_vote_before_its_task_is_held_not_rejected() -> None:
+    fold = ConsensusFold()
+    fold.apply(moderation_schema_v3(), POS)
+    assert fold.apply(_vote("a1", "hate"), POS) == []
+    fold.apply(_assign("a1"), POS)
+    task = TaskCreated.create(
+        producer="t",
+        id_parts=("t1",),
+        task_id="t1",
+        comment_id="c1",
+        schema_version="v3",
+        kind="crowd",
+        reason="random_audit",
+        questions=[],
+        redundancy=3,
+    )
+    out = fold.apply(task, POS)
+    assert [type(o).__name__ for o in out] == ["ConsensusUpdated"]
+
+
+def test_registered_annotators_feed_tasking() -> None:
+    event = AnnotatorRegistered.create(
+        producer="t", annotator_id="a", pool="crowd", locale="en", languages=["en"]
+    )
+    assert event.key == "a"

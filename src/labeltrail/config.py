@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, ge=1)
     """``LABELTRAIL_TOPIC_REPLICATION``: replication factor for new topics."""
 
-    clickhouse_dsn: str = "chdb:///var/labeltrail/clickhouse"
+    clickhouse_dsn: str = "chdb://var/labeltrail/clickhouse"
     """``LABELTRAIL_CLICKHOUSE_DSN``: ``chdb:///<dir>`` (in process) or ``http://host:8123/db``."""
 
     clickhouse_password: SecretStr | None = None

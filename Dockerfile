@@ -1,0 +1,11 @@
+# One image for every labeltrail process (see docker-compose.yml).
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY schemas ./schemas
+COPY projections ./projections
+COPY services ./services
+RUN pip install --no-cache-dir -e ".[score]"
+ENV PYTHONUNBUFFERED=1
+CMD ["labeltrail", "--help"]

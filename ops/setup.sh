@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up this machine for labeltrail: a Python virtualenv with the package and its extras,
+# Chromium for the browser tests (Debian's package), and the local Apache Kafka broker
+# (fetched from Maven Central, started on 127.0.0.1:9092). Idempotent: rerun freely.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+EXTRAS=${LABELTRAIL_EXTRAS:-dev,score,train,bench}
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: $1 is required ($2)" >&2; exit 1; }; }
+need "$PYTHON" "Python 3.11+"
+need java "Java 17+, for the local Kafka broker (or set KAFKA_BOOTSTRAP_SERVERS)"
+need mvn "Maven 3.8+, to fetch the Kafka broker jars"
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+echo "setup: installing labeltrail[$EXTRAS] (the train extra brings torch: large on first run)"
+.venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: chromium not found; browser tests will be skipped (they fail under CI=true)" >&2
+  fi
+fi
+
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  .venv/bin/python ops/kafka/local_kafka.py start
+else
+  echo "setup: using the Kafka cluster at $KAFKA_BOOTSTRAP_SERVERS"
+fi

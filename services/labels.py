@@ -1,0 +1,13 @@
+"""Labels: consensus and adjudications in; committed labels (only those that passed QC) out."""
+
+from labeltrail.config import Settings
+from labeltrail.kafka.serve import serve
+from labeltrail.pipeline.labels import LabelsFold
+
+
+def make(settings: Settings) -> LabelsFold:
+    return LabelsFold()
+
+
+if __name__ == "__main__":
+    raise SystemExit(serve(make))

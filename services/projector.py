@@ -1,0 +1,30 @@
+"""Projector: every topic in; ClickHouse tables out (the process that owns a chdb directory)."""
+
+import logging
+import signal
+import threading
+
+from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.projector import Projector
+from labeltrail.config import settings
+from labeltrail.kafka.admin import ensure_topics
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO)
+    config = settings()
+    ensure_topics(config)
+    password = config.clickhouse_password
+    client = connect(
+        config.clickhouse_dsn, password=password.get_secret_value() if password else None
+    )
+    apply_ddl(client)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Projector(client, config).run(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""Run one fold as a long-lived process: signals, logging, a loud exit on failure."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from labeltrail.config import Settings, settings
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.runner import StageRunner
+from labeltrail.pipeline.base import Fold
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+
+def serve(make_fold: Callable[[Settings], Fold]) -> int:
+    """Run ``make_fold(settings)`` until SIGTERM or SIGINT; returns the exit code.
+
+    A crash of the loop exits non-zero so the supervisor restarts the process (state is
+    rebuilt from the log on start), instead of idling with zero progress.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = settings()
+    ensure_topics(config)
+    fold = make_fold(config)
+    runner = StageRunner(fold, config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: signal %s, finishing the current batch", fold.name, signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("%s: reading %s", fold.name, ", ".join(runner.topics))
+    try:
+        stats = runner.run(stop)
+    except Exception:
+        log.exception("%s: stopped by an error", fold.name)
+        return 1
+    log.info("%s: stopped; %s", fold.name, stats)
+    return 0

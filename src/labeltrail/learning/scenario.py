@@ -1,0 +1,231 @@
+"""The article's day-30 outcome, in simulation, through the real pipeline folds.
+
+1. The simulated platform's comments run through scorer (the sim's deployed model), tasking,
+   annotators, consensus and labels folds: crowd consensus, adjudication on disagreement.
+2. v1 is trained on the labels committed by the end of day 0 (before adjudications return),
+   soft and confidence-weighted, exported to ONNX and published.
+3. The blind spot is found (crowd consensus vs expert verdicts per slice) and the flagged
+   slice's crowd-only labels are sent to experts through the same folds.
+4. v2 is trained on the labels as of day 14 (adjudications override the crowd) and published.
+5. Both models score the gold set through :class:`ScorerFold` (v2 hot-swapped in), and the
+   figures per slice come from those CommentScored events against the gold labels.
+Gold comments never train: they are excluded from every training set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from labeltrail.events.base import Event
+from labeltrail.events.models import (
+    CommentPosted,
+    CommentScored,
+    LabelCommitted,
+    ModelPublished,
+    VoteCast,
+)
+from labeltrail.events.topics import topic_for
+from labeltrail.learning.data import TrainingSet, training_set_from_labels
+from labeltrail.learning.features import HashingFeaturizer
+from labeltrail.learning.loop import flag_blind_spots, relabel_requests
+from labeltrail.learning.metrics import SliceMetrics, evaluate_by_slice, flatten_metrics
+from labeltrail.learning.publish import artifact_path, model_published
+from labeltrail.learning.scorer_fold import ScorerFold
+from labeltrail.learning.training import SoftLabelTrainer
+from labeltrail.ontology.schema import MODERATION_CLASSES, moderation_schema_v3
+from labeltrail.pipeline.base import Fold
+from labeltrail.pipeline.consensus import ConsensusFold
+from labeltrail.pipeline.labels import LabelsFold
+from labeltrail.pipeline.replay import Replay
+from labeltrail.pipeline.tasking import TaskingFold
+from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
+from labeltrail.sim.platform import CODED
+
+__all__ = ["Day30Config", "Day30Result", "ResumableReplay", "run_day30", "topic_of"]
+
+
+class ResumableReplay(Replay):
+    """A :class:`Replay` whose ``run`` resumes where the previous call stopped.
+
+    ``Replay.run`` starts every fold from offset 0 on each call; a loop that appends new facts
+    between runs (relabel requests, a new model) must not re-feed what was already read.
+    """
+
+    _cursors: dict[tuple[str, str], int]
+
+    def run(self) -> None:
+        cursors = self.__dict__.setdefault("_cursors", {})
+        while True:
+            if not self._step(cursors):
+                drained = False
+                for fold in self.folds:
+                    drain = getattr(fold, "drain", None)
+                    for out in drain() if drain is not None else []:
+                        drained = True
+                        self._emit(fold, out, None)
+                if not drained:
+                    return
+
+
+def topic_of(event: Event) -> str:
+    """The in-memory topic (suffix) of an event."""
+    name = topic_for(type(event).__name__, "x", pool=getattr(event, "pool", None))
+    return name.removeprefix("x.")
+
+
+@dataclass(frozen=True)
+class Day30Config:
+    """The simulated world and the trainer; the defaults run in seconds on two cores."""
+
+    platform: PlatformConfig = field(
+        default_factory=lambda: PlatformConfig(
+            n_comments=1_500,
+            n_gold=300,
+            class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
+            coded_share=0.5,
+            text_style="rich",
+        )
+    )
+    n_buckets: int = 2**16
+    dim: int = 32
+    hidden: int = 32
+    epochs: int = 12
+    batch_size: int = 32
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Day30Result:
+    before: dict[str, SliceMetrics]
+    after: dict[str, SliceMetrics]
+    flagged: list[str]
+    relabel_requests: int
+    v1: ModelPublished
+    v2: ModelPublished
+    train_sizes: tuple[int, int]
+    routes: dict[str, dict[str, int]]
+    train_seconds: tuple[float, float]
+    seconds: float
+
+    def recall(self, slice_: str = CODED, cls: str = "harassment") -> tuple[float, float]:
+        """(v1, v2) recall of ``cls`` on ``slice_`` against gold."""
+        return self.before[slice_].recall.get(cls, 0.0), self.after[slice_].recall.get(cls, 0.0)
+
+
+def _train(
+    cfg: Day30Config, ts: TrainingSet, models_dir: Path, version: str
+) -> tuple[SoftLabelTrainer, Path]:
+    featurizer = HashingFeaturizer(n_buckets=cfg.n_buckets, seed=cfg.seed)
+    trainer = SoftLabelTrainer(
+        MODERATION_CLASSES,
+        featurizer=featurizer,
+        dim=cfg.dim,
+        hidden=cfg.hidden,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+    ).fit(list(ts.texts), ts.targets, ts.weights)
+    metadata = {"export_id": ts.export_id, "export_hash": ts.content_hash, "rows": len(ts)}
+    path = trainer.export_onnx(artifact_path(models_dir, version), metadata=metadata)
+    return trainer, path
+
+
+def _score_gold(replay: Replay, gold: list[CommentPosted], model: ModelPublished) -> np.ndarray:
+    """Publish ``model`` to the scorer's log, post the gold comments, read their scores."""
+    before = len(replay.log.get("scores", []))
+    replay.append([model, *gold])
+    replay.run()
+    scored = [e for e in replay.log["scores"][before:] if isinstance(e, CommentScored)]
+    if [s.comment_id for s in scored] != [c.comment_id for c in gold] or any(
+        s.model_version != model.model_version for s in scored
+    ):
+        raise RuntimeError(f"scorer fold did not score the gold set with {model.model_version}")
+    return np.array([s.probabilities for s in scored])
+
+
+def run_day30(config: Day30Config | None = None, *, models_dir: Path) -> Day30Result:
+    """Run the whole loop; ``models_dir`` receives both ONNX artifacts."""
+    cfg = config or Day30Config()
+    started = time.perf_counter()
+    platform = Platform(cfg.platform)
+    classes = list(MODERATION_CLASSES)
+    folds: list[Fold] = [
+        SimulatedScorer(platform),
+        TaskingFold(),
+        SimulatedAnnotators(platform),
+        ConsensusFold(),
+        LabelsFold(),
+    ]
+    pipeline = ResumableReplay(folds, topic_of)
+    pipeline.append([moderation_schema_v3(), *platform.annotator_events()])
+    pipeline.append(platform.gold_events())
+    pipeline.append([c.event for c in platform.comments])
+    pipeline.run()
+    texts = {c.comment_id: c.event.text for c in platform.comments}
+    slice_of = dict(platform.slices)
+    gold_ids = set(platform.gold_ids)
+    day0 = max(c.event.posted_at for c in platform.comments) + dt.timedelta(hours=3)
+
+    def labels() -> list[LabelCommitted]:
+        return [e for e in pipeline.log.get("labels", []) if isinstance(e, LabelCommitted)]
+
+    ts1 = training_set_from_labels(labels(), texts, classes, as_of=day0, exclude=gold_ids)
+    v1_trainer, _ = _train(cfg, ts1, models_dir, "day0-v1")
+
+    votes = [
+        v
+        for v in pipeline.log.get("votes", [])
+        if isinstance(v, VoteCast) and v.comment_id not in gold_ids
+    ]
+    reports = flag_blind_spots(votes, labels(), slice_of, classes)
+    flagged = sorted(str(r.slice) for r in reports if r.flagged)
+    requests = relabel_requests(labels(), slice_of, flagged)
+    pipeline.append(requests)
+    pipeline.run()
+    ts2 = training_set_from_labels(labels(), texts, classes, exclude=gold_ids)
+    v2_trainer, _ = _train(cfg, ts2, models_dir, "day14-v2")
+
+    gold = [c.event for c in platform.comments if c.comment_id in gold_ids]
+    truth = [platform.truth[c.comment_id] for c in gold]
+    gold_slices = [slice_of[c.comment_id] for c in gold]
+    scorer = ResumableReplay([ScorerFold(models_dir=models_dir)], topic_of)
+    results: list[dict[str, SliceMetrics]] = []
+    published: list[ModelPublished] = []
+    for version, ts in (("day0-v1", ts1), ("day14-v2", ts2)):
+        # Metrics go in the event, so the first record is a draft used only to score.
+        draft = model_published(
+            models_dir,
+            version,
+            classes,
+            export_id=ts.export_id,
+            export_hash=ts.content_hash,
+            metrics={},
+        )
+        probs = _score_gold(scorer, gold, draft)
+        metrics = evaluate_by_slice(truth, probs, gold_slices, classes)
+        results.append(metrics)
+        published.append(draft.model_copy(update={"metrics": flatten_metrics(metrics)}))
+    routes = {
+        name: dict(
+            Counter(ts.routes[i] for i in range(len(ts)) if slice_of[ts.comment_ids[i]] == CODED)
+        )
+        for name, ts in (("v1", ts1), ("v2", ts2))
+    }
+    return Day30Result(
+        before=results[0],
+        after=results[1],
+        flagged=flagged,
+        relabel_requests=len(requests),
+        v1=published[0],
+        v2=published[1],
+        train_sizes=(len(ts1), len(ts2)),
+        routes=routes,
+        train_seconds=(v1_trainer.fit_seconds_, v2_trainer.fit_seconds_),
+        seconds=time.perf_counter() - started,
+    )

@@ -17,6 +17,7 @@ import pandas as pd
 import typer
 
 from labeltrail.quality import (
+    GLAD,
     MACE,
     TIE_RULE,
     DawidSkene,
@@ -45,6 +46,7 @@ class Method(StrEnum):
     ds = "ds"
     ods = "ods"
     mace = "mace"
+    glad = "glad"
 
 
 class Metric(StrEnum):
@@ -108,6 +110,9 @@ def _votes(path: Path) -> Votes:
         raise _fail(f"{path}: {exc}") from exc
 
 
+GOLD_METHODS = (Method.ds, Method.glad)
+
+
 def _model(method: Method) -> Aggregator:
     models: dict[Method, Aggregator] = {
         Method.mv: MajorityVote(),
@@ -115,6 +120,7 @@ def _model(method: Method) -> Aggregator:
         Method.ds: DawidSkene(),
         Method.ods: OneCoinDawidSkene(),
         Method.mace: MACE(),
+        Method.glad: GLAD(),
     }
     return models[method]
 
@@ -123,7 +129,8 @@ def aggregate(
     votes_csv: Annotated[Path, typer.Argument(help="CSV with columns item, annotator, label")],
     method: Annotated[Method, typer.Option(help="consensus method")] = Method.ds,
     gold: Annotated[
-        Path | None, typer.Option(help="CSV item,label; held fixed by ds (others ignore it)")
+        Path | None,
+        typer.Option(help="CSV item,label; held fixed by ds and glad (others ignore it)"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="output CSV (default: stdout)")] = None,
 ) -> None:
@@ -136,7 +143,7 @@ def aggregate(
         gold_map = dict(zip(frame["item"].tolist(), labels.tolist(), strict=True))
     model = _model(method)
     try:
-        model.fit(votes, gold_map if method is Method.ds else None)
+        model.fit(votes, gold_map if method in GOLD_METHODS else None)
     except QualityError as exc:
         raise _fail(str(exc)) from exc
     result = pd.DataFrame(

@@ -26,7 +26,7 @@ def votes_csv(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("method", ["mv", "wmv", "ds", "ods", "mace"])
+@pytest.mark.parametrize("method", ["mv", "wmv", "ds", "ods", "mace", "glad"])
 def test_aggregate_writes_posteriors(method: str, votes_csv: Path) -> None:
     res = runner.invoke(app, ["aggregate", "--method", method, str(votes_csv)])
     assert res.exit_code == 0, res.output
@@ -36,12 +36,14 @@ def test_aggregate_writes_posteriors(method: str, votes_csv: Path) -> None:
     assert ((out.p_ok + out.p_toxic - 1).abs() < 1e-5).all()
 
 
-def test_aggregate_with_gold_and_out(votes_csv: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["ds", "glad"])
+def test_aggregate_with_gold_and_out(method: str, votes_csv: Path, tmp_path: Path) -> None:
     gold = tmp_path / "gold.csv"
     gold.write_text("item,label\nc1,toxic\n")
     out = tmp_path / "out.csv"
     res = runner.invoke(
-        app, ["aggregate", "--method", "ds", "--gold", str(gold), "--out", str(out), str(votes_csv)]
+        app,
+        ["aggregate", "--method", method, "--gold", str(gold), "--out", str(out), str(votes_csv)],
     )
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(out).set_index("item")

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeltrail.quality import DawidSkene, MajorityVote, OneCoinDawidSkene, Votes
+from labeltrail.quality import GLAD, DawidSkene, MajorityVote, OneCoinDawidSkene, Votes
 from labeltrail.quality.agreement import (
     cohen_kappa,
     fleiss_kappa_votes,
@@ -60,7 +60,7 @@ def test_perfect_annotators_recover_truth(truth: list[int], n_ann: int) -> None:
     anns = [a for _ in truth for a in range(n_ann)]
     labs = [t for t in truth for _ in range(n_ann)]
     v = Votes.from_codes(items, anns, labs, n_classes=4)
-    for model in (MajorityVote(), DawidSkene(), OneCoinDawidSkene()):
+    for model in (MajorityVote(), DawidSkene(), OneCoinDawidSkene(), GLAD()):
         assert model.fit_predict(v).tolist() == truth
 
 

@@ -2,7 +2,8 @@
 
 Start from :class:`Votes` (long format -> integer codes), then a consensus estimator
 (:class:`MajorityVote`, :class:`WeightedMajorityVote`, :class:`DawidSkene`,
-:class:`OneCoinDawidSkene`, :class:`MACE`), the agreement functions and the reliability helpers.
+:class:`OneCoinDawidSkene`, :class:`MACE`, :class:`GLAD`), the agreement functions and the
+reliability helpers.
 No Kafka, faust, ClickHouse or pandas import anywhere in this package (a test enforces it).
 """
 
@@ -12,9 +13,11 @@ from labeltrail.quality._encoding import NO_GOLD, TIE_RULE, Votes, argmax_lowest
 from labeltrail.quality.consensus import MajorityVote, WeightedMajorityVote
 from labeltrail.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
 from labeltrail.quality.exceptions import NotFittedError, QualityError, VoteFormatError
+from labeltrail.quality.glad import GLAD
 from labeltrail.quality.mace import MACE
 
 __all__ = [
+    "GLAD",
     "MACE",
     "NO_GOLD",
     "TIE_RULE",

@@ -1,8 +1,9 @@
 """Dawid-Skene (full confusion matrices) and one-coin Dawid-Skene, optionally gold-fixed.
 
-Both run the shared sparse EM of :mod:`labeltrail.quality._em`, initialised like Crowd-Kit
-(majority-vote shares, then an M-step) and stopped when the observed-data log-likelihood per vote
-gains less than ``tol`` or after ``max_iter`` E/M rounds.
+Both run the shared sparse EM of :mod:`labeltrail.quality._em` and stop when the observed-data
+log-likelihood per vote gains less than ``tol`` or after ``max_iter`` E/M rounds. One-coin DS
+starts like Crowd-Kit (majority-vote shares, then an M-step); DawidSkene starts by default from
+Wawa shares (majority vote weighted by each annotator's agreement with it, see ``init``).
 
 Gold: ``fit(votes, gold=...)`` holds gold items' posteriors at their one-hot gold label during
 every E-step, so annotators' confusion matrices and the class priors are learned with the gold
@@ -18,12 +19,31 @@ from numpy.typing import NDArray
 
 from labeltrail.quality._base import Aggregator
 from labeltrail.quality._em import EMResult, VoteDesign, majority_proba, run_em
-from labeltrail.quality._encoding import Votes
+from labeltrail.quality._encoding import Votes, argmax_lowest
+from labeltrail.quality.consensus import weighted_proba
 from labeltrail.quality.exceptions import QualityError
 
-__all__ = ["DawidSkene", "OneCoinDawidSkene"]
+__all__ = ["DawidSkene", "OneCoinDawidSkene", "initial_posteriors"]
 
 Precision = Literal["float32", "float64"]
+Init = Literal["wmv", "mv"]
+
+
+def initial_posteriors(votes: Votes, init: str) -> NDArray[np.float64]:
+    """EM start (n_items, n_classes): "mv" majority-vote shares (Crowd-Kit's start) or "wmv"
+    Wawa shares (votes weighted by each annotator's agreement with the majority vote)."""
+    if init == "mv":
+        return majority_proba(votes)
+    if init == "wmv":  # WeightedMajorityVote() (one Wawa round), inlined to share the counts
+        n, k = votes.n_items, votes.n_classes
+        cell = votes.item * k + votes.label
+        counts = np.bincount(cell, minlength=n * k).reshape(n, k)
+        hits = votes.label == argmax_lowest(counts)[votes.item]
+        n_a = np.bincount(votes.annotator, minlength=votes.n_annotators)
+        agree = np.bincount(votes.annotator, weights=hits, minlength=votes.n_annotators)
+        weights = np.divide(agree, n_a, out=np.zeros_like(agree), where=n_a > 0)
+        return weighted_proba(votes, weights)
+    raise QualityError(f"init must be 'wmv' or 'mv', got {init!r}")
 
 
 def _dtype(precision: str) -> type[np.floating]:
@@ -73,7 +93,7 @@ class _ConfusionEM(Aggregator):
         self._start(votes)
         res = run_em(
             design,
-            majority_proba(votes),
+            self._initial(votes),
             self._m_step,
             max_iter=self.max_iter,
             tol=self.tol,
@@ -82,6 +102,9 @@ class _ConfusionEM(Aggregator):
         )
         self._store(res)
         return res.posteriors
+
+    def _initial(self, votes: Votes) -> NDArray[np.float64]:
+        return majority_proba(votes)
 
     def _start(self, votes: Votes) -> None:
         """Hook for models with extra state (MACE)."""
@@ -99,12 +122,30 @@ class DawidSkene(_ConfusionEM):
 
     max_iter: EM rounds at most; tol: stop when the log-likelihood per vote gains less;
     eps: floor of probabilities (as Crowd-Kit, 1e-10); smoothing: pseudo-count added to every
-    confusion cell (0 = maximum likelihood); precision: dtype of the per-item arrays.
+    confusion cell, i.e. the MAP estimate under a symmetric Dirichlet(1 + smoothing) prior on
+    each confusion row (0 = maximum likelihood); precision: dtype of the per-item arrays;
+    init: EM start, "wmv" (default; Wawa shares) or "mv" (majority-vote shares, as Crowd-Kit).
+    docs/quality.md lists what each option measured on the reference datasets.
 
     >>> v = Votes.from_long([0, 0, 0, 1, 1, 1], list("xyzxyz"), [1, 1, 0, 0, 0, 0])
     >>> DawidSkene().fit_predict(v).tolist()
     [1, 0]
     """
+
+    def __init__(
+        self,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        eps: float = 1e-10,
+        smoothing: float = 0.0,
+        precision: Precision = "float32",
+        init: Init = "wmv",
+    ) -> None:
+        super().__init__(max_iter, tol, eps, smoothing, precision)
+        self.init = init
+
+    def _initial(self, votes: Votes) -> NDArray[np.float64]:
+        return initial_posteriors(votes, self.init)
 
     def _m_step(
         self, counts: NDArray[np.float64], posteriors: NDArray[np.floating]

@@ -4,14 +4,15 @@ calls with known annotator reliability."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from labeltrail.quality._em import VoteDesign, majority_proba, run_em
-from labeltrail.quality._encoding import Votes
-from labeltrail.quality.dawid_skene import DawidSkene
+from labeltrail.quality._base import GoldLike, resolve_gold
+from labeltrail.quality._em import VoteDesign, run_em
+from labeltrail.quality._encoding import NO_GOLD, Votes
+from labeltrail.quality.dawid_skene import DawidSkene, Init, initial_posteriors
 from labeltrail.quality.exceptions import NotFittedError, VoteFormatError
 
 __all__ = ["IncrementalDawidSkene", "item_posterior", "weighted_posterior"]
@@ -69,6 +70,12 @@ class IncrementalDawidSkene:
 
     A new annotator starts from the pooled confusion of all annotators, worth
     ``prior_strength`` pseudo-votes. Classes are fixed at ``fit``.
+
+    Gold (honeypot) items are held at their one-hot gold label, as in the batch model: pass
+    ``gold`` to ``fit`` and/or to ``partial_fit`` (an item may get its gold later than its votes);
+    their votes then teach the annotators' confusion matrices with the truth known, and refits
+    keep them fixed. ``init`` is the batch model's EM start, so a cold ``refit()`` equals
+    ``DawidSkene(init=init, precision="float64").fit(all votes, gold)``.
     """
 
     def __init__(
@@ -78,17 +85,30 @@ class IncrementalDawidSkene:
         tol: float = 1e-5,
         eps: float = 1e-10,
         prior_strength: float = 2.0,
+        init: Init = "wmv",
     ) -> None:
         self.refit_every = refit_every
         self.max_iter = max_iter
         self.tol = tol
         self.eps = eps
         self.prior_strength = prior_strength
+        self.init = init
 
-    def fit(self, votes: Votes) -> IncrementalDawidSkene:
-        """Batch fit (float64 :class:`DawidSkene`) that the stream then extends."""
-        ds = DawidSkene(max_iter=self.max_iter, tol=self.tol, eps=self.eps, precision="float64")
-        ds.fit(votes)
+    def _batch_model(self) -> DawidSkene:
+        return DawidSkene(
+            max_iter=self.max_iter, tol=self.tol, eps=self.eps, precision="float64", init=self.init
+        )
+
+    def fit(self, votes: Votes, gold: GoldLike = None) -> IncrementalDawidSkene:
+        """Batch fit (float64 :class:`DawidSkene`, gold held fixed) that the stream extends.
+
+        gold: ``{item id: label}`` or codes (n_items,) with ``NO_GOLD``.
+        """
+        codes = resolve_gold(votes, gold)
+        ds = self._batch_model().fit(votes, codes)
+        self._gold: dict[int, int] = (
+            {} if codes is None else {int(i): int(codes[i]) for i in np.flatnonzero(codes >= 0)}
+        )
         self.classes_ = votes.classes
         self._items = {v: i for i, v in enumerate(votes.item_ids.tolist())}
         self._annotators = {v: i for i, v in enumerate(votes.annotator_ids.tolist())}
@@ -132,6 +152,13 @@ class IncrementalDawidSkene:
         return list(self._items)
 
     @property
+    def gold_(self) -> dict[Hashable, Hashable]:
+        """The gold labels held fixed: ``{item id: class label}``."""
+        self._check()
+        ids = list(self._items)
+        return {ids[i]: self.classes_[k].item() for i, k in self._gold.items()}
+
+    @property
     def confusion_(self) -> NDArray[np.float64]:
         """(n_annotators, n_true, n_given)."""
         self._check()
@@ -169,16 +196,26 @@ class IncrementalDawidSkene:
         return idx
 
     def partial_fit(
-        self, items: Sequence[Hashable], annotators: Sequence[Hashable], labels: Sequence[Hashable]
+        self,
+        items: Sequence[Hashable],
+        annotators: Sequence[Hashable],
+        labels: Sequence[Hashable],
+        gold: Mapping[Hashable, Hashable] | None = None,
     ) -> NDArray[np.int64]:
-        """Add votes given as ids and class labels; returns the codes of the updated items."""
+        """Add votes given as ids and class labels, and optionally gold ``{item id: label}``
+        (new or already seen items; held fixed from now on). Returns the updated item codes."""
         self._check()
         if not (len(items) == len(annotators) == len(labels)):
             raise VoteFormatError("items, annotators and labels differ in length")
         class_pos = {c: i for i, c in enumerate(self.classes_.tolist())}
-        if any(lab not in class_pos for lab in labels):
+        gold = {} if gold is None else gold
+        if any(lab not in class_pos for lab in [*labels, *gold.values()]):
             raise VoteFormatError("a label is not one of the fitted classes")
         touched: dict[int, int] = {}  # item code -> number of votes it had before
+        for item, lab in gold.items():
+            i = self._item(item)
+            touched.setdefault(i, len(self._by_item[i]))
+            self._gold[i] = class_pos[lab]
         for item, ann, lab in zip(items, annotators, labels, strict=True):
             i, a = self._item(item), self._annotator(ann)
             touched.setdefault(i, len(self._by_item[i]))
@@ -203,6 +240,9 @@ class IncrementalDawidSkene:
             logit -= logit.max()
             new = np.exp(logit)
             new /= new.sum()
+            if i in self._gold:
+                new = np.zeros_like(new)
+                new[self._gold[i]] = 1.0
             for j, (a, lab) in enumerate(votes):
                 self._counts[a, :, lab] += new if j >= n_before else new - old
                 touched_annotators.add(a)
@@ -213,8 +253,8 @@ class IncrementalDawidSkene:
             self._confusion[a] = c / c.sum(axis=1, keepdims=True)
 
     def refit(self, warm_start: bool = False) -> IncrementalDawidSkene:
-        """Full EM over every vote seen. Cold (default) it is exactly the batch
-        :class:`DawidSkene` fit (majority-vote start); ``warm_start`` starts from the current
+        """Full EM over every vote seen, gold held fixed. Cold (default) it is exactly the batch
+        :class:`DawidSkene` fit (its ``init`` start); ``warm_start`` starts from the current
         posteriors (fewer rounds, but it may settle in a different local optimum)."""
         self._check()
         item, ann, lab = [], [], []
@@ -231,11 +271,19 @@ class IncrementalDawidSkene:
             n_annotators=len(self._annotators),
             n_classes=self.n_classes,
         )
-        ds = DawidSkene(max_iter=self.max_iter, tol=self.tol, eps=self.eps, precision="float64")
+        ds = self._batch_model()
         design = VoteDesign.from_votes(v, np.float64)
-        start = self._post if warm_start else majority_proba(v)
+        start = self._post if warm_start else initial_posteriors(v, self.init)
+        gold = np.full(v.n_items, NO_GOLD, dtype=np.int64)
+        gold[list(self._gold)] = list(self._gold.values())
         res = run_em(
-            design, start, ds._m_step, max_iter=self.max_iter, tol=self.tol, dtype=np.float64
+            design,
+            start,
+            ds._m_step,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            gold=gold if self._gold else None,
+            dtype=np.float64,
         )
         self._post = np.asarray(res.posteriors, dtype=np.float64)
         self._confusion = np.exp(res.log_confusion).transpose(0, 2, 1)

@@ -1,4 +1,4 @@
-"""Render audit query results for people: the trace timeline of one comment."""
+"""Render audit query results for people: tables, JSON, and the trace timeline of a comment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,54 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["render_trace"]
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["emit", "render_trace", "to_jsonable"]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Query values as JSON values: times in ISO-8601 UTC, tuples as lists."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    if isinstance(value, list | tuple | dict):
+        text = json.dumps(to_jsonable(value), separators=(",", ":"))
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value)
+
+
+def emit(
+    rows: Sequence[dict[str, Any]], *, as_json: bool, title: str = "", console: Console
+) -> None:
+    """Print rows as a table, or as one JSON array."""
+    if as_json:
+        console.file.write(json.dumps(to_jsonable(list(rows)), indent=1) + "\n")
+        return
+    if not rows:
+        console.print(f"{title}: no rows" if title else "no rows", style="dim")
+        return
+    table = Table(title=title or None)
+    for name in rows[0]:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row.values()))
+    console.print(table)
 
 
 def _fmt_probs(classes: Sequence[str], probs: Sequence[float]) -> str:
@@ -78,6 +125,23 @@ def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
         case "HoneypotScored":
             ok = "correct" if p["correct"] else "WRONG"
             return [f"honeypot: {annotator} answered {p['given_label']} ({ok})"]
+        case "AnnotatorReliabilityUpdated":
+            before = p.get("previous_accuracy")
+            moved = f"{before:.2f} -> " if before is not None else ""
+            return [
+                f"reliability of {annotator}: {moved}{p['accuracy']:.2f} "
+                f"[{p['accuracy_lower']:.2f}, {p['accuracy_upper']:.2f}] ({p['method']}, "
+                f"n={p['n_observations']})"
+            ]
+        case "ExportCreated":
+            return [
+                f"export {p['export_id'][:8]} ({p['schema_version']}, {p['row_count']} rows, "
+                f"{p['aggregator']}) {p['content_hash'][:19]}",
+                p["uri"],
+            ]
+        case "ModelPublished":
+            metrics = " ".join(f"{k}={v:.2f}" for k, v in sorted(p.get("metrics", {}).items()))
+            return [f"model {p['model_version']} published; {metrics}"]
         case _:
             return [json.dumps(p, sort_keys=True)[:160]]
 
@@ -94,6 +158,8 @@ def render_trace(rows: Sequence[dict[str, Any]]) -> list[str]:
         stamp = f"day {(when - day0).days} . {when:%H:%M}"
         payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
         body = _describe(row["event_type"], payload, row.get("annotator_id", ""))
+        if row.get("link"):
+            body[0] += f"  <- {row['link']}"
         lines.append(f"{stamp:>14} | [{row['event_type']}] {body[0]}")
         lines += [f"{'':>14} |   {b}" for b in body[1:] if b]
     return lines

@@ -1,89 +1,37 @@
-"""Project every topic into ClickHouse: raw events, idempotent on event id, resumable exactly.
+"""Project every topic into ClickHouse: raw events plus typed tables, resumable exactly.
 
-Each batch is inserted through Arrow, then the positions it reached are inserted; on start
-the projector resumes from the stored positions. A crash between the two inserts re-inserts
-the batch, which the ReplacingMergeTree keyed on event id absorbs.
+The projector assigns itself every partition of every labeltrail topic at the positions
+recorded in ClickHouse (the beginning for a fresh database), reads batches with
+confluent-kafka and hands them to :class:`~labeltrail.clickhouse.writer.BatchWriter`. Records
+that do not decode go to the dead-letter topic (deterministic ids, so a replay re-sends the
+same record) unless the projector runs as a rebuild, which only reads the log.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.config import Settings
-from labeltrail.events.base import Event
-from labeltrail.events.exceptions import SerializationError
-from labeltrail.events.serde import decode
 from labeltrail.events.topics import TOPICS, topic_name
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import consumer_config, dead_letter
+from labeltrail.kafka.runner import consumer_config, dead_letter, drained
 
-__all__ = ["EVENTS_SCHEMA", "Projector", "ProjectorStats", "event_rows"]
+__all__ = ["Projector", "ProjectorStats"]
 
 log = logging.getLogger(__name__)
-
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_type", pa.string()),
-        ("topic", pa.string()),
-        ("partition", pa.uint16()),
-        ("offset", pa.uint64()),
-        ("message_key", pa.string()),
-        ("comment_id", pa.string()),
-        ("annotator_id", pa.string()),
-        ("schema_version", pa.string()),
-        ("occurred_at", pa.timestamp("ms", tz="UTC")),
-        ("recorded_at", pa.timestamp("ms", tz="UTC")),
-        ("producer", pa.string()),
-        ("causation_id", pa.string()),
-        ("correlation_id", pa.string()),
-        ("payload", pa.string()),
-    ]
-)
-
-
-def _row(event: Event, topic: str, partition: int, offset: int) -> dict[str, object]:
-    env = event.envelope
-    fields = event.model_dump(mode="json", exclude={"envelope"})
-    annotator = fields.get("annotator_id") or fields.get("reviewer_id") or ""
-    version = fields.get("schema_version") or fields.get("version") or ""
-    return {
-        "event_id": env.event_id,
-        "event_type": env.event_type,
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "message_key": event.key,
-        "comment_id": fields.get("comment_id") or "",
-        "annotator_id": annotator,
-        "schema_version": version,
-        "occurred_at": env.occurred_at,
-        "recorded_at": env.recorded_at,
-        "producer": env.producer,
-        "causation_id": env.causation_id or "",
-        "correlation_id": env.correlation_id or "",
-        "payload": json.dumps(fields, separators=(",", ":"), sort_keys=True),
-    }
-
-
-def event_rows(items: Iterable[tuple[Event, str, int, int]]) -> pa.Table:
-    """An Arrow table of ``events`` rows from (event, topic, partition, offset)."""
-    rows = [_row(*item) for item in items]
-    return pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA)
 
 
 @dataclass
 class ProjectorStats:
+    """Counts since start: ``consumed == projected + rejected``."""
+
     consumed: int = 0
     projected: int = 0
     rejected: int = 0
@@ -92,7 +40,10 @@ class ProjectorStats:
 
 
 class Projector:
-    """Reads every labeltrail topic and writes it into ClickHouse."""
+    """Reads every labeltrail topic and writes it into ClickHouse.
+
+    ``caught_up`` is set whenever every assigned partition has been read to its end.
+    """
 
     name = "projector"
 
@@ -103,28 +54,26 @@ class Projector:
         *,
         batch_size: int = 5_000,
         max_wait: float = 0.5,
+        emit_dead_letters: bool = True,
     ) -> None:
         self.client = client
         self.settings = settings
         self.batch_size = batch_size
         self.max_wait = max_wait
+        self.emit_dead_letters = emit_dead_letters
         self.stats = ProjectorStats()
         self.caught_up = threading.Event()
         self.consumer_name = f"{settings.topic_prefix}.projector"
         self.topics = [topic_name(settings.topic_prefix, spec.suffix) for spec in TOPICS]
+        self.writer = BatchWriter(client, self.consumer_name)
         self._consumer = Consumer(consumer_config(settings, self.consumer_name))
-        self._producer = EventProducer(settings)
-
-    def _stored_positions(self) -> dict[tuple[str, int], int]:
-        result = self.client.query(
-            "SELECT topic, partition, max(next_offset) FROM consumer_positions FINAL "
-            "WHERE consumer = {c:String} GROUP BY topic, partition",
-            parameters={"c": self.consumer_name},
-        )
-        return {(str(t), int(p)): int(o) for t, p, o in result.result_rows}
+        self._producer = EventProducer(settings) if emit_dead_letters else None
+        # What has been read, per partition: the client's position is unknown until the
+        # first fetch, so drained() needs our own record (see labeltrail.kafka.runner).
+        self._read_to: dict[tuple[str, int], int] = {}
 
     def _assign(self) -> None:
-        stored = self._stored_positions()
+        stored = self.writer.stored_positions()
         meta = self._consumer.list_topics(timeout=30)
         assignment = []
         for topic in self.topics:
@@ -132,10 +81,13 @@ class Projector:
                 continue
             for partition in sorted(meta.topics[topic].partitions):
                 offset = stored.get((topic, partition), OFFSET_BEGINNING)
+                if offset != OFFSET_BEGINNING:
+                    self._read_to[(topic, partition)] = offset
                 assignment.append(TopicPartition(topic, partition, offset))
         self._consumer.assign(assignment)
 
     def run(self, stop: threading.Event, *, idle_seconds: float = 1.0) -> ProjectorStats:
+        """Project until ``stop`` is set."""
         self._assign()
         idle_since: float | None = None
         try:
@@ -165,41 +117,28 @@ class Projector:
         return batch
 
     def _at_end(self) -> bool:
-        """True when every assigned partition has been read to its high watermark.
-
-        Uses the watermarks cached from fetch responses: no broker round trip per call.
-        """
-        assignment = self._consumer.assignment()
-        for tp in self._consumer.position(assignment):
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high < 0 or (high > 0 and (tp.offset < 0 or tp.offset < high)):
-                return False
-        return True
+        return drained(self._consumer, self._read_to)
 
     def _write(self, batch: list[Message]) -> None:
-        items: list[tuple[Event, str, int, int]] = []
-        positions: dict[tuple[str, int], int] = {}
-        for msg in batch:
-            topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-            positions[(topic, partition)] = offset + 1
-            self.stats.consumed += 1
-            try:
-                event = decode(msg.value() or b"")
-            except SerializationError as exc:
-                self.stats.rejected += 1
+        records = [
+            LogRecord(m.topic() or "", m.partition() or 0, m.offset() or 0, m.value() or b"")
+            for m in batch
+        ]
+        messages = {
+            (r.topic, r.partition, r.offset): m for r, m in zip(records, batch, strict=True)
+        }
+        for r in records:
+            self._read_to[(r.topic, r.partition)] = r.offset + 1
+        result = self.writer.write_records(records)
+        if result.rejected and self._producer is not None:
+            for record, exc in result.rejected:
+                msg = messages[(record.topic, record.partition, record.offset)]
                 self._producer.send(dead_letter(msg, self.name, exc.reason_code, str(exc)))
-                continue
-            items.append((event, topic, partition, offset))
-            name = event.envelope.event_type
-            self.stats.by_type[name] = self.stats.by_type.get(name, 0) + 1
-        self._producer.flush()
-        if items:
-            self.client.insert_arrow("events", event_rows(items))
-            self.stats.projected += len(items)
-        now = dt.datetime.now(dt.UTC)
-        self.client.insert(
-            "consumer_positions",
-            [[self.consumer_name, t, p, o, now] for (t, p), o in positions.items()],
-            column_names=["consumer", "topic", "partition", "next_offset", "updated_at"],
-        )
+            self._producer.flush()
+        self.writer.record_positions(result.positions)
+        self.stats.consumed += len(records)
+        self.stats.projected += result.projected
+        self.stats.rejected += len(result.rejected)
         self.stats.batches += 1
+        for name, n in result.by_type.items():
+            self.stats.by_type[name] = self.stats.by_type.get(name, 0) + n

@@ -1,0 +1,481 @@
+-- Typed tables: one per event type, filled by the projector from the same batch as the raw
+-- events table. Each starts with the envelope and the log position; ReplacingMergeTree on
+-- replace_rank (earliest copy on the log wins) with event_id in the key. Query with FINAL or
+-- through the v_* views. Column lists are kept in step with src/labeltrail/clickhouse/tables.py.
+
+-- CommentPosted
+CREATE TABLE IF NOT EXISTS comments
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    comment_id     String,
+    video_id       String,
+    author_hash    String,
+    text           String,
+    posted_at      DateTime64(3, 'UTC'),
+    source         LowCardinality(String),
+    parent_ids     Array(String),
+    attributes     Map(String, String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- LabelSchemaPublished
+CREATE TABLE IF NOT EXISTS label_schemas
+(
+    event_id         String,
+    topic            LowCardinality(String),
+    partition        UInt32,
+    offset           UInt64,
+    replace_rank     UInt64,
+    occurred_at      DateTime64(3, 'UTC'),
+    recorded_at      DateTime64(3, 'UTC'),
+    producer         LowCardinality(String),
+    causation_id     String,
+    correlation_id   String,
+    version          String,
+    classes          Array(String),
+    question_ids     Array(String),
+    question_texts   Array(String),
+    guideline_hash   String,
+    supersedes       Nullable(String),
+    old_label_policy LowCardinality(String),
+    relabel_classes  Array(String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (version, event_id);
+
+-- CommentScored
+CREATE TABLE IF NOT EXISTS scores
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    comment_id     String,
+    model_version  LowCardinality(String),
+    classes        Array(String),
+    probabilities  Array(Float64),
+    margin         Float64,
+    route          LowCardinality(String),
+    threshold      Float64
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- TaskCreated
+CREATE TABLE IF NOT EXISTS tasks
+(
+    event_id            String,
+    topic               LowCardinality(String),
+    partition           UInt32,
+    offset              UInt64,
+    replace_rank        UInt64,
+    occurred_at         DateTime64(3, 'UTC'),
+    recorded_at         DateTime64(3, 'UTC'),
+    producer            LowCardinality(String),
+    causation_id        String,
+    correlation_id      String,
+    task_id             String,
+    comment_id          String,
+    schema_version      LowCardinality(String),
+    kind                LowCardinality(String),
+    reason              LowCardinality(String),
+    questions           Array(String),
+    redundancy          UInt32,
+    prelabel            Nullable(String),
+    prelabel_confidence Nullable(Float64),
+    expected_label      Nullable(String),
+    request_id          Nullable(String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- TaskAssigned
+CREATE TABLE IF NOT EXISTS assignments
+(
+    event_id            String,
+    topic               LowCardinality(String),
+    partition           UInt32,
+    offset              UInt64,
+    replace_rank        UInt64,
+    occurred_at         DateTime64(3, 'UTC'),
+    recorded_at         DateTime64(3, 'UTC'),
+    producer            LowCardinality(String),
+    causation_id        String,
+    correlation_id      String,
+    assignment_id       String,
+    task_id             String,
+    comment_id          String,
+    annotator_id        String,
+    pool                LowCardinality(String),
+    schema_version      LowCardinality(String),
+    questions           Array(String),
+    context             Array(String),
+    prelabel            Nullable(String),
+    prelabel_confidence Nullable(Float64),
+    prior_votes         Array(String),
+    request_id          Nullable(String),
+    cost_usd            Float64
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- VoteCast
+CREATE TABLE IF NOT EXISTS votes
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    vote_id        String,
+    task_id        String,
+    comment_id     String,
+    annotator_id   String,
+    schema_version LowCardinality(String),
+    label          String,
+    answers        Map(String, String),
+    confidence     Nullable(Float64),
+    time_spent_ms  UInt64,
+    prelabel_shown Bool
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- ConsensusUpdated
+CREATE TABLE IF NOT EXISTS consensus
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    comment_id     String,
+    schema_version LowCardinality(String),
+    method         LowCardinality(String),
+    method_params  Map(String, String),
+    classes        Array(String),
+    posterior      Array(Float64),
+    label          String,
+    agreement      Float64,
+    vote_ids       Array(String),
+    annotator_ids  Array(String),
+    votes_expected UInt32,
+    status         LowCardinality(String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- AdjudicationRequested
+CREATE TABLE IF NOT EXISTS adjudication_requests
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    request_id     String,
+    comment_id     String,
+    schema_version LowCardinality(String),
+    reason         LowCardinality(String),
+    agreement      Float64,
+    threshold      Float64,
+    vote_ids       Array(String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- AdjudicationRecorded
+CREATE TABLE IF NOT EXISTS adjudications
+(
+    event_id        String,
+    topic           LowCardinality(String),
+    partition       UInt32,
+    offset          UInt64,
+    replace_rank    UInt64,
+    occurred_at     DateTime64(3, 'UTC'),
+    recorded_at     DateTime64(3, 'UTC'),
+    producer        LowCardinality(String),
+    causation_id    String,
+    correlation_id  String,
+    adjudication_id String,
+    request_id      String,
+    task_id         String,
+    comment_id      String,
+    schema_version  LowCardinality(String),
+    reviewer_id     String,
+    label           String,
+    confidence      Float64,
+    note            String,
+    context_seen    Array(String),
+    is_gold         Bool
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- LabelCommitted
+CREATE TABLE IF NOT EXISTS labels
+(
+    event_id         String,
+    topic            LowCardinality(String),
+    partition        UInt32,
+    offset           UInt64,
+    replace_rank     UInt64,
+    occurred_at      DateTime64(3, 'UTC'),
+    recorded_at      DateTime64(3, 'UTC'),
+    producer         LowCardinality(String),
+    causation_id     String,
+    correlation_id   String,
+    label_id         String,
+    comment_id       String,
+    schema_version   LowCardinality(String),
+    label            String,
+    classes          Array(String),
+    distribution     Array(Float64),
+    confidence       Float64,
+    route            LowCardinality(String),
+    method           LowCardinality(String),
+    method_params    Map(String, String),
+    vote_ids         Array(String),
+    annotator_ids    Array(String),
+    adjudication_id  Nullable(String),
+    machine_made     Bool,
+    gold_label       Nullable(String),
+    source_positions Array(Tuple(topic String, partition UInt32, offset UInt64))
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- HoneypotScored
+CREATE TABLE IF NOT EXISTS honeypot_results
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    annotator_id   String,
+    task_id        String,
+    vote_id        String,
+    comment_id     String,
+    schema_version LowCardinality(String),
+    source         LowCardinality(String),
+    expected_label String,
+    given_label    String,
+    correct        Bool
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (annotator_id, event_id);
+
+-- AnnotatorReliabilityUpdated
+CREATE TABLE IF NOT EXISTS reliability
+(
+    event_id          String,
+    topic             LowCardinality(String),
+    partition         UInt32,
+    offset            UInt64,
+    replace_rank      UInt64,
+    occurred_at       DateTime64(3, 'UTC'),
+    recorded_at       DateTime64(3, 'UTC'),
+    producer          LowCardinality(String),
+    causation_id      String,
+    correlation_id    String,
+    annotator_id      String,
+    schema_version    LowCardinality(String),
+    method            LowCardinality(String),
+    accuracy          Float64,
+    accuracy_lower    Float64,
+    accuracy_upper    Float64,
+    previous_accuracy Nullable(Float64),
+    n_observations    UInt64,
+    classes           Array(String),
+    confusion         Array(Array(Float64)),
+    window_start      Nullable(DateTime64(3, 'UTC')),
+    window_end        Nullable(DateTime64(3, 'UTC'))
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (annotator_id, event_id);
+
+-- IaaWindowClosed
+CREATE TABLE IF NOT EXISTS iaa_windows
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    window         LowCardinality(String),
+    window_start   DateTime64(3, 'UTC'),
+    window_end     DateTime64(3, 'UTC'),
+    schema_version LowCardinality(String),
+    question       String,
+    slice          String,
+    metric         LowCardinality(String),
+    agreement      Nullable(Float64),
+    gold_accuracy  Nullable(Float64),
+    n_items        UInt64,
+    n_gold_items   UInt64,
+    blind_spot     Bool
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (slice, event_id);
+
+-- FeedbackReceived
+CREATE TABLE IF NOT EXISTS feedback
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    feedback_id    String,
+    comment_id     String,
+    kind           LowCardinality(String),
+    label          Nullable(String),
+    actor_hash     String
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
+-- ModelPublished
+CREATE TABLE IF NOT EXISTS models
+(
+    event_id        String,
+    topic           LowCardinality(String),
+    partition       UInt32,
+    offset          UInt64,
+    replace_rank    UInt64,
+    occurred_at     DateTime64(3, 'UTC'),
+    recorded_at     DateTime64(3, 'UTC'),
+    producer        LowCardinality(String),
+    causation_id    String,
+    correlation_id  String,
+    model_version   LowCardinality(String),
+    artifact_uri    String,
+    artifact_sha256 String,
+    classes         Array(String),
+    export_id       Nullable(String),
+    export_hash     Nullable(String),
+    metrics         Map(String, Float64)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (model_version, event_id);
+
+-- ExportCreated
+CREATE TABLE IF NOT EXISTS exports
+(
+    event_id          String,
+    topic             LowCardinality(String),
+    partition         UInt32,
+    offset            UInt64,
+    replace_rank      UInt64,
+    occurred_at       DateTime64(3, 'UTC'),
+    recorded_at       DateTime64(3, 'UTC'),
+    producer          LowCardinality(String),
+    causation_id      String,
+    correlation_id    String,
+    export_id         String,
+    schema_version    LowCardinality(String),
+    as_of             DateTime64(3, 'UTC'),
+    log_positions     Array(Tuple(topic String, partition UInt32, offset UInt64)),
+    aggregator        String,
+    aggregator_params Map(String, String),
+    content_hash      String,
+    row_count         UInt64,
+    uri               String
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (export_id, event_id);
+
+-- AnnotatorRegistered
+CREATE TABLE IF NOT EXISTS annotators
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    annotator_id   String,
+    pool           LowCardinality(String),
+    locale         LowCardinality(String),
+    languages      Array(String),
+    consented      Bool,
+    demographics   Map(String, String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (annotator_id, event_id);
+
+-- DeadLettered
+CREATE TABLE IF NOT EXISTS dead_letters
+(
+    event_id         String,
+    topic            LowCardinality(String),
+    partition        UInt32,
+    offset           UInt64,
+    replace_rank     UInt64,
+    occurred_at      DateTime64(3, 'UTC'),
+    recorded_at      DateTime64(3, 'UTC'),
+    producer         LowCardinality(String),
+    causation_id     String,
+    correlation_id   String,
+    source_topic     String,
+    source_partition Int64,
+    source_offset    Int64,
+    reason_code      LowCardinality(String),
+    reason           LowCardinality(String),
+    stage            LowCardinality(String),
+    source_key_hex   String,
+    payload_hex      String
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (source_topic, event_id);

@@ -1,0 +1,45 @@
+-- iaa: agreement beside gold accuracy, per time window, schema version, question and slice.
+-- Agreement is the mean per-item agreement of the crowd (v_item_agreement; windowed by the
+-- item's last vote); gold accuracy is the share of crowd votes on gold items that match gold
+-- (v_gold_votes; question 'label' only). Rows with source 'stream' are the IaaWindowClosed
+-- events the streaming iaa stage emitted, shown as they were recorded.
+-- Parameters: days UInt16 (window length), slice_key String (comment attribute to slice by),
+--             schema_version String ('' for every version)
+SELECT * FROM (
+SELECT
+    'projection' AS source,
+    window_start,
+    schema_version,
+    question,
+    slice,
+    avgOrNull(item_agreement) AS agreement,
+    avgOrNull(gold_correct) AS gold_accuracy,
+    countIf(item_agreement IS NOT NULL) AS n_items,
+    countIf(gold_correct IS NOT NULL) AS n_gold_votes
+FROM
+(
+    SELECT toStartOfInterval(a.answered_at, toIntervalDay({days:UInt16})) AS window_start,
+           a.schema_version AS schema_version, a.question AS question,
+           c.attributes[{slice_key:String}] AS slice,
+           CAST(a.agreement, 'Nullable(Float64)') AS item_agreement,
+           CAST(NULL, 'Nullable(Float64)') AS gold_correct
+    FROM v_item_agreement AS a
+    LEFT JOIN v_comment_slices AS c ON c.comment_id = a.comment_id
+    UNION ALL
+    SELECT toStartOfInterval(g.voted_at, toIntervalDay({days:UInt16})) AS window_start,
+           g.schema_version, 'label' AS question,
+           c.attributes[{slice_key:String}] AS slice,
+           CAST(NULL, 'Nullable(Float64)') AS item_agreement,
+           CAST(toFloat64(g.correct), 'Nullable(Float64)') AS gold_correct
+    FROM v_gold_votes AS g
+    LEFT JOIN v_comment_slices AS c ON c.comment_id = g.comment_id
+)
+WHERE {schema_version:String} = '' OR schema_version = {schema_version:String}
+GROUP BY window_start, schema_version, question, slice
+UNION ALL
+SELECT 'stream' AS source, window_start, schema_version, question, slice,
+       agreement, gold_accuracy, n_items, n_gold_items AS n_gold_votes
+FROM iaa_windows FINAL
+WHERE {schema_version:String} = '' OR schema_version = {schema_version:String}
+)
+ORDER BY window_start, schema_version, question, slice, source

@@ -1,0 +1,216 @@
+"""The ``labeltrail audit ...`` queries, and registration of the projections, export and report
+command groups. Thin calls into the library.
+
+Every audit command runs named queries from ``projections/queries`` (the SQL an auditor can run
+themselves, with the same parameters) and prints a table, or JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from labeltrail.audit import emit, render_trace
+from labeltrail.config import Settings
+from labeltrail.exceptions import LabeltrailError
+
+__all__ = ["parse_time", "register", "register_audit", "run_query"]
+
+console = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")]
+SliceKey = Annotated[str, typer.Option(help="Comment attribute to slice by.")]
+Version = Annotated[str, typer.Option("--schema-version", help="Only this schema version.")]
+
+
+def parse_time(value: str) -> dt.datetime:
+    """An ISO-8601 time (naive means UTC) or ``now``."""
+    if value == "now":
+        return dt.datetime.now(dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO-8601 time: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _fail(exc: Exception, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+def run_query(name: str, **params: Any) -> list[dict[str, Any]]:
+    """Run a named query against the configured ClickHouse; errors become a clean exit."""
+    from labeltrail.clickhouse.client import connect, run_named
+
+    settings = Settings()
+    try:
+        return run_named(connect(settings.clickhouse_dsn), name, **params)
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
+
+
+def _show(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    emit(rows, as_json=as_json, title=title, console=console)
+
+
+def trace(
+    comment: Annotated[str, typer.Argument(help="Comment id.")], as_json: JsonFlag = False
+) -> None:
+    """The full trace of one comment, from posting to the models trained on its label."""
+    rows = run_query("trace", comment_id=comment)
+    if not rows:
+        raise _fail(LabeltrailError(f"no events for comment {comment!r}"), 3)
+    if as_json:
+        for row in rows:
+            row["payload"] = json.loads(row["payload"])
+        _show(rows, True, "trace")
+        return
+    for line in render_trace(rows):
+        console.print(line, highlight=False, markup=False)
+
+
+def label_as_of(
+    comment: Annotated[str, typer.Argument(help="Comment id, or 'all'.")],
+    at: Annotated[str, typer.Option(help="ISO-8601 time (UTC if no zone) or 'now'.")] = "now",
+    schema_version: Version = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Labels as they stood at a time: the latest recorded by then, per schema version."""
+    from labeltrail.export.build import sql_time
+
+    rows = run_query(
+        "label_as_of",
+        comment_id="" if comment == "all" else comment,
+        at=sql_time(parse_time(at)),
+        schema_version=schema_version,
+    )
+    _show(rows, as_json, f"labels as of {at}")
+
+
+def explain(
+    label: Annotated[str, typer.Argument(help="Label id, label event id, or comment id.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Why a label is what it is: votes, weights, posterior, thresholds, adjudication."""
+    head = run_query("explain_label", label=label)
+    if not head:
+        raise _fail(LabeltrailError(f"no label {label!r}"), 3)
+    votes = run_query("explain_votes", label=label)
+    if as_json:
+        _show([{**head[0], "votes": votes}], True, "explain")
+        return
+    _show([{"field": k, "value": v} for k, v in head[0].items()], False, f"label {label}")
+    _show(votes, False, "votes behind it")
+
+
+def annotator(
+    annotator_id: Annotated[str, typer.Argument(help="Annotator id.")], as_json: JsonFlag = False
+) -> None:
+    """An annotator's votes, honeypot and gold accuracy, reliability and overrides."""
+    summary = run_query("annotator_summary", annotator=annotator_id)
+    trajectory = run_query("annotator_reliability", annotator=annotator_id)
+    overrides = run_query("annotator_overrides", annotator=annotator_id)
+    if as_json:
+        doc = {**summary[0], "reliability_trajectory": trajectory, "overrides": overrides}
+        _show([doc], True, "annotator")
+        return
+    _show([{"field": k, "value": v} for k, v in summary[0].items()], False, annotator_id)
+    _show(trajectory, False, "reliability trajectory")
+    _show(overrides, False, "adjudication overrides")
+
+
+def iaa(
+    days: Annotated[int, typer.Option(help="Window length in days.")] = 7,
+    slice_key: SliceKey = "slice",
+    schema_version: Version = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Agreement beside gold accuracy over time, per schema version, question and slice."""
+    rows = run_query("iaa", days=days, slice_key=slice_key, schema_version=schema_version)
+    _show(rows, as_json, "agreement and gold accuracy")
+
+
+def blind_spots(
+    min_agreement: Annotated[float, typer.Option(help="Agreement at least this.")] = 0.8,
+    max_gold_accuracy: Annotated[float, typer.Option(help="Gold accuracy at most this.")] = 0.6,
+    min_gold: Annotated[int, typer.Option(help="At least this many gold votes.")] = 5,
+    slice_key: SliceKey = "slice",
+    as_json: JsonFlag = False,
+) -> None:
+    """Slices where the crowd agrees with itself but not with gold."""
+    rows = run_query(
+        "blind_spots",
+        min_agreement=min_agreement,
+        max_gold_accuracy=max_gold_accuracy,
+        min_gold=min_gold,
+        slice_key=slice_key,
+    )
+    _show(rows, as_json, "blind spots")
+
+
+def pool(
+    attribute: Annotated[str, typer.Option(help="locale, pool, or a demographic key.")] = "locale",
+    target: Annotated[
+        str, typer.Option(help="Target mix as JSON, e.g. '{\"en-US\": 0.25}'.")
+    ] = "{}",
+    slice_key: SliceKey = "slice",
+    schema_version: Version = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """The make-up of the annotators behind the labels, per class and slice, against a target."""
+    try:
+        parsed = json.loads(target)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--target is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise typer.BadParameter("--target must be a JSON object of value -> share")
+    rows = run_query(
+        "pool",
+        attribute=attribute,
+        slice_key=slice_key,
+        schema_version=schema_version,
+        target=json.dumps(parsed),
+    )
+    _show(rows, as_json, f"annotator pool by {attribute}")
+
+
+def cost(schema_version: Version = "", as_json: JsonFlag = False) -> None:
+    """Cost per final label by route, counting redundancy, honeypots and adjudication."""
+    _show(run_query("cost", schema_version=schema_version), as_json, "cost per final label")
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "trace": trace,
+    "label-as-of": label_as_of,
+    "explain": explain,
+    "annotator": annotator,
+    "iaa": iaa,
+    "blind-spots": blind_spots,
+    "pool": pool,
+    "cost": cost,
+}
+"""The audit commands, by name."""
+
+
+def register_audit(audit_app: typer.Typer) -> None:
+    """Add the audit queries to ``labeltrail audit``."""
+    for name, command in COMMANDS.items():
+        audit_app.command(name)(command)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``projections``, ``export`` and ``report`` command groups."""
+    from labeltrail.clickhouse.cli import projections_app
+    from labeltrail.export.cli import export_app
+    from labeltrail.report.cli import report
+
+    app.add_typer(projections_app, name="projections")
+    app.add_typer(export_app, name="export")
+    app.command("report")(report)

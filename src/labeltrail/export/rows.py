@@ -1,0 +1,262 @@
+"""Export rows in canonical form, their content hash, and the pure fold that rebuilds them.
+
+An export row is one comment's training example: the latest label under the export's schema
+version recorded by ``as_of`` and before the export's log positions, with its soft label,
+confidence, the crowd votes it came from, the adjudication and the gold-set verdict known then.
+
+Two independent paths produce rows: ClickHouse (``projections/queries/export_rows.sql``, used
+to create an export) and :class:`ExportFold` over events read from the log (used to verify it).
+Both are reduced to the same canonical JSON lines, whose SHA-256 is the export's content hash.
+This module is pure: no Kafka, no ClickHouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.models import AdjudicationRecorded, LabelCommitted, VoteCast
+
+__all__ = [
+    "AGGREGATOR",
+    "AGGREGATOR_PARAMS",
+    "ExportFold",
+    "canonical_from_sql",
+    "content_hash",
+    "iso",
+    "jsonl",
+]
+
+AGGREGATOR = "latest-committed-label"
+"""How an export picks each comment's label: the committed label, not a re-aggregation."""
+
+AGGREGATOR_PARAMS: dict[str, str] = {
+    "order": "recorded_at,occurred_at,event_id",
+    "time_axis": "recorded_at",
+    "gold": "adjudications with request_id gold:*",
+    "votes": "the label's vote_ids",
+}
+"""The selection rule, recorded in every ExportCreated."""
+
+_ORDER = tuple[dt.datetime, dt.datetime, str]
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """UTC time with milliseconds and a ``Z`` (naive datetimes are taken as UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds") + "Z"
+
+
+def _vote(annotator: str, label: str, confidence: float | None, at: Any, vote_id: str) -> Any:
+    return {
+        "annotator_id": annotator,
+        "label": label,
+        "confidence": confidence,
+        "voted_at": iso(at),
+        "vote_id": vote_id,
+    }
+
+
+def _row(
+    *,
+    comment_id: str,
+    schema_version: str,
+    label: Mapping[str, Any],
+    votes: Sequence[dict[str, Any]],
+    adjudication: dict[str, Any] | None,
+    gold_label: str | None,
+) -> dict[str, Any]:
+    ordered = sorted(
+        votes, key=lambda v: (v["voted_at"], v["annotator_id"], v["vote_id"], json.dumps(v))
+    )
+    times = [v["voted_at"] for v in ordered]
+    return {
+        "comment_id": comment_id,
+        "schema_version": schema_version,
+        **label,
+        "annotators": ordered,
+        "n_votes": len(ordered),
+        "first_vote_at": min(times) if times else None,
+        "last_vote_at": max(times) if times else None,
+        "adjudication": adjudication,
+        "gold_label": gold_label,
+        "gold_agrees": None if gold_label is None else gold_label == label["label"],
+    }
+
+
+def _label_fields(**f: Any) -> dict[str, Any]:
+    return {
+        "label": f["label"],
+        "classes": list(f["classes"]),
+        "soft_label": [float(p) for p in f["soft_label"]],
+        "confidence": float(f["confidence"]),
+        "route": f["route"],
+        "method": f["method"],
+        "method_params": dict(sorted(dict(f["method_params"]).items())),
+        "label_id": f["label_id"],
+        "label_event_id": f["label_event_id"],
+        "committed_at": iso(f["committed_at"]),
+        "occurred_at": iso(f["occurred_at"]),
+        "source_positions": [
+            f"{p['topic']}:{p['partition']}:{p['offset']}" for p in f["source_positions"]
+        ],
+    }
+
+
+def canonical_from_sql(row: Mapping[str, Any], schema_version: str) -> dict[str, Any]:
+    """A canonical row from one ``export_rows`` result row."""
+    label = _label_fields(**{k: row[k] for k in _LABEL_KEYS})
+    adjudication = None
+    if row["adjudication_id"] is not None:
+        adjudication = {
+            "adjudication_id": row["adjudication_id"],
+            "reviewer_id": row["reviewer_id"],
+            "label": row["adjudicated_label"],
+            "confidence": row["adjudicated_confidence"],
+            "note": row["adjudication_note"],
+            "recorded_at": iso(row["adjudicated_at"]),
+        }
+    votes = [_vote(*v) for v in (row["votes"] or [])]
+    return _row(
+        comment_id=row["comment_id"],
+        schema_version=schema_version,
+        label=label,
+        votes=votes,
+        adjudication=adjudication,
+        gold_label=row["gold_label"],
+    )
+
+
+_LABEL_KEYS = (
+    "label",
+    "classes",
+    "soft_label",
+    "confidence",
+    "route",
+    "method",
+    "method_params",
+    "label_id",
+    "label_event_id",
+    "committed_at",
+    "occurred_at",
+    "source_positions",
+)
+
+
+def jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """Canonical JSON lines: sorted keys, no spaces, one row per line, rows by comment id."""
+    ordered = sorted(rows, key=lambda r: str(r["comment_id"]))
+    return b"".join(
+        json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        for r in ordered
+    )
+
+
+def content_hash(rows: Iterable[Mapping[str, Any]]) -> str:
+    """``sha256:<hex>`` of the canonical JSON lines."""
+    return "sha256:" + hashlib.sha256(jsonl(rows)).hexdigest()
+
+
+def _key(event: Event) -> _ORDER:
+    env = event.envelope
+    return (env.recorded_at, env.occurred_at, env.event_id)
+
+
+@dataclass
+class ExportFold:
+    """Rebuilds export rows from the events of the labels, votes and adjudications topics.
+
+    Feed it every record before the export's positions, in log order per partition; events
+    recorded after ``as_of`` are ignored, and a repeated event id keeps its first copy (as the
+    ClickHouse tables do).
+    """
+
+    schema_version: str
+    as_of: dt.datetime
+    seen: set[str] = field(default_factory=set)
+    labels: dict[str, LabelCommitted] = field(default_factory=dict)
+    votes: dict[str, list[VoteCast]] = field(default_factory=dict)
+    adjudications: dict[str, AdjudicationRecorded] = field(default_factory=dict)
+    gold: dict[str, AdjudicationRecorded] = field(default_factory=dict)
+
+    def apply(self, event: Event, position: LogPosition | None = None) -> None:
+        if event.event_id in self.seen:
+            return
+        self.seen.add(event.event_id)
+        if event.envelope.recorded_at > self.as_of:
+            return
+        match event:
+            case LabelCommitted() if event.schema_version == self.schema_version:
+                current = self.labels.get(event.comment_id)
+                if current is None or _key(event) > _key(current):
+                    self.labels[event.comment_id] = event
+            case VoteCast():
+                self.votes.setdefault(event.vote_id, []).append(event)
+            case AdjudicationRecorded() if event.schema_version == self.schema_version:
+                self._keep_latest(self.adjudications, event.adjudication_id, event)
+                if event.request_id.startswith("gold:"):
+                    self._keep_latest(self.gold, event.comment_id, event)
+
+    @staticmethod
+    def _keep_latest(
+        table: dict[str, AdjudicationRecorded], key: str, event: AdjudicationRecorded
+    ) -> None:
+        current = table.get(key)
+        if current is None or _key(event) > _key(current):
+            table[key] = event
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The canonical rows, one per comment with a label."""
+        out: list[dict[str, Any]] = []
+        for comment_id in sorted(self.labels):
+            lab = self.labels[comment_id]
+            label = _label_fields(
+                label=lab.label,
+                classes=lab.classes,
+                soft_label=lab.distribution,
+                confidence=lab.confidence,
+                route=lab.route,
+                method=lab.method,
+                method_params=lab.method_params,
+                label_id=lab.label_id,
+                label_event_id=lab.event_id,
+                committed_at=lab.envelope.recorded_at,
+                occurred_at=lab.envelope.occurred_at,
+                source_positions=[p.model_dump() for p in lab.source_positions],
+            )
+            votes = [
+                _vote(v.annotator_id, v.label, v.confidence, v.envelope.occurred_at, v.vote_id)
+                for vote_id in lab.vote_ids
+                for v in self.votes.get(vote_id, [])
+            ]
+            adj = self.adjudications.get(lab.adjudication_id or "")
+            adjudication = None
+            if adj is not None:
+                adjudication = {
+                    "adjudication_id": adj.adjudication_id,
+                    "reviewer_id": adj.reviewer_id,
+                    "label": adj.label,
+                    "confidence": adj.confidence,
+                    "note": adj.note,
+                    "recorded_at": iso(adj.envelope.recorded_at),
+                }
+            gold = self.gold.get(comment_id)
+            out.append(
+                _row(
+                    comment_id=comment_id,
+                    schema_version=self.schema_version,
+                    label=label,
+                    votes=votes,
+                    adjudication=adjudication,
+                    gold_label=gold.label if gold is not None else None,
+                )
+            )
+        return out

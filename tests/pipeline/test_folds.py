@@ -8,8 +8,9 @@ import pytest
 
 from labeltrail.events import (
     AnnotatorRegistered,
+    AnnotatorReliabilityUpdated,
+    LabelSchemaPublished,
     LogPosition,
-    TaskAssigned,
     TaskCreated,
     VoteCast,
 )
@@ -54,8 +55,8 @@ def test_blind_spot_shows_and_experts_fix_it(world) -> None:  # type: ignore[no-
     assert expert_right / by_route["adjudication"] > 0.8
 
 
-def _setup() -> ConsensusFold:
-    fold = ConsensusFold(ConsensusConfig(agreement_threshold=0.85))
+def _setup(method: str = "mv") -> ConsensusFold:
+    fold = ConsensusFold(ConsensusConfig(agreement_threshold=0.85, method=method))
     fold.apply(moderation_schema_v3(), POS)
     task = TaskCreated.create(
         producer="t",
@@ -67,27 +68,10 @@ def _setup() -> ConsensusFold:
         reason="random_audit",
         questions=[],
         redundancy=3,
+        annotators=["a1", "a2", "a3"],
     )
     fold.apply(task, POS)
-    for a in ("a1", "a2", "a3"):
-        fold.apply(_assign(a), POS)
     return fold
-
-
-def _assign(annotator: str) -> TaskAssigned:
-    return TaskAssigned.create(
-        producer="t",
-        id_parts=("as", annotator),
-        task_id="t1",
-        assignment_id=f"as-{annotator}",
-        comment_id="c1",
-        annotator_id=annotator,
-        pool="crowd",
-        schema_version="v3",
-        questions=[],
-        text="x",
-        cost_usd=0.04,
-    )
 
 
 def _vote(annotator: str, label: str, *, vote_id: str | None = None, **kw: str) -> VoteCast:
@@ -154,7 +138,6 @@ def test_vote_before_its_task_is_held_not_rejected() -> None:
     fold = ConsensusFold()
     fold.apply(moderation_schema_v3(), POS)
     assert fold.apply(_vote("a1", "hate"), POS) == []
-    fold.apply(_assign("a1"), POS)
     task = TaskCreated.create(
         producer="t",
         id_parts=("t1",),
@@ -165,6 +148,7 @@ def test_vote_before_its_task_is_held_not_rejected() -> None:
         reason="random_audit",
         questions=[],
         redundancy=3,
+        annotators=["a1", "a2", "a3"],
     )
     out = fold.apply(task, POS)
     assert [type(o).__name__ for o in out] == ["ConsensusUpdated"]
@@ -175,3 +159,45 @@ def test_registered_annotators_feed_tasking() -> None:
         producer="t", annotator_id="a", pool="crowd", locale="en", languages=["en"]
     )
     assert event.key == "a"
+
+
+def test_reliability_weights_can_outvote_a_majority() -> None:
+    """Two unreliable annotators against one reliable one: the reliable one wins."""
+    fold = _setup("reliability-weighted")
+    for annotator, accuracy in (("a1", 0.3), ("a2", 0.3), ("a3", 0.97)):
+        fold.apply(
+            AnnotatorReliabilityUpdated.create(
+                producer="t",
+                annotator_id=annotator,
+                schema_version="v3",
+                method="beta_gold",
+                accuracy=accuracy,
+                accuracy_lower=accuracy - 0.05,
+                accuracy_upper=accuracy + 0.02,
+                n_observations=40,
+            ),
+            POS,
+        )
+    fold.apply(_vote("a1", "non-toxic"), POS)
+    fold.apply(_vote("a2", "non-toxic"), POS)
+    out = fold.apply(_vote("a3", "harassment"), POS)
+    update = out[0]
+    assert update.label == "harassment"  # type: ignore[union-attr]
+    assert "a3=0.970" in update.method_params["weights"]  # type: ignore[union-attr]
+    assert update.status == "adjudication"  # type: ignore[union-attr]
+
+
+def test_votes_under_a_discarded_version_are_rejected() -> None:
+    fold = _setup()
+    v4 = LabelSchemaPublished.create(
+        producer="t",
+        version="v4",
+        classes=["ok", "not-ok"],
+        questions=[],
+        guideline_hash="h",
+        supersedes="v3",
+        old_label_policy="discard",
+    )
+    fold.apply(v4, POS)
+    out = fold.apply(_vote("a1", "hate"), POS)
+    assert isinstance(out[0], Rejected) and "retired" in out[0].reason

@@ -113,6 +113,10 @@ class TaskCreated(Event):
     reason: TaskReason
     questions: list[str]
     redundancy: int = Field(ge=1)
+    annotators: list[str] = Field(
+        default=[], description="Who the task is assigned to (validates votes, comment-keyed)."
+    )
+    cost_usd: float = Field(0.0, ge=0.0, description="Total cost of the task's assignments.")
     prelabel: str | None = None
     prelabel_confidence: float | None = Field(None, ge=0.0, le=1.0)
     expected_label: str | None = Field(None, description="Known answer (honeypots) - internal.")

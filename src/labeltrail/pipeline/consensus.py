@@ -1,5 +1,12 @@
 """Rolling consensus per (comment, schema version), honeypot scoring and the QC gate.
 
+The posterior weights each vote by its annotator's current reliability (the latest
+AnnotatorReliabilityUpdated: a Dawid-Skene confusion matrix where one exists, else the
+honeypot/gold accuracy as a one-coin model, else ``prior_accuracy``). The weights used are
+recorded in the update's ``method_params``, so every label can be explained. Per-item
+agreement is the share of agreeing vote pairs (Fleiss' per-item P_i); below the threshold a
+complete item goes to adjudication.
+
 Policy for bad votes (each is counted; the runner dead-letters every ``Rejected``):
 
 - a vote whose task is unknown is held until the task arrives (topics are read concurrently,
@@ -7,27 +14,33 @@ Policy for bad votes (each is counted; the runner dead-letters every ``Rejected`
 - a vote from an annotator the task was not assigned to: rejected;
 - the same vote id again (a producer retry or a replay): ignored, counted as a duplicate;
 - a second, different vote by one annotator on one task: rejected;
-- a vote whose schema version differs from its task's: rejected (versions never mix).
+- a vote whose schema version differs from its task's: rejected (versions never mix);
+- a vote under a version retired by a successor whose policy is ``discard``: rejected.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     AdjudicationRequested,
+    AnnotatorReliabilityUpdated,
     ConsensusUpdated,
     HoneypotScored,
     LabelSchemaPublished,
-    TaskAssigned,
     TaskCreated,
     VoteCast,
 )
 from labeltrail.pipeline.base import Output, Rejected
-from labeltrail.pipeline.itemwise import majority_posterior, pairwise_agreement
+from labeltrail.quality import TIE_RULE
+from labeltrail.quality.agreement_items import item_agreement
+from labeltrail.quality.incremental import item_posterior
 
 __all__ = ["ConsensusConfig", "ConsensusFold"]
 
@@ -37,17 +50,21 @@ PRODUCER = "consensus"
 @dataclass(frozen=True)
 class ConsensusConfig:
     agreement_threshold: float = 0.85
-    method: str = "mv"
+    method: str = "reliability-weighted"
+    """``reliability-weighted`` (votes weighted by annotator reliability) or ``mv``."""
+    prior_accuracy: float = 0.7
+    """Accuracy assumed for an annotator with no reliability estimate yet."""
 
 
 @dataclass
 class ConsensusFold:
     config: ConsensusConfig = field(default_factory=ConsensusConfig)
     name: str = "consensus"
-    inputs: tuple[str, ...] = ("schemas", "tasks", "tasks.crowd", "votes")
+    inputs: tuple[str, ...] = ("schemas", "quality", "tasks", "votes")
     classes: dict[str, list[str]] = field(default_factory=dict)
+    retired: dict[str, str] = field(default_factory=dict)
+    reliability: dict[str, AnnotatorReliabilityUpdated] = field(default_factory=dict)
     tasks: dict[str, TaskCreated] = field(default_factory=dict)
-    assigned: set[tuple[str, str]] = field(default_factory=set)
     seen_votes: set[str] = field(default_factory=set)
     by_task_annotator: dict[tuple[str, str], str] = field(default_factory=dict)
     item_votes: dict[tuple[str, str], list[VoteCast]] = field(
@@ -60,11 +77,12 @@ class ConsensusFold:
         match event:
             case LabelSchemaPublished():
                 self.classes[event.version] = list(event.classes)
+                if event.supersedes and event.old_label_policy == "discard":
+                    self.retired[event.supersedes] = event.version
+            case AnnotatorReliabilityUpdated():
+                self.reliability[event.annotator_id] = event
             case TaskCreated():
                 self.tasks[event.task_id] = event
-                return self._release(event.task_id)
-            case TaskAssigned():
-                self.assigned.add((event.task_id, event.annotator_id))
                 return self._release(event.task_id)
             case VoteCast():
                 return self._on_vote(event)
@@ -75,17 +93,12 @@ class ConsensusFold:
         out: list[Output] = []
         for task_id in sorted(self.waiting):
             for vote in self.waiting.pop(task_id):
-                if task_id in self.tasks:
-                    why = f"annotator {vote.annotator_id} is not assigned task {task_id}"
-                else:
-                    why = f"vote {vote.vote_id} for unknown task {task_id}"
-                out.append(Rejected(why))
+                out.append(Rejected(f"vote {vote.vote_id} for unknown task {task_id}"))
         return out
 
     def _release(self, task_id: str) -> list[Output]:
-        held = self.waiting.pop(task_id, [])
         out: list[Output] = []
-        for vote in held:
+        for vote in self.waiting.pop(task_id, []):
             out += self._on_vote(vote)
         return out
 
@@ -94,18 +107,27 @@ class ConsensusFold:
             self.duplicates += 1
             return []
         task = self.tasks.get(vote.task_id)
-        if task is None or (vote.task_id, vote.annotator_id) not in self.assigned:
-            # The task or its assignment may not have been read yet: hold the vote.
+        if task is None:
+            # The task may not have been read yet: hold the vote.
             held = self.waiting[vote.task_id]
             if all(v.vote_id != vote.vote_id for v in held):
                 held.append(vote)
             return []
         self.seen_votes.add(vote.vote_id)
+        if vote.annotator_id not in task.annotators:
+            return [Rejected(f"annotator {vote.annotator_id} is not assigned task {task.task_id}")]
         if vote.schema_version != task.schema_version:
             return [
                 Rejected(
                     f"vote under schema {vote.schema_version} for a "
                     f"{task.schema_version} task {task.task_id}"
+                )
+            ]
+        if task.schema_version in self.retired:
+            successor = self.retired[task.schema_version]
+            return [
+                Rejected(
+                    f"schema {task.schema_version} is retired ({successor} discards its labels)"
                 )
             ]
         classes = self.classes.get(task.schema_version, [])
@@ -120,6 +142,34 @@ class ConsensusFold:
         if task.kind == "crowd":
             return self._update(task, vote, classes)
         return [Rejected(f"votes on {task.kind} tasks go through adjudication")]
+
+    # the posterior -----------------------------------------------------------------------
+
+    def _accuracy(self, annotator: str) -> float:
+        known = self.reliability.get(annotator)
+        return known.accuracy if known is not None else self.config.prior_accuracy
+
+    def _confusion(self, annotator: str, classes: list[str]) -> np.ndarray:
+        """(n_classes, n_classes) rows: truth, columns: answer."""
+        known = self.reliability.get(annotator)
+        k = len(classes)
+        if known is not None and known.confusion and known.classes == classes:
+            return np.asarray(known.confusion, dtype=np.float64)
+        acc = min(max(self._accuracy(annotator), 1e-3), 1 - 1e-3)
+        matrix = np.full((k, k), (1.0 - acc) / max(k - 1, 1))
+        np.fill_diagonal(matrix, acc)
+        return matrix
+
+    def _posterior(self, votes: list[VoteCast], classes: list[str]) -> list[float]:
+        k = len(classes)
+        codes = [classes.index(v.label) for v in votes]
+        if self.config.method == "mv":
+            counts = np.bincount(codes, minlength=k).astype(np.float64)
+            return [float(x) for x in counts / counts.sum()]
+        confusion = np.stack([self._confusion(v.annotator_id, classes) for v in votes])
+        priors = np.full(k, 1.0 / k)
+        posterior = item_posterior(confusion, priors, np.arange(len(votes)), codes)
+        return [round(float(x), 6) for x in posterior]
 
     def _score_honeypot(self, task: TaskCreated, vote: VoteCast) -> HoneypotScored:
         expected = task.expected_label or ""
@@ -144,10 +194,13 @@ class ConsensusFold:
         item = (task.comment_id, task.schema_version)
         votes = self.item_votes[item]
         votes.append(vote)
-        labels = [v.label for v in votes]
-        classes = classes or sorted(set(labels))
-        posterior, label = majority_posterior(labels, classes)
-        agreement = pairwise_agreement(labels) if len(labels) > 1 else 1.0
+        classes = classes or sorted({v.label for v in votes})
+        posterior = self._posterior(votes, classes)
+        best = max(posterior)
+        label = classes[next(i for i, p in enumerate(posterior) if math.isclose(p, best))]
+        codes = [classes.index(v.label) for v in votes]
+        uniform = np.full(len(classes), 1.0 / len(classes))
+        agreement = item_agreement(codes, uniform).observed if len(votes) > 1 else 1.0
         threshold = self.config.agreement_threshold
         complete = len(votes) >= task.redundancy
         status = "collecting"
@@ -165,7 +218,14 @@ class ConsensusFold:
             comment_id=task.comment_id,
             schema_version=task.schema_version,
             method=self.config.method,
-            method_params={"tie_rule": "lowest-label", "agreement": "pairwise"},
+            method_params={
+                "tie_rule": TIE_RULE,
+                "agreement": "pairwise",
+                "threshold": f"{threshold:.2f}",
+                "weights": ",".join(
+                    f"{v.annotator_id}={self._accuracy(v.annotator_id):.3f}" for v in votes
+                ),
+            },
             classes=classes,
             posterior=posterior,
             label=label,

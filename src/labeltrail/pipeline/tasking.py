@@ -18,10 +18,12 @@ from labeltrail.events.models import (
     AnnotatorRegistered,
     CommentPosted,
     CommentScored,
+    LabelCommitted,
     LabelSchemaPublished,
     PriorVote,
     TaskAssigned,
     TaskCreated,
+    TaskReason,
     VoteCast,
 )
 from labeltrail.pipeline.base import Output, Rejected
@@ -39,7 +41,8 @@ class TaskingConfig:
     low_margin_threshold: float = 0.1
     crowd_cost_usd: float = 0.04
     expert_cost_usd: float = 5.00
-    schema_version: str = "v3"
+    prelabels: bool = False
+    """Copy the model's top class and probability into crowd tasks as a draft."""
 
 
 @dataclass
@@ -56,6 +59,7 @@ class TaskingFold:
         "consensus",
         "adjudications",
         "votes",
+        "labels",
     )
     schemas: dict[str, LabelSchemaPublished] = field(default_factory=dict)
     pools: dict[str, set[str]] = field(default_factory=lambda: {"crowd": set(), "expert": set()})
@@ -65,12 +69,19 @@ class TaskingFold:
     tasked: set[str] = field(default_factory=set)
     pending: dict[str, AdjudicationRequested] = field(default_factory=dict)
     held: dict[str, CommentScored] = field(default_factory=dict)
+    current: str | None = None
+    labels: dict[str, LabelCommitted] = field(default_factory=dict)
+    scores: dict[str, CommentScored] = field(default_factory=dict)
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
         match event:
             case LabelSchemaPublished():
                 self.schemas[event.version] = event
-                return self._release(list(self.held))
+                self.current = event.version
+                return self._migrate(event) + self._release(list(self.held))
+            case LabelCommitted():
+                self.labels[event.comment_id] = event
+                return self._maybe_relabel(event)
             case AnnotatorRegistered():
                 self.pools[event.pool].add(event.annotator_id)
                 return self._release(list(self.held))
@@ -104,8 +115,8 @@ class TaskingFold:
         cfg = self.config
         if comment_id not in self.comments:
             return f"score for unknown comment {comment_id}"
-        if cfg.schema_version not in self.schemas:
-            return f"schema {cfg.schema_version} not published"
+        if self.current is None:
+            return "no label schema published"
         if len(self.pools["crowd"]) < cfg.redundancy:
             return f"{len(self.pools['crowd'])} crowd annotators, {cfg.redundancy} needed"
         return None
@@ -122,45 +133,85 @@ class TaskingFold:
     # crowd tasks -------------------------------------------------------------------------
 
     def _on_scored(self, scored: CommentScored) -> list[Output]:
+        self.scores[scored.comment_id] = scored
         if scored.route != "annotate":
             return []
         if self._unready(scored.comment_id) is not None:
             # Topics are read concurrently: the comment or the schema may come later.
             self.held[scored.comment_id] = scored
             return []
-        cfg = self.config
         comment = self.comments[scored.comment_id]
-        schema = self.schemas[cfg.schema_version]
-        task_id = derive_id("task", scored.comment_id, schema.version, "crowd")
+        low = scored.margin < self.config.low_margin_threshold
+        reason: TaskReason
+        if low and comment.source == "product_log":
+            reason = "low_confidence"
+        else:
+            reason = "active_learning" if comment.source == "pool" else "random_audit"
+        return self._crowd_task(comment, reason, scored)
+
+    def _crowd_task(self, comment: CommentPosted, reason: TaskReason, cause: Event) -> list[Output]:
+        """Decompose under the current schema and assign to k distinct crowd annotators."""
+        cfg = self.config
+        if self.current is None:
+            return []
+        schema = self.schemas[self.current]
+        task_id = derive_id("task", comment.comment_id, schema.version, "crowd")
         if task_id in self.tasked:
             return []
-        crowd = sorted(self.pools["crowd"])
         self.tasked.add(task_id)
-        low = scored.margin < cfg.low_margin_threshold
-        reason = (
-            "low_confidence"
-            if low and comment.source == "product_log"
-            else ("active_learning" if comment.source == "pool" else "random_audit")
-        )
+        chosen = rank(sorted(self.pools["crowd"]), task_id)[: cfg.redundancy]
+        scored = self.scores.get(comment.comment_id)
+        draft, draft_confidence = None, None
+        if cfg.prelabels and scored is not None and set(scored.classes) == set(schema.classes):
+            best = max(range(len(scored.classes)), key=lambda i: (scored.probabilities[i], -i))
+            draft, draft_confidence = scored.classes[best], scored.probabilities[best]
         task = TaskCreated.create(
             producer=PRODUCER,
             id_parts=(task_id,),
-            occurred_at=scored.envelope.occurred_at,
-            causation_id=scored.event_id,
-            correlation_id=scored.comment_id,
+            occurred_at=cause.envelope.occurred_at,
+            causation_id=cause.event_id,
+            correlation_id=comment.comment_id,
             task_id=task_id,
-            comment_id=scored.comment_id,
+            comment_id=comment.comment_id,
             schema_version=schema.version,
             kind="crowd",
             reason=reason,
             questions=[q.question_id for q in schema.questions],
             redundancy=cfg.redundancy,
+            annotators=chosen,
+            cost_usd=round(cfg.crowd_cost_usd * len(chosen), 6),
+            prelabel=draft,
+            prelabel_confidence=draft_confidence,
         )
-        chosen = rank(crowd, task_id)[: cfg.redundancy]
         out: list[Output] = [task]
         out += [self._assign(task, comment, a, "crowd") for a in chosen]
         out += self._maybe_honeypot(task, chosen)
         return out
+
+    # schema versions ---------------------------------------------------------------------
+
+    def _migrate(self, schema: LabelSchemaPublished) -> list[Output]:
+        """Carry out a new version's policy for labels made under the one it supersedes."""
+        if schema.old_label_policy != "relabel_subset" or schema.supersedes is None:
+            return []
+        out: list[Output] = []
+        for comment_id in sorted(self.labels):
+            out += self._maybe_relabel(self.labels[comment_id])
+        return out
+
+    def _maybe_relabel(self, label: LabelCommitted) -> list[Output]:
+        if self.current is None or label.schema_version == self.current:
+            return []
+        schema = self.schemas[self.current]
+        affected = (
+            schema.old_label_policy == "relabel_subset"
+            and schema.supersedes == label.schema_version
+            and label.label in schema.relabel_classes
+        )
+        comment = self.comments.get(label.comment_id)
+        if not affected or comment is None or len(self.pools["crowd"]) < self.config.redundancy:
+            return []
+        return self._crowd_task(comment, "relabel", label)
 
     def _maybe_honeypot(self, task: TaskCreated, chosen: list[str]) -> list[Output]:
         if not self.gold or draw("honeypot?", task.task_id) >= self.config.honeypot_rate:
@@ -184,6 +235,10 @@ class TaskingFold:
             reason="honeypot",
             questions=task.questions,
             redundancy=1,
+            annotators=[annotator],
+            cost_usd=self.config.crowd_cost_usd,
+            prelabel=task.prelabel,
+            prelabel_confidence=task.prelabel_confidence,
             expected_label=self.gold[item],
         )
         return [honeypot, self._assign(honeypot, self.comments[item], annotator, "crowd")]
@@ -243,6 +298,7 @@ class TaskingFold:
         if task_id in self.tasked:
             return []
         self.tasked.add(task_id)
+        expert = rank(experts, task_id)[0]
         schema = self.schemas.get(request.schema_version)
         task = TaskCreated.create(
             producer=PRODUCER,
@@ -257,6 +313,8 @@ class TaskingFold:
             reason="adjudication",
             questions=[q.question_id for q in schema.questions] if schema else [],
             redundancy=1,
+            annotators=[expert],
+            cost_usd=self.config.expert_cost_usd,
             request_id=request.request_id,
         )
         # Experts need what the crowd lacked: the thread the comment answers, and the votes.
@@ -269,6 +327,5 @@ class TaskingFold:
             )
             for v in request.vote_ids
         ]
-        expert = rank(experts, task_id)[0]
         assigned = self._assign(task, comment, expert, "expert", context=context, prior_votes=prior)
         return [task, assigned]

@@ -1,0 +1,291 @@
+"""A generative label model over labeling functions, pure numpy: EM on class-conditional tables.
+
+Each LF j has a table ``P(lambda_j = v | y = c)`` over its outputs *including abstain*: an LF
+that fires mostly on one class says so by firing at all. LFs are conditionally independent
+given the class, except groups found dependent (:func:`dependent_pairs`, merged by
+:func:`dependency_cliques`): such a group becomes one factor whose table covers the joint
+outputs, so two copies of one heuristic count once, not twice. Gold items (optional) are
+clamped to their label. The result is a posterior per item, ``predict_proba(L): (n_items,
+n_classes)``: the soft labels training consumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from labeltrail.learning.exceptions import NotFittedError
+from labeltrail.learning.lf import ABSTAIN
+
+__all__ = ["LabelModel", "dependency_cliques", "dependent_pairs", "fit_em"]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class EMResult:
+    """``posterior: (n_items, k)``, ``tables: (n_factors, k, n_outcomes)``, ``prior: (k,)``."""
+
+    posterior: FloatArray
+    tables: FloatArray
+    prior: FloatArray
+    n_iter: int
+    log_likelihood: float
+
+
+def fit_em(
+    item: IntArray,
+    factor: IntArray,
+    outcome: IntArray,
+    *,
+    n_items: int,
+    n_factors: int,
+    n_outcomes: int,
+    n_classes: int,
+    init: FloatArray,
+    prior_counts: FloatArray,
+    gold: IntArray | None = None,
+    learn_prior: bool = True,
+    prior: FloatArray | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    group: IntArray | None = None,
+    pooling: float = 0.0,
+) -> EMResult:
+    """EM for a naive-Bayes model over sparse long-format observations.
+
+    ``item, factor, outcome: (n_obs,)``: factor ``f`` showed ``outcome`` on ``item``.
+    ``init: (n_items, k)`` starting posterior; ``prior_counts: (n_factors, k, n_outcomes)``
+    Dirichlet pseudo-counts (0 marks an impossible outcome). ``gold: (n_items,)``, -1 = none.
+    ``prior: (k,)`` the class prior to start from (kept fixed when ``learn_prior`` is False).
+    ``group: (n_factors,)`` and ``pooling``: each factor's table is also pulled towards its
+    group's pooled table with ``pooling`` pseudo-observations (sparse sources borrow strength).
+    """
+    k = n_classes
+    valid = prior_counts > 0
+    post = init.copy()
+    g = np.full(n_items, -1, np.int64) if gold is None else np.asarray(gold, np.int64)
+    clamp = g >= 0
+    onehot = np.eye(k)[g[clamp]]
+    post[clamp] = onehot
+    flat = factor * n_outcomes + outcome
+    prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, np.float64)
+    previous = -np.inf
+    ll = -np.inf
+    n_iter = 0
+    for iteration in range(1, max_iter + 1):
+        n_iter = iteration
+        # M-step: class prior and factor tables from the current posterior.
+        if learn_prior:
+            prior = (post.sum(axis=0) + 1.0) / (n_items + k)
+        size = n_factors * n_outcomes
+        by_class = [np.bincount(flat, weights=post[item, c], minlength=size) for c in range(k)]
+        stacked = np.asarray(np.stack(by_class, axis=1), dtype=np.float64)
+        counts = stacked.reshape(n_factors, n_outcomes, k).transpose(0, 2, 1) + prior_counts
+        if group is not None and pooling > 0:
+            pooled = np.zeros((int(group.max()) + 1, k, n_outcomes))
+            np.add.at(pooled, group, counts)
+            pooled /= np.maximum(pooled.sum(axis=2, keepdims=True), 1e-12)
+            counts = counts + pooling * pooled[group] * valid
+        counts = np.where(valid, counts, 0.0)
+        tables = counts / np.maximum(counts.sum(axis=2, keepdims=True), 1e-12)
+        log_tables = np.log(np.where(valid, np.maximum(tables, 1e-300), 1.0))
+        # E-step: posterior from the prior and every observation's table entry.
+        logp = np.tile(np.log(prior), (n_items, 1))
+        for c in range(k):
+            logp[:, c] += np.bincount(
+                item, weights=log_tables[factor, c, outcome], minlength=n_items
+            )
+        top = logp.max(axis=1, keepdims=True)
+        unnorm = np.exp(logp - top)
+        norm = unnorm.sum(axis=1, keepdims=True)
+        post = unnorm / norm
+        post[clamp] = onehot
+        ll = float((np.log(norm) + top).sum())
+        if abs(ll - previous) <= tol * max(1.0, abs(ll)):
+            break
+        previous = ll
+    return EMResult(post, tables, prior, n_iter, ll)
+
+
+def _residual_dependence(
+    L: IntArray, post: FloatArray, tables: FloatArray, a: int, b: int
+) -> float:
+    """Total-variation gap between the observed joint (lambda_a, lambda_b) and the one implied
+    by conditional independence under the fitted model."""
+    k1 = tables.shape[2]
+    xa, xb = L[:, a] + 1, L[:, b] + 1
+    observed = np.bincount(xa * k1 + xb, minlength=k1 * k1) / L.shape[0]
+    prior = post.mean(axis=0)
+    expected = np.einsum("c,cv,cw->vw", prior, tables[a], tables[b]).ravel()
+    return float(0.5 * np.abs(observed - expected).sum())
+
+
+def dependent_pairs(
+    L: IntArray, post: FloatArray, tables: FloatArray, *, threshold: float
+) -> list[tuple[int, int, float]]:
+    """LF pairs whose joint outputs the independent model explains badly: (a, b, gap) with
+    gap above ``threshold``, largest first."""
+    m = L.shape[1]
+    gaps = [
+        (a, b, _residual_dependence(L, post, tables, a, b))
+        for a in range(m)
+        for b in range(a + 1, m)
+    ]
+    return sorted((g for g in gaps if g[2] >= threshold), key=lambda g: -g[2])
+
+
+def dependency_cliques(
+    pairs: Sequence[tuple[int, int, float]], n_lfs: int, *, max_size: int = 3
+) -> list[tuple[int, ...]]:
+    """Merge dependent pairs (strongest first) into disjoint groups of at most ``max_size``
+    LFs; every LF not in a group stands alone. Groups come first, each sorted."""
+    group = {j: {j} for j in range(n_lfs)}
+    for a, b, _ in pairs:
+        if group[a] is group[b] or len(group[a]) + len(group[b]) > max_size:
+            continue
+        merged = group[a] | group[b]
+        for j in merged:
+            group[j] = merged
+    seen: list[frozenset[int]] = []
+    for j in range(n_lfs):
+        g = frozenset(group[j])
+        if g not in seen:
+            seen.append(g)
+    return sorted((tuple(sorted(g)) for g in seen), key=lambda g: (-len(g), g))
+
+
+class LabelModel:
+    """Learns LF accuracies (class-conditional, abstain included) and pairwise dependencies.
+
+    ``L: (n_items, n_lfs)`` with entries in ``[-1, n_classes)``. Learned: ``tables_``
+    (per factor), ``factors_`` (tuples of LF indices), ``class_prior_``, ``accuracy_`` (per
+    LF, P(vote = y | votes), from the fitted model), ``n_iter_``, ``fit_seconds_``.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        *,
+        max_iter: int = 200,
+        tol: float = 1e-7,
+        smoothing: float = 1.0,
+        accuracy_prior: float = 2.0,
+        dependency_threshold: float | None = 0.02,
+        max_clique: int = 3,
+        class_prior: Sequence[float] | None = None,
+    ) -> None:
+        self.n_classes = n_classes
+        self.max_iter = max_iter
+        self.tol = tol
+        self.smoothing = smoothing
+        self.accuracy_prior = accuracy_prior
+        self.dependency_threshold = dependency_threshold
+        self.max_clique = max_clique
+        self.class_prior = class_prior
+
+    def _encode(self, L: IntArray, factors: list[tuple[int, ...]]) -> tuple[IntArray, int]:
+        k1 = self.n_classes + 1
+        codes = np.zeros((L.shape[0], len(factors)), np.int64)
+        for f, members in enumerate(factors):
+            for j in members:
+                codes[:, f] = codes[:, f] * k1 + (L[:, j] + 1)
+        return codes, k1 ** max(len(m) for m in factors)
+
+    def _prior_counts(self, factors: list[tuple[int, ...]], n_outcomes: int) -> FloatArray:
+        k, k1 = self.n_classes, self.n_classes + 1
+        counts = np.zeros((len(factors), k, n_outcomes))
+        for f, members in enumerate(factors):
+            size = k1 ** len(members)
+            counts[f, :, :size] = self.smoothing / size
+            for c in range(k):
+                agree = 0
+                for _ in members:
+                    agree = agree * k1 + (c + 1)
+                counts[f, c, agree] += self.accuracy_prior
+        return counts
+
+    def _run(
+        self, arr: IntArray, factors: list[tuple[int, ...]], gold: IntArray | None
+    ) -> EMResult:
+        n, k = arr.shape[0], self.n_classes
+        codes, n_outcomes = self._encode(arr, factors)
+        votes = np.stack([np.sum(arr == c, axis=1) for c in range(k)], axis=1).astype(np.float64)
+        init = (votes + 1e-3) / (votes + 1e-3).sum(axis=1, keepdims=True)
+        fixed = None if self.class_prior is None else np.asarray(self.class_prior, np.float64)
+        return fit_em(
+            np.repeat(np.arange(n), len(factors)),
+            np.tile(np.arange(len(factors)), n),
+            codes.ravel(),
+            n_items=n,
+            n_factors=len(factors),
+            n_outcomes=n_outcomes,
+            n_classes=k,
+            init=init,
+            prior_counts=self._prior_counts(factors, n_outcomes),
+            gold=gold,
+            learn_prior=fixed is None,
+            prior=fixed,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+
+    def fit(self, L: NDArray[np.int64], gold: NDArray[np.int64] | None = None) -> LabelModel:
+        """Fit on ``L: (n_items, n_lfs)``; ``gold: (n_items,)`` codes, -1 = unknown."""
+        started = time.perf_counter()
+        arr = np.asarray(L, dtype=np.int64)
+        if arr.ndim != 2 or arr.shape[1] == 0:
+            raise ValueError("L must be (n_items, n_lfs >= 1)")
+        if arr.size and (arr.min() < ABSTAIN or arr.max() >= self.n_classes):
+            raise ValueError("L entries must be in [-1, n_classes)")
+        m = arr.shape[1]
+        factors: list[tuple[int, ...]] = [(j,) for j in range(m)]
+        result = self._run(arr, factors, gold)
+        if self.dependency_threshold is not None and m > 1:
+            pairs = dependent_pairs(
+                arr, result.posterior, result.tables, threshold=self.dependency_threshold
+            )
+            if pairs:
+                factors = dependency_cliques(pairs, m, max_size=self.max_clique)
+                result = self._run(arr, factors, gold)
+        self.factors_ = factors
+        self.tables_ = result.tables
+        self.class_prior_ = result.prior
+        self.n_iter_ = result.n_iter
+        self.posterior_ = result.posterior
+        self.accuracy_ = self._accuracy(arr, result.posterior)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    @staticmethod
+    def _accuracy(L: IntArray, post: FloatArray) -> FloatArray:
+        acc = np.full(L.shape[1], np.nan)
+        for j in range(L.shape[1]):
+            fired = L[:, j] != ABSTAIN
+            if fired.any():
+                acc[j] = float(post[fired, L[fired, j]].mean())
+        return acc
+
+    def predict_proba(self, L: NDArray[np.int64]) -> FloatArray:
+        """Posterior ``(n_items, n_classes)`` under the fitted tables."""
+        factors = getattr(self, "factors_", None)
+        if factors is None:
+            raise NotFittedError("call fit first")
+        arr = np.asarray(L, dtype=np.int64)
+        codes, _ = self._encode(arr, factors)
+        logp = np.tile(np.log(self.class_prior_), (arr.shape[0], 1))
+        log_tables = np.log(np.maximum(self.tables_, 1e-300))
+        for f in range(len(factors)):
+            logp += log_tables[f][:, codes[:, f]].T
+        logp -= logp.max(axis=1, keepdims=True)
+        p = np.exp(logp)
+        return np.asarray(p / p.sum(axis=1, keepdims=True))
+
+    def predict(self, L: NDArray[np.int64]) -> IntArray:
+        """Most probable class (ties: the lowest index)."""
+        return np.asarray(self.predict_proba(L).argmax(axis=1), dtype=np.int64)

@@ -1,0 +1,1 @@
+"""A self-contained HTML report for auditors, with inline SVG charts."""

@@ -1,0 +1,236 @@
+"""The auditor's report: one self-contained HTML page built from the named audit queries.
+
+Charts: agreement beside gold accuracy over time, annotator reliability trajectories,
+blind-spot slices, cost per final label by route, and the pool mix against a target. Each chart
+is followed by the rows it was drawn from and the named query that produced them, so an
+auditor can rerun the SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from labeltrail.audit import to_jsonable
+from labeltrail.clickhouse.client import run_named
+from labeltrail.report.svg import Point, bar_chart, line_chart
+
+__all__ = ["ReportOptions", "build_report", "write_report"]
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
+.q{color:#666;font-size:.8rem}.flag{color:#b00;font-weight:600}
+details{margin:.3rem 0 1rem}
+"""
+
+# Reads back what the browser laid out: each chart's size and drawn marks, for tests.
+_SCRIPT = """
+window.addEventListener('load', function () {
+  var charts = document.querySelectorAll('svg.chart'), ok = 0;
+  charts.forEach(function (svg) {
+    var box = svg.getBoundingClientRect(), marks = svg.querySelectorAll('.mark').length;
+    svg.setAttribute('data-rendered', Math.round(box.width) + 'x' + Math.round(box.height)
+      + ':' + marks);
+    if (box.width > 0 && box.height > 0 && marks > 0) { ok += 1; }
+  });
+  document.body.setAttribute('data-charts-rendered', ok + '/' + charts.length);
+});
+"""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What to slice and chart by."""
+
+    slice_key: str = "slice"
+    attribute: str = "locale"
+    target: str = "{}"
+    days: int = 7
+    blind_min_agreement: float = 0.8
+    blind_max_gold_accuracy: float = 0.6
+    blind_min_gold: int = 5
+
+
+def _table(rows: list[dict[str, Any]], limit: int = 50) -> str:
+    if not rows:
+        return "<p><em>no rows</em></p>"
+    head = "".join(f"<th>{escape(str(k))}</th>" for k in rows[0])
+    body = []
+    for row in rows[:limit]:
+        cells = []
+        for v in to_jsonable(row).values():
+            text = f"{v:.4g}" if isinstance(v, float) else json.dumps(v) if v is not None else "-"
+            cells.append(f"<td>{escape(text.strip(chr(34)))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p class=q>{len(rows) - limit} more rows</p>" if len(rows) > limit else ""
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
+
+
+def _section(title: str, chart: str, rows: list[dict[str, Any]], query: str, note: str) -> str:
+    return (
+        f"<section><h2>{escape(title)}</h2><p>{note}</p><figure>{chart}</figure>"
+        f"<details><summary>data (named query <code>{escape(query)}</code>)</summary>"
+        f"{_table(rows)}</details></section>"
+    )
+
+
+def _weighted(rows: list[dict[str, Any]], value: str, weight: str) -> list[Point]:
+    sums: dict[dt.datetime, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for r in rows:
+        if r[value] is not None and r[weight]:
+            acc = sums[r["window_start"]]
+            acc[0] += r[value] * r[weight]
+            acc[1] += r[weight]
+    return sorted((t, s / n) for t, (s, n) in sums.items() if n)
+
+
+def _iaa(client: Client, o: ReportOptions) -> str:
+    rows = run_named(client, "iaa", days=o.days, slice_key=o.slice_key, schema_version="")
+    label = [r for r in rows if r["question"] == "label" and r["source"] == "projection"]
+    series = {
+        "agreement": _weighted(label, "agreement", "n_items"),
+        "gold accuracy": _weighted(label, "gold_accuracy", "n_gold_votes"),
+    }
+    for s in sorted({r["slice"] for r in label if r["slice"]}):
+        part = [r for r in label if r["slice"] == s]
+        series[f"gold acc: {s}"] = _weighted(part, "gold_accuracy", "n_gold_votes")
+    series = {k: v for k, v in series.items() if v}
+    chart = line_chart("iaa", series, title="agreement and gold accuracy over time")
+    note = (
+        f"Crowd per-item agreement on the label beside accuracy against the gold set, per "
+        f"{o.days}-day window. Agreement is not correctness: watch for slices where they part."
+    )
+    return _section("Agreement and gold accuracy over time", chart, rows, "iaa", note)
+
+
+def _reliability(client: Client) -> str:
+    rows = run_named(client, "reliability_trajectories", schema_version="")
+    by_annotator: dict[str, list[Point]] = defaultdict(list)
+    stream = any(r["source"] == "reliability" for r in rows)
+    for r in rows:
+        if (r["source"] == "reliability") == stream:
+            by_annotator[r["annotator_id"]].append((r["at"], r["accuracy"]))
+    moved = sorted(by_annotator, key=lambda a: -len(by_annotator[a]))[:8]
+    chart = line_chart(
+        "reliability",
+        {a: by_annotator[a] for a in sorted(moved)},
+        title="annotator reliability trajectories",
+    )
+    source = "reliability updates" if stream else "running honeypot accuracy"
+    note = f"The eight annotators with the most {source}."
+    return _section("Reliability trajectories", chart, rows, "reliability_trajectories", note)
+
+
+def _blind_spots(client: Client, o: ReportOptions) -> str:
+    rows = run_named(
+        client,
+        "blind_spots",
+        min_agreement=0.0,
+        max_gold_accuracy=1.0,
+        min_gold=1,
+        slice_key=o.slice_key,
+    )
+    proj = [r for r in rows if r["source"] == "projection"]
+    cats = [f"{r['slice'] or '(none)'} {r['schema_version']}" for r in proj]
+    chart = bar_chart(
+        "blind_spots",
+        cats,
+        {
+            "agreement": [r["agreement"] for r in proj],
+            "gold accuracy": [r["gold_accuracy"] for r in proj],
+        },
+        title="agreement vs gold accuracy by slice",
+        y_max=1.0,
+    )
+    flagged = [
+        r
+        for r in proj
+        if (r["agreement"] or 0) >= o.blind_min_agreement
+        and (r["gold_accuracy"] if r["gold_accuracy"] is not None else 1)
+        <= o.blind_max_gold_accuracy
+        and r["n_gold_votes"] >= o.blind_min_gold
+    ]
+    names = ", ".join(escape(str(r["slice"])) for r in flagged) or "none"
+    note = (
+        f"Blind spots (agreement &ge; {o.blind_min_agreement}, gold accuracy &le; "
+        f"{o.blind_max_gold_accuracy}, &ge; {o.blind_min_gold} gold votes): "
+        f"<span class=flag>{names}</span>."
+    )
+    return _section("Blind-spot slices", chart, rows, "blind_spots", note)
+
+
+def _cost(client: Client) -> str:
+    rows = run_named(client, "cost", schema_version="")
+    chart = bar_chart(
+        "cost",
+        [r["route"] for r in rows],
+        {"USD per final label": [r["usd_per_label"] for r in rows]},
+        title="cost per final label by route",
+        fmt="${:.2f}",
+    )
+    note = "Crowd redundancy, honeypots and expert adjudication, per final label."
+    return _section("Cost per final label", chart, rows, "cost", note)
+
+
+def _pool(client: Client, o: ReportOptions) -> str:
+    rows = run_named(
+        client,
+        "pool",
+        attribute=o.attribute,
+        slice_key=o.slice_key,
+        schema_version="",
+        target=o.target,
+    )
+    overall = [r for r in rows if r["label_class"] == "*"]
+    chart = bar_chart(
+        "pool",
+        [r["value"] for r in overall],
+        {
+            "share": [r["share"] for r in overall],
+            "target": [r["target_share"] for r in overall],
+        },
+        title=f"pool mix by {o.attribute}",
+        y_max=1.0,
+    )
+    note = (
+        f"Who stands behind the labels, by {escape(o.attribute)}; only consented, self-reported "
+        "demographics are stored, the rest count as undisclosed."
+    )
+    return _section("Annotator pool mix", chart, rows, "pool", note)
+
+
+def build_report(client: Client, options: ReportOptions | None = None) -> str:
+    """The report as one HTML document (no external resources)."""
+    o = options or ReportOptions()
+    sections = [_iaa(client, o), _reliability(client), _blind_spots(client, o)]
+    sections += [_cost(client), _pool(client, o)]
+    counts = client.query(
+        "SELECT (SELECT count() FROM events FINAL), (SELECT count() FROM v_current_labels)"
+    ).result_rows[0]
+    made = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<title>labeltrail audit report</title>"
+        f"<style>{_STYLE}</style></head><body><h1>labeltrail audit report</h1>"
+        f"<p class=q>generated {made} from {counts[0]:,} events; {counts[1]:,} current "
+        "labels. Every figure below comes from a named query in projections/queries.</p>"
+        + "".join(sections)
+        + f"<script>{_SCRIPT}</script></body></html>"
+    )
+
+
+def write_report(client: Client, path: Path, options: ReportOptions | None = None) -> Path:
+    """Write the report to ``path`` and return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(build_report(client, options), encoding="utf-8")
+    return path

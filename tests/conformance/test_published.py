@@ -122,12 +122,25 @@ def test_dawid_skene_row(name: str) -> None:
 GLAD_ROW = {
     "D_Product": (0.928, 0.9283),
     "D_PosSent": (0.948, 0.9480),
-    "S_Rel": (0.511, 0.5152),
+    "S_Rel": (0.511, 0.5135),  # 0.5108-0.5161 depending on BLAS threads, see docs
     "S_Adult": (0.760, 0.7598),
 }
 
 
-@pytest.mark.parametrize("name", sorted(GLAD_ROW))
+# GLAD on S_Rel takes 37-49 EM rounds of conjugate gradient over 98,453 votes: ~10 s of CPU on a
+# quiet machine, over a minute on the loaded shared one. It runs under CI=true (CI runs every
+# mark) or LABELTRAIL_SLOW=1, and is skipped, saying so, in the quick local run.
+RUN_SLOW = os.environ.get("CI") == "true" or os.environ.get("LABELTRAIL_SLOW") == "1"
+SLOW_SREL = pytest.mark.skipif(not RUN_SLOW, reason="slow: set LABELTRAIL_SLOW=1 (CI runs it)")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow, SLOW_SREL]) if n == "S_Rel" else n
+        for n in sorted(GLAD_ROW)
+    ],
+)
 def test_glad_row(name: str) -> None:
     published, measured = GLAD_ROW[name]
     votes, gold = _load(CROWDKIT_TABLE[name][0])

@@ -114,7 +114,7 @@ class GLAD(Aggregator):
 
     def _log_prior(self, x: F64, n_annotators: int) -> float:
         da, db = x[:n_annotators] - self.alpha_prior_mean, x[n_annotators:] - self.beta_prior_mean
-        return -0.5 * float(da @ da + db @ db)
+        return -0.5 * float(np.square(da).sum() + np.square(db).sum())
 
     def _q_and_grad(self, x: F64, d: _Design, p_vote: F64) -> tuple[float, F64]:
         """Minus Q and its gradient at x = [alpha (n_annotators,), b (n_items,)].
@@ -124,8 +124,9 @@ class GLAD(Aggregator):
         alpha, b = x[: d.n_annotators], x[d.n_annotators :]
         beta, s, log_miss = self._vote_terms(d, alpha, b)
         da, db = alpha - self.alpha_prior_mean, b - self.beta_prior_mean
-        q = float(p_vote @ s) + np.log(d.n_classes - 1) * float(p_vote.sum())
-        q += float(log_miss.sum()) - 0.5 * float(da @ da + db @ db)
+        # elementwise sums, not BLAS dot products: BLAS threads stall on a shared machine
+        q = float((p_vote * s).sum()) + np.log(d.n_classes - 1) * float(p_vote.sum())
+        q += float(log_miss.sum()) - 0.5 * float(np.square(da).sum() + np.square(db).sum())
         g = p_vote - expit(s)  # dQ/ds per vote
         grad = np.concatenate(
             [

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from labeltrail.events.base import Event
 from labeltrail.events.topics import topic_for
 from labeltrail.ontology import moderation_schema_v3
+from labeltrail.pipeline.base import Fold
 from labeltrail.pipeline.consensus import ConsensusFold
 from labeltrail.pipeline.labels import LabelsFold
 from labeltrail.pipeline.replay import Replay
@@ -27,7 +30,8 @@ def seed_events(platform: Platform) -> list[Event]:
     ]
 
 
-def run_in_memory(platform: Platform) -> Replay:
+def run_in_memory(platform: Platform, extra_folds: Sequence[Fold] = ()) -> Replay:
+    """The platform through the loop's folds, then ``extra_folds`` (e.g. reliability, iaa)."""
     replay = Replay(
         [
             SimulatedScorer(platform),
@@ -35,6 +39,7 @@ def run_in_memory(platform: Platform) -> Replay:
             SimulatedAnnotators(platform),
             ConsensusFold(),
             LabelsFold(),
+            *extra_folds,
         ],
         suffix_topic,
     )

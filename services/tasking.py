@@ -9,6 +9,7 @@ def make(settings: Settings) -> TaskingFold:
     return TaskingFold(
         TaskingConfig(
             redundancy=settings.redundancy,
+            min_crowd_pool=settings.min_crowd_pool,
             honeypot_rate=settings.honeypot_rate,
             low_margin_threshold=settings.low_margin_threshold,
             crowd_cost_usd=settings.crowd_cost_usd,

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     redundancy: int = Field(3, ge=1)
     """``LABELTRAIL_REDUNDANCY``: distinct crowd annotators per item."""
 
+    min_crowd_pool: int = Field(0, ge=0)
+    """``LABELTRAIL_MIN_CROWD_POOL``: tasking holds work until this many crowd annotators are
+    registered (so a rebuild assigns the same annotators)."""
+
     crowd_cost_usd: float = 0.04
     """``LABELTRAIL_CROWD_COST_USD``: cost of one crowd label."""
 

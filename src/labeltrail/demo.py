@@ -26,7 +26,7 @@ from labeltrail.config import Settings
 from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import StageRunner, consumer_config
+from labeltrail.kafka.runner import StageRunner, consumer_config, high_watermark
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.pipeline.labels import LabelsFold
@@ -34,7 +34,7 @@ from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.platform import CODED
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "run_demo", "seed_platform"]
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,13 @@ def _end_offsets(settings: Settings, suffix: str) -> int:
         meta = consumer.list_topics(topic, timeout=30)
         total = 0
         for p in meta.topics[topic].partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            total += high
+            total += high_watermark(consumer, TopicPartition(topic, p))
         return total
     finally:
         consumer.close()
 
 
-def _seed(settings: Settings, platform: Platform) -> int:
+def seed_platform(settings: Settings, platform: Platform) -> int:
     """Produce the world's inputs unless a previous run already did."""
     seed_events = [
         moderation_schema_v3(),
@@ -109,13 +108,14 @@ def run_demo(
     ch = client or connect(settings.clickhouse_dsn)
     apply_ddl(ch)
     progress(f"producing {len(platform.comments)} comments, annotators, gold set")
-    produced = _seed(settings, platform)
+    produced = seed_platform(settings, platform)
 
     folds: list[Any] = [
         SimulatedScorer(platform, threshold=settings.low_margin_threshold),
         TaskingFold(
             TaskingConfig(
                 redundancy=settings.redundancy,
+                min_crowd_pool=max(settings.min_crowd_pool, len(platform.crowd_ids)),
                 honeypot_rate=settings.honeypot_rate,
                 low_margin_threshold=settings.low_margin_threshold,
                 crowd_cost_usd=settings.crowd_cost_usd,

@@ -3,7 +3,11 @@
 Delivery is at least once, made exact by deterministic ids: on start the runner reads each
 input partition from the beginning; records before the group's committed offset only rebuild
 state (their outputs were already written), records after it are processed and their outputs
-produced. Offsets are committed only after the outputs are flushed, so a crash between the two
+produced. Restoring finishes on every partition before any live record is applied: a fold may
+hold an input until another arrives (a vote before its task), and the output that the later
+input releases must be emitted if, and only if, that later input is new.
+
+Offsets are committed only after the outputs are flushed, so a crash between the two
 re-emits outputs with the same event ids, which every sink deduplicates.
 """
 
@@ -16,7 +20,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
@@ -27,7 +38,14 @@ from labeltrail.events.topics import topic_name
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.pipeline.base import Fold, Rejected
 
-__all__ = ["StageRunner", "StageStats", "consumer_config", "dead_letter", "drained"]
+__all__ = [
+    "StageRunner",
+    "StageStats",
+    "consumer_config",
+    "dead_letter",
+    "drained",
+    "high_watermark",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +63,18 @@ def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[st
     return conf
 
 
+def high_watermark(consumer: Consumer, tp: TopicPartition, *, attempts: int = 50) -> int:
+    """The partition's high watermark from the broker, retrying while leadership settles."""
+    for attempt in range(attempts):
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1])
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def drained(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> bool:
     """True when every assigned partition has been read to its high watermark.
 
@@ -55,7 +85,8 @@ def drained(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> boo
     for tp in consumer.assignment():
         low, high = consumer.get_watermark_offsets(tp, cached=True)
         if high < 0:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            high = high_watermark(consumer, tp)
+            low = 0
         if next_offsets.get((tp.topic, tp.partition), low) < high:
             return False
     return True
@@ -114,6 +145,8 @@ class StageRunner:
         self._resume_at: dict[tuple[str, int], int] = {}
         self._pending_commit: dict[tuple[str, int], int] = {}
         self._read_to: dict[tuple[str, int], int] = {}
+        self._restoring = False
+        self._held_live: list[Message] = []
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -128,6 +161,7 @@ class StageRunner:
         committed = self._consumer.committed(partitions, timeout=30)
         for tp in committed:
             self._resume_at[(tp.topic, tp.partition)] = max(tp.offset, 0)
+        self._restoring = any(offset > 0 for offset in self._resume_at.values())
         self._consumer.assign(
             [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
         )
@@ -160,6 +194,8 @@ class StageRunner:
     # processing --------------------------------------------------------------------------
 
     def _process(self, messages: list[Message]) -> None:
+        if self._restoring:
+            messages = self._restore(messages)
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -169,6 +205,30 @@ class StageRunner:
             self._one(msg)
         self._producer.flush()
         self._commit()
+
+    def _restore(self, messages: list[Message]) -> list[Message]:
+        """Apply restored records; hold live ones (pausing their partition) until all are in.
+
+        Returns the messages to process live now: none until every partition has been read
+        up to its committed offset, then everything held, in the order it arrived.
+        """
+        for msg in messages:
+            if msg.error() is not None:
+                continue
+            key = (msg.topic() or "", msg.partition() or 0)
+            if (msg.offset() or 0) < self._resume_at.get(key, 0):
+                self._one(msg)
+            else:
+                self._held_live.append(msg)
+                self._consumer.pause([TopicPartition(*key)])
+        done = all(self._read_to.get(k, 0) >= at for k, at in self._resume_at.items() if at > 0)
+        if not done:
+            return []
+        self._restoring = False
+        self._consumer.resume(self._consumer.assignment())
+        held, self._held_live = self._held_live, []
+        log.info("%s: restored %d records; now live", self.fold.name, self.stats.restored)
+        return held
 
     def _one(self, msg: Message) -> None:
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0

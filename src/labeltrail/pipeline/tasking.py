@@ -41,6 +41,11 @@ class TaskingConfig:
     low_margin_threshold: float = 0.1
     crowd_cost_usd: float = 0.04
     expert_cost_usd: float = 5.00
+    min_crowd_pool: int = 0
+    """Hold crowd tasks until this many crowd annotators are registered (with the redundancy,
+    whichever is larger). Assignment ranks the pool as registered when the task is made, and
+    the choice is recorded on the task; a deployment whose registry is loaded before work
+    arrives sets this to the registry's size so that a rebuild makes the same choices."""
     prelabels: bool = False
     """Copy the model's top class and probability into crowd tasks as a draft."""
 
@@ -117,8 +122,9 @@ class TaskingFold:
             return f"score for unknown comment {comment_id}"
         if self.current is None:
             return "no label schema published"
-        if len(self.pools["crowd"]) < cfg.redundancy:
-            return f"{len(self.pools['crowd'])} crowd annotators, {cfg.redundancy} needed"
+        needed = max(cfg.redundancy, cfg.min_crowd_pool)
+        if len(self.pools["crowd"]) < needed:
+            return f"{len(self.pools['crowd'])} crowd annotators, {needed} needed"
         return None
 
     def _release(self, comment_ids: list[str]) -> list[Output]:

@@ -64,7 +64,13 @@ def trace(
     comment: Annotated[str, typer.Argument(help="Comment id.")], as_json: JsonFlag = False
 ) -> None:
     """The full trace of one comment, from posting to the models trained on its label."""
-    rows = run_query("trace", comment_id=comment)
+    from labeltrail.clickhouse.client import connect
+    from labeltrail.clickhouse.trace import full_trace
+
+    try:
+        rows = full_trace(connect(Settings().clickhouse_dsn), comment)
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
     if not rows:
         raise _fail(LabeltrailError(f"no events for comment {comment!r}"), 3)
     if as_json:

@@ -11,6 +11,7 @@ from clickhouse_connect.driver.client import Client
 
 from labeltrail.audit import render_trace
 from labeltrail.clickhouse.client import projections_dir, run_named
+from labeltrail.clickhouse.trace import full_trace
 from labeltrail.events import Event, LabelCommitted
 from labeltrail.export.build import sql_time
 from tests.audit.history import adjudicated_comment
@@ -27,7 +28,7 @@ INJECTIONS = (
 
 def test_trace_tells_the_article_story(loaded: Client, history: list[Event]) -> None:
     comment = adjudicated_comment(history)
-    rows = run_named(loaded, "trace", comment_id=comment)
+    rows = full_trace(loaded, comment)
     kinds = [r["event_type"] for r in rows]
     for kind in (
         "CommentPosted",

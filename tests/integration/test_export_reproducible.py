@@ -14,6 +14,7 @@ import pytest
 from labeltrail.clickhouse.client import apply_ddl, connect, run_named
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
+from labeltrail.clickhouse.trace import full_trace
 from labeltrail.config import Settings
 from labeltrail.events import Event, LabelCommitted, LabelSchemaPublished, ModelPublished, VoteCast
 from labeltrail.export.build import create_export, find_export, sql_time, verify_export
@@ -129,7 +130,7 @@ def test_export_reproduces_and_matches_label_as_of(
     tampered = dataclasses.replace(result, rebuilt_hash="sha256:0")
     assert not tampered.ok
 
-    trace = run_named(client, "trace", comment_id=comment)
+    trace = full_trace(client, comment)
     links = {r["event_type"]: r["link"] for r in trace if r["link"]}
     assert links.get("ExportCreated") == "export includes its label"
     assert links.get("ModelPublished", "").startswith("trained on export")

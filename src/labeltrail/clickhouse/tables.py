@@ -64,6 +64,8 @@ def _field(name: str, arrow: pa.DataType, source: str | None = None) -> Column:
     key = source or name
     if arrow in (_MAP, _FMAP):
         return Column(name, arrow, lambda f: list((f.get(key) or {}).items()))
+    if arrow == _POSITIONS:
+        return Column(name, arrow, lambda f: [dict(p.__dict__) for p in f[key]])
     return Column(name, arrow, lambda f: f.get(key))
 
 
@@ -88,16 +90,16 @@ class TypedTable:
 
 
 ENVELOPE_COLUMNS: tuple[Column, ...] = (
-    Column("event_id", _STR, lambda f: f["envelope"]["event_id"]),
+    Column("event_id", _STR, lambda f: f["envelope"].event_id),
     Column("topic", _STR, lambda f: f["_pos"][0]),
     Column("partition", pa.uint32(), lambda f: f["_pos"][1]),
     Column("offset", pa.uint64(), lambda f: f["_pos"][2]),
     Column("replace_rank", pa.uint64(), lambda f: replace_rank(f["_pos"][2])),
-    Column("occurred_at", _TS, lambda f: f["envelope"]["occurred_at"]),
-    Column("recorded_at", _TS, lambda f: f["envelope"]["recorded_at"]),
-    Column("producer", _STR, lambda f: f["envelope"]["producer"]),
-    Column("causation_id", _STR, lambda f: f["envelope"]["causation_id"] or ""),
-    Column("correlation_id", _STR, lambda f: f["envelope"]["correlation_id"] or ""),
+    Column("occurred_at", _TS, lambda f: f["envelope"].occurred_at),
+    Column("recorded_at", _TS, lambda f: f["envelope"].recorded_at),
+    Column("producer", _STR, lambda f: f["envelope"].producer),
+    Column("causation_id", _STR, lambda f: f["envelope"].causation_id or ""),
+    Column("correlation_id", _STR, lambda f: f["envelope"].correlation_id or ""),
 )
 """Columns every typed table starts with."""
 
@@ -124,8 +126,8 @@ TABLES: tuple[TypedTable, ...] = (
         "LabelSchemaPublished",
         _field("version", _STR),
         _field("classes", _STRS),
-        Column("question_ids", _STRS, lambda f: [q["question_id"] for q in f["questions"]]),
-        Column("question_texts", _STRS, lambda f: [q["text"] for q in f["questions"]]),
+        Column("question_ids", _STRS, lambda f: [q.question_id for q in f["questions"]]),
+        Column("question_texts", _STRS, lambda f: [q.text for q in f["questions"]]),
         _field("guideline_hash", _STR),
         _field("supersedes", _STR),
         _field("old_label_policy", _STR),
@@ -170,7 +172,7 @@ TABLES: tuple[TypedTable, ...] = (
         _field("context", _STRS),
         _field("prelabel", _STR),
         _field("prelabel_confidence", _F64),
-        Column("prior_votes", _STRS, lambda f: [v["label"] for v in f["prior_votes"]]),
+        Column("prior_votes", _STRS, lambda f: [v.label for v in f["prior_votes"]]),
         _field("request_id", _STR),
         _field("cost_usd", _F64),
     ),
@@ -360,7 +362,7 @@ TABLES: tuple[TypedTable, ...] = (
 RAW_TABLE = _table(
     "events",
     "*",
-    Column("event_type", _STR, lambda f: f["envelope"]["event_type"]),
+    Column("event_type", _STR, lambda f: f["envelope"].event_type),
     Column("message_key", _STR, lambda f: f["_key"]),
     _text("comment_id"),
     Column("annotator_id", _STR, lambda f: f.get("annotator_id") or f.get("reviewer_id") or ""),
@@ -381,7 +383,8 @@ class Projection:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, event: Event, topic: str, partition: int, offset: int) -> None:
-        fields = event.model_dump()
+        # The model's own attributes (nested records stay objects): no dump needed per event.
+        fields: dict[str, Any] = dict(event.__dict__)
         fields["_pos"] = (topic, partition, offset)
         fields["_key"] = event.key
         fields["_json"] = event.model_dump_json(exclude={"envelope"})

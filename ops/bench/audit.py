@@ -1,0 +1,391 @@
+"""Benchmark the audit layer on the embedded engine (chdb): projection rate, trace latency,
+label-as-of for every label.
+
+    .venv/bin/python ops/bench/audit.py [--scale small|article] [--dir /tmp/bench-audit]
+
+1. A synthetic history with the article's shape (3 crowd votes per comment, consensus updates,
+   15% adjudicated, 5% honeypots; fixed seed) is built as event objects and Avro-encoded, then
+   fed to ``BatchWriter.write_records`` in batches: the projector's real path (decode, typed
+   rows, one Arrow insert per table, positions), without the Kafka read. The rate is events/s.
+2. To reach the article's scale (800,000 comments, 2.4 million votes and what they cause),
+   that projected sample is cloned inside ClickHouse with rewritten ids (INSERT ... SELECT),
+   so every table holds the full volume.
+3. ``trace`` latency: the named query for random comments (p50, p95), through run_named.
+4. ``label-as-of`` for every label: the named query for all comments at one time, fetched
+   as Arrow (and, separately, as Python rows).
+
+Ends with one JSON object per figure per line:
+{"figure", "value", "unit", "peer", "peer_value", "ratio"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import shutil
+import statistics
+import sys
+import time
+from typing import Any
+
+from labeltrail.clickhouse.client import apply_ddl, connect, named_query, run_named
+from labeltrail.clickhouse.trace import full_trace
+from labeltrail.clickhouse.writer import BatchWriter, LogRecord
+from labeltrail.events import (
+    AdjudicationRecorded,
+    AdjudicationRequested,
+    CommentPosted,
+    CommentScored,
+    ConsensusUpdated,
+    Event,
+    LabelCommitted,
+    LogPosition,
+    TaskAssigned,
+    TaskCreated,
+    VoteCast,
+    encode,
+)
+from labeltrail.ontology import moderation_schema_v3
+
+CLASSES = ["non-toxic", "mild", "harassment", "hate", "threats"]
+SCALES = {"small": (4_000, 1), "article": (20_000, 40)}  # (sample comments, clones)
+T0 = dt.datetime(2024, 9, 2, tzinfo=dt.UTC)
+
+
+def _comment(i: int, rng: random.Random) -> list[Event]:
+    cid = f"c-{i:07d}"
+    at = T0 + dt.timedelta(seconds=20 * i)
+    truth = rng.choices(CLASSES, weights=[70, 15, 8, 5, 2])[0]
+    out: list[Event] = [
+        CommentPosted.create(
+            producer="bench",
+            id_parts=("c", cid),
+            occurred_at=at,
+            comment_id=cid,
+            video_id=f"v-{i % 4000}",
+            author_hash=f"{i % 9973:x}",
+            text="a comment " * 4,
+            posted_at=at,
+            source="pool",
+            attributes={"slice": rng.choice(["a", "b", "coded"])},
+        ),
+        CommentScored.create(
+            producer="bench",
+            id_parts=("s", cid),
+            occurred_at=at,
+            comment_id=cid,
+            model_version="m1",
+            classes=CLASSES,
+            probabilities=[0.32, 0.0, 0.41, 0.27, 0.0],
+            margin=0.09,
+            route="annotate",
+            threshold=0.1,
+        ),
+    ]
+    task = TaskCreated.create(
+        producer="bench",
+        id_parts=("t", cid),
+        occurred_at=at,
+        task_id=f"t-{cid}",
+        comment_id=cid,
+        schema_version="v3",
+        kind="crowd",
+        reason="active_learning",
+        questions=["q1", "q2", "q3", "q4"],
+        redundancy=3,
+    )
+    out.append(task)
+    annotators = rng.sample(range(240), 3)
+    votes: list[VoteCast] = []
+    for n, a in enumerate(annotators):
+        aid = f"annotator_{a:03d}"
+        out.append(
+            TaskAssigned.create(
+                producer="bench",
+                id_parts=("a", cid, aid),
+                occurred_at=at,
+                task_id=task.task_id,
+                assignment_id=f"as-{cid}-{aid}",
+                comment_id=cid,
+                annotator_id=aid,
+                pool="crowd",
+                schema_version="v3",
+                questions=task.questions,
+                text="a comment",
+                cost_usd=0.04,
+            )
+        )
+        label = truth if rng.random() < 0.8 else rng.choice(CLASSES)
+        vote = VoteCast.create(
+            producer="bench",
+            id_parts=("v", cid, aid),
+            occurred_at=at + dt.timedelta(minutes=n),
+            vote_id=f"v-{cid}-{aid}",
+            task_id=task.task_id,
+            comment_id=cid,
+            annotator_id=aid,
+            schema_version="v3",
+            label=label,
+            answers={"q1": "no", "q2": "yes"},
+            confidence=round(rng.random(), 2),
+            time_spent_ms=5000,
+        )
+        votes.append(vote)
+        out.append(vote)
+        shares = [sum(v.label == c for v in votes) / len(votes) for c in CLASSES]
+        out.append(
+            ConsensusUpdated.create(
+                producer="bench",
+                id_parts=("cu", cid, n),
+                occurred_at=vote.envelope.occurred_at,
+                comment_id=cid,
+                schema_version="v3",
+                method="mv",
+                classes=CLASSES,
+                posterior=shares,
+                label=CLASSES[shares.index(max(shares))],
+                agreement=max(shares),
+                vote_ids=[v.vote_id for v in votes],
+                annotator_ids=[v.annotator_id for v in votes],
+                votes_expected=3,
+                status="collecting" if n < 2 else "passed",
+            )
+        )
+    vote_ids = [v.vote_id for v in votes]
+    label_fields: dict[str, Any] = dict(
+        comment_id=cid,
+        schema_version="v3",
+        classes=CLASSES,
+        vote_ids=vote_ids,
+        annotator_ids=[v.annotator_id for v in votes],
+        source_positions=[LogPosition(topic="bench.consensus", partition=0, offset=i)],
+    )
+    if rng.random() < 0.15:
+        req = AdjudicationRequested.create(
+            producer="bench",
+            id_parts=("r", cid),
+            occurred_at=at,
+            request_id=f"r-{cid}",
+            comment_id=cid,
+            schema_version="v3",
+            reason="low agreement",
+            agreement=0.33,
+            threshold=0.85,
+            vote_ids=vote_ids,
+        )
+        adj = AdjudicationRecorded.create(
+            producer="bench",
+            id_parts=("adj", cid),
+            occurred_at=at + dt.timedelta(days=1),
+            adjudication_id=f"adj-{cid}",
+            request_id=req.request_id,
+            task_id=f"te-{cid}",
+            comment_id=cid,
+            schema_version="v3",
+            reviewer_id=f"e-{i % 12:02d}",
+            label=truth,
+            confidence=0.95,
+            note="escalate",
+        )
+        out += [
+            req,
+            adj,
+            LabelCommitted.create(
+                producer="bench",
+                id_parts=("l", cid),
+                occurred_at=adj.envelope.occurred_at,
+                label_id=f"l-{cid}",
+                label=truth,
+                distribution=[0.95 if c == truth else 0.0125 for c in CLASSES],
+                confidence=0.95,
+                route="adjudication",
+                method="expert-adjudication",
+                adjudication_id=adj.adjudication_id,
+                **label_fields,
+            ),
+        ]
+    else:
+        out.append(
+            LabelCommitted.create(
+                producer="bench",
+                id_parts=("l", cid),
+                occurred_at=votes[-1].envelope.occurred_at,
+                label_id=f"l-{cid}",
+                label=votes[0].label,
+                distribution=[0.6, 0.4, 0, 0, 0],
+                confidence=0.6,
+                route="consensus",
+                method="mv",
+                **label_fields,
+            )
+        )
+    return out
+
+
+def _records(n_comments: int, seed: int) -> list[LogRecord]:
+    rng = random.Random(seed)
+    offsets: dict[str, int] = {}
+    out = []
+    events: list[Event] = [moderation_schema_v3()]
+    for i in range(n_comments):
+        events += _comment(i, rng)
+    for e in events:
+        topic = f"bench.{e.envelope.event_type}"
+        offset = offsets.get(topic, 0)
+        offsets[topic] = offset + 1
+        out.append(LogRecord(topic, 0, offset, encode(e)))
+    return out
+
+
+_ID_COLUMNS = {
+    "event_id",
+    "comment_id",
+    "task_id",
+    "vote_id",
+    "label_id",
+    "adjudication_id",
+    "request_id",
+    "assignment_id",
+    "causation_id",
+    "correlation_id",
+    "message_key",
+}
+
+
+def _clone(client: Any, copies: int) -> None:
+    """Copy every comment-keyed table ``copies - 1`` more times with suffixed ids."""
+    for (table,) in client.query("SHOW TABLES").result_rows:
+        if table.startswith("v_") or table in ("consumer_positions", "label_schemas"):
+            continue
+        cols = client.query(f"DESCRIBE TABLE {table}").result_rows
+        exprs = []
+        for name, ctype, *_ in cols:
+            if name in _ID_COLUMNS and "String" in ctype:
+                exprs.append(f"if({name} = '', {name}, concat({name}, '~', toString(k))) AS {name}")
+            elif name == "vote_ids":
+                exprs.append(f"arrayMap(x -> concat(x, '~', toString(k)), {name}) AS {name}")
+            else:
+                exprs.append(name)
+        client.command(
+            f"INSERT INTO {table} SELECT {', '.join(exprs)} FROM {table} "
+            f"CROSS JOIN (SELECT number + 1 AS k FROM numbers({copies - 1})) AS n",
+            settings={"max_insert_threads": 1},
+        )
+
+
+def _figure(
+    name: str,
+    value: float,
+    unit: str,
+    peer: str | None = None,
+    peer_value: float | None = None,
+    ratio: float | None = None,
+) -> dict[str, Any]:
+    return {
+        "figure": name,
+        "value": round(value, 4),
+        "unit": unit,
+        "peer": peer,
+        "peer_value": peer_value,
+        "ratio": None if ratio is None else round(ratio, 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--dir", default="/tmp/labeltrail-bench-audit")
+    parser.add_argument("--seed", type=int, default=20240815)
+    args = parser.parse_args()
+    sample, copies = SCALES[args.scale]
+    shutil.rmtree(args.dir, ignore_errors=True)
+    client = connect(f"chdb://{args.dir}")
+    apply_ddl(client)
+
+    t = time.perf_counter()
+    records = _records(sample, args.seed)
+    print(
+        f"built and encoded {len(records):,} events in {time.perf_counter() - t:.1f}s",
+        file=sys.stderr,
+    )
+    writer = BatchWriter(client, "bench.projector")
+    t = time.perf_counter()
+    for start in range(0, len(records), 20_000):
+        writer.project(records[start : start + 20_000])
+    seconds = time.perf_counter() - t
+    rate = len(records) / seconds
+    print(f"projected {len(records):,} events in {seconds:.1f}s", file=sys.stderr)
+
+    if copies > 1:
+        t = time.perf_counter()
+        _clone(client, copies)
+        print(f"cloned x{copies} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    totals = client.query(
+        "SELECT (SELECT count() FROM events), (SELECT count() FROM comments), "
+        "(SELECT count() FROM votes), (SELECT count() FROM labels)"
+    ).result_rows[0]
+    print("events {:,} comments {:,} votes {:,} labels {:,}".format(*totals), file=sys.stderr)
+
+    rng = random.Random(args.seed)
+    ids = [
+        r[0]
+        for r in client.query(
+            "SELECT comment_id FROM comments ORDER BY cityHash64(comment_id) LIMIT 200"
+        ).result_rows
+    ]
+    full_trace(client, ids[0])  # warm
+    lat = []
+    for cid in rng.sample(ids, min(60, len(ids))):
+        t = time.perf_counter()
+        rows = full_trace(client, cid)
+        lat.append((time.perf_counter() - t) * 1000)
+        assert rows, cid
+    p50, p95 = statistics.median(lat), statistics.quantiles(lat, n=20)[18]
+
+    at = "2100-01-01 00:00:00.000"
+    params = {"comment_id": "", "at": at, "schema_version": "v3"}
+    sql = named_query("label_as_of")
+    client.query_arrow(sql, parameters=params)  # warm
+    arrow_s = []
+    for _ in range(3):
+        t = time.perf_counter()
+        table = client.query_arrow(sql, parameters=params)
+        arrow_s.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    py_rows = run_named(client, "label_as_of", **params)
+    py_s = time.perf_counter() - t
+    assert table.num_rows == len(py_rows) == totals[1]
+
+    figures = [
+        _figure(
+            f"projection rebuild rate ({len(records):,} events via BatchWriter)", rate, "events/s"
+        ),
+        _figure(f"trace p50 ({totals[0]:,} events)", p50, "ms", "goal", 100.0, 100.0 / p50),
+        _figure("trace p95", p95, "ms"),
+        _figure(
+            f"label-as-of all {table.num_rows:,} labels (Arrow)",
+            statistics.median(arrow_s),
+            "s",
+            "goal",
+            5.0,
+            5.0 / statistics.median(arrow_s),
+        ),
+        _figure(
+            f"label-as-of all {len(py_rows):,} labels (Python rows)",
+            py_s,
+            "s",
+            "goal",
+            5.0,
+            5.0 / py_s,
+        ),
+    ]
+    for f in figures:
+        print(json.dumps(f))
+    client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

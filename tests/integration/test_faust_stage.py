@@ -140,7 +140,7 @@ def _phases(records: list[tuple[str, bytes, bytes]]) -> list[list[tuple[str, byt
 
 def _run_stage_runner(settings: Settings, phases: list[list[tuple[str, bytes, bytes]]]) -> None:
     ensure_topics(settings)
-    runner = StageRunner(make_consensus(settings), settings)
+    runner = StageRunner(make_consensus(settings), settings, finite=True)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -177,7 +177,7 @@ def _faust(settings: Settings, factory: str, tmp: Path) -> subprocess.Popen[byte
         "TMPDIR": str(tmp),  # faust's data directory lives under it
     }
     args = [sys.executable, "-m", "labeltrail.kafka.faust_stage", factory]
-    args += ["--status-file", str(tmp / "status.json"), "--stall-seconds", "20"]
+    args += ["--status-file", str(tmp / "status.json"), "--stall-seconds", "20", "--finite"]
     log = open(tmp / "faust.log", "wb")  # noqa: SIM115 - closed with the process
     try:
         return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

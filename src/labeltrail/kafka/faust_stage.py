@@ -15,8 +15,10 @@ Delivery is at least once, made exact by deterministic ids, like the StageRunner
   rebuild the fold's state. faust then consumes from the committed offsets and produces.
 - faust flushes its producer before it commits offsets, so a crash re-emits outputs with the
   same event ids, which every sink deduplicates. faust's ``exactly_once`` mode is not used.
-- **drain.** Once the agent has been idle for ``idle_seconds`` with every assigned partition
-  read to its high watermark, the fold's optional ``drain()`` runs (held input is rejected).
+- **drain.** With ``finite=True`` (a finished history: a replay, a test), once the agent has
+  been idle for ``idle_seconds`` with every assigned partition read to its high watermark, the
+  fold's optional ``drain()`` runs (held input is rejected). A live stage never drains: a lull
+  is not the end of the input. ``caught_up`` is reported either way.
 - **liveness.** A watchdog fails the worker (exit code 1) if the agent raised, if a delivery
   failed, or if input is waiting but nothing was processed for ``stall_seconds``: a crashed
   faust agent otherwise idles with zero progress. With ``status_file`` set, the watchdog
@@ -126,6 +128,7 @@ class FaustStage:
         check_seconds: float = 1.0,
         status_file: Path | None = None,
         commit_interval: float = 1.0,
+        finite: bool = False,
     ) -> None:
         self.fold = fold
         self.config = config
@@ -136,6 +139,7 @@ class FaustStage:
         self.idle_seconds = idle_seconds
         self.stall_seconds = stall_seconds
         self.status_file = status_file
+        self.finite = finite
         self.stats = StageStats()
         self.caught_up = False
         self.failure: BaseException | None = None
@@ -270,7 +274,7 @@ class FaustStage:
 
     async def _drain(self) -> None:
         drain = getattr(self.fold, "drain", None)
-        outputs = drain() if drain is not None else []
+        outputs = drain() if drain is not None and self.finite else []
         for out in outputs:
             if isinstance(out, Rejected):
                 self.stats.rejected += 1
@@ -388,6 +392,7 @@ def serve_faust(
     status_file: Path | None = None,
     loglevel: int = logging.WARNING,
     stall_seconds: float = 60.0,
+    finite: bool = False,
 ) -> int:
     """Run ``make_fold(settings)`` under faust until a signal; returns the exit code."""
     logging.basicConfig(level=loglevel, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -399,6 +404,7 @@ def serve_faust(
         loglevel=loglevel,
         status_file=status_file,
         stall_seconds=stall_seconds,
+        finite=finite,
     )
     return stage.run()
 
@@ -419,12 +425,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--status-file", type=Path, default=None)
     parser.add_argument("--loglevel", default="WARNING")
     parser.add_argument("--stall-seconds", type=float, default=60.0)
+    parser.add_argument("--finite", action="store_true", help="drain the fold when caught up")
     args = parser.parse_args(argv)
     return serve_faust(
         _load(args.factory),
         status_file=args.status_file,
         loglevel=logging.getLevelName(args.loglevel.upper()),
         stall_seconds=args.stall_seconds,
+        finite=args.finite,
     )
 
 

@@ -28,8 +28,12 @@ from typing import Any
 import numpy as np
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-# seed size, batch size, budget, seeds, pool size (sim)
-SCALES = {"small": (60, 30, 420, 3, 3000), "article": (100, 50, 1000, 5, 8000)}
+# per dataset: seed size, batch size, budget, seeds, pool size (sim only)
+SCALES = {
+    "small": {"sim": (20, 20, 240, 3, 3000), "convabuse": (50, 50, 600, 3, 0)},
+    "article": {"sim": (50, 50, 600, 5, 8000), "convabuse": (100, 50, 1200, 5, 0)},
+}
+MIN_STEPS = 150
 STRATEGIES = ("random", "least_confidence", "margin", "qbc")
 
 
@@ -81,6 +85,8 @@ def _fit_predict(task: Task, idx: np.ndarray, seed: int, committee: int) -> tupl
 
     rng = np.random.default_rng(seed)
     pool_probs, test_probs = [], []
+    # Enough optimiser steps at every size, so a small labelled set is not also under-trained.
+    epochs = max(5, -(-MIN_STEPS * 32 // max(idx.size, 1)))
     for m in range(committee):
         sample = idx if committee == 1 else rng.choice(idx, size=idx.size, replace=True)
         trainer = SoftLabelTrainer(
@@ -88,7 +94,7 @@ def _fit_predict(task: Task, idx: np.ndarray, seed: int, committee: int) -> tupl
             featurizer=HashingFeaturizer(n_buckets=2**16),
             dim=32,
             hidden=32,
-            epochs=10,
+            epochs=epochs,
             batch_size=32,
             seed=seed * 10 + m,
         ).fit([task.pool_texts[i] for i in sample], task.pool_targets[sample])
@@ -128,16 +134,21 @@ def main() -> None:
     parser.add_argument("--dataset", choices=("sim", "convabuse", "both"), default="both")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    scale = SCALES[args.scale]
     tasks = []
     if args.dataset in ("sim", "both"):
-        tasks.append(_sim(scale[4], args.seed))
+        tasks.append(_sim(SCALES[args.scale]["sim"][4], args.seed))
     if args.dataset in ("convabuse", "both"):
         tasks.append(_convabuse())
     for task in tasks:
+        scale = SCALES[args.scale][task.name]
         started = time.perf_counter()
         curves: dict[str, np.ndarray] = {}
         for strategy in STRATEGIES:
+            if strategy == "margin" and len(task.classes) == 2:
+                # With two classes the margin is 2 * max_p - 1: the same ranking as least
+                # confidence, so the same curve.
+                curves[strategy] = curves["least_confidence"]
+                continue
             runs = [_curve(task, strategy, args.seed + s, scale) for s in range(scale[3])]
             curves[strategy] = np.array([[acc for _, acc in run] for run in runs]).mean(axis=0)
             sizes = [size for size, _ in runs[0]]

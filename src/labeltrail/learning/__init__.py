@@ -18,6 +18,7 @@ from labeltrail.learning.metrics import SliceMetrics, evaluate_by_slice, flatten
 from labeltrail.learning.prelabel import (
     DraftAcceptance,
     Prelabel,
+    auto_accept_label,
     prelabel_decision,
     route_for,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Prelabel",
     "SliceMetrics",
     "TrainingSet",
+    "auto_accept_label",
     "evaluate_by_slice",
     "flatten_metrics",
     "prelabel_decision",

@@ -177,7 +177,8 @@ class LabelModel:
         smoothing: float = 1.0,
         accuracy_prior: float = 2.0,
         dependency_threshold: float | None = 0.02,
-        max_clique: int = 3,
+        max_clique: int = 4,
+        merge_trials: int = 3,
         class_prior: Sequence[float] | None = None,
     ) -> None:
         self.n_classes = n_classes
@@ -187,6 +188,7 @@ class LabelModel:
         self.accuracy_prior = accuracy_prior
         self.dependency_threshold = dependency_threshold
         self.max_clique = max_clique
+        self.merge_trials = merge_trials
         self.class_prior = class_prior
 
     def _encode(self, L: IntArray, factors: list[tuple[int, ...]]) -> tuple[IntArray, int]:
@@ -246,13 +248,33 @@ class LabelModel:
         m = arr.shape[1]
         factors: list[tuple[int, ...]] = [(j,) for j in range(m)]
         result = self._run(arr, factors, gold)
-        if self.dependency_threshold is not None and m > 1:
-            pairs = dependent_pairs(
-                arr, result.posterior, result.tables, threshold=self.dependency_threshold
-            )
-            if pairs:
-                factors = dependency_cliques(pairs, m, max_size=self.max_clique)
-                result = self._run(arr, factors, gold)
+        # Merge the worst-explained pair, refit, look again: a misfit caused by one group of
+        # copies inflates every residual, so pairs are judged one at a time, and a merge is
+        # kept only when the likelihood gain pays for the extra parameters (BIC).
+        while self.dependency_threshold is not None and len(factors) > 1:
+            marginals = self._marginals(result.tables, factors, m)
+            where = {j: f for f, members in enumerate(factors) for j in members}
+            candidates = [
+                (a, b)
+                for a, b, _ in dependent_pairs(
+                    arr, result.posterior, marginals, threshold=self.dependency_threshold
+                )
+                if where[a] != where[b]
+                and len(factors[where[a]]) + len(factors[where[b]]) <= self.max_clique
+            ]
+            accepted = None
+            for a, b in candidates[: self.merge_trials]:
+                merged = tuple(sorted(factors[where[a]] + factors[where[b]]))
+                rest = [f for i, f in enumerate(factors) if i not in (where[a], where[b])]
+                trial_factors = sorted([merged, *rest], key=lambda g: (-len(g), g))
+                trial = self._run(arr, trial_factors, gold)
+                extra = self._n_params(arr, trial_factors) - self._n_params(arr, factors)
+                if trial.log_likelihood - result.log_likelihood > 0.5 * extra * np.log(len(arr)):
+                    accepted = (trial_factors, trial)
+                    break
+            if accepted is None:
+                break
+            factors, result = accepted
         self.factors_ = factors
         self.tables_ = result.tables
         self.class_prior_ = result.prior
@@ -261,6 +283,25 @@ class LabelModel:
         self.accuracy_ = self._accuracy(arr, result.posterior)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _n_params(self, arr: IntArray, factors: list[tuple[int, ...]]) -> int:
+        """Free parameters, counting only the joint outputs that occur (copies of one LF
+        make a clique whose table is nearly all impossible outcomes)."""
+        codes, _ = self._encode(arr, factors)
+        seen = sum(int(np.unique(codes[:, f]).size) - 1 for f in range(len(factors)))
+        return self.n_classes * seen
+
+    def _marginals(self, tables: FloatArray, factors: list[tuple[int, ...]], m: int) -> FloatArray:
+        """Per-LF tables ``(m, k, k + 1)`` marginalised out of the factor tables."""
+        k, k1 = self.n_classes, self.n_classes + 1
+        out = np.zeros((m, k, k1))
+        for f, members in enumerate(factors):
+            size = len(members)
+            joint = tables[f][:, : k1**size].reshape((k, *([k1] * size)))
+            for pos, j in enumerate(members):
+                axes = tuple(1 + q for q in range(size) if q != pos)
+                out[j] = joint.sum(axis=axes) if axes else joint
+        return out
 
     @staticmethod
     def _accuracy(L: IntArray, post: FloatArray) -> FloatArray:

@@ -15,11 +15,15 @@ from typing import Literal
 
 import numpy as np
 
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import CommentScored, LabelCommitted, TaskCreated, VoteCast
+
 __all__ = [
     "DEFAULT_BANDS",
     "BandStats",
     "DraftAcceptance",
     "Prelabel",
+    "auto_accept_label",
     "prelabel_decision",
     "route_for",
 ]
@@ -74,6 +78,41 @@ def prelabel_decision(
         confidence=confidence,
         auto_accept=confidence >= auto_accept_threshold,
         distribution=tuple(float(x) for x in p),
+    )
+
+
+def auto_accept_label(
+    scored: CommentScored, schema_version: str, auto_accept_threshold: float
+) -> LabelCommitted | None:
+    """The machine-made label for a confidently scored comment, or None below the threshold.
+
+    Provenance says what it is: route ``auto_accept``, ``machine_made=True``, method
+    ``model:<version>``, no votes and no annotators, so no consensus or reliability figure
+    can count it as a human judgement. The id is a function of comment, schema and model.
+    """
+    draft = prelabel_decision(scored.classes, scored.probabilities, auto_accept_threshold)
+    if not draft.auto_accept:
+        return None
+    label_id = derive_id("label", scored.comment_id, schema_version, "auto", scored.model_version)
+    return LabelCommitted.create(
+        producer="tasking",
+        id_parts=(label_id,),
+        occurred_at=scored.envelope.occurred_at,
+        causation_id=scored.event_id,
+        correlation_id=scored.comment_id,
+        label_id=label_id,
+        comment_id=scored.comment_id,
+        schema_version=schema_version,
+        label=draft.label,
+        classes=list(scored.classes),
+        distribution=list(draft.distribution),
+        confidence=draft.confidence,
+        route="auto_accept",
+        method=f"model:{scored.model_version}",
+        method_params={"auto_accept_threshold": f"{auto_accept_threshold:.4f}"},
+        vote_ids=[],
+        annotator_ids=[],
+        machine_made=True,
     )
 
 
@@ -138,6 +177,14 @@ class DraftAcceptance:
             band.judged += 1
             band.correct += int(draft_label == true_label)
         return self
+
+    def add_vote(
+        self, task: TaskCreated, vote: VoteCast, true_label: str | None = None
+    ) -> DraftAcceptance:
+        """Record a human vote on a task that carried a draft; other votes are ignored."""
+        if task.prelabel is None or task.prelabel_confidence is None or not vote.prelabel_shown:
+            return self
+        return self.add(task.prelabel, task.prelabel_confidence, vote.label, true_label)
 
     def result(self, *, anchoring_alert: float = 0.15) -> list[dict[str, float | int | bool]]:
         """Per band: shown, acceptance rate, draft accuracy, gap and an anchoring alert."""

@@ -6,7 +6,11 @@ from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
 
 
 def make(settings: Settings) -> ConsensusFold:
-    return ConsensusFold(ConsensusConfig(agreement_threshold=settings.agreement_threshold))
+    return ConsensusFold(
+        ConsensusConfig(
+            agreement_threshold=settings.agreement_threshold, method=settings.consensus_method
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -73,6 +73,18 @@ def demo(
     console.print("label accuracy against the simulation's truth, by slice:")
     for slice_, (n, acc) in result.accuracy_by_slice.items():
         console.print(f"  {slice_:<18} n={n:<5} accuracy={acc:.3f}")
+    console.print("blind-spot alerts (high agreement, low gold accuracy):")
+    for window, start, slice_, agreement, gold in result.blind_spots or [("-", "", "", 0, 0)]:
+        if window == "-":
+            console.print("  none")
+            break
+        console.print(
+            f"  {window} {start} slice={slice_} agreement={agreement:.2f} gold accuracy={gold:.2f}"
+        )
+    if result.reliability_moves:
+        console.print("largest reliability moves (honeypot, gold and adjudication results):")
+        for annotator, _method, previous, new in result.reliability_moves:
+            console.print(f"  {annotator}: {previous:.2f} -> {new:.2f}")
     console.rule(f"labeltrail audit trace {result.trace_comment}")
     for line in result.trace:
         console.print(line, highlight=False, markup=False)

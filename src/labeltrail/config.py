@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     agreement_threshold: float = Field(0.85, ge=0.0, le=1.0)
     """``LABELTRAIL_AGREEMENT_THRESHOLD``: per-item agreement below it goes to an expert."""
 
+    consensus_method: str = Field("reliability-weighted", pattern="^(reliability-weighted|mv)$")
+    """``LABELTRAIL_CONSENSUS_METHOD``: ``reliability-weighted`` (votes weighted by each
+    annotator's current reliability) or ``mv`` (plain majority vote)."""
+
     honeypot_rate: float = Field(0.05, ge=0.0, le=1.0)
     """``LABELTRAIL_HONEYPOT_RATE``: share of crowd tasks that are honeypots."""
 

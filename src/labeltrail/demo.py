@@ -29,7 +29,9 @@ from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner, consumer_config, high_watermark
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.pipeline.iaa import IaaConfig, IaaFold
 from labeltrail.pipeline.labels import LabelsFold
+from labeltrail.pipeline.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.platform import CODED
@@ -51,6 +53,10 @@ class DemoResult:
     dead_letters: int
     trace_comment: str | None
     trace: list[str] = field(default_factory=list)
+    blind_spots: list[tuple[str, str, str, float, float]] = field(default_factory=list)
+    """(window, start, slice, agreement, gold accuracy) of every blind-spot alert."""
+    reliability_moves: list[tuple[str, str, float, float]] = field(default_factory=list)
+    """(annotator, method, first, latest) of the largest moves in honeypot/gold reliability."""
 
 
 def _end_offsets(settings: Settings, suffix: str) -> int:
@@ -123,10 +129,17 @@ def run_demo(
             )
         ),
         SimulatedAnnotators(platform),
-        ConsensusFold(ConsensusConfig(agreement_threshold=settings.agreement_threshold)),
+        ConsensusFold(
+            ConsensusConfig(
+                agreement_threshold=settings.agreement_threshold,
+                method=settings.consensus_method,
+            )
+        ),
         LabelsFold(),
+        ReliabilityFold(ReliabilityConfig(refit_on_drain=True)),
+        IaaFold(IaaConfig()),
     ]
-    runners = [StageRunner(fold, settings) for fold in folds]
+    runners = [StageRunner(fold, settings, finite=True) for fold in folds]
     projector = Projector(ch, settings)
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -145,7 +158,10 @@ def run_demo(
     threads.append(threading.Thread(target=guard(projector.run), name="projector"))
     for t in threads:
         t.start()
-    progress("stages running: scorer, tasking, annotators, consensus, labels, projector")
+    progress(
+        "stages running: scorer, tasking, annotators, consensus, labels, reliability, iaa,"
+        " projector"
+    )
     waiters = [r.caught_up for r in runners] + [projector.caught_up]
 
     def totals() -> int:
@@ -197,6 +213,30 @@ def _summarise(
         hits[1] += int(label == platform.truth.get(cid))
     accuracy = {s: (n, ok / n) for s, (n, ok) in sorted(per_slice.items())}
     dead = int(ch.query("SELECT count() FROM v_dead_letters").result_rows[0][0])
+    blind = [
+        (str(w), str(start)[:10], f"{sl} ({metric})", float(agreement), float(gold))
+        for w, start, sl, metric, agreement, gold in ch.query(
+            "SELECT JSONExtractString(payload, 'window'), JSONExtractString(payload, "
+            "'window_start'), JSONExtractString(payload, 'slice'), "
+            "JSONExtractString(payload, 'metric'), "
+            "JSONExtractFloat(payload, 'agreement'), JSONExtractFloat(payload, 'gold_accuracy') "
+            "FROM events FINAL WHERE event_type = 'IaaWindowClosed' "
+            "AND JSONExtractBool(payload, 'blind_spot') ORDER BY 1, 2, 3"
+        ).result_rows
+    ]
+    moves = [
+        (str(a), str(m), float(first), float(last))
+        for a, m, first, last in ch.query(
+            "SELECT annotator_id, JSONExtractString(payload, 'method') AS m, "
+            "argMin(JSONExtractFloat(payload, 'accuracy'), (occurred_at, recorded_at)), "
+            "argMax(JSONExtractFloat(payload, 'accuracy'), (occurred_at, recorded_at)) "
+            "FROM events FINAL WHERE event_type = 'AnnotatorReliabilityUpdated' "
+            "AND m = 'beta_gold' GROUP BY annotator_id, m "
+            "ORDER BY abs(argMax(JSONExtractFloat(payload, 'accuracy'), (occurred_at, recorded_at))"
+            " - argMin(JSONExtractFloat(payload, 'accuracy'), (occurred_at, recorded_at))) DESC, "
+            "annotator_id LIMIT 5"
+        ).result_rows
+    ]
     candidates = run_named(ch, "ambiguous_comments", limit=10_000)
     coded = [c["comment_id"] for c in candidates if platform.slices.get(c["comment_id"]) == CODED]
     chosen = (coded or [c["comment_id"] for c in candidates] or [None])[0]
@@ -222,4 +262,6 @@ def _summarise(
         dead_letters=dead,
         trace_comment=chosen,
         trace=trace,
+        blind_spots=blind,
+        reliability_moves=moves,
     )

@@ -96,7 +96,7 @@ def folds() -> tuple[ReliabilityFold, IaaFold]:
 
 
 def run_stage(fold: Fold, settings: Settings) -> None:
-    runner = StageRunner(fold, settings)
+    runner = StageRunner(fold, settings, finite=True)
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(stop,))
     thread.start()

@@ -131,13 +131,18 @@ class StageRunner:
         *,
         group: str | None = None,
         batch_size: int = 500,
+        finite: bool = False,
     ) -> None:
+        """``finite``: the input is a finished history (a replay, the demo, a test): when it
+        is drained the fold's ``drain()`` settles what it still holds. A live stage never
+        drains: a lull is not the end of the input."""
         self.fold = fold
         self.settings = settings
         self.group = group or f"{settings.topic_prefix}.{fold.name}"
         self.topics = [topic_name(settings.topic_prefix, s) for s in fold.inputs]
         self.deadletter_topic = topic_name(settings.topic_prefix, "deadletter")
         self.batch_size = batch_size
+        self.finite = finite
         self.stats = StageStats()
         self.caught_up = threading.Event()
         self._consumer = Consumer(consumer_config(settings, self.group))
@@ -262,7 +267,7 @@ class StageRunner:
 
     def _drain(self) -> None:
         drain = getattr(self.fold, "drain", None)
-        if drain is None:
+        if drain is None or not self.finite:
             return
         for out in drain():
             if isinstance(out, Rejected):

@@ -63,7 +63,8 @@ class ConsensusFold:
     inputs: tuple[str, ...] = ("schemas", "quality", "tasks", "votes")
     classes: dict[str, list[str]] = field(default_factory=dict)
     retired: dict[str, str] = field(default_factory=dict)
-    reliability: dict[str, AnnotatorReliabilityUpdated] = field(default_factory=dict)
+    reliability: dict[tuple[str, str], AnnotatorReliabilityUpdated] = field(default_factory=dict)
+    """(annotator, method) -> the latest estimate by that method."""
     tasks: dict[str, TaskCreated] = field(default_factory=dict)
     seen_votes: set[str] = field(default_factory=set)
     by_task_annotator: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -80,7 +81,7 @@ class ConsensusFold:
                 if event.supersedes and event.old_label_policy == "discard":
                     self.retired[event.supersedes] = event.version
             case AnnotatorReliabilityUpdated():
-                self.reliability[event.annotator_id] = event
+                self.reliability[(event.annotator_id, event.method)] = event
             case TaskCreated():
                 self.tasks[event.task_id] = event
                 return self._release(event.task_id)
@@ -145,13 +146,21 @@ class ConsensusFold:
 
     # the posterior -----------------------------------------------------------------------
 
+    def _estimate(self, annotator: str) -> AnnotatorReliabilityUpdated | None:
+        """Dawid-Skene's estimate first (it has a confusion matrix), then gold/honeypots."""
+        for method in ("dawid_skene", "beta_gold", "adjudication"):
+            known = self.reliability.get((annotator, method))
+            if known is not None:
+                return known
+        return None
+
     def _accuracy(self, annotator: str) -> float:
-        known = self.reliability.get(annotator)
+        known = self._estimate(annotator)
         return known.accuracy if known is not None else self.config.prior_accuracy
 
     def _confusion(self, annotator: str, classes: list[str]) -> np.ndarray:
         """(n_classes, n_classes) rows: truth, columns: answer."""
-        known = self.reliability.get(annotator)
+        known = self.reliability.get((annotator, "dawid_skene"))
         k = len(classes)
         if known is not None and known.confusion and known.classes == classes:
             return np.asarray(known.confusion, dtype=np.float64)

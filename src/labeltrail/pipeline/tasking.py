@@ -59,10 +59,10 @@ class TaskingFold:
     inputs: tuple[str, ...] = (
         "schemas",
         "annotators",
+        "adjudications",
         "comments",
         "scores",
         "consensus",
-        "adjudications",
         "votes",
         "labels",
     )

@@ -66,7 +66,7 @@ class PlatformConfig:
     coded_share: float = 0.3
     """Share of harassment comments that are coded (the crowd's blind spot)."""
     crowd_accuracy: tuple[float, float] = (0.72, 0.95)
-    crowd_blind_spot: float = 0.85
+    crowd_blind_spot: float = 0.92
     """Probability a crowd annotator labels a coded comment non-toxic."""
     expert_accuracy: float = 0.96
     start: dt.datetime = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)

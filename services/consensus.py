@@ -14,4 +14,4 @@ def make(settings: Settings) -> ConsensusFold:
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve(make))
+    raise SystemExit(serve(make, scalable=True))

@@ -10,4 +10,4 @@ def make(settings: Settings) -> LabelsFold:
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve(make))
+    raise SystemExit(serve(make, scalable=True))

@@ -19,4 +19,4 @@ def make(settings: Settings) -> TaskingFold:
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve(make))
+    raise SystemExit(serve(make, scalable=True))

@@ -18,20 +18,19 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from labeltrail.clickhouse.client import apply_ddl, connect
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.config import Settings
 from labeltrail.demo import seed_platform
-from labeltrail.events import LabelCommitted, decode
-from labeltrail.events.topics import topic_name
+from labeltrail.events import LabelCommitted
 from labeltrail.kafka.admin import ensure_topics
-from labeltrail.kafka.runner import consumer_config, high_watermark
+from labeltrail.kafka.scaleout import BROADCAST_INPUTS
 from labeltrail.pipeline.consensus import ConsensusFold
 from labeltrail.pipeline.labels import LabelsFold
 from labeltrail.pipeline.tasking import TaskingFold
 from labeltrail.sim import Platform, PlatformConfig
+from tests.integration.probes import committed, lag, read_topic
 from tests.pipeline.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -48,11 +47,12 @@ STAGES = {
 GROUPS = {"scorer": "sim.scorer", "annotators": "sim.annotators"}
 INPUTS = {
     "scorer": ("comments",),
-    "tasking": TaskingFold().inputs,
+    "tasking": [s for s in TaskingFold().inputs if s not in BROADCAST_INPUTS],
     "annotators": ("tasks.crowd", "tasks.expert"),
-    "consensus": ConsensusFold().inputs,
-    "labels": LabelsFold().inputs,
+    "consensus": [s for s in ConsensusFold().inputs if s not in BROADCAST_INPUTS],
+    "labels": [s for s in LabelsFold().inputs if s not in BROADCAST_INPUTS],
 }
+"""What each stage's group commits: broadcast inputs are read whole, outside the group."""
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -72,62 +72,6 @@ def _start(stage: str, settings: Settings, logs: Path) -> subprocess.Popen[bytes
         )
 
 
-def _committed(settings: Settings, stage: str) -> int:
-    """How far a stage's group has committed, summed over its inputs."""
-    meta_consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.meta-probe"))
-    probe = Consumer(
-        consumer_config(settings, f"{settings.topic_prefix}.{GROUPS.get(stage, stage)}")
-    )
-    try:
-        meta = meta_consumer.list_topics(timeout=10).topics
-        topics = [topic_name(settings.topic_prefix, s) for s in INPUTS[stage]]
-        parts = [TopicPartition(t, p) for t in topics for p in meta[t].partitions]
-        return sum(max(tp.offset, 0) for tp in probe.committed(parts, timeout=10))
-    finally:
-        probe.close()
-        meta_consumer.close()
-
-
-def _lag(settings: Settings) -> int:
-    """Unread messages summed over every stage's consumer group."""
-    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.lag-probe"))
-    total = 0
-    try:
-        meta = consumer.list_topics(timeout=10).topics
-        for stage in STAGES:
-            group = f"{settings.topic_prefix}.{GROUPS.get(stage, stage)}"
-            probe = Consumer(consumer_config(settings, group))
-            try:
-                topics = [topic_name(settings.topic_prefix, s) for s in INPUTS[stage]]
-                parts = [TopicPartition(t, p) for t in topics for p in meta[t].partitions]
-                for tp in probe.committed(parts, timeout=10):
-                    total += max(high_watermark(consumer, tp) - max(tp.offset, 0), 0)
-            finally:
-                probe.close()
-    finally:
-        consumer.close()
-    return total
-
-
-def _labels_on_log(settings: Settings) -> list[LabelCommitted]:
-    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.label-reader"))
-    consumer.subscribe([topic_name(settings.topic_prefix, "labels")])
-    out: list[LabelCommitted] = []
-    idle = 0
-    try:
-        while idle < 6:
-            batch = consumer.consume(500, timeout=0.5)
-            idle = 0 if batch else idle + 1
-            for msg in batch:
-                if msg.error() is None:
-                    event = decode(msg.value() or b"")
-                    assert isinstance(event, LabelCommitted)
-                    out.append(event)
-    finally:
-        consumer.close()
-    return out
-
-
 def test_kill_minus_nine_each_service_then_restart(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
@@ -141,7 +85,7 @@ def test_kill_minus_nine_each_service_then_restart(
         for victim in ("consensus", "tasking", "labels"):
             # Kill it mid-stream: once it has committed some of its input.
             deadline = time.monotonic() + 60
-            while _committed(settings, victim) == 0:
+            while committed(settings, GROUPS.get(victim, victim), INPUTS[victim]) == 0:
                 assert time.monotonic() < deadline, f"{victim} made no progress"
                 time.sleep(0.2)
             procs[victim].send_signal(signal.SIGKILL)
@@ -157,7 +101,11 @@ def test_kill_minus_nine_each_service_then_restart(
             for stage, proc in procs.items():
                 log = (tmp_path / f"{stage}.log").read_text()[-2000:]
                 assert proc.poll() is None, f"{stage} died: {log}"
-            quiet = quiet + 1 if _lag(settings) == 0 else 0
+            quiet = (
+                quiet + 1
+                if lag(settings, {GROUPS.get(k, k): v for k, v in INPUTS.items()}) == 0
+                else 0
+            )
             time.sleep(1.0)
     finally:
         for proc in procs.values():
@@ -166,7 +114,7 @@ def test_kill_minus_nine_each_service_then_restart(
             proc.wait(30)
 
     reference = final_labels(run_in_memory(platform).log["labels"])
-    on_log = _labels_on_log(settings)
+    on_log = [e for e in read_topic(settings, "labels") if isinstance(e, LabelCommitted)]
     got = final_labels(list(on_log))
     missing = sorted(set(reference) - set(got))
     wrong = sorted(c for c in got if got[c] != reference.get(c))

@@ -177,6 +177,7 @@ class StageRunner:
         idle_since: float | None = None
         try:
             while not stop.is_set():
+                self._between_batches()
                 messages = self._consumer.consume(self.batch_size, timeout=0.2)
                 if messages:
                     idle_since = None
@@ -190,8 +191,14 @@ class StageRunner:
                     self._drain()
                     self.caught_up.set()
         finally:
-            self._consumer.close()
+            self._close()
         return self.stats
+
+    def _between_batches(self) -> None:
+        """A hook for subclasses (the scale-out runner reads its broadcast inputs here)."""
+
+    def _close(self) -> None:
+        self._consumer.close()
 
     def _at_end(self) -> bool:
         return drained(self._consumer, self._read_to)

@@ -11,6 +11,7 @@ from types import FrameType
 from labeltrail.config import Settings, settings
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.runner import StageRunner
+from labeltrail.kafka.scaleout import GroupStageRunner
 from labeltrail.pipeline.base import Fold
 
 __all__ = ["serve"]
@@ -18,17 +19,23 @@ __all__ = ["serve"]
 log = logging.getLogger(__name__)
 
 
-def serve(make_fold: Callable[[Settings], Fold]) -> int:
+def serve(make_fold: Callable[[Settings], Fold], *, scalable: bool = False) -> int:
     """Run ``make_fold(settings)`` until SIGTERM or SIGINT; returns the exit code.
 
+    ``scalable``: the fold's keyed inputs are co-partitioned, so any number of copies of this
+    process share them through the consumer group (see :mod:`labeltrail.kafka.scaleout`).
     A crash of the loop exits non-zero so the supervisor restarts the process (state is
     rebuilt from the log on start), instead of idling with zero progress.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = settings()
     ensure_topics(config)
-    fold = make_fold(config)
-    runner = StageRunner(fold, config)
+    runner: StageRunner
+    if scalable:
+        runner = GroupStageRunner(lambda: make_fold(config), config)
+    else:
+        runner = StageRunner(make_fold(config), config)
+    fold = runner.fold
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -1,0 +1,143 @@
+"""Several workers of one stage: keyed inputs split by the consumer group, rebuilt on rebalance.
+
+Topics keyed by comment id are co-partitioned (same partition count, murmur2 on the same
+key), so the worker that owns partition p of votes also owns partition p of tasks, and a
+fold's keyed state never needs another worker's records. Registries that every worker needs
+whole (schemas, the annotator pool, reliability estimates, models) are *broadcast* inputs:
+each worker reads all of their partitions, outside the group, and commits nothing for them.
+
+On every assignment the worker starts a fresh fold, loads the broadcast inputs to their end,
+and restores its keyed partitions up to the group's committed offsets before it processes
+anything live (see :mod:`labeltrail.kafka.runner`). Work between a previous owner's last
+commit and the rebalance is redone with the same deterministic ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+from labeltrail.config import Settings
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.exceptions import SerializationError
+from labeltrail.events.serde import decode
+from labeltrail.events.topics import topic_name
+from labeltrail.kafka.runner import StageRunner, consumer_config, high_watermark
+from labeltrail.pipeline.base import Fold, Rejected
+
+__all__ = ["BROADCAST_INPUTS", "GroupStageRunner"]
+
+log = logging.getLogger(__name__)
+
+BROADCAST_INPUTS = frozenset({"schemas", "annotators", "quality", "models"})
+"""Inputs every worker reads whole: registries, not keyed work."""
+
+
+class GroupStageRunner(StageRunner):
+    """One worker of a stage that may run as several processes over the same group."""
+
+    def __init__(
+        self,
+        make_fold: Callable[[], Fold],
+        settings: Settings,
+        *,
+        group: str | None = None,
+        batch_size: int = 500,
+        finite: bool = False,
+        broadcast: frozenset[str] = BROADCAST_INPUTS,
+    ) -> None:
+        super().__init__(make_fold(), settings, group=group, batch_size=batch_size, finite=finite)
+        self._make_fold = make_fold
+        prefix = settings.topic_prefix
+        self.broadcast_topics = [topic_name(prefix, s) for s in self.fold.inputs if s in broadcast]
+        self.keyed_topics = [topic_name(prefix, s) for s in self.fold.inputs if s not in broadcast]
+        # Its own throwaway group id: it only ever uses assign() and never commits.
+        self._broadcast = Consumer(
+            consumer_config(settings, f"{self.group}.broadcast.{uuid.uuid4().hex[:8]}")
+        )
+        self.rebalances = 0
+
+    # assignment --------------------------------------------------------------------------
+
+    def _assign(self) -> None:
+        self._consumer.subscribe(
+            self.keyed_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
+        self.fold = self._make_fold()
+        self._resume_at.clear()
+        self._read_to.clear()
+        self._pending_commit.clear()
+        self._held_live.clear()
+        committed = consumer.committed(partitions, timeout=30) if partitions else []
+        for tp in committed:
+            self._resume_at[(tp.topic, tp.partition)] = max(tp.offset, 0)
+        self._restoring = any(offset > 0 for offset in self._resume_at.values())
+        self._load_broadcast()
+        log.info(
+            "%s: assigned %d partitions (rebalance %d)",
+            self.fold.name,
+            len(partitions),
+            self.rebalances,
+        )
+        consumer.assign(
+            [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Everything applied live so far is flushed and committed before the partitions go.
+        self._producer.flush()
+        self._commit()
+
+    # broadcast inputs --------------------------------------------------------------------
+
+    def _load_broadcast(self) -> None:
+        """Read every broadcast partition from the start to its current end."""
+        meta = self._broadcast.list_topics(timeout=30).topics
+        parts = [
+            TopicPartition(t, p, OFFSET_BEGINNING)
+            for t in self.broadcast_topics
+            if t in meta
+            for p in sorted(meta[t].partitions)
+        ]
+        ends = {(tp.topic, tp.partition): high_watermark(self._broadcast, tp) for tp in parts}
+        self._broadcast.assign(parts)
+        read: dict[tuple[str, int], int] = {}
+        while any(read.get(k, 0) < end for k, end in ends.items()):
+            for msg in self._broadcast.consume(self.batch_size, timeout=0.5):
+                if msg.error() is None:
+                    read[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
+                    self._apply_broadcast(msg)
+        self._producer.flush()
+
+    def _between_batches(self) -> None:
+        messages = self._broadcast.consume(self.batch_size, timeout=0)
+        for msg in messages:
+            if msg.error() is None:
+                self._apply_broadcast(msg)
+        if messages:
+            self._producer.flush()
+
+    def _apply_broadcast(self, msg: Message) -> None:
+        try:
+            event = decode(msg.value() or b"")
+        except SerializationError:
+            return  # the stage that owns this topic dead-letters it
+        position = LogPosition(
+            topic=msg.topic() or "", partition=msg.partition() or 0, offset=msg.offset() or 0
+        )
+        for out in self.fold.apply(event, position):
+            if isinstance(out, Event):
+                self._producer.send(out)
+                self.stats.emitted += 1
+            elif isinstance(out, Rejected):
+                log.warning("%s: broadcast input refused: %s", self.fold.name, out.reason)
+
+    def _close(self) -> None:
+        self._broadcast.close()
+        super()._close()

@@ -1,0 +1,63 @@
+"""Looking at a running pipeline from outside: consumer-group progress and topic contents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from confluent_kafka import Consumer, TopicPartition
+
+from labeltrail.config import Settings
+from labeltrail.events import Event, decode
+from labeltrail.events.topics import topic_name
+from labeltrail.kafka.runner import consumer_config, high_watermark
+
+
+def _partitions(
+    consumer: Consumer, settings: Settings, inputs: Sequence[str]
+) -> list[TopicPartition]:
+    meta = consumer.list_topics(timeout=10).topics
+    topics = [topic_name(settings.topic_prefix, s) for s in inputs]
+    return [TopicPartition(t, p) for t in topics for p in meta[t].partitions]
+
+
+def committed(settings: Settings, group: str, inputs: Sequence[str]) -> int:
+    """How far ``<prefix>.<group>`` has committed, summed over its inputs."""
+    probe = Consumer(consumer_config(settings, f"{settings.topic_prefix}.{group}"))
+    try:
+        parts = _partitions(probe, settings, inputs)
+        return sum(max(tp.offset, 0) for tp in probe.committed(parts, timeout=10))
+    finally:
+        probe.close()
+
+
+def lag(settings: Settings, groups: Mapping[str, Sequence[str]]) -> int:
+    """Unread records summed over each ``<prefix>.<group>`` and its committed inputs."""
+    reader = Consumer(consumer_config(settings, f"{settings.topic_prefix}.lag-probe"))
+    total = 0
+    try:
+        for group, inputs in groups.items():
+            probe = Consumer(consumer_config(settings, f"{settings.topic_prefix}.{group}"))
+            try:
+                for tp in probe.committed(_partitions(probe, settings, inputs), timeout=10):
+                    total += max(high_watermark(reader, tp) - max(tp.offset, 0), 0)
+            finally:
+                probe.close()
+    finally:
+        reader.close()
+    return total
+
+
+def read_topic(settings: Settings, suffix: str) -> list[Event]:
+    """Every event on ``<prefix>.<suffix>``, read until it has been quiet for 3 s."""
+    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.reader-{suffix}"))
+    consumer.subscribe([topic_name(settings.topic_prefix, suffix)])
+    out: list[Event] = []
+    idle = 0
+    try:
+        while idle < 6:
+            batch = consumer.consume(500, timeout=0.5)
+            idle = 0 if batch else idle + 1
+            out += [decode(m.value() or b"") for m in batch if m.error() is None]
+    finally:
+        consumer.close()
+    return out

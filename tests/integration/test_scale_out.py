@@ -1,0 +1,83 @@
+"""Two workers of each stage over the partitions give the labels one gives, through a rebalance."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from labeltrail.config import Settings
+from labeltrail.demo import seed_platform
+from labeltrail.events import LabelCommitted
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.runner import StageRunner
+from labeltrail.kafka.scaleout import BROADCAST_INPUTS, GroupStageRunner
+from labeltrail.pipeline.base import Fold
+from labeltrail.pipeline.consensus import ConsensusFold
+from labeltrail.pipeline.labels import LabelsFold
+from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
+from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
+from tests.integration.probes import committed, lag, read_topic
+from tests.pipeline.helpers import final_labels, run_in_memory
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+N, SEED = 300, 17
+
+
+def test_two_workers_per_stage_with_a_rebalance_midway(pipeline_settings: Settings) -> None:
+    settings = pipeline_settings
+    config = PlatformConfig.sized(N, seed=SEED)
+    platform = Platform(config)
+    makers: dict[str, Callable[[], Fold]] = {
+        "tasking": lambda: TaskingFold(TaskingConfig(min_crowd_pool=config.n_crowd)),
+        "consensus": ConsensusFold,
+        "labels": LabelsFold,
+    }
+    keyed = {
+        name: [s for s in make().inputs if s not in BROADCAST_INPUTS]
+        for name, make in makers.items()
+    }
+    ensure_topics(settings)
+    stop = threading.Event()
+    runners: list[StageRunner] = [
+        StageRunner(SimulatedScorer(platform), settings),
+        StageRunner(SimulatedAnnotators(platform), settings),
+    ]
+    first = {name: GroupStageRunner(make, settings) for name, make in makers.items()}
+    runners += first.values()
+    threads = [threading.Thread(target=r.run, args=(stop,)) for r in runners]
+    for t in threads:
+        t.start()
+    try:
+        seed_platform(settings, platform)
+        deadline = time.monotonic() + 120
+        while committed(settings, "consensus", keyed["consensus"]) == 0:
+            assert time.monotonic() < deadline, "consensus made no progress"
+            time.sleep(0.2)
+        # Mid-run, a second worker joins each stage: the group rebalances.
+        second = {name: GroupStageRunner(make, settings) for name, make in makers.items()}
+        more = [threading.Thread(target=r.run, args=(stop,)) for r in second.values()]
+        for t in more:
+            t.start()
+        threads += more
+        deadline = time.monotonic() + 240
+        quiet = 0
+        while quiet < 3:
+            assert time.monotonic() < deadline, "pipeline did not settle"
+            quiet = quiet + 1 if lag(settings, keyed) == 0 else 0
+            time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+
+    for name in makers:
+        assert first[name].rebalances >= 2, f"{name}: the first worker saw no rebalance"
+        assert second[name].rebalances >= 1
+        assert second[name].stats.consumed > 0, f"{name}: the second worker got no work"
+    labels = [e for e in read_topic(settings, "labels") if isinstance(e, LabelCommitted)]
+    reference = final_labels(run_in_memory(platform).log["labels"])
+    assert final_labels(list(labels)) == reference

@@ -49,6 +49,21 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+COMMIT_PATIENCE_S = 120.0
+"""How long a commit is retried while the group coordinator is away (a broker restart)."""
+
+_TRANSIENT = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+
 
 def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
@@ -85,7 +100,10 @@ def drained(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> boo
     for tp in consumer.assignment():
         low, high = consumer.get_watermark_offsets(tp, cached=True)
         if high < 0:
-            high = high_watermark(consumer, tp)
+            try:
+                high = high_watermark(consumer, tp, attempts=3)
+            except KafkaException:
+                return False  # the broker is not answering: certainly not known to be drained
             low = 0
         if next_offsets.get((tp.topic, tp.partition), low) < high:
             return False
@@ -211,9 +229,11 @@ class StageRunner:
         for msg in messages:
             err = msg.error()
             if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise RuntimeError(f"{self.fold.name}: consumer error {err}")
+                if err.fatal():
+                    raise RuntimeError(f"{self.fold.name}: fatal consumer error {err}")
+                # Transport errors and the like: the client reconnects by itself.
+                log.warning("%s: consumer: %s", self.fold.name, err)
+                continue
             self._one(msg)
         self._producer.flush()
         self._commit()
@@ -316,5 +336,17 @@ class StageRunner:
         if not self._pending_commit:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending_commit.items()]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
+        deadline = time.monotonic() + COMMIT_PATIENCE_S
+        while True:
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+                break
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and error.retriable()
+                unavailable = isinstance(error, KafkaError) and error.code() in _TRANSIENT
+                if not (retriable or unavailable) or time.monotonic() > deadline:
+                    raise
+                log.warning("%s: commit failed (%s); retrying", self.fold.name, exc)
+                time.sleep(0.5)
         self._pending_commit.clear()

@@ -1,0 +1,102 @@
+"""Restarting the broker mid-run loses nothing: the labels equal a clean run's.
+
+The test starts a broker of its own (the local one from Maven Central jars, on a free port
+and its own state directory), so that stopping it does not disturb other tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from labeltrail.config import Settings
+from labeltrail.demo import DemoResult, run_demo
+from labeltrail.sim import Platform, PlatformConfig
+from tests.integration.test_demo import _assert_no_duplicates, _labels_from_clickhouse
+from tests.kafka_fixture import load_local_kafka
+from tests.pipeline.helpers import final_labels, run_in_memory
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CONFIG = PlatformConfig.sized(300, seed=23)
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+        with socket.socket() as b:
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return int(port)
+    raise AssertionError("no free port pair")
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> tuple[str, Path]:
+    if not (shutil.which("java") and shutil.which("mvn")):
+        message = "java and mvn are needed for a broker of the test's own"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    local_kafka = load_local_kafka()
+    state = tmp_path / "kafka"
+    shared_lib = Path(__file__).resolve().parents[2] / "var" / "kafka" / "lib"
+    if shared_lib.is_dir():  # reuse the jars the session broker fetched
+        shutil.copytree(shared_lib, state / "lib")
+    port = _free_port_pair()
+    bootstrap = local_kafka.ensure_broker(state, port=port, quiet=True)
+    yield bootstrap, state
+    local_kafka.stop_broker(state, quiet=True)
+
+
+def test_broker_restart_mid_run_loses_nothing(own_broker: tuple[str, Path], tmp_path: Path) -> None:
+    bootstrap, state = own_broker
+    local_kafka = load_local_kafka()
+    settings = Settings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix="restart",
+        topic_partitions=3,
+        clickhouse_dsn=f"chdb://{tmp_path / 'clickhouse'}",
+    )
+    result: list[DemoResult] = []
+    errors: list[BaseException] = []
+    running = threading.Event()
+
+    def demo() -> None:
+        try:
+            result.append(
+                run_demo(
+                    settings,
+                    config=CONFIG,
+                    timeout=400,
+                    progress=lambda m: running.set() if m.startswith("stages") else None,
+                )
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=demo)
+    thread.start()
+    assert running.wait(120), "the demo did not start its stages"
+    time.sleep(3.0)  # mid-run
+    assert local_kafka.stop_broker(state, quiet=True)
+    time.sleep(3.0)
+    local_kafka.ensure_broker(state, port=int(bootstrap.rsplit(":", 1)[1]), quiet=True)
+    thread.join(480)
+    assert not thread.is_alive(), "the demo did not finish after the broker came back"
+    assert not errors, errors
+    assert result[0].dead_letters == 0
+    assert result[0].seconds > 6.0, "the run should have spanned the broker restart"
+    reference = final_labels(run_in_memory(Platform(CONFIG)).log["labels"])
+    assert _labels_from_clickhouse(settings) == reference
+    _assert_no_duplicates(settings)

@@ -97,6 +97,7 @@ def label_as_of(
         at=sql_time(parse_time(at)),
         schema_version=schema_version,
     )
+    rows.sort(key=lambda r: (r["comment_id"], r["schema_version"]))
     _show(rows, as_json, f"labels as of {at}")
 
 

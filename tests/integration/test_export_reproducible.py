@@ -117,10 +117,10 @@ def test_export_reproduces_and_matches_label_as_of(
     as_of = run_named(
         client, "label_as_of", comment_id="", at=sql_time(export.as_of), schema_version="v3"
     )
-    assert [
+    assert sorted(
         (r["comment_id"], r["label"], r["confidence"], r["distribution"], r["label_id"])
         for r in as_of
-    ] == [
+    ) == [
         (r["comment_id"], r["label"], r["confidence"], r["soft_label"], r["label_id"])
         for r in jsonl
     ]

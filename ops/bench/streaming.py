@@ -1,0 +1,566 @@
+"""Benchmark the streaming path on the local broker: live throughput, latency, replay.
+
+    .venv/bin/python ops/bench/streaming.py [--scale small|article] [--replay-comments N]
+
+a. **Live votes/s, tasking to commit.** A simulated platform (``Platform(PlatformConfig.sized
+   (n))``) is produced with its model scores; tasking, the simulated annotators, consensus and
+   labels then run as StageRunner processes (one process each). The rate is VoteCast records
+   over the time from the first vote's timestamp to the last LabelCommitted's. Peers, over the
+   same VoteCast records: a bare faust pass-through agent and a raw confluent-kafka consume ->
+   Avro decode -> encode -> produce loop (each rate from its first to its last output).
+b. **p99 latency** from a VoteCast's produce call to the arrival, at a downstream consumer, of
+   the ConsensusUpdated it caused, with votes paced at 1,000/s into a consensus stage that
+   holds the tasks already. Peer: the same fold run by the faust stage
+   (``labeltrail.kafka.faust_stage``).
+c. **Replay** of a synthetic article-shaped history (TaskCreated + 3 VoteCast per comment,
+   fixed seed; written to a cached topic once) read back with confluent-kafka in batches,
+   decoded, and run through the consensus and labels folds in one process. The fold, decode
+   and Kafka-read times are measured separately. Peer: the live rate from (a). The labels a
+   replay of the live run's own topics commits must equal those the live run committed.
+
+Prints one JSON object per figure: {"figure", "value", "unit", "peer", "peer_value", "ratio"}
+(ratio > 1: ours is better). Conditions (load average, sizes) go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import multiprocessing as mp
+import os
+import pstats
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from streaming_parts import (
+    confluent_passthrough,
+    faust_passthrough,
+    produce_raw,
+    read_raw,
+    replay_folds,
+    seed_schema,
+    stage_process,
+    synthetic_history,
+)
+
+from labeltrail.config import Settings
+from labeltrail.events.base import Event
+from labeltrail.events.models import ConsensusUpdated, LabelCommitted, TaskCreated, VoteCast
+from labeltrail.events.serde import decode, encode
+from labeltrail.events.topics import topic_name
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.producer import EventProducer, producer_config
+from labeltrail.kafka.runner import consumer_config
+
+REPO = Path(__file__).resolve().parents[2]
+SPAWN = mp.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class Scale:
+    live_comments: int
+    paced_seconds: float
+    replay_comments: int
+
+
+SCALES = {
+    "small": Scale(live_comments=600, paced_seconds=3.0, replay_comments=1_500),
+    "article": Scale(live_comments=10_000, paced_seconds=30.0, replay_comments=800_000),
+}
+
+
+def emit(
+    figure: str, value: float, unit: str, peer: str, peer_value: float, *, higher: bool
+) -> None:
+    ratio = (value / peer_value if higher else peer_value / value) if value and peer_value else 0.0
+    print(
+        json.dumps(
+            {
+                "figure": figure,
+                "value": round(value, 3),
+                "unit": unit,
+                "peer": peer,
+                "peer_value": round(peer_value, 3),
+                "ratio": round(ratio, 3),
+            }
+        ),
+        flush=True,
+    )
+
+
+def note(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _create_topic(settings: Settings, name: str, partitions: int) -> None:
+    admin = AdminClient(settings.kafka_config())
+    admin.create_topics([NewTopic(name, num_partitions=partitions)])[name].result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic=name, timeout=5).topics.get(name)
+        if md and md.error is None and all(p.leader >= 0 for p in md.partitions.values()):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(name)
+
+
+def _count(settings: Settings, topic: str) -> int:
+    consumer = Consumer(consumer_config(settings, f"{topic}.count"))
+    try:
+        md = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return 0
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in md.partitions
+        )
+    finally:
+        consumer.close()
+
+
+def _done(settings: Settings, topic: str, expected: int) -> bool:
+    return _count(settings, topic) >= expected
+
+
+def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.2)
+
+
+# (a) live -------------------------------------------------------------------------------------
+
+
+def live(settings: Settings, n_comments: int) -> tuple[float, list[tuple[bytes | None, bytes]]]:
+    """Run the live stages over a simulated platform; votes/s and the VoteCast records."""
+    from labeltrail.events.base import LogPosition
+    from labeltrail.ontology import moderation_schema_v3
+    from labeltrail.sim import Platform, PlatformConfig, SimulatedScorer
+
+    ensure_topics(settings)
+    platform = Platform(PlatformConfig.sized(n_comments))
+    scorer = SimulatedScorer(platform, threshold=settings.low_margin_threshold)
+    producer = EventProducer(settings)
+    seed = [moderation_schema_v3(), *platform.annotator_events(), *platform.gold_events()]
+    comments = [c.event for c in platform.comments]
+    position = LogPosition(topic="comments", partition=0, offset=0)
+    scores = [s for c in comments for s in scorer.apply(c, position) if isinstance(s, Event)]
+    for event in [*seed, *comments, *scores]:
+        producer.send(event)
+    producer.flush()
+    note(f"live: {len(comments)} comments, {len(scores)} scores produced; starting 4 stages")
+
+    stop = SPAWN.Event()
+    procs, flags = [], []
+    for kind in ("tasking", "annotators", "consensus", "labels"):
+        ready, caught_up = SPAWN.Event(), SPAWN.Event()
+        consumed = SPAWN.Value("q", 0)
+        proc = SPAWN.Process(
+            target=stage_process,
+            args=(kind, settings.model_dump_json(), n_comments, stop, ready, caught_up, consumed),
+            name=f"stage-{kind}",
+        )
+        proc.start()
+        procs.append(proc)
+        flags.append((ready, caught_up, consumed))
+    try:
+        _wait(lambda: all(f[0].is_set() for f in flags), 120, "stages did not start")
+
+        def settled() -> bool:
+            if not all(p.is_alive() for p in procs):
+                raise RuntimeError("a stage process died")
+            before = sum(f[2].value for f in flags)
+            if not all(f[1].is_set() for f in flags) or before == 0:
+                return False
+            time.sleep(2.0)
+            return all(f[1].is_set() for f in flags) and sum(f[2].value for f in flags) == before
+
+        _wait(settled, 1800, "live stages did not settle")
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.join(60)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    votes = [
+        r for batch in read_raw(settings, topic_name(settings.topic_prefix, "votes")) for r in batch
+    ]
+    labels = [
+        r
+        for batch in read_raw(settings, topic_name(settings.topic_prefix, "labels"))
+        for r in batch
+    ]
+    first_vote = min(ts for _, _, ts in votes)
+    last_label = max(ts for _, _, ts in labels)
+    seconds = (last_label - first_vote) / 1000
+    note(f"live: {len(votes)} votes, {len(labels)} labels in {seconds:.2f}s")
+    return len(votes) / seconds, [(k, v) for k, v, _ in votes]
+
+
+def _rate_of(settings: Settings, topic: str) -> float:
+    stamps = sorted(ts for batch in read_raw(settings, topic) for _, _, ts in batch)
+    return (len(stamps) - 1) / max((stamps[-1] - stamps[0]) / 1000, 1e-3)
+
+
+def passthrough_peers(
+    settings: Settings, records: list[tuple[bytes | None, bytes]]
+) -> dict[str, float]:
+    """Rates of the faust and confluent pass-through peers over the same VoteCast records."""
+    rates: dict[str, float] = {}
+    for peer in ("faust", "confluent"):
+        source, sink = (
+            f"{settings.topic_prefix}.peer-{peer}.in",
+            f"{settings.topic_prefix}.peer-{peer}.out",
+        )
+        _create_topic(settings, source, settings.topic_partitions)
+        _create_topic(settings, sink, settings.topic_partitions)
+        produce_raw(settings, source, records)
+        ready = SPAWN.Event()
+        args: tuple[Any, ...]
+        target: Callable[..., None]
+        if peer == "faust":
+            target, args = faust_passthrough, (settings.model_dump_json(), source, sink, ready)
+        else:
+            target = confluent_passthrough
+            args = (settings.model_dump_json(), source, sink, len(records), ready)
+        proc = SPAWN.Process(target=target, args=args, name=f"peer-{peer}")
+        proc.start()
+        try:
+            _wait(partial(_done, settings, sink, len(records)), 600, f"{peer} peer stalled")
+        finally:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(60)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        rates[peer] = _rate_of(settings, sink)
+        note(f"peer {peer}: {rates[peer]:.0f} msg/s")
+    return rates
+
+
+# (b) latency ----------------------------------------------------------------------------------
+
+
+def _start_consensus(settings: Settings, runner: str, tmp: Path) -> tuple[Any, Callable[[], bool]]:
+    """A consensus stage as a process; returns it and a caught-up probe."""
+    if runner == "stage":
+        stop, ready, caught_up = SPAWN.Event(), SPAWN.Event(), SPAWN.Event()
+        consumed = SPAWN.Value("q", 0)
+        proc = SPAWN.Process(
+            target=stage_process,
+            args=("consensus", settings.model_dump_json(), 0, stop, ready, caught_up, consumed),
+        )
+        proc.start()
+        # Keep every shared object alive until the child has unpickled it.
+        proc.shared = (stop, ready, caught_up, consumed)  # type: ignore[attr-defined]
+        return proc, caught_up.is_set
+    import subprocess
+
+    status = tmp / f"{settings.topic_prefix}.status.json"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "LABELTRAIL_TOPIC_PREFIX": settings.topic_prefix,
+        "LABELTRAIL_TOPIC_PARTITIONS": str(settings.topic_partitions),
+    }
+    args = [sys.executable, "-m", "labeltrail.kafka.faust_stage", "services.consensus:make"]
+    args += ["--status-file", str(status)]
+    log = open(tmp / f"{settings.topic_prefix}.faust.log", "wb")  # noqa: SIM115
+    popen = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+
+    def probe() -> bool:
+        try:
+            return bool(json.loads(status.read_text()).get("caught_up"))
+        except (OSError, ValueError):
+            return False
+
+    return popen, probe
+
+
+def _stop_consensus(proc: Any) -> None:
+    if hasattr(proc, "shared"):
+        proc.shared[0].set()
+        proc.join(60)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        return
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except Exception:
+        proc.kill()
+        proc.wait()
+
+
+def latency(settings: Settings, runner: str, seconds: float, rate: float, tmp: Path) -> list[float]:
+    """Per-vote latencies (ms), votes paced at ``rate``/s for ``seconds``."""
+    ensure_topics(settings)
+    seed_schema(settings)
+    n_votes = int(seconds * rate)
+    events = [e for chunk in synthetic_history(n_votes // 3 + 1, seed=11) for e in chunk]
+    tasks = [e for e in events if isinstance(e, TaskCreated)]
+    votes = [e for e in events if isinstance(e, VoteCast)][:n_votes]
+    produce_raw(
+        settings,
+        topic_name(settings.topic_prefix, "tasks"),
+        [(t.key.encode(), encode(t)) for t in tasks],
+    )
+    encoded = [(v.event_id, v.key.encode(), encode(v)) for v in votes]
+    proc, caught_up = _start_consensus(settings, runner, tmp)
+    sent: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    done = threading.Event()
+
+    def receive() -> None:
+        topic = topic_name(settings.topic_prefix, "consensus")
+        conf = {"fetch.wait.max.ms": 5}
+        consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.probe", **conf))
+        consumer.subscribe([topic])
+        try:
+            while not done.is_set():
+                msg = consumer.poll(0.05)
+                if msg is None or msg.error() is not None:
+                    continue
+                at = time.time()
+                event = decode(msg.value() or b"")
+                if isinstance(event, ConsensusUpdated) and event.envelope.causation_id:
+                    arrived[event.envelope.causation_id] = at
+        finally:
+            consumer.close()
+
+    thread = threading.Thread(target=receive, name="latency-probe")
+    try:
+        _wait(caught_up, 180, f"{runner}: consensus did not catch up on the tasks")
+        thread.start()
+        time.sleep(2.0)  # the probe's group join
+        producer = Producer(producer_config(settings))
+        topic = topic_name(settings.topic_prefix, "votes")
+        start = time.perf_counter()
+        for i, (event_id, key, value) in enumerate(encoded):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent[event_id] = time.time()
+            producer.produce(topic, value=value, key=key)
+            producer.poll(0)
+        producer.flush(30)
+        _wait(lambda: len(arrived) >= len(encoded), seconds + 600, f"{runner}: updates missing")
+    finally:
+        done.set()
+        if thread.is_alive():
+            thread.join(10)
+        _stop_consensus(proc)
+    return [(arrived[v] - sent[v]) * 1000 for v in sent if v in arrived]
+
+
+# (c) replay -------------------------------------------------------------------------------------
+
+
+def history_topics(base: Settings, n_comments: int, seed: int) -> Settings:
+    """The synthetic history, produced once per (seed, size) and reused."""
+    settings = base.model_copy(update={"topic_prefix": f"bench-history-s{seed}-n{n_comments}"})
+    votes = topic_name(settings.topic_prefix, "votes")
+    if _count(settings, votes) >= 3 * n_comments:
+        note(f"replay: reusing {votes}")
+        return settings
+    ensure_topics(settings)
+    seed_schema(settings)
+    started = time.perf_counter()
+    producer = Producer(producer_config(settings, **{"linger.ms": 50}))
+    for chunk in synthetic_history(n_comments, seed=seed):
+        for event in chunk:
+            suffix = "votes" if isinstance(event, VoteCast) else "tasks"
+            while True:
+                try:
+                    producer.produce(
+                        topic_name(settings.topic_prefix, suffix),
+                        value=encode(event),
+                        key=event.key.encode(),
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            producer.poll(0)
+    producer.flush(300)
+    note(f"replay: wrote {4 * n_comments} events in {time.perf_counter() - started:.0f}s")
+    return settings
+
+
+def replay(settings: Settings, *, keep_labels: bool = False) -> tuple[Any, float, int]:
+    """Read schemas, tasks, votes, adjudications in order; (result, read seconds, records)."""
+    read_s = 0.0
+    records = 0
+
+    def batches() -> Iterator[list[bytes]]:
+        nonlocal read_s, records
+        for suffix in ("schemas", "tasks", "votes", "adjudications"):
+            topic = topic_name(settings.topic_prefix, suffix)
+            if _count(settings, topic) == 0:
+                continue
+            source = read_raw(settings, topic, batch=20_000)
+            while True:
+                t0 = time.perf_counter()
+                batch = next(source, None)
+                read_s += time.perf_counter() - t0
+                if batch is None:
+                    break
+                records += len(batch)
+                yield [v for _, v, _ in batch]
+
+    result = replay_folds(batches(), keep_labels=keep_labels)
+    return result, read_s, records
+
+
+def live_labels(settings: Settings) -> dict[str, tuple[str, str]]:
+    out = {}
+    for batch in read_raw(settings, topic_name(settings.topic_prefix, "labels")):
+        for _, value, _ in batch:
+            event = decode(value)
+            if isinstance(event, LabelCommitted):
+                out[event.label_id] = (event.comment_id, event.label)
+    return out
+
+
+# main ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--replay-comments", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--only", default="abc", help="which figures: any of a, b, c")
+    parser.add_argument("--profile", action="store_true", help="cProfile the replay (stderr)")
+    args = parser.parse_args()
+    scale = SCALES[args.scale]
+    replay_n = args.replay_comments or scale.replay_comments
+    base = Settings()
+    prefix = f"bench{int(time.time())}"
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "labeltrail-bench-streaming"
+    tmp.mkdir(parents=True, exist_ok=True)
+    note(f"scale={args.scale} load average={os.getloadavg()} cpus={os.cpu_count()} prefix={prefix}")
+
+    live_rate = 0.0
+    live_settings = base.model_copy(update={"topic_prefix": prefix})
+    if "a" in args.only or "c" in args.only:
+        live_rate, votes = live(live_settings, scale.live_comments)
+    if "a" in args.only:
+        peers = passthrough_peers(live_settings, votes)
+        emit(
+            "live votes/s tasking to commit (4 StageRunner processes)",
+            live_rate,
+            "votes/s",
+            "faust pass-through agent",
+            peers["faust"],
+            higher=True,
+        )
+        emit(
+            "live votes/s tasking to commit (4 StageRunner processes)",
+            live_rate,
+            "votes/s",
+            "confluent-kafka decode/encode pass-through",
+            peers["confluent"],
+            higher=True,
+        )
+
+    if "b" in args.only:
+        p99: dict[str, float] = {}
+        for runner in ("stage", "faust"):
+            settings = base.model_copy(update={"topic_prefix": f"{prefix}{runner}lat"})
+            ms = sorted(latency(settings, runner, scale.paced_seconds, 1000.0, tmp))
+            p99[runner] = ms[int(0.99 * (len(ms) - 1))]
+            p50 = statistics.median(ms)
+            note(f"latency {runner}: n={len(ms)} p50={p50:.1f}ms p99={p99[runner]:.1f}ms")
+        emit(
+            "p99 latency VoteCast to ConsensusUpdated at 1,000 votes/s (StageRunner)",
+            p99["stage"],
+            "ms",
+            "faust-run ConsensusFold",
+            p99["faust"],
+            higher=False,
+        )
+
+    if "c" in args.only:
+        history = history_topics(base, replay_n, args.seed)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler is not None:
+            profiler.enable()
+        result, read_s, records = replay(history)
+        if profiler is not None:
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(20)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+        fold_rate = result.votes / result.fold_seconds
+        note(
+            f"replay: {result.votes} votes, {records} records; read {read_s:.1f}s "
+            f"decode {result.decode_seconds:.1f}s fold {result.fold_seconds:.1f}s"
+        )
+        emit(
+            "replay votes/s, consensus+labels folds on decoded events",
+            fold_rate,
+            "votes/s",
+            "live path (a)",
+            live_rate,
+            higher=True,
+        )
+        emit(
+            "replay votes/s, Kafka read + decode + folds",
+            result.votes / (read_s + result.decode_seconds + result.fold_seconds),
+            "votes/s",
+            "live path (a)",
+            live_rate,
+            higher=True,
+        )
+        emit(
+            "replay Kafka read (confluent-kafka batches)",
+            records / read_s,
+            "records/s",
+            "live path (a)",
+            live_rate,
+            higher=True,
+        )
+        emit(
+            "replay Avro decode to events",
+            records / result.decode_seconds,
+            "records/s",
+            "live path (a)",
+            live_rate,
+            higher=True,
+        )
+        check, _, _ = replay(live_settings, keep_labels=True)
+        expected = live_labels(live_settings)
+        same = sum(1 for k, v in expected.items() if check.labels.get(k) == v)
+        extra = len(set(check.labels) - set(expected))
+        note(f"replay of the live run: {same}/{len(expected)} labels equal, {extra} extra")
+        emit(
+            "replay labels equal to the live run's (share)",
+            same / max(len(expected), 1),
+            "share",
+            "live run",
+            1.0,
+            higher=True,
+        )
+        if same != len(expected) or extra:
+            raise SystemExit("replay labels differ from the live run's")
+
+
+if __name__ == "__main__":
+    main()

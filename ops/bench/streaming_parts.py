@@ -1,0 +1,340 @@
+"""Parts of ``ops/bench/streaming.py``: the synthetic history, topic I/O, and the processes.
+
+Every process entry point here is a module-level function so ``multiprocessing``'s spawn
+start method can import it (forking a process that already runs librdkafka threads is unsafe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as MpEvent
+from typing import Any
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+
+from labeltrail.config import Settings
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.models import LabelCommitted, TaskCreated, VoteCast
+from labeltrail.events.serde import decode, encode
+from labeltrail.events.topics import topic_name
+from labeltrail.kafka.producer import producer_config
+from labeltrail.kafka.runner import consumer_config
+from labeltrail.ontology import moderation_schema_v3
+from labeltrail.ontology.schema import MODERATION_CLASSES
+from labeltrail.pipeline.base import Fold
+from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.pipeline.labels import LabelsFold
+
+__all__ = [
+    "Raw",
+    "produce_raw",
+    "read_raw",
+    "replay_folds",
+    "stage_process",
+    "synthetic_history",
+]
+
+Raw = tuple[bytes | None, bytes, int]
+"""(key, value, timestamp in ms) of one record."""
+
+START = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
+
+
+# the synthetic history -------------------------------------------------------------------
+
+
+def synthetic_history(
+    n_comments: int, *, seed: int, chunk: int = 20_000
+) -> Iterator[list[TaskCreated | VoteCast]]:
+    """800,000 comments x 3 votes at the article's scale: a crowd task and its votes per comment.
+
+    300 crowd annotators with accuracies in [0.65, 0.95]; truths drawn from the simulator's
+    class priors; each task goes to 3 distinct annotators. Yields chunks (task, vote, vote,
+    vote, task, ...), so the whole history never has to sit in memory.
+    """
+    rng = np.random.default_rng(seed)
+    k = len(MODERATION_CLASSES)
+    annotators = [f"annotator_{i:03d}" for i in range(300)]
+    accuracy = rng.uniform(0.65, 0.95, size=len(annotators))
+    questions = ["q1_slur", "q2_targets_group", "q3_threat", "q4_needs_context"]
+    for lo in range(0, n_comments, chunk):
+        n = min(chunk, n_comments - lo)
+        truths = rng.choice(k, size=n, p=[0.70, 0.15, 0.08, 0.05, 0.02])
+        picks = np.argsort(rng.random((n, len(annotators))), axis=1)[:, :3]
+        right = rng.random((n, 3)) < accuracy[picks]
+        wrong = (truths[:, None] + rng.integers(1, k, size=(n, 3))) % k
+        answers = np.where(right, truths[:, None], wrong)
+        out: list[TaskCreated | VoteCast] = []
+        for i in range(n):
+            cid = f"c-{lo + i:07x}"
+            at = START + dt.timedelta(seconds=lo + i)
+            chosen = [annotators[j] for j in picks[i]]
+            task_id = f"t-{seed}-{lo + i:07x}"
+            out.append(
+                TaskCreated.create(
+                    producer="bench.history",
+                    id_parts=("bench-task", seed, cid),
+                    occurred_at=at,
+                    recorded_at=at,
+                    task_id=task_id,
+                    comment_id=cid,
+                    schema_version="v3",
+                    kind="crowd",
+                    reason="active_learning",
+                    questions=questions,
+                    redundancy=3,
+                    annotators=chosen,
+                    cost_usd=0.12,
+                )
+            )
+            for v in range(3):
+                vote_at = at + dt.timedelta(minutes=5 + 10 * v)
+                out.append(
+                    VoteCast.create(
+                        producer="bench.history",
+                        id_parts=("bench-vote", seed, cid, v),
+                        occurred_at=vote_at,
+                        recorded_at=vote_at,
+                        vote_id=f"v-{seed}-{lo + i:07x}-{v}",
+                        task_id=task_id,
+                        comment_id=cid,
+                        annotator_id=chosen[v],
+                        schema_version="v3",
+                        label=MODERATION_CLASSES[int(answers[i, v])],
+                        confidence=0.8,
+                        time_spent_ms=9000,
+                    )
+                )
+        yield out
+
+
+# topic I/O -----------------------------------------------------------------------------------
+
+
+def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Produce pre-encoded records with the pipeline's producer settings."""
+    producer = Producer(producer_config(settings, **{"linger.ms": 20}))
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError(f"{topic}: records not delivered")
+
+
+def read_raw(settings: Settings, topic: str, *, batch: int = 10_000) -> Iterator[list[Raw]]:
+    """Every record of a topic, from the beginning to the high watermarks, in batches."""
+    consumer = Consumer(
+        consumer_config(
+            settings,
+            f"{settings.topic_prefix}.bench-reader",
+            **{
+                "fetch.max.bytes": 64 * 1024 * 1024,
+                "max.partition.fetch.bytes": 8 * 1024 * 1024,
+            },
+        )
+    )
+    try:
+        parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in parts
+        }
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        remaining = {p for p, high in ends.items() if high > 0}
+        while remaining:
+            messages: list[Message] = consumer.consume(batch, timeout=1.0)
+            out: list[Raw] = []
+            for msg in messages:
+                if msg.error() is not None:
+                    raise RuntimeError(str(msg.error()))
+                p, offset = msg.partition() or 0, msg.offset() or 0
+                out.append((msg.key(), msg.value() or b"", msg.timestamp()[1]))
+                if offset + 1 >= ends[p]:
+                    remaining.discard(p)
+            if out:
+                yield out
+    finally:
+        consumer.close()
+
+
+# the replay path ---------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    votes: int
+    decode_seconds: float
+    fold_seconds: float
+    labels: dict[str, tuple[str, str]]
+    """label_id -> (comment_id, label)"""
+
+
+def replay_folds(batches: Iterator[list[bytes]], *, keep_labels: bool = False) -> ReplayResult:
+    """Decode batches and run them through consensus then labels, in process, timing each part.
+
+    The caller orders the batches (schemas, then tasks, then votes, then adjudications): a
+    rebuild chooses its order, so no vote waits for its task.
+    """
+    consensus, labels = ConsensusFold(ConsensusConfig()), LabelsFold()
+    decode_s = fold_s = 0.0
+    votes = 0
+    committed: dict[str, tuple[str, str]] = {}
+    offset = 0
+    for batch in batches:
+        t0 = time.perf_counter()
+        events = [decode(v) for v in batch]
+        t1 = time.perf_counter()
+        for event in events:
+            position = LogPosition(topic="replay", partition=0, offset=offset)
+            offset += 1
+            votes += isinstance(event, VoteCast)
+            for out in consensus.apply(event, position):
+                if isinstance(out, Event):
+                    for label in labels.apply(out, position):
+                        if keep_labels and isinstance(label, LabelCommitted):
+                            committed[label.label_id] = (label.comment_id, label.label)
+            if not isinstance(event, VoteCast | TaskCreated):
+                for label in labels.apply(event, position):
+                    if keep_labels and isinstance(label, LabelCommitted):
+                        committed[label.label_id] = (label.comment_id, label.label)
+        decode_s += t1 - t0
+        fold_s += time.perf_counter() - t1
+    return ReplayResult(votes, decode_s, fold_s, committed)
+
+
+# processes ---------------------------------------------------------------------------------
+
+
+def _make_fold(kind: str, n_comments: int) -> Fold:
+    from labeltrail.pipeline.tasking import TaskingFold
+    from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators
+
+    if kind == "tasking":
+        return TaskingFold()
+    if kind == "annotators":
+        return SimulatedAnnotators(Platform(PlatformConfig.sized(n_comments)))
+    if kind == "consensus":
+        return ConsensusFold(ConsensusConfig())
+    if kind == "labels":
+        return LabelsFold()
+    raise ValueError(kind)
+
+
+def stage_process(
+    kind: str,
+    settings_json: str,
+    n_comments: int,
+    stop: MpEvent,
+    ready: MpEvent,
+    caught_up: MpEvent,
+    consumed: Synchronized[int],
+) -> None:
+    """One StageRunner in its own process; mirrors its progress into shared flags."""
+    from labeltrail.kafka.runner import StageRunner
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings.model_validate_json(settings_json)
+    runner = StageRunner(_make_fold(kind, n_comments), settings)
+    local_stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(local_stop,), kwargs={"idle_seconds": 0.5})
+    thread.start()
+    ready.set()
+    try:
+        while not stop.is_set() and thread.is_alive():
+            if runner.caught_up.is_set():
+                caught_up.set()
+            else:
+                caught_up.clear()
+            consumed.value = runner.stats.consumed
+            time.sleep(0.05)
+    finally:
+        local_stop.set()
+        thread.join(30)
+
+
+def faust_passthrough(settings_json: str, source: str, sink: str, ready: MpEvent) -> None:
+    """The bare faust peer: one agent forwarding raw key and value, faust's defaults otherwise
+    (root logger set to WARNING, as the infra notes advise)."""
+    import faust
+
+    settings = Settings.model_validate_json(settings_json)
+    app = faust.App(
+        f"{source}.faust-peer",
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        datadir=f"/tmp/labeltrail-faust/{source}.faust-peer",
+    )
+    out = app.topic(sink, key_type=bytes, value_type=bytes)
+
+    @app.agent(app.topic(source, key_type=bytes, value_type=bytes))
+    async def forward(stream: Any) -> None:
+        async for event in stream.events():
+            await out.send(key=event.key, value=event.value)
+
+    async def quiet() -> None:
+        logging.getLogger().setLevel(logging.WARNING)
+        ready.set()
+
+    app.task(quiet)
+
+    import pathlib
+
+    pathlib.Path(app.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+    worker = faust.Worker(app, loglevel=logging.WARNING, quiet=True)
+    with contextlib.suppress(SystemExit):
+        worker.execute_from_commandline()
+
+
+def confluent_passthrough(
+    settings_json: str, source: str, sink: str, expected: int, ready: MpEvent
+) -> None:
+    """The raw peer: consume(1000) -> Avro decode -> encode -> produce, murmur2 partitioner."""
+    settings = Settings.model_validate_json(settings_json)
+    consumer = Consumer(consumer_config(settings, f"{source}.confluent-peer"))
+    producer = Producer(producer_config(settings))
+    consumer.subscribe([source])
+    ready.set()
+    done = 0
+    try:
+        while done < expected:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                value = encode(decode(msg.value() or b""))
+                while True:
+                    try:
+                        producer.produce(sink, value=value, key=msg.key())
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                done += 1
+            producer.poll(0)
+        producer.flush(60)
+    finally:
+        consumer.close()
+
+
+def seed_schema(settings: Settings) -> None:
+    produce_raw(
+        settings,
+        topic_name(settings.topic_prefix, "schemas"),
+        [(b"v3", encode(moderation_schema_v3()))],
+    )

@@ -139,7 +139,7 @@ def run_demo(
         ReliabilityFold(ReliabilityConfig(refit_on_drain=True)),
         IaaFold(IaaConfig()),
     ]
-    runners = [StageRunner(fold, settings, finite=True) for fold in folds]
+    runners = [StageRunner(fold, settings) for fold in folds]
     projector = Projector(ch, settings)
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -167,11 +167,24 @@ def run_demo(
     def totals() -> int:
         return sum(r.stats.consumed for r in runners) + projector.stats.consumed
 
-    try:
+    def settle() -> None:
         while not _settled(waiters, totals):
             if stop.is_set() or time.monotonic() - started > timeout:
-                break
+                return
             time.sleep(0.5)
+
+    try:
+        settle()
+        # The whole history has been through every stage: now, and only now, the folds may
+        # settle what they hold (close event-time windows, run the pending refit, reject
+        # what never found its task); what that emits flows through once more.
+        for runner in runners:
+            runner.request_drain()
+        for runner in runners:
+            while not runner.drain_done.wait(0.5):
+                if stop.is_set() or time.monotonic() - started > timeout:
+                    break
+        settle()
     finally:
         progress("stopping stages")
         stop.set()

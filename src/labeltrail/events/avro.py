@@ -134,7 +134,7 @@ def committed_schemas() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in sorted(schema_dir().glob("*.avsc")):
         raw = _load(path)
-        out[raw["name"]] = parse_schema(raw, _write_hint=False)
+        out[raw["name"]] = parse_schema(raw)
     return out
 
 
@@ -157,7 +157,7 @@ def writer_schemas() -> dict[bytes, WriterSchema]:
     if history.is_dir():
         for path in sorted(history.glob("*.avsc")):
             stem_name, _, version = path.stem.partition(".v")
-            parsed = parse_schema(_load(path), _write_hint=False)
+            parsed = parse_schema(_load(path))
             number = int(version)
             versions[stem_name] = max(versions.get(stem_name, 0), number)
             fp = _fingerprint(parsed)

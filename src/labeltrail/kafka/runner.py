@@ -151,9 +151,11 @@ class StageRunner:
         batch_size: int = 500,
         finite: bool = False,
     ) -> None:
-        """``finite``: the input is a finished history (a replay, the demo, a test): when it
-        is drained the fold's ``drain()`` settles what it still holds. A live stage never
-        drains: a lull is not the end of the input."""
+        """``finite``: this stage's input is a finished history (a replay, a test): when it is
+        read to the end the fold's ``drain()`` settles what it still holds. A live stage never
+        drains by itself (a lull is not the end of the input); a pipeline of stages whose
+        inputs feed each other drains each one with :meth:`request_drain` once all of them
+        are idle, as the demo does."""
         self.fold = fold
         self.settings = settings
         self.group = group or f"{settings.topic_prefix}.{fold.name}"
@@ -161,6 +163,8 @@ class StageRunner:
         self.deadletter_topic = topic_name(settings.topic_prefix, "deadletter")
         self.batch_size = batch_size
         self.finite = finite
+        self._drain_requested = threading.Event()
+        self.drain_done = threading.Event()
         self.stats = StageStats()
         self.caught_up = threading.Event()
         self._consumer = Consumer(consumer_config(settings, self.group))
@@ -206,7 +210,8 @@ class StageRunner:
                 idle_since = idle_since or now
                 idle = now - idle_since >= idle_seconds
                 if idle and not self.caught_up.is_set() and self._at_end():
-                    self._drain()
+                    if self.finite or self._drain_requested.is_set():
+                        self._drain()
                     self.caught_up.set()
         finally:
             self._close()
@@ -292,13 +297,22 @@ class StageRunner:
         else:
             self.stats.processed += 1
 
+    def request_drain(self) -> None:
+        """Drain the fold the next time its input is read to the end (then once only)."""
+        self.drain_done.clear()
+        self._drain_requested.set()
+        self.caught_up.clear()
+
     def _drain(self) -> None:
+        self._drain_requested.clear()
         drain = getattr(self.fold, "drain", None)
-        if drain is None or not self.finite:
+        if drain is None:
+            self.drain_done.set()
             return
         for out in drain():
             if isinstance(out, Rejected):
-                # The held input was already counted as consumed; it now counts as rejected.
+                # The held input was counted as processed when it arrived; now it is rejected.
+                self.stats.processed -= 1
                 self.stats.rejected += 1
                 self.stats.reasons["policy_rejected"] += 1
                 self._producer.send(
@@ -318,6 +332,7 @@ class StageRunner:
                 self._producer.send(out)
                 self.stats.emitted += 1
         self._producer.flush()
+        self.drain_done.set()
 
     def _reject(self, msg: Message, code: str, reason: str) -> None:
         self.stats.rejected += 1

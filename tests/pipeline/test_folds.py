@@ -55,10 +55,8 @@ def test_blind_spot_shows_and_experts_fix_it(world) -> None:  # type: ignore[no-
     assert expert_right / by_route["adjudication"] > 0.8
 
 
-def _setup(method: str = "mv") -> ConsensusFold:
-    fold = ConsensusFold(ConsensusConfig(agreement_threshold=0.85, method=method))
-    fold.apply(moderation_schema_v3(), POS)
-    task = TaskCreated.create(
+def _task() -> TaskCreated:
+    return TaskCreated.create(
         producer="t",
         id_parts=("t1",),
         task_id="t1",
@@ -70,7 +68,12 @@ def _setup(method: str = "mv") -> ConsensusFold:
         redundancy=3,
         annotators=["a1", "a2", "a3"],
     )
-    fold.apply(task, POS)
+
+
+def _setup(method: str = "mv") -> ConsensusFold:
+    fold = ConsensusFold(ConsensusConfig(agreement_threshold=0.85, method=method))
+    fold.apply(moderation_schema_v3(), POS)
+    fold.apply(_task(), POS)
     return fold
 
 
@@ -138,19 +141,7 @@ def test_vote_before_its_task_is_held_not_rejected() -> None:
     fold = ConsensusFold()
     fold.apply(moderation_schema_v3(), POS)
     assert fold.apply(_vote("a1", "hate"), POS) == []
-    task = TaskCreated.create(
-        producer="t",
-        id_parts=("t1",),
-        task_id="t1",
-        comment_id="c1",
-        schema_version="v3",
-        kind="crowd",
-        reason="random_audit",
-        questions=[],
-        redundancy=3,
-        annotators=["a1", "a2", "a3"],
-    )
-    out = fold.apply(task, POS)
+    out = fold.apply(_task(), POS)
     assert [type(o).__name__ for o in out] == ["ConsensusUpdated"]
 
 

@@ -153,6 +153,10 @@ def day30(
     models_dir: Annotated[Path, typer.Option(help="Where both artifacts go.")] = Path("var/models"),
     comments: Annotated[int, typer.Option(help="Simulated comments.")] = 1_500,
     seed: Annotated[int, typer.Option(help="Simulation and training seed.")] = 7,
+    soft_labels: Annotated[
+        str, typer.Option(help="v2 targets: pipeline (committed labels) or multisource.")
+    ] = "pipeline",
+    relabel: Annotated[bool, typer.Option(help="Send the flagged slice to experts.")] = True,
 ) -> None:
     """The article's day-30 loop in simulation: v1 vs v2 recall per slice, from gold."""
     import dataclasses
@@ -160,8 +164,13 @@ def day30(
     from labeltrail.learning.scenario import Day30Config, run_day30
 
     base = Day30Config()
+    if soft_labels not in ("pipeline", "multisource"):
+        raise _fail(ValueError("--soft-labels is pipeline or multisource"), 2)
     config = dataclasses.replace(
-        base, platform=dataclasses.replace(base.platform, n_comments=comments, seed=seed)
+        base,
+        platform=dataclasses.replace(base.platform, n_comments=comments, seed=seed),
+        soft_labels="multisource" if soft_labels == "multisource" else "pipeline",
+        relabel=relabel,
     )
     result = run_day30(config, models_dir=models_dir)
     console.print(f"flagged slices {result.flagged}; relabel requests {result.relabel_requests}")

@@ -21,6 +21,7 @@ def test_recall_on_the_blind_spot_rises_after_adjudicated_labels_train(tmp_path:
             n_gold=250,
             class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
             coded_share=0.5,
+            crowd_blind_spot=0.85,
             text_style="rich",
         ),
         epochs=8,

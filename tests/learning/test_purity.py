@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "labeltrail" / "learning"
-EDGES = {"torch_model.py", "training.py", "scoring.py", "scorer_fold.py", "scenario.py"}
+EDGES = {
+    "torch_model.py",
+    "training.py",
+    "scoring.py",
+    "scorer_fold.py",
+    "scenario.py",
+    "scenario_weak.py",
+}
 FORBIDDEN = {
     "torch",
     "onnx",

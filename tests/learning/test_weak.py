@@ -191,3 +191,37 @@ def test_multi_source_combines_humans_lfs_model_and_feedback() -> None:
     assert rel["a0"][1] < 0.45 < 0.9 < rel["a1"][1]
     assert rel["a1"][1] > rel["a5"][1]
     assert rel["model"][0] == "model" and rel["user_flag"][0] == "feedback"
+
+
+def test_split_by_slice_gives_the_blind_crowd_its_own_reliability() -> None:
+    """A crowd right everywhere but one slice, where it says class 0; experts see it."""
+    rng = np.random.default_rng(7)
+    n = 2000
+    blind = np.arange(n) < 200
+    y = np.where(blind, 2, rng.choice(3, n, p=[0.7, 0.2, 0.1]))
+    items, who, said = [], [], []
+    for i in range(n):
+        for a in rng.choice(10, size=3, replace=False):
+            items.append(i)
+            who.append(f"c{a}")
+            said.append(0 if blind[i] else int(y[i]) if rng.random() < 0.9 else 1)
+        if blind[i] or rng.random() < 0.3:
+            items.append(i)
+            who.append("expert")
+            said.append(int(y[i]))
+    pools = {f"c{a}": "crowd" for a in range(10)} | {"expert": "expert"}
+    obs = Observations.build(n, votes=(items, who, said), annotator_pools=pools)
+    slices = np.where(blind, "coded", "rest").tolist()
+    split = obs.split_by_slice(slices, ["coded"], only_groups=["crowd"])
+    assert "c0@coded" in split.source_names and "expert@coded" not in split.source_names
+    # Learned from agreement alone, the consistent majority wins and the experts look wrong.
+    naive = MultiSourceLabelModel(3).fit(split)
+    assert np.mean(naive.predict()[blind] == 2) < 0.5
+    # With the experts' measured gold accuracy as a fixed reference, the slice is recovered.
+    model = MultiSourceLabelModel(3, known_accuracy={"expert": 0.95}).fit(split)
+    assert np.mean(model.predict()[blind] == 2) == 1.0
+    blind_table = model.tables_[split.source_names.index("c0@coded")]
+    assert blind_table[2, 1] > 0.8  # on the slice, truth 2 -> the crowd says 0
+    assert model.reliability()["c0"][1] > 0.8
+    with pytest.raises(ValueError):
+        obs.split_by_slice(slices[:10], ["coded"])

@@ -56,6 +56,7 @@ def fit_em(
     tol: float = 1e-6,
     group: IntArray | None = None,
     pooling: float = 0.0,
+    fixed_tables: FloatArray | None = None,
 ) -> EMResult:
     """EM for a naive-Bayes model over sparse long-format observations.
 
@@ -65,6 +66,8 @@ def fit_em(
     ``prior: (k,)`` the class prior to start from (kept fixed when ``learn_prior`` is False).
     ``group: (n_factors,)`` and ``pooling``: each factor's table is also pulled towards its
     group's pooled table with ``pooling`` pseudo-observations (sparse sources borrow strength).
+    ``fixed_tables: (n_factors, k, n_outcomes)``, NaN rows = learn: factors with a given table
+    keep it (a reference whose accuracy is known from gold, e.g. the experts).
     """
     k = n_classes
     valid = prior_counts > 0
@@ -94,6 +97,8 @@ def fit_em(
             counts = counts + pooling * pooled[group] * valid
         counts = np.where(valid, counts, 0.0)
         tables = counts / np.maximum(counts.sum(axis=2, keepdims=True), 1e-12)
+        if fixed_tables is not None:
+            tables = np.where(np.isnan(fixed_tables), tables, fixed_tables)
         log_tables = np.log(np.where(valid, np.maximum(tables, 1e-300), 1.0))
         # E-step: posterior from the prior and every observation's table entry.
         logp = np.tile(np.log(prior), (n_items, 1))

@@ -19,7 +19,7 @@ speaks, under the fitted model.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,6 +54,52 @@ class Observations:
     n_items: int
     source_names: tuple[str, ...]
     source_kinds: tuple[SourceKind, ...]
+    source_groups: tuple[str, ...] = ()
+    """Pooling group per source (default: its kind); sparse sources borrow from their group."""
+
+    def groups(self) -> tuple[str, ...]:
+        return self.source_groups or tuple(self.source_kinds)
+
+    def split_by_slice(
+        self,
+        item_slices: Sequence[str],
+        slices: Collection[str],
+        *,
+        only_groups: Collection[str] | None = None,
+    ) -> Observations:
+        """Give sources a separate identity on the items of each listed slice.
+
+        ``item_slices: (n_items,)``; ``only_groups``: split only sources of these pooling
+        groups (default all). A crowd that is reliable overall but blind on one slice then
+        gets a reliability for that slice of its own (``name@slice``, pooled in
+        ``group@slice``), learned against the sources left whole there (the experts who found
+        the blind spot). Split every source and the slice has no reference left: EM is then
+        free to side with whichever story has more votes.
+        """
+        if len(item_slices) != self.n_items:
+            raise ValueError("one slice per item")
+        names, kinds = list(self.source_names), list(self.source_kinds)
+        groups = list(self.groups())
+        obs_slice = np.asarray(item_slices, dtype=object)[self.item]
+        split = np.isin(obs_slice, list(slices))
+        if only_groups is not None:
+            allowed = np.array([g in only_groups for g in self.groups()])
+            split &= allowed[self.source]
+        source = self.source.copy()
+        pairs = sorted(
+            {(int(b), str(sl)) for b, sl in zip(source[split], obs_slice[split], strict=True)}
+        )
+        code = {}
+        for base, sl in pairs:
+            code[(base, sl)] = len(names)
+            names.append(f"{self.source_names[base]}@{sl}")
+            kinds.append(self.source_kinds[base])
+            groups.append(f"{self.groups()[base]}@{sl}")
+        for (base, sl), new in code.items():
+            source[split & (self.source == base) & (obs_slice == sl)] = new
+        return Observations(
+            self.item, source, self.label, self.n_items, tuple(names), tuple(kinds), tuple(groups)
+        )
 
     @classmethod
     def build(
@@ -67,15 +113,18 @@ class Observations:
         model_probabilities: NDArray[np.floating] | None = None,
         model_min_confidence: float = 0.0,
         model_name: str = "model",
+        annotator_pools: Mapping[str, str] | None = None,
     ) -> Observations:
         """Assemble sources: ``votes`` = (item codes, annotator ids, label codes) from humans;
         ``lf_matrix: (n_items, n_lfs)`` with kinds ``lf`` or ``feedback`` (default ``lf``);
-        ``model_probabilities: (n_items, k)`` votes its top class when confident enough."""
+        ``model_probabilities: (n_items, k)`` votes its top class when confident enough;
+        ``annotator_pools``: annotator -> pooling group (e.g. crowd, expert; default human)."""
         items: list[IntArray] = []
         sources: list[IntArray] = []
         labels: list[IntArray] = []
         names: list[str] = []
         kinds: list[SourceKind] = []
+        groups: list[str] = []
         if votes is not None:
             it, annotators, lab = votes
             ann_ids = sorted(set(annotators))
@@ -85,6 +134,7 @@ class Observations:
             labels.append(np.asarray(lab, np.int64))
             names += ann_ids
             kinds += ["human"] * len(ann_ids)
+            groups += [(annotator_pools or {}).get(a, "human") for a in ann_ids]
         if lf_matrix is not None:
             L = np.asarray(lf_matrix, np.int64)
             m = L.shape[1]
@@ -96,6 +146,7 @@ class Observations:
             labels.append(L.ravel())
             names += lf_names
             kinds += lf_kinds
+            groups += lf_kinds
         if model_probabilities is not None:
             p = np.asarray(model_probabilities, np.float64)
             top = p.argmax(axis=1)
@@ -105,6 +156,7 @@ class Observations:
             labels.append(vote.astype(np.int64))
             names.append(model_name)
             kinds.append("model")
+            groups.append("model")
         if not names:
             raise ValueError("no source given")
         return cls(
@@ -114,11 +166,17 @@ class Observations:
             n_items=n_items,
             source_names=tuple(names),
             source_kinds=tuple(kinds),
+            source_groups=tuple(groups),
         )
 
 
 class MultiSourceLabelModel:
     """Soft labels from every kind of source, each source's reliability learned.
+
+    ``known_accuracy``: pooling group -> accuracy that is a measured fact, not a parameter
+    (the experts' gold accuracy from the quality pipeline): those sources keep a symmetric
+    table with that accuracy. Without such a reference EM may explain a shared blind spot
+    by making the minority (the experts) wrong, since a consistent majority fits better.
 
     Learned: ``posterior_: (n_items, k)``, ``tables_: (n_sources, k, k + 1)`` (outcome 0 is
     abstain), ``reliability_: (n_sources,)``, ``class_prior_``, ``n_iter_``, ``fit_seconds_``.
@@ -133,8 +191,10 @@ class MultiSourceLabelModel:
         accuracy_prior: float = 2.0,
         max_iter: int = 200,
         tol: float = 1e-7,
+        known_accuracy: Mapping[str, float] | None = None,
     ) -> None:
         self.n_classes = n_classes
+        self.known_accuracy = dict(known_accuracy or {})
         self.pooling = pooling
         self.smoothing = smoothing
         self.accuracy_prior = accuracy_prior
@@ -150,9 +210,18 @@ class MultiSourceLabelModel:
         return obs.item[keep], obs.source[keep], label + 1
 
     def fit(
-        self, obs: Observations, gold: NDArray[np.int64] | None = None
+        self,
+        obs: Observations,
+        gold: NDArray[np.int64] | None = None,
+        *,
+        init: NDArray[np.floating] | None = None,
     ) -> MultiSourceLabelModel:
-        """Fit on all observations; ``gold: (n_items,)`` codes, -1 = unknown."""
+        """Fit on all observations; ``gold: (n_items,)`` codes, -1 = unknown.
+
+        ``init: (n_items, k)`` starting posterior (default: the share of votes per class).
+        EM finds a local optimum: where a majority shares a blind spot, start from the
+        labels the pipeline committed (adjudications over crowd), not from the majority.
+        """
         started = time.perf_counter()
         k, n_sources = self.n_classes, len(obs.source_names)
         item, source, outcome = self._codes(obs)
@@ -163,8 +232,13 @@ class MultiSourceLabelModel:
         votes = np.zeros((obs.n_items, k))
         spoke = outcome > 0
         np.add.at(votes, (item[spoke], outcome[spoke] - 1), 1.0)
-        init = (votes + 1e-3) / (votes + 1e-3).sum(axis=1, keepdims=True)
-        group = np.array([SOURCE_KINDS.index(kd) for kd in obs.source_kinds], np.int64)
+        start = (votes + 1e-3) / (votes + 1e-3).sum(axis=1, keepdims=True)
+        if init is not None:
+            start = np.asarray(init, dtype=np.float64)
+            if start.shape != (obs.n_items, k):
+                raise ValueError("init must be (n_items, n_classes)")
+        names = sorted(set(obs.groups()))
+        group = np.array([names.index(g) for g in obs.groups()], np.int64)
         result = fit_em(
             item,
             source,
@@ -173,13 +247,14 @@ class MultiSourceLabelModel:
             n_factors=n_sources,
             n_outcomes=k + 1,
             n_classes=k,
-            init=init,
+            init=start,
             prior_counts=prior_counts,
             gold=gold,
             max_iter=self.max_iter,
             tol=self.tol,
             group=group,
             pooling=self.pooling,
+            fixed_tables=self._fixed(obs, informative),
         )
         self.posterior_ = result.posterior
         self.tables_ = result.tables
@@ -193,6 +268,21 @@ class MultiSourceLabelModel:
         self.reliability_ = right / np.maximum(said, 1e-12)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _fixed(self, obs: Observations, informative: NDArray[np.bool_]) -> FloatArray | None:
+        if not self.known_accuracy:
+            return None
+        k = self.n_classes
+        fixed = np.full((len(obs.source_names), k, k + 1), np.nan)
+        for s, g in enumerate(obs.groups()):
+            acc = self.known_accuracy.get(g.split("@")[0])
+            if acc is None or informative[s]:
+                continue
+            table = np.full((k, k + 1), (1.0 - acc) / max(k - 1, 1))
+            table[:, 0] = 0.0
+            table[np.arange(k), np.arange(k) + 1] = acc
+            fixed[s] = table
+        return fixed
 
     def predict_proba(self) -> FloatArray:
         """Posterior ``(n_items, k)`` of the fitted items (the soft labels to train on)."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labeltrail.events import (
     AnnotatorRegistered,
@@ -14,9 +17,11 @@ from labeltrail.events import (
     TaskCreated,
     VoteCast,
 )
-from labeltrail.ontology import moderation_schema_v3
+from labeltrail.ontology import MODERATION_CLASSES, moderation_schema_v3
 from labeltrail.pipeline.base import Rejected
-from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold, pairwise_agreement
+from labeltrail.quality.agreement_items import item_agreement
+from labeltrail.quality.incremental import item_posterior
 from labeltrail.sim import Platform, PlatformConfig
 from tests.pipeline.helpers import final_labels, run_in_memory
 
@@ -192,3 +197,61 @@ def test_votes_under_a_discarded_version_are_rejected() -> None:
     fold.apply(v4, POS)
     out = fold.apply(_vote("a1", "hate"), POS)
     assert isinstance(out[0], Rejected) and "retired" in out[0].reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    accuracies=st.lists(st.floats(0.05, 0.99), min_size=1, max_size=5),
+    answers=st.lists(st.integers(0, 4), min_size=5, max_size=5),
+)
+def test_streaming_posterior_equals_the_quality_core(
+    accuracies: list[float], answers: list[int]
+) -> None:
+    classes = list(MODERATION_CLASSES)
+    fold = ConsensusFold(ConsensusConfig(method="reliability-weighted"))
+    votes = []
+    for i, acc in enumerate(accuracies):
+        annotator = f"a{i}"
+        fold.apply(
+            AnnotatorReliabilityUpdated.create(
+                producer="t",
+                annotator_id=annotator,
+                schema_version="v3",
+                method="beta_gold",
+                accuracy=acc,
+                accuracy_lower=0.0,
+                accuracy_upper=1.0,
+                n_observations=10,
+            ),
+            POS,
+        )
+        votes.append(_vote(annotator, classes[answers[i]]))
+    ours = fold._posterior(votes, classes)
+    k = len(classes)
+    confusion = np.stack(
+        [
+            np.where(np.eye(k, dtype=bool), a, (1 - a) / (k - 1))
+            for a in [min(max(x, 1e-3), 1 - 1e-3) for x in accuracies]
+        ]
+    )
+    codes = [classes.index(v.label) for v in votes]
+    reference = item_posterior(confusion, np.full(k, 1 / k), np.arange(len(votes)), codes)
+    assert ours == pytest.approx(reference.tolist(), abs=2e-6)
+    labels = [v.label for v in votes]
+    if len(labels) > 1:
+        expected = item_agreement(codes, np.full(k, 1 / k)).observed
+        assert pairwise_agreement(labels) == pytest.approx(expected)
+
+
+def test_votes_wait_for_their_schema() -> None:
+    fold = ConsensusFold(ConsensusConfig(method="mv"))
+    fold.apply(_task(), POS)
+    assert fold.apply(_vote("a1", "hate"), POS) == []
+    out = fold.apply(moderation_schema_v3(), POS)
+    assert [type(o).__name__ for o in out] == ["ConsensusUpdated"]
+    assert out[0].classes == list(MODERATION_CLASSES)  # type: ignore[union-attr]
+    orphan = ConsensusFold()
+    orphan.apply(_task(), POS)
+    orphan.apply(_vote("a1", "hate"), POS)
+    rejected = orphan.drain()
+    assert isinstance(rejected[0], Rejected) and "unpublished schema v3" in rejected[0].reason

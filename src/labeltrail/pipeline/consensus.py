@@ -21,10 +21,8 @@ Policy for bad votes (each is counted; the runner dead-letters every ``Rejected`
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.ids import derive_id
@@ -39,12 +37,22 @@ from labeltrail.events.models import (
 )
 from labeltrail.pipeline.base import Output, Rejected
 from labeltrail.quality import TIE_RULE
-from labeltrail.quality.agreement_items import item_agreement
-from labeltrail.quality.incremental import item_posterior
 
-__all__ = ["ConsensusConfig", "ConsensusFold"]
+__all__ = ["ConsensusConfig", "ConsensusFold", "pairwise_agreement"]
 
 PRODUCER = "consensus"
+_EPS = 1e-10
+
+
+def pairwise_agreement(labels: list[str]) -> float:
+    """Share of agreeing vote pairs (Fleiss' per-item P_i); 1.0 for a single vote.
+
+    Equal to ``quality.agreement_items.item_agreement(...).observed``, in plain Python.
+    """
+    n = len(labels)
+    if n < 2:
+        return 1.0
+    return sum(c * (c - 1) for c in Counter(labels).values()) / (n * (n - 1))
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,11 @@ class ConsensusFold:
         default_factory=lambda: defaultdict(list)
     )
     waiting: dict[str, list[VoteCast]] = field(default_factory=lambda: defaultdict(list))
+    waiting_schema: dict[str, list[VoteCast]] = field(default_factory=lambda: defaultdict(list))
     duplicates: int = 0
+    _loglik: dict[str, dict[tuple[str, ...], dict[str, list[float]]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
         match event:
@@ -80,8 +92,13 @@ class ConsensusFold:
                 self.classes[event.version] = list(event.classes)
                 if event.supersedes and event.old_label_policy == "discard":
                     self.retired[event.supersedes] = event.version
+                out: list[Output] = []
+                for vote in self.waiting_schema.pop(event.version, []):
+                    out += self._on_vote(vote)
+                return out
             case AnnotatorReliabilityUpdated():
                 self.reliability[(event.annotator_id, event.method)] = event
+                self._loglik.pop(event.annotator_id, None)
             case TaskCreated():
                 self.tasks[event.task_id] = event
                 return self._release(event.task_id)
@@ -95,6 +112,9 @@ class ConsensusFold:
         for task_id in sorted(self.waiting):
             for vote in self.waiting.pop(task_id):
                 out.append(Rejected(f"vote {vote.vote_id} for unknown task {task_id}"))
+        for version in sorted(self.waiting_schema):
+            for vote in self.waiting_schema.pop(version):
+                out.append(Rejected(f"vote {vote.vote_id} under unpublished schema {version}"))
         return out
 
     def _release(self, task_id: str) -> list[Output]:
@@ -111,6 +131,13 @@ class ConsensusFold:
         if task is None:
             # The task may not have been read yet: hold the vote.
             held = self.waiting[vote.task_id]
+            if all(v.vote_id != vote.vote_id for v in held):
+                held.append(vote)
+            return []
+        if task.schema_version not in self.classes:
+            # The schema topic is read beside the votes: wait for the version's classes
+            # rather than guess them (a guess would give one event id two contents).
+            held = self.waiting_schema[task.schema_version]
             if all(v.vote_id != vote.vote_id for v in held):
                 held.append(vote)
             return []
@@ -131,8 +158,8 @@ class ConsensusFold:
                     f"schema {task.schema_version} is retired ({successor} discards its labels)"
                 )
             ]
-        classes = self.classes.get(task.schema_version, [])
-        if classes and vote.label not in classes:
+        classes = self.classes[task.schema_version]
+        if vote.label not in classes:
             return [Rejected(f"label {vote.label!r} is not a class of {task.schema_version}")]
         key = (vote.task_id, vote.annotator_id)
         if key in self.by_task_annotator:
@@ -158,27 +185,54 @@ class ConsensusFold:
         known = self._estimate(annotator)
         return known.accuracy if known is not None else self.config.prior_accuracy
 
-    def _confusion(self, annotator: str, classes: list[str]) -> np.ndarray:
-        """(n_classes, n_classes) rows: truth, columns: answer."""
-        known = self.reliability.get((annotator, "dawid_skene"))
+    def _log_likelihood(self, annotator: str, classes: list[str]) -> dict[str, list[float]]:
+        """answer -> [log P(answer | truth = c) for c in classes], cached per annotator.
+
+        From the Dawid-Skene confusion matrix where one is known for these classes, else a
+        one-coin model at the annotator's accuracy.
+        """
+        per_classes = self._loglik.setdefault(annotator, {})
+        key = tuple(classes)
+        cached = per_classes.get(key)
+        if cached is not None:
+            return cached
         k = len(classes)
+        known = self.reliability.get((annotator, "dawid_skene"))
         if known is not None and known.confusion and known.classes == classes:
-            return np.asarray(known.confusion, dtype=np.float64)
-        acc = min(max(self._accuracy(annotator), 1e-3), 1 - 1e-3)
-        matrix = np.full((k, k), (1.0 - acc) / max(k - 1, 1))
-        np.fill_diagonal(matrix, acc)
-        return matrix
+            rows = known.confusion
+            columns = {
+                answer: [math.log(max(rows[c][j], _EPS)) for c in range(k)]
+                for j, answer in enumerate(classes)
+            }
+        else:
+            acc = min(max(self._accuracy(annotator), 1e-3), 1 - 1e-3)
+            hit, miss = math.log(acc), math.log((1.0 - acc) / max(k - 1, 1))
+            columns = {
+                answer: [hit if c == j else miss for c in range(k)]
+                for j, answer in enumerate(classes)
+            }
+        per_classes[key] = columns
+        return columns
 
     def _posterior(self, votes: list[VoteCast], classes: list[str]) -> list[float]:
+        """P(truth = c | the item's votes), uniform prior: (n_classes,).
+
+        Plain Python on purpose: for the three to five votes of one item it is an order of
+        magnitude cheaper than numpy, and ``tests/pipeline/test_folds.py`` checks it equals
+        :func:`labeltrail.quality.incremental.item_posterior`.
+        """
         k = len(classes)
-        codes = [classes.index(v.label) for v in votes]
         if self.config.method == "mv":
-            counts = np.bincount(codes, minlength=k).astype(np.float64)
-            return [float(x) for x in counts / counts.sum()]
-        confusion = np.stack([self._confusion(v.annotator_id, classes) for v in votes])
-        priors = np.full(k, 1.0 / k)
-        posterior = item_posterior(confusion, priors, np.arange(len(votes)), codes)
-        return [round(float(x), 6) for x in posterior]
+            counts = Counter(v.label for v in votes)
+            return [counts.get(c, 0) / len(votes) for c in classes]
+        logp = [0.0] * k
+        for vote in votes:
+            column = self._log_likelihood(vote.annotator_id, classes)[vote.label]
+            logp = [a + b for a, b in zip(logp, column, strict=True)]
+        top = max(logp)
+        weights = [math.exp(x - top) for x in logp]
+        total = sum(weights)
+        return [round(w / total, 6) for w in weights]
 
     def _score_honeypot(self, task: TaskCreated, vote: VoteCast) -> HoneypotScored:
         expected = task.expected_label or ""
@@ -207,9 +261,7 @@ class ConsensusFold:
         posterior = self._posterior(votes, classes)
         best = max(posterior)
         label = classes[next(i for i, p in enumerate(posterior) if math.isclose(p, best))]
-        codes = [classes.index(v.label) for v in votes]
-        uniform = np.full(len(classes), 1.0 / len(classes))
-        agreement = item_agreement(codes, uniform).observed if len(votes) > 1 else 1.0
+        agreement = pairwise_agreement([v.label for v in votes])
         threshold = self.config.agreement_threshold
         complete = len(votes) >= task.redundancy
         status = "collecting"

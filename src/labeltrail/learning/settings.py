@@ -25,6 +25,3 @@ class LearningSettings(BaseSettings):
 
     scorer_threads: int = Field(1, ge=1)
     """``LABELTRAIL_LEARNING_SCORER_THREADS``: onnxruntime intra-op threads per scorer."""
-
-    scorer_batch_size: int = Field(500, ge=1)
-    """``LABELTRAIL_LEARNING_SCORER_BATCH_SIZE``: Kafka records consumed per batch."""

@@ -83,3 +83,34 @@ def test_seed_set_is_seeded_and_stratified() -> None:
     assert np.array_equal(a, seed_set(100, 20, seed=3, strata=strata))
     assert (strata[a] == 1).any() and len(set(a.tolist())) == len(a)
     assert len(seed_set(100, 20, seed=3)) == 20
+
+
+def test_next_batch_from_the_deployed_models_scores() -> None:
+    from labeltrail.events.models import CommentScored
+    from labeltrail.learning.active import next_batch
+
+    classes = ["non-toxic", "mild", "harassment", "hate", "threats"]
+    texts, scored = [], []
+    for i in range(40):
+        unsure = i % 4 == 0
+        p = [0.32, 0.0, 0.41, 0.27, 0.0] if unsure else [0.96, 0.01, 0.01, 0.01, 0.01]
+        texts.append(f"comment number {i} about topic {i % 7}")
+        top2 = sorted(p)[-2:]
+        scored.append(
+            CommentScored.create(
+                producer="scorer",
+                id_parts=(i,),
+                comment_id=f"c-{i:02d}",
+                model_version="m",
+                classes=classes,
+                probabilities=p,
+                margin=top2[1] - top2[0],
+                route="none",
+                threshold=0.1,
+            )
+        )
+    batch = next_batch(scored, texts, 5, labelled=["c-00"])
+    assert len(batch) == 5 and "c-00" not in batch
+    assert all(int(c[2:]) % 4 == 0 for c in batch)
+    with pytest.raises(ValueError):
+        next_batch(scored, texts, 5, strategy="qbc")

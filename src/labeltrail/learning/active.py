@@ -15,7 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from labeltrail.learning.features import PAD
+from labeltrail.events.models import CommentScored
+from labeltrail.learning.features import PAD, HashingFeaturizer
 
 __all__ = [
     "Strategy",
@@ -23,6 +24,7 @@ __all__ = [
     "entropy",
     "least_confidence",
     "margin_uncertainty",
+    "next_batch",
     "seed_set",
     "select_batch",
     "sketch",
@@ -168,3 +170,40 @@ def seed_set(
         for g, m in zip(groups, share, strict=True)
     ]
     return np.sort(np.concatenate(picks))[:size]
+
+
+def next_batch(
+    scored: Sequence[CommentScored],
+    texts: Sequence[str],
+    batch_size: int,
+    *,
+    strategy: Strategy = "margin",
+    diversity: float = 0.5,
+    labelled: Sequence[str] = (),
+    featurizer: HashingFeaturizer | None = None,
+    seed: int = 0,
+) -> list[str]:
+    """The next annotation batch from the deployed model's scores of the pool.
+
+    ``scored`` and ``texts`` align (one CommentScored per pool comment); comments already
+    ``labelled`` are skipped. Returns comment ids, most useful first, diverse by n-gram sketch.
+    """
+    if strategy == "qbc":
+        raise ValueError("query-by-committee needs a committee, not one deployed model")
+    if len(scored) != len(texts):
+        raise ValueError("one text per scored comment")
+    if not scored:
+        return []
+    probs = np.array([s.probabilities for s in scored], dtype=np.float64)
+    ids = [s.comment_id for s in scored]
+    done = set(labelled)
+    exclude = [i for i, cid in enumerate(ids) if cid in done]
+    emb = sketch((featurizer or HashingFeaturizer(n_buckets=2**16)).transform(texts), seed=seed)
+    picked = select_batch(
+        uncertainty(strategy, probs),
+        batch_size,
+        embeddings=emb,
+        diversity=diversity,
+        exclude=exclude,
+    )
+    return [ids[i] for i in picked]

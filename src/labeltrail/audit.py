@@ -124,7 +124,12 @@ def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
             ]
         case "HoneypotScored":
             ok = "correct" if p["correct"] else "WRONG"
-            return [f"honeypot: {annotator} answered {p['given_label']} ({ok})"]
+            against = {"adjudication": "expert verdict", "gold": "gold", "honeypot": "honeypot"}
+            source = against.get(p["source"], p["source"])
+            return [
+                f"scored against the {source}: {annotator} answered {p['given_label']}, "
+                f"expected {p['expected_label']} ({ok})"
+            ]
         case "AnnotatorReliabilityUpdated":
             before = p.get("previous_accuracy")
             moved = f"{before:.2f} -> " if before is not None else ""

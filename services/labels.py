@@ -6,7 +6,7 @@ from labeltrail.pipeline.labels import LabelsFold
 
 
 def make(settings: Settings) -> LabelsFold:
-    return LabelsFold()
+    return LabelsFold(auto_accept_threshold=settings.auto_accept_threshold)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     """``LABELTRAIL_MIN_CROWD_POOL``: tasking holds work until this many crowd annotators are
     registered (so a rebuild assigns the same annotators)."""
 
+    auto_accept_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    """``LABELTRAIL_AUTO_ACCEPT_THRESHOLD``: a model probability at or above it, on a comment
+    the scorer routed ``auto_accept``, commits a machine-made label; unset: never."""
+
     crowd_cost_usd: float = 0.04
     """``LABELTRAIL_CROWD_COST_USD``: cost of one crowd label."""
 

@@ -152,3 +152,37 @@ def test_other_policies_requeue_nothing(policy: str) -> None:
     # New work is decomposed under the new version.
     task = fold.apply(_scored("c2"), POS)[0]
     assert isinstance(task, TaskCreated) and task.schema_version == "v4"
+
+
+@pytest.mark.parametrize(("top", "expected"), [(0.97, 1), (0.90, 0)])
+def test_confident_model_labels_are_committed_as_machine_made(top: float, expected: int) -> None:
+    from labeltrail.pipeline.labels import LabelsFold
+
+    rest = (1 - top) / 4
+    scored = CommentScored.create(
+        producer="t",
+        comment_id="c9",
+        model_version="m2",
+        classes=list(MODERATION_CLASSES),
+        probabilities=[top, rest, rest, rest, rest],
+        margin=top - rest,
+        route="auto_accept",
+        threshold=0.1,
+    )
+    fold = LabelsFold(auto_accept_threshold=0.95)
+    assert fold.apply(scored, POS) == []  # no schema yet: held
+    out = fold.apply(moderation_schema_v3(), POS)
+    assert len(out) == expected
+    if expected:
+        label = out[0]
+        assert isinstance(label, LabelCommitted)
+        assert (label.route, label.machine_made, label.vote_ids, label.annotator_ids) == (
+            "auto_accept",
+            True,
+            [],
+            [],
+        )
+        assert label.method == "model:m2" and label.schema_version == "v3"
+        assert label.source_positions == [POS]
+        assert label.envelope.producer == "labels"
+    assert LabelsFold().apply(scored, POS) == []  # off by default

@@ -14,10 +14,12 @@ from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     AdjudicationRecorded,
     AdjudicationRequested,
+    CommentScored,
     ConsensusUpdated,
     LabelCommitted,
     LabelSchemaPublished,
 )
+from labeltrail.learning.prelabel import auto_accept_label
 from labeltrail.pipeline.base import Output
 
 __all__ = ["LabelsFold", "soft_from_confidence"]
@@ -33,8 +35,19 @@ def soft_from_confidence(label: str, confidence: float, classes: list[str]) -> l
 
 @dataclass
 class LabelsFold:
+    """Commits labels that passed QC.
+
+    ``auto_accept_threshold``: a comment the deployed model routed ``auto_accept`` with a top
+    probability at or above it gets a machine-made label (route ``auto_accept``,
+    ``machine_made=True``, no votes, no annotators: never a human vote). ``None`` (the
+    default) commits no machine-made labels.
+    """
+
+    auto_accept_threshold: float | None = None
     name: str = "labels"
-    inputs: tuple[str, ...] = ("schemas", "consensus", "adjudications")
+    inputs: tuple[str, ...] = ("schemas", "consensus", "adjudications", "scores")
+    current: str | None = None
+    unversioned: list[tuple[CommentScored, LogPosition]] = field(default_factory=list)
     classes: dict[str, list[str]] = field(default_factory=dict)
     requests: dict[str, tuple[AdjudicationRequested, ConsensusUpdated | None]] = field(
         default_factory=dict
@@ -49,6 +62,11 @@ class LabelsFold:
         match event:
             case LabelSchemaPublished():
                 self.classes[event.version] = list(event.classes)
+                self.current = event.version
+                pending, self.unversioned = self.unversioned, []
+                return [out for sc, at in pending for out in self._auto_accept(sc, at)]
+            case CommentScored():
+                return self._auto_accept(event, position)
             case ConsensusUpdated():
                 item = (event.comment_id, event.schema_version)
                 self.latest[item] = (event, position)
@@ -64,6 +82,18 @@ class LabelsFold:
                     return [self._from_adjudication(event, position)]
                 self.waiting[event.request_id] = (event, position)
         return []
+
+    def _auto_accept(self, scored: CommentScored, position: LogPosition) -> list[Output]:
+        if self.auto_accept_threshold is None or scored.route != "auto_accept":
+            return []
+        if self.current is None:
+            self.unversioned.append((scored, position))
+            return []
+        label = auto_accept_label(scored, self.current, self.auto_accept_threshold)
+        if label is None:
+            return []
+        envelope = label.envelope.model_copy(update={"producer": PRODUCER})
+        return [label.model_copy(update={"envelope": envelope, "source_positions": [position]})]
 
     def _from_consensus(self, c: ConsensusUpdated, position: LogPosition) -> LabelCommitted:
         label_id = derive_id("label", c.comment_id, c.schema_version, "consensus", c.vote_ids)

@@ -49,6 +49,8 @@ from typing import Any
 
 import pytest
 
+from tests.unavailable import unavailable
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_KAFKA_SCRIPT = REPO_ROOT / "ops" / "kafka" / "local_kafka.py"
 
@@ -236,9 +238,7 @@ def local_kafka(state_dir: Path | None = None) -> Iterator[str]:
 
 def _unavailable(reasons: list[str]) -> None:
     msg = "no Kafka broker available:\n" + "\n".join(f"- {r}" for r in reasons)
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+    unavailable(msg)
 
 
 @pytest.fixture(scope="session")

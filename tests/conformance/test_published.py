@@ -31,6 +31,7 @@ from labeltrail.quality.agreement import (
     fleiss_kappa,
     krippendorff_alpha,
 )
+from tests.unavailable import in_ci, unavailable
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 pytestmark = pytest.mark.conformance
@@ -38,9 +39,7 @@ pytestmark = pytest.mark.conformance
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"reference data missing: {path}")
-        pytest.skip(f"reference data missing: {path}")
+        unavailable(f"reference data missing: {path}")
     return path
 
 
@@ -130,7 +129,7 @@ GLAD_ROW = {
 # GLAD on S_Rel takes 37-49 EM rounds of conjugate gradient over 98,453 votes: ~10 s of CPU on a
 # quiet machine, over a minute on the loaded shared one. It runs under CI=true (CI runs every
 # mark) or LABELTRAIL_SLOW=1, and is skipped, saying so, in the quick local run.
-RUN_SLOW = os.environ.get("CI") == "true" or os.environ.get("LABELTRAIL_SLOW") == "1"
+RUN_SLOW = in_ci() or os.environ.get("LABELTRAIL_SLOW") == "1"
 SLOW_SREL = pytest.mark.skipif(not RUN_SLOW, reason="slow: set LABELTRAIL_SLOW=1 (CI runs it)")
 
 

@@ -27,6 +27,7 @@ from tests.annotate.helpers import (
     service_config,
     token_store,
 )
+from tests.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +57,7 @@ def _require_browser() -> Any:
         problems.append("python package playwright missing (pip install playwright)")
     if problems:
         message = "; ".join(problems)
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable(message)
     return launcher
 
 

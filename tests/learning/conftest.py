@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from labeltrail.ontology.schema import MODERATION_CLASSES
+from tests.unavailable import unavailable
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
@@ -22,17 +22,13 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{module} is required under CI ({exc})")
-        pytest.skip(f"{module} not installed")
+        unavailable(f"{module} not installed ({exc}); CI requires it")
 
 
 def convabuse_dir() -> Path:
     folder = DATASETS / "convabuse"
     if not folder.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"ConvAbuse not found at {folder}")
-        pytest.skip(f"ConvAbuse not found at {folder}")
+        unavailable(f"ConvAbuse not found at {folder}")
     return folder
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.learning.conftest import require
+
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "labeltrail" / "learning"
 EDGES = {
     "torch_model.py",
@@ -54,7 +56,7 @@ def test_pure_module_imports_nothing_impure(path: Path) -> None:
 
 
 def test_scoring_path_never_loads_torch() -> None:
-    pytest.importorskip("onnxruntime")
+    require("onnxruntime")
     code = (
         "import sys, labeltrail.learning, labeltrail.learning.scorer_fold; "
         "sys.exit(int('torch' in sys.modules))"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -61,3 +62,33 @@ def read_topic(settings: Settings, suffix: str) -> list[Event]:
     finally:
         consumer.close()
     return out
+
+
+def wait_for_progress(
+    settings: Settings, group: str, inputs: Sequence[str], *, timeout: float = 60.0
+) -> None:
+    """Until ``<prefix>.<group>`` has committed some of its input (the stage is mid-stream)."""
+    deadline = time.monotonic() + timeout
+    while committed(settings, group, inputs) == 0:
+        assert time.monotonic() < deadline, f"{group} made no progress in {timeout:.0f}s"
+        time.sleep(0.2)
+
+
+def wait_until_settled(
+    settings: Settings,
+    groups: Mapping[str, Sequence[str]],
+    *,
+    timeout: float = 240.0,
+    still_alive: Callable[[], None] = lambda: None,
+) -> None:
+    """Until every group has read all of its input, three checks in a row a second apart.
+
+    ``still_alive`` runs before each check and raises if a stage has died.
+    """
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 3:
+        assert time.monotonic() < deadline, "the pipeline did not settle"
+        still_alive()
+        quiet = quiet + 1 if lag(settings, groups) == 0 else 0
+        time.sleep(1.0)

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from labeltrail.pipeline.consensus import ConsensusFold
 from labeltrail.pipeline.labels import LabelsFold
 from labeltrail.pipeline.tasking import TaskingFold
 from labeltrail.sim import Platform, PlatformConfig
-from tests.integration.probes import committed, lag, read_topic
+from tests.integration.probes import read_topic, wait_for_progress, wait_until_settled
 from tests.pipeline.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -84,29 +83,21 @@ def test_kill_minus_nine_each_service_then_restart(
         kills = 0
         for victim in ("consensus", "tasking", "labels"):
             # Kill it mid-stream: once it has committed some of its input.
-            deadline = time.monotonic() + 60
-            while committed(settings, GROUPS.get(victim, victim), INPUTS[victim]) == 0:
-                assert time.monotonic() < deadline, f"{victim} made no progress"
-                time.sleep(0.2)
+            wait_for_progress(settings, GROUPS.get(victim, victim), INPUTS[victim])
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait(30)
             assert procs[victim].returncode == -signal.SIGKILL
             kills += 1
             procs[victim] = _start(victim, settings, tmp_path)
         assert kills == 3
-        deadline = time.monotonic() + 240
-        quiet = 0
-        while quiet < 3:
-            assert time.monotonic() < deadline, "pipeline did not settle; see stage logs"
+
+        def still_alive() -> None:
             for stage, proc in procs.items():
                 log = (tmp_path / f"{stage}.log").read_text()[-2000:]
                 assert proc.poll() is None, f"{stage} died: {log}"
-            quiet = (
-                quiet + 1
-                if lag(settings, {GROUPS.get(k, k): v for k, v in INPUTS.items()}) == 0
-                else 0
-            )
-            time.sleep(1.0)
+
+        groups = {GROUPS.get(k, k): v for k, v in INPUTS.items()}
+        wait_until_settled(settings, groups, still_alive=still_alive)
     finally:
         for proc in procs.values():
             proc.terminate()

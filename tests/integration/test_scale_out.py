@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -19,7 +18,7 @@ from labeltrail.pipeline.consensus import ConsensusFold
 from labeltrail.pipeline.labels import LabelsFold
 from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
-from tests.integration.probes import committed, lag, read_topic
+from tests.integration.probes import read_topic, wait_for_progress, wait_until_settled
 from tests.pipeline.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -53,22 +52,14 @@ def test_two_workers_per_stage_with_a_rebalance_midway(pipeline_settings: Settin
         t.start()
     try:
         seed_platform(settings, platform)
-        deadline = time.monotonic() + 120
-        while committed(settings, "consensus", keyed["consensus"]) == 0:
-            assert time.monotonic() < deadline, "consensus made no progress"
-            time.sleep(0.2)
+        wait_for_progress(settings, "consensus", keyed["consensus"], timeout=120)
         # Mid-run, a second worker joins each stage: the group rebalances.
         second = {name: GroupStageRunner(make, settings) for name, make in makers.items()}
         more = [threading.Thread(target=r.run, args=(stop,)) for r in second.values()]
         for t in more:
             t.start()
         threads += more
-        deadline = time.monotonic() + 240
-        quiet = 0
-        while quiet < 3:
-            assert time.monotonic() < deadline, "pipeline did not settle"
-            quiet = quiet + 1 if lag(settings, keyed) == 0 else 0
-            time.sleep(1.0)
+        wait_until_settled(settings, keyed)
     finally:
         stop.set()
         for t in threads:

@@ -52,12 +52,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from labeltrail.config import Settings, settings
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.exceptions import SerializationError
-from labeltrail.events.models import DeadLettered
 from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_for, topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.admin import ensure_topics
-from labeltrail.kafka.runner import StageStats, consumer_config, dead_letter
+from labeltrail.kafka.runner import StageStats, consumer_config, dead_letter, held_dead_letter
 from labeltrail.pipeline.base import Fold, Rejected
 
 __all__ = ["FaustStage", "StageFailedError", "main", "serve_faust"]
@@ -279,17 +278,7 @@ class FaustStage:
             if isinstance(out, Rejected):
                 self.stats.rejected += 1
                 self.stats.reasons["policy_rejected"] += 1
-                out = DeadLettered.create(
-                    producer=self.fold.name,
-                    id_parts=("deadletter", self.fold.name, out.reason),
-                    source_topic="(held)",
-                    source_partition=-1,
-                    source_offset=-1,
-                    reason_code="policy_rejected",
-                    reason=out.reason,
-                    stage=self.fold.name,
-                    payload=b"",
-                )
+                out = held_dead_letter(self.fold.name, out.reason)
             else:
                 self.stats.emitted += 1
             await self._send(out)

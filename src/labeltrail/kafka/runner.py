@@ -44,6 +44,7 @@ __all__ = [
     "consumer_config",
     "dead_letter",
     "drained",
+    "held_dead_letter",
     "high_watermark",
 ]
 
@@ -127,6 +128,25 @@ def dead_letter(msg: Message, stage: str, reason_code: str, reason: str) -> Dead
     )
 
 
+def held_dead_letter(stage: str, reason: str) -> DeadLettered:
+    """The dead-letter record of input a fold held and rejected when drained.
+
+    The input was read long before, so no source position is given; the id is fixed by the
+    stage and the reason, which names the held record.
+    """
+    return DeadLettered.create(
+        producer=stage,
+        id_parts=("deadletter", stage, reason),
+        source_topic="(held)",
+        source_partition=-1,
+        source_offset=-1,
+        reason_code="policy_rejected",
+        reason=reason,
+        stage=stage,
+        payload=b"",
+    )
+
+
 @dataclass
 class StageStats:
     """What a stage has done; ``consumed == processed + rejected + restored``."""
@@ -185,7 +205,15 @@ class StageRunner:
             for p in sorted(meta.topics[t].partitions)
             if t in meta.topics
         ]
-        committed = self._consumer.committed(partitions, timeout=30)
+        self._start_restore(partitions)
+
+    def _start_restore(self, partitions: list[TopicPartition]) -> None:
+        """Read ``partitions`` from the beginning; below the committed offsets only restore."""
+        self._resume_at.clear()
+        self._read_to.clear()
+        self._pending_commit.clear()
+        self._held_live.clear()
+        committed = self._consumer.committed(partitions, timeout=30) if partitions else []
         for tp in committed:
             self._resume_at[(tp.topic, tp.partition)] = max(tp.offset, 0)
         self._restoring = any(offset > 0 for offset in self._resume_at.values())
@@ -315,19 +343,7 @@ class StageRunner:
                 self.stats.processed -= 1
                 self.stats.rejected += 1
                 self.stats.reasons["policy_rejected"] += 1
-                self._producer.send(
-                    DeadLettered.create(
-                        producer=self.fold.name,
-                        id_parts=("deadletter", self.fold.name, out.reason),
-                        source_topic="(held)",
-                        source_partition=-1,
-                        source_offset=-1,
-                        reason_code="policy_rejected",
-                        reason=out.reason,
-                        stage=self.fold.name,
-                        payload=b"",
-                    )
-                )
+                self._producer.send(held_dead_letter(self.fold.name, out.reason))
             else:
                 self._producer.send(out)
                 self.stats.emitted += 1

@@ -70,14 +70,6 @@ class GroupStageRunner(StageRunner):
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalances += 1
         self.fold = self._make_fold()
-        self._resume_at.clear()
-        self._read_to.clear()
-        self._pending_commit.clear()
-        self._held_live.clear()
-        committed = consumer.committed(partitions, timeout=30) if partitions else []
-        for tp in committed:
-            self._resume_at[(tp.topic, tp.partition)] = max(tp.offset, 0)
-        self._restoring = any(offset > 0 for offset in self._resume_at.values())
         self._load_broadcast()
         log.info(
             "%s: assigned %d partitions (rebalance %d)",
@@ -85,9 +77,7 @@ class GroupStageRunner(StageRunner):
             len(partitions),
             self.rebalances,
         )
-        consumer.assign(
-            [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
-        )
+        self._start_restore(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Everything applied live so far is flushed and committed before the partitions go.

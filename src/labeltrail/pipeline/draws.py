@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import heapq
+from collections.abc import Iterable
 
 __all__ = ["draw", "rank"]
 
@@ -14,6 +15,16 @@ def draw(*parts: object) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def rank(candidates: Sequence[str], *parts: object) -> list[str]:
-    """``candidates`` in an order that depends only on ``parts`` (rendezvous hashing)."""
-    return sorted(candidates, key=lambda c: draw(*parts, c))
+def rank(candidates: Iterable[str], *parts: object, first: int | None = None) -> list[str]:
+    """``candidates`` in an order that depends only on ``parts`` (rendezvous hashing).
+
+    The order does not depend on the order the candidates come in, so callers need not sort
+    them; ``first=k`` returns only the first k, in linear time.
+    """
+
+    def key(c: str) -> tuple[float, str]:
+        return (draw(*parts, c), c)
+
+    if first is None:
+        return sorted(candidates, key=key)
+    return heapq.nsmallest(first, candidates, key=key)

@@ -165,7 +165,7 @@ class TaskingFold:
         if task_id in self.tasked:
             return []
         self.tasked.add(task_id)
-        chosen = rank(sorted(self.pools["crowd"]), task_id)[: cfg.redundancy]
+        chosen = rank(self.pools["crowd"], task_id, first=cfg.redundancy)
         scored = self.scores.get(comment.comment_id)
         draft, draft_confidence = None, None
         if cfg.prelabels and scored is not None and set(scored.classes) == set(schema.classes):
@@ -222,11 +222,11 @@ class TaskingFold:
     def _maybe_honeypot(self, task: TaskCreated, chosen: list[str]) -> list[Output]:
         if not self.gold or draw("honeypot?", task.task_id) >= self.config.honeypot_rate:
             return []
-        gold_ids = [c for c in sorted(self.gold) if c in self.comments]
+        gold_ids = [c for c in self.gold if c in self.comments]
         if not gold_ids:
             return []
-        item = rank(gold_ids, "honeypot-item", task.task_id)[0]
-        annotator = rank(chosen, "honeypot-annotator", task.task_id)[0]
+        item = rank(gold_ids, "honeypot-item", task.task_id, first=1)[0]
+        annotator = rank(chosen, "honeypot-annotator", task.task_id, first=1)[0]
         hp_id = derive_id("task", item, task.schema_version, "honeypot", task.task_id)
         honeypot = TaskCreated.create(
             producer=PRODUCER,
@@ -297,14 +297,14 @@ class TaskingFold:
 
     def _expert_task(self, request: AdjudicationRequested) -> list[Output]:
         comment = self.comments[request.comment_id]
-        experts = sorted(self.pools["expert"])
+        experts = self.pools["expert"]
         if not experts:
             return [Rejected("no expert registered for adjudication")]
         task_id = derive_id("task", request.comment_id, request.schema_version, "expert")
         if task_id in self.tasked:
             return []
         self.tasked.add(task_id)
-        expert = rank(experts, task_id)[0]
+        expert = rank(experts, task_id, first=1)[0]
         schema = self.schemas.get(request.schema_version)
         task = TaskCreated.create(
             producer=PRODUCER,

@@ -27,7 +27,6 @@ from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner, consumer_config, high_watermark
-from labeltrail.ontology import moderation_schema_v3
 from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.pipeline.iaa import IaaConfig, IaaFold
 from labeltrail.pipeline.labels import LabelsFold
@@ -74,15 +73,10 @@ def _end_offsets(settings: Settings, suffix: str) -> int:
 
 def seed_platform(settings: Settings, platform: Platform) -> int:
     """Produce the world's inputs unless a previous run already did."""
-    seed_events = [
-        moderation_schema_v3(),
-        *platform.annotator_events(),
-        *platform.gold_events(),
-        *(c.event for c in platform.comments),
-    ]
     if _end_offsets(settings, "comments") >= len(platform.comments):
         log.info("inputs already on the log; resuming")
         return 0
+    seed_events = platform.inputs()
     producer = EventProducer(settings)
     for event in seed_events:
         producer.send(event)

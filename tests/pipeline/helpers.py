@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from labeltrail.events.base import Event
 from labeltrail.events.topics import topic_for
-from labeltrail.ontology import moderation_schema_v3
 from labeltrail.pipeline.base import Fold
 from labeltrail.pipeline.consensus import ConsensusFold
 from labeltrail.pipeline.labels import LabelsFold
@@ -19,15 +18,6 @@ def suffix_topic(event: Event) -> str:
     return topic_for(type(event).__name__, "x", pool=getattr(event, "pool", None)).removeprefix(
         "x."
     )
-
-
-def seed_events(platform: Platform) -> list[Event]:
-    return [
-        moderation_schema_v3(),
-        *platform.annotator_events(),
-        *platform.gold_events(),
-        *(c.event for c in platform.comments),
-    ]
 
 
 def run_in_memory(platform: Platform, extra_folds: Sequence[Fold] = ()) -> Replay:
@@ -43,7 +33,7 @@ def run_in_memory(platform: Platform, extra_folds: Sequence[Fold] = ()) -> Repla
         ],
         suffix_topic,
     )
-    replay.append(seed_events(platform))
+    replay.append(platform.inputs())
     replay.run()
     return replay
 

@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from pydantic import AwareDatetime, BaseModel
 
-from labeltrail.events.base import Envelope, Event
+from labeltrail.events.base import Event
 from labeltrail.events.exceptions import ContractError
 
 __all__ = [
@@ -166,9 +166,3 @@ def writer_schemas() -> dict[bytes, WriterSchema]:
         fp = _fingerprint(parsed)
         out[fp] = WriterSchema(name, versions.get(name, 0) + 1, parsed, fp)
     return out
-
-
-def envelope_schema() -> AvroSchema:
-    """The envelope record alone, for documentation."""
-    schema: AvroSchema = _record(Envelope, set())
-    return schema

@@ -49,9 +49,7 @@ class LabelsFold:
     current: str | None = None
     unversioned: list[tuple[CommentScored, LogPosition]] = field(default_factory=list)
     classes: dict[str, list[str]] = field(default_factory=dict)
-    requests: dict[str, tuple[AdjudicationRequested, ConsensusUpdated | None]] = field(
-        default_factory=dict
-    )
+    requests: dict[str, AdjudicationRequested] = field(default_factory=dict)
     latest: dict[tuple[str, str], tuple[ConsensusUpdated, LogPosition]] = field(
         default_factory=dict
     )
@@ -73,7 +71,7 @@ class LabelsFold:
                 if event.status == "passed" and item not in self.adjudicated:
                     return [self._from_consensus(event, position)]
             case AdjudicationRequested():
-                self.requests[event.request_id] = (event, None)
+                self.requests[event.request_id] = event
                 held = self.waiting.pop(event.request_id, None)
                 if held is not None:
                     return [self._from_adjudication(*held)]
@@ -122,7 +120,7 @@ class LabelsFold:
         item = (a.comment_id, a.schema_version)
         self.adjudicated.add(item)
         request = self.requests.get(a.request_id)
-        vote_ids = list(request[0].vote_ids) if request else []
+        vote_ids = list(request.vote_ids) if request else []
         crowd = self.latest.get(item)
         crowd_annotators = list(crowd[0].annotator_ids) if crowd and request else []
         classes = self.classes.get(a.schema_version) or [a.label]

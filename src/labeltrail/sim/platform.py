@@ -23,7 +23,7 @@ from labeltrail.events.models import (
     TaskAssigned,
     VoteCast,
 )
-from labeltrail.ontology.schema import MODERATION_CLASSES
+from labeltrail.ontology.schema import MODERATION_CLASSES, moderation_schema_v3
 from labeltrail.pipeline.base import Output
 from labeltrail.pipeline.draws import draw
 from labeltrail.sim.text import RichTextGenerator
@@ -203,6 +203,16 @@ class Platform:
                 )
             )
         return out
+
+    def inputs(self) -> list[Event]:
+        """Everything the world puts on the log, in order: the schema, the annotator pool,
+        the gold set, then the comments."""
+        return [
+            moderation_schema_v3(),
+            *self.annotator_events(),
+            *self.gold_events(),
+            *(c.event for c in self.comments),
+        ]
 
     def gold_events(self) -> list[AdjudicationRecorded]:
         """The gold set: expert verdicts recorded before annotation starts."""

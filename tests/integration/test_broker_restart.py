@@ -52,7 +52,8 @@ def own_broker(tmp_path: Path) -> tuple[str, Path]:
     if shared_lib.is_dir():  # reuse the jars the session broker fetched
         shutil.copytree(shared_lib, state / "lib")
     port = _free_port_pair()
-    bootstrap = local_kafka.ensure_broker(state, port=port, quiet=True)
+    # A second JVM starting beside a loaded test run can be slow: allow it three minutes.
+    bootstrap = local_kafka.ensure_broker(state, port=port, quiet=True, timeout=180)
     yield bootstrap, state
     local_kafka.stop_broker(state, quiet=True)
 
@@ -89,7 +90,7 @@ def test_broker_restart_mid_run_loses_nothing(own_broker: tuple[str, Path], tmp_
     time.sleep(3.0)  # mid-run
     assert local_kafka.stop_broker(state, quiet=True)
     time.sleep(3.0)
-    local_kafka.ensure_broker(state, port=int(bootstrap.rsplit(":", 1)[1]), quiet=True)
+    local_kafka.ensure_broker(state, port=int(bootstrap.rsplit(":", 1)[1]), quiet=True, timeout=180)
     thread.join(480)
     assert not thread.is_alive(), "the demo did not finish after the broker came back"
     assert not errors, errors

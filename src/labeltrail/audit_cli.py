@@ -18,6 +18,7 @@ from rich.console import Console
 from labeltrail.audit import emit, render_trace
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
+from labeltrail.learning.prelabel import DEFAULT_BANDS
 
 __all__ = ["parse_time", "register", "register_audit", "run_query"]
 
@@ -193,6 +194,46 @@ def cost(schema_version: Version = "", as_json: JsonFlag = False) -> None:
     _show(run_query("cost", schema_version=schema_version), as_json, "cost per final label")
 
 
+DEFAULT_EDGES = ",".join(format(edge, "g") for edge in DEFAULT_BANDS)
+
+
+def _edges(value: str) -> list[float]:
+    try:
+        edges = [float(x) for x in value.split(",") if x.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"--edges is not a comma-separated list of numbers: {exc}"
+        ) from exc
+    if len(edges) < 2 or edges != sorted(set(edges)):
+        raise typer.BadParameter("--edges needs at least two ascending, distinct band edges")
+    return edges
+
+
+def drafts(
+    edges: Annotated[
+        str, typer.Option(help="Confidence band edges, ascending; the last band includes its top.")
+    ] = DEFAULT_EDGES,
+    alert: Annotated[
+        float, typer.Option(help="Flag anchoring when acceptance exceeds draft accuracy by more.")
+    ] = 0.15,
+    min_judged: Annotated[
+        int, typer.Option(help="Flag only with at least this many votes judged against truth.")
+    ] = 10,
+    schema_version: Version = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """How often humans keep the model's draft, per confidence band and annotator, against the
+    draft's accuracy on gold or expert verdicts: acceptance far above it means anchoring."""
+    rows = run_query(
+        "draft_acceptance",
+        schema_version=schema_version,
+        edges=_edges(edges),
+        anchoring_alert=alert,
+        min_judged=max(min_judged, 0),
+    )
+    _show(rows, as_json, "draft acceptance per confidence band")
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "trace": trace,
     "label-as-of": label_as_of,
@@ -202,6 +243,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "blind-spots": blind_spots,
     "pool": pool,
     "cost": cost,
+    "drafts": drafts,
 }
 """The audit commands, by name."""
 

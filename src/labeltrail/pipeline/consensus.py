@@ -16,16 +16,29 @@ Policy for bad votes (each is counted; the runner dead-letters every ``Rejected`
 - a second, different vote by one annotator on one task: rejected;
 - a vote whose schema version differs from its task's: rejected (versions never mix);
 - a vote under a version retired by a successor whose policy is ``discard``: rejected.
+
+Two entry points share every rule: :meth:`ConsensusFold.apply` (one event, outputs as events)
+and :meth:`ConsensusFold.apply_batch` (many inputs, including the light rows of
+:mod:`labeltrail.events.columnar`; outputs as :class:`ConsensusRow` / :class:`RequestRow`,
+which :meth:`~ConsensusRow.to_event` turns into the very events ``apply`` returns). Both run
+the same private methods on :class:`~labeltrail.events.columnar.VoteRow` and
+:class:`~labeltrail.events.columnar.TaskRow`.
+
+The posterior of an item is kept as a running sum of log-likelihood columns, in vote order (the
+same additions, in the same order, as a recomputation), and recomputed from all of the item's
+votes whenever a reliability estimate or a schema changed since (``_epoch``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.ids import derive_id
+from labeltrail.events.columnar import TaskRow, VoteRow, millis, to_datetime
 from labeltrail.events.models import (
     AdjudicationRequested,
     AnnotatorReliabilityUpdated,
@@ -35,10 +48,17 @@ from labeltrail.events.models import (
     TaskCreated,
     VoteCast,
 )
-from labeltrail.pipeline.base import Output, Rejected
+from labeltrail.pipeline.base import Output, Rejected, build_event, stable_id
 from labeltrail.quality import TIE_RULE
 
-__all__ = ["ConsensusConfig", "ConsensusFold", "pairwise_agreement"]
+__all__ = [
+    "BatchOutput",
+    "ConsensusConfig",
+    "ConsensusFold",
+    "ConsensusRow",
+    "RequestRow",
+    "pairwise_agreement",
+]
 
 PRODUCER = "consensus"
 _EPS = 1e-10
@@ -53,6 +73,127 @@ def pairwise_agreement(labels: list[str]) -> float:
     if n < 2:
         return 1.0
     return sum(c * (c - 1) for c in Counter(labels).values()) / (n * (n - 1))
+
+
+class ConsensusRow(NamedTuple):
+    """A ``ConsensusUpdated`` as a plain tuple: every field, the event id already derived."""
+
+    event_id: str
+    occurred_ms: int
+    causation_id: str | None
+    comment_id: str
+    schema_version: str
+    method: str
+    method_params: dict[str, str]
+    classes: list[str]
+    posterior: list[float]
+    label: str
+    agreement: float
+    vote_ids: list[str]
+    annotator_ids: list[str]
+    votes_expected: int
+    status: str
+
+    @classmethod
+    def of(cls, event: ConsensusUpdated) -> ConsensusRow:
+        return cls(
+            event.envelope.event_id,
+            millis(event.envelope.occurred_at),
+            event.envelope.causation_id,
+            event.comment_id,
+            event.schema_version,
+            event.method,
+            dict(event.method_params),
+            list(event.classes),
+            list(event.posterior),
+            event.label,
+            event.agreement,
+            list(event.vote_ids),
+            list(event.annotator_ids),
+            event.votes_expected,
+            event.status,
+        )
+
+    def to_event(self) -> ConsensusUpdated:
+        return build_event(
+            ConsensusUpdated,
+            event_id=self.event_id,
+            producer=PRODUCER,
+            occurred_at=to_datetime(self.occurred_ms),
+            causation_id=self.causation_id,
+            correlation_id=self.comment_id,
+            comment_id=self.comment_id,
+            schema_version=self.schema_version,
+            method=self.method,
+            method_params=self.method_params,
+            classes=self.classes,
+            posterior=self.posterior,
+            label=self.label,
+            agreement=self.agreement,
+            vote_ids=self.vote_ids,
+            annotator_ids=self.annotator_ids,
+            votes_expected=self.votes_expected,
+            status=self.status,
+        )
+
+
+class RequestRow(NamedTuple):
+    """An ``AdjudicationRequested`` as a plain tuple."""
+
+    event_id: str
+    request_id: str
+    occurred_ms: int
+    causation_id: str | None
+    comment_id: str
+    schema_version: str
+    reason: str
+    agreement: float
+    threshold: float
+    vote_ids: list[str]
+
+    @classmethod
+    def of(cls, event: AdjudicationRequested) -> RequestRow:
+        return cls(
+            event.envelope.event_id,
+            event.request_id,
+            millis(event.envelope.occurred_at),
+            event.envelope.causation_id,
+            event.comment_id,
+            event.schema_version,
+            event.reason,
+            event.agreement,
+            event.threshold,
+            list(event.vote_ids),
+        )
+
+    def to_event(self) -> AdjudicationRequested:
+        return build_event(
+            AdjudicationRequested,
+            event_id=self.event_id,
+            producer=PRODUCER,
+            occurred_at=to_datetime(self.occurred_ms),
+            causation_id=self.causation_id,
+            correlation_id=self.comment_id,
+            request_id=self.request_id,
+            comment_id=self.comment_id,
+            schema_version=self.schema_version,
+            reason=self.reason,
+            agreement=self.agreement,
+            threshold=self.threshold,
+            vote_ids=self.vote_ids,
+        )
+
+
+BatchOutput = Output | ConsensusRow | RequestRow
+"""What :meth:`ConsensusFold.apply_batch` returns: rows where ``apply`` returns events."""
+_Internal = HoneypotScored | Rejected | ConsensusRow | RequestRow
+
+
+class _Voted(Protocol):
+    @property
+    def annotator_id(self) -> str: ...
+    @property
+    def label(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -73,38 +214,62 @@ class ConsensusFold:
     retired: dict[str, str] = field(default_factory=dict)
     reliability: dict[tuple[str, str], AnnotatorReliabilityUpdated] = field(default_factory=dict)
     """(annotator, method) -> the latest estimate by that method."""
-    tasks: dict[str, TaskCreated] = field(default_factory=dict)
+    tasks: dict[str, TaskRow] = field(default_factory=dict)
     seen_votes: set[str] = field(default_factory=set)
     by_task_annotator: dict[tuple[str, str], str] = field(default_factory=dict)
-    item_votes: dict[tuple[str, str], list[VoteCast]] = field(
+    item_votes: dict[tuple[str, str], list[VoteRow]] = field(
         default_factory=lambda: defaultdict(list)
     )
-    waiting: dict[str, list[VoteCast]] = field(default_factory=lambda: defaultdict(list))
-    waiting_schema: dict[str, list[VoteCast]] = field(default_factory=lambda: defaultdict(list))
+    waiting: dict[str, list[VoteRow]] = field(default_factory=lambda: defaultdict(list))
+    waiting_schema: dict[str, list[VoteRow]] = field(default_factory=lambda: defaultdict(list))
     duplicates: int = 0
     _loglik: dict[str, dict[tuple[str, ...], dict[str, list[float]]]] = field(
         default_factory=dict, repr=False
     )
+    _weight: dict[str, str] = field(default_factory=dict, repr=False)
+    """annotator -> ``"<id>=<accuracy:.3f>"``, until its reliability changes."""
+    _running: dict[tuple[str, str], tuple[int, int, list[float]]] = field(
+        default_factory=dict, repr=False
+    )
+    """item -> (epoch, n votes summed, running log-posterior)."""
+    _epoch: int = field(default=0, repr=False)
+
+    # entry points ------------------------------------------------------------------------
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
         match event:
-            case LabelSchemaPublished():
-                self.classes[event.version] = list(event.classes)
-                if event.supersedes and event.old_label_policy == "discard":
-                    self.retired[event.supersedes] = event.version
-                out: list[Output] = []
-                for vote in self.waiting_schema.pop(event.version, []):
-                    out += self._on_vote(vote)
-                return out
-            case AnnotatorReliabilityUpdated():
-                self.reliability[(event.annotator_id, event.method)] = event
-                self._loglik.pop(event.annotator_id, None)
-            case TaskCreated():
-                self.tasks[event.task_id] = event
-                return self._release(event.task_id)
             case VoteCast():
-                return self._on_vote(event)
-        return []
+                out = self._on_vote(VoteRow.of(event))
+            case TaskCreated():
+                out = self._on_task(TaskRow.of(event))
+            case LabelSchemaPublished():
+                out = self._on_schema(event)
+            case AnnotatorReliabilityUpdated():
+                self._on_reliability(event)
+                return []
+            case _:
+                return []
+        return [o.to_event() if isinstance(o, ConsensusRow | RequestRow) else o for o in out]
+
+    def apply_batch(self, inputs: Iterable[VoteRow | TaskRow | Event]) -> list[BatchOutput]:
+        """Every input in order, as :meth:`apply` would see it; outputs in the same order, with
+        :class:`ConsensusRow` / :class:`RequestRow` in place of the events they stand for."""
+        out: list[BatchOutput] = []
+        on_vote, on_task = self._on_vote, self._on_task
+        for item in inputs:
+            if type(item) is VoteRow:
+                out.extend(on_vote(item))
+            elif type(item) is TaskRow:
+                out.extend(on_task(item))
+            elif isinstance(item, VoteCast):
+                out.extend(on_vote(VoteRow.of(item)))
+            elif isinstance(item, TaskCreated):
+                out.extend(on_task(TaskRow.of(item)))
+            elif isinstance(item, LabelSchemaPublished):
+                out.extend(self._on_schema(item))
+            elif isinstance(item, AnnotatorReliabilityUpdated):
+                self._on_reliability(item)
+        return out
 
     def drain(self) -> list[Output]:
         """Reject the votes still held once every input has been read."""
@@ -117,13 +282,32 @@ class ConsensusFold:
                 out.append(Rejected(f"vote {vote.vote_id} under unpublished schema {version}"))
         return out
 
-    def _release(self, task_id: str) -> list[Output]:
-        out: list[Output] = []
-        for vote in self.waiting.pop(task_id, []):
+    # the rules ---------------------------------------------------------------------------
+
+    def _on_schema(self, event: LabelSchemaPublished) -> list[_Internal]:
+        self.classes[event.version] = list(event.classes)
+        if event.supersedes and event.old_label_policy == "discard":
+            self.retired[event.supersedes] = event.version
+        self._epoch += 1
+        out: list[_Internal] = []
+        for vote in self.waiting_schema.pop(event.version, []):
             out += self._on_vote(vote)
         return out
 
-    def _on_vote(self, vote: VoteCast) -> list[Output]:
+    def _on_reliability(self, event: AnnotatorReliabilityUpdated) -> None:
+        self.reliability[(event.annotator_id, event.method)] = event
+        self._loglik.pop(event.annotator_id, None)
+        self._weight.pop(event.annotator_id, None)
+        self._epoch += 1
+
+    def _on_task(self, task: TaskRow) -> list[_Internal]:
+        self.tasks[task.task_id] = task
+        out: list[_Internal] = []
+        for vote in self.waiting.pop(task.task_id, []):
+            out += self._on_vote(vote)
+        return out
+
+    def _on_vote(self, vote: VoteRow) -> list[_Internal]:
         if vote.vote_id in self.seen_votes:
             self.duplicates += 1
             return []
@@ -185,6 +369,12 @@ class ConsensusFold:
         known = self._estimate(annotator)
         return known.accuracy if known is not None else self.config.prior_accuracy
 
+    def _weight_of(self, annotator: str) -> str:
+        text = self._weight.get(annotator)
+        if text is None:
+            text = self._weight[annotator] = f"{annotator}={self._accuracy(annotator):.3f}"
+        return text
+
     def _log_likelihood(self, annotator: str, classes: list[str]) -> dict[str, list[float]]:
         """answer -> [log P(answer | truth = c) for c in classes], cached per annotator.
 
@@ -214,32 +404,50 @@ class ConsensusFold:
         per_classes[key] = columns
         return columns
 
-    def _posterior(self, votes: list[VoteCast], classes: list[str]) -> list[float]:
+    def _log_posterior(self, votes: Sequence[_Voted], classes: list[str]) -> list[float]:
+        """The unnormalised log-posterior: log-likelihood columns summed in vote order."""
+        logp = [0.0] * len(classes)
+        for vote in votes:
+            column = self._log_likelihood(vote.annotator_id, classes)[vote.label]
+            logp = [a + b for a, b in zip(logp, column, strict=True)]
+        return logp
+
+    def _posterior(self, votes: Sequence[_Voted], classes: list[str]) -> list[float]:
         """P(truth = c | the item's votes), uniform prior: (n_classes,).
 
         Plain Python on purpose: for the three to five votes of one item it is an order of
         magnitude cheaper than numpy, and ``tests/pipeline/test_folds.py`` checks it equals
         :func:`labeltrail.quality.incremental.item_posterior`.
         """
-        k = len(classes)
         if self.config.method == "mv":
             counts = Counter(v.label for v in votes)
             return [counts.get(c, 0) / len(votes) for c in classes]
-        logp = [0.0] * k
-        for vote in votes:
-            column = self._log_likelihood(vote.annotator_id, classes)[vote.label]
-            logp = [a + b for a, b in zip(logp, column, strict=True)]
-        top = max(logp)
-        weights = [math.exp(x - top) for x in logp]
-        total = sum(weights)
-        return [round(w / total, 6) for w in weights]
+        return _normalise(self._log_posterior(votes, classes))
 
-    def _score_honeypot(self, task: TaskCreated, vote: VoteCast) -> HoneypotScored:
+    def _item_posterior(
+        self, item: tuple[str, str], votes: list[VoteRow], classes: list[str]
+    ) -> list[float]:
+        """:meth:`_posterior` of the item's votes, adding only the newest vote's column when
+        nothing the sum depends on changed since the previous vote (same sums, same order)."""
+        if self.config.method == "mv":
+            return self._posterior(votes, classes)
+        known = self._running.get(item)
+        n = len(votes)
+        if known is not None and known[0] == self._epoch and known[1] == n - 1:
+            last = votes[-1]
+            column = self._log_likelihood(last.annotator_id, classes)[last.label]
+            logp = [a + b for a, b in zip(known[2], column, strict=True)]
+        else:
+            logp = self._log_posterior(votes, classes)
+        self._running[item] = (self._epoch, n, logp)
+        return _normalise(logp)
+
+    def _score_honeypot(self, task: TaskRow, vote: VoteRow) -> HoneypotScored:
         expected = task.expected_label or ""
         return HoneypotScored.create(
             producer=PRODUCER,
             id_parts=("honeypot", vote.vote_id),
-            occurred_at=vote.envelope.occurred_at,
+            occurred_at=to_datetime(vote.occurred_ms),
             causation_id=vote.event_id,
             correlation_id=vote.comment_id,
             annotator_id=vote.annotator_id,
@@ -253,14 +461,15 @@ class ConsensusFold:
             correct=vote.label == expected,
         )
 
-    def _update(self, task: TaskCreated, vote: VoteCast, classes: list[str]) -> list[Output]:
+    def _update(self, task: TaskRow, vote: VoteRow, classes: list[str]) -> list[_Internal]:
         item = (task.comment_id, task.schema_version)
         votes = self.item_votes[item]
         votes.append(vote)
         classes = classes or sorted({v.label for v in votes})
-        posterior = self._posterior(votes, classes)
-        best = max(posterior)
-        label = classes[next(i for i, p in enumerate(posterior) if math.isclose(p, best))]
+        posterior = self._item_posterior(item, votes, classes)
+        # The tie rule: the first class in schema order with the top value. The values are
+        # rounded to 6 places (or are count fractions), so "close to the top" is "equal to it".
+        label = classes[posterior.index(max(posterior))]
         agreement = pairwise_agreement([v.label for v in votes])
         threshold = self.config.agreement_threshold
         complete = len(votes) >= task.redundancy
@@ -268,51 +477,52 @@ class ConsensusFold:
         if complete:
             status = "passed" if agreement >= threshold else "adjudication"
         vote_ids = [v.vote_id for v in votes]
+        method = self.config.method
         # The consensus exists once its last vote (in event time) does.
-        occurred = max(v.envelope.occurred_at for v in votes)
-        update = ConsensusUpdated.create(
-            producer=PRODUCER,
-            id_parts=("consensus", *item, vote_ids, self.config.method),
-            occurred_at=occurred,
-            causation_id=vote.event_id,
-            correlation_id=task.comment_id,
-            comment_id=task.comment_id,
-            schema_version=task.schema_version,
-            method=self.config.method,
-            method_params={
+        occurred = max(v.occurred_ms for v in votes)
+        update_id = stable_id("ConsensusUpdated", "consensus", *item, vote_ids, method)
+        update = ConsensusRow(
+            update_id,
+            occurred,
+            vote.event_id,
+            task.comment_id,
+            task.schema_version,
+            method,
+            {
                 "tie_rule": TIE_RULE,
                 "agreement": "pairwise",
                 "threshold": f"{threshold:.2f}",
-                "weights": ",".join(
-                    f"{v.annotator_id}={self._accuracy(v.annotator_id):.3f}" for v in votes
-                ),
+                "weights": ",".join([self._weight_of(v.annotator_id) for v in votes]),
             },
-            classes=classes,
-            posterior=posterior,
-            label=label,
-            agreement=agreement,
-            vote_ids=vote_ids,
-            annotator_ids=[v.annotator_id for v in votes],
-            votes_expected=task.redundancy,
-            status=status,
+            classes,
+            posterior,
+            label,
+            agreement,
+            vote_ids,
+            [v.annotator_id for v in votes],
+            task.redundancy,
+            status,
         )
-        out: list[Output] = [update]
-        if status == "adjudication":
-            request_id = derive_id("adjudication-request", *item, vote_ids)
-            out.append(
-                AdjudicationRequested.create(
-                    producer=PRODUCER,
-                    id_parts=(request_id,),
-                    occurred_at=occurred,
-                    causation_id=update.event_id,
-                    correlation_id=task.comment_id,
-                    request_id=request_id,
-                    comment_id=task.comment_id,
-                    schema_version=task.schema_version,
-                    reason=f"per-item agreement {agreement:.2f} below {threshold:.2f}",
-                    agreement=agreement,
-                    threshold=threshold,
-                    vote_ids=vote_ids,
-                )
-            )
-        return out
+        if status != "adjudication":
+            return [update]
+        request_id = stable_id("adjudication-request", *item, vote_ids)
+        request = RequestRow(
+            stable_id("AdjudicationRequested", request_id),
+            request_id,
+            occurred,
+            update_id,
+            task.comment_id,
+            task.schema_version,
+            f"per-item agreement {agreement:.2f} below {threshold:.2f}",
+            agreement,
+            threshold,
+            vote_ids,
+        )
+        return [update, request]
+
+
+def _normalise(logp: list[float]) -> list[float]:
+    top = max(logp)
+    weights = [math.exp(x - top) for x in logp]
+    total = sum(weights)
+    return [round(w / total, 6) for w in weights]

@@ -3,13 +3,21 @@
 An adjudicated verdict overrides the crowd and is marked as such (route ``adjudication``).
 An adjudication that answers a request waits until the consensus that raised it has been
 read, so its provenance (the crowd's vote ids) is the same in live runs and replays.
+
+:meth:`LabelsFold.apply` takes events; :meth:`LabelsFold.apply_batch` also takes the rows of
+:meth:`labeltrail.pipeline.consensus.ConsensusFold.apply_batch` and returns a
+:class:`LabelRow` where ``apply`` returns a ``LabelCommitted`` (``to_event`` gives that event).
+Both run the same private methods.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.columnar import to_datetime
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     AdjudicationRecorded,
@@ -20,9 +28,10 @@ from labeltrail.events.models import (
     LabelSchemaPublished,
 )
 from labeltrail.learning.prelabel import auto_accept_label
-from labeltrail.pipeline.base import Output
+from labeltrail.pipeline.base import Output, Pos, build_event, stable_id
+from labeltrail.pipeline.consensus import ConsensusRow, RequestRow
 
-__all__ = ["LabelsFold", "soft_from_confidence"]
+__all__ = ["LabelRow", "LabelsFold", "soft_from_confidence"]
 
 PRODUCER = "labels"
 
@@ -31,6 +40,50 @@ def soft_from_confidence(label: str, confidence: float, classes: list[str]) -> l
     """A distribution with ``confidence`` on ``label`` and the rest spread evenly."""
     rest = (1.0 - confidence) / max(len(classes) - 1, 1)
     return [confidence if c == label else rest for c in classes]
+
+
+class LabelRow(NamedTuple):
+    """A ``LabelCommitted`` through the agreement gate, as a plain tuple."""
+
+    event_id: str
+    label_id: str
+    consensus: ConsensusRow
+    position: Pos
+
+    @property
+    def comment_id(self) -> str:
+        return self.consensus.comment_id
+
+    @property
+    def label(self) -> str:
+        return self.consensus.label
+
+    def to_event(self) -> LabelCommitted:
+        c = self.consensus
+        return build_event(
+            LabelCommitted,
+            event_id=self.event_id,
+            producer=PRODUCER,
+            occurred_at=to_datetime(c.occurred_ms),
+            causation_id=c.event_id,
+            correlation_id=c.comment_id,
+            label_id=self.label_id,
+            comment_id=c.comment_id,
+            schema_version=c.schema_version,
+            label=c.label,
+            classes=c.classes,
+            distribution=c.posterior,
+            confidence=max(c.posterior),
+            route="consensus",
+            method=c.method,
+            method_params={**c.method_params, "agreement": f"{c.agreement:.4f}"},
+            vote_ids=c.vote_ids,
+            annotator_ids=c.annotator_ids,
+            source_positions=[self.position.to_model()],
+        )
+
+
+BatchInput = Event | ConsensusRow | RequestRow
 
 
 @dataclass
@@ -49,10 +102,8 @@ class LabelsFold:
     current: str | None = None
     unversioned: list[tuple[CommentScored, LogPosition]] = field(default_factory=list)
     classes: dict[str, list[str]] = field(default_factory=dict)
-    requests: dict[str, AdjudicationRequested] = field(default_factory=dict)
-    latest: dict[tuple[str, str], tuple[ConsensusUpdated, LogPosition]] = field(
-        default_factory=dict
-    )
+    requests: dict[str, RequestRow] = field(default_factory=dict)
+    latest: dict[tuple[str, str], tuple[ConsensusRow, Pos]] = field(default_factory=dict)
     adjudicated: set[tuple[str, str]] = field(default_factory=set)
     waiting: dict[str, tuple[AdjudicationRecorded, LogPosition]] = field(default_factory=dict)
 
@@ -66,20 +117,48 @@ class LabelsFold:
             case CommentScored():
                 return self._auto_accept(event, position)
             case ConsensusUpdated():
-                item = (event.comment_id, event.schema_version)
-                self.latest[item] = (event, position)
-                if event.status == "passed" and item not in self.adjudicated:
-                    return [self._from_consensus(event, position)]
+                label = self._on_consensus(ConsensusRow.of(event), Pos.of(position))
+                return [] if label is None else [label.to_event()]
             case AdjudicationRequested():
-                self.requests[event.request_id] = event
-                held = self.waiting.pop(event.request_id, None)
-                if held is not None:
-                    return [self._from_adjudication(*held)]
+                return self._on_request(RequestRow.of(event))
             case AdjudicationRecorded():
                 if event.request_id.startswith("gold:") or event.request_id in self.requests:
                     return [self._from_adjudication(event, position)]
                 self.waiting[event.request_id] = (event, position)
         return []
+
+    def apply_batch(
+        self, inputs: Sequence[BatchInput], topic: str, partition: int, first_offset: int
+    ) -> list[Output | LabelRow]:
+        """Inputs read from ``topic``/``partition`` at consecutive offsets from
+        ``first_offset``, in order, as :meth:`apply` would see them; a :class:`LabelRow`
+        stands for each ``LabelCommitted`` of the agreement gate."""
+        out: list[Output | LabelRow] = []
+        on_consensus = self._on_consensus
+        for i, item in enumerate(inputs):
+            if type(item) is ConsensusRow:
+                label = on_consensus(item, Pos(topic, partition, first_offset + i))
+                if label is not None:
+                    out.append(label)
+            elif type(item) is RequestRow:
+                out.extend(self._on_request(item))
+            elif isinstance(item, Event):
+                position = LogPosition(topic=topic, partition=partition, offset=first_offset + i)
+                out.extend(self.apply(item, position))
+        return out
+
+    def _on_consensus(self, c: ConsensusRow, position: Pos) -> LabelRow | None:
+        item = (c.comment_id, c.schema_version)
+        self.latest[item] = (c, position)
+        if c.status == "passed" and item not in self.adjudicated:
+            label_id = stable_id("label", c.comment_id, c.schema_version, "consensus", c.vote_ids)
+            return LabelRow(stable_id("LabelCommitted", label_id), label_id, c, position)
+        return None
+
+    def _on_request(self, request: RequestRow) -> list[Output]:
+        self.requests[request.request_id] = request
+        held = self.waiting.pop(request.request_id, None)
+        return [] if held is None else [self._from_adjudication(*held)]
 
     def _auto_accept(self, scored: CommentScored, position: LogPosition) -> list[Output]:
         if self.auto_accept_threshold is None or scored.route != "auto_accept":
@@ -93,29 +172,6 @@ class LabelsFold:
         envelope = label.envelope.model_copy(update={"producer": PRODUCER})
         return [label.model_copy(update={"envelope": envelope, "source_positions": [position]})]
 
-    def _from_consensus(self, c: ConsensusUpdated, position: LogPosition) -> LabelCommitted:
-        label_id = derive_id("label", c.comment_id, c.schema_version, "consensus", c.vote_ids)
-        return LabelCommitted.create(
-            producer=PRODUCER,
-            id_parts=(label_id,),
-            occurred_at=c.envelope.occurred_at,
-            causation_id=c.event_id,
-            correlation_id=c.comment_id,
-            label_id=label_id,
-            comment_id=c.comment_id,
-            schema_version=c.schema_version,
-            label=c.label,
-            classes=c.classes,
-            distribution=c.posterior,
-            confidence=max(c.posterior),
-            route="consensus",
-            method=c.method,
-            method_params={**c.method_params, "agreement": f"{c.agreement:.4f}"},
-            vote_ids=c.vote_ids,
-            annotator_ids=c.annotator_ids,
-            source_positions=[position],
-        )
-
     def _from_adjudication(self, a: AdjudicationRecorded, position: LogPosition) -> LabelCommitted:
         item = (a.comment_id, a.schema_version)
         self.adjudicated.add(item)
@@ -126,7 +182,7 @@ class LabelsFold:
         classes = self.classes.get(a.schema_version) or [a.label]
         positions = [position]
         if crowd is not None and request is not None:
-            positions.insert(0, crowd[1])
+            positions.insert(0, crowd[1].to_model())
         label_id = derive_id("label", a.comment_id, a.schema_version, "adjudication", a.event_id)
         return LabelCommitted.create(
             producer=PRODUCER,

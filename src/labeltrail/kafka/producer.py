@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -38,15 +39,31 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 
 class EventProducer:
-    """Produces events to their topics; ``flush`` raises if any delivery failed."""
+    """Produces events to their topics; ``flush`` raises if any delivery failed.
+
+    Besides ``flush``, the producer numbers what it sends in *tickets* so a caller can move on
+    without waiting: :meth:`checkpoint` closes the current ticket, and :meth:`delivered` tells,
+    without blocking, whether everything sent up to a ticket has been acknowledged. A stage
+    runner commits a batch's input offsets once its ticket is delivered.
+    """
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self._settings = settings
         self._producer = Producer(producer_config(settings, **overrides))
         self._errors: list[str] = []
         self.sent = 0
+        self._ticket = 0
+        self._unacked: dict[int, int] = {}
+        """ticket -> messages sent under it and not yet acknowledged (absent when none)."""
+        self._callback = partial(self._on_delivery, 0)
+        self._topics: dict[tuple[str, str | None], str] = {}
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _on_delivery(self, ticket: int, err: KafkaError | None, msg: Message) -> None:
+        left = self._unacked[ticket] - 1
+        if left:
+            self._unacked[ticket] = left
+        else:
+            del self._unacked[ticket]
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
 
@@ -55,24 +72,55 @@ class EventProducer:
         self.send_raw(topic or self.topic_of(event), event.key.encode(), encode(event))
 
     def topic_of(self, event: Event) -> str:
+        name = type(event).__name__
         pool = getattr(event, "pool", None)
-        return topic_for(type(event).__name__, self._settings.topic_prefix, pool=pool)
+        topic = self._topics.get((name, pool))
+        if topic is None:
+            topic = self._topics[(name, pool)] = topic_for(
+                name, self._settings.topic_prefix, pool=pool
+            )
+        return topic
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Queue pre-encoded bytes (used by tests to inject bad input)."""
+        ticket = self._ticket
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._callback)
                 break
             except BufferError:
                 self._producer.poll(0.1)
+        self._unacked[ticket] = self._unacked.get(ticket, 0) + 1
         self._producer.poll(0)
         self.sent += 1
+
+    def checkpoint(self) -> int:
+        """Close the current ticket and return it; later sends belong to the next one."""
+        closed = self._ticket
+        self._ticket += 1
+        self._callback = partial(self._on_delivery, self._ticket)
+        return closed
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports (waiting up to ``timeout`` seconds for the first one)."""
+        self._producer.poll(timeout)
+
+    def delivered(self, ticket: int) -> bool:
+        """Whether every message sent up to ``ticket`` (inclusive) was acknowledged.
+
+        Raises :class:`ProduceError` if any delivery failed: whatever the caller would have
+        committed on the strength of it must not be committed.
+        """
+        self._raise_errors()
+        return not self._unacked or min(self._unacked) > ticket
 
     def flush(self, timeout: float = 60.0) -> None:
         remaining = self._producer.flush(timeout)
         if remaining:
             raise ProduceError(f"{remaining} messages not delivered within {timeout}s")
+        self._raise_errors()
+
+    def _raise_errors(self) -> None:
         if self._errors:
             errors, self._errors = self._errors, []
             raise ProduceError(f"{len(errors)} deliveries failed, first: {errors[0]}")

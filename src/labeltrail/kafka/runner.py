@@ -7,8 +7,13 @@ produced. Restoring finishes on every partition before any live record is applie
 hold an input until another arrives (a vote before its task), and the output that the later
 input releases must be emitted if, and only if, that later input is new.
 
-Offsets are committed only after the outputs are flushed, so a crash between the two
-re-emits outputs with the same event ids, which every sink deduplicates.
+Offsets are committed only after the outputs they cover are acknowledged by the broker, so a
+crash between the two re-emits outputs with the same event ids, which every sink deduplicates.
+The runner does not wait for those acknowledgements: each consumed batch's outputs are sent
+under a producer ticket, the batch's offsets wait in a queue, and they are committed (without
+blocking) as soon as their ticket and every earlier one are delivered. Before it reports
+itself caught up, on a rebalance and when it stops, the runner flushes and commits
+synchronously.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +57,15 @@ log = logging.getLogger(__name__)
 
 COMMIT_PATIENCE_S = 120.0
 """How long a commit is retried while the group coordinator is away (a broker restart)."""
+
+COMMIT_INTERVAL_S = 0.1
+"""At most this often, delivered offsets are committed while records keep arriving."""
+
+IDLE_WAIT_S = 0.2
+"""How long one poll waits for input when nothing is in flight."""
+
+INFLIGHT_WAIT_S = 0.005
+"""How long one poll waits for input while outputs still await acknowledgement."""
 
 _TRANSIENT = frozenset(
     {
@@ -187,10 +201,17 @@ class StageRunner:
         self.drain_done = threading.Event()
         self.stats = StageStats()
         self.caught_up = threading.Event()
-        self._consumer = Consumer(consumer_config(settings, self.group))
+        self._consumer = Consumer(
+            consumer_config(settings, self.group, on_commit=self._on_commit_result)
+        )
         self._producer = EventProducer(settings)
         self._resume_at: dict[tuple[str, int], int] = {}
         self._pending_commit: dict[tuple[str, int], int] = {}
+        self._inflight: deque[tuple[int, dict[tuple[str, int], int]]] = deque()
+        """(producer ticket, next offsets) per processed batch, oldest first."""
+        self._deliverable: dict[tuple[str, int], int] = {}
+        """Offsets whose outputs are acknowledged and that are not committed yet."""
+        self._last_commit = 0.0
         self._read_to: dict[tuple[str, int], int] = {}
         self._restoring = False
         self._held_live: list[Message] = []
@@ -212,6 +233,8 @@ class StageRunner:
         self._resume_at.clear()
         self._read_to.clear()
         self._pending_commit.clear()
+        self._inflight.clear()
+        self._deliverable.clear()
         self._held_live.clear()
         committed = self._consumer.committed(partitions, timeout=30) if partitions else []
         for tp in committed:
@@ -228,22 +251,43 @@ class StageRunner:
         try:
             while not stop.is_set():
                 self._between_batches()
-                messages = self._consumer.consume(self.batch_size, timeout=0.2)
+                messages = self._fetch()
                 if messages:
                     idle_since = None
                     self.caught_up.clear()
                     self._process(messages)
                     continue
+                self._commit_delivered(force=True)
                 now = time.monotonic()
                 idle_since = idle_since or now
                 idle = now - idle_since >= idle_seconds
-                if idle and not self.caught_up.is_set() and self._at_end():
-                    if self.finite or self._drain_requested.is_set():
-                        self._drain()
-                    self.caught_up.set()
+                if idle and not self.caught_up.is_set():
+                    # Downstream may only see this stage as caught up once its outputs are
+                    # acknowledged and its offsets committed.
+                    self._settle()
+                    if self._at_end():
+                        if self.finite or self._drain_requested.is_set():
+                            self._drain()
+                        self.caught_up.set()
+            self._settle()
         finally:
             self._close()
         return self.stats
+
+    def _fetch(self) -> list[Message]:
+        """What is already fetched, up to a batch; else wait briefly for the first record.
+
+        ``consume(n, timeout)`` would wait for ``n`` records or the whole timeout, adding up to
+        that timeout to every record's latency when input trickles in.
+        """
+        messages: list[Message] = self._consumer.consume(self.batch_size, timeout=0)
+        if messages:
+            return messages
+        wait = INFLIGHT_WAIT_S if self._inflight or self._deliverable else IDLE_WAIT_S
+        first = self._consumer.poll(wait)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
 
     def _between_batches(self) -> None:
         """A hook for subclasses (the scale-out runner reads its broadcast inputs here)."""
@@ -268,8 +312,11 @@ class StageRunner:
                 log.warning("%s: consumer: %s", self.fold.name, err)
                 continue
             self._one(msg)
-        self._producer.flush()
-        self._commit()
+        ticket = self._producer.checkpoint()
+        if self._pending_commit:
+            self._inflight.append((ticket, self._pending_commit))
+            self._pending_commit = {}
+        self._commit_delivered()
 
     def _restore(self, messages: list[Message]) -> list[Message]:
         """Apply restored records; hold live ones (pausing their partition) until all are in.
@@ -363,10 +410,52 @@ class StageRunner:
         )
         self._producer.send(dead_letter(msg, self.fold.name, code, reason))
 
-    def _commit(self) -> None:
-        if not self._pending_commit:
+    def _on_commit_result(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # A failed background commit is covered by the next one (offsets only grow), and by
+        # the synchronous commit with retries when the runner settles.
+        if err is not None:
+            log.warning(
+                "%s: offset commit failed (%s); the next one covers it", self.fold.name, err
+            )
+
+    def _commit_delivered(self, *, force: bool = False) -> None:
+        """Commit, without blocking, the offsets of batches whose outputs are acknowledged.
+
+        ``force``: commit now, else at most every ``COMMIT_INTERVAL_S``.
+        """
+        self._producer.poll(0)
+        while self._inflight and self._producer.delivered(self._inflight[0][0]):
+            self._deliverable.update(self._inflight.popleft()[1])
+        if not self._deliverable:
             return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending_commit.items()]
+        now = time.monotonic()
+        if not force and now - self._last_commit < COMMIT_INTERVAL_S:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._deliverable.items()]
+        self._deliverable = {}
+        self._last_commit = now
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:  # e.g. no coordinator known yet: settle() retries
+            log.warning("%s: commit not sent (%s); will retry", self.fold.name, exc)
+            for tp in offsets:
+                key = (tp.topic, tp.partition)
+                self._deliverable[key] = max(self._deliverable.get(key, 0), tp.offset)
+
+    def _settle(self) -> None:
+        """Wait for every output to be acknowledged, then commit every offset synchronously."""
+        self._producer.flush()
+        for _, offsets in self._inflight:
+            self._deliverable.update(offsets)
+        self._inflight.clear()
+        self._deliverable.update(self._pending_commit)
+        self._pending_commit = {}
+        self._commit()
+
+    def _commit(self) -> None:
+        if not self._deliverable:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._deliverable.items()]
         deadline = time.monotonic() + COMMIT_PATIENCE_S
         while True:
             try:
@@ -380,4 +469,4 @@ class StageRunner:
                     raise
                 log.warning("%s: commit failed (%s); retrying", self.fold.name, exc)
                 time.sleep(0.5)
-        self._pending_commit.clear()
+        self._deliverable.clear()

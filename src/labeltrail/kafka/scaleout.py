@@ -80,9 +80,8 @@ class GroupStageRunner(StageRunner):
         self._start_restore(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Everything applied live so far is flushed and committed before the partitions go.
-        self._producer.flush()
-        self._commit()
+        # Everything applied live so far is acknowledged and committed before they go.
+        self._settle()
 
     # broadcast inputs --------------------------------------------------------------------
 

@@ -7,8 +7,10 @@ start method can import it (forking a process that already runs librdkafka threa
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -242,14 +244,33 @@ def stage_process(
     caught_up: MpEvent,
     consumed: Synchronized[int],
 ) -> None:
-    """One StageRunner in its own process; mirrors its progress into shared flags."""
+    """One StageRunner in its own process; mirrors its progress into shared flags.
+
+    With ``LABELTRAIL_BENCH_PROFILE=<dir>`` the runner thread runs under cProfile and its
+    stats are written to ``<dir>/<kind>-<pid>.prof`` when the stage stops.
+    """
     from labeltrail.kafka.runner import StageRunner
 
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.model_validate_json(settings_json)
     runner = StageRunner(_make_fold(kind, n_comments), settings)
     local_stop = threading.Event()
-    thread = threading.Thread(target=runner.run, args=(local_stop,), kwargs={"idle_seconds": 0.5})
+    profile_dir = os.environ.get("LABELTRAIL_BENCH_PROFILE")
+
+    def run() -> None:
+        if not profile_dir:
+            runner.run(local_stop, idle_seconds=0.5)
+            return
+        # cProfile sees only the thread that enables it: profile the runner's own thread.
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            runner.run(local_stop, idle_seconds=0.5)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(os.path.join(profile_dir, f"{kind}-{os.getpid()}.prof"))
+
+    thread = threading.Thread(target=run, name=f"runner-{kind}")
     thread.start()
     ready.set()
     try:

@@ -40,13 +40,18 @@ def model_published(
     export_id: str | None,
     export_hash: str | None,
     metrics: Mapping[str, float],
+    causation_id: str | None = None,
 ) -> ModelPublished:
-    """The record of a written artifact (deterministic id: version and file hash)."""
+    """The record of a written artifact (deterministic id: version and file hash).
+
+    ``causation_id``: the event that asked for the model (the export it was trained on).
+    """
     path = artifact_path(models_dir, model_version)
     sha = file_sha256(path)
     return ModelPublished.create(
         producer=PRODUCER,
         id_parts=(model_version, sha),
+        causation_id=causation_id,
         model_version=model_version,
         artifact_uri=str(path.relative_to(models_dir)),
         artifact_sha256=sha,

@@ -25,6 +25,7 @@ import numpy as np
 
 from labeltrail.events.base import Event
 from labeltrail.events.models import (
+    AdjudicationRequested,
     CommentPosted,
     CommentScored,
     LabelCommitted,
@@ -49,7 +50,16 @@ from labeltrail.pipeline.tasking import TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.platform import CODED
 
-__all__ = ["Day30Config", "Day30Result", "ResumableReplay", "run_day30", "topic_of"]
+__all__ = [
+    "TRAINER_TOPICS",
+    "Day30Config",
+    "Day30Log",
+    "Day30Result",
+    "ResumableReplay",
+    "day30_log",
+    "run_day30",
+    "topic_of",
+]
 
 
 class ResumableReplay(Replay):
@@ -162,12 +172,9 @@ def _score_gold(replay: Replay, gold: list[CommentPosted], model: ModelPublished
     return np.array([s.probabilities for s in scored])
 
 
-def run_day30(config: Day30Config | None = None, *, models_dir: Path) -> Day30Result:
-    """Run the whole loop; ``models_dir`` receives both ONNX artifacts."""
-    cfg = config or Day30Config()
-    started = time.perf_counter()
+def _world(cfg: Day30Config) -> tuple[Platform, ResumableReplay, dt.datetime]:
+    """The platform's comments run through the folds; day 0 ends 3 hours after the last post."""
     platform = Platform(cfg.platform)
-    classes = list(MODERATION_CLASSES)
     folds: list[Fold] = [
         SimulatedScorer(platform),
         TaskingFold(),
@@ -180,28 +187,87 @@ def run_day30(config: Day30Config | None = None, *, models_dir: Path) -> Day30Re
     pipeline.append(platform.gold_events())
     pipeline.append([c.event for c in platform.comments])
     pipeline.run()
-    texts = {c.comment_id: c.event.text for c in platform.comments}
-    slice_of = dict(platform.slices)
-    gold_ids = set(platform.gold_ids)
     day0 = max(c.event.posted_at for c in platform.comments) + dt.timedelta(hours=3)
+    return platform, pipeline, day0
 
-    def labels() -> list[LabelCommitted]:
-        return [e for e in pipeline.log.get("labels", []) if isinstance(e, LabelCommitted)]
 
-    ts1 = training_set_from_labels(labels(), texts, classes, as_of=day0, exclude=gold_ids)
-    v1_trainer, _ = _train(cfg, ts1, models_dir, "day0-v1")
+def _labels(pipeline: Replay) -> list[LabelCommitted]:
+    return [e for e in pipeline.log.get("labels", []) if isinstance(e, LabelCommitted)]
 
+
+def _relabel(
+    cfg: Day30Config, platform: Platform, pipeline: ResumableReplay
+) -> tuple[list[str], list[AdjudicationRequested]]:
+    """Flag the blind spot from crowd votes vs expert verdicts; send its labels to experts."""
+    gold_ids = set(platform.gold_ids)
     votes = [
         v
         for v in pipeline.log.get("votes", [])
         if isinstance(v, VoteCast) and v.comment_id not in gold_ids
     ]
-    reports = flag_blind_spots(votes, labels(), slice_of, classes)
+    classes = list(MODERATION_CLASSES)
+    reports = flag_blind_spots(votes, _labels(pipeline), dict(platform.slices), classes)
     flagged = sorted(str(r.slice) for r in reports if r.flagged)
-    requests = relabel_requests(labels(), slice_of, flagged) if cfg.relabel else []
-    pipeline.append(requests)
-    pipeline.run()
-    ts2 = training_set_from_labels(labels(), texts, classes, exclude=gold_ids)
+    requests = relabel_requests(_labels(pipeline), dict(platform.slices), flagged)
+    if cfg.relabel:
+        pipeline.append(requests)
+        pipeline.run()
+    return flagged, requests if cfg.relabel else []
+
+
+TRAINER_TOPICS = ("comments", "adjudications", "votes", "labels")
+"""What a trainer service reads of the day-30 world (besides exports)."""
+
+
+@dataclass(frozen=True)
+class Day30Log:
+    """The day-30 world as a trainer reads it, in two parts.
+
+    ``day0``: the comments, the gold set, the votes and adjudications of the first run, and
+    the labels committed by the end of day 0 (what v1 trains on). ``later``: the labels
+    committed after day 0 and everything the experts' relabel of the flagged slice added (what
+    v2 adds). Each part is in log order per topic.
+    """
+
+    day0: list[Event]
+    later: list[Event]
+    flagged: list[str]
+    gold_ids: frozenset[str]
+    slices: dict[str, str]
+
+
+def day30_log(config: Day30Config | None = None) -> Day30Log:
+    """Simulate the world of :func:`run_day30` and split its log at day 0 (no training)."""
+    cfg = config or Day30Config()
+    platform, pipeline, day0 = _world(cfg)
+    first = {t: list(pipeline.log.get(t, [])) for t in TRAINER_TOPICS}
+    flagged, _ = _relabel(cfg, platform, pipeline)
+    early: list[Event] = []
+    later: list[Event] = []
+    for topic in TRAINER_TOPICS:
+        known = first[topic]
+        for event in known:
+            late = topic == "labels" and event.envelope.occurred_at > day0
+            (later if late else early).append(event)
+        later.extend(pipeline.log.get(topic, [])[len(known) :])
+    return Day30Log(early, later, flagged, frozenset(platform.gold_ids), dict(platform.slices))
+
+
+def run_day30(config: Day30Config | None = None, *, models_dir: Path) -> Day30Result:
+    """Run the whole loop; ``models_dir`` receives both ONNX artifacts."""
+    cfg = config or Day30Config()
+    started = time.perf_counter()
+    platform, pipeline, day0 = _world(cfg)
+    classes = list(MODERATION_CLASSES)
+    texts = {c.comment_id: c.event.text for c in platform.comments}
+    slice_of = dict(platform.slices)
+    gold_ids = set(platform.gold_ids)
+
+    ts1 = training_set_from_labels(_labels(pipeline), texts, classes, as_of=day0, exclude=gold_ids)
+    v1_trainer, _ = _train(cfg, ts1, models_dir, "day0-v1")
+
+    flagged, requests = _relabel(cfg, platform, pipeline)
+    ts2 = training_set_from_labels(_labels(pipeline), texts, classes, exclude=gold_ids)
     if cfg.soft_labels == "multisource":
         ts2 = weak_training_set(
             pipeline.log, texts, ts2, v1_trainer, slice_of=slice_of, flagged=flagged

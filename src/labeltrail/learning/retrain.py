@@ -1,0 +1,219 @@
+"""Train, check and publish one model from one training set, pure (the trainer is injected).
+
+:func:`train_and_publish` is the job the trainer service runs for every export and the day-30
+scenario runs for v1 and v2: fit a classifier on soft, confidence-weighted targets, write the
+ONNX artifact atomically, load it back the way the scorer will (hash verified), check parity
+against the torch model on the gold texts, evaluate the artifact on the gold set per slice, and
+return the ModelPublished record with the manifest and the metrics.
+
+It is restart-safe: the model version is derived from the training inputs
+(:func:`model_version_for`: the export and the trainer's configuration), and the record of a
+finished job is kept beside its artifact (``<models_dir>/<version>/published.json``). A job
+for a version that is already published returns that record instead of training again, so a
+crash and restart re-emits the same event (same id, same artifact hash), never a second model.
+
+No torch or onnxruntime import here: the caller passes ``make_trainer`` (a
+:class:`ClassifierTrainer` factory, e.g. ``SoftLabelTrainer``) and ``load_scorer`` (e.g.
+``OnnxTextScorer``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import ModelPublished
+from labeltrail.learning.data import TrainingSet
+from labeltrail.learning.exceptions import ArtifactError, LearningError
+from labeltrail.learning.metrics import evaluate_by_slice, flatten_metrics
+from labeltrail.learning.publish import artifact_path, file_sha256, model_published
+from labeltrail.ontology.schema import MODERATION_CLASSES
+
+__all__ = [
+    "ClassifierTrainer",
+    "GoldSet",
+    "ProbabilityScorer",
+    "RetrainConfig",
+    "ScorerFactory",
+    "TrainerFactory",
+    "model_version_for",
+    "train_and_publish",
+]
+
+PUBLISHED_RECORD = "published.json"
+"""The finished job's ModelPublished, beside its artifact."""
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """When to retrain and how (the model's hyper-parameters are part of its version).
+
+    ``every_labels``: emit a training export after this many newly committed labels (0: train
+    only on exports made elsewhere, e.g. ``labeltrail export create``). ``min_rows``: fewer
+    training rows than this are not trained on. ``parity_tolerance``: the largest allowed
+    difference between torch and onnxruntime probabilities on the gold texts.
+    """
+
+    every_labels: int = 500
+    min_rows: int = 50
+    schema_version: str = "v3"
+    classes: tuple[str, ...] = MODERATION_CLASSES
+    include_machine_made: bool = False
+    n_buckets: int = 2**16
+    dim: int = 32
+    hidden: int = 32
+    epochs: int = 12
+    batch_size: int = 32
+    seed: int = 0
+    threads: int = 1
+    parity_tolerance: float = 1e-5
+
+    def fingerprint(self) -> str:
+        """A stable id of what shapes the model (not when it is trained)."""
+        shaping = dataclasses.asdict(self)
+        for key in ("every_labels", "min_rows", "threads", "parity_tolerance"):
+            shaping.pop(key)
+        return derive_id("trainer-config", json.dumps(shaping, sort_keys=True))
+
+
+class ClassifierTrainer(Protocol):
+    """What :func:`train_and_publish` needs of a trainer (``SoftLabelTrainer`` is one)."""
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        targets: NDArray[np.floating[Any]],
+        weights: NDArray[np.floating[Any]] | None = None,
+    ) -> ClassifierTrainer: ...
+
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+    def export_onnx(self, path: Path, *, metadata: dict[str, Any] | None = None) -> Path: ...
+
+
+class ProbabilityScorer(Protocol):
+    """A loaded artifact (``OnnxTextScorer`` is one): texts -> ``(n, n_classes)``."""
+
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+
+TrainerFactory = Callable[[RetrainConfig], ClassifierTrainer]
+ScorerFactory = Callable[[Path, str], ProbabilityScorer]
+"""``(artifact path, expected sha256) -> scorer``; must verify the hash."""
+
+
+@dataclass(frozen=True)
+class GoldSet:
+    """The expert-labeled evaluation items: ids, texts, true labels and slices, aligned."""
+
+    comment_ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    truth: tuple[str, ...]
+    slices: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.comment_ids)
+
+
+def model_version_for(export_id: str, config: RetrainConfig) -> str:
+    """The version of the model trained on ``export_id`` with ``config`` (deterministic)."""
+    return "m-" + derive_id("model", export_id, config.fingerprint())[:13]
+
+
+def _stored(models_dir: Path, version: str) -> ModelPublished | None:
+    record = models_dir / version / PUBLISHED_RECORD
+    path = artifact_path(models_dir, version)
+    if not (record.is_file() and path.is_file()):
+        return None
+    stored = ModelPublished.model_validate_json(record.read_text())
+    return stored if stored.artifact_sha256 == file_sha256(path) else None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def train_and_publish(
+    training: TrainingSet,
+    gold: GoldSet,
+    *,
+    models_dir: Path,
+    version: str,
+    config: RetrainConfig,
+    make_trainer: TrainerFactory,
+    load_scorer: ScorerFactory,
+    export_id: str | None = None,
+    export_hash: str | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    causation_id: str | None = None,
+) -> ModelPublished:
+    """Fit, export, verify, evaluate on ``gold`` per slice; the ModelPublished to emit.
+
+    ``export_id`` / ``export_hash`` name the export the set was read from (default: the
+    training set's own). ``manifest`` goes into the ONNX metadata beside them (log positions,
+    the training set's hash). Raises :class:`ArtifactError` when parity fails (the artifact is
+    removed) and :class:`LearningError` when the set cannot be trained on.
+    """
+    stored = _stored(models_dir, version)
+    if stored is not None:
+        return stored
+    if len(training) == 0:
+        raise LearningError("no training rows")
+    classes = list(training.classes)
+    export_id = export_id or training.export_id
+    export_hash = export_hash or training.content_hash
+    metadata = {
+        "export_id": export_id,
+        "export_hash": export_hash,
+        "training_set_hash": training.content_hash,
+        "rows": len(training),
+        "trainer": config.fingerprint(),
+        **dict(manifest or {}),
+    }
+    trainer = make_trainer(config).fit(list(training.texts), training.targets, training.weights)
+    path = artifact_path(models_dir, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".model.{os.getpid()}.onnx")
+    trainer.export_onnx(tmp, metadata=metadata)
+    os.replace(tmp, path)
+    scorer = load_scorer(path, file_sha256(path))
+    probe = list(gold.texts) or list(training.texts[:256])
+    onnx_p = np.asarray(scorer.predict_proba(probe), dtype=np.float64)
+    torch_p = np.asarray(trainer.predict_proba(probe), dtype=np.float64)
+    diff = float(np.max(np.abs(onnx_p - torch_p))) if probe else 0.0
+    if not diff <= config.parity_tolerance:
+        path.unlink()
+        raise ArtifactError(
+            f"model {version}: onnxruntime and torch differ by {diff:.2e} "
+            f"(> {config.parity_tolerance:.0e}); not published"
+        )
+    metrics: dict[str, float] = {
+        "train.rows": float(len(training)),
+        "train.weight": float(np.sum(training.weights)),
+        "parity.max_abs_diff": diff,
+    }
+    if len(gold):
+        per_slice = evaluate_by_slice(list(gold.truth), onnx_p, list(gold.slices), classes)
+        metrics.update(flatten_metrics(per_slice))
+    event = model_published(
+        models_dir,
+        version,
+        classes,
+        export_id=export_id,
+        export_hash=export_hash,
+        metrics=metrics,
+        causation_id=causation_id,
+    )
+    _write_atomically(models_dir / version / PUBLISHED_RECORD, event.model_dump_json(indent=2))
+    return event

@@ -1,0 +1,247 @@
+"""The trainer fold over the day-30 world's log: when it trains, what it publishes, restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import ExportCreated, LabelCommitted, ModelPublished
+from labeltrail.export.rows import AGGREGATOR, AGGREGATOR_PARAMS, ExportFold, content_hash
+from labeltrail.learning.retrain import (
+    ClassifierTrainer,
+    ProbabilityScorer,
+    RetrainConfig,
+    model_version_for,
+)
+from labeltrail.learning.retrain_fold import RetrainFold
+from labeltrail.pipeline.base import Rejected
+from labeltrail.pipeline.replay import Replay
+from labeltrail.sim import PlatformConfig
+from labeltrail.sim.platform import CODED
+from tests.learning.conftest import TinyModel, require
+
+WORLD = PlatformConfig(
+    n_comments=1_000,
+    n_gold=250,
+    class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
+    coded_share=0.5,
+    crowd_blind_spot=0.85,
+    text_style="rich",
+)
+
+
+@dataclass
+class Factories:
+    """The real torch trainer and onnxruntime loader, counting how often training runs."""
+
+    trained: int = 0
+    scorer_path: Path | None = None
+
+    def make_trainer(self, cfg: RetrainConfig) -> ClassifierTrainer:
+        from labeltrail.learning.features import HashingFeaturizer
+        from labeltrail.learning.training import SoftLabelTrainer
+
+        self.trained += 1
+        return SoftLabelTrainer(
+            cfg.classes,
+            featurizer=HashingFeaturizer(n_buckets=cfg.n_buckets, seed=cfg.seed),
+            dim=cfg.dim,
+            hidden=cfg.hidden,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+        )
+
+    def load_scorer(self, path: Path, sha256: str) -> ProbabilityScorer:
+        from labeltrail.learning.scoring import OnnxTextScorer
+
+        if self.scorer_path is not None:  # a different artifact: parity must catch it
+            return OnnxTextScorer(self.scorer_path)
+        return OnnxTextScorer(path, expected_sha256=sha256)
+
+
+@dataclass(frozen=True)
+class World:
+    day0: list[Event]
+    later: list[Event]
+    day0_labels: int
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    require("torch")
+    require("onnxscript")
+    require("onnxruntime")
+    from labeltrail.learning.scenario import Day30Config, day30_log
+
+    log = day30_log(Day30Config(platform=WORLD))
+    assert log.flagged == [CODED]
+    n = sum(isinstance(e, LabelCommitted) for e in log.day0)
+    return World(log.day0, log.later, n)
+
+
+def _topic(event: Event) -> str:
+    from labeltrail.learning.scenario import topic_of
+
+    return topic_of(event)
+
+
+CONFIG = RetrainConfig(min_rows=50, epochs=8)
+
+
+def _fold(tmp_path: Path, factories: Factories, **overrides: Any) -> RetrainFold:
+    config = replace(CONFIG, **overrides)
+    return RetrainFold(
+        models_dir=tmp_path,
+        make_trainer=factories.make_trainer,
+        load_scorer=factories.load_scorer,
+        config=config,
+    )
+
+
+def export_of(log: dict[str, list[Event]], as_of: dt.datetime) -> ExportCreated:
+    """An export of the whole in-memory log, as ``labeltrail export create`` would make it."""
+    rows = ExportFold("v3", as_of)
+    positions: list[LogPosition] = []
+    for topic in ("labels", "votes", "adjudications"):
+        events = log.get(topic, [])
+        for offset, event in enumerate(events):
+            rows.apply(event, LogPosition(topic=topic, partition=0, offset=offset))
+        positions.append(LogPosition(topic=topic, partition=0, offset=len(events)))
+    digest = content_hash(rows.rows())
+    export_id = derive_id("export", "test", [f"{p.topic}:{p.offset}" for p in positions])
+    return ExportCreated.create(
+        producer="export",
+        id_parts=(export_id,),
+        export_id=export_id,
+        schema_version="v3",
+        as_of=as_of,
+        log_positions=positions,
+        aggregator=AGGREGATOR,
+        aggregator_params=AGGREGATOR_PARAMS,
+        content_hash=digest,
+        row_count=len(rows.rows()),
+        uri="",
+    )
+
+
+def _rebuilt_hash(log: dict[str, list[Event]], export: ExportCreated) -> str:
+    """What ``labeltrail export verify`` computes: ExportFold over the log up to positions."""
+    rows = ExportFold(export.schema_version, export.as_of)
+    for p in export.log_positions:
+        for offset, event in enumerate(log.get(p.topic, [])[: p.offset]):
+            rows.apply(event, LogPosition(topic=p.topic, partition=0, offset=offset))
+    return content_hash(rows.rows())
+
+
+def _of(log: dict[str, list[Event]], topic: str, kind: type[Any]) -> list[Any]:
+    return [e for e in log.get(topic, []) if isinstance(e, kind)]
+
+
+def test_every_n_labels_the_trainer_exports_what_it_read_and_publishes_a_model(
+    world: World, tmp_path: Path
+) -> None:
+    every = world.day0_labels // 2 - 1
+    factories = Factories()
+    fold = _fold(tmp_path, factories, every_labels=every)
+    replay = Replay([fold], _topic)
+    replay.append(world.day0)
+    replay.run()
+    exports = _of(replay.log, "exports", ExportCreated)
+    models = _of(replay.log, "models", ModelPublished)
+    assert len(exports) == 2 and len(models) == 2 and factories.trained == 2, replay.rejected
+    labels = replay.log["labels"]
+    for export, model in zip(exports, models, strict=True):
+        # The fold's own export is what `labeltrail export verify` rebuilds from the log.
+        assert export.content_hash == _rebuilt_hash(replay.log, export)
+        assert model.export_id == export.export_id and model.export_hash == export.content_hash
+        assert model.model_version == model_version_for(export.export_id, fold.config)
+        assert model.envelope.causation_id == export.event_id
+        assert model.metrics["parity.max_abs_diff"] <= 1e-5
+        assert model.metrics[f"gold.{CODED}.n"] >= 8
+        assert (tmp_path / model.artifact_uri).is_file()
+    cuts = [p.offset for e in exports for p in e.log_positions if p.topic == "labels"]
+    assert cuts == [every, 2 * every] and len(labels) > 2 * every
+    assert models[0].metrics["train.rows"] < models[1].metrics["train.rows"]
+
+
+def test_day30_through_the_trainer_and_a_restart_that_does_not_retrain(
+    world: World, tmp_path: Path
+) -> None:
+    factories = Factories()
+    fold = _fold(tmp_path, factories, every_labels=0)
+    replay = Replay([fold], _topic)
+    replay.append(world.day0)
+    replay.run()
+    assert _of(replay.log, "models", ModelPublished) == [], "no export, no training"
+    replay.append([export_of(replay.log, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))])
+    replay.run()
+    replay.append(world.later)
+    replay.append([export_of(replay.log, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))])
+    replay.run()
+    models = _of(replay.log, "models", ModelPublished)
+    exports = _of(replay.log, "exports", ExportCreated)
+    assert [m.export_id for m in models] == [e.export_id for e in exports], replay.rejected
+    v1, v2 = models
+    assert v2.metrics["train.rows"] > v1.metrics["train.rows"]
+    key = f"gold.{CODED}.recall.harassment"
+    assert v2.metrics[key] - v1.metrics[key] >= 0.3, (v1.metrics[key], v2.metrics[key])
+
+    # Restart: a new fold replays the same log and re-derives both records without training.
+    again = Factories()
+    fresh = _fold(tmp_path, again, every_labels=0)
+    restart = Replay([fresh], _topic)
+    restart.append([e for topic in replay.log.values() for e in topic if _topic(e) != "models"])
+    restart.run()
+    replayed = _of(restart.log, "models", ModelPublished)
+    assert [m.event_id for m in replayed] == [m.event_id for m in models]
+    assert [m.artifact_sha256 for m in replayed] == [m.artifact_sha256 for m in models]
+    assert again.trained == 0 and factories.trained == 2
+
+
+def test_a_model_that_fails_parity_is_rejected_not_published(
+    world: World, tmp_path: Path, tiny_model: TinyModel
+) -> None:
+    factories = Factories(scorer_path=tiny_model.path)
+    fold = _fold(tmp_path, factories, every_labels=world.day0_labels)
+    replay = Replay([fold], _topic)
+    replay.append(world.day0)
+    replay.run()
+    assert _of(replay.log, "models", ModelPublished) == []
+    reasons = [r.reason for _, r, _ in replay.rejected]
+    assert len(reasons) == 1 and "differ by" in reasons[0]
+    assert not list(tmp_path.glob("*/model.onnx"))
+
+
+def test_too_few_rows_or_labels_that_never_arrive_are_rejected(
+    world: World, tmp_path: Path
+) -> None:
+    factories = Factories()
+    fold = _fold(tmp_path, factories, every_labels=0, min_rows=100_000)
+    replay = Replay([fold], _topic)
+    replay.append(world.day0)
+    replay.append([export_of(replay.log, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))])
+    replay.run()
+    assert _of(replay.log, "models", ModelPublished) == []
+    assert any("fewer than 100000" in r.reason for _, r, _ in replay.rejected)
+
+    waiting = _fold(tmp_path, factories, every_labels=0)
+    beyond = export_of(replay.log, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+    moved = beyond.model_copy(
+        update={
+            "log_positions": [
+                p.model_copy(update={"offset": p.offset + 5}) for p in beyond.log_positions
+            ]
+        }
+    )
+    assert waiting.apply(moved, LogPosition(topic="exports", partition=0, offset=0)) == []
+    assert [r.reason for r in waiting.drain() if isinstance(r, Rejected)] == [
+        f"export {moved.export_id}: its labels or comment texts never arrived"
+    ]
+    assert factories.trained == 0

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PAD", "HashingFeaturizer"]
+__all__ = ["PAD", "HashingFeaturizer", "blocks_by_length"]
 
 PAD = 0
 """The padding bucket id: the model ignores it."""
@@ -34,6 +34,13 @@ def _is_word(b: NDArray[np.uint8]) -> NDArray[np.bool_]:
         | (b >= 128)  # UTF-8 multi-byte sequences
     )
     return word
+
+
+_BYTES = np.arange(256, dtype=np.uint8)
+_WORD = _is_word(_BYTES)
+"""Byte -> is it part of a word (one table look-up per byte)."""
+_CODE = np.where(_WORD | (_BYTES == _SEP), _BYTES, np.uint8(32)).astype(np.uint64) + np.uint64(1)
+"""Byte -> the value hashed: itself plus one, or a space's for every other byte."""
 
 
 @dataclass(frozen=True)
@@ -75,85 +82,131 @@ class HashingFeaturizer:
             return np.zeros((0, 1), dtype=np.int64)
         joined = "\x00" + "\x00".join(t.replace("\x00", " ") for t in texts).lower() + "\x00"
         raw = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
-        word = _is_word(raw)
+        size = raw.size
         sep = raw == _SEP
         # Punctuation and whitespace all read as one space, so "hi!!" and "hi " share grams.
-        x = np.where(word | sep, raw, np.uint8(32)).astype(np.uint64) + np.uint64(1)
-        seps = np.cumsum(sep)  # inclusive: doc of a non-separator byte p is seps[p] - 1
-        prefix = _prefix(x)
-        docs: list[NDArray[np.int64]] = []
-        hashes: list[NDArray[np.uint64]] = []
-        # Words: maximal runs of word bytes.
-        prev = np.concatenate(([False], word[:-1]))
-        nxt = np.concatenate((word[1:], [False]))
-        starts = np.flatnonzero(word & ~prev)
-        ends = np.flatnonzero(word & ~nxt) + 1
-        wh = _substring(prefix, starts, ends)
-        wdoc = (seps[starts] - 1).astype(np.int64)
-        docs.append(wdoc)
-        hashes.append(_finish(wh, 1, self.seed))
-        if self.word_bigrams and starts.size > 1:
-            same = wdoc[1:] == wdoc[:-1]
-            bh = wh[:-1][same] * _MIX + wh[1:][same]
-            docs.append(wdoc[:-1][same])
-            hashes.append(_finish(bh, 2, self.seed))
-        for g in self.char_ngrams:
-            if raw.size < g:
-                continue
-            i = np.arange(raw.size - g + 1)
-            interior_clear = seps[i + g - 2] - seps[i] == 0
-            not_empty = ~(sep[i] & sep[i + 1])
-            ok = i[interior_clear & not_empty]
-            docs.append((seps[ok + 1] - 1).astype(np.int64))
-            hashes.append(_finish(_substring(prefix, ok, ok + g), 10 + g, self.seed))
-        return self._pad(n, np.concatenate(docs), np.concatenate(hashes))
+        x = _CODE[raw]
+        doc_end = np.cumsum(sep)  # inclusive: doc of a non-separator byte p is doc_end[p] - 1
+        qpow, ppow = _powers(size + 1)
+        groups: list[tuple[NDArray[np.int64], NDArray[np.uint64]]] = []
+        # Words: maximal runs of word bytes (the first and last bytes are separators).
+        edges = np.diff(_WORD[raw].view(np.int8))
+        starts = np.flatnonzero(edges == 1) + 1
+        ends = np.flatnonzero(edges == -1) + 1
+        with np.errstate(over="ignore"):
+            prefix = np.zeros(size + 1, dtype=np.uint64)
+            np.cumsum(x * qpow[:size], out=prefix[1:])
+            wh = (prefix[ends] - prefix[starts]) * ppow[starts]
+            wdoc = doc_end[starts] - 1
+            groups.append((wdoc, wh + _salt(1, self.seed)))
+            if self.word_bigrams and starts.size > 1:
+                same = np.flatnonzero(wdoc[1:] == wdoc[:-1])
+                bh = wh[same] * _MIX + wh[same + 1]
+                groups.append((wdoc[same], bh + _salt(2, self.seed)))
+            # Character n-grams: h_g[i] = sum_{k<g} x[i+k] Q^k, grown one byte at a time.
+            grams: dict[int, NDArray[np.uint64]] = {}
+            h = x.copy()
+            for g in range(2, max(self.char_ngrams, default=0) + 1):
+                if size < g:
+                    break
+                h = h[: size - g + 1] + x[g - 1 :] * qpow[g - 1]
+                grams[g] = h
+            for g in self.char_ngrams:
+                if g not in grams:
+                    continue
+                i = np.flatnonzero(
+                    (doc_end[g - 2 : size - 1] == doc_end[: size - g + 1])  # no inner separator
+                    & ~(sep[: size - g + 1] & sep[1 : size - g + 2])  # not an empty text
+                )
+                groups.append((doc_end[i + 1] - 1, grams[g][i] + _salt(10 + g, self.seed)))
+        return self._pad(n, groups)
 
-    def _pad(self, n: int, doc: NDArray[np.int64], h: NDArray[np.uint64]) -> NDArray[np.int64]:
+    def _pad(
+        self, n: int, groups: list[tuple[NDArray[np.int64], NDArray[np.uint64]]]
+    ) -> NDArray[np.int64]:
+        """Place each group's features after the earlier groups' in its text's row.
+
+        Every group is ordered by text already, so a feature's column is the text's count in the
+        earlier groups plus its rank within its own group: no sort.
+        """
+        if n == 1:  # the live per-event path: one text, its features already in order
+            h = _mix(np.concatenate([hashes for _, hashes in groups])[: self.max_features])
+            return self._buckets(h).reshape(1, -1) if h.size else np.zeros((1, 1), np.int64)
+        docs, ranks = [], []
+        before = np.zeros(n, dtype=np.int64)
+        for doc, _ in groups:
+            counts = np.bincount(doc, minlength=n)
+            first = np.cumsum(counts) - counts
+            ranks.append(np.arange(doc.size) - first[doc] + before[doc])
+            docs.append(doc)
+            before += counts
+        doc, rank = np.concatenate(docs), np.concatenate(ranks)
+        width = max(1, min(int(before.max()), self.max_features))
+        keep = np.flatnonzero(rank < width)
+        h = _mix(np.concatenate([hashes for _, hashes in groups])[keep])
+        out = np.zeros(n * width, dtype=np.int64)
+        out[doc[keep] * width + rank[keep]] = self._buckets(h)
+        return out.reshape(n, width)
+
+    def _buckets(self, h: NDArray[np.uint64]) -> NDArray[np.int64]:
         # Lemire's multiply-shift range reduction: uint64 modulo is several times slower.
-        top = h >> np.uint64(32)
-        buckets = ((top * np.uint64(self.n_buckets - 1)) >> np.uint64(32)).astype(np.int64) + 1
-        order = np.argsort(doc, kind="stable")
-        doc, buckets = doc[order], buckets[order]
-        counts = np.bincount(doc, minlength=n)
-        first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        rank = np.arange(doc.size) - first[doc]
-        keep = rank < self.max_features
-        width = max(1, min(int(counts.max(initial=0)), self.max_features))
-        out = np.zeros((n, width), dtype=np.int64)
-        out[doc[keep], rank[keep]] = buckets[keep]
-        return out
+        with np.errstate(over="ignore"):
+            top = (h >> np.uint64(32)) * np.uint64(self.n_buckets - 1)
+        buckets: NDArray[np.int64] = (top >> np.uint64(32)).astype(np.int64) + 1
+        return buckets
 
 
-def _powers(base: np.uint64, n: int) -> NDArray[np.uint64]:
-    out = np.full(n, base, dtype=np.uint64)
-    out[0] = 1
-    return np.cumprod(out, dtype=np.uint64)
+def blocks_by_length(
+    ids: NDArray[np.integer[Any]], rows: int
+) -> list[tuple[NDArray[np.intp], NDArray[np.integer[Any]]]]:
+    """Split ``ids: (n, width)`` into blocks of ``rows`` rows of similar length, each trimmed.
+
+    Rows are ordered by their extent (last non-padding column + 1), so a block carries almost no
+    padding: the embedding gather then reads only real n-grams, and a ``(rows, width, dim)``
+    block stays in cache. Returns ``(row_indices, block)`` pairs covering every row once.
+    """
+    n = ids.shape[0]
+    if n == 0:
+        return []
+    nonzero = ids != PAD
+    width = ids.shape[1]
+    extent = np.where(nonzero.any(axis=1), width - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    if n == 1:
+        return [(np.zeros(1, np.intp), ids[:, : max(1, int(extent[0]))])]
+    order = np.argsort(extent, kind="stable")
+    blocks = []
+    for start in range(0, n, rows):
+        picked = order[start : start + rows]
+        blocks.append((picked, ids[picked, : max(1, int(extent[picked[-1]]))]))
+    return blocks
 
 
-def _prefix(x: NDArray[np.uint64]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
-    """Prefix sums ``G[j] = sum_{i<j} x[i] Q^i`` and powers ``P^j`` (all modulo 2**64)."""
+_POWER_CACHE: list[tuple[NDArray[np.uint64], NDArray[np.uint64]]] = []
+
+
+def _powers(n: int) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """``Q^i`` and ``P^i`` modulo 2**64 for ``i < n`` at least (a table grown by doubling)."""
+    if _POWER_CACHE and _POWER_CACHE[0][0].size >= n:
+        return _POWER_CACHE[0]
+    size = max(n, 2 * _POWER_CACHE[0][0].size if _POWER_CACHE else 1 << 16)
+    tables = []
+    for base in (_Q, _P):
+        table = np.full(size, base, dtype=np.uint64)
+        table[0] = 1
+        with np.errstate(over="ignore"):
+            tables.append(np.cumprod(table, dtype=np.uint64))
+    _POWER_CACHE[:] = [(tables[0], tables[1])]
+    return _POWER_CACHE[0]
+
+
+def _salt(kind: int, seed: int) -> np.uint64:
+    """What each n-gram kind (1 word, 2 bigram, 10 + n character n-gram) adds to its hash."""
+    return np.uint64((kind * 0x632BE59BD9B4E019 + seed * 0x85EBCA77) % 2**64)
+
+
+def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """The splitmix64 finalizer (applied after the salt)."""
     with np.errstate(over="ignore"):
-        qpow = _powers(_Q, x.size + 1)
-        g = np.concatenate(([np.uint64(0)], np.cumsum(x * qpow[:-1], dtype=np.uint64)))
-        ppow = _powers(_P, x.size + 1)
-    return g, ppow
-
-
-def _substring(
-    prefix: tuple[NDArray[np.uint64], NDArray[np.uint64]],
-    a: NDArray[np.int64],
-    b: NDArray[np.int64],
-) -> NDArray[np.uint64]:
-    """``sum_{a<=i<b} x[i] Q^(i-a)``: depends on the bytes only, not where they sit."""
-    g, ppow = prefix
-    with np.errstate(over="ignore"):
-        return (g[b] - g[a]) * ppow[a]
-
-
-def _finish(h: NDArray[np.uint64], kind: int, seed: int) -> NDArray[np.uint64]:
-    """Salt by n-gram kind and seed, then mix the bits (splitmix64 finalizer)."""
-    with np.errstate(over="ignore"):
-        z = h + np.uint64((kind * 0x632BE59BD9B4E019 + seed * 0x85EBCA77) % 2**64)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return z ^ (z >> np.uint64(31))

@@ -29,7 +29,9 @@ def test_onnx_parity_within_1e_5(tiny_model: TinyModel) -> None:
     onnx_probs = scorer.predict_proba(texts)
     assert onnx_probs.shape == (len(texts), 5)
     np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-5, rtol=0)
-    random_ids = np.random.default_rng(0).integers(0, 2**12, size=(7, 33))
+    random_ids = np.random.default_rng(0).integers(0, 2**12, size=(300, 33))
+    random_ids[::3, 5] = 0  # padding inside a row, not only at its end
+    random_ids[1::4, 20:] = 0
     np.testing.assert_allclose(
         scorer.predict_ids(random_ids),
         predict_proba_torch(tiny_model.trainer.model_, random_ids),
@@ -38,6 +40,21 @@ def test_onnx_parity_within_1e_5(tiny_model: TinyModel) -> None:
     )
     assert scorer.classes == list(MODERATION_CLASSES)
     assert scorer.metadata == {"export_id": "toy"}
+    assert scorer.session.get_inputs()[0].type == "tensor(int32)"
+
+
+def test_scorer_rows_keep_their_order_whatever_the_batching(tiny_model: TinyModel) -> None:
+    """Rows are run in blocks sorted by length; the output is in the caller's order."""
+    require("onnxruntime")
+    from labeltrail.learning.scoring import OnnxTextScorer
+
+    texts = [*tiny_model.texts[:40], "", "a " * 200, "x"] * 3
+    single = OnnxTextScorer(tiny_model.path)
+    one_by_one = np.concatenate([single.predict_proba([t]) for t in texts])
+    for batch_size, run_batch in ((1024, 64), (7, 3), (50, 1)):
+        scorer = OnnxTextScorer(tiny_model.path, batch_size=batch_size, run_batch=run_batch)
+        np.testing.assert_allclose(scorer.predict_proba(texts), one_by_one, atol=1e-6, rtol=0)
+    assert OnnxTextScorer(tiny_model.path).predict_proba([]).shape == (0, 5)
 
 
 def test_hard_labels_alone_are_refused() -> None:

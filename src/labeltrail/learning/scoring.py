@@ -16,7 +16,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from labeltrail.learning.exceptions import ArtifactError
-from labeltrail.learning.features import PAD, HashingFeaturizer
+from labeltrail.learning.features import HashingFeaturizer, blocks_by_length
 from labeltrail.learning.publish import file_sha256
 
 __all__ = ["OnnxTextScorer", "margins"]
@@ -34,7 +34,8 @@ class OnnxTextScorer:
 
     ``expected_sha256``, when given, must match the file (a published model is verified
     before it serves). ``threads`` bounds onnxruntime's intra-op threads (shared machines);
-    ``batch_size`` texts are featurized at once, ``run_batch`` rows go to one session run.
+    ``batch_size`` texts are featurized at once, ``run_batch`` rows of similar length go to
+    one session run (see :func:`~labeltrail.learning.features.blocks_by_length`).
     """
 
     def __init__(
@@ -44,7 +45,7 @@ class OnnxTextScorer:
         expected_sha256: str | None = None,
         threads: int = 1,
         batch_size: int = 2048,
-        run_batch: int = 256,
+        run_batch: int = 64,
     ) -> None:
         if not path.is_file():
             raise ArtifactError(f"model artifact {path} not found")
@@ -72,31 +73,35 @@ class OnnxTextScorer:
         self.path = path
         self.batch_size = batch_size
         self.run_batch = run_batch
-        self._input = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self._input = model_input.name
+        # Models exported before int32 ids take int64; the graph says which.
+        self._id_dtype = np.int32 if model_input.type == "tensor(int32)" else np.int64
+        self._output = [self.session.get_outputs()[0].name]
 
-    def predict_ids(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
-        """Probabilities for featurized rows ``ids: (n, width)``.
+    def predict_ids(self, ids: NDArray[np.integer[Any]]) -> NDArray[np.float32]:
+        """Probabilities for featurized rows ``ids: (n, width)``, in the rows' order.
 
-        Runs in sub-batches of ``run_batch`` rows, each trimmed to its own widest row: the
-        gathered ``(rows, width, dim)`` block then stays in cache (measured 1.5x faster than
-        one 1024-row run).
+        Runs blocks of ``run_batch`` rows of similar length, each trimmed to its longest row:
+        the gather then reads almost no padding and its ``(rows, width, dim)`` output stays in
+        cache.
         """
-        counts = (ids != PAD).sum(axis=1)
-        parts: list[NDArray[np.float32]] = []
-        for start in range(0, ids.shape[0], self.run_batch):
-            width = max(1, int(counts[start : start + self.run_batch].max(initial=0)))
-            block = np.ascontiguousarray(ids[start : start + self.run_batch, :width])
-            parts.append(np.asarray(self.session.run(None, {self._input: block})[0]))
-        if not parts:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        ids = np.asarray(ids)
+        if ids.ndim != 2:
+            raise ValueError(f"ids must be (n, width), got shape {ids.shape}")
+        out = np.empty((ids.shape[0], len(self.classes)), dtype=np.float32)
+        for rows, block in blocks_by_length(ids, self.run_batch):
+            feed = {self._input: block.astype(self._id_dtype, copy=False)}
+            out[rows] = self.session.run(self._output, feed)[0]
+        return out
 
     def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Probabilities ``(len(texts), n_classes)``; featurization included, in batches."""
-        parts = [
-            self.predict_ids(self.featurizer.transform(texts[i : i + self.batch_size]))
-            for i in range(0, len(texts), self.batch_size)
-        ]
-        if not parts:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return np.concatenate(parts)
+        if len(texts) <= self.batch_size:
+            return self.predict_ids(self.featurizer.transform(texts))
+        return np.concatenate(
+            [
+                self.predict_ids(self.featurizer.transform(texts[i : i + self.batch_size]))
+                for i in range(0, len(texts), self.batch_size)
+            ]
+        )

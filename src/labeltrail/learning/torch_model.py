@@ -10,7 +10,6 @@ torch.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ __all__ = ["ONNX_INPUT", "ONNX_OUTPUT", "HashedNgramClassifier", "export_onnx"]
 ONNX_INPUT = "ids"
 ONNX_OUTPUT = "probabilities"
 ONNX_OPSET = 18
+ONNX_IR_VERSION = 9
 INIT_STD = 0.1
 
 
@@ -57,15 +57,6 @@ class HashedNgramClassifier(nn.Module):
         return logits
 
 
-class _WithSoftmax(nn.Module):
-    def __init__(self, model: HashedNgramClassifier) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(ids), dim=-1)
-
-
 def export_onnx(
     model: HashedNgramClassifier,
     featurizer: HashingFeaturizer,
@@ -76,36 +67,61 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` as one self-describing ONNX file: ``ids -> probabilities``.
 
-    The featurizer config, the class order and ``metadata`` (the training manifest and
-    metrics) are stored in the file's metadata, so the artifact's hash covers all of them.
-    Uses the torch.export-based exporter (needs onnxscript); batch and width are dynamic.
+    The graph is written op by op from the trained weights, the same math as
+    :meth:`HashedNgramClassifier.forward` plus the softmax: ``Gather`` and ``ReduceSum`` over
+    the width, the non-padding count from a ``Cast`` to bool, ``Gemm`` / ``Relu`` / ``Gemm`` /
+    ``Softmax``. ``ids`` is int32 when every bucket fits (half the index bytes of int64; the
+    scorer casts). Batch and width are dynamic. The featurizer config, the class order and
+    ``metadata`` (the training manifest and metrics) are stored in the file's metadata, so
+    the artifact's hash covers all of them. :func:`predict_proba_torch` is the reference the
+    file must match within 1e-5 (the parity test).
     """
     import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
     model = model.eval()
     with torch.no_grad():
         model.embedding.weight[PAD].zero_()
-    example = torch.ones((2, 3), dtype=torch.int64)
-    batch, width = torch.export.Dim("batch"), torch.export.Dim("width")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # torch.export notes on symbolic shapes are informational; keep them out of -W error.
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.")
-        program = torch.onnx.export(
-            _WithSoftmax(model).eval(),
-            (example,),
-            input_names=[ONNX_INPUT],
-            output_names=[ONNX_OUTPUT],
-            dynamic_shapes=({0: batch, 1: width},),
-            opset_version=ONNX_OPSET,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
-    proto = program.model_proto
+    weights = {
+        "embedding": model.embedding.weight,
+        "hidden_weight": model.hidden.weight,
+        "hidden_bias": model.hidden.bias,
+        "out_weight": model.out.weight,
+        "out_bias": model.out.bias,
+    }
+    initializers = [
+        numpy_helper.from_array(w.detach().cpu().numpy().astype(np.float32), name)
+        for name, w in weights.items()
+    ]
+    initializers += [
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "width_axis"),
+        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["embedding", ONNX_INPUT], ["gathered"]),
+        helper.make_node("ReduceSum", ["gathered", "width_axis"], ["summed"], keepdims=0),
+        helper.make_node("Cast", [ONNX_INPUT], ["present"], to=TensorProto.BOOL),
+        helper.make_node("Cast", ["present"], ["present_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["present_f", "width_axis"], ["count"], keepdims=1),
+        helper.make_node("Max", ["count", "one"], ["count_1"]),
+        helper.make_node("Div", ["summed", "count_1"], ["pooled"]),
+        helper.make_node("Gemm", ["pooled", "hidden_weight", "hidden_bias"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["h_relu"]),
+        helper.make_node("Gemm", ["h_relu", "out_weight", "out_bias"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], [ONNX_OUTPUT], axis=-1),
+    ]
+    id_type = TensorProto.INT32 if featurizer.n_buckets <= 2**31 else TensorProto.INT64
+    graph = helper.make_graph(
+        nodes,
+        "hashed_ngram_classifier",
+        [helper.make_tensor_value_info(ONNX_INPUT, id_type, ["batch", "width"])],
+        [helper.make_tensor_value_info(ONNX_OUTPUT, TensorProto.FLOAT, ["batch", len(classes)])],
+        initializers,
+    )
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="labeltrail"
+    )
+    proto.ir_version = ONNX_IR_VERSION
     entries = {
         "labeltrail.featurizer": json.dumps(featurizer.to_config(), sort_keys=True),
         "labeltrail.classes": json.dumps(list(classes)),
@@ -114,6 +130,8 @@ def export_onnx(
     for key, value in entries.items():
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, value
+    onnx.checker.check_model(proto)
+    path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(proto, str(path))
     return path
 

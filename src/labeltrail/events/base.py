@@ -14,21 +14,21 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from labeltrail.events.ids import derive_id, new_id
 
-__all__ = ["Envelope", "Event", "LogPosition", "Millis", "Record", "utc_now"]
+__all__ = ["Envelope", "Event", "LogPosition", "Millis", "Record", "to_utc_millis", "utc_now"]
 
 
-def _to_utc_millis(value: dt.datetime) -> dt.datetime:
+def to_utc_millis(value: dt.datetime) -> dt.datetime:
     value = value.astimezone(dt.UTC)
     return value.replace(microsecond=(value.microsecond // 1000) * 1000)
 
 
-Millis = Annotated[AwareDatetime, AfterValidator(_to_utc_millis)]
+Millis = Annotated[AwareDatetime, AfterValidator(to_utc_millis)]
 """A UTC datetime with millisecond precision (Avro ``timestamp-millis``)."""
 
 
 def utc_now() -> dt.datetime:
     """The current time, in UTC, truncated to milliseconds."""
-    return _to_utc_millis(dt.datetime.now(dt.UTC))
+    return to_utc_millis(dt.datetime.now(dt.UTC))
 
 
 class Record(BaseModel):

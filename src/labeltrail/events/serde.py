@@ -3,18 +3,39 @@
 A message is ``C3 01`` + the writer schema's 8-byte CRC-64-AVRO fingerprint (little-endian) +
 the Avro binary body. No registry is needed: the reader knows every committed version and
 resolves an older writer schema to the current reader schema (new fields take defaults).
+
+Two paths give the same events:
+
+- **Compiled** (the hot path, current contracts only): per event type, the Avro schema and
+  the pydantic model are compiled together into plain Python readers and writers. The writer
+  reads the model's attributes (no ``model_dump``); the reader builds the models directly,
+  checking every constraint the models declare beyond the Avro types (``Literal`` values,
+  ``ge``/``le``/``gt``/``lt``, ``min_length``/``max_length``), so it does not validate again
+  what Avro already guarantees. A model with anything else (a custom validator, a pattern)
+  is not compiled.
+- **General** (fastavro + pydantic ``model_validate``): older writer schemas, models that are
+  not compiled, and *every* message the compiled reader does not accept. The compiled reader
+  never reports an error itself; it hands the message to this path, so a bad message is
+  rejected with exactly the reason pydantic or fastavro gives.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
-from typing import Any
+import operator
+import struct
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Literal, Union
 
+import annotated_types
 from fastavro import schemaless_reader, schemaless_writer
-from pydantic import ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ValidationError
 
 from labeltrail.events.avro import committed_schemas, writer_schemas
-from labeltrail.events.base import Event
+from labeltrail.events.base import Event, to_utc_millis
 from labeltrail.events.exceptions import (
     SchemaInvalidError,
     SerializationError,
@@ -27,6 +48,414 @@ __all__ = ["MAGIC", "decode", "encode", "encode_with", "event_type_of"]
 
 MAGIC = b"\xc3\x01"
 _HEADER = len(MAGIC) + 8
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_DOUBLE = struct.Struct("<d")
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+Reader = Callable[[bytes, int], tuple[Any, int]]
+Writer = Callable[[bytearray, Any], None]
+Reader_Writer = tuple[Reader, Writer]
+
+
+class _Unsupported(Exception):
+    """A schema or model feature the compiled path does not handle (use the general one)."""
+
+
+class _Refused(Exception):
+    """The compiled reader does not accept this message (the general path decides)."""
+
+
+# primitive writers -------------------------------------------------------------------------
+
+
+def _w_long(buf: bytearray, n: int) -> None:
+    if not _LONG_MIN <= n <= _LONG_MAX:
+        raise SerializationError(f"{n} does not fit an Avro long")
+    n = (n << 1) ^ (n >> 63)
+    while n > 0x7F:
+        buf.append((n & 0x7F) | 0x80)
+        n >>= 7
+    buf.append(n)
+
+
+def _w_string(buf: bytearray, s: str) -> None:
+    b = s.encode()
+    n = len(b)
+    if n < 64:
+        buf.append(n << 1)
+    else:
+        _w_long(buf, n)
+    buf += b
+
+
+def _w_bytes(buf: bytearray, b: bytes) -> None:
+    _w_long(buf, len(b))
+    buf += b
+
+
+def _w_double(buf: bytearray, x: float) -> None:
+    buf += _DOUBLE.pack(x)
+
+
+def _w_boolean(buf: bytearray, x: bool) -> None:
+    buf.append(1 if x else 0)
+
+
+def _w_millis(buf: bytearray, value: dt.datetime) -> None:
+    if value.tzinfo is None:
+        raise SerializationError("naive datetime for a timestamp-millis field")
+    delta = value - _EPOCH
+    _w_long(buf, (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000)
+
+
+# primitive readers -------------------------------------------------------------------------
+
+
+def _r_long(data: bytes, pos: int) -> tuple[int, int]:
+    b = data[pos]
+    pos += 1
+    if b < 0x80:
+        return (b >> 1) ^ -(b & 1), pos
+    n = b & 0x7F
+    shift = 7
+    while True:
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise _Refused
+    if n >> 64:
+        raise _Refused  # not a 64-bit long
+    return (n >> 1) ^ -(n & 1), pos
+
+
+def _r_string(data: bytes, pos: int) -> tuple[str, int]:
+    n = data[pos]
+    if n < 0x80:  # most strings are shorter than 64 bytes: a one-byte length
+        n = (n >> 1) ^ -(n & 1)
+        pos += 1
+    else:
+        n, pos = _r_long(data, pos)
+    end = pos + n
+    if n < 0 or end > len(data):
+        raise _Refused
+    return data[pos:end].decode(), end
+
+
+def _r_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
+    n, pos = _r_long(data, pos)
+    end = pos + n
+    if n < 0 or end > len(data):
+        raise _Refused
+    return data[pos:end], end
+
+
+def _r_double(data: bytes, pos: int) -> tuple[float, int]:
+    return _DOUBLE.unpack_from(data, pos)[0], pos + 8
+
+
+def _r_boolean(data: bytes, pos: int) -> tuple[bool, int]:
+    b = data[pos]
+    if b > 1:
+        raise _Refused
+    return b == 1, pos + 1
+
+
+def _r_millis(data: bytes, pos: int) -> tuple[dt.datetime, int]:
+    n, pos = _r_long(data, pos)
+    return _EPOCH + dt.timedelta(milliseconds=n), pos
+
+
+_PRIMITIVES: dict[str, tuple[Reader, Writer, type]] = {
+    "string": (_r_string, _w_string, str),
+    "long": (_r_long, _w_long, int),
+    "double": (_r_double, _w_double, float),
+    "boolean": (_r_boolean, _w_boolean, bool),
+    "bytes": (_r_bytes, _w_bytes, bytes),
+}
+
+
+# constraints -------------------------------------------------------------------------------
+
+
+def _bound(op: Callable[[Any, Any], bool], bound: Any) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        return op(value, bound)
+
+    return test
+
+
+def _length(op: Callable[[Any, Any], bool], bound: int) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        return op(len(value), bound)
+
+    return test
+
+
+def _check(metadata: list[Any]) -> Callable[[Any], bool] | None:
+    """A predicate for the field constraints pydantic would enforce, or None if there are none.
+
+    Raises :class:`_Unsupported` for metadata whose effect this module does not reproduce.
+    """
+    tests: list[Callable[[Any], bool]] = []
+    for m in metadata:
+        if isinstance(m, AfterValidator) and m.func is to_utc_millis:
+            continue  # the compiled reader builds UTC datetimes at millisecond precision
+        if isinstance(m, annotated_types.Ge):
+            tests.append(_bound(operator.ge, m.ge))
+        elif isinstance(m, annotated_types.Gt):
+            tests.append(_bound(operator.gt, m.gt))
+        elif isinstance(m, annotated_types.Le):
+            tests.append(_bound(operator.le, m.le))
+        elif isinstance(m, annotated_types.Lt):
+            tests.append(_bound(operator.lt, m.lt))
+        elif isinstance(m, annotated_types.MinLen):
+            tests.append(_length(operator.ge, m.min_length))
+        elif isinstance(m, annotated_types.MaxLen):
+            tests.append(_length(operator.le, m.max_length))
+        else:
+            raise _Unsupported(f"constraint {m!r}")
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda v: all(t(v) for t in tests)
+
+
+def _constrained(read: Reader, ok: Callable[[Any], bool] | None) -> Reader:
+    if ok is None:
+        return read
+
+    def checked(data: bytes, pos: int) -> tuple[Any, int]:
+        value, pos = read(data, pos)
+        if not ok(value):
+            raise _Refused
+        return value, pos
+
+    return checked
+
+
+# compiling a schema with its model ---------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """Split ``Annotated[T, *metadata]`` into ``T`` and its metadata."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *metadata = typing.get_args(annotation)
+        inner, more = _unwrap(base)
+        return inner, [*more, *metadata]
+    return annotation, []
+
+
+def _compile(
+    schema: Any, annotation: Any, metadata: list[Any], named: dict[str, Any]
+) -> tuple[Reader, Writer]:
+    """A reader and a writer for one Avro type and the pydantic annotation it maps to."""
+    if isinstance(schema, str) and schema in named:
+        schema = named[schema]
+    annotation, more = _unwrap(annotation)
+    metadata = [*metadata, *more]
+    origin = typing.get_origin(annotation)
+    if isinstance(schema, list):
+        if len(schema) != 2 or schema[0] != "null":
+            raise _Unsupported(f"union {schema}")
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if origin not in (Union, types.UnionType) or len(members) != 1:
+            raise _Unsupported(f"union for {annotation!r}")
+        read_x, write_x = _compile(schema[1], members[0], metadata, named)
+
+        def read_optional(data: bytes, pos: int) -> tuple[Any, int]:
+            branch = data[pos]
+            if branch == 0:
+                return None, pos + 1
+            if branch != 2:
+                raise _Refused
+            return read_x(data, pos + 1)
+
+        def write_optional(buf: bytearray, value: Any) -> None:
+            if value is None:
+                buf.append(0)
+            else:
+                buf.append(2)
+                write_x(buf, value)
+
+        return read_optional, write_optional
+    kind = schema if isinstance(schema, str) else schema["type"]
+    if kind == "record":
+        if metadata or not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            raise _Unsupported(f"record {schema.get('name')} for {annotation!r}")
+        return _compile_record(schema, annotation, named)
+    if kind in ("array", "map"):
+        expected = list if kind == "array" else dict
+        if origin is not expected:
+            raise _Unsupported(f"{kind} for {annotation!r}")
+        args = typing.get_args(annotation)
+        inner_schema = schema["items"] if kind == "array" else schema["values"]
+        read_item, write_item = _compile(inner_schema, args[-1], [], named)
+        read = _array_reader(read_item) if kind == "array" else _map_reader(read_item)
+        write = _array_writer(write_item) if kind == "array" else _map_writer(write_item)
+        return _constrained(read, _check(metadata)), write
+    if not isinstance(schema, str) and schema.get("logicalType") == "timestamp-millis":
+        if annotation is not AwareDatetime and annotation is not dt.datetime:
+            raise _Unsupported(f"timestamp for {annotation!r}")
+        return _constrained(_r_millis, _check(metadata)), _w_millis
+    if kind not in _PRIMITIVES or (not isinstance(schema, str) and len(schema) > 1):
+        raise _Unsupported(f"Avro type {schema!r}")
+    read, write, python = _PRIMITIVES[kind]
+    if origin is Literal:
+        allowed = frozenset(typing.get_args(annotation))
+        if not all(type(a) is python for a in allowed):
+            raise _Unsupported(f"Literal {annotation!r} for {kind}")
+        metadata_ok = _check(metadata)
+
+        def in_literal(value: Any) -> bool:
+            return value in allowed and (metadata_ok is None or metadata_ok(value))
+
+        return _constrained(read, in_literal), write
+    if annotation is not python:
+        raise _Unsupported(f"{kind} for {annotation!r}")
+    return _constrained(read, _check(metadata)), write
+
+
+def _array_reader(read_item: Reader) -> Reader:
+    def read(data: bytes, pos: int) -> tuple[list[Any], int]:
+        out: list[Any] = []
+        while True:
+            count, pos = _r_long(data, pos)
+            if count == 0:
+                return out, pos
+            if count < 0:
+                _, pos = _r_long(data, pos)  # a block's byte size
+                count = -count
+            for _ in range(count):
+                item, pos = read_item(data, pos)
+                out.append(item)
+
+    return read
+
+
+def _map_reader(read_value: Reader) -> Reader:
+    def read(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+        out: dict[str, Any] = {}
+        while True:
+            count, pos = _r_long(data, pos)
+            if count == 0:
+                return out, pos
+            if count < 0:
+                _, pos = _r_long(data, pos)
+                count = -count
+            for _ in range(count):
+                key, pos = _r_string(data, pos)
+                out[key], pos = read_value(data, pos)
+
+    return read
+
+
+def _array_writer(write_item: Writer) -> Writer:
+    def write(buf: bytearray, items: list[Any]) -> None:
+        if items:
+            _w_long(buf, len(items))
+            for item in items:
+                write_item(buf, item)
+        buf.append(0)
+
+    return write
+
+
+def _map_writer(write_value: Writer) -> Writer:
+    def write(buf: bytearray, items: dict[str, Any]) -> None:
+        if items:
+            _w_long(buf, len(items))
+            for key, value in items.items():
+                _w_string(buf, key)
+                write_value(buf, value)
+        buf.append(0)
+
+    return write
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _compile_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) -> Reader_Writer:
+    decorators = model.__pydantic_decorators__
+    if (
+        decorators.validators
+        or decorators.field_validators
+        or decorators.root_validators
+        or decorators.model_validators
+        or model.__pydantic_post_init__ is not None
+    ):
+        raise _Unsupported(f"{model.__name__} has custom validation")
+    fields = schema["fields"]
+    if [f["name"] for f in fields] != list(model.model_fields):
+        raise _Unsupported(f"{model.__name__}: fields differ from the schema")
+    names: list[str] = []
+    readers: list[Reader] = []
+    writers: list[Writer] = []
+    for f in fields:
+        info = model.model_fields[f["name"]]
+        read, write = _compile(f["type"], info.annotation, list(info.metadata), named)
+        names.append(f["name"])
+        readers.append(read)
+        writers.append(write)
+    pairs = list(zip(names, readers, strict=True))
+    getters = list(zip(names, writers, strict=True))
+    all_fields = frozenset(names)
+
+    def read_record(data: bytes, pos: int) -> tuple[BaseModel, int]:
+        values: dict[str, Any] = {}
+        for name, read in pairs:
+            values[name], pos = read(data, pos)
+        # What model_construct does, without its per-field default handling: every field is
+        # present, each checked above.
+        obj = _new(model)
+        _set(obj, "__dict__", values)
+        _set(obj, "__pydantic_fields_set__", set(all_fields))
+        _set(obj, "__pydantic_extra__", None)
+        _set(obj, "__pydantic_private__", None)
+        return obj, pos
+
+    def write_record(buf: bytearray, obj: Any) -> None:
+        values = obj.__dict__
+        for name, write in getters:
+            write(buf, values[name])
+
+    return read_record, write_record
+
+
+class _Compiled(typing.NamedTuple):
+    read: Reader
+    write: Writer
+    fingerprint: bytes
+
+
+_COMPILED: dict[str, _Compiled | None] = {}
+
+
+def _compiled(name: str) -> _Compiled | None:
+    """The compiled codec of an event type's current contract (None: use the general path)."""
+    if name in _COMPILED:
+        return _COMPILED[name]
+    schema = committed_schemas().get(name)
+    model = EVENT_TYPES.get(name)
+    entry: _Compiled | None = None
+    if schema is not None and model is not None:
+        fp = next(f for f, w in writer_schemas().items() if w.schema is schema)
+        try:
+            read, write = _compile_record(schema, model, schema.get("__named_schemas", {}))
+            entry = _Compiled(read, write, fp)
+        except _Unsupported:
+            entry = None
+    _COMPILED[name] = entry
+    return entry
+
+
+# encoding ----------------------------------------------------------------------------------
 
 
 def _current(name: str) -> tuple[Any, bytes]:
@@ -45,6 +474,17 @@ _CURRENT: dict[str, tuple[Any, bytes]] = {}
 def encode(event: Event) -> bytes:
     """Encode an event with its current contract."""
     name = type(event).__name__
+    compiled = _compiled(name)
+    if compiled is not None:
+        buf = bytearray(MAGIC)
+        buf += compiled.fingerprint
+        try:
+            compiled.write(buf, event)
+        except SerializationError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, struct.error) as exc:
+            raise SerializationError(f"cannot encode {name}: {exc}") from exc
+        return bytes(buf)
     entry = _CURRENT.get(name)
     if entry is None:
         entry = _CURRENT[name] = _current(name)
@@ -64,6 +504,9 @@ def encode_with(schema: Any, fp: bytes, record: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
+# decoding ----------------------------------------------------------------------------------
+
+
 def event_type_of(data: bytes) -> str:
     """The event type a message claims, from its fingerprint, without decoding the body."""
     if len(data) < _HEADER or data[:2] != MAGIC:
@@ -81,6 +524,18 @@ def decode(data: bytes) -> Event:
     :class:`SchemaInvalidError`; each carries the dead-letter ``reason_code``.
     """
     name = event_type_of(data)
+    compiled = _compiled(name)
+    if compiled is not None and data[2:_HEADER] == compiled.fingerprint:
+        try:
+            event, end = compiled.read(data, _HEADER)
+            if end == len(data) and event.envelope.event_type == name:  # type: ignore[attr-defined]
+                return event  # type: ignore[no-any-return]
+        except Exception:  # any doubt: the general path decides, and explains a rejection
+            pass
+    return _decode_general(data, name)
+
+
+def _decode_general(data: bytes, name: str) -> Event:
     writer = writer_schemas()[data[2:_HEADER]]
     reader = committed_schemas()[name]
     buf = io.BytesIO(data)

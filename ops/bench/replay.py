@@ -1,0 +1,509 @@
+"""Replay a history from the local broker through the consensus and labels folds, in batches.
+
+    .venv/bin/python ops/bench/replay.py [--scale small|article] [--workers N]
+    .venv/bin/python ops/bench/replay.py --topics-prefix P      # a live run's own topics
+
+The history is ``streaming_parts.synthetic_history`` (TaskCreated + 3 VoteCast per comment,
+fixed seed), written once to ``bench-history-s<seed>-n<comments>.*`` (the topics
+``ops/bench/streaming.py`` writes and reuses, 6 partitions) and read back with confluent-kafka:
+schemas, then tasks, then votes, then adjudications.
+
+**Ours (batch path):** ``events.columnar.decode_rows`` per fetched batch, then
+``ConsensusFold.apply_batch`` and ``LabelsFold.apply_batch`` (consensus outputs fed to labels at
+consecutive offsets of a virtual ``consensus`` topic). With ``--workers N`` each of N processes
+replays the partitions ``p % N == i`` of the keyed topics (every worker reads the schemas):
+consensus and labels are keyed by comment, so partitions are independent.
+
+**Peers, in the same run, on the same records:**
+
+- the per-event path (``serde.decode`` + ``ConsensusFold.apply`` + ``LabelsFold.apply``, as the
+  StageRunner runs them) on a *sample*: the first ``--sample-tasks`` task records and
+  ``--sample-votes`` vote records read (it is too slow for the whole history at article scale).
+  The batch path is run on the same sample and both must give the same outputs, event for event
+  (ids included, ``recorded_at`` aside); every label of the sample must also be in the full
+  batch run, with the same comment and class;
+- a raw confluent-kafka read of the same topics (``streaming_parts.read_raw``), no decode.
+
+Prints one JSON line per figure ({"figure","value","unit","peer","peer_value","ratio"}, ratio > 1
+means ours is better); load average, sizes and the read/decode/fold split go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from streaming_parts import produce_raw, read_raw, seed_schema, synthetic_history
+
+from labeltrail.config import Settings
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.columnar import VoteRow, decode_rows
+from labeltrail.events.exceptions import SerializationError
+from labeltrail.events.models import LabelCommitted, VoteCast
+from labeltrail.events.serde import decode, encode
+from labeltrail.events.topics import topic_name
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.runner import consumer_config
+from labeltrail.pipeline.base import Rejected
+from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold, ConsensusRow, RequestRow
+from labeltrail.pipeline.labels import LabelRow, LabelsFold
+
+SPAWN = mp.get_context("spawn")
+ORDER = ("schemas", "tasks", "votes", "adjudications")
+SCALES = {"small": 1_500, "article": 800_000}
+Labels = dict[str, tuple[str, str]]
+"""label_id -> (comment_id, label)"""
+
+
+def note(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def emit(figure: str, value: float, unit: str, peer: str, peer_value: float) -> None:
+    ratio = value / peer_value if value and peer_value else 0.0
+    line = {
+        "figure": figure,
+        "value": round(value, 3),
+        "unit": unit,
+        "peer": peer,
+        "peer_value": round(peer_value, 3),
+        "ratio": round(ratio, 3),
+    }
+    print(json.dumps(line), flush=True)
+
+
+# the history on the broker ---------------------------------------------------------------------
+
+
+def _count(settings: Settings, topic: str) -> int:
+    consumer = Consumer(consumer_config(settings, f"{topic}.count"))
+    try:
+        md = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return 0
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in md.partitions
+        )
+    finally:
+        consumer.close()
+
+
+def ensure_history(base: Settings, n_comments: int, seed: int) -> Settings:
+    """The synthetic history's topics (the same as streaming.py's), written if missing."""
+    settings = base.model_copy(update={"topic_prefix": f"bench-history-s{seed}-n{n_comments}"})
+    votes = topic_name(settings.topic_prefix, "votes")
+    if _count(settings, votes) >= 3 * n_comments:
+        note(f"history: reusing {votes}")
+        return settings
+    if _count(settings, votes):
+        raise SystemExit(f"{votes} holds a partial history: delete its topics and rerun")
+    ensure_topics(settings)
+    seed_schema(settings)
+    started = time.perf_counter()
+    for chunk in synthetic_history(n_comments, seed=seed):
+        by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {"votes": [], "tasks": []}
+        for event in chunk:
+            suffix = "votes" if isinstance(event, VoteCast) else "tasks"
+            by_topic[suffix].append((event.key.encode(), encode(event)))
+        for suffix, records in by_topic.items():
+            produce_raw(settings, topic_name(settings.topic_prefix, suffix), records)
+    note(f"history: wrote {4 * n_comments} events in {time.perf_counter() - started:.0f}s")
+    return settings
+
+
+def read_values(
+    settings: Settings, topic: str, partitions: set[int] | None, *, batch: int = 20_000
+) -> Generator[list[bytes], None, None]:
+    """Record values of some partitions of a topic (all when ``None``), start to high
+    watermark, in fetched batches (``read_raw`` reads every partition)."""
+    consumer = Consumer(
+        consumer_config(
+            settings,
+            f"{settings.topic_prefix}.bench-replay",
+            **{"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 8 * 1024 * 1024},
+        )
+    )
+    try:
+        md = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if md is None or md.error is not None:
+            return
+        parts = [p for p in md.partitions if partitions is None or p in partitions]
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in parts
+        }
+        remaining = {p for p, high in ends.items() if high > 0}
+        if not remaining:
+            return
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
+        while remaining:
+            messages: list[Message] = consumer.consume(batch, timeout=1.0)
+            out: list[bytes] = []
+            for msg in messages:
+                if msg.error() is not None:
+                    raise RuntimeError(str(msg.error()))
+                out.append(msg.value() or b"")
+                if (msg.offset() or 0) + 1 >= ends[msg.partition() or 0]:
+                    remaining.discard(msg.partition() or 0)
+            if out:
+                yield out
+    finally:
+        consumer.close()
+
+
+# the two paths ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What one replay did and how long each part took."""
+
+    records: int = 0
+    votes: int = 0
+    read_s: float = 0.0
+    decode_s: float = 0.0
+    fold_s: float = 0.0
+    wall_s: float = 0.0
+    labels: Labels = field(default_factory=dict)
+    rejected: Counter[str] = field(default_factory=Counter)
+    """dead-letter reason code -> count (decode errors and policy rejections)"""
+    outputs: list[Any] = field(default_factory=list)
+    """every consensus output, in order, when asked to keep them (for the equality check)"""
+    label_outputs: list[Any] = field(default_factory=list)
+    """every labels output, in order, likewise"""
+
+
+def _batches(
+    settings: Settings, partitions: set[int] | None, run: Run, limits: dict[str, int] | None
+) -> Iterator[list[bytes]]:
+    """The replay order: every topic of ORDER in turn; read time goes to ``run.read_s``."""
+    for suffix in ORDER:
+        topic = topic_name(settings.topic_prefix, suffix)
+        left = None if limits is None else limits.get(suffix)
+        source = read_values(settings, topic, None if suffix == "schemas" else partitions)
+        while left is None or left > 0:
+            t0 = time.perf_counter()
+            values = next(source, None)
+            run.read_s += time.perf_counter() - t0
+            if values is None:
+                break
+            if left is not None:
+                values = values[:left]
+                left -= len(values)
+            run.records += len(values)
+            yield values
+        source.close()
+
+
+def _label(out: object, labels: Labels) -> None:
+    if isinstance(out, LabelRow | LabelCommitted):
+        labels[out.label_id] = (out.comment_id, out.label)
+
+
+def batch_path(
+    batches: Iterator[list[bytes]], run: Run, *, keep: bool = False, config: ConsensusConfig
+) -> Run:
+    """decode_rows + apply_batch, batch by batch."""
+    consensus, labels = ConsensusFold(config), LabelsFold()
+    offset = 0
+    for values in batches:
+        t0 = time.perf_counter()
+        decoded = decode_rows(values)
+        t1 = time.perf_counter()
+        for _, exc in decoded.errors:
+            run.rejected[exc.reason_code] += 1
+        run.votes += sum(1 for r in decoded.rows if type(r) is VoteRow or isinstance(r, VoteCast))
+        outs = consensus.apply_batch(decoded.rows)
+        passed: list[Any] = []
+        for out in outs:
+            if isinstance(out, Rejected):
+                run.rejected["policy_rejected"] += 1
+            else:
+                passed.append(out)
+        labelled = labels.apply_batch(passed, "consensus", 0, offset)
+        offset += len(passed)
+        for label in labelled:
+            if isinstance(label, Rejected):
+                run.rejected["policy_rejected"] += 1
+            _label(label, run.labels)
+        if keep:
+            run.outputs += outs
+            run.label_outputs += labelled
+        run.decode_s += t1 - t0
+        run.fold_s += time.perf_counter() - t1
+    tail = consensus.drain()
+    run.rejected["policy_rejected"] += len(tail)
+    if keep:
+        run.outputs += tail
+    return run
+
+
+def per_event_path(
+    batches: Iterator[list[bytes]], run: Run, *, keep: bool = False, config: ConsensusConfig
+) -> Run:
+    """serde.decode + apply, one event at a time (what the StageRunner does per record)."""
+    consensus, labels = ConsensusFold(config), LabelsFold()
+    offset = 0
+    position = LogPosition(topic="replay", partition=0, offset=0)
+    for values in batches:
+        t0 = time.perf_counter()
+        events: list[Event] = []
+        for value in values:
+            try:
+                events.append(decode(value))
+            except SerializationError as exc:
+                run.rejected[exc.reason_code] += 1
+        t1 = time.perf_counter()
+        for event in events:
+            run.votes += isinstance(event, VoteCast)
+            outs = consensus.apply(event, position)
+            passed = [o for o in outs if not isinstance(o, Rejected)]
+            run.rejected["policy_rejected"] += len(outs) - len(passed)
+            labelled: list[Any] = []
+            for out in passed:
+                at = LogPosition(topic="consensus", partition=0, offset=offset)
+                offset += 1
+                labelled += labels.apply(out, at)
+            for out in labelled:
+                if isinstance(out, Rejected):
+                    run.rejected["policy_rejected"] += 1
+                _label(out, run.labels)
+            if keep:
+                run.outputs += outs
+                run.label_outputs += labelled
+        run.decode_s += t1 - t0
+        run.fold_s += time.perf_counter() - t1
+    tail = consensus.drain()
+    run.rejected["policy_rejected"] += len(tail)
+    if keep:
+        run.outputs += tail
+    return run
+
+
+def comparable(out: object) -> object:
+    """An output as data: rows materialised, events without the run's wall clock."""
+    if isinstance(out, ConsensusRow | RequestRow | LabelRow):
+        out = out.to_event()
+    if isinstance(out, Event):
+        data = out.model_dump()
+        del data["envelope"]["recorded_at"]
+        return (type(out).__name__, data)
+    return out
+
+
+def worker(settings_json: str, partitions: list[int] | None, method: str) -> Run:
+    """One batch replay over some partitions (a process of its own with ``--workers``)."""
+    settings = Settings.model_validate_json(settings_json)
+    run = Run()
+    started = time.perf_counter()
+    parts = None if partitions is None else set(partitions)
+    batch_path(_batches(settings, parts, run, None), run, config=ConsensusConfig(method=method))
+    run.wall_s = time.perf_counter() - started
+    return run
+
+
+def _partitions(settings: Settings) -> list[int]:
+    topic = topic_name(settings.topic_prefix, "votes")
+    consumer = Consumer(consumer_config(settings, f"{topic}.parts"))
+    try:
+        return sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    finally:
+        consumer.close()
+
+
+def full_batch(settings: Settings, workers: int, method: str) -> tuple[Run, float]:
+    """The whole history through the batch path; (merged run, wall seconds end to end)."""
+    started = time.perf_counter()
+    if workers == 1:
+        runs = [worker(settings.model_dump_json(), None, method)]
+    else:
+        parts = _partitions(settings)
+        shares = [[p for p in parts if p % workers == i] for i in range(workers)]
+        with SPAWN.Pool(workers) as pool:
+            runs = pool.starmap(worker, [(settings.model_dump_json(), s, method) for s in shares])
+    wall = time.perf_counter() - started
+    merged = Run()
+    for r in runs:
+        merged.records += r.records
+        merged.votes += r.votes
+        merged.read_s += r.read_s
+        merged.decode_s += r.decode_s
+        merged.fold_s += r.fold_s
+        merged.rejected.update(r.rejected)
+        overlap = set(merged.labels) & set(r.labels)
+        if overlap:
+            raise SystemExit(f"{len(overlap)} labels committed by two workers")
+        merged.labels.update(r.labels)
+    for i, r in enumerate(runs):
+        note(
+            f"worker {i}: {r.votes} votes, {r.records} records in {r.wall_s:.1f}s "
+            f"(read {r.read_s:.1f}s, decode {r.decode_s:.1f}s, fold {r.fold_s:.1f}s)"
+        )
+    return merged, wall
+
+
+def raw_read(settings: Settings) -> tuple[int, float]:
+    """The confluent-kafka peer: every record of the replayed topics, read and dropped."""
+    started = time.perf_counter()
+    records = 0
+    for suffix in ORDER:
+        topic = topic_name(settings.topic_prefix, suffix)
+        if _count(settings, topic):
+            for batch in read_raw(settings, topic, batch=20_000):
+                records += len(batch)
+    return records, time.perf_counter() - started
+
+
+def live_labels(settings: Settings) -> Labels:
+    out: Labels = {}
+    for values in read_values(settings, topic_name(settings.topic_prefix, "labels"), None):
+        for value in values:
+            event = decode(value)
+            if isinstance(event, LabelCommitted):
+                out[event.label_id] = (event.comment_id, event.label)
+    return out
+
+
+# main ---------------------------------------------------------------------------------------------
+
+
+def sample_check(settings: Settings, limits: dict[str, int], method: str, full: Labels) -> Run:
+    """Both paths on the same sample: identical outputs; the sample's labels within ``full``.
+
+    The sample is read once and fed to both paths: Kafka keeps the order within a partition,
+    not the interleaving of partitions, and outputs (and their offsets) follow that order.
+    """
+    config = ConsensusConfig(method=method)
+    read = Run()
+    sample = list(_batches(settings, None, read, limits))
+    slow, fast = Run(read_s=read.read_s, records=read.records), Run()
+    per_event_path(iter(sample), slow, keep=True, config=config)
+    batch_path(iter(sample), fast, keep=True, config=config)
+    same_outputs = all(
+        [comparable(o) for o in ours] == [comparable(o) for o in theirs]
+        for ours, theirs in ((fast.outputs, slow.outputs), (fast.label_outputs, slow.label_outputs))
+    )
+    note(
+        f"sample: {slow.votes} votes, {len(slow.outputs) + len(slow.label_outputs)} outputs, "
+        f"{len(slow.labels)} labels; "
+        f"batch outputs identical to per-event: {same_outputs}; rejected {dict(slow.rejected)}"
+    )
+    if not same_outputs or fast.labels != slow.labels or fast.rejected != slow.rejected:
+        raise SystemExit("batch and per-event outputs differ on the sample")
+    if full:
+        missing = [k for k, v in slow.labels.items() if full.get(k) != v]
+        if missing:
+            raise SystemExit(f"{len(missing)} sample labels differ in the full batch run")
+    emit(
+        "sample labels equal, batch vs per-event path (share of per-event labels)",
+        len(slow.labels) / max(len(slow.labels), 1),
+        "share",
+        "per-event path",
+        1.0,
+    )
+    return slow
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--method", default="reliability-weighted")
+    parser.add_argument("--sample-tasks", type=int, default=20_000)
+    parser.add_argument("--sample-votes", type=int, default=60_000)
+    parser.add_argument("--topics-prefix", default=None, help="replay a live run's topics")
+    args = parser.parse_args()
+    base = Settings()
+    note(f"load average={os.getloadavg()} cpus={os.cpu_count()} workers={args.workers}")
+
+    if args.topics_prefix:
+        settings = base.model_copy(update={"topic_prefix": args.topics_prefix})
+    else:
+        settings = ensure_history(base, SCALES[args.scale], args.seed)
+
+    run, wall = full_batch(settings, args.workers, args.method)
+    note(
+        f"batch: {run.votes} votes, {run.records} records, {len(run.labels)} labels, "
+        f"rejected {dict(run.rejected)}; wall {wall:.1f}s (summed over workers: read "
+        f"{run.read_s:.1f}s, decode {run.decode_s:.1f}s, fold {run.fold_s:.1f}s); "
+        f"load average={os.getloadavg()}"
+    )
+    records, raw_s = raw_read(settings)
+    note(f"raw read: {records} records in {raw_s:.1f}s; load average={os.getloadavg()}")
+    limits = {"tasks": args.sample_tasks, "votes": args.sample_votes}
+    if args.topics_prefix:
+        limits = {}
+    slow = sample_check(settings, limits, args.method, run.labels)
+    note(
+        f"per-event sample: {slow.votes} votes; read {slow.read_s:.1f}s decode "
+        f"{slow.decode_s:.1f}s fold {slow.fold_s:.1f}s; load average={os.getloadavg()}"
+    )
+    slow_rate = slow.votes / (slow.read_s + slow.decode_s + slow.fold_s)
+    what = f"{args.workers} worker(s)"
+    emit(
+        f"replay votes/s end to end, batch path ({what}, wall clock)",
+        run.votes / wall,
+        "votes/s",
+        f"per-event path, read + decode + apply, sample of {slow.votes} votes",
+        slow_rate,
+    )
+    emit(
+        f"replay votes/s end to end, batch path ({what}, wall clock)",
+        run.votes / wall,
+        "votes/s",
+        "confluent-kafka raw read of the same records, no decode (votes/s equivalent)",
+        run.votes / raw_s,
+    )
+    emit(
+        "decode records/s, decode_rows (CPU seconds summed over workers)",
+        run.records / run.decode_s,
+        "records/s",
+        "serde.decode per record (sample)",
+        slow.records / slow.decode_s,
+    )
+    emit(
+        "fold votes/s, consensus+labels apply_batch (CPU seconds summed over workers)",
+        run.votes / run.fold_s,
+        "votes/s",
+        "consensus+labels apply per event (sample)",
+        slow.votes / slow.fold_s,
+    )
+    emit(
+        "Kafka read records/s inside the replay (summed over workers)",
+        run.records / run.read_s,
+        "records/s",
+        "confluent-kafka raw read (streaming_parts.read_raw)",
+        records / raw_s,
+    )
+    if args.topics_prefix:
+        expected = live_labels(settings)
+        same = sum(1 for k, v in expected.items() if run.labels.get(k) == v)
+        extra = len(set(run.labels) - set(expected))
+        note(f"live run {args.topics_prefix}: {same}/{len(expected)} labels equal, {extra} extra")
+        emit(
+            "replay labels equal to the live run's LabelCommitted (share)",
+            same / max(len(expected), 1),
+            "share",
+            "live run",
+            1.0,
+        )
+        if same != len(expected) or extra:
+            raise SystemExit("replay labels differ from the live run's")
+
+
+if __name__ == "__main__":
+    main()

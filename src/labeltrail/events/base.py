@@ -56,6 +56,61 @@ class Envelope(Record):
     causation_id: str | None = Field(None, description="The event that caused this one.")
     correlation_id: str | None = Field(None, description="The flow this event belongs to.")
 
+    @classmethod
+    def build(
+        cls,
+        *,
+        event_id: str,
+        event_type: str,
+        occurred_at: dt.datetime,
+        recorded_at: dt.datetime,
+        producer: str,
+        causation_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope:
+        """``Envelope(...)`` without pydantic's validation when every argument already has
+        its field's type (strings, aware datetimes: those are normalised to UTC milliseconds
+        here, as ``Millis`` does); anything else is validated, and rejected, as usual.
+
+        Every event gets one, so this is on the hot path of every stage.
+        """
+        if (
+            type(event_id) is str
+            and type(event_type) is str
+            and type(producer) is str
+            and type(occurred_at) is dt.datetime
+            and type(recorded_at) is dt.datetime
+            and occurred_at.utcoffset() is not None
+            and recorded_at.utcoffset() is not None
+            and (causation_id is None or type(causation_id) is str)
+            and (correlation_id is None or type(correlation_id) is str)
+        ):
+            values = {
+                "event_id": event_id,
+                "event_type": event_type,
+                "occurred_at": to_utc_millis(occurred_at),
+                "recorded_at": to_utc_millis(recorded_at),
+                "producer": producer,
+                "causation_id": causation_id,
+                "correlation_id": correlation_id,
+            }
+            envelope = object.__new__(cls)
+            # What model_construct sets; every field is given (tests/events checks equality).
+            object.__setattr__(envelope, "__dict__", values)
+            object.__setattr__(envelope, "__pydantic_fields_set__", set(values))
+            object.__setattr__(envelope, "__pydantic_extra__", None)
+            object.__setattr__(envelope, "__pydantic_private__", None)
+            return envelope
+        return cls(
+            event_id=event_id,
+            event_type=event_type,
+            occurred_at=occurred_at,
+            recorded_at=recorded_at,
+            producer=producer,
+            causation_id=causation_id,
+            correlation_id=correlation_id,
+        )
+
 
 class Event(Record):
     """Base class of all events: an envelope plus the event's own fields.
@@ -87,7 +142,7 @@ class Event(Record):
         """
         now = utc_now()
         event_id = derive_id(cls.__name__, *id_parts) if id_parts is not None else new_id()
-        envelope = Envelope(
+        envelope = Envelope.build(
             event_id=event_id,
             event_type=cls.__name__,
             occurred_at=occurred_at or now,

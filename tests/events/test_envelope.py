@@ -1,0 +1,77 @@
+"""``Envelope.build`` skips validation only where the arguments already have the right types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from labeltrail.events import VoteCast
+from labeltrail.events.base import Envelope
+
+PARIS = dt.timezone(dt.timedelta(hours=2))
+
+
+def _args(**changes: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "event_id": "e-1",
+        "event_type": "VoteCast",
+        "occurred_at": dt.datetime(2024, 8, 15, 12, 23, 0, 123456, tzinfo=PARIS),
+        "recorded_at": dt.datetime(2024, 8, 15, 10, 23, 1, 999999, tzinfo=dt.UTC),
+        "producer": "annotate",
+        "causation_id": "c-9",
+        "correlation_id": None,
+    }
+    args.update(changes)
+    return args
+
+
+def test_build_equals_the_validated_envelope() -> None:
+    fast, slow = Envelope.build(**_args()), Envelope(**_args())
+    assert fast == slow
+    assert fast.occurred_at == dt.datetime(2024, 8, 15, 10, 23, 0, 123000, tzinfo=dt.UTC)
+    assert fast.occurred_at.tzinfo == dt.UTC
+    assert fast.recorded_at.microsecond == 999000
+    assert fast.__pydantic_fields_set__ == slow.__pydantic_fields_set__
+    assert fast.model_dump() == slow.model_dump()
+    assert fast.model_copy(update={"producer": "x"}).producer == "x"
+    assert fast.producer == "annotate"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"occurred_at": dt.datetime(2024, 8, 15, 10, 23)},  # naive
+        {"recorded_at": dt.datetime(2024, 8, 15, 10, 23)},
+        {"producer": 7},
+        {"event_id": None},
+        {"causation_id": 3},
+        {"occurred_at": "yesterday"},
+    ],
+)
+def test_build_validates_what_is_not_already_typed(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Envelope.build(**_args(**bad))
+
+
+def test_build_accepts_what_validation_would_coerce() -> None:
+    iso = Envelope.build(**_args(occurred_at="2024-08-15T10:23:00.5+00:00"))
+    assert iso.occurred_at == dt.datetime(2024, 8, 15, 10, 23, 0, 500000, tzinfo=dt.UTC)
+
+
+def test_create_still_rejects_a_naive_time_and_a_bad_body() -> None:
+    fields: dict[str, Any] = {
+        "vote_id": "v",
+        "task_id": "t",
+        "comment_id": "c",
+        "annotator_id": "a",
+        "schema_version": "v3",
+        "label": "mild",
+        "time_spent_ms": 1,
+    }
+    with pytest.raises(ValidationError, match="timezone"):
+        VoteCast.create(producer="t", occurred_at=dt.datetime(2024, 1, 1), **fields)
+    with pytest.raises(ValidationError, match="confidence"):
+        VoteCast.create(producer="t", **{**fields, "confidence": 3.0})

@@ -62,6 +62,7 @@ __all__ = [
 
 PRODUCER = "consensus"
 _EPS = 1e-10
+_NORMALISED_MAX = 200_000
 
 
 def pairwise_agreement(labels: list[str]) -> float:
@@ -76,9 +77,14 @@ def pairwise_agreement(labels: list[str]) -> float:
 
 
 class ConsensusRow(NamedTuple):
-    """A ``ConsensusUpdated`` as a plain tuple: every field, the event id already derived."""
+    """A ``ConsensusUpdated`` as a plain tuple.
 
-    event_id: str
+    Its event id is a function of its fields (:attr:`event_id`), derived when read: a replay
+    that never writes the intermediate updates of an item does not pay for their ids.
+    ``stored_id`` holds the id of an update read from the log instead.
+    """
+
+    stored_id: str | None
     occurred_ms: int
     causation_id: str | None
     comment_id: str
@@ -112,6 +118,19 @@ class ConsensusRow(NamedTuple):
             list(event.annotator_ids),
             event.votes_expected,
             event.status,
+        )
+
+    @property
+    def event_id(self) -> str:
+        if self.stored_id is not None:
+            return self.stored_id
+        return stable_id(
+            "ConsensusUpdated",
+            "consensus",
+            self.comment_id,
+            self.schema_version,
+            self.vote_ids,
+            self.method,
         )
 
     def to_event(self) -> ConsensusUpdated:
@@ -233,6 +252,9 @@ class ConsensusFold:
     )
     """item -> (epoch, n votes summed, running log-posterior)."""
     _epoch: int = field(default=0, repr=False)
+    _normalised: dict[tuple[float, ...], list[float]] = field(default_factory=dict, repr=False)
+    """log-posterior -> posterior: items with the same votes' columns share one (a pure
+    function of the key, so a hit returns what a recomputation would)."""
 
     # entry points ------------------------------------------------------------------------
 
@@ -433,14 +455,25 @@ class ConsensusFold:
             return self._posterior(votes, classes)
         known = self._running.get(item)
         n = len(votes)
-        if known is not None and known[0] == self._epoch and known[1] == n - 1:
+        base: list[float] | None = None
+        if n == 1:
+            base = [0.0] * len(classes)
+        elif known is not None and known[0] == self._epoch and known[1] == n - 1:
+            base = known[2]
+        if base is None:
+            logp = self._log_posterior(votes, classes)
+        else:
             last = votes[-1]
             column = self._log_likelihood(last.annotator_id, classes)[last.label]
-            logp = [a + b for a, b in zip(known[2], column, strict=True)]
-        else:
-            logp = self._log_posterior(votes, classes)
+            logp = [a + b for a, b in zip(base, column, strict=True)]
         self._running[item] = (self._epoch, n, logp)
-        return _normalise(logp)
+        key = tuple(logp)
+        posterior = self._normalised.get(key)
+        if posterior is None:
+            if len(self._normalised) >= _NORMALISED_MAX:
+                self._normalised.clear()
+            posterior = self._normalised[key] = _normalise(logp)
+        return list(posterior)
 
     def _score_honeypot(self, task: TaskRow, vote: VoteRow) -> HoneypotScored:
         expected = task.expected_label or ""
@@ -479,10 +512,9 @@ class ConsensusFold:
         vote_ids = [v.vote_id for v in votes]
         method = self.config.method
         # The consensus exists once its last vote (in event time) does.
-        occurred = max(v.occurred_ms for v in votes)
-        update_id = stable_id("ConsensusUpdated", "consensus", *item, vote_ids, method)
+        occurred = max([v.occurred_ms for v in votes])
         update = ConsensusRow(
-            update_id,
+            None,
             occurred,
             vote.event_id,
             task.comment_id,
@@ -510,7 +542,7 @@ class ConsensusFold:
             stable_id("AdjudicationRequested", request_id),
             request_id,
             occurred,
-            update_id,
+            update.event_id,
             task.comment_id,
             task.schema_version,
             f"per-item agreement {agreement:.2f} below {threshold:.2f}",

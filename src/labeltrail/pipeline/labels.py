@@ -43,12 +43,16 @@ def soft_from_confidence(label: str, confidence: float, classes: list[str]) -> l
 
 
 class LabelRow(NamedTuple):
-    """A ``LabelCommitted`` through the agreement gate, as a plain tuple."""
+    """A ``LabelCommitted`` through the agreement gate, as a plain tuple (the event id is
+    derived from the label id when read)."""
 
-    event_id: str
     label_id: str
     consensus: ConsensusRow
     position: Pos
+
+    @property
+    def event_id(self) -> str:
+        return stable_id("LabelCommitted", self.label_id)
 
     @property
     def comment_id(self) -> str:
@@ -152,7 +156,7 @@ class LabelsFold:
         self.latest[item] = (c, position)
         if c.status == "passed" and item not in self.adjudicated:
             label_id = stable_id("label", c.comment_id, c.schema_version, "consensus", c.vote_ids)
-            return LabelRow(stable_id("LabelCommitted", label_id), label_id, c, position)
+            return LabelRow(label_id, c, position)
         return None
 
     def _on_request(self, request: RequestRow) -> list[Output]:

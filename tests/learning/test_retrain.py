@@ -11,7 +11,7 @@ import pytest
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.ids import derive_id
-from labeltrail.events.models import ExportCreated, LabelCommitted, ModelPublished
+from labeltrail.events.models import CommentPosted, ExportCreated, LabelCommitted, ModelPublished
 from labeltrail.export.rows import AGGREGATOR, AGGREGATOR_PARAMS, ExportFold, content_hash
 from labeltrail.learning.retrain import (
     ClassifierTrainer,
@@ -245,3 +245,33 @@ def test_too_few_rows_or_labels_that_never_arrive_are_rejected(
         f"export {moved.export_id}: its labels or comment texts never arrived"
     ]
     assert factories.trained == 0
+
+
+def test_an_export_waits_for_the_texts_of_its_comments(world: World, tmp_path: Path) -> None:
+    factories = Factories()
+    fold = _fold(tmp_path, factories, every_labels=0)
+    log: dict[str, list[Event]] = {}
+    outputs: list[object] = []
+
+    def feed(event: Event) -> None:
+        topic = _topic(event)
+        offsets = log.setdefault(topic, [])
+        outputs.extend(
+            fold.apply(event, LogPosition(topic=topic, partition=0, offset=len(offsets)))
+        )
+        offsets.append(event)
+
+    labeled = next(e.comment_id for e in world.day0 if isinstance(e, LabelCommitted))
+    comments = sorted(
+        (e for e in world.day0 if isinstance(e, CommentPosted)),
+        key=lambda c: c.comment_id == labeled,
+    )
+    for event in world.day0:
+        if _topic(event) != "comments":
+            feed(event)
+    feed(export_of(log, dt.datetime(2100, 1, 1, tzinfo=dt.UTC)))
+    for event in comments[:-1]:
+        feed(event)
+    assert outputs == [] and factories.trained == 0, "trained before every text was read"
+    feed(comments[-1])
+    assert [type(o) for o in outputs] == [ModelPublished] and factories.trained == 1

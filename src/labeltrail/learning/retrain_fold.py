@@ -27,6 +27,7 @@ model) at other positions, never a second copy of the same one.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,8 @@ from labeltrail.learning.retrain import (
 from labeltrail.pipeline.base import Output, Rejected
 
 __all__ = ["RetrainFold"]
+
+log = logging.getLogger(__name__)
 
 PRODUCER = "trainer"
 EXPORT_TOPICS = ("labels", "votes", "adjudications")
@@ -85,6 +88,8 @@ class RetrainFold:
     pending: dict[str, ExportCreated] = field(default_factory=dict)
     trained: dict[str, str] = field(default_factory=dict)
     """export id -> the model version published for it."""
+    missing_texts: dict[str, set[str]] = field(default_factory=dict)
+    """export id -> comments it needs whose text has not been read yet."""
 
     def __post_init__(self) -> None:
         self._rows = ExportFold(self.config.schema_version, _FOREVER)
@@ -97,6 +102,8 @@ class RetrainFold:
             case CommentPosted():
                 self.texts[event.comment_id] = event.text
                 self.slices[event.comment_id] = event.attributes.get("slice", "unknown")
+                for missing in self.missing_texts.values():
+                    missing.discard(event.comment_id)
             case VoteCast():
                 self._exportable(event, position, "votes")
             case AdjudicationRecorded():
@@ -121,6 +128,7 @@ class RetrainFold:
     def drain(self) -> list[Output]:
         """Exports still waiting when a finite input ends: their labels or texts never came."""
         waiting, self.pending = self.pending, {}
+        self.missing_texts.clear()
         return [
             Rejected(f"export {export_id}: its labels or comment texts never arrived")
             for export_id in waiting
@@ -201,14 +209,17 @@ class RetrainFold:
     def _train_ready(self) -> list[Output]:
         out: list[Output] = []
         for export_id, export in list(self.pending.items()):
-            if not self._ready(export):
+            missing = self.missing_texts.get(export_id)
+            if missing is None:
+                if not self._ready(export):
+                    continue
+                labels, gold = self._selected(export)
+                needed = {e.comment_id for e in labels} | {g.comment_id for g in gold}
+                missing = self.missing_texts[export_id] = needed - self.texts.keys()
+            if missing:
                 continue
-            labels, gold = self._selected(export)
-            needed = {e.comment_id for e in labels} | {g.comment_id for g in gold}
-            if not needed <= self.texts.keys():
-                continue
-            del self.pending[export_id]
-            out.extend(self._train(export, labels, gold))
+            del self.pending[export_id], self.missing_texts[export_id]
+            out.extend(self._train(export, *self._selected(export)))
         return out
 
     def _train(
@@ -271,4 +282,12 @@ class RetrainFold:
         except LearningError as exc:
             return [Rejected(f"export {export.export_id}: model not published: {exc}")]
         self.trained[export.export_id] = model.model_version
+        log.info(
+            "%s: model %s from export %s (%d rows, gold accuracy %s)",
+            self.name,
+            model.model_version,
+            export.export_id,
+            len(training),
+            model.metrics.get("gold.all.accuracy"),
+        )
         return [model]

@@ -320,7 +320,48 @@ def _compile(
     return _constrained(read, _check(metadata)), write
 
 
+def _string_array_reader(data: bytes, pos: int) -> tuple[list[str], int]:
+    out: list[str] = []
+    size = len(data)
+    while True:
+        count, pos = _r_long(data, pos)
+        if count == 0:
+            return out, pos
+        if count < 0:
+            _, pos = _r_long(data, pos)
+            count = -count
+        for _ in range(count):
+            n = data[pos]
+            if n < 0x80:
+                n = (n >> 1) ^ -(n & 1)
+                pos += 1
+            else:
+                n, pos = _r_long(data, pos)
+            end = pos + n
+            if n < 0 or end > size:
+                raise _Refused
+            out.append(data[pos:end].decode())
+            pos = end
+
+
+def _string_array_writer(buf: bytearray, items: list[str]) -> None:
+    if items:
+        _w_long(buf, len(items))
+        for item in items:
+            b = item.encode()
+            n = len(b)
+            if n < 64:
+                buf.append(n << 1)
+            else:
+                _w_long(buf, n)
+            buf += b
+    buf.append(0)
+
+
 def _array_reader(read_item: Reader) -> Reader:
+    if read_item is _r_string:
+        return _string_array_reader
+
     def read(data: bytes, pos: int) -> tuple[list[Any], int]:
         out: list[Any] = []
         while True:
@@ -355,6 +396,9 @@ def _map_reader(read_value: Reader) -> Reader:
 
 
 def _array_writer(write_item: Writer) -> Writer:
+    if write_item is _w_string:
+        return _string_array_writer
+
     def write(buf: bytearray, items: list[Any]) -> None:
         if items:
             _w_long(buf, len(items))
@@ -407,10 +451,27 @@ def _compile_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) 
     getters = list(zip(names, writers, strict=True))
     all_fields = frozenset(names)
 
+    # Plain strings are most fields: they are read and written inline, not through a call.
+    plan = [(name, read is _r_string, read) for name, read in pairs]
+    write_plan = [(name, write is _w_string, write) for name, write in getters]
+
     def read_record(data: bytes, pos: int) -> tuple[BaseModel, int]:
         values: dict[str, Any] = {}
-        for name, read in pairs:
-            values[name], pos = read(data, pos)
+        for name, is_string, read in plan:
+            if is_string:
+                n = data[pos]
+                if n < 0x80:
+                    n = (n >> 1) ^ -(n & 1)
+                    pos += 1
+                else:
+                    n, pos = _r_long(data, pos)
+                end = pos + n
+                if n < 0 or end > len(data):
+                    raise _Refused
+                values[name] = data[pos:end].decode()
+                pos = end
+            else:
+                values[name], pos = read(data, pos)
         # What model_construct does, without its per-field default handling: every field is
         # present, each checked above.
         obj = _new(model)
@@ -422,8 +483,17 @@ def _compile_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) 
 
     def write_record(buf: bytearray, obj: Any) -> None:
         values = obj.__dict__
-        for name, write in getters:
-            write(buf, values[name])
+        for name, is_string, write in write_plan:
+            if is_string:
+                b = values[name].encode()
+                n = len(b)
+                if n < 64:
+                    buf.append(n << 1)
+                else:
+                    _w_long(buf, n)
+                buf += b
+            else:
+                write(buf, values[name])
 
     return read_record, write_record
 

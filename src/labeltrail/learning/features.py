@@ -111,13 +111,14 @@ class HashingFeaturizer:
                     break
                 h = h[: size - g + 1] + x[g - 1 :] * qpow[g - 1]
                 grams[g] = h
+            if grams:
+                # A g-gram starting at i may hold a separator only at its ends: the first
+                # separator after i must be at i + g - 1 or later (an empty text has room 1).
+                room = np.flatnonzero(sep)[doc_end[:-1]] - np.arange(size - 1)
             for g in self.char_ngrams:
                 if g not in grams:
                     continue
-                i = np.flatnonzero(
-                    (doc_end[g - 2 : size - 1] == doc_end[: size - g + 1])  # no inner separator
-                    & ~(sep[: size - g + 1] & sep[1 : size - g + 2])  # not an empty text
-                )
+                i = np.flatnonzero(room >= g - 1)
                 groups.append((doc_end[i + 1] - 1, grams[g][i] + _salt(10 + g, self.seed)))
         return self._pad(n, groups)
 
@@ -142,10 +143,12 @@ class HashingFeaturizer:
             before += counts
         doc, rank = np.concatenate(docs), np.concatenate(ranks)
         width = max(1, min(int(before.max()), self.max_features))
-        keep = np.flatnonzero(rank < width)
-        h = _mix(np.concatenate([hashes for _, hashes in groups])[keep])
+        h = np.concatenate([hashes for _, hashes in groups])
+        if width < before.max():  # a text with more than max_features keeps its first ones
+            keep = np.flatnonzero(rank < width)
+            doc, rank, h = doc[keep], rank[keep], h[keep]
         out = np.zeros(n * width, dtype=np.int64)
-        out[doc[keep] * width + rank[keep]] = self._buckets(h)
+        out[doc * width + rank] = self._buckets(_mix(h))
         return out.reshape(n, width)
 
     def _buckets(self, h: NDArray[np.uint64]) -> NDArray[np.int64]:

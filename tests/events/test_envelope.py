@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from labeltrail.events import VoteCast
-from labeltrail.events.base import Envelope
+from labeltrail.events.base import Envelope, LogPosition
 
 PARIS = dt.timezone(dt.timedelta(hours=2))
 
@@ -75,3 +75,15 @@ def test_create_still_rejects_a_naive_time_and_a_bad_body() -> None:
         VoteCast.create(producer="t", occurred_at=dt.datetime(2024, 1, 1), **fields)
     with pytest.raises(ValidationError, match="confidence"):
         VoteCast.create(producer="t", **{**fields, "confidence": 3.0})
+
+
+def test_log_position_at_equals_the_validated_one() -> None:
+    fast, slow = (
+        LogPosition.at("labeltrail.votes", 3, 1234),
+        LogPosition(topic="labeltrail.votes", partition=3, offset=1234),
+    )
+    assert fast == slow
+    assert fast.__pydantic_fields_set__ == slow.__pydantic_fields_set__
+    assert fast.model_dump() == slow.model_dump()
+    with pytest.raises(ValidationError):
+        LogPosition.at("t", "three", 1)  # type: ignore[arg-type]

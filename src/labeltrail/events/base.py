@@ -44,6 +44,23 @@ class LogPosition(Record):
     partition: int
     offset: int
 
+    @classmethod
+    def at(cls, topic: str, partition: int, offset: int) -> LogPosition:
+        """``LogPosition(...)`` without validation when the arguments are a str and two ints
+        (a runner builds one per consumed record); anything else is validated as usual."""
+        if type(topic) is str and type(partition) is int and type(offset) is int:
+            position = object.__new__(cls)
+            object.__setattr__(
+                position, "__dict__", {"topic": topic, "partition": partition, "offset": offset}
+            )
+            object.__setattr__(
+                position, "__pydantic_fields_set__", {"topic", "partition", "offset"}
+            )
+            object.__setattr__(position, "__pydantic_extra__", None)
+            object.__setattr__(position, "__pydantic_private__", None)
+            return position
+        return cls(topic=topic, partition=partition, offset=offset)
+
 
 class Envelope(Record):
     """Metadata common to every event."""

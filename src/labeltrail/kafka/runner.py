@@ -356,9 +356,7 @@ class StageRunner:
             else:
                 self.stats.restored += 1
             return
-        outputs = self.fold.apply(
-            event, LogPosition(topic=topic, partition=partition, offset=offset)
-        )
+        outputs = self.fold.apply(event, LogPosition.at(topic, partition, offset))
         if not live:
             self.stats.restored += 1
             return

@@ -117,9 +117,7 @@ class GroupStageRunner(StageRunner):
             event = decode(msg.value() or b"")
         except SerializationError:
             return  # the stage that owns this topic dead-letters it
-        position = LogPosition(
-            topic=msg.topic() or "", partition=msg.partition() or 0, offset=msg.offset() or 0
-        )
+        position = LogPosition.at(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
         for out in self.fold.apply(event, position):
             if isinstance(out, Event):
                 self._producer.send(out)

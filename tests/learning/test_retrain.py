@@ -11,7 +11,13 @@ import pytest
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.ids import derive_id
-from labeltrail.events.models import CommentPosted, ExportCreated, LabelCommitted, ModelPublished
+from labeltrail.events.models import (
+    AdjudicationRecorded,
+    CommentPosted,
+    ExportCreated,
+    LabelCommitted,
+    ModelPublished,
+)
 from labeltrail.export.rows import AGGREGATOR, AGGREGATOR_PARAMS, ExportFold, content_hash
 from labeltrail.learning.retrain import (
     ClassifierTrainer,
@@ -247,31 +253,62 @@ def test_too_few_rows_or_labels_that_never_arrive_are_rejected(
     assert factories.trained == 0
 
 
-def test_an_export_waits_for_the_texts_of_its_comments(world: World, tmp_path: Path) -> None:
-    factories = Factories()
-    fold = _fold(tmp_path, factories, every_labels=0)
-    log: dict[str, list[Event]] = {}
-    outputs: list[object] = []
+class Feed:
+    """Applies events to one fold by hand, in the order given, with per-topic offsets."""
 
-    def feed(event: Event) -> None:
+    def __init__(self, fold: RetrainFold) -> None:
+        self.fold = fold
+        self.log: dict[str, list[Event]] = {}
+        self.outputs: list[object] = []
+
+    def __call__(self, event: Event) -> None:
         topic = _topic(event)
-        offsets = log.setdefault(topic, [])
-        outputs.extend(
-            fold.apply(event, LogPosition(topic=topic, partition=0, offset=len(offsets)))
-        )
+        offsets = self.log.setdefault(topic, [])
+        position = LogPosition(topic=topic, partition=0, offset=len(offsets))
+        self.outputs.extend(self.fold.apply(event, position))
         offsets.append(event)
 
+
+FAR = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
+def test_an_export_waits_for_the_texts_of_its_comments(world: World, tmp_path: Path) -> None:
+    factories = Factories()
+    feed = Feed(_fold(tmp_path, factories, every_labels=0))
     labeled = next(e.comment_id for e in world.day0 if isinstance(e, LabelCommitted))
     comments = sorted(
         (e for e in world.day0 if isinstance(e, CommentPosted)),
         key=lambda c: c.comment_id == labeled,
     )
     for event in world.day0:
-        if _topic(event) != "comments":
+        if not isinstance(event, CommentPosted):
             feed(event)
-    feed(export_of(log, dt.datetime(2100, 1, 1, tzinfo=dt.UTC)))
+    feed(export_of(feed.log, FAR))
     for event in comments[:-1]:
         feed(event)
-    assert outputs == [] and factories.trained == 0, "trained before every text was read"
+    assert feed.outputs == [] and factories.trained == 0, "trained before every text was read"
     feed(comments[-1])
-    assert [type(o) for o in outputs] == [ModelPublished] and factories.trained == 1
+    assert [type(o) for o in feed.outputs] == [ModelPublished] and factories.trained == 1
+
+
+def test_gold_labels_never_train_even_when_the_export_cuts_before_their_verdicts(
+    world: World, tmp_path: Path
+) -> None:
+    feed = Feed(_fold(tmp_path, Factories(), every_labels=0))
+    verdicts = [e for e in world.day0 if isinstance(e, AdjudicationRecorded)]
+    for event in world.day0:
+        if not isinstance(event, AdjudicationRecorded):
+            feed(event)
+    export = export_of(feed.log, FAR)
+    assert {p.topic: p.offset for p in export.log_positions}["adjudications"] == 0
+    feed(export)
+    assert feed.outputs == [], "it cannot tell gold labels apart before their verdicts"
+    for event in verdicts:
+        feed(event)
+    [model] = feed.outputs
+    assert isinstance(model, ModelPublished)
+    gold = {a.comment_id for a in verdicts if a.request_id.startswith("gold:")}
+    labels = [e for e in world.day0 if isinstance(e, LabelCommitted) and not e.machine_made]
+    labeled = {e.comment_id for e in labels}
+    assert model.metrics["gold.all.n"] == len(gold & labeled) > 0
+    assert model.metrics["train.rows"] == len(labeled - gold)

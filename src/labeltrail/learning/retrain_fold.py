@@ -7,12 +7,14 @@ topics, with the same canonical rows and content hash that ``labeltrail export v
 rebuilds from the log (:class:`labeltrail.export.rows.ExportFold`).
 
 What to train on: an export is trained on once the fold has read up to every position it names
-and holds the text of every comment it selects. The training set is the committed labels before
-those positions (recorded by the export's ``as_of``), chosen by
-:func:`~labeltrail.learning.data.training_set_from_labels` (soft targets, confidence weights;
-machine-made labels left out), with the gold set (adjudications ``gold:*`` before the same
-positions) excluded from training and used to evaluate, per slice
-(``CommentPosted.attributes["slice"]``).
+and holds the text of every comment and every adjudication its labels came from. The training
+set is the committed labels before those positions (recorded by the export's ``as_of``), chosen
+by :func:`~labeltrail.learning.data.training_set_from_labels` (soft targets, confidence weights;
+machine-made labels left out). The gold set is never trained on and evaluates the model per
+slice (``CommentPosted.attributes["slice"]``): the ``gold:*`` adjudications before the same
+positions and every selected label committed from one. The second rule matters: the export's
+cut on the adjudications topic may fall before a gold verdict whose label is inside its cut on
+the labels topic, and that comment must still count as gold.
 
 Why it is restart-safe: what is trained depends only on the export (a fact on the single
 exports partition), never on how the input partitions interleaved; the model version comes from
@@ -88,8 +90,10 @@ class RetrainFold:
     pending: dict[str, ExportCreated] = field(default_factory=dict)
     trained: dict[str, str] = field(default_factory=dict)
     """export id -> the model version published for it."""
-    missing_texts: dict[str, set[str]] = field(default_factory=dict)
-    """export id -> comments it needs whose text has not been read yet."""
+    adjudications: dict[str, AdjudicationRecorded] = field(default_factory=dict)
+    missing: dict[str, set[str]] = field(default_factory=dict)
+    """export id -> what it needs and has not been read yet (``text:<comment>``,
+    ``adjudication:<id>``)."""
 
     def __post_init__(self) -> None:
         self._rows = ExportFold(self.config.schema_version, _FOREVER)
@@ -102,12 +106,15 @@ class RetrainFold:
             case CommentPosted():
                 self.texts[event.comment_id] = event.text
                 self.slices[event.comment_id] = event.attributes.get("slice", "unknown")
-                for missing in self.missing_texts.values():
-                    missing.discard(event.comment_id)
+                for missing in self.missing.values():
+                    missing.discard(f"text:{event.comment_id}")
             case VoteCast():
                 self._exportable(event, position, "votes")
             case AdjudicationRecorded():
                 self._exportable(event, position, "adjudications")
+                self.adjudications[event.adjudication_id] = event
+                for missing in self.missing.values():
+                    missing.discard(f"adjudication:{event.adjudication_id}")
                 if event.request_id.startswith("gold:"):
                     self.gold.append((position, event))
             case LabelCommitted():
@@ -128,7 +135,7 @@ class RetrainFold:
     def drain(self) -> list[Output]:
         """Exports still waiting when a finite input ends: their labels or texts never came."""
         waiting, self.pending = self.pending, {}
-        self.missing_texts.clear()
+        self.missing.clear()
         return [
             Rejected(f"export {export_id}: its labels or comment texts never arrived")
             for export_id in waiting
@@ -209,18 +216,24 @@ class RetrainFold:
     def _train_ready(self) -> list[Output]:
         out: list[Output] = []
         for export_id, export in list(self.pending.items()):
-            missing = self.missing_texts.get(export_id)
+            missing = self.missing.get(export_id)
             if missing is None:
                 if not self._ready(export):
                     continue
-                labels, gold = self._selected(export)
-                needed = {e.comment_id for e in labels} | {g.comment_id for g in gold}
-                missing = self.missing_texts[export_id] = needed - self.texts.keys()
+                missing = self.missing[export_id] = self._missing(*self._selected(export))
             if missing:
                 continue
-            del self.pending[export_id], self.missing_texts[export_id]
+            del self.pending[export_id], self.missing[export_id]
             out.extend(self._train(export, *self._selected(export)))
         return out
+
+    def _missing(self, labels: list[LabelCommitted], gold: list[AdjudicationRecorded]) -> set[str]:
+        """The texts and the adjudications (to tell gold labels apart) not read yet."""
+        texts = {e.comment_id for e in labels} | {g.comment_id for g in gold}
+        verdicts = {e.adjudication_id for e in labels if e.adjudication_id is not None}
+        return {f"text:{c}" for c in texts - self.texts.keys()} | {
+            f"adjudication:{a}" for a in verdicts - self.adjudications.keys()
+        }
 
     def _train(
         self,
@@ -236,7 +249,16 @@ class RetrainFold:
                     f"the trainer's is {cfg.schema_version}"
                 )
             ]
-        verdict = {g.comment_id: g.label for g in gold_events}
+        # Gold items: the gold verdicts before the cut, and every comment whose selected label
+        # was committed from a gold verdict (its verdict may sit past the adjudications cut).
+        committed_gold = [
+            self.adjudications[e.adjudication_id] for e in labels if e.adjudication_id
+        ]
+        verdict = {
+            g.comment_id: g.label
+            for g in [*gold_events, *committed_gold]
+            if g.request_id.startswith("gold:")
+        }
         training = training_set_from_labels(
             labels,
             self.texts,

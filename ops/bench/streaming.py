@@ -166,12 +166,15 @@ def live(settings: Settings, n_comments: int) -> tuple[float, list[tuple[bytes |
 
     stop = SPAWN.Event()
     procs, flags = [], []
-    for kind in ("tasking", "annotators", "consensus", "labels"):
+    kinds = ("tasking", "annotators", "consensus", "labels")
+    cpu = {kind: SPAWN.Value("d", 0.0) for kind in kinds}
+    for kind in kinds:
         ready, caught_up = SPAWN.Event(), SPAWN.Event()
         consumed = SPAWN.Value("q", 0)
         proc = SPAWN.Process(
             target=stage_process,
             args=(kind, settings.model_dump_json(), n_comments, stop, ready, caught_up, consumed),
+            kwargs={"cpu_seconds": cpu[kind]},
             name=f"stage-{kind}",
         )
         proc.start()
@@ -209,6 +212,13 @@ def live(settings: Settings, n_comments: int) -> tuple[float, list[tuple[bytes |
     last_label = max(ts for _, _, ts in labels)
     seconds = (last_label - first_vote) / 1000
     note(f"live: {len(votes)} votes, {len(labels)} labels in {seconds:.2f}s")
+    note(
+        "live: process CPU (start-up and restore included) "
+        + ", ".join(
+            f"{k} {cpu[k].value:.1f}s ({cpu[k].value / max(len(votes), 1) * 1e6:.0f} us/vote)"
+            for k in kinds
+        )
+    )
     return len(votes) / seconds, [(k, v) for k, v, _ in votes]
 
 

@@ -243,8 +243,10 @@ def stage_process(
     ready: MpEvent,
     caught_up: MpEvent,
     consumed: Synchronized[int],
+    cpu_seconds: Synchronized[float] | None = None,
 ) -> None:
-    """One StageRunner in its own process; mirrors its progress into shared flags.
+    """One StageRunner in its own process; mirrors its progress (and, if given, the process's
+    CPU time) into shared values.
 
     With ``LABELTRAIL_BENCH_PROFILE=<dir>`` the runner thread runs under cProfile (timed in
     the thread's CPU time) and its stats are written to ``<dir>/<kind>-<pid>.prof`` when the
@@ -282,10 +284,14 @@ def stage_process(
             else:
                 caught_up.clear()
             consumed.value = runner.stats.consumed
+            if cpu_seconds is not None:
+                cpu_seconds.value = time.process_time()
             time.sleep(0.05)
     finally:
         local_stop.set()
         thread.join(30)
+        if cpu_seconds is not None:
+            cpu_seconds.value = time.process_time()
 
 
 def faust_passthrough(settings_json: str, source: str, sink: str, ready: MpEvent) -> None:

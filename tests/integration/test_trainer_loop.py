@@ -254,6 +254,8 @@ def test_labels_to_trainer_to_a_running_scorer_and_the_day30_figure(
     for model in (v1, v2):
         assert (models_dir / model.artifact_uri).is_file()
         assert model.metrics["parity.max_abs_diff"] <= 1e-5
+        # Every gold item is evaluated and none trains, however the partitions interleaved.
+        assert model.metrics["gold.all.n"] == WORLD.n_gold
     key = f"gold.{CODED}.recall.harassment"
     before, after = v1.metrics[key], v2.metrics[key]
     print(

@@ -4,14 +4,19 @@ Crowd votes and expert verdicts (human sources, one per annotator), labeling fun
 text (the coded-language heuristic the expert's note suggested, keyword LFs for the explicit
 classes) and the deployed v1 model's predictions are combined by
 :class:`~labeltrail.learning.multisource.MultiSourceLabelModel`; each source's reliability is
-learned, none is assumed. The result replaces the committed labels as v2's targets.
+learned. The experts are the reference on the flagged slice, so their accuracy is held fixed
+there; it is learned first, by the same label model, on the items outside the flagged slices
+(where the crowd is not blind), instead of being assumed.
+The result replaces the committed labels as v2's targets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from labeltrail.events.base import Event
 from labeltrail.events.ids import derive_id
@@ -21,7 +26,7 @@ from labeltrail.learning.lf import Example, LabelingFunction, apply_lfs, keyword
 from labeltrail.learning.multisource import MultiSourceLabelModel, Observations
 from labeltrail.learning.training import SoftLabelTrainer
 
-__all__ = ["SCENARIO_LFS", "weak_training_set"]
+__all__ = ["SCENARIO_LFS", "expert_accuracy_outside", "weak_training_set"]
 
 SCENARIO_LFS: tuple[LabelingFunction, ...] = (
     regex_lf("context_dependent", r"your (kind|people)|you people|\b(14)?88\b|\(\(\(|we said", 2),
@@ -33,26 +38,14 @@ SCENARIO_LFS: tuple[LabelingFunction, ...] = (
 )
 
 
-def weak_training_set(
+def _observations(
     log: Mapping[str, Sequence[Event]],
     texts: Mapping[str, str],
-    committed: TrainingSet,
+    ids: Sequence[str],
+    classes: Sequence[str],
     model: SoftLabelTrainer,
-    *,
-    slice_of: Mapping[str, str] | None = None,
-    flagged: Collection[str] = (),
-    expert_accuracy: float = 0.95,
-) -> TrainingSet:
-    """Soft labels for the items of ``committed`` from every source in ``log``.
-
-    ``log`` is the pipeline's topic -> events; ``model`` the deployed (v1) classifier.
-    Crowd annotators and the model get a separate reliability on each ``flagged`` slice
-    (``slice_of``: comment -> slice): their agreement there is what cannot be trusted.
-    ``expert_accuracy``: the experts' gold accuracy (a measured reference, kept fixed).
-    """
-    ids = list(committed.comment_ids)
+) -> Observations:
     index = {cid: i for i, cid in enumerate(ids)}
-    classes = list(committed.classes)
     code = {c: i for i, c in enumerate(classes)}
     items: list[int] = []
     who: list[str] = []
@@ -69,7 +62,7 @@ def weak_training_set(
         for e in log.get("annotators", [])
         if isinstance(e, AnnotatorRegistered)
     }
-    obs = Observations.build(
+    return Observations.build(
         len(ids),
         votes=(items, who, said),
         lf_matrix=L,
@@ -79,10 +72,83 @@ def weak_training_set(
         model_name="model:v1",
         annotator_pools=pools,
     )
+
+
+def expert_accuracy_outside(
+    obs: Observations,
+    item_slices: Sequence[str],
+    flagged: Collection[str],
+    n_classes: int,
+    *,
+    init: NDArray[np.floating[Any]] | None = None,
+    group: str = "expert",
+) -> float | None:
+    """The ``group``'s accuracy learned on the items outside the ``flagged`` slices.
+
+    Fits :class:`MultiSourceLabelModel` (nothing fixed) to the observations of the other
+    items, where crowd, labeling functions and model are not blind, and returns the
+    observation-weighted mean reliability of the group's sources; None if it has none there.
+    ``item_slices: (n_items,)``; ``init: (n_items, k)``.
+    """
+    keep = np.array([s not in flagged for s in item_slices], dtype=bool)
+    mask = keep[obs.item]
+    if not mask.any():
+        return None
+    renumber = np.cumsum(keep) - 1
+    outside = Observations(
+        renumber[obs.item[mask]],
+        obs.source[mask],
+        obs.label[mask],
+        int(keep.sum()),
+        obs.source_names,
+        obs.source_kinds,
+        obs.source_groups,
+    )
+    fitted = MultiSourceLabelModel(n_classes).fit(
+        outside, init=None if init is None else np.asarray(init)[keep]
+    )
+    reliability = fitted.reliability()
+    counts = np.bincount(outside.source, minlength=len(obs.source_names))
+    weighted = [
+        (reliability[name][1], int(counts[s]))
+        for s, (name, g) in enumerate(zip(obs.source_names, obs.groups(), strict=True))
+        if g == group and counts[s] > 0
+    ]
+    total = sum(n for _, n in weighted)
+    return sum(r * n for r, n in weighted) / total if total else None
+
+
+def weak_training_set(
+    log: Mapping[str, Sequence[Event]],
+    texts: Mapping[str, str],
+    committed: TrainingSet,
+    model: SoftLabelTrainer,
+    *,
+    slice_of: Mapping[str, str] | None = None,
+    flagged: Collection[str] = (),
+    expert_accuracy: float | None = None,
+    default_expert_accuracy: float = 0.95,
+) -> TrainingSet:
+    """Soft labels for the items of ``committed`` from every source in ``log``.
+
+    ``log`` is the pipeline's topic -> events; ``model`` the deployed (v1) classifier.
+    Crowd annotators and the model get a separate reliability on each ``flagged`` slice
+    (``slice_of``: comment -> slice): their agreement there is what cannot be trusted.
+    ``expert_accuracy``: the experts' accuracy, held fixed; None learns it with
+    :func:`expert_accuracy_outside` (``default_expert_accuracy`` if it cannot).
+    """
+    ids = list(committed.comment_ids)
+    classes = list(committed.classes)
+    obs = _observations(log, texts, ids, classes, model)
+    item_slices = [(slice_of or {}).get(c, "") for c in ids]
+    if expert_accuracy is None:
+        learned = expert_accuracy_outside(
+            obs, item_slices, flagged, len(classes), init=committed.targets
+        )
+        expert_accuracy = default_expert_accuracy if learned is None else learned
     if slice_of is not None and flagged:
         # The crowd and the model trained on its labels share the blind spot; the experts
         # who found it stay whole and anchor the slice.
-        item_slices = [slice_of.get(c, "") for c in ids]
         obs = obs.split_by_slice(item_slices, flagged, only_groups=("crowd", "model"))
     fitted = MultiSourceLabelModel(len(classes), known_accuracy={"expert": expert_accuracy}).fit(
         obs, init=committed.targets

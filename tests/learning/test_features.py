@@ -123,7 +123,7 @@ def test_batch_features_equal_the_plain_python_reference(featurizer: HashingFeat
         "don't stop 'til you're done",
     ]
     expected = [_reference(featurizer, t) for t in texts]
-    for batch in (texts, texts[::-1], texts[2:3], texts[1:2]):
+    for batch in (texts, texts[::-1], *([t] for t in texts)):
         ids = featurizer.transform(batch)
         assert ids.dtype == np.int64
         want = [expected[texts.index(t)] for t in batch]

@@ -80,6 +80,8 @@ class HashingFeaturizer:
         n = len(texts)
         if n == 0:
             return np.zeros((0, 1), dtype=np.int64)
+        if n == 1:
+            return self._transform_one(texts[0])
         joined = "\x00" + "\x00".join(t.replace("\x00", " ") for t in texts).lower() + "\x00"
         raw = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
         size = raw.size
@@ -122,6 +124,43 @@ class HashingFeaturizer:
                 groups.append((doc_end[i + 1] - 1, grams[g][i] + _salt(10 + g, self.seed)))
         return self._pad(n, groups)
 
+    def _transform_one(self, text: str) -> NDArray[np.int64]:
+        """:meth:`transform` of one text (the live per-event path) in half the numpy calls.
+
+        With one text the separators are only at both ends, so every n-gram is in order and
+        valid, no text index or column is needed, and a character n-gram never holds an
+        inner separator.
+        """
+        raw = np.frombuffer(
+            b"\x00" + text.replace("\x00", " ").lower().encode() + b"\x00", np.uint8
+        )
+        size = raw.size
+        x = _CODE[raw]
+        qpow, ppow = _powers(size + 1)
+        edges = np.diff(_WORD[raw].view(np.int8))
+        starts = np.flatnonzero(edges == 1) + 1
+        ends = np.flatnonzero(edges == -1) + 1
+        parts: list[NDArray[np.uint64]] = []
+        with np.errstate(over="ignore"):
+            prefix = np.zeros(size + 1, dtype=np.uint64)
+            np.cumsum(x * qpow[:size], out=prefix[1:])
+            wh = (prefix[ends] - prefix[starts]) * ppow[starts]
+            parts.append(wh + _salt(1, self.seed))
+            if self.word_bigrams and starts.size > 1:
+                parts.append(wh[:-1] * _MIX + wh[1:] + _salt(2, self.seed))
+            grams: dict[int, NDArray[np.uint64]] = {}
+            h = x
+            for g in range(2, max(self.char_ngrams, default=0) + 1):
+                if size < g or size == 2:  # too short, or an empty text
+                    break
+                h = h[: size - g + 1] + x[g - 1 :] * qpow[g - 1]
+                grams[g] = h
+            parts.extend(
+                grams[g] + _salt(10 + g, self.seed) for g in self.char_ngrams if g in grams
+            )
+        h = np.concatenate(parts)[: self.max_features]
+        return self._buckets(_mix(h)).reshape(1, -1) if h.size else np.zeros((1, 1), np.int64)
+
     def _pad(
         self, n: int, groups: list[tuple[NDArray[np.int64], NDArray[np.uint64]]]
     ) -> NDArray[np.int64]:
@@ -130,9 +169,6 @@ class HashingFeaturizer:
         Every group is ordered by text already, so a feature's column is the text's count in the
         earlier groups plus its rank within its own group: no sort.
         """
-        if n == 1:  # the live per-event path: one text, its features already in order
-            h = _mix(np.concatenate([hashes for _, hashes in groups])[: self.max_features])
-            return self._buckets(h).reshape(1, -1) if h.size else np.zeros((1, 1), np.int64)
         docs, ranks = [], []
         before = np.zeros(n, dtype=np.int64)
         for doc, _ in groups:

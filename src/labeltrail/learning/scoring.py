@@ -89,6 +89,9 @@ class OnnxTextScorer:
         ids = np.asarray(ids)
         if ids.ndim != 2:
             raise ValueError(f"ids must be (n, width), got shape {ids.shape}")
+        if ids.shape[0] == 1:  # one text: padding is only what a caller added, nothing to sort
+            feed = {self._input: ids.astype(self._id_dtype, copy=False)}
+            return np.asarray(self.session.run(self._output, feed)[0], dtype=np.float32)
         out = np.empty((ids.shape[0], len(self.classes)), dtype=np.float32)
         for rows, block in blocks_by_length(ids, self.run_batch):
             feed = {self._input: block.astype(self._id_dtype, copy=False)}

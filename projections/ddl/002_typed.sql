@@ -243,7 +243,9 @@ CREATE TABLE IF NOT EXISTS adjudications
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (comment_id, event_id);
 
--- LabelCommitted
+-- LabelCommitted. Ordered by (comment, version) first so that label-as-of reads each
+-- (comment, schema version) partition in order; an event has one version, so the key still
+-- deduplicates on event id.
 CREATE TABLE IF NOT EXISTS labels
 (
     event_id         String,
@@ -274,7 +276,7 @@ CREATE TABLE IF NOT EXISTS labels
     source_positions Array(Tuple(topic String, partition UInt32, offset UInt64))
 )
 ENGINE = ReplacingMergeTree(replace_rank)
-ORDER BY (comment_id, event_id);
+ORDER BY (comment_id, schema_version, event_id);
 
 -- HoneypotScored
 CREATE TABLE IF NOT EXISTS honeypot_results

@@ -1,0 +1,204 @@
+"""label_as_of keeps its meaning: the latest label recorded by T per (comment, version), ties by
+occurred_at then event id, each event counted once, superseded_by as published by T.
+
+The named query was rewritten for speed (window functions instead of an argMax over a wide
+tuple); here it is checked row for row against the original formulation, kept below as the
+reference, on a history with every tie and duplicate the semantics name, at many times T.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from labeltrail.clickhouse.client import apply_ddl, connect, run_named
+from labeltrail.clickhouse.writer import BatchWriter, LogRecord
+from labeltrail.events import Event, LabelCommitted, LabelSchemaPublished, encode
+from labeltrail.export.build import sql_time
+from labeltrail.ontology import moderation_schema_v3
+
+T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
+Policy = Literal["none", "relabel_subset", "discard", "keep_as_feature"]
+CLASSES = ["non-toxic", "mild", "harassment", "hate", "threats"]
+
+REFERENCE = """
+SELECT
+    l.comment_id AS comment_id, l.schema_version AS schema_version,
+    tupleElement(l.latest, 1) AS label, tupleElement(l.latest, 2) AS confidence,
+    tupleElement(l.latest, 3) AS route, tupleElement(l.latest, 4) AS method,
+    tupleElement(l.latest, 5) AS classes, tupleElement(l.latest, 6) AS distribution,
+    tupleElement(l.latest, 7) AS label_id, tupleElement(l.latest, 8) AS label_event_id,
+    tupleElement(l.latest, 9) AS committed_at, tupleElement(l.latest, 10) AS annotator_ids,
+    tupleElement(l.latest, 11) AS adjudication_id, l.labels_so_far AS labels_so_far,
+    s.version AS superseded_by, s.old_label_policy AS supersede_policy
+FROM
+(
+    SELECT comment_id, schema_version,
+        argMax(tuple(label, confidence, route, method, classes, distribution, label_id, event_id,
+                     recorded_at, annotator_ids, adjudication_id),
+               (recorded_at, occurred_at, event_id)) AS latest,
+        count() AS labels_so_far
+    FROM labels FINAL
+    WHERE recorded_at <= {at:DateTime64(3, 'UTC')}
+      AND ({comment_id:String} = '' OR comment_id = {comment_id:String})
+      AND ({schema_version:String} = '' OR schema_version = {schema_version:String})
+    GROUP BY comment_id, schema_version
+) AS l
+LEFT JOIN
+(
+    SELECT supersedes, argMax(version, recorded_at) AS version,
+           argMax(old_label_policy, recorded_at) AS old_label_policy
+    FROM label_schemas FINAL
+    WHERE recorded_at <= {at:DateTime64(3, 'UTC')} AND supersedes IS NOT NULL
+    GROUP BY supersedes
+) AS s ON s.supersedes = l.schema_version
+SETTINGS join_use_nulls = 1
+"""
+"""The query as it was before the rewrite (argMax over a wide tuple, grouped)."""
+
+
+def _at(minutes: float) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=minutes)
+
+
+def _label(
+    comment: str,
+    tag: str,
+    *,
+    recorded: float,
+    occurred: float,
+    label: str = "mild",
+    version: str = "v3",
+    id_tag: str | None = None,
+) -> LabelCommitted:
+    return LabelCommitted.create(
+        producer="tests",
+        id_parts=("as-of", comment, version, id_tag or tag),
+        occurred_at=_at(occurred),
+        recorded_at=_at(recorded),
+        label_id=f"label-{comment}-{version}-{tag}",
+        comment_id=comment,
+        schema_version=version,
+        label=label,
+        classes=CLASSES,
+        distribution=[0.1, 0.6, 0.1, 0.1, 0.1],
+        confidence=0.6,
+        route="consensus",
+        method="mv",
+        vote_ids=[f"v-{tag}"],
+        annotator_ids=[f"a-{tag}"],
+    )
+
+
+def _schema(version: str, supersedes: str | None, recorded: float, policy: Policy) -> Event:
+    return LabelSchemaPublished.create(
+        producer="tests",
+        id_parts=("as-of-schema", version, policy),
+        occurred_at=_at(recorded),
+        recorded_at=_at(recorded),
+        version=version,
+        classes=CLASSES,
+        questions=moderation_schema_v3().questions,
+        guideline_hash="sha256:0",
+        supersedes=supersedes,
+        old_label_policy=policy,
+    )
+
+
+def tie_history() -> list[Event]:
+    """Labels with every tie the semantics name, two versions, superseding schemas."""
+    return [
+        # c1 v3: relabelled; then two labels recorded together (occurred_at decides), then two
+        # recorded and occurring together (event id decides).
+        _label("c1", "first", recorded=10, occurred=5, label="non-toxic"),
+        _label("c1", "second", recorded=20, occurred=15, label="mild"),
+        _label("c1", "third", recorded=20, occurred=16, label="harassment"),
+        _label("c1", "fourth-a", recorded=30, occurred=25, label="hate"),
+        _label("c1", "fourth-b", recorded=30, occurred=25, label="threats"),
+        # c1 v4: its own row, never mixed with v3.
+        _label("c1", "v4", recorded=40, occurred=40, label="hate", version="v4"),
+        # c2: one label, and a late re-emission of the same event (same id, later recorded_at,
+        # later on the log): the earliest copy is the one that counts.
+        _label("c2", "only", recorded=12, occurred=12, label="mild"),
+        _label("c2", "only-again", recorded=50, occurred=12, label="mild", id_tag="only"),
+        _label("c3", "late", recorded=45, occurred=1, label="threats"),
+        _schema("v3", None, 0, "none"),
+        _schema("v4", "v3", 35, "relabel_subset"),
+        _schema("v5", "v3", 55, "keep_as_feature"),
+    ]
+
+
+def _project(client: Client, events: list[Event], consumer: str, first_offset: int) -> None:
+    records = [LogRecord("t.as-of", 0, first_offset + i, encode(e)) for i, e in enumerate(events)]
+    BatchWriter(client, consumer).project(records)
+
+
+@pytest.fixture(scope="module")
+def as_of_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    path: Path = tmp_path_factory.mktemp("as-of-ch")
+    client = connect(f"chdb://{path}")
+    apply_ddl(client)
+    events = tie_history()
+    _project(client, events, "tests", 0)
+    _project(client, events[:5], "tests-replay", 0)  # a replayed batch at the same offsets
+    yield client
+    client.close()  # chdb serves one path per process at a time
+
+
+def _rows(client: Client, sql: str, **params: str) -> list[dict[str, object]]:
+    result = client.query(sql, parameters=params)
+    rows = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    return sorted(rows, key=lambda r: (str(r["comment_id"]), str(r["schema_version"])))
+
+
+TIMES = (0, 9.999, 10, 15, 20, 29, 30, 35, 40, 45, 50, 55, 60)
+
+
+@pytest.mark.parametrize("minutes", TIMES)
+@pytest.mark.parametrize(("comment", "version"), [("", ""), ("", "v3"), ("c1", ""), ("c2", "v3")])
+def test_same_rows_as_the_reference_formulation(
+    as_of_db: Client, minutes: float, comment: str, version: str
+) -> None:
+    params = {"comment_id": comment, "at": sql_time(_at(minutes)), "schema_version": version}
+    got = sorted(
+        run_named(as_of_db, "label_as_of", **params),
+        key=lambda r: (str(r["comment_id"]), str(r["schema_version"])),
+    )
+    assert got == _rows(as_of_db, REFERENCE, **params)
+
+
+def _utc(value: object) -> dt.datetime:
+    assert isinstance(value, dt.datetime)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def test_ties_duplicates_and_supersession(as_of_db: Client) -> None:
+    def at(minutes: float) -> dict[tuple[str, str], dict[str, object]]:
+        rows = run_named(
+            as_of_db, "label_as_of", comment_id="", at=sql_time(_at(minutes)), schema_version=""
+        )
+        return {(str(r["comment_id"]), str(r["schema_version"])): r for r in rows}
+
+    assert at(9.999) == {}
+    assert at(10)[("c1", "v3")]["label"] == "non-toxic"
+    assert at(20)[("c1", "v3")]["label"] == "harassment"  # same recorded_at: later occurred_at
+    tied = [e for e in tie_history() if isinstance(e, LabelCommitted) and "fourth" in e.label_id]
+    by_id = max(tied, key=lambda e: e.event_id)  # recorded and occurred together: event id
+    row = at(30)[("c1", "v3")]
+    assert (row["label"], row["label_event_id"]) == (by_id.label, by_id.event_id)
+    assert row["labels_so_far"] == 5  # the replayed batch adds no label
+    assert row["superseded_by"] is None and row["supersede_policy"] is None
+    assert ("c1", "v4") not in at(35)
+    later = at(35)[("c1", "v3")]
+    assert (later["superseded_by"], later["supersede_policy"]) == ("v4", "relabel_subset")
+    v4 = at(40)[("c1", "v4")]
+    assert (v4["label"], v4["labels_so_far"], v4["superseded_by"]) == ("hate", 1, None)
+    assert at(55)[("c1", "v3")]["superseded_by"] == "v5"  # the latest superseding schema
+    c2 = at(60)[("c2", "v3")]
+    assert c2["labels_so_far"] == 1 and _utc(c2["committed_at"]) == _at(12)  # earliest copy
+    assert ("c3", "v3") not in at(44.999) and ("c3", "v3") in at(45)

@@ -16,7 +16,8 @@ from typing import Literal
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from labeltrail.clickhouse.client import apply_ddl, connect, run_named
+from labeltrail.audit import to_jsonable
+from labeltrail.clickhouse.client import apply_ddl, connect, named_query, run_named, run_named_arrow
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.events import Event, LabelCommitted, LabelSchemaPublished, encode
 from labeltrail.export.build import sql_time
@@ -202,3 +203,14 @@ def test_ties_duplicates_and_supersession(as_of_db: Client) -> None:
     c2 = at(60)[("c2", "v3")]
     assert c2["labels_so_far"] == 1 and _utc(c2["committed_at"]) == _at(12)  # earliest copy
     assert ("c3", "v3") not in at(44.999) and ("c3", "v3") in at(45)
+
+
+@pytest.mark.parametrize("minutes", (20, 45, 60))
+def test_arrow_rows_are_the_same_rows(as_of_db: Client, minutes: float) -> None:
+    """The CLI reads label-as-of through Arrow; its rows equal the driver's Python rows."""
+    params = {"comment_id": "", "at": sql_time(_at(minutes)), "schema_version": ""}
+    table = run_named_arrow(as_of_db, "label_as_of", **params)
+    arrow_rows = table.sort_by([("comment_id", "ascending"), ("schema_version", "ascending")])
+    python_rows = _rows(as_of_db, named_query("label_as_of"), **params)
+    assert to_jsonable(arrow_rows.to_pylist()) == to_jsonable(python_rows)
+    assert len(python_rows) >= 2

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -25,6 +26,7 @@ __all__ = [
     "named_query",
     "projections_dir",
     "run_named",
+    "run_named_arrow",
 ]
 
 
@@ -95,3 +97,12 @@ def run_named(client: Client, name: str, **parameters: Any) -> list[dict[str, An
     """Run a named query with server-side parameters (never string-built SQL)."""
     result = client.query(named_query(name), parameters=parameters)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def run_named_arrow(client: Client, name: str, **parameters: Any) -> pa.Table:
+    """Like :func:`run_named`, fetched as one Arrow table (strings as strings).
+
+    For bulk reads: clickhouse-connect builds Python rows one value at a time, which for
+    800,000 label rows with arrays costs several times the query itself.
+    """
+    return client.query_arrow(named_query(name), parameters=parameters, use_strings=True)

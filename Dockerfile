@@ -6,6 +6,7 @@ COPY src ./src
 COPY schemas ./schemas
 COPY projections ./projections
 COPY services ./services
-RUN pip install --no-cache-dir -e ".[score]"
+ARG EXTRAS=score
+RUN pip install --no-cache-dir -e ".[${EXTRAS}]"
 ENV PYTHONUNBUFFERED=1
 CMD ["labeltrail", "--help"]

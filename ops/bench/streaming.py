@@ -62,7 +62,7 @@ from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer, producer_config
-from labeltrail.kafka.runner import consumer_config
+from labeltrail.kafka.runner import consumer_config, high_watermark
 
 REPO = Path(__file__).resolve().parents[2]
 SPAWN = mp.get_context("spawn")
@@ -338,14 +338,27 @@ def latency(settings: Settings, runner: str, seconds: float, rate: float, tmp: P
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
     done = threading.Event()
+    listening = threading.Event()
 
     def receive() -> None:
+        # Assigned at explicit offsets, not subscribed: a group join (the broker delays the
+        # first rebalance by 3 s) would count as latency of the first votes. Polled for a
+        # second before the votes start, so its fetch sessions are open.
         topic = topic_name(settings.topic_prefix, "consensus")
         conf = {"fetch.wait.max.ms": 5}
         consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.probe", **conf))
-        consumer.subscribe([topic])
+        parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign(
+            [
+                TopicPartition(topic, p, high_watermark(consumer, TopicPartition(topic, p)))
+                for p in parts
+            ]
+        )
+        started = time.monotonic()
         try:
             while not done.is_set():
+                if not listening.is_set() and time.monotonic() - started > 1.0:
+                    listening.set()
                 msg = consumer.poll(0.05)
                 if msg is None or msg.error() is not None:
                     continue
@@ -359,10 +372,13 @@ def latency(settings: Settings, runner: str, seconds: float, rate: float, tmp: P
     thread = threading.Thread(target=receive, name="latency-probe")
     try:
         _wait(caught_up, 180, f"{runner}: consensus did not catch up on the tasks")
-        thread.start()
-        time.sleep(2.0)  # the probe's group join
+        # The vote producer connects (metadata, idempotent producer id) while the probe
+        # starts, so its own start-up is not counted as the stage's latency.
         producer = Producer(producer_config(settings))
         topic = topic_name(settings.topic_prefix, "votes")
+        producer.list_topics(topic, timeout=30)
+        thread.start()
+        _wait(listening.is_set, 60, "the latency probe did not start fetching")
         start = time.perf_counter()
         for i, (event_id, key, value) in enumerate(encoded):
             delay = start + i / rate - time.perf_counter()

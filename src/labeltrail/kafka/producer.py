@@ -72,8 +72,11 @@ class EventProducer:
         self.send_raw(topic or self.topic_of(event), event.key.encode(), encode(event))
 
     def topic_of(self, event: Event) -> str:
-        name = type(event).__name__
-        pool = getattr(event, "pool", None)
+        cls = type(event)
+        name = cls.__name__
+        # Not getattr(event, "pool", None): on a model without the field that goes through
+        # pydantic's __getattr__ and an exception, per event.
+        pool = event.__dict__.get("pool") if "pool" in cls.model_fields else None
         topic = self._topics.get((name, pool))
         if topic is None:
             topic = self._topics[(name, pool)] = topic_for(

@@ -1,0 +1,76 @@
+"""EventProducer: topics per event, and tickets that say when a batch's outputs are delivered."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from labeltrail.config import Settings
+from labeltrail.events import EVENT_TYPES
+from labeltrail.events.topics import topic_for
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.producer import EventProducer, ProduceError
+from tests.events.samples import sample_event
+
+
+def test_topic_of_matches_the_registry_for_every_event_type() -> None:
+    producer = EventProducer(Settings(topic_prefix="p"))
+    for name in sorted(EVENT_TYPES):
+        event = sample_event(name)
+        pool = getattr(event, "pool", None) if name == "TaskAssigned" else None
+        try:
+            expected = topic_for(name, "p", pool=pool)
+        except KeyError:
+            continue
+        assert producer.topic_of(event) == expected
+    expert = sample_event("TaskAssigned")
+    crowd = expert.model_copy(update={"pool": "crowd"})
+    assert producer.topic_of(expert) == "p.tasks.expert"
+    assert producer.topic_of(crowd) == "p.tasks.crowd"
+
+
+def _wait_delivered(producer: EventProducer, ticket: int, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        producer.poll(0.05)
+        if producer.delivered(ticket):
+            return True
+    return False
+
+
+@pytest.mark.integration
+def test_tickets_are_delivered_in_order(pipeline_settings: Settings) -> None:
+    ensure_topics(pipeline_settings)
+    producer = EventProducer(pipeline_settings)
+    assert producer.delivered(-1)
+    first_sent = producer.sent
+    for _ in range(50):
+        producer.send(sample_event("VoteCast"))
+    first = producer.checkpoint()
+    assert not producer.delivered(first)  # nothing was acknowledged yet
+    empty = producer.checkpoint()  # a batch with no outputs
+    for _ in range(20):
+        producer.send(sample_event("ConsensusUpdated"))
+    third = producer.checkpoint()
+    assert producer.sent == first_sent + 70
+    assert _wait_delivered(producer, third)
+    assert producer.delivered(first) and producer.delivered(empty)
+    producer.flush()
+
+
+@pytest.mark.integration
+def test_a_failed_delivery_raises_instead_of_reporting_delivered(
+    pipeline_settings: Settings,
+) -> None:
+    ensure_topics(pipeline_settings)
+    # The client accepts 4 MB, the broker's default limit is about 1 MB: the broker refuses.
+    producer = EventProducer(
+        pipeline_settings, **{"message.max.bytes": 8_000_000, "compression.type": "none"}
+    )
+    topic = f"{pipeline_settings.topic_prefix}.votes"
+    producer.send_raw(topic, b"k", os.urandom(4_000_000))
+    ticket = producer.checkpoint()
+    with pytest.raises(ProduceError, match="deliveries failed"):
+        _wait_delivered(producer, ticket, 60)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +25,9 @@ from labeltrail.cli import app
 from labeltrail.clickhouse.client import apply_ddl, connect, run_named
 from labeltrail.events import AdjudicationRecorded, Event, TaskCreated, VoteCast
 from labeltrail.learning.prelabel import DEFAULT_BANDS, DraftAcceptance
+from labeltrail.report.html import write_report
 from tests.audit.history import project
+from tests.unavailable import unavailable
 
 CLASSES = ["non-toxic", "mild", "harassment", "hate", "threats"]
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
@@ -211,3 +216,36 @@ def test_audit_drafts_command(
     assert runner.invoke(app, ["audit", "drafts"]).exit_code == 0  # the table
     out = runner.invoke(app, ["audit", "drafts", "--edges", "0.5"])
     assert out.exit_code != 0
+
+
+def test_report_charts_draft_acceptance(drafts: tuple[Client, Seen], tmp_path: Path) -> None:
+    client, _ = drafts
+    page = write_report(client, tmp_path / "report.html")
+    html = page.read_text()
+    section = html[html.index("Model drafts") :]
+    assert section.count('class="mark"') == 2 * (len(DEFAULT_BANDS) - 1)  # two bars a band
+    assert "annotator_anchor" in section.split("</p>")[0]  # named in the note as flagged
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        unavailable("chromium not installed (apt-get install -y chromium)")
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    match = re.search(r'data-chart="drafts"[^>]*data-rendered="(\d+)x(\d+):(\d+)"', dom)
+    assert match
+    width, height, marks = map(int, match.groups())
+    assert width > 0 and height > 0 and marks == 2 * (len(DEFAULT_BANDS) - 1)

@@ -1,7 +1,8 @@
 """The auditor's report: one self-contained HTML page built from the named audit queries.
 
 Charts: agreement beside gold accuracy over time, annotator reliability trajectories,
-blind-spot slices, cost per final label by route, and the pool mix against a target. Each chart
+blind-spot slices, cost per final label by route, the pool mix against a target, and (when
+tasks showed model drafts) draft acceptance against draft accuracy per confidence band. Each chart
 is followed by the rows it was drawn from and the named query that produced them, so an
 auditor can rerun the SQL.
 """
@@ -20,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 
 from labeltrail.audit import to_jsonable
 from labeltrail.clickhouse.client import run_named
+from labeltrail.learning.prelabel import DEFAULT_BANDS
 from labeltrail.report.svg import Point, bar_chart, line_chart
 
 __all__ = ["ReportOptions", "build_report", "write_report"]
@@ -59,6 +61,9 @@ class ReportOptions:
     blind_min_agreement: float = 0.8
     blind_max_gold_accuracy: float = 0.6
     blind_min_gold: int = 5
+    draft_edges: tuple[float, ...] = DEFAULT_BANDS
+    draft_alert: float = 0.15
+    draft_min_judged: int = 10
 
 
 def _table(rows: list[dict[str, Any]], limit: int = 50) -> str:
@@ -209,11 +214,47 @@ def _pool(client: Client, o: ReportOptions) -> str:
     return _section("Annotator pool mix", chart, rows, "pool", note)
 
 
+def _drafts(client: Client, o: ReportOptions) -> str:
+    rows = run_named(
+        client,
+        "draft_acceptance",
+        schema_version="",
+        edges=list(o.draft_edges),
+        anchoring_alert=o.draft_alert,
+        min_judged=o.draft_min_judged,
+    )
+    title = "Model drafts: acceptance against draft accuracy"
+    if not rows:
+        note = "No task showed a model draft (pre-labels are off), so there is nothing to chart."
+        return f"<section><h2>{title}</h2><p>{note}</p></section>"
+    pool = [r for r in rows if r["annotator_id"] == "*" and r["band"] != "all"]
+    chart = bar_chart(
+        "drafts",
+        [f"{r['schema_version']} {r['band_low']:.2f}-{r['band_high']:.2f}" for r in pool],
+        {
+            "acceptance": [r["acceptance_rate"] for r in pool],
+            "draft accuracy": [r["draft_accuracy"] for r in pool],
+        },
+        title="draft acceptance vs draft accuracy by confidence band",
+        y_max=1.0,
+    )
+    flagged = sorted(
+        {str(r["annotator_id"]) for r in rows if r["anchoring"] and r["annotator_id"] != "*"}
+    )
+    note = (
+        "How often humans keep the model's draft, per draft-confidence band, beside how often "
+        "the draft was right (gold or expert verdict). Acceptance above accuracy by more than "
+        f"{o.draft_alert:g} (over &ge; {o.draft_min_judged} judged votes) suggests anchoring; "
+        f"annotators flagged: <span class=flag>{escape(', '.join(flagged)) or 'none'}</span>."
+    )
+    return _section(title, chart, rows, "draft_acceptance", note)
+
+
 def build_report(client: Client, options: ReportOptions | None = None) -> str:
     """The report as one HTML document (no external resources)."""
     o = options or ReportOptions()
     sections = [_iaa(client, o), _reliability(client), _blind_spots(client, o)]
-    sections += [_cost(client), _pool(client, o)]
+    sections += [_cost(client), _pool(client, o), _drafts(client, o)]
     counts = client.query(
         "SELECT (SELECT count() FROM events FINAL), (SELECT count() FROM v_current_labels)"
     ).result_rows[0]

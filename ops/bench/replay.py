@@ -31,6 +31,7 @@ means ours is better); load average, sizes and the read/decode/fold split go to 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -174,8 +175,14 @@ class Run:
     records: int = 0
     votes: int = 0
     read_s: float = 0.0
-    decode_s: float = 0.0
-    fold_s: float = 0.0
+    """wall seconds waiting for fetched batches"""
+    read_cpu: float = 0.0
+    """CPU seconds of the replaying thread in the consumer calls (librdkafka's own fetch
+    threads are not counted)"""
+    decode_cpu: float = 0.0
+    fold_cpu: float = 0.0
+    """CPU seconds of the replaying thread (``time.thread_time``): on a loaded machine, wall
+    time is mostly waiting for a core"""
     wall_s: float = 0.0
     labels: Labels = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)
@@ -195,9 +202,10 @@ def _batches(
         left = None if limits is None else limits.get(suffix)
         source = read_values(settings, topic, None if suffix == "schemas" else partitions)
         while left is None or left > 0:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             values = next(source, None)
             run.read_s += time.perf_counter() - t0
+            run.read_cpu += time.thread_time() - c0
             if values is None:
                 break
             if left is not None:
@@ -220,9 +228,9 @@ def batch_path(
     consensus, labels = ConsensusFold(config), LabelsFold()
     offset = 0
     for values in batches:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         decoded = decode_rows(values)
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         for _, exc in decoded.errors:
             run.rejected[exc.reason_code] += 1
         run.votes += sum(1 for r in decoded.rows if type(r) is VoteRow or isinstance(r, VoteCast))
@@ -242,8 +250,8 @@ def batch_path(
         if keep:
             run.outputs += outs
             run.label_outputs += labelled
-        run.decode_s += t1 - t0
-        run.fold_s += time.perf_counter() - t1
+        run.decode_cpu += t1 - t0
+        run.fold_cpu += time.thread_time() - t1
     tail = consensus.drain()
     run.rejected["policy_rejected"] += len(tail)
     if keep:
@@ -259,14 +267,14 @@ def per_event_path(
     offset = 0
     position = LogPosition(topic="replay", partition=0, offset=0)
     for values in batches:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         events: list[Event] = []
         for value in values:
             try:
                 events.append(decode(value))
             except SerializationError as exc:
                 run.rejected[exc.reason_code] += 1
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         for event in events:
             run.votes += isinstance(event, VoteCast)
             outs = consensus.apply(event, position)
@@ -284,8 +292,8 @@ def per_event_path(
             if keep:
                 run.outputs += outs
                 run.label_outputs += labelled
-        run.decode_s += t1 - t0
-        run.fold_s += time.perf_counter() - t1
+        run.decode_cpu += t1 - t0
+        run.fold_cpu += time.thread_time() - t1
     tail = consensus.drain()
     run.rejected["policy_rejected"] += len(tail)
     if keep:
@@ -306,6 +314,7 @@ def comparable(out: object) -> object:
 
 def worker(settings_json: str, partitions: list[int] | None, method: str) -> Run:
     """One batch replay over some partitions (a process of its own with ``--workers``)."""
+    gc.disable()  # as in main(): spawned workers do not inherit it
     settings = Settings.model_validate_json(settings_json)
     run = Run()
     started = time.perf_counter()
@@ -340,8 +349,9 @@ def full_batch(settings: Settings, workers: int, method: str) -> tuple[Run, floa
         merged.records += r.records
         merged.votes += r.votes
         merged.read_s += r.read_s
-        merged.decode_s += r.decode_s
-        merged.fold_s += r.fold_s
+        merged.read_cpu += r.read_cpu
+        merged.decode_cpu += r.decode_cpu
+        merged.fold_cpu += r.fold_cpu
         merged.rejected.update(r.rejected)
         overlap = set(merged.labels) & set(r.labels)
         if overlap:
@@ -350,7 +360,8 @@ def full_batch(settings: Settings, workers: int, method: str) -> tuple[Run, floa
     for i, r in enumerate(runs):
         note(
             f"worker {i}: {r.votes} votes, {r.records} records in {r.wall_s:.1f}s "
-            f"(read {r.read_s:.1f}s, decode {r.decode_s:.1f}s, fold {r.fold_s:.1f}s)"
+            f"(read wait {r.read_s:.1f}s; CPU: read {r.read_cpu:.1f}s, decode "
+            f"{r.decode_cpu:.1f}s, fold {r.fold_cpu:.1f}s)"
         )
     return merged, wall
 
@@ -380,7 +391,9 @@ def live_labels(settings: Settings) -> Labels:
 # main ---------------------------------------------------------------------------------------------
 
 
-def sample_check(settings: Settings, limits: dict[str, int], method: str, full: Labels) -> Run:
+def sample_check(
+    settings: Settings, limits: dict[str, int], method: str, full: Labels
+) -> tuple[Run, Run]:
     """Both paths on the same sample: identical outputs; the sample's labels within ``full``.
 
     The sample is read once and fed to both paths: Kafka keeps the order within a partition,
@@ -389,7 +402,8 @@ def sample_check(settings: Settings, limits: dict[str, int], method: str, full: 
     config = ConsensusConfig(method=method)
     read = Run()
     sample = list(_batches(settings, None, read, limits))
-    slow, fast = Run(read_s=read.read_s, records=read.records), Run()
+    slow = Run(read_s=read.read_s, read_cpu=read.read_cpu, records=read.records)
+    fast = Run(read_s=read.read_s, read_cpu=read.read_cpu, records=read.records)
     per_event_path(iter(sample), slow, keep=True, config=config)
     batch_path(iter(sample), fast, keep=True, config=config)
     same_outputs = all(
@@ -414,7 +428,7 @@ def sample_check(settings: Settings, limits: dict[str, int], method: str, full: 
         "per-event path",
         1.0,
     )
-    return slow
+    return slow, fast
 
 
 def main() -> None:
@@ -435,59 +449,70 @@ def main() -> None:
     else:
         settings = ensure_history(base, SCALES[args.scale], args.seed)
 
+    gc.disable()  # both paths: the folds' state makes no cycles, and gc's full passes over
+    # millions of live rows cost ~20% of the CPU (docs/replay.md)
     run, wall = full_batch(settings, args.workers, args.method)
     note(
         f"batch: {run.votes} votes, {run.records} records, {len(run.labels)} labels, "
-        f"rejected {dict(run.rejected)}; wall {wall:.1f}s (summed over workers: read "
-        f"{run.read_s:.1f}s, decode {run.decode_s:.1f}s, fold {run.fold_s:.1f}s); "
-        f"load average={os.getloadavg()}"
+        f"rejected {dict(run.rejected)}; wall {wall:.1f}s (summed over workers: read wait "
+        f"{run.read_s:.1f}s; CPU: read {run.read_cpu:.1f}s, decode {run.decode_cpu:.1f}s, "
+        f"fold {run.fold_cpu:.1f}s); load average={os.getloadavg()}"
     )
     records, raw_s = raw_read(settings)
     note(f"raw read: {records} records in {raw_s:.1f}s; load average={os.getloadavg()}")
     limits = {"tasks": args.sample_tasks, "votes": args.sample_votes}
     if args.topics_prefix:
         limits = {}
-    slow = sample_check(settings, limits, args.method, run.labels)
-    note(
-        f"per-event sample: {slow.votes} votes; read {slow.read_s:.1f}s decode "
-        f"{slow.decode_s:.1f}s fold {slow.fold_s:.1f}s; load average={os.getloadavg()}"
-    )
-    slow_rate = slow.votes / (slow.read_s + slow.decode_s + slow.fold_s)
+    slow, fast = sample_check(settings, limits, args.method, run.labels)
+    for name, r in (("per-event", slow), ("batch", fast)):
+        note(
+            f"sample, {name} path: {r.votes} votes, {r.records} records; read wait "
+            f"{r.read_s:.1f}s; CPU: read {r.read_cpu:.1f}s, decode {r.decode_cpu:.1f}s, "
+            f"fold {r.fold_cpu:.1f}s; load average={os.getloadavg()}"
+        )
+    n = slow.votes
     what = f"{args.workers} worker(s)"
     emit(
-        f"replay votes/s end to end, batch path ({what}, wall clock)",
+        f"replay votes/s end to end, batch path, whole history ({what}, wall clock)",
         run.votes / wall,
         "votes/s",
-        f"per-event path, read + decode + apply, sample of {slow.votes} votes",
-        slow_rate,
+        f"per-event path end to end, sample of {n} votes (wall clock: read wait + CPU)",
+        n / (slow.read_s + slow.decode_cpu + slow.fold_cpu),
     )
     emit(
-        f"replay votes/s end to end, batch path ({what}, wall clock)",
+        f"replay votes/s end to end, batch path, whole history ({what}, wall clock)",
         run.votes / wall,
         "votes/s",
         "confluent-kafka raw read of the same records, no decode (votes/s equivalent)",
         run.votes / raw_s,
     )
     emit(
-        "decode records/s, decode_rows (CPU seconds summed over workers)",
-        run.records / run.decode_s,
-        "records/s",
-        "serde.decode per record (sample)",
-        slow.records / slow.decode_s,
+        "replay votes per CPU-second (read + decode + folds), batch path, whole history",
+        run.votes / (run.read_cpu + run.decode_cpu + run.fold_cpu),
+        "votes/CPU-s",
+        f"per-event path, sample of {n} votes",
+        n / (slow.read_cpu + slow.decode_cpu + slow.fold_cpu),
     )
     emit(
-        "fold votes/s, consensus+labels apply_batch (CPU seconds summed over workers)",
-        run.votes / run.fold_s,
-        "votes/s",
-        "consensus+labels apply per event (sample)",
-        slow.votes / slow.fold_s,
+        f"decode + folds votes per CPU-second, batch path, same sample of {n} votes",
+        n / (fast.decode_cpu + fast.fold_cpu),
+        "votes/CPU-s",
+        "per-event path (serde.decode + apply), same sample",
+        n / (slow.decode_cpu + slow.fold_cpu),
     )
     emit(
-        "Kafka read records/s inside the replay (summed over workers)",
-        run.records / run.read_s,
-        "records/s",
-        "confluent-kafka raw read (streaming_parts.read_raw)",
-        records / raw_s,
+        "decode records per CPU-second, decode_rows, same sample",
+        fast.records / fast.decode_cpu,
+        "records/CPU-s",
+        "serde.decode per record, same sample",
+        slow.records / slow.decode_cpu,
+    )
+    emit(
+        "folds votes per CPU-second, consensus+labels apply_batch, same sample",
+        n / fast.fold_cpu,
+        "votes/CPU-s",
+        "consensus+labels apply per event, same sample",
+        n / slow.fold_cpu,
     )
     if args.topics_prefix:
         expected = live_labels(settings)

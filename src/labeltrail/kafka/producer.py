@@ -97,11 +97,6 @@ class EventProducer:
         self._producer.poll(0)
         self.sent += 1
 
-    def connect(self, timeout: float = 30.0) -> None:
-        """Fetch the cluster's metadata now, so the first sends to each topic do not wait
-        for it (a stage's first outputs would otherwise carry that wait as latency)."""
-        self._producer.list_topics(timeout=timeout)
-
     def checkpoint(self) -> int:
         """Close the current ticket and return it; later sends belong to the next one."""
         closed = self._ticket

@@ -254,7 +254,6 @@ class StageRunner:
 
     def run(self, stop: threading.Event, *, idle_seconds: float = 1.0) -> StageStats:
         """Process until ``stop`` is set. Sets ``caught_up`` whenever input is drained."""
-        self._producer.connect()
         self._assign()
         self._freeze_state(force=True)  # what the imports made is as long-lived as the state
         idle_since: float | None = None

@@ -358,9 +358,32 @@ def _string_array_writer(buf: bytearray, items: list[str]) -> None:
     buf.append(0)
 
 
+def _double_array_reader(data: bytes, pos: int) -> tuple[list[float], int]:
+    out: list[float] = []
+    while True:
+        count, pos = _r_long(data, pos)
+        if count == 0:
+            return out, pos
+        if count < 0:
+            _, pos = _r_long(data, pos)
+            count = -count
+        out.extend(struct.unpack_from(f"<{count}d", data, pos))
+        pos += 8 * count
+
+
+def _double_array_writer(buf: bytearray, items: list[float]) -> None:
+    if items:
+        n = len(items)
+        _w_long(buf, n)
+        buf += struct.pack(f"<{n}d", *items)
+    buf.append(0)
+
+
 def _array_reader(read_item: Reader) -> Reader:
     if read_item is _r_string:
         return _string_array_reader
+    if read_item is _r_double:
+        return _double_array_reader
 
     def read(data: bytes, pos: int) -> tuple[list[Any], int]:
         out: list[Any] = []
@@ -398,6 +421,8 @@ def _map_reader(read_value: Reader) -> Reader:
 def _array_writer(write_item: Writer) -> Writer:
     if write_item is _w_string:
         return _string_array_writer
+    if write_item is _w_double:
+        return _double_array_writer
 
     def write(buf: bytearray, items: list[Any]) -> None:
         if items:

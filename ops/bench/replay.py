@@ -50,9 +50,9 @@ from streaming_parts import produce_raw, read_raw, seed_schema, synthetic_histor
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.columnar import VoteRow, decode_rows
+from labeltrail.events.columnar import TaskRow, VoteRow, decode_rows
 from labeltrail.events.exceptions import SerializationError
-from labeltrail.events.models import LabelCommitted, VoteCast
+from labeltrail.events.models import LabelCommitted, TaskCreated, VoteCast
 from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
@@ -221,6 +221,23 @@ def _label(out: object, labels: Labels) -> None:
         labels[out.label_id] = (out.comment_id, out.label)
 
 
+LABELS_IN = "labels-in"
+"""The virtual topic the labels fold reads in a replay: each consensus output, and each input
+that is neither a vote nor a task (schemas, adjudications), right after the outputs it caused,
+at consecutive offsets. Both paths use it, so their outputs (positions included) compare."""
+
+
+def _consensus_only(row: object) -> bool:
+    return type(row) is VoteRow or type(row) is TaskRow or isinstance(row, VoteCast | TaskCreated)
+
+
+def _count_labels(labelled: list[Any], run: Run) -> None:
+    for label in labelled:
+        if isinstance(label, Rejected):
+            run.rejected["policy_rejected"] += 1
+        _label(label, run.labels)
+
+
 def batch_path(
     batches: Iterator[list[bytes]], run: Run, *, keep: bool = False, config: ConsensusConfig
 ) -> Run:
@@ -233,20 +250,24 @@ def batch_path(
         t1 = time.thread_time()
         for _, exc in decoded.errors:
             run.rejected[exc.reason_code] += 1
-        run.votes += sum(1 for r in decoded.rows if type(r) is VoteRow or isinstance(r, VoteCast))
-        outs = consensus.apply_batch(decoded.rows)
-        passed: list[Any] = []
-        for out in outs:
-            if isinstance(out, Rejected):
-                run.rejected["policy_rejected"] += 1
-            else:
-                passed.append(out)
-        labelled = labels.apply_batch(passed, "consensus", 0, offset)
-        offset += len(passed)
-        for label in labelled:
-            if isinstance(label, Rejected):
-                run.rejected["policy_rejected"] += 1
-            _label(label, run.labels)
+        rows = decoded.rows
+        run.votes += sum(1 for r in rows if type(r) is VoteRow or isinstance(r, VoteCast))
+        # Runs of votes and tasks go to consensus in one call; any other input goes to
+        # consensus and then, after the outputs it caused, to labels (as per event).
+        outs: list[Any] = []
+        label_in: list[Any] = []
+        start = 0
+        for end in [*(i for i, r in enumerate(rows) if not _consensus_only(r)), len(rows)]:
+            segment = consensus.apply_batch(rows[start : end + 1])
+            outs += segment
+            label_in += [o for o in segment if not isinstance(o, Rejected)]
+            if end < len(rows):
+                label_in.append(rows[end])
+            start = end + 1
+        run.rejected["policy_rejected"] += sum(1 for o in outs if isinstance(o, Rejected))
+        labelled = labels.apply_batch(label_in, LABELS_IN, 0, offset)
+        offset += len(label_in)
+        _count_labels(labelled, run)
         if keep:
             run.outputs += outs
             run.label_outputs += labelled
@@ -278,17 +299,17 @@ def per_event_path(
         for event in events:
             run.votes += isinstance(event, VoteCast)
             outs = consensus.apply(event, position)
-            passed = [o for o in outs if not isinstance(o, Rejected)]
-            run.rejected["policy_rejected"] += len(outs) - len(passed)
+            label_in: list[Event] = [o for o in outs if not isinstance(o, Rejected)]
+            run.rejected["policy_rejected"] += len(outs) - len(label_in)
+            if not _consensus_only(event):
+                label_in.append(event)
             labelled: list[Any] = []
-            for out in passed:
-                at = LogPosition(topic="consensus", partition=0, offset=offset)
+            for out in label_in:
+                labelled += labels.apply(
+                    out, LogPosition(topic=LABELS_IN, partition=0, offset=offset)
+                )
                 offset += 1
-                labelled += labels.apply(out, at)
-            for out in labelled:
-                if isinstance(out, Rejected):
-                    run.rejected["policy_rejected"] += 1
-                _label(out, run.labels)
+            _count_labels(labelled, run)
             if keep:
                 run.outputs += outs
                 run.label_outputs += labelled

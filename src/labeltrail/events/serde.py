@@ -401,7 +401,60 @@ def _array_reader(read_item: Reader) -> Reader:
     return read
 
 
+def _string_map_reader(data: bytes, pos: int) -> tuple[dict[str, str], int]:
+    out: dict[str, str] = {}
+    size = len(data)
+    while True:
+        count, pos = _r_long(data, pos)
+        if count == 0:
+            return out, pos
+        if count < 0:
+            _, pos = _r_long(data, pos)
+            count = -count
+        for _ in range(count):
+            n = data[pos]
+            if n < 0x80:
+                n = (n >> 1) ^ -(n & 1)
+                pos += 1
+            else:
+                n, pos = _r_long(data, pos)
+            end = pos + n
+            if n < 0 or end > size:
+                raise _Refused
+            key = data[pos:end].decode()
+            pos = end
+            n = data[pos]
+            if n < 0x80:
+                n = (n >> 1) ^ -(n & 1)
+                pos += 1
+            else:
+                n, pos = _r_long(data, pos)
+            end = pos + n
+            if n < 0 or end > size:
+                raise _Refused
+            out[key] = data[pos:end].decode()
+            pos = end
+
+
+def _string_map_writer(buf: bytearray, items: dict[str, str]) -> None:
+    if items:
+        _w_long(buf, len(items))
+        for key, value in items.items():
+            for text in (key, value):
+                b = text.encode()
+                n = len(b)
+                if n < 64:
+                    buf.append(n << 1)
+                else:
+                    _w_long(buf, n)
+                buf += b
+    buf.append(0)
+
+
 def _map_reader(read_value: Reader) -> Reader:
+    if read_value is _r_string:
+        return _string_map_reader
+
     def read(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
         out: dict[str, Any] = {}
         while True:
@@ -435,6 +488,9 @@ def _array_writer(write_item: Writer) -> Writer:
 
 
 def _map_writer(write_value: Writer) -> Writer:
+    if write_value is _w_string:
+        return _string_map_writer
+
     def write(buf: bytearray, items: dict[str, Any]) -> None:
         if items:
             _w_long(buf, len(items))
@@ -472,54 +528,67 @@ def _compile_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) 
         names.append(f["name"])
         readers.append(read)
         writers.append(write)
-    pairs = list(zip(names, readers, strict=True))
-    getters = list(zip(names, writers, strict=True))
-    all_fields = frozenset(names)
-
-    # Plain strings are most fields: they are read and written inline, not through a call.
-    plan = [(name, read is _r_string, read) for name, read in pairs]
-    write_plan = [(name, write is _w_string, write) for name, write in getters]
-
-    def read_record(data: bytes, pos: int) -> tuple[BaseModel, int]:
-        values: dict[str, Any] = {}
-        for name, is_string, read in plan:
-            if is_string:
-                n = data[pos]
-                if n < 0x80:
-                    n = (n >> 1) ^ -(n & 1)
-                    pos += 1
-                else:
-                    n, pos = _r_long(data, pos)
-                end = pos + n
-                if n < 0 or end > len(data):
-                    raise _Refused
-                values[name] = data[pos:end].decode()
-                pos = end
-            else:
-                values[name], pos = read(data, pos)
-        # What model_construct does, without its per-field default handling: every field is
-        # present, each checked above.
-        obj = _new(model)
-        _set(obj, "__dict__", values)
-        _set(obj, "__pydantic_fields_set__", set(all_fields))
-        _set(obj, "__pydantic_extra__", None)
-        _set(obj, "__pydantic_private__", None)
-        return obj, pos
-
-    def write_record(buf: bytearray, obj: Any) -> None:
-        values = obj.__dict__
-        for name, is_string, write in write_plan:
-            if is_string:
-                b = values[name].encode()
-                n = len(b)
-                if n < 64:
-                    buf.append(n << 1)
-                else:
-                    _w_long(buf, n)
-                buf += b
-            else:
-                write(buf, values[name])
-
+    # Straight-line source per record: no per-field loop, plain strings (most fields) read and
+    # written inline, every other field through its compiled reader or writer.
+    namespace: dict[str, Any] = {
+        "_r_long": _r_long,
+        "_w_long": _w_long,
+        "_Refused": _Refused,
+        "_new": _new,
+        "_set": _set,
+        "model": model,
+        "ALL": frozenset(names),
+    }
+    read_lines = ["def read_record(data, pos):", "    size = len(data)"]
+    write_lines = ["def write_record(buf, obj):", "    v = obj.__dict__"]
+    for i, (name, read, write) in enumerate(zip(names, readers, writers, strict=True)):
+        if read is _r_string:
+            read_lines += [
+                "    n = data[pos]",
+                "    if n < 0x80:",
+                "        n = (n >> 1) ^ -(n & 1)",
+                "        pos += 1",
+                "    else:",
+                "        n, pos = _r_long(data, pos)",
+                "    end = pos + n",
+                "    if n < 0 or end > size:",
+                "        raise _Refused",
+                f"    v{i} = data[pos:end].decode()",
+                "    pos = end",
+            ]
+        else:
+            namespace[f"R{i}"] = read
+            read_lines.append(f"    v{i}, pos = R{i}(data, pos)")
+        if write is _w_string:
+            write_lines += [
+                f"    b = v[{name!r}].encode()",
+                "    n = len(b)",
+                "    if n < 64:",
+                "        buf.append(n << 1)",
+                "    else:",
+                "        _w_long(buf, n)",
+                "    buf += b",
+            ]
+        else:
+            namespace[f"W{i}"] = write
+            write_lines.append(f"    W{i}(buf, v[{name!r}])")
+    values = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
+    # What model_construct does, without its per-field default handling: every field is
+    # present, each checked by its reader.
+    read_lines += [
+        "    obj = _new(model)",
+        f"    _set(obj, '__dict__', {{{values}}})",
+        "    _set(obj, '__pydantic_fields_set__', set(ALL))",
+        "    _set(obj, '__pydantic_extra__', None)",
+        "    _set(obj, '__pydantic_private__', None)",
+        "    return obj, pos",
+    ]
+    if len(write_lines) == 2:
+        write_lines.append("    pass")
+    source = "\n".join(read_lines) + "\n\n" + "\n".join(write_lines) + "\n"
+    exec(compile(source, f"<labeltrail codec {model.__name__}>", "exec"), namespace)
+    read_record: Reader = namespace["read_record"]
+    write_record: Writer = namespace["write_record"]
     return read_record, write_record
 
 

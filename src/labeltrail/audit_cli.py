@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +22,7 @@ from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.learning.prelabel import DEFAULT_BANDS
 
-__all__ = ["parse_time", "register", "register_audit", "run_query"]
+__all__ = ["LABEL_ORDER", "parse_time", "register", "register_audit", "run_query"]
 
 console = Console()
 err = Console(stderr=True)
@@ -83,30 +85,71 @@ def trace(
         console.print(line, highlight=False, markup=False)
 
 
+LABEL_ORDER = ("comment_id", "schema_version")
+"""The order of ``label-as-of`` rows, on every output path."""
+
+
+def _format_of(out: Path, fmt: str) -> str:
+    if fmt:
+        return fmt
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix in ("json", "csv", "parquet"):
+        return suffix
+    raise typer.BadParameter(f"cannot tell the format of {out}: give --format json|csv|parquet")
+
+
 def label_as_of(
     comment: Annotated[str, typer.Argument(help="Comment id, or 'all'.")],
     at: Annotated[str, typer.Option(help="ISO-8601 time (UTC if no zone) or 'now'.")] = "now",
     schema_version: Version = "",
     as_json: JsonFlag = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the rows to this file (json, csv or parquet) instead."),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Format for --out (default: from its suffix).")
+    ] = "",
 ) -> None:
-    """Labels as they stood at a time: the latest recorded by then, per schema version."""
-    from labeltrail.clickhouse.client import connect, run_named_arrow
+    """Labels as they stood at a time: the latest recorded by then, per schema version.
+
+    ``--json`` and ``--out`` are written by ClickHouse itself (JSON array, CSV with names,
+    Parquet), sorted by comment and version: no Python row per label, so every label of a
+    large history comes out in the time of the query. The table is for people (Python rows).
+    """
+    from labeltrail.clickhouse.client import STREAM_FORMATS, connect, run_named_arrow, stream_named
     from labeltrail.export.build import sql_time
 
+    if fmt and fmt not in STREAM_FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(STREAM_FORMATS)}")
+    params = {
+        "comment_id": "" if comment == "all" else comment,
+        "at": sql_time(parse_time(at)),
+        "schema_version": schema_version,
+    }
     try:
-        table = run_named_arrow(
-            connect(Settings().clickhouse_dsn),
-            "label_as_of",
-            comment_id="" if comment == "all" else comment,
-            at=sql_time(parse_time(at)),
-            schema_version=schema_version,
-        )
+        client = connect(Settings().clickhouse_dsn)
+        if out is not None:
+            with out.open("wb") as sink:
+                stream_named(
+                    client,
+                    "label_as_of",
+                    sink,
+                    fmt=_format_of(out, fmt),
+                    order_by=LABEL_ORDER,
+                    **params,
+                )
+            return
+        if as_json:
+            sys.stdout.flush()
+            stream_named(client, "label_as_of", sys.stdout.buffer, order_by=LABEL_ORDER, **params)
+            sys.stdout.buffer.flush()
+            return
+        table = run_named_arrow(client, "label_as_of", **params)
     except LabeltrailError as exc:
         raise _fail(exc) from exc
-    # Arrow all the way to the sorted rows: Python rows from the driver are far slower.
-    order = table.sort_by([("comment_id", "ascending"), ("schema_version", "ascending")])
-    rows = order.to_pylist()
-    _show(rows, as_json, f"labels as of {at}")
+    order = table.sort_by([(name, "ascending") for name in LABEL_ORDER])
+    _show(order.to_pylist(), False, f"labels as of {at}")
 
 
 def explain(

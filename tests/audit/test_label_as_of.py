@@ -9,14 +9,19 @@ reference, on a history with every tie and duplicate the semantics name, at many
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from clickhouse_connect.driver.client import Client
+from typer.testing import CliRunner
 
 from labeltrail.audit import to_jsonable
+from labeltrail.cli import app
 from labeltrail.clickhouse.client import apply_ddl, connect, named_query, run_named, run_named_arrow
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.events import Event, LabelCommitted, LabelSchemaPublished, encode
@@ -140,9 +145,14 @@ def _project(client: Client, events: list[Event], consumer: str, first_offset: i
 
 
 @pytest.fixture(scope="module")
-def as_of_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def as_of_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("as-of-ch")
-    client = connect(f"chdb://{path}")
+    return f"chdb://{path}"
+
+
+@pytest.fixture(scope="module")
+def as_of_db(as_of_dsn: str) -> Iterator[Client]:
+    client = connect(as_of_dsn)
     apply_ddl(client)
     events = tie_history()
     _project(client, events, "tests", 0)
@@ -214,3 +224,54 @@ def test_arrow_rows_are_the_same_rows(as_of_db: Client, minutes: float) -> None:
     python_rows = _rows(as_of_db, named_query("label_as_of"), **params)
     assert to_jsonable(arrow_rows.to_pylist()) == to_jsonable(python_rows)
     assert len(python_rows) >= 2
+
+
+def _cli(dsn: str, monkeypatch: pytest.MonkeyPatch, minutes: float, *args: str) -> str:
+    monkeypatch.setenv("LABELTRAIL_CLICKHOUSE_DSN", dsn)  # same path: shared in a process
+    at = _at(minutes).isoformat()
+    out = CliRunner().invoke(app, ["audit", "label-as-of", "all", "--at", at, *args])
+    assert out.exit_code == 0, out.output
+    return out.stdout
+
+
+@pytest.mark.parametrize(("minutes", "version"), [(20, ""), (45, ""), (60, "v3")])
+def test_streamed_json_has_the_values_of_python_rows(
+    as_of_db: Client,
+    as_of_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    minutes: float,
+    version: str,
+) -> None:
+    """``label-as-of --json`` is ClickHouse's own JSON; it parses to the rows (and order) the
+    earlier path printed: Python rows through to_jsonable, sorted by comment and version."""
+    params = {"comment_id": "", "at": sql_time(_at(minutes)), "schema_version": version}
+    python_rows = _rows(as_of_db, named_query("label_as_of"), **params)
+    text = _cli(as_of_dsn, monkeypatch, minutes, "--json", "--schema-version", version)
+    assert json.loads(text) == to_jsonable(python_rows)
+    assert len(python_rows) >= 2
+    if minutes == 45:  # a superseded label and times with milliseconds come through as such
+        assert any(r["superseded_by"] == "v4" for r in json.loads(text))
+        assert all(r["committed_at"].endswith("Z") for r in json.loads(text))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+def test_out_file_holds_the_same_rows(
+    as_of_db: Client,
+    as_of_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fmt: str,
+) -> None:
+    params = {"comment_id": "", "at": sql_time(_at(45)), "schema_version": ""}
+    expected = to_jsonable(_rows(as_of_db, named_query("label_as_of"), **params))
+    path = tmp_path / f"labels.{fmt}"
+    assert _cli(as_of_dsn, monkeypatch, 45, "--out", str(path)) == ""
+    if fmt == "parquet":
+        assert to_jsonable(pq.read_table(path).to_pylist()) == expected
+    elif fmt == "csv":
+        table = pacsv.read_csv(path)
+        assert table.column_names == list(expected[0])
+        assert table.column("comment_id").to_pylist() == [r["comment_id"] for r in expected]
+        assert table.column("label_event_id").to_pylist() == [r["label_event_id"] for r in expected]
+    else:
+        assert json.loads(path.read_text()) == expected

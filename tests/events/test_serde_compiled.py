@@ -16,8 +16,9 @@ import pytest
 
 from labeltrail.events import EVENT_TYPES, decode, encode
 from labeltrail.events.avro import committed_schemas, writer_schemas
+from labeltrail.events.codec import compiled as _compiled
 from labeltrail.events.exceptions import SchemaInvalidError, SerializationError, UndecodableError
-from labeltrail.events.serde import _compiled, _decode_general, encode_with
+from labeltrail.events.serde import _decode_general, encode_with
 from tests.events.samples import sample_event
 
 HOT = ["VoteCast", "TaskCreated", "TaskAssigned", "ConsensusUpdated", "LabelCommitted"]

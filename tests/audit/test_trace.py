@@ -1,0 +1,220 @@
+"""trace and trace_links keep their meaning after their rewrite for speed.
+
+The earlier formulations are kept below as the reference (``trace`` read ``events FINAL``;
+``trace_links`` named its link sets as CTEs used twice). Both are run on a history with every
+kind of link (reliability caused by the comment and by a window over its votes, exports that
+include or exclude its label, models trained on them), a replayed batch (the same events at the
+same offsets) and re-emitted copies at later offsets (the earliest copy counts), and must give
+the same rows, comment by comment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from labeltrail.clickhouse.client import apply_ddl, connect, run_named
+from labeltrail.clickhouse.trace import full_trace, link_parameters
+from labeltrail.clickhouse.writer import BatchWriter, LogRecord
+from labeltrail.events import (
+    Event,
+    ExportCreated,
+    LabelCommitted,
+    LogPosition,
+    ModelPublished,
+    encode,
+)
+from tests.audit.history import adjudicated_comment, project
+from tests.pipeline.helpers import suffix_topic
+
+REFERENCE_TRACE = """
+SELECT occurred_at, recorded_at, event_type, producer, annotator_id, schema_version,
+       event_id, causation_id, payload, topic, partition, offset, '' AS link
+FROM events FINAL
+WHERE comment_id = {comment_id:String}
+ORDER BY
+    occurred_at,
+    indexOf(['CommentPosted', 'CommentScored', 'TaskCreated', 'TaskAssigned', 'VoteCast',
+             'HoneypotScored', 'ConsensusUpdated', 'AdjudicationRequested',
+             'AdjudicationRecorded', 'LabelCommitted'], event_type),
+    length(JSONExtract(payload, 'vote_ids', 'Array(String)')),
+    recorded_at,
+    event_id
+"""
+
+REFERENCE_LINKS = """
+WITH
+    used_by AS (
+        SELECT x.event_id AS event_id, x.export_id AS export_id
+        FROM (SELECT * FROM exports FINAL) AS x
+        WHERE arrayExists(
+            l -> l.1 = x.schema_version
+                 AND fromUnixTimestamp64Milli(l.2, 'UTC') <= x.as_of
+                 AND arrayExists(
+                        p -> p.topic = l.3 AND p.partition = l.4 AND l.5 < p.offset,
+                        x.log_positions),
+            JSONExtract({labels:String}, 'Array(Tuple(String, Int64, String, UInt32, UInt64))'))
+    ),
+    linked AS (
+        SELECT event_id,
+               if(has({event_ids:Array(String)}, causation_id), 'caused by this comment',
+                  'reliability window covers its votes') AS link
+        FROM reliability FINAL
+        WHERE has({annotators:Array(String)}, annotator_id)
+          AND (has({event_ids:Array(String)}, causation_id)
+               OR (window_start IS NOT NULL AND window_end IS NOT NULL
+                   AND window_start <= {last_at:DateTime64(3, 'UTC')}
+                   AND {first_at:DateTime64(3, 'UTC')} < window_end))
+        UNION ALL
+        SELECT event_id, 'export includes its label' AS link FROM used_by
+        UNION ALL
+        SELECT event_id, concat('trained on export ', export_id) AS link FROM models FINAL
+        WHERE export_id IN (SELECT export_id FROM used_by)
+    )
+SELECT e.occurred_at AS occurred_at, e.recorded_at AS recorded_at, e.event_type AS event_type,
+       e.producer AS producer, e.annotator_id AS annotator_id,
+       e.schema_version AS schema_version, e.event_id AS event_id,
+       e.causation_id AS causation_id, e.payload AS payload, e.topic AS topic,
+       e.partition AS partition, e.offset AS offset, k.link AS link
+FROM (SELECT * FROM events FINAL
+      WHERE comment_id = '' AND event_id IN (SELECT event_id FROM linked)) AS e
+INNER JOIN linked AS k ON e.event_id = k.event_id
+ORDER BY occurred_at, event_type, event_id
+LIMIT 1 BY event_id
+"""
+
+LATER = 100_000
+"""Offset of the re-emitted copies: far beyond every first copy."""
+
+
+def _rows(client: Client, sql: str, **params: Any) -> list[dict[str, Any]]:
+    result = client.query(sql, parameters=params)
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def _reference(client: Client, comment: str) -> list[dict[str, Any]]:
+    rows = _rows(client, REFERENCE_TRACE, comment_id=comment)
+    if not rows:
+        return rows
+    return rows + _rows(client, REFERENCE_LINKS, **link_parameters(rows))
+
+
+def _label_offsets(history: list[Event]) -> tuple[str, dict[str, int]]:
+    """The labels topic and each label's offset there, counted as project() counts them."""
+    counts: dict[str, int] = {}
+    offsets: dict[str, int] = {}
+    topic = ""
+    for event in history:
+        name = "t." + suffix_topic(event)
+        if isinstance(event, LabelCommitted):
+            topic = name
+            offsets.setdefault(event.event_id, counts.get(name, 0))
+        counts[name] = counts.get(name, 0) + 1
+    return topic, offsets
+
+
+def _exports(labels: list[LabelCommitted], topic: str, offsets: dict[str, int]) -> list[Event]:
+    """Exports around the labels' first copies, and models trained on them."""
+    first, last = offsets[labels[0].event_id], offsets[labels[-1].event_id]
+    late = max(e.envelope.recorded_at for e in labels) + dt.timedelta(days=1)
+    specs = {
+        "all": ("v3", late, last + 1),  # every label
+        "first-only": ("v3", late, first + 1),  # the first label, not a re-emitted copy
+        "too-early": ("v3", labels[0].envelope.recorded_at - dt.timedelta(seconds=1), last + 1),
+        "other-version": ("v9", late, last + 1),
+    }
+    out: list[Event] = []
+    for name, (version, as_of, end) in specs.items():
+        export = ExportCreated.create(
+            producer="tests.export",
+            id_parts=("export", name),
+            occurred_at=late,
+            export_id=f"export-{name}",
+            schema_version=version,
+            as_of=as_of,
+            log_positions=[LogPosition.at(topic, 0, end)],
+            aggregator="latest-committed-label",
+            content_hash=f"sha256:{name}",
+            row_count=1,
+            uri=f"file:///exports/{name}",
+        )
+        model = ModelPublished.create(
+            producer="tests.train",
+            id_parts=("model", name),
+            occurred_at=late + dt.timedelta(hours=1),
+            model_version=f"m-{name}",
+            artifact_uri=f"file:///models/{name}.onnx",
+            artifact_sha256="00",
+            classes=["non-toxic", "mild", "harassment", "hate", "threats"],
+            export_id=export.export_id,
+            export_hash=export.content_hash,
+        )
+        out += [export, model]
+    return out
+
+
+@pytest.fixture(scope="module")
+def trace_db(tmp_path_factory: pytest.TempPathFactory, history: list[Event]) -> Iterator[Client]:
+    path: Path = tmp_path_factory.mktemp("trace-ch")
+    client = connect(f"chdb://{path}")
+    apply_ddl(client)
+    project(client, history)
+    labels = [e for e in history if isinstance(e, LabelCommitted)]
+    topic, offsets = _label_offsets(history)
+    extra = _exports(labels, topic, offsets)
+    project(client, extra, consumer="tests-exports")
+    project(client, history[:300], consumer="tests-replay")  # same events, same offsets
+    again = [
+        LogRecord(topic, 0, LATER + i, encode(e))
+        for i, e in enumerate(labels[:3])  # re-emitted later: the earliest copy counts
+    ]
+    BatchWriter(client, "tests-reemit").project(again)
+    yield client
+    client.close()  # chdb serves one path per process at a time
+
+
+def test_trace_rows_equal_the_reference(trace_db: Client, history: list[Event]) -> None:
+    comments = list(dict.fromkeys(e.comment_id for e in history if isinstance(e, LabelCommitted)))
+    links: dict[str, int] = {}
+    for comment in comments:
+        got = full_trace(trace_db, comment)
+        assert got == _reference(trace_db, comment), comment
+        for row in got:
+            if row["link"]:
+                kind = row["link"].split(" export ")[0]
+                links[kind] = links.get(kind, 0) + 1
+    # the history exercises every kind of link, so the comparison above is not vacuous
+    assert {
+        "caused by this comment",
+        "reliability window covers its votes",
+        "export includes its label",
+        "trained on",
+    } <= set(links)
+
+
+def test_first_copy_decides_and_exports_filter(trace_db: Client, history: list[Event]) -> None:
+    labels = [e for e in history if isinstance(e, LabelCommitted)]
+    first = full_trace(trace_db, labels[0].comment_id)
+    exports = {json_id(r) for r in first if r["event_type"] == "ExportCreated"}
+    assert exports == {"export-all", "export-first-only"}  # not too early, not v9
+    models = {r["link"] for r in first if r["event_type"] == "ModelPublished"}
+    assert models == {"trained on export export-all", "trained on export export-first-only"}
+    own = [r for r in first if r["event_id"] == labels[0].event_id]
+    assert len(own) == 1 and own[0]["offset"] < LATER  # the earliest copy, once
+    later = full_trace(trace_db, labels[-1].comment_id)
+    assert {json_id(r) for r in later if r["event_type"] == "ExportCreated"} == {"export-all"}
+
+
+def json_id(row: dict[str, Any]) -> str:
+    return str(json.loads(row["payload"])["export_id"])
+
+
+def test_trace_of_an_unknown_comment_is_empty(trace_db: Client, history: list[Event]) -> None:
+    assert full_trace(trace_db, "no-such-comment") == []
+    assert run_named(trace_db, "trace", comment_id=adjudicated_comment(history))

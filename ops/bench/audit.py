@@ -27,21 +27,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
 
+from labeltrail.audit import to_jsonable
+from labeltrail.audit_cli import LABEL_ORDER
 from labeltrail.clickhouse.client import (
     apply_ddl,
     connect,
     named_query,
-    run_named,
     run_named_arrow,
+    stream_named,
 )
 from labeltrail.clickhouse.trace import full_trace
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
@@ -340,20 +344,10 @@ def _figure(
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
-    parser.add_argument("--dir", default="/tmp/labeltrail-bench-audit")
-    parser.add_argument("--seed", type=int, default=20240815)
-    args = parser.parse_args()
-    sample, copies = SCALES[args.scale]
-    load_start = os.getloadavg()
-    shutil.rmtree(args.dir, ignore_errors=True)
-    client = connect(f"chdb://{args.dir}")
-    apply_ddl(client)
-
+def _build(client: Any, sample: int, copies: int, seed: int) -> tuple[int, float]:
+    """Project the synthetic sample and clone it; (events projected, seconds)."""
     t = time.perf_counter()
-    records = _records(sample, args.seed)
+    records = _records(sample, seed)
     print(
         f"built and encoded {len(records):,} events in {time.perf_counter() - t:.1f}s",
         file=sys.stderr,
@@ -363,20 +357,16 @@ def main() -> int:
     for start in range(0, len(records), 20_000):
         writer.project(records[start : start + 20_000])
     seconds = time.perf_counter() - t
-    rate = len(records) / seconds
     print(f"projected {len(records):,} events in {seconds:.1f}s", file=sys.stderr)
-
     if copies > 1:
         t = time.perf_counter()
         _clone(client, copies)
         print(f"cloned x{copies} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-    totals = client.query(
-        "SELECT (SELECT count() FROM events), (SELECT count() FROM comments), "
-        "(SELECT count() FROM votes), (SELECT count() FROM labels)"
-    ).result_rows[0]
-    print("events {:,} comments {:,} votes {:,} labels {:,}".format(*totals), file=sys.stderr)
+    return len(records), seconds
 
-    rng = random.Random(args.seed)
+
+def _trace_figures(client: Any, seed: int, events: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
     ids = [
         r[0]
         for r in client.query(
@@ -391,7 +381,21 @@ def main() -> int:
         lat.append((time.perf_counter() - t) * 1000)
         assert rows, cid
     p50, p95 = statistics.median(lat), statistics.quantiles(lat, n=20)[18]
+    return [
+        _figure(f"trace p50 ({events:,} events)", p50, "ms", "goal", 100.0, 100.0 / p50),
+        _figure("trace p95", p95, "ms"),
+    ]
 
+
+def _earlier_cli_json(client: Any, params: dict[str, str], sink: Any) -> int:
+    """What ``label-as-of --json`` did before it streamed: Arrow, sorted, Python rows, json."""
+    key = [("comment_id", "ascending"), ("schema_version", "ascending")]
+    rows = run_named_arrow(client, "label_as_of", **params).sort_by(key).to_pylist()
+    sink.write(json.dumps(to_jsonable(rows), indent=1) + "\n")
+    return len(rows)
+
+
+def _label_as_of_figures(client: Any, labels: int) -> list[dict[str, Any]]:
     at = "2100-01-01 00:00:00.000"
     params = {"comment_id": "", "at": at, "schema_version": "v3"}
     sql = named_query("label_as_of")
@@ -407,21 +411,30 @@ def main() -> int:
     key = [("comment_id", "ascending"), ("schema_version", "ascending")]
     if not table.sort_by(key).equals(peer_table.sort_by(key)):
         raise SystemExit("label_as_of and its argMax formulation disagree")
-    t = time.perf_counter()
-    cli_rows = run_named_arrow(client, "label_as_of", **params).sort_by(key).to_pylist()
-    cli_s = time.perf_counter() - t
-    t = time.perf_counter()
-    py_rows = run_named(client, "label_as_of", **params)
-    py_s = time.perf_counter() - t
-    assert table.num_rows == len(py_rows) == len(cli_rows) == totals[1]
-    load_end = os.getloadavg()
-
-    figures = [
-        _figure(
-            f"projection rebuild rate ({len(records):,} events via BatchWriter)", rate, "events/s"
-        ),
-        _figure(f"trace p50 ({totals[0]:,} events)", p50, "ms", "goal", 100.0, 100.0 / p50),
-        _figure("trace p95", p95, "ms"),
+    assert table.num_rows == labels
+    # The CLI's --json: ClickHouse's own JSON (sorted there) against the earlier Python path,
+    # both written to /dev/null, interleaved; the two must parse to the same rows.
+    stream_s, earlier_s = [], []
+    with open(os.devnull, "w") as null, open(os.devnull, "wb") as null_bytes:
+        for _ in range(2):
+            t = time.perf_counter()
+            streamed = stream_named(
+                client, "label_as_of", null_bytes, order_by=LABEL_ORDER, **params
+            )
+            stream_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            _earlier_cli_json(client, params, null)
+            earlier_s.append(time.perf_counter() - t)
+    small = {**params, "comment_id": "c-0000007"}
+    buffer = io.BytesIO()
+    stream_named(client, "label_as_of", buffer, order_by=LABEL_ORDER, **small)
+    text = io.StringIO()
+    _earlier_cli_json(client, small, text)
+    if json.loads(buffer.getvalue()) != json.loads(text.getvalue()):
+        raise SystemExit("the streamed JSON and the Python rows' JSON disagree")
+    new, old = min(stream_s), min(earlier_s)
+    print(f"streamed {streamed:,} bytes of JSON", file=sys.stderr)
+    return [
         _figure(
             f"label-as-of all {table.num_rows:,} labels (Arrow)",
             statistics.median(arrow_s),
@@ -439,19 +452,82 @@ def main() -> int:
             statistics.median(argmax_s) / statistics.median(arrow_s),
         ),
         _figure(
-            f"label-as-of all {len(cli_rows):,} labels, CLI path (Arrow, sorted, Python rows)",
-            cli_s,
+            f"label-as-of all {labels:,} labels --json, streamed by ClickHouse (best of 2)",
+            new,
             "s",
-            "driver Python rows (run_named)",
-            round(py_s, 4),
-            py_s / cli_s,
+            "earlier CLI path: Arrow, sorted, Python rows, json.dumps (best of 2)",
+            round(old, 4),
+            old / new,
         ),
+    ]
+
+
+def _cli_figure(dsn: str, labels: int) -> dict[str, Any]:
+    """``labeltrail audit label-as-of all --json`` end to end, as its own process."""
+    cli = os.path.join(os.path.dirname(sys.executable), "labeltrail")
+    env = {**os.environ, "LABELTRAIL_CLICKHOUSE_DSN": dsn}
+    args = [cli, "audit", "label-as-of", "all", "--at", "2100-01-01", "--schema-version", "v3"]
+    t = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        subprocess.run([*args, "--json"], stdout=null, env=env, check=True)
+    seconds = time.perf_counter() - t
+    return _figure(
+        f"labeltrail audit label-as-of all --json, {labels:,} labels, end to end", seconds, "s"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--dir", default="/tmp/labeltrail-bench-audit")
+    parser.add_argument("--seed", type=int, default=20240815)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the database already in --dir (built by an earlier run at this scale)",
+    )
+    parser.add_argument(
+        "--only",
+        default="trace,label-as-of,cli",
+        help="comma-separated parts to measure: trace, label-as-of, cli",
+    )
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    sample, copies = SCALES[args.scale]
+    load_start = os.getloadavg()
+    figures: list[dict[str, Any]] = []
+    if not args.reuse:
+        shutil.rmtree(args.dir, ignore_errors=True)
+    client = connect(f"chdb://{args.dir}")
+    apply_ddl(client)
+    if not args.reuse or not client.query("SELECT count() FROM events").result_rows[0][0]:
+        projected, seconds = _build(client, sample, copies, args.seed)
+        figures.append(
+            _figure(
+                f"projection rebuild rate ({projected:,} events via BatchWriter)",
+                projected / seconds,
+                "events/s",
+            )
+        )
+    totals = client.query(
+        "SELECT (SELECT count() FROM events), (SELECT count() FROM comments), "
+        "(SELECT count() FROM votes), (SELECT count() FROM labels)"
+    ).result_rows[0]
+    print("events {:,} comments {:,} votes {:,} labels {:,}".format(*totals), file=sys.stderr)
+    if "trace" in parts:
+        figures += _trace_figures(client, args.seed, totals[0])
+    if "label-as-of" in parts:
+        figures += _label_as_of_figures(client, totals[1])
+    client.close()  # one process owns a chdb directory: the CLI's process needs it
+    if "cli" in parts:
+        figures.append(_cli_figure(f"chdb://{args.dir}", totals[1]))
+    load_end = os.getloadavg()
+    figures += [
         _figure("load average (1 min) at start", load_start[0], "load"),
         _figure("load average (1 min) at end", load_end[0], "load"),
     ]
     for f in figures:
         print(json.dumps(f))
-    client.close()
     return 0
 
 

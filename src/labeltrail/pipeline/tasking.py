@@ -4,11 +4,23 @@ Decomposition follows the comment's schema version; each crowd item goes to ``re
 distinct crowd annotators, chosen by rendezvous hashing so the choice replays exactly; a
 honeypot (a gold item whose answer is known) is injected beside a crowd task at
 ``honeypot_rate``, assigned like any other task and indistinguishable on the task topic.
+
+Honeypots are a join, so that they do not depend on the order in which the input topics
+interleave: a crowd task is *chosen* by a draw on its id (``honeypot_rate``), and a chosen
+task gets a honeypot with each gold item whose draw on the pair (task, item) falls below
+``1 / gold_set_size``. Whether a pair is a honeypot depends only on the two ids, so the
+honeypot is emitted when the last of the three it needs is known (the chosen task, the gold
+verdict, the gold item's comment), whichever topic brings it, and the same set of honeypots,
+with the same ids, comes out of any interleaving. A chosen task gets ``|gold| / gold_set_size``
+honeypots on average (one when ``gold_set_size`` is the gold set's size), so a task's share is
+``honeypot_rate`` in expectation, not exactly. Gold is the gold set: verdicts whose request id
+starts with ``gold:`` (live adjudications are not gold here), first verdict per item.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.ids import derive_id
@@ -29,9 +41,11 @@ from labeltrail.events.models import (
 from labeltrail.pipeline.base import Output, Rejected
 from labeltrail.pipeline.draws import draw, rank
 
-__all__ = ["TaskingConfig", "TaskingFold"]
+__all__ = ["GOLD_REQUEST_PREFIX", "TaskingConfig", "TaskingFold"]
 
 PRODUCER = "tasking"
+GOLD_REQUEST_PREFIX = "gold:"
+"""An ``AdjudicationRecorded`` whose request id starts with this belongs to the gold set."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +62,30 @@ class TaskingConfig:
     arrives sets this to the registry's size so that a rebuild makes the same choices."""
     prelabels: bool = False
     """Copy the model's top class and probability into crowd tasks as a draft."""
+    gold_set_size: int = 150
+    """The gold set's expected size (the article's 150): a chosen task and a gold item make a
+    honeypot with probability ``1 / gold_set_size``, so a chosen task gets one honeypot on
+    average when the set has this size. Set it to the deployment's gold set size."""
 
 
 @dataclass
 class TaskingFold:
     """State: schemas, annotator pools, comments, gold answers, votes, pending requests."""
+
+    accepts: ClassVar[frozenset[str]] = frozenset(
+        {
+            "LabelSchemaPublished",
+            "LabelCommitted",
+            "AnnotatorRegistered",
+            "CommentPosted",
+            "AdjudicationRecorded",
+            "VoteCast",
+            "CommentScored",
+            "AdjudicationRequested",
+        }
+    )
+    """The event types ``apply`` handles; the runner skips the others' bodies undecoded
+    (ConsensusUpdated, the bulk of the consensus topic, is read only for AdjudicationRequested)."""
 
     config: TaskingConfig = field(default_factory=TaskingConfig)
     name: str = "tasking"
@@ -77,6 +110,10 @@ class TaskingFold:
     current: str | None = None
     labels: dict[str, LabelCommitted] = field(default_factory=dict)
     scores: dict[str, CommentScored] = field(default_factory=dict)
+    chosen: dict[str, TaskCreated] = field(default_factory=dict)
+    """Crowd tasks chosen to carry honeypots, by task id (a gold item may come later)."""
+    honeypots: set[str] = field(default_factory=set)
+    """Honeypot task ids emitted."""
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
         match event:
@@ -92,9 +129,15 @@ class TaskingFold:
                 return self._release(list(self.held))
             case CommentPosted():
                 self.comments[event.comment_id] = event
-                return self._release([event.comment_id]) + self._retry_pending()
+                out = self._release([event.comment_id]) + self._retry_pending()
+                if event.comment_id in self.gold:
+                    out += self._honeypots_for_item(event.comment_id)
+                return out
             case AdjudicationRecorded():
-                self.gold[event.comment_id] = event.label
+                gold = event.request_id.startswith(GOLD_REQUEST_PREFIX)
+                if gold and event.comment_id not in self.gold:
+                    self.gold[event.comment_id] = event.label
+                    return self._honeypots_for_item(event.comment_id)
             case VoteCast():
                 self.votes[event.vote_id] = event
                 return self._retry_pending()
@@ -191,7 +234,7 @@ class TaskingFold:
         )
         out: list[Output] = [task]
         out += [self._assign(task, comment, a, "crowd") for a in chosen]
-        out += self._maybe_honeypot(task, chosen)
+        out += self._maybe_honeypot(task)
         return out
 
     # schema versions ---------------------------------------------------------------------
@@ -219,15 +262,35 @@ class TaskingFold:
             return []
         return self._crowd_task(comment, "relabel", label)
 
-    def _maybe_honeypot(self, task: TaskCreated, chosen: list[str]) -> list[Output]:
-        if not self.gold or draw("honeypot?", task.task_id) >= self.config.honeypot_rate:
+    def _maybe_honeypot(self, task: TaskCreated) -> list[Output]:
+        """Choose the task by its id alone; pair it with the gold items known so far (those
+        that come later are paired in ``_honeypots_for_item``)."""
+        if draw("honeypot?", task.task_id) >= self.config.honeypot_rate:
             return []
-        gold_ids = [c for c in self.gold if c in self.comments]
-        if not gold_ids:
+        self.chosen[task.task_id] = task
+        out: list[Output] = []
+        for item in sorted(self.gold):
+            out += self._honeypot(task, item)
+        return out
+
+    def _honeypots_for_item(self, item: str) -> list[Output]:
+        out: list[Output] = []
+        for task_id in sorted(self.chosen):
+            out += self._honeypot(self.chosen[task_id], item)
+        return out
+
+    def _honeypot(self, task: TaskCreated, item: str) -> list[Output]:
+        """The honeypot of (chosen task, gold item), if the pair's draw makes one and both the
+        verdict and the item's comment are known; at most once."""
+        if item not in self.comments or item == task.comment_id:
             return []
-        item = rank(gold_ids, "honeypot-item", task.task_id, first=1)[0]
-        annotator = rank(chosen, "honeypot-annotator", task.task_id, first=1)[0]
+        if draw("honeypot-item", task.task_id, item) * self.config.gold_set_size >= 1.0:
+            return []
         hp_id = derive_id("task", item, task.schema_version, "honeypot", task.task_id)
+        if hp_id in self.honeypots:
+            return []
+        self.honeypots.add(hp_id)
+        annotator = rank(task.annotators, "honeypot-annotator", task.task_id, first=1)[0]
         honeypot = TaskCreated.create(
             producer=PRODUCER,
             id_parts=(hp_id,),

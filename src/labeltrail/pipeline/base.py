@@ -86,8 +86,9 @@ def build_event(
     correlation_id: str | None,
     **fields: Any,
 ) -> E:
-    """``cls.create(...)`` with an id computed beforehand (validated the same way)."""
-    envelope = Envelope(
+    """``cls.create(...)`` with an id computed beforehand (the event's fields are validated
+    the same way; the envelope, whose arguments are already typed, by ``Envelope.build``)."""
+    envelope = Envelope.build(
         event_id=event_id,
         event_type=cls.__name__,
         occurred_at=occurred_at,

@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from scipy import stats
@@ -165,6 +165,8 @@ class IaaFold:
     config: IaaConfig = field(default_factory=IaaConfig)
     name: str = "iaa"
     inputs: tuple[str, ...] = ("comments", "votes", "quality")
+    accepts: ClassVar[frozenset[str]] = frozenset({"CommentPosted", "VoteCast", "HoneypotScored"})
+    """The event types ``apply`` handles; the runner skips others' bodies undecoded."""
     slices: dict[str, str] = field(default_factory=dict)
     vote_times: dict[str, dt.datetime] = field(default_factory=dict)
     held: dict[str, list[HoneypotScored]] = field(default_factory=dict)

@@ -35,7 +35,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -95,6 +95,10 @@ class ReliabilityFold:
     config: ReliabilityConfig = field(default_factory=ReliabilityConfig)
     name: str = "reliability"
     inputs: tuple[str, ...] = ("schemas", "votes", "adjudications", "quality")
+    accepts: ClassVar[frozenset[str]] = frozenset(
+        {"LabelSchemaPublished", "VoteCast", "AdjudicationRecorded", "HoneypotScored"}
+    )
+    """The event types ``apply`` handles; the runner skips others' bodies undecoded."""
     classes: dict[str, list[str]] = field(default_factory=dict)
     beta: dict[Item, BetaReliability] = field(default_factory=dict)
     last: dict[tuple[str, str, str], float] = field(default_factory=dict)

@@ -2,6 +2,7 @@
 label-as-of for every label.
 
     .venv/bin/python ops/bench/audit.py [--scale small|article] [--dir /tmp/bench-audit]
+        [--reuse] [--only trace,label-as-of,cli]
 
 1. A synthetic history with the article's shape (3 crowd votes per comment, consensus updates,
    15% adjudicated, 5% honeypots; fixed seed) is built as event objects and Avro-encoded, then
@@ -9,14 +10,21 @@ label-as-of for every label.
    rows, one Arrow insert per table, positions), without the Kafka read. The rate is events/s.
 2. To reach the article's scale (800,000 comments, 2.4 million votes and what they cause),
    that projected sample is cloned inside ClickHouse with rewritten ids (INSERT ... SELECT),
-   so every table holds the full volume.
-3. ``trace`` latency: the named query for random comments (p50, p95), through run_named.
+   so every table holds the full volume. ``--reuse`` skips 1 and 2 when ``--dir`` already
+   holds a database (left by an earlier run at the same scale), to measure only the queries.
+3. ``trace`` latency: ``full_trace`` (the named queries trace + trace_links) for 60 random
+   comments (p50, p95), interleaved per comment with the earlier formulations of both queries
+   (``EARLIER_TRACE``, ``EARLIER_TRACE_LINKS`` below) in alternating order, checked to give the
+   same rows.
 4. ``label-as-of`` for every label: the named query for all comments at one time, fetched
    as Arrow, beside the query's earlier formulation (an argMax over a wide tuple, grouped by
    comment and version: ``ARGMAX_LABEL_AS_OF`` below) on the same data in the same run, both
-   checked to return the same rows; then the CLI's path (Arrow, sorted, Python rows) beside
-   the driver's Python rows.
-5. The load average at the start and at the end (the machine is shared; latencies move with
+   checked to return the same rows; then the CLI's ``--json`` as it is now (ClickHouse's own
+   JSON, sorted there: ``stream_named``) beside what it did before (Arrow, sorted, Python rows,
+   ``json.dumps``), both to /dev/null, checked to parse to the same rows for one comment.
+5. ``cli``: ``labeltrail audit label-as-of all --json`` as its own process, end to end
+   (start-up, opening the database, the query, 800,000 rows to /dev/null).
+6. The load average at the start and at the end (the machine is shared; latencies move with
    it).
 
 Ends with one JSON object per figure per line:
@@ -47,7 +55,7 @@ from labeltrail.clickhouse.client import (
     run_named_arrow,
     stream_named,
 )
-from labeltrail.clickhouse.trace import full_trace
+from labeltrail.clickhouse.trace import full_trace, link_parameters
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.events import (
     AdjudicationRecorded,
@@ -290,6 +298,64 @@ SETTINGS join_use_nulls = 1
 """
 """label_as_of as it was before the window-function rewrite: the peer for its figure."""
 
+EARLIER_TRACE = """
+SELECT occurred_at, recorded_at, event_type, producer, annotator_id, schema_version,
+       event_id, causation_id, payload, topic, partition, offset, '' AS link
+FROM events FINAL
+WHERE comment_id = {comment_id:String}
+ORDER BY
+    occurred_at,
+    indexOf(['CommentPosted', 'CommentScored', 'TaskCreated', 'TaskAssigned', 'VoteCast',
+             'HoneypotScored', 'ConsensusUpdated', 'AdjudicationRequested',
+             'AdjudicationRecorded', 'LabelCommitted'], event_type),
+    length(JSONExtract(payload, 'vote_ids', 'Array(String)')),
+    recorded_at,
+    event_id
+"""
+"""trace as it was before the dedup by event id: the peer for its figure."""
+
+EARLIER_TRACE_LINKS = """
+WITH
+    used_by AS (
+        SELECT x.event_id AS event_id, x.export_id AS export_id
+        FROM (SELECT * FROM exports FINAL) AS x
+        WHERE arrayExists(
+            l -> l.1 = x.schema_version
+                 AND fromUnixTimestamp64Milli(l.2, 'UTC') <= x.as_of
+                 AND arrayExists(
+                        p -> p.topic = l.3 AND p.partition = l.4 AND l.5 < p.offset,
+                        x.log_positions),
+            JSONExtract({labels:String}, 'Array(Tuple(String, Int64, String, UInt32, UInt64))'))
+    ),
+    linked AS (
+        SELECT event_id,
+               if(has({event_ids:Array(String)}, causation_id), 'caused by this comment',
+                  'reliability window covers its votes') AS link
+        FROM reliability FINAL
+        WHERE has({annotators:Array(String)}, annotator_id)
+          AND (has({event_ids:Array(String)}, causation_id)
+               OR (window_start IS NOT NULL AND window_end IS NOT NULL
+                   AND window_start <= {last_at:DateTime64(3, 'UTC')}
+                   AND {first_at:DateTime64(3, 'UTC')} < window_end))
+        UNION ALL
+        SELECT event_id, 'export includes its label' AS link FROM used_by
+        UNION ALL
+        SELECT event_id, concat('trained on export ', export_id) AS link FROM models FINAL
+        WHERE export_id IN (SELECT export_id FROM used_by)
+    )
+SELECT e.occurred_at AS occurred_at, e.recorded_at AS recorded_at, e.event_type AS event_type,
+       e.producer AS producer, e.annotator_id AS annotator_id,
+       e.schema_version AS schema_version, e.event_id AS event_id,
+       e.causation_id AS causation_id, e.payload AS payload, e.topic AS topic,
+       e.partition AS partition, e.offset AS offset, k.link AS link
+FROM (SELECT * FROM events FINAL
+      WHERE comment_id = '' AND event_id IN (SELECT event_id FROM linked)) AS e
+INNER JOIN linked AS k ON e.event_id = k.event_id
+ORDER BY occurred_at, event_type, event_id
+LIMIT 1 BY event_id
+"""
+"""trace_links as it was before the scalar link sets."""
+
 _ID_COLUMNS = {
     "event_id",
     "comment_id",
@@ -365,7 +431,18 @@ def _build(client: Any, sample: int, copies: int, seed: int) -> tuple[int, float
     return len(records), seconds
 
 
+def _earlier_trace(client: Any, comment: str) -> list[dict[str, Any]]:
+    def rows(sql: str, **params: Any) -> list[dict[str, Any]]:
+        result = client.query(sql, parameters=params)
+        return [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
+
+    own = rows(EARLIER_TRACE, comment_id=comment)
+    return own + rows(EARLIER_TRACE_LINKS, **link_parameters(own)) if own else own
+
+
 def _trace_figures(client: Any, seed: int, events: int) -> list[dict[str, Any]]:
+    """The named queries against their earlier formulation, per comment, interleaved (the
+    order alternates), both checked to give the same rows."""
     rng = random.Random(seed)
     ids = [
         r[0]
@@ -374,16 +451,32 @@ def _trace_figures(client: Any, seed: int, events: int) -> list[dict[str, Any]]:
         ).result_rows
     ]
     full_trace(client, ids[0])  # warm
-    lat = []
-    for cid in rng.sample(ids, min(60, len(ids))):
-        t = time.perf_counter()
-        rows = full_trace(client, cid)
-        lat.append((time.perf_counter() - t) * 1000)
-        assert rows, cid
+    _earlier_trace(client, ids[0])
+    lat: list[float] = []
+    earlier: list[float] = []
+    for i, cid in enumerate(rng.sample(ids, min(60, len(ids)))):
+        for which in (0, 1) if i % 2 else (1, 0):
+            t = time.perf_counter()
+            rows = full_trace(client, cid) if which == 0 else _earlier_trace(client, cid)
+            (lat if which == 0 else earlier).append((time.perf_counter() - t) * 1000)
+            assert rows, cid
+        if i < 5 and full_trace(client, cid) != _earlier_trace(client, cid):
+            raise SystemExit(f"trace and its earlier formulation disagree on {cid}")
     p50, p95 = statistics.median(lat), statistics.quantiles(lat, n=20)[18]
+    e50, e95 = statistics.median(earlier), statistics.quantiles(earlier, n=20)[18]
     return [
         _figure(f"trace p50 ({events:,} events)", p50, "ms", "goal", 100.0, 100.0 / p50),
-        _figure("trace p95", p95, "ms"),
+        _figure(
+            f"trace p50 ({events:,} events)",
+            p50,
+            "ms",
+            "earlier trace + trace_links (before)",
+            round(e50, 4),
+            e50 / p50,
+        ),
+        _figure(
+            "trace p95", p95, "ms", "earlier trace + trace_links (before)", round(e95, 4), e95 / p95
+        ),
     ]
 
 

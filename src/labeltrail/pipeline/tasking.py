@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     AdjudicationRecorded,
     AdjudicationRequested,
@@ -38,7 +37,7 @@ from labeltrail.events.models import (
     TaskReason,
     VoteCast,
 )
-from labeltrail.pipeline.base import Output, Rejected
+from labeltrail.pipeline.base import Output, Rejected, build_event, stable_id
 from labeltrail.pipeline.draws import draw, rank
 
 __all__ = ["GOLD_REQUEST_PREFIX", "TaskingConfig", "TaskingFold"]
@@ -204,7 +203,7 @@ class TaskingFold:
         if self.current is None:
             return []
         schema = self.schemas[self.current]
-        task_id = derive_id("task", comment.comment_id, schema.version, "crowd")
+        task_id = stable_id("task", comment.comment_id, schema.version, "crowd")
         if task_id in self.tasked:
             return []
         self.tasked.add(task_id)
@@ -214,9 +213,10 @@ class TaskingFold:
         if cfg.prelabels and scored is not None and set(scored.classes) == set(schema.classes):
             best = max(range(len(scored.classes)), key=lambda i: (scored.probabilities[i], -i))
             draft, draft_confidence = scored.classes[best], scored.probabilities[best]
-        task = TaskCreated.create(
+        task = build_event(
+            TaskCreated,
+            event_id=stable_id("TaskCreated", task_id),
             producer=PRODUCER,
-            id_parts=(task_id,),
             occurred_at=cause.envelope.occurred_at,
             causation_id=cause.event_id,
             correlation_id=comment.comment_id,
@@ -286,14 +286,15 @@ class TaskingFold:
             return []
         if draw("honeypot-item", task.task_id, item) * self.config.gold_set_size >= 1.0:
             return []
-        hp_id = derive_id("task", item, task.schema_version, "honeypot", task.task_id)
+        hp_id = stable_id("task", item, task.schema_version, "honeypot", task.task_id)
         if hp_id in self.honeypots:
             return []
         self.honeypots.add(hp_id)
         annotator = rank(task.annotators, "honeypot-annotator", task.task_id, first=1)[0]
-        honeypot = TaskCreated.create(
+        honeypot = build_event(
+            TaskCreated,
+            event_id=stable_id("TaskCreated", hp_id),
             producer=PRODUCER,
-            id_parts=(hp_id,),
             occurred_at=task.envelope.occurred_at,
             causation_id=task.event_id,
             correlation_id=item,
@@ -322,11 +323,12 @@ class TaskingFold:
         context: list[str] | None = None,
         prior_votes: list[PriorVote] | None = None,
     ) -> TaskAssigned:
-        assignment_id = derive_id("assignment", task.task_id, annotator)
+        assignment_id = stable_id("assignment", task.task_id, annotator)
         cfg = self.config
-        return TaskAssigned.create(
+        return build_event(
+            TaskAssigned,
+            event_id=stable_id("TaskAssigned", assignment_id),
             producer=PRODUCER,
-            id_parts=(assignment_id,),
             occurred_at=task.envelope.occurred_at,
             causation_id=task.event_id,
             correlation_id=task.comment_id,
@@ -363,15 +365,16 @@ class TaskingFold:
         experts = self.pools["expert"]
         if not experts:
             return [Rejected("no expert registered for adjudication")]
-        task_id = derive_id("task", request.comment_id, request.schema_version, "expert")
+        task_id = stable_id("task", request.comment_id, request.schema_version, "expert")
         if task_id in self.tasked:
             return []
         self.tasked.add(task_id)
         expert = rank(experts, task_id, first=1)[0]
         schema = self.schemas.get(request.schema_version)
-        task = TaskCreated.create(
+        task = build_event(
+            TaskCreated,
+            event_id=stable_id("TaskCreated", task_id),
             producer=PRODUCER,
-            id_parts=(task_id,),
             occurred_at=request.envelope.occurred_at,
             causation_id=request.event_id,
             correlation_id=request.comment_id,

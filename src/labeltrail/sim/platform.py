@@ -24,7 +24,7 @@ from labeltrail.events.models import (
     VoteCast,
 )
 from labeltrail.ontology.schema import MODERATION_CLASSES, moderation_schema_v3
-from labeltrail.pipeline.base import Output
+from labeltrail.pipeline.base import Output, build_event, stable_id
 from labeltrail.pipeline.draws import draw
 from labeltrail.sim.text import RichTextGenerator
 
@@ -296,11 +296,14 @@ class SimulatedAnnotators:
                 )
             ]
         return [
-            VoteCast.create(
+            build_event(
+                VoteCast,
+                event_id=stable_id("VoteCast", "vote", salt),
                 producer="sim.crowd-frontend",
                 occurred_at=occurred,
-                id_parts=("vote", salt),
-                vote_id=derive_id("vote", salt),
+                causation_id=None,
+                correlation_id=None,
+                vote_id=stable_id("vote", salt),
                 task_id=event.task_id,
                 comment_id=event.comment_id,
                 annotator_id=event.annotator_id,

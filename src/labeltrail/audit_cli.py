@@ -130,14 +130,10 @@ def label_as_of(
     try:
         client = connect(Settings().clickhouse_dsn)
         if out is not None:
+            file_format = _format_of(out, fmt)  # before the file is created
             with out.open("wb") as sink:
                 stream_named(
-                    client,
-                    "label_as_of",
-                    sink,
-                    fmt=_format_of(out, fmt),
-                    order_by=LABEL_ORDER,
-                    **params,
+                    client, "label_as_of", sink, fmt=file_format, order_by=LABEL_ORDER, **params
                 )
             return
         if as_json:

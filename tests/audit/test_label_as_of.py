@@ -275,3 +275,18 @@ def test_out_file_holds_the_same_rows(
         assert table.column("label_event_id").to_pylist() == [r["label_event_id"] for r in expected]
     else:
         assert json.loads(path.read_text()) == expected
+
+
+def test_streamed_output_edges(
+    as_of_dsn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert json.loads(_cli(as_of_dsn, monkeypatch, 9.999, "--json")) == []  # nothing yet
+    one = json.loads(_cli(as_of_dsn, monkeypatch, 60, "--json").replace("\n", " "))
+    assert [(r["comment_id"], r["schema_version"]) for r in one] == sorted(
+        (r["comment_id"], r["schema_version"]) for r in one
+    )
+    monkeypatch.setenv("LABELTRAIL_CLICKHOUSE_DSN", as_of_dsn)
+    unknown = tmp_path / "labels.txt"
+    out = CliRunner().invoke(app, ["audit", "label-as-of", "all", "--out", str(unknown)])
+    assert out.exit_code == 2 and "format" in out.output
+    assert not unknown.exists()  # refused before anything is written

@@ -106,6 +106,8 @@ class TaskingFold:
     tasked: set[str] = field(default_factory=set)
     pending: dict[str, AdjudicationRequested] = field(default_factory=dict)
     held: dict[str, CommentScored] = field(default_factory=dict)
+    awaiting: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    """Pending request ids by what they wait for: ("comment" | "vote" | "request", id)."""
     current: str | None = None
     labels: dict[str, LabelCommitted] = field(default_factory=dict)
     scores: dict[str, CommentScored] = field(default_factory=dict)
@@ -128,7 +130,8 @@ class TaskingFold:
                 return self._release(list(self.held))
             case CommentPosted():
                 self.comments[event.comment_id] = event
-                out = self._release([event.comment_id]) + self._retry_pending()
+                out = self._release([event.comment_id])
+                out += self._retry_pending(("comment", event.comment_id))
                 if event.comment_id in self.gold:
                     out += self._honeypots_for_item(event.comment_id)
                 return out
@@ -139,12 +142,13 @@ class TaskingFold:
                     return self._honeypots_for_item(event.comment_id)
             case VoteCast():
                 self.votes[event.vote_id] = event
-                return self._retry_pending()
+                return self._retry_pending(("vote", event.vote_id))
             case CommentScored():
                 return self._on_scored(event)
             case AdjudicationRequested():
                 self.pending[event.request_id] = event
-                return self._retry_pending()
+                self._await(event)
+                return self._retry_pending(("request", event.request_id))
         return []
 
     def drain(self) -> list[Output]:
@@ -350,10 +354,22 @@ class TaskingFold:
 
     # expert tasks ------------------------------------------------------------------------
 
-    def _retry_pending(self) -> list[Output]:
+    def _await(self, request: AdjudicationRequested) -> None:
+        """Index a pending request under the request itself and every input it lacks, so an
+        arriving vote or comment re-checks only the requests that wait for it."""
+        keys = [("request", request.request_id)]
+        if request.comment_id not in self.comments:
+            keys.append(("comment", request.comment_id))
+        keys += [("vote", v) for v in request.vote_ids if v not in self.votes]
+        for key in keys:
+            self.awaiting.setdefault(key, set()).add(request.request_id)
+
+    def _retry_pending(self, key: tuple[str, str]) -> list[Output]:
         out: list[Output] = []
-        for request_id in sorted(self.pending):
-            request = self.pending[request_id]
+        for request_id in sorted(self.awaiting.pop(key, ())):
+            request = self.pending.get(request_id)
+            if request is None:
+                continue
             ready = request.comment_id in self.comments
             if ready and all(v in self.votes for v in request.vote_ids):
                 del self.pending[request_id]

@@ -122,6 +122,7 @@ def label_as_of(
 
     if fmt and fmt not in STREAM_FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(STREAM_FORMATS)}")
+    file_format = _format_of(out, fmt) if out is not None else ""  # before connecting
     params = {
         "comment_id": "" if comment == "all" else comment,
         "at": sql_time(parse_time(at)),
@@ -130,7 +131,6 @@ def label_as_of(
     try:
         client = connect(Settings().clickhouse_dsn)
         if out is not None:
-            file_format = _format_of(out, fmt)  # before the file is created
             with out.open("wb") as sink:
                 stream_named(
                     client, "label_as_of", sink, fmt=file_format, order_by=LABEL_ORDER, **params

@@ -13,8 +13,10 @@
 -- partitions are read in order and need no sort (databases created before that order still
 -- answer the same, only slower). The superseding schema is looked up in a small array
 -- instead of a join the wide rows would have to pass through.
--- Rows come unordered (sorting 800,000 wide rows costs more than the query): sort on the
--- client, as labeltrail audit label-as-of does.
+-- Rows come unordered (sorting 800,000 wide rows costs about as much as the query): sort where
+-- the rows are used. labeltrail audit label-as-of sorts the Arrow table for its table output;
+-- its --json and --out wrap this query in ORDER BY comment_id, schema_version and let
+-- ClickHouse write the sorted rows itself (far cheaper than Python rows).
 -- Parameters: comment_id String ('' for every comment), at DateTime64(3, 'UTC'),
 --             schema_version String ('' for every version)
 WITH

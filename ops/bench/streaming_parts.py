@@ -221,11 +221,12 @@ def replay_folds(batches: Iterator[list[bytes]], *, keep_labels: bool = False) -
 
 
 def _make_fold(kind: str, n_comments: int) -> Fold:
-    from labeltrail.pipeline.tasking import TaskingFold
+    from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
     from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators
 
     if kind == "tasking":
-        return TaskingFold()
+        # The honeypot rate holds when the config knows the gold set's size.
+        return TaskingFold(TaskingConfig(gold_set_size=PlatformConfig.sized(n_comments).n_gold))
     if kind == "annotators":
         return SimulatedAnnotators(Platform(PlatformConfig.sized(n_comments)))
     if kind == "consensus":

@@ -7,9 +7,13 @@ read as is, because that is the name operators already use.
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from labeltrail.pipeline.tasking import TaskingConfig
 
 __all__ = ["Settings", "settings"]
 
@@ -69,6 +73,11 @@ class Settings(BaseSettings):
     """``LABELTRAIL_MIN_CROWD_POOL``: tasking holds work until this many crowd annotators are
     registered (so a rebuild assigns the same annotators)."""
 
+    gold_set_size: int = Field(150, ge=1)
+    """``LABELTRAIL_GOLD_SET_SIZE``: the gold set's size (the article's 150). Tasking pairs a
+    task chosen as a honeypot carrier with each gold item with probability 1 / this, so the
+    honeypot rate holds only when it matches the gold set actually published."""
+
     auto_accept_threshold: float | None = Field(None, ge=0.0, le=1.0)
     """``LABELTRAIL_AUTO_ACCEPT_THRESHOLD``: a model probability at or above it, on a comment
     the scorer routed ``auto_accept``, commits a machine-made label; unset: never."""
@@ -81,6 +90,22 @@ class Settings(BaseSettings):
 
     low_margin_threshold: float = Field(0.1, ge=0.0, le=1.0)
     """``LABELTRAIL_LOW_MARGIN_THRESHOLD``: a model margin below it routes to annotation."""
+
+    def tasking_config(self, **overrides: Any) -> TaskingConfig:
+        """The tasking stage's configuration from these settings (``overrides`` win)."""
+        from labeltrail.pipeline.tasking import TaskingConfig
+
+        fields: dict[str, Any] = {
+            "redundancy": self.redundancy,
+            "min_crowd_pool": self.min_crowd_pool,
+            "honeypot_rate": self.honeypot_rate,
+            "gold_set_size": self.gold_set_size,
+            "low_margin_threshold": self.low_margin_threshold,
+            "crowd_cost_usd": self.crowd_cost_usd,
+            "expert_cost_usd": self.expert_cost_usd,
+        }
+        fields.update(overrides)
+        return TaskingConfig(**fields)
 
     def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings for this cluster (the only place the secret is revealed)."""

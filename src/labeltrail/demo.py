@@ -31,7 +31,7 @@ from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.pipeline.iaa import IaaConfig, IaaFold
 from labeltrail.pipeline.labels import LabelsFold
 from labeltrail.pipeline.reliability import ReliabilityConfig, ReliabilityFold
-from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
+from labeltrail.pipeline.tasking import TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.platform import CODED
 
@@ -113,13 +113,9 @@ def run_demo(
     folds: list[Any] = [
         SimulatedScorer(platform, threshold=settings.low_margin_threshold),
         TaskingFold(
-            TaskingConfig(
-                redundancy=settings.redundancy,
+            settings.tasking_config(
                 min_crowd_pool=max(settings.min_crowd_pool, len(platform.crowd_ids)),
-                honeypot_rate=settings.honeypot_rate,
-                low_margin_threshold=settings.low_margin_threshold,
-                crowd_cost_usd=settings.crowd_cost_usd,
-                expert_cost_usd=settings.expert_cost_usd,
+                gold_set_size=platform.config.n_gold,
             )
         ),
         SimulatedAnnotators(platform),

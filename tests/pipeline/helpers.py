@@ -10,7 +10,7 @@ from labeltrail.pipeline.base import Fold
 from labeltrail.pipeline.consensus import ConsensusFold
 from labeltrail.pipeline.labels import LabelsFold
 from labeltrail.pipeline.replay import Replay
-from labeltrail.pipeline.tasking import TaskingFold
+from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
 from labeltrail.sim import Platform, SimulatedAnnotators, SimulatedScorer
 
 
@@ -25,7 +25,7 @@ def run_in_memory(platform: Platform, extra_folds: Sequence[Fold] = ()) -> Repla
     replay = Replay(
         [
             SimulatedScorer(platform),
-            TaskingFold(),
+            TaskingFold(TaskingConfig(gold_set_size=platform.config.n_gold)),
             SimulatedAnnotators(platform),
             ConsensusFold(),
             LabelsFold(),

@@ -46,7 +46,7 @@ from labeltrail.pipeline.base import Fold
 from labeltrail.pipeline.consensus import ConsensusFold
 from labeltrail.pipeline.labels import LabelsFold
 from labeltrail.pipeline.replay import Replay
-from labeltrail.pipeline.tasking import TaskingFold
+from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.platform import CODED
 
@@ -177,7 +177,7 @@ def _world(cfg: Day30Config) -> tuple[Platform, ResumableReplay, dt.datetime]:
     platform = Platform(cfg.platform)
     folds: list[Fold] = [
         SimulatedScorer(platform),
-        TaskingFold(),
+        TaskingFold(TaskingConfig(gold_set_size=platform.config.n_gold)),
         SimulatedAnnotators(platform),
         ConsensusFold(),
         LabelsFold(),

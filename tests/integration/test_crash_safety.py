@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,19 @@ def test_kill_minus_nine_each_service_then_restart(
 
         groups = {GROUPS.get(k, k): v for k, v in INPUTS.items()}
         wait_until_settled(settings, groups, still_alive=still_alive)
+
+        def restarted_live(stage: str) -> bool:
+            # The pipeline can settle before a restarted stage has finished its restore (its
+            # victim may have written all its outputs before the kill): wait for the restart's
+            # own "now live", after its last "reading" line.
+            log = (tmp_path / f"{stage}.log").read_text()
+            return "now live" in log[log.rfind(": reading ") :]
+
+        deadline = time.monotonic() + 120
+        while not all(restarted_live(s) for s in ("consensus", "tasking", "labels")):
+            still_alive()
+            assert time.monotonic() < deadline, "a restarted stage never went live"
+            time.sleep(0.5)
     finally:
         for proc in procs.values():
             proc.terminate()

@@ -52,6 +52,7 @@ from labeltrail.clickhouse.client import (
     apply_ddl,
     connect,
     named_query,
+    reference_query,
     run_named_arrow,
     stream_named,
 )
@@ -263,97 +264,13 @@ def _records(n_comments: int, seed: int) -> list[LogRecord]:
     return out
 
 
-ARGMAX_LABEL_AS_OF = """
-SELECT
-    l.comment_id AS comment_id, l.schema_version AS schema_version,
-    tupleElement(l.latest, 1) AS label, tupleElement(l.latest, 2) AS confidence,
-    tupleElement(l.latest, 3) AS route, tupleElement(l.latest, 4) AS method,
-    tupleElement(l.latest, 5) AS classes, tupleElement(l.latest, 6) AS distribution,
-    tupleElement(l.latest, 7) AS label_id, tupleElement(l.latest, 8) AS label_event_id,
-    tupleElement(l.latest, 9) AS committed_at, tupleElement(l.latest, 10) AS annotator_ids,
-    tupleElement(l.latest, 11) AS adjudication_id, l.labels_so_far AS labels_so_far,
-    s.version AS superseded_by, s.old_label_policy AS supersede_policy
-FROM
-(
-    SELECT comment_id, schema_version,
-        argMax(tuple(label, confidence, route, method, classes, distribution, label_id, event_id,
-                     recorded_at, annotator_ids, adjudication_id),
-               (recorded_at, occurred_at, event_id)) AS latest,
-        count() AS labels_so_far
-    FROM labels FINAL
-    WHERE recorded_at <= {at:DateTime64(3, 'UTC')}
-      AND ({comment_id:String} = '' OR comment_id = {comment_id:String})
-      AND ({schema_version:String} = '' OR schema_version = {schema_version:String})
-    GROUP BY comment_id, schema_version
-) AS l
-LEFT JOIN
-(
-    SELECT supersedes, argMax(version, recorded_at) AS version,
-           argMax(old_label_policy, recorded_at) AS old_label_policy
-    FROM label_schemas FINAL
-    WHERE recorded_at <= {at:DateTime64(3, 'UTC')} AND supersedes IS NOT NULL
-    GROUP BY supersedes
-) AS s ON s.supersedes = l.schema_version
-SETTINGS join_use_nulls = 1
-"""
+ARGMAX_LABEL_AS_OF = reference_query("label_as_of_argmax")
 """label_as_of as it was before the window-function rewrite: the peer for its figure."""
 
-EARLIER_TRACE = """
-SELECT occurred_at, recorded_at, event_type, producer, annotator_id, schema_version,
-       event_id, causation_id, payload, topic, partition, offset, '' AS link
-FROM events FINAL
-WHERE comment_id = {comment_id:String}
-ORDER BY
-    occurred_at,
-    indexOf(['CommentPosted', 'CommentScored', 'TaskCreated', 'TaskAssigned', 'VoteCast',
-             'HoneypotScored', 'ConsensusUpdated', 'AdjudicationRequested',
-             'AdjudicationRecorded', 'LabelCommitted'], event_type),
-    length(JSONExtract(payload, 'vote_ids', 'Array(String)')),
-    recorded_at,
-    event_id
-"""
+EARLIER_TRACE = reference_query("trace_final")
 """trace as it was before the dedup by event id: the peer for its figure."""
 
-EARLIER_TRACE_LINKS = """
-WITH
-    used_by AS (
-        SELECT x.event_id AS event_id, x.export_id AS export_id
-        FROM (SELECT * FROM exports FINAL) AS x
-        WHERE arrayExists(
-            l -> l.1 = x.schema_version
-                 AND fromUnixTimestamp64Milli(l.2, 'UTC') <= x.as_of
-                 AND arrayExists(
-                        p -> p.topic = l.3 AND p.partition = l.4 AND l.5 < p.offset,
-                        x.log_positions),
-            JSONExtract({labels:String}, 'Array(Tuple(String, Int64, String, UInt32, UInt64))'))
-    ),
-    linked AS (
-        SELECT event_id,
-               if(has({event_ids:Array(String)}, causation_id), 'caused by this comment',
-                  'reliability window covers its votes') AS link
-        FROM reliability FINAL
-        WHERE has({annotators:Array(String)}, annotator_id)
-          AND (has({event_ids:Array(String)}, causation_id)
-               OR (window_start IS NOT NULL AND window_end IS NOT NULL
-                   AND window_start <= {last_at:DateTime64(3, 'UTC')}
-                   AND {first_at:DateTime64(3, 'UTC')} < window_end))
-        UNION ALL
-        SELECT event_id, 'export includes its label' AS link FROM used_by
-        UNION ALL
-        SELECT event_id, concat('trained on export ', export_id) AS link FROM models FINAL
-        WHERE export_id IN (SELECT export_id FROM used_by)
-    )
-SELECT e.occurred_at AS occurred_at, e.recorded_at AS recorded_at, e.event_type AS event_type,
-       e.producer AS producer, e.annotator_id AS annotator_id,
-       e.schema_version AS schema_version, e.event_id AS event_id,
-       e.causation_id AS causation_id, e.payload AS payload, e.topic AS topic,
-       e.partition AS partition, e.offset AS offset, k.link AS link
-FROM (SELECT * FROM events FINAL
-      WHERE comment_id = '' AND event_id IN (SELECT event_id FROM linked)) AS e
-INNER JOIN linked AS k ON e.event_id = k.event_id
-ORDER BY occurred_at, event_type, event_id
-LIMIT 1 BY event_id
-"""
+EARLIER_TRACE_LINKS = reference_query("trace_links_cte")
 """trace_links as it was before the scalar link sets."""
 
 _ID_COLUMNS = {

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from labeltrail.clickhouse.client import apply_ddl, connect, run_named
+from labeltrail.clickhouse.client import apply_ddl, connect, reference_query, run_named
 from labeltrail.clickhouse.trace import full_trace, link_parameters
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.events import (
@@ -33,61 +33,9 @@ from labeltrail.events import (
 from tests.audit.history import adjudicated_comment, project
 from tests.pipeline.helpers import suffix_topic
 
-REFERENCE_TRACE = """
-SELECT occurred_at, recorded_at, event_type, producer, annotator_id, schema_version,
-       event_id, causation_id, payload, topic, partition, offset, '' AS link
-FROM events FINAL
-WHERE comment_id = {comment_id:String}
-ORDER BY
-    occurred_at,
-    indexOf(['CommentPosted', 'CommentScored', 'TaskCreated', 'TaskAssigned', 'VoteCast',
-             'HoneypotScored', 'ConsensusUpdated', 'AdjudicationRequested',
-             'AdjudicationRecorded', 'LabelCommitted'], event_type),
-    length(JSONExtract(payload, 'vote_ids', 'Array(String)')),
-    recorded_at,
-    event_id
-"""
+REFERENCE_TRACE = reference_query("trace_final")
 
-REFERENCE_LINKS = """
-WITH
-    used_by AS (
-        SELECT x.event_id AS event_id, x.export_id AS export_id
-        FROM (SELECT * FROM exports FINAL) AS x
-        WHERE arrayExists(
-            l -> l.1 = x.schema_version
-                 AND fromUnixTimestamp64Milli(l.2, 'UTC') <= x.as_of
-                 AND arrayExists(
-                        p -> p.topic = l.3 AND p.partition = l.4 AND l.5 < p.offset,
-                        x.log_positions),
-            JSONExtract({labels:String}, 'Array(Tuple(String, Int64, String, UInt32, UInt64))'))
-    ),
-    linked AS (
-        SELECT event_id,
-               if(has({event_ids:Array(String)}, causation_id), 'caused by this comment',
-                  'reliability window covers its votes') AS link
-        FROM reliability FINAL
-        WHERE has({annotators:Array(String)}, annotator_id)
-          AND (has({event_ids:Array(String)}, causation_id)
-               OR (window_start IS NOT NULL AND window_end IS NOT NULL
-                   AND window_start <= {last_at:DateTime64(3, 'UTC')}
-                   AND {first_at:DateTime64(3, 'UTC')} < window_end))
-        UNION ALL
-        SELECT event_id, 'export includes its label' AS link FROM used_by
-        UNION ALL
-        SELECT event_id, concat('trained on export ', export_id) AS link FROM models FINAL
-        WHERE export_id IN (SELECT export_id FROM used_by)
-    )
-SELECT e.occurred_at AS occurred_at, e.recorded_at AS recorded_at, e.event_type AS event_type,
-       e.producer AS producer, e.annotator_id AS annotator_id,
-       e.schema_version AS schema_version, e.event_id AS event_id,
-       e.causation_id AS causation_id, e.payload AS payload, e.topic AS topic,
-       e.partition AS partition, e.offset AS offset, k.link AS link
-FROM (SELECT * FROM events FINAL
-      WHERE comment_id = '' AND event_id IN (SELECT event_id FROM linked)) AS e
-INNER JOIN linked AS k ON e.event_id = k.event_id
-ORDER BY occurred_at, event_type, event_id
-LIMIT 1 BY event_id
-"""
+REFERENCE_LINKS = reference_query("trace_links_cte")
 
 LATER = 100_000
 """Offset of the re-emitted copies: far beyond every first copy."""

@@ -26,6 +26,7 @@ __all__ = [
     "connect",
     "named_query",
     "projections_dir",
+    "reference_query",
     "run_named",
     "run_named_arrow",
     "stream_named",
@@ -105,6 +106,15 @@ def named_query(name: str) -> str:
     path = projections_dir() / "queries" / f"{name}.sql"
     if not path.is_file():
         raise LabeltrailError(f"no named query {name!r}")
+    return path.read_text()
+
+
+def reference_query(name: str) -> str:
+    """The text of ``projections/reference/<name>.sql``: an earlier formulation of a named
+    query, kept as the reference its rewrite must equal and as the benchmark's peer."""
+    path = projections_dir() / "reference" / f"{name}.sql"
+    if not path.is_file():
+        raise LabeltrailError(f"no reference query {name!r}")
     return path.read_text()
 
 

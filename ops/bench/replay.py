@@ -47,16 +47,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
-from streaming_parts import produce_raw, read_raw, seed_schema, synthetic_history
+from streaming_parts import ensure_history, note, read_raw, record_count
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.columnar import TaskRow, VoteRow, decode_rows
 from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import LabelCommitted, TaskCreated, VoteCast
-from labeltrail.events.serde import decode, encode
+from labeltrail.events.serde import decode
 from labeltrail.events.topics import topic_name
-from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.runner import consumer_config
 from labeltrail.pipeline.base import Rejected
 from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold, ConsensusRow, RequestRow
@@ -67,10 +66,6 @@ ORDER = ("schemas", "tasks", "votes", "adjudications")
 SCALES = {"small": 1_500, "article": 800_000}
 Labels = dict[str, tuple[str, str]]
 """label_id -> (comment_id, label)"""
-
-
-def note(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def emit(figure: str, value: float, unit: str, peer: str, peer_value: float) -> None:
@@ -87,43 +82,6 @@ def emit(figure: str, value: float, unit: str, peer: str, peer_value: float) -> 
 
 
 # the history on the broker ---------------------------------------------------------------------
-
-
-def _count(settings: Settings, topic: str) -> int:
-    consumer = Consumer(consumer_config(settings, f"{topic}.count"))
-    try:
-        md = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
-            return 0
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in md.partitions
-        )
-    finally:
-        consumer.close()
-
-
-def ensure_history(base: Settings, n_comments: int, seed: int) -> Settings:
-    """The synthetic history's topics (the same as streaming.py's), written if missing."""
-    settings = base.model_copy(update={"topic_prefix": f"bench-history-s{seed}-n{n_comments}"})
-    votes = topic_name(settings.topic_prefix, "votes")
-    if _count(settings, votes) >= 3 * n_comments:
-        note(f"history: reusing {votes}")
-        return settings
-    if _count(settings, votes):
-        raise SystemExit(f"{votes} holds a partial history: delete its topics and rerun")
-    ensure_topics(settings)
-    seed_schema(settings)
-    started = time.perf_counter()
-    for chunk in synthetic_history(n_comments, seed=seed):
-        by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {"votes": [], "tasks": []}
-        for event in chunk:
-            suffix = "votes" if isinstance(event, VoteCast) else "tasks"
-            by_topic[suffix].append((event.key.encode(), encode(event)))
-        for suffix, records in by_topic.items():
-            produce_raw(settings, topic_name(settings.topic_prefix, suffix), records)
-    note(f"history: wrote {4 * n_comments} events in {time.perf_counter() - started:.0f}s")
-    return settings
 
 
 def read_values(
@@ -394,7 +352,7 @@ def raw_read(settings: Settings) -> tuple[int, float]:
     records = 0
     for suffix in ORDER:
         topic = topic_name(settings.topic_prefix, suffix)
-        if _count(settings, topic):
+        if record_count(settings, topic):
             for batch in read_raw(settings, topic, batch=20_000):
                 records += len(batch)
     return records, time.perf_counter() - started

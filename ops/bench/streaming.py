@@ -46,9 +46,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from streaming_parts import (
     confluent_passthrough,
+    ensure_history,
     faust_passthrough,
+    note,
     produce_raw,
     read_raw,
+    record_count,
     replay_folds,
     seed_schema,
     stage_process,
@@ -100,10 +103,6 @@ def emit(
     )
 
 
-def note(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
 def _create_topic(settings: Settings, name: str, partitions: int) -> None:
     admin = AdminClient(settings.kafka_config())
     admin.create_topics([NewTopic(name, num_partitions=partitions)])[name].result(30)
@@ -116,22 +115,8 @@ def _create_topic(settings: Settings, name: str, partitions: int) -> None:
     raise TimeoutError(name)
 
 
-def _count(settings: Settings, topic: str) -> int:
-    consumer = Consumer(consumer_config(settings, f"{topic}.count"))
-    try:
-        md = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if md is None or md.error is not None:
-            return 0
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in md.partitions
-        )
-    finally:
-        consumer.close()
-
-
 def _done(settings: Settings, topic: str, expected: int) -> bool:
-    return _count(settings, topic) >= expected
+    return record_count(settings, topic) >= expected
 
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -400,36 +385,6 @@ def latency(settings: Settings, runner: str, seconds: float, rate: float, tmp: P
 # (c) replay -------------------------------------------------------------------------------------
 
 
-def history_topics(base: Settings, n_comments: int, seed: int) -> Settings:
-    """The synthetic history, produced once per (seed, size) and reused."""
-    settings = base.model_copy(update={"topic_prefix": f"bench-history-s{seed}-n{n_comments}"})
-    votes = topic_name(settings.topic_prefix, "votes")
-    if _count(settings, votes) >= 3 * n_comments:
-        note(f"replay: reusing {votes}")
-        return settings
-    ensure_topics(settings)
-    seed_schema(settings)
-    started = time.perf_counter()
-    producer = Producer(producer_config(settings, **{"linger.ms": 50}))
-    for chunk in synthetic_history(n_comments, seed=seed):
-        for event in chunk:
-            suffix = "votes" if isinstance(event, VoteCast) else "tasks"
-            while True:
-                try:
-                    producer.produce(
-                        topic_name(settings.topic_prefix, suffix),
-                        value=encode(event),
-                        key=event.key.encode(),
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            producer.poll(0)
-    producer.flush(300)
-    note(f"replay: wrote {4 * n_comments} events in {time.perf_counter() - started:.0f}s")
-    return settings
-
-
 def replay(settings: Settings, *, keep_labels: bool = False) -> tuple[Any, float, int]:
     """Read schemas, tasks, votes, adjudications in order; (result, read seconds, records)."""
     read_s = 0.0
@@ -439,7 +394,7 @@ def replay(settings: Settings, *, keep_labels: bool = False) -> tuple[Any, float
         nonlocal read_s, records
         for suffix in ("schemas", "tasks", "votes", "adjudications"):
             topic = topic_name(settings.topic_prefix, suffix)
-            if _count(settings, topic) == 0:
+            if record_count(settings, topic) == 0:
                 continue
             source = read_raw(settings, topic, batch=20_000)
             while True:
@@ -525,7 +480,7 @@ def main() -> None:
         )
 
     if "c" in args.only:
-        history = history_topics(base, replay_n, args.seed)
+        history = ensure_history(base, replay_n, args.seed)
         profiler = cProfile.Profile() if args.profile else None
         if profiler is not None:
             profiler.enable()

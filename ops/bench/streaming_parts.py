@@ -11,6 +11,7 @@ import cProfile
 import datetime as dt
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.models import LabelCommitted, TaskCreated, VoteCast
 from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_name
+from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import producer_config
 from labeltrail.kafka.runner import consumer_config
 from labeltrail.ontology import moderation_schema_v3
@@ -37,8 +39,11 @@ from labeltrail.pipeline.labels import LabelsFold
 
 __all__ = [
     "Raw",
+    "ensure_history",
+    "note",
     "produce_raw",
     "read_raw",
+    "record_count",
     "replay_folds",
     "stage_process",
     "synthetic_history",
@@ -48,6 +53,11 @@ Raw = tuple[bytes | None, bytes, int]
 """(key, value, timestamp in ms) of one record."""
 
 START = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
+
+
+def note(msg: str) -> None:
+    """A progress line on stderr (stdout carries only the figures)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # the synthetic history -------------------------------------------------------------------
@@ -368,3 +378,41 @@ def seed_schema(settings: Settings) -> None:
         topic_name(settings.topic_prefix, "schemas"),
         [(b"v3", encode(moderation_schema_v3()))],
     )
+
+
+def record_count(settings: Settings, topic: str) -> int:
+    """The records on a topic (the sum of its partitions' high watermarks; 0 if missing)."""
+    consumer = Consumer(consumer_config(settings, f"{topic}.count"))
+    try:
+        md = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return 0
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in md.partitions
+        )
+    finally:
+        consumer.close()
+
+
+def ensure_history(base: Settings, n_comments: int, seed: int) -> Settings:
+    """The synthetic history's topics (shared by streaming.py and replay.py), written if missing."""
+    settings = base.model_copy(update={"topic_prefix": f"bench-history-s{seed}-n{n_comments}"})
+    votes = topic_name(settings.topic_prefix, "votes")
+    if record_count(settings, votes) >= 3 * n_comments:
+        note(f"history: reusing {votes}")
+        return settings
+    if record_count(settings, votes):
+        raise SystemExit(f"{votes} holds a partial history: delete its topics and rerun")
+    ensure_topics(settings)
+    seed_schema(settings)
+    started = time.perf_counter()
+    for chunk in synthetic_history(n_comments, seed=seed):
+        by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {"votes": [], "tasks": []}
+        for event in chunk:
+            suffix = "votes" if isinstance(event, VoteCast) else "tasks"
+            by_topic[suffix].append((event.key.encode(), encode(event)))
+        for suffix, records in by_topic.items():
+            produce_raw(settings, topic_name(settings.topic_prefix, suffix), records)
+    note(f"history: wrote {4 * n_comments} events in {time.perf_counter() - started:.0f}s")
+    return settings

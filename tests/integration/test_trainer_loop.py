@@ -50,14 +50,7 @@ from tests.learning.conftest import require
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-WORLD = PlatformConfig(
-    n_comments=1_000,
-    n_gold=250,
-    class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
-    coded_share=0.5,
-    crowd_blind_spot=0.85,
-    text_style="rich",
-)
+WORLD = PlatformConfig.day30(1_000, 250)
 PATIENCE_S = 400.0
 """Starting torch, training and exporting on two loaded cores takes minutes, not seconds."""
 

@@ -16,14 +16,7 @@ def test_recall_on_the_blind_spot_rises_after_adjudicated_labels_train(tmp_path:
     from labeltrail.sim import PlatformConfig
 
     config = Day30Config(
-        platform=PlatformConfig(
-            n_comments=1_000,
-            n_gold=250,
-            class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
-            coded_share=0.5,
-            crowd_blind_spot=0.85,
-            text_style="rich",
-        ),
+        platform=PlatformConfig.day30(1_000, 250),
         epochs=8,
     )
     result = run_day30(config, models_dir=tmp_path)

@@ -32,14 +32,7 @@ from labeltrail.sim import PlatformConfig
 from labeltrail.sim.platform import CODED
 from tests.learning.conftest import TinyModel, require
 
-WORLD = PlatformConfig(
-    n_comments=1_000,
-    n_gold=250,
-    class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
-    coded_share=0.5,
-    crowd_blind_spot=0.85,
-    text_style="rich",
-)
+WORLD = PlatformConfig.day30(1_000, 250)
 
 
 @dataclass

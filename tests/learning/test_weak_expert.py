@@ -56,14 +56,7 @@ def test_day30_with_the_learned_expert_accuracy(tmp_path: Path) -> None:
     from labeltrail.learning.scenario import Day30Config, run_day30
 
     config = Day30Config(
-        platform=PlatformConfig(
-            n_comments=1_000,
-            n_gold=250,
-            class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
-            coded_share=0.5,
-            crowd_blind_spot=0.85,
-            text_style="rich",
-        ),
+        platform=PlatformConfig.day30(1_000, 250),
         epochs=8,
         soft_labels="multisource",
     )

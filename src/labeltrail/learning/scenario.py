@@ -95,21 +95,12 @@ def topic_of(event: Event) -> str:
 class Day30Config:
     """The simulated world and the trainer; the defaults run in seconds on two cores.
 
-    The world is pinned here (not taken from ``PlatformConfig``'s defaults, which other
-    scenarios tune): 12% harassment, half of it coded, a crowd that calls coded harassment
-    non-toxic 85% of the time.
+    The world is pinned (``PlatformConfig.day30``, not ``PlatformConfig``'s defaults, which
+    other scenarios tune): 12% harassment, half of it coded, a crowd that calls coded
+    harassment non-toxic 85% of the time.
     """
 
-    platform: PlatformConfig = field(
-        default_factory=lambda: PlatformConfig(
-            n_comments=1_500,
-            n_gold=300,
-            class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
-            coded_share=0.5,
-            crowd_blind_spot=0.85,
-            text_style="rich",
-        )
-    )
+    platform: PlatformConfig = field(default_factory=PlatformConfig.day30)
     n_buckets: int = 2**16
     dim: int = 32
     hidden: int = 32

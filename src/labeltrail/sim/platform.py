@@ -77,6 +77,19 @@ class PlatformConfig:
         """A platform of ``n_comments`` with a gold set of 7.5% (the default's ratio)."""
         return cls(n_comments=n_comments, n_gold=max(10, n_comments * 3 // 40), seed=seed)
 
+    @classmethod
+    def day30(cls, n_comments: int = 1_500, n_gold: int = 300) -> PlatformConfig:
+        """The day-30 world: 12% harassment, half of it coded, a crowd that calls coded
+        harassment non-toxic 85% of the time, rich texts."""
+        return cls(
+            n_comments=n_comments,
+            n_gold=n_gold,
+            class_priors=(0.66, 0.15, 0.12, 0.05, 0.02),
+            coded_share=0.5,
+            crowd_blind_spot=0.85,
+            text_style="rich",
+        )
+
     text_style: Literal["templates", "rich"] = "templates"
     """``rich`` composes varied texts (``sim/text.py``); truths, slices and gold are unchanged."""
 

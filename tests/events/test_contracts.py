@@ -176,3 +176,35 @@ def test_events_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         event.label = "hate"  # type: ignore[misc]
     assert isinstance(event, Event)
+
+
+def test_contracts_load_once_when_threads_ask_together() -> None:
+    """Threads that ask for the contracts at the same moment get the same parsed objects (the
+    codecs compare schemas by identity; the demo's stage threads once got two copies)."""
+    import threading
+    import time
+
+    from labeltrail.events.avro import _once
+
+    calls: list[int] = []
+
+    def slow() -> dict[str, int]:
+        calls.append(1)
+        time.sleep(0.05)
+        return {"n": len(calls)}
+
+    get = _once(slow)
+    start = threading.Barrier(8)
+    got: list[dict[str, int]] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(get())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert all(g is got[0] for g in got) and len(got) == 8

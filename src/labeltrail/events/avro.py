@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 import types
 import typing
-from functools import cache
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -128,7 +130,31 @@ def _load(path: Path) -> Any:
         raise ContractError(f"cannot read contract {path}: {exc}") from exc
 
 
-@cache
+_LOAD_LOCK = threading.RLock()
+T = typing.TypeVar("T")
+
+
+def _once(load: Callable[[], T]) -> Callable[[], T]:
+    """Compute ``load()`` once, even when several threads ask first at the same moment.
+
+    ``functools.cache`` would let two threads each compute and keep different results; the
+    codecs compare parsed schemas by identity, so every caller must get the same objects
+    (the demo's stage threads hit exactly that race).
+    """
+    done: list[T] = []
+
+    @wraps(load)
+    def get() -> T:
+        if not done:
+            with _LOAD_LOCK:
+                if not done:
+                    done.append(load())
+        return done[0]
+
+    return get
+
+
+@_once
 def committed_schemas() -> dict[str, Any]:
     """The current contract of every event type, parsed, by record name."""
     out: dict[str, Any] = {}
@@ -142,7 +168,7 @@ def _fingerprint(parsed: Any) -> bytes:
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))[::-1]
 
 
-@cache
+@_once
 def writer_schemas() -> dict[bytes, WriterSchema]:
     """Every schema version a reader accepts, current and historical, by fingerprint.
 

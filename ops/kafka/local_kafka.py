@@ -13,6 +13,7 @@ Usage::
     python ops/kafka/local_kafka.py status
     python ops/kafka/local_kafka.py env        # KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092
     python ops/kafka/local_kafka.py stop
+    python ops/kafka/local_kafka.py reset      # stop, then delete every topic (keeps the jars)
 
 State lives under ``--state-dir`` (env ``LABELTRAIL_KAFKA_HOME``, default ``<repo>/var/kafka``):
 ``lib/`` (jars), ``data/`` (log.dirs), ``logs/`` (server.log, stdout.log), ``server.properties``,
@@ -592,8 +593,16 @@ def _wait_ready(
                     last_error = f"last readiness error: {exc!r}\n"
         time.sleep(0.25)
     reason = f"exited (PID {pid})" if died() else f"did not serve within {timeout:.0f} s"
+    partitions = sum(1 for _ in layout.data.glob("*-*")) if layout.data.is_dir() else 0
+    hint = (
+        f"the state holds {partitions} partition directories (test runs leave their prefixed "
+        "topics; loading them all delays the start): `local_kafka.py reset` empties it, or "
+        "pass a longer --timeout\n"
+        if partitions > 2_000
+        else ""
+    )
     raise LocalKafkaError(
-        f"Kafka broker on {bootstrap} {reason}.\n{last_error}"
+        f"Kafka broker on {bootstrap} {reason}.\n{hint}{last_error}"
         f"--- tail of {layout.server_log} ---\n"
         f"{_tail(layout.server_log, 40, log_offsets[0])}\n"
         f"--- tail of {layout.stdout_log} ---\n"
@@ -836,6 +845,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("status", help="is the recorded broker running and answering? (exit 0/1)")
 
+    p_reset = sub.add_parser(
+        "reset", help="stop the broker and delete its topics and logs (keeps the jars)"
+    )
+    p_reset.add_argument("--grace", type=float, default=DEFAULT_STOP_GRACE_S)
+
     p_env = sub.add_parser("env", help="print KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:<port>")
     p_env.add_argument("--port", type=int, default=None)
 
@@ -857,6 +871,12 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(asdict(info)))
         elif args.command == "stop":
             stop_broker(args.state_dir, grace=args.grace)
+        elif args.command == "reset":
+            stop_broker(args.state_dir, grace=args.grace)
+            layout = _layout(args.state_dir)
+            for folder in (layout.data, layout.logs):
+                shutil.rmtree(folder, ignore_errors=True)
+            print(f"[local-kafka] emptied {layout.data} and {layout.logs}")
         elif args.command == "status":
             status = broker_status(args.state_dir)
             if status is None:

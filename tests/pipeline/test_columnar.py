@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
-from labeltrail.events.base import Event
-from labeltrail.events.columnar import TaskRow, VoteRow, decode_rows, millis, to_datetime
+from labeltrail.events.base import Event, epoch_millis, from_epoch_millis
+from labeltrail.events.columnar import TaskRow, VoteRow, decode_rows
 from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import TaskCreated, VoteCast
 from labeltrail.events.serde import decode, encode, encode_with
@@ -90,10 +90,10 @@ def test_rows_carry_the_events_fields() -> None:
     decoded = decode_rows(values)
     assert decoded.fast == 2 and not decoded.errors
     vote, task, schema = decoded.rows
-    assert vote == VoteRow.of(_vote(1)) and vote.occurred_ms == millis(T0)
+    assert vote == VoteRow.of(_vote(1)) and vote.occurred_ms == epoch_millis(T0)
     assert task == TaskRow.of(_task(1)) and task.annotators == ("a1", "a2", "a3")
     assert isinstance(schema, Event) and schema == decode(values[2])
-    assert to_datetime(millis(T0)) == T0
+    assert from_epoch_millis(epoch_millis(T0)) == T0
 
 
 def _record(event: Event, **changes: Any) -> bytes:
@@ -145,7 +145,7 @@ def test_extreme_timestamps_go_through_decode() -> None:
     for ms in (-1, -(10**14), 10**15, 2**62):
         raw = _vote(1).model_dump()
         raw["envelope"]["occurred_at"] = ms
-        raw["envelope"]["recorded_at"] = millis(T0)
+        raw["envelope"]["recorded_at"] = epoch_millis(T0)
         value = encode_with(plain, fp, raw)
         assert decode_rows([value]).fast == 0
         assert _got([value]) == [_expected(value)]

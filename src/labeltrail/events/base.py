@@ -14,7 +14,31 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from labeltrail.events.ids import derive_id, new_id
 
-__all__ = ["Envelope", "Event", "LogPosition", "Millis", "Record", "to_utc_millis", "utc_now"]
+__all__ = [
+    "EPOCH",
+    "Envelope",
+    "Event",
+    "LogPosition",
+    "Millis",
+    "Record",
+    "epoch_millis",
+    "from_epoch_millis",
+    "to_utc_millis",
+    "utc_now",
+]
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
+
+def epoch_millis(at: dt.datetime) -> int:
+    """An aware datetime as integer milliseconds since the epoch (exact, floored, no float)."""
+    return (at - EPOCH) // _MS
+
+
+def from_epoch_millis(ms: int) -> dt.datetime:
+    """Integer milliseconds since the epoch as an aware UTC datetime."""
+    return EPOCH + dt.timedelta(milliseconds=ms)
 
 
 def to_utc_millis(value: dt.datetime) -> dt.datetime:

@@ -24,7 +24,7 @@ import annotated_types
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
 from labeltrail.events.avro import committed_schemas, writer_schemas
-from labeltrail.events.base import to_utc_millis
+from labeltrail.events.base import epoch_millis, from_epoch_millis, to_utc_millis
 from labeltrail.events.exceptions import (
     SerializationError,
 )
@@ -32,7 +32,6 @@ from labeltrail.events.models import EVENT_TYPES
 
 __all__ = ["Compiled", "Reader", "Writer", "compiled"]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DOUBLE = struct.Struct("<d")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
@@ -88,8 +87,7 @@ def _w_boolean(buf: bytearray, x: bool) -> None:
 def _w_millis(buf: bytearray, value: dt.datetime) -> None:
     if value.tzinfo is None:
         raise SerializationError("naive datetime for a timestamp-millis field")
-    delta = value - _EPOCH
-    _w_long(buf, (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000)
+    _w_long(buf, epoch_millis(value))
 
 
 # primitive readers -------------------------------------------------------------------------
@@ -150,7 +148,7 @@ def _r_boolean(data: bytes, pos: int) -> tuple[bool, int]:
 
 def _r_millis(data: bytes, pos: int) -> tuple[dt.datetime, int]:
     n, pos = _r_long(data, pos)
-    return _EPOCH + dt.timedelta(milliseconds=n), pos
+    return from_epoch_millis(n), pos
 
 
 _PRIMITIVES: dict[str, tuple[Reader, Writer, type]] = {

@@ -17,7 +17,6 @@ directions on random and corrupted records.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import typing
@@ -30,38 +29,23 @@ from fastavro import schemaless_reader
 from fastavro.schema import parse_schema
 
 from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
-from labeltrail.events.base import Event
+from labeltrail.events.base import Event, epoch_millis
 from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import TaskCreated, TaskKind, TaskReason, VoteCast
 from labeltrail.events.serde import MAGIC, decode
 
 __all__ = [
-    "EPOCH",
     "DecodedRows",
     "TaskRow",
     "VoteRow",
     "decode_rows",
-    "millis",
-    "to_datetime",
 ]
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MS = dt.timedelta(milliseconds=1)
 _HEADER = len(MAGIC) + 8
 _MAX_MS = 221845392000000
 """Year 9000: later timestamps go through the per-event decode, whatever it decides."""
 _KINDS = frozenset(typing.get_args(TaskKind))
 _REASONS = frozenset(typing.get_args(TaskReason))
-
-
-def millis(at: dt.datetime) -> int:
-    """An aware datetime as integer milliseconds since the epoch (exact, no float)."""
-    return (at - EPOCH) // _MS
-
-
-def to_datetime(ms: int) -> dt.datetime:
-    """Integer milliseconds since the epoch as an aware UTC datetime."""
-    return EPOCH + dt.timedelta(milliseconds=ms)
 
 
 class VoteRow(NamedTuple):
@@ -86,7 +70,7 @@ class VoteRow(NamedTuple):
             vote.schema_version,
             vote.label,
             vote.envelope.event_id,
-            millis(vote.envelope.occurred_at),
+            epoch_millis(vote.envelope.occurred_at),
         )
 
 

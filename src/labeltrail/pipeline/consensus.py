@@ -37,8 +37,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.columnar import TaskRow, VoteRow, millis, to_datetime
+from labeltrail.events.base import Event, LogPosition, epoch_millis, from_epoch_millis
+from labeltrail.events.columnar import TaskRow, VoteRow
 from labeltrail.events.models import (
     AdjudicationRequested,
     AnnotatorReliabilityUpdated,
@@ -104,7 +104,7 @@ class ConsensusRow(NamedTuple):
     def of(cls, event: ConsensusUpdated) -> ConsensusRow:
         return cls(
             event.envelope.event_id,
-            millis(event.envelope.occurred_at),
+            epoch_millis(event.envelope.occurred_at),
             event.envelope.causation_id,
             event.comment_id,
             event.schema_version,
@@ -138,7 +138,7 @@ class ConsensusRow(NamedTuple):
             ConsensusUpdated,
             event_id=self.event_id,
             producer=PRODUCER,
-            occurred_at=to_datetime(self.occurred_ms),
+            occurred_at=from_epoch_millis(self.occurred_ms),
             causation_id=self.causation_id,
             correlation_id=self.comment_id,
             comment_id=self.comment_id,
@@ -175,7 +175,7 @@ class RequestRow(NamedTuple):
         return cls(
             event.envelope.event_id,
             event.request_id,
-            millis(event.envelope.occurred_at),
+            epoch_millis(event.envelope.occurred_at),
             event.envelope.causation_id,
             event.comment_id,
             event.schema_version,
@@ -190,7 +190,7 @@ class RequestRow(NamedTuple):
             AdjudicationRequested,
             event_id=self.event_id,
             producer=PRODUCER,
-            occurred_at=to_datetime(self.occurred_ms),
+            occurred_at=from_epoch_millis(self.occurred_ms),
             causation_id=self.causation_id,
             correlation_id=self.comment_id,
             request_id=self.request_id,
@@ -480,7 +480,7 @@ class ConsensusFold:
         return HoneypotScored.create(
             producer=PRODUCER,
             id_parts=("honeypot", vote.vote_id),
-            occurred_at=to_datetime(vote.occurred_ms),
+            occurred_at=from_epoch_millis(vote.occurred_ms),
             causation_id=vote.event_id,
             correlation_id=vote.comment_id,
             annotator_id=vote.annotator_id,

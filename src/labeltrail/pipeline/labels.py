@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.columnar import to_datetime
+from labeltrail.events.base import Event, LogPosition, from_epoch_millis
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     AdjudicationRecorded,
@@ -68,7 +67,7 @@ class LabelRow(NamedTuple):
             LabelCommitted,
             event_id=self.event_id,
             producer=PRODUCER,
-            occurred_at=to_datetime(c.occurred_ms),
+            occurred_at=from_epoch_millis(c.occurred_ms),
             causation_id=c.event_id,
             correlation_id=c.comment_id,
             label_id=self.label_id,

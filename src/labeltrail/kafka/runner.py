@@ -203,7 +203,7 @@ class StageRunner:
         drains by itself (a lull is not the end of the input); a pipeline of stages whose
         inputs feed each other drains each one with :meth:`request_drain` once all of them
         are idle, as the demo does."""
-        self.fold = fold
+        self._use_fold(fold)
         self.settings = settings
         self.group = group or f"{settings.topic_prefix}.{fold.name}"
         self.topics = [topic_name(settings.topic_prefix, s) for s in fold.inputs]
@@ -241,6 +241,12 @@ class StageRunner:
             if t in meta.topics
         ]
         self._start_restore(partitions)
+
+    def _use_fold(self, fold: Fold) -> None:
+        """Run ``fold`` from now on (the scale-out runner starts a fresh one per rebalance)."""
+        self.fold = fold
+        self._accepts: frozenset[str] | None = getattr(fold, "accepts", None)
+        """The event types the fold handles (None: all); others are skipped undecoded."""
 
     def _start_restore(self, partitions: list[TopicPartition]) -> None:
         """Read ``partitions`` from the beginning; below the committed offsets only restore."""
@@ -379,8 +385,7 @@ class StageRunner:
         self._read_to[(topic, partition)] = offset + 1
         data = msg.value() or b""
         try:
-            accepts: frozenset[str] | None = getattr(self.fold, "accepts", None)
-            if accepts is not None and event_type_of(data) not in accepts:
+            if self._accepts is not None and event_type_of(data) not in self._accepts:
                 # The fold declares it would return nothing for this type: skip the body.
                 self.stats.skipped += 1
                 if live:
@@ -448,8 +453,10 @@ class StageRunner:
         self._producer.send(dead_letter(msg, self.fold.name, code, reason))
 
     def _on_commit_result(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        # A failed background commit is covered by the next one (offsets only grow), and by
-        # the synchronous commit with retries when the runner settles.
+        # A failed background commit is covered by the next commit of the same partitions
+        # (offsets only grow). If none follows, the group resumes from the last committed
+        # offset after a restart and re-emits outputs with the same event ids, which every
+        # sink deduplicates: delivery stays at least once, never lossy.
         if err is not None:
             log.warning(
                 "%s: offset commit failed (%s); the next one covers it", self.fold.name, err

@@ -69,7 +69,7 @@ class GroupStageRunner(StageRunner):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalances += 1
-        self.fold = self._make_fold()
+        self._use_fold(self._make_fold())
         self._load_broadcast()
         log.info(
             "%s: assigned %d partitions (rebalance %d)",

@@ -9,34 +9,12 @@ up. Artifacts go to ``LABELTRAIL_LEARNING_MODELS_DIR`` (shared with the scorer).
 ``scalable``: one copy reads every partition.
 """
 
-from pathlib import Path
-
 from labeltrail.config import Settings
 from labeltrail.kafka.serve import serve
-from labeltrail.learning.features import HashingFeaturizer
-from labeltrail.learning.retrain import RetrainConfig
 from labeltrail.learning.retrain_fold import RetrainFold
 from labeltrail.learning.retrain_settings import TrainerSettings
-from labeltrail.learning.scoring import OnnxTextScorer
 from labeltrail.learning.settings import LearningSettings
-from labeltrail.learning.training import SoftLabelTrainer
-
-
-def torch_trainer(cfg: RetrainConfig) -> SoftLabelTrainer:
-    return SoftLabelTrainer(
-        cfg.classes,
-        featurizer=HashingFeaturizer(n_buckets=cfg.n_buckets, seed=cfg.seed),
-        dim=cfg.dim,
-        hidden=cfg.hidden,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        threads=cfg.threads,
-        seed=cfg.seed,
-    )
-
-
-def onnx_scorer(path: Path, sha256: str) -> OnnxTextScorer:
-    return OnnxTextScorer(path, expected_sha256=sha256)
+from labeltrail.learning.train_job import onnx_scorer, torch_trainer
 
 
 def make(settings: Settings) -> RetrainFold:

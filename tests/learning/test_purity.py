@@ -20,6 +20,7 @@ EDGES = {
     "scorer_fold.py",
     "scenario.py",
     "scenario_weak.py",
+    "train_job.py",
 }
 FORBIDDEN = {
     "torch",

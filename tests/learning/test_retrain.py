@@ -43,19 +43,10 @@ class Factories:
     scorer_path: Path | None = None
 
     def make_trainer(self, cfg: RetrainConfig) -> ClassifierTrainer:
-        from labeltrail.learning.features import HashingFeaturizer
-        from labeltrail.learning.training import SoftLabelTrainer
+        from labeltrail.learning.train_job import torch_trainer
 
         self.trained += 1
-        return SoftLabelTrainer(
-            cfg.classes,
-            featurizer=HashingFeaturizer(n_buckets=cfg.n_buckets, seed=cfg.seed),
-            dim=cfg.dim,
-            hidden=cfg.hidden,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            seed=cfg.seed,
-        )
+        return torch_trainer(cfg)
 
     def load_scorer(self, path: Path, sha256: str) -> ProbabilityScorer:
         from labeltrail.learning.scoring import OnnxTextScorer

@@ -232,6 +232,11 @@ def batch_path(
             run.label_outputs += labelled
         run.decode_cpu += t1 - t0
         run.fold_cpu += time.thread_time() - t1
+    return _drained(consensus, run, keep=keep)
+
+
+def _drained(consensus: ConsensusFold, run: Run, *, keep: bool) -> Run:
+    """End a path: what the consensus fold still holds is rejected (and kept if asked)."""
     tail = consensus.drain()
     run.rejected["policy_rejected"] += len(tail)
     if keep:
@@ -274,11 +279,7 @@ def per_event_path(
                 run.label_outputs += labelled
         run.decode_cpu += t1 - t0
         run.fold_cpu += time.thread_time() - t1
-    tail = consensus.drain()
-    run.rejected["policy_rejected"] += len(tail)
-    if keep:
-        run.outputs += tail
-    return run
+    return _drained(consensus, run, keep=keep)
 
 
 def comparable(out: object) -> object:

@@ -7,8 +7,10 @@ honeypot (a gold item whose answer is known) is injected beside a crowd task at
 
 Honeypots are a join, so that they do not depend on the order in which the input topics
 interleave: a crowd task is *chosen* by a draw on its id (``honeypot_rate``), and a chosen
-task gets a honeypot with each gold item whose draw on the pair (task, item) falls below
-``1 / gold_set_size``. Whether a pair is a honeypot depends only on the two ids, so the
+task gets a honeypot with each gold item that falls in the same of ``gold_set_size`` buckets
+(each id's bucket is a draw on the id alone, so a pair matches with probability
+``1 / gold_set_size``, and each arrival only looks at its own bucket instead of at every
+chosen task or gold item). Whether a pair is a honeypot depends only on the two ids, so the
 honeypot is emitted when the last of the three it needs is known (the chosen task, the gold
 verdict, the gold item's comment), whichever topic brings it, and the same set of honeypots,
 with the same ids, comes out of any interleaving. A chosen task gets ``|gold| / gold_set_size``
@@ -111,8 +113,11 @@ class TaskingFold:
     current: str | None = None
     labels: dict[str, LabelCommitted] = field(default_factory=dict)
     scores: dict[str, CommentScored] = field(default_factory=dict)
-    chosen: dict[str, TaskCreated] = field(default_factory=dict)
-    """Crowd tasks chosen to carry honeypots, by task id (a gold item may come later)."""
+    chosen: dict[int, dict[str, TaskCreated]] = field(default_factory=dict)
+    """Crowd tasks chosen to carry honeypots, by bucket, then task id (a gold item may come
+    later)."""
+    gold_buckets: dict[int, set[str]] = field(default_factory=dict)
+    """Gold items by bucket."""
     honeypots: set[str] = field(default_factory=set)
     """Honeypot task ids emitted."""
 
@@ -139,6 +144,8 @@ class TaskingFold:
                 gold = event.request_id.startswith(GOLD_REQUEST_PREFIX)
                 if gold and event.comment_id not in self.gold:
                     self.gold[event.comment_id] = event.label
+                    bucket = self._bucket("honeypot-item-bucket", event.comment_id)
+                    self.gold_buckets.setdefault(bucket, set()).add(event.comment_id)
                     return self._honeypots_for_item(event.comment_id)
             case VoteCast():
                 self.votes[event.vote_id] = event
@@ -266,29 +273,32 @@ class TaskingFold:
             return []
         return self._crowd_task(comment, "relabel", label)
 
+    def _bucket(self, kind: str, identifier: str) -> int:
+        return int(draw(kind, identifier) * self.config.gold_set_size)
+
     def _maybe_honeypot(self, task: TaskCreated) -> list[Output]:
-        """Choose the task by its id alone; pair it with the gold items known so far (those
-        that come later are paired in ``_honeypots_for_item``)."""
+        """Choose the task by its id alone; pair it with the gold items of its bucket known so
+        far (those that come later are paired in ``_honeypots_for_item``)."""
         if draw("honeypot?", task.task_id) >= self.config.honeypot_rate:
             return []
-        self.chosen[task.task_id] = task
+        bucket = self._bucket("honeypot-task-bucket", task.task_id)
+        self.chosen.setdefault(bucket, {})[task.task_id] = task
         out: list[Output] = []
-        for item in sorted(self.gold):
+        for item in sorted(self.gold_buckets.get(bucket, ())):
             out += self._honeypot(task, item)
         return out
 
     def _honeypots_for_item(self, item: str) -> list[Output]:
+        chosen = self.chosen.get(self._bucket("honeypot-item-bucket", item), {})
         out: list[Output] = []
-        for task_id in sorted(self.chosen):
-            out += self._honeypot(self.chosen[task_id], item)
+        for task_id in sorted(chosen):
+            out += self._honeypot(chosen[task_id], item)
         return out
 
     def _honeypot(self, task: TaskCreated, item: str) -> list[Output]:
-        """The honeypot of (chosen task, gold item), if the pair's draw makes one and both the
-        verdict and the item's comment are known; at most once."""
+        """The honeypot of (chosen task, gold item of its bucket), once both the verdict and the
+        item's comment are known; at most once."""
         if item not in self.comments or item == task.comment_id:
-            return []
-        if draw("honeypot-item", task.task_id, item) * self.config.gold_set_size >= 1.0:
             return []
         hp_id = stable_id("task", item, task.schema_version, "honeypot", task.task_id)
         if hp_id in self.honeypots:

@@ -85,9 +85,19 @@ SCALES = {
 
 
 def emit(
-    figure: str, value: float, unit: str, peer: str, peer_value: float, *, higher: bool
+    figure: str,
+    value: float,
+    unit: str,
+    peer: str | None,
+    peer_value: float | None,
+    *,
+    higher: bool = True,
 ) -> None:
-    ratio = (value / peer_value if higher else peer_value / value) if value and peer_value else 0.0
+    ratio: float | None = None
+    if peer_value is not None:
+        ratio = 0.0
+        if value and peer_value:
+            ratio = value / peer_value if higher else peer_value / value
     print(
         json.dumps(
             {
@@ -95,8 +105,8 @@ def emit(
                 "value": round(value, 3),
                 "unit": unit,
                 "peer": peer,
-                "peer_value": round(peer_value, 3),
-                "ratio": round(ratio, 3),
+                "peer_value": None if peer_value is None else round(peer_value, 3),
+                "ratio": None if ratio is None else round(ratio, 3),
             }
         ),
         flush=True,
@@ -130,8 +140,20 @@ def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
 # (a) live -------------------------------------------------------------------------------------
 
 
-def live(settings: Settings, n_comments: int) -> tuple[float, list[tuple[bytes | None, bytes]]]:
-    """Run the live stages over a simulated platform; votes/s and the VoteCast records."""
+@dataclass
+class LiveRun:
+    rate: float
+    """VoteCast records per second, first vote to last label."""
+    votes: list[tuple[bytes | None, bytes]]
+    """The VoteCast records (key, value), for the pass-through peers."""
+    consumed: int
+    """Records the four stages read, summed (restore included)."""
+    produced: int
+    """Records the four stages wrote (outputs and dead letters), summed."""
+
+
+def live(settings: Settings, n_comments: int) -> LiveRun:
+    """Run the live stages over a simulated platform."""
     from labeltrail.events.base import LogPosition
     from labeltrail.ontology import moderation_schema_v3
     from labeltrail.sim import Platform, PlatformConfig, SimulatedScorer
@@ -153,13 +175,14 @@ def live(settings: Settings, n_comments: int) -> tuple[float, list[tuple[bytes |
     procs, flags = [], []
     kinds = ("tasking", "annotators", "consensus", "labels")
     cpu = {kind: SPAWN.Value("d", 0.0) for kind in kinds}
+    produced = {kind: SPAWN.Value("q", 0) for kind in kinds}
     for kind in kinds:
         ready, caught_up = SPAWN.Event(), SPAWN.Event()
         consumed = SPAWN.Value("q", 0)
         proc = SPAWN.Process(
             target=stage_process,
             args=(kind, settings.model_dump_json(), n_comments, stop, ready, caught_up, consumed),
-            kwargs={"cpu_seconds": cpu[kind]},
+            kwargs={"cpu_seconds": cpu[kind], "emitted": produced[kind]},
             name=f"stage-{kind}",
         )
         proc.start()
@@ -204,7 +227,20 @@ def live(settings: Settings, n_comments: int) -> tuple[float, list[tuple[bytes |
             for k in kinds
         )
     )
-    return len(votes) / seconds, [(k, v) for k, v, _ in votes]
+    n_votes = max(len(votes), 1)
+    note(
+        "live: records read / written per vote "
+        + ", ".join(
+            f"{k} {f[2].value / n_votes:.2f} / {produced[k].value / n_votes:.2f}"
+            for k, f in zip(kinds, flags, strict=True)
+        )
+    )
+    return LiveRun(
+        rate=len(votes) / seconds,
+        votes=[(k, v) for k, v, _ in votes],
+        consumed=sum(f[2].value for f in flags),
+        produced=sum(v.value for v in produced.values()),
+    )
 
 
 def _rate_of(settings: Settings, topic: str) -> float:
@@ -442,9 +478,27 @@ def main() -> None:
     live_rate = 0.0
     live_settings = base.model_copy(update={"topic_prefix": prefix})
     if "a" in args.only or "c" in args.only:
-        live_rate, votes = live(live_settings, scale.live_comments)
+        run = live(live_settings, scale.live_comments)
+        live_rate = run.rate
     if "a" in args.only:
-        peers = passthrough_peers(live_settings, votes)
+        peers = passthrough_peers(live_settings, run.votes)
+        # Each record the stages move is at least a consume and a decode, or an encode and a
+        # produce: what the confluent peer does per record (one of each). At the peer's cost
+        # per record, the pipeline's record volume alone allows this many votes per second.
+        moved = (run.consumed + run.produced) / max(len(run.votes), 1)
+        ceiling = peers["confluent"] * 2 / moved
+        note(
+            f"live: {moved:.2f} records moved per vote (read + written, 4 stages); at the "
+            f"confluent peer's cost per record that volume alone caps the rate near "
+            f"{ceiling:.0f} votes/s (a derived bound, not a measurement)"
+        )
+        emit(
+            "records moved per vote (read + written, 4 live stages)",
+            moved,
+            "records/vote",
+            None,
+            None,
+        )
         emit(
             "live votes/s tasking to commit (4 StageRunner processes)",
             live_rate,

@@ -255,9 +255,10 @@ def stage_process(
     caught_up: MpEvent,
     consumed: Synchronized[int],
     cpu_seconds: Synchronized[float] | None = None,
+    emitted: Synchronized[int] | None = None,
 ) -> None:
     """One StageRunner in its own process; mirrors its progress (and, if given, the process's
-    CPU time) into shared values.
+    CPU time and the records it produced) into shared values.
 
     With ``LABELTRAIL_BENCH_PROFILE=<dir>`` the runner thread runs under cProfile (timed in
     the thread's CPU time) and its stats are written to ``<dir>/<kind>-<pid>.prof`` when the
@@ -295,12 +296,17 @@ def stage_process(
             else:
                 caught_up.clear()
             consumed.value = runner.stats.consumed
+            if emitted is not None:
+                emitted.value = runner.stats.emitted + runner.stats.rejected
             if cpu_seconds is not None:
                 cpu_seconds.value = time.process_time()
             time.sleep(0.05)
     finally:
         local_stop.set()
         thread.join(30)
+        consumed.value = runner.stats.consumed
+        if emitted is not None:
+            emitted.value = runner.stats.emitted + runner.stats.rejected
         if cpu_seconds is not None:
             cpu_seconds.value = time.process_time()
 

@@ -166,6 +166,9 @@ def live(settings: Settings, n_comments: int) -> LiveRun:
     comments = [c.event for c in platform.comments]
     position = LogPosition(topic="comments", partition=0, offset=0)
     scores = [s for c in comments for s in scorer.apply(c, position) if isinstance(s, Event)]
+    gold = topic_name(settings.topic_prefix, "gold")
+    for copy in platform.gold_topic_events():
+        producer.send(copy, topic=gold)
     for event in [*seed, *comments, *scores]:
         producer.send(event)
     producer.flush()

@@ -78,6 +78,9 @@ def seed_platform(settings: Settings, platform: Platform) -> int:
         return 0
     seed_events = platform.inputs()
     producer = EventProducer(settings)
+    gold = topic_name(settings.topic_prefix, "gold")
+    for copy in platform.gold_topic_events():
+        producer.send(copy, topic=gold)
     for event in seed_events:
         producer.send(event)
     producer.flush()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from labeltrail.config import Settings
 from labeltrail.demo import seed_platform
-from labeltrail.events import LabelCommitted
+from labeltrail.events import LabelCommitted, TaskCreated
+from labeltrail.events.base import Event
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.kafka.scaleout import BROADCAST_INPUTS, GroupStageRunner
@@ -31,7 +32,9 @@ def test_two_workers_per_stage_with_a_rebalance_midway(pipeline_settings: Settin
     config = PlatformConfig.sized(N, seed=SEED)
     platform = Platform(config)
     makers: dict[str, Callable[[], Fold]] = {
-        "tasking": lambda: TaskingFold(TaskingConfig(min_crowd_pool=config.n_crowd)),
+        "tasking": lambda: TaskingFold(
+            TaskingConfig(min_crowd_pool=config.n_crowd, gold_set_size=config.n_gold)
+        ),
         "consensus": ConsensusFold,
         "labels": LabelsFold,
     }
@@ -70,5 +73,16 @@ def test_two_workers_per_stage_with_a_rebalance_midway(pipeline_settings: Settin
         assert second[name].rebalances >= 1
         assert second[name].stats.consumed > 0, f"{name}: the second worker got no work"
     labels = [e for e in read_topic(settings, "labels") if isinstance(e, LabelCommitted)]
-    reference = final_labels(run_in_memory(platform).log["labels"])
-    assert final_labels(list(labels)) == reference
+    one = run_in_memory(platform)
+    assert final_labels(list(labels)) == final_labels(one.log["labels"])
+    # Every worker reads the whole gold set (the gold topic), so the honeypots are one's too.
+    honeypots = _honeypots(read_topic(settings, "tasks"))
+    assert honeypots and honeypots == _honeypots(one.log["tasks"])
+
+
+def _honeypots(tasks: Sequence[Event]) -> set[tuple[str, str]]:
+    return {
+        (t.task_id, t.annotators[0])
+        for t in tasks
+        if isinstance(t, TaskCreated) and t.kind == "honeypot"
+    }

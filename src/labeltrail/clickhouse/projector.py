@@ -64,7 +64,9 @@ class Projector:
         self.stats = ProjectorStats()
         self.caught_up = threading.Event()
         self.consumer_name = f"{settings.topic_prefix}.projector"
-        self.topics = [topic_name(settings.topic_prefix, spec.suffix) for spec in TOPICS]
+        self.topics = [
+            topic_name(settings.topic_prefix, spec.suffix) for spec in TOPICS if not spec.mirror
+        ]
         self.writer = BatchWriter(client, self.consumer_name)
         self._consumer = Consumer(consumer_config(settings, self.consumer_name))
         self._producer = EventProducer(settings) if emit_dead_letters else None

@@ -19,6 +19,9 @@ class TopicSpec:
     events: tuple[str, ...]
     compacted: bool = False
     single_partition: bool = False
+    mirror: bool = False
+    """Its records are copies of events whose own topic is another one (their type's first
+    topic in the registry); sinks that read every topic (the projector) skip it."""
     doc: str = ""
     config: dict[str, str] = field(default_factory=dict)
 
@@ -81,6 +84,17 @@ TOPICS: tuple[TopicSpec, ...] = (
         doc="Annotator registry.",
     ),
     TopicSpec("deadletter", "source_topic", ("DeadLettered",), doc="Every rejected input."),
+    TopicSpec(
+        "gold",
+        "comment_id",
+        ("CommentPosted", "AdjudicationRecorded"),
+        mirror=True,
+        doc=(
+            "The gold set whole: each gold item's comment and verdict, copied from comments "
+            "and adjudications, so that every tasking worker can pair its honeypots with "
+            "any gold item."
+        ),
+    ),
 )
 
 _BY_EVENT: dict[str, TopicSpec] = {}

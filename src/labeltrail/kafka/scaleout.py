@@ -3,8 +3,9 @@
 Topics keyed by comment id are co-partitioned (same partition count, murmur2 on the same
 key), so the worker that owns partition p of votes also owns partition p of tasks, and a
 fold's keyed state never needs another worker's records. Registries that every worker needs
-whole (schemas, the annotator pool, reliability estimates, models) are *broadcast* inputs:
-each worker reads all of their partitions, outside the group, and commits nothing for them.
+whole (schemas, the annotator pool, reliability estimates, models, the gold set) are
+*broadcast* inputs: each worker reads all of their partitions, outside the group, and commits
+nothing for them.
 
 On every assignment the worker starts a fresh fold, loads the broadcast inputs to their end,
 and restores its keyed partitions up to the group's committed offsets before it processes
@@ -32,7 +33,7 @@ __all__ = ["BROADCAST_INPUTS", "GroupStageRunner"]
 
 log = logging.getLogger(__name__)
 
-BROADCAST_INPUTS = frozenset({"schemas", "annotators", "quality", "models"})
+BROADCAST_INPUTS = frozenset({"schemas", "annotators", "quality", "models", "gold"})
 """Inputs every worker reads whole: registries, not keyed work."""
 
 

@@ -17,6 +17,12 @@ with the same ids, comes out of any interleaving. A chosen task gets ``|gold| / 
 honeypots on average (one when ``gold_set_size`` is the gold set's size), so a task's share is
 ``honeypot_rate`` in expectation, not exactly. Gold is the gold set: verdicts whose request id
 starts with ``gold:`` (live adjudications are not gold here), first verdict per item.
+
+The gold set is also read whole from the ``gold`` topic (copies of the gold items' comments
+and verdicts, a broadcast input): a worker of a scaled-out stage owns only some partitions of
+comments and adjudications, yet pairs its chosen tasks with every gold item, so two workers
+make the honeypots one makes. An event read twice (from its own topic and from ``gold``)
+changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ class TaskingFold:
     inputs: tuple[str, ...] = (
         "schemas",
         "annotators",
+        "gold",
         "adjudications",
         "comments",
         "scores",

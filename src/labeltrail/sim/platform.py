@@ -227,6 +227,14 @@ class Platform:
             *(c.event for c in self.comments),
         ]
 
+    def gold_topic_events(self) -> list[CommentPosted | AdjudicationRecorded]:
+        """The gold set as the ``gold`` topic carries it (copies of events on their own
+        topics): each gold item's comment, then the verdicts."""
+        comments: list[CommentPosted | AdjudicationRecorded] = [
+            self._by_id[cid].event for cid in self.gold_ids
+        ]
+        return comments + list(self.gold_events())
+
     def gold_events(self) -> list[AdjudicationRecorded]:
         """The gold set: expert verdicts recorded before annotation starts."""
         out: list[AdjudicationRecorded] = []

@@ -21,6 +21,17 @@ fi
 echo "setup: installing labeltrail[$EXTRAS] (the train extra brings torch: large on first run)"
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
 
+# The native event codec (native/, Rust + pyo3, built by maturin): optional. Without it the
+# codec runs its pure-Python path, with the same results (docs/streaming.md).
+CARGO_BIN=$(command -v cargo || { [ -x "$HOME/.cargo/bin/cargo" ] && echo "$HOME/.cargo/bin/cargo"; } || true)
+if [ -n "$CARGO_BIN" ]; then
+  echo "setup: building the native event codec (native/) with $("$CARGO_BIN" --version)"
+  PATH="$(dirname "$CARGO_BIN"):$PATH" .venv/bin/python -m pip install -q ./native \
+    || echo "setup: the native codec did not build; the event codec stays pure Python" >&2
+else
+  echo "setup: cargo not found; the event codec stays pure Python (no labeltrail_native)"
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian's chromium for the browser tests"

@@ -14,14 +14,25 @@ from typing import Any
 
 import pytest
 
-from labeltrail.events import EVENT_TYPES, decode, encode
+from labeltrail.events import EVENT_TYPES, decode, encode, serde
 from labeltrail.events.avro import committed_schemas, writer_schemas
-from labeltrail.events.codec import compiled as _compiled
 from labeltrail.events.exceptions import SchemaInvalidError, SerializationError, UndecodableError
 from labeltrail.events.serde import _decode_general, encode_with
+from tests.events.implementations import IMPLEMENTATIONS, compiled_by, use
 from tests.events.samples import sample_event
 
 HOT = ["VoteCast", "TaskCreated", "TaskAssigned", "ConsensusUpdated", "LabelCommitted"]
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on the pure-Python codec and, where it is built, the native one."""
+    use(request.param, monkeypatch)
+    return str(request.param)
+
+
+def _compiled(name: str) -> Any:
+    return serde._compiled(name)
 
 
 def _current(name: str) -> tuple[Any, bytes]:
@@ -51,9 +62,11 @@ def _fast_outcome(data: bytes) -> Any:
     return (type(event), encode(event))
 
 
-def test_hot_event_types_are_compiled() -> None:
+def test_hot_event_types_are_compiled(impl: str) -> None:
     for name in HOT:
-        assert _compiled(name) is not None, name
+        entry = compiled_by(impl)(name)
+        assert entry is not None, name
+        assert entry.native == (impl == "native"), name
 
 
 def test_a_model_with_its_own_validator_is_not_compiled_and_still_validated() -> None:

@@ -20,8 +20,17 @@ from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import TaskCreated, VoteCast
 from labeltrail.events.serde import decode, encode, encode_with
 from labeltrail.ontology import moderation_schema_v3
+from tests.events.implementations import IMPLEMENTATIONS, use
 
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on the pure-Python codec and, where it is built, the native one
+    (``decode_rows``'s native batch reader and the native per-event codec behind ``decode``)."""
+    use(request.param, monkeypatch)
+    return str(request.param)
 
 
 def _vote(n: int, **kw: Any) -> VoteCast:

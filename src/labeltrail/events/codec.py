@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+import os
 import struct
 import types
 import typing
@@ -24,7 +25,7 @@ import annotated_types
 from pydantic import AfterValidator, AwareDatetime, BaseModel
 
 from labeltrail.events.avro import committed_schemas, writer_schemas
-from labeltrail.events.base import epoch_millis, from_epoch_millis, to_utc_millis
+from labeltrail.events.base import EPOCH, epoch_millis, from_epoch_millis, to_utc_millis
 from labeltrail.events.exceptions import (
     SerializationError,
 )
@@ -574,19 +575,141 @@ def _compile_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) 
     return read_record, write_record
 
 
+# the native plan --------------------------------------------------------------------------
+#
+# The same walk as _compile, producing data instead of functions: the plan the native codec
+# (``native/``, module ``labeltrail_native``) reads and writes by. Each node is a tuple:
+# (kind, checks) for string, long, double, boolean, bytes and millis; ("optional", node);
+# ("array" | "map", node, checks); ("record", model, names, nodes). ``checks`` is a tuple of
+# (op, value) with op one of ge, gt, le, lt, min_len, max_len, in (a Literal's values).
+
+Plan = tuple[Any, ...]
+
+
+def _plan_checks(metadata: list[Any]) -> tuple[tuple[str, Any], ...]:
+    out: list[tuple[str, Any]] = []
+    for m in metadata:
+        if isinstance(m, AfterValidator) and m.func is to_utc_millis:
+            continue
+        if isinstance(m, annotated_types.Ge):
+            out.append(("ge", m.ge))
+        elif isinstance(m, annotated_types.Gt):
+            out.append(("gt", m.gt))
+        elif isinstance(m, annotated_types.Le):
+            out.append(("le", m.le))
+        elif isinstance(m, annotated_types.Lt):
+            out.append(("lt", m.lt))
+        elif isinstance(m, annotated_types.MinLen):
+            out.append(("min_len", m.min_length))
+        elif isinstance(m, annotated_types.MaxLen):
+            out.append(("max_len", m.max_length))
+        else:
+            raise _Unsupported(f"constraint {m!r}")
+    return tuple(out)
+
+
+def _plan(schema: Any, annotation: Any, metadata: list[Any], named: dict[str, Any]) -> Plan:
+    """The native plan of one Avro type and its annotation (mirrors :func:`_compile`)."""
+    if isinstance(schema, str) and schema in named:
+        schema = named[schema]
+    annotation, more = _unwrap(annotation)
+    metadata = [*metadata, *more]
+    origin = typing.get_origin(annotation)
+    if isinstance(schema, list):
+        if len(schema) != 2 or schema[0] != "null":
+            raise _Unsupported(f"union {schema}")
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if origin not in (Union, types.UnionType) or len(members) != 1:
+            raise _Unsupported(f"union for {annotation!r}")
+        return ("optional", _plan(schema[1], members[0], metadata, named))
+    kind = schema if isinstance(schema, str) else schema["type"]
+    if kind == "record":
+        if metadata or not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            raise _Unsupported(f"record {schema.get('name')} for {annotation!r}")
+        return _plan_record(schema, annotation, named)
+    if kind in ("array", "map"):
+        if origin is not (list if kind == "array" else dict):
+            raise _Unsupported(f"{kind} for {annotation!r}")
+        inner = schema["items"] if kind == "array" else schema["values"]
+        item = _plan(inner, typing.get_args(annotation)[-1], [], named)
+        return (kind, item, _plan_checks(metadata))
+    if not isinstance(schema, str) and schema.get("logicalType") == "timestamp-millis":
+        if annotation is not AwareDatetime and annotation is not dt.datetime:
+            raise _Unsupported(f"timestamp for {annotation!r}")
+        return ("millis", _plan_checks(metadata))
+    if kind not in _PRIMITIVES or (not isinstance(schema, str) and len(schema) > 1):
+        raise _Unsupported(f"Avro type {schema!r}")
+    python = _PRIMITIVES[kind][2]
+    if origin is Literal:
+        allowed = tuple(dict.fromkeys(typing.get_args(annotation)))
+        if not all(type(a) is python for a in allowed):
+            raise _Unsupported(f"Literal {annotation!r} for {kind}")
+        return (kind, (("in", allowed), *_plan_checks(metadata)))
+    if annotation is not python:
+        raise _Unsupported(f"{kind} for {annotation!r}")
+    return (kind, _plan_checks(metadata))
+
+
+def _plan_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) -> Plan:
+    fields = schema["fields"]
+    if [f["name"] for f in fields] != list(model.model_fields):
+        raise _Unsupported(f"{model.__name__}: fields differ from the schema")
+    nodes = tuple(
+        _plan(
+            f["type"],
+            model.model_fields[f["name"]].annotation,
+            list(model.model_fields[f["name"]].metadata),
+            named,
+        )
+        for f in fields
+    )
+    return ("record", model, tuple(f["name"] for f in fields), nodes)
+
+
+def _millis_of(value: Any) -> int:
+    """What the Python writer makes of a timestamp the native writer does not read itself."""
+    if value.tzinfo is None:
+        raise SerializationError("naive datetime for a timestamp-millis field")
+    return epoch_millis(value)
+
+
+NATIVE_VERSION = "0.1.0"
+"""The ``labeltrail_native`` version this module's plans are written for."""
+
+
+def _load_native() -> Any:
+    """The native module, or None: not built, another version, or LABELTRAIL_NATIVE=0."""
+    if os.environ.get("LABELTRAIL_NATIVE", "1") == "0":
+        return None
+    try:
+        import labeltrail_native  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    if getattr(labeltrail_native, "__version__", None) != NATIVE_VERSION:
+        return None
+    return labeltrail_native
+
+
+native: Any = _load_native()
+"""``labeltrail_native`` when it is used, else None (the pure-Python codec)."""
+
+
 class Compiled(typing.NamedTuple):
     read: Reader
     write: Writer
     fingerprint: bytes
+    native: bool = False
 
 
 _COMPILED: dict[str, Compiled | None] = {}
+_PYTHON: dict[str, Compiled | None] = {}
+_NATIVE: dict[str, Compiled | None] = {}
 
 
-def compiled(name: str) -> Compiled | None:
-    """The compiled codec of an event type's current contract (None: use the general path)."""
-    if name in _COMPILED:
-        return _COMPILED[name]
+def compiled_python(name: str) -> Compiled | None:
+    """The pure-Python compiled codec of an event type (the reference and the fallback)."""
+    if name in _PYTHON:
+        return _PYTHON[name]
     schema = committed_schemas().get(name)
     model = EVENT_TYPES.get(name)
     entry: Compiled | None = None
@@ -597,5 +720,38 @@ def compiled(name: str) -> Compiled | None:
             entry = Compiled(read, write, fp)
         except _Unsupported:
             entry = None
+    _PYTHON[name] = entry
+    return entry
+
+
+def compiled_native(name: str) -> Compiled | None:
+    """The native codec of an event type, or None (not built, or a model it cannot plan).
+
+    Only event types the Python codec compiles are planned, so the two accept the same types.
+    """
+    if name in _NATIVE:
+        return _NATIVE[name]
+    python = compiled_python(name)
+    entry: Compiled | None = None
+    if native is not None and python is not None:
+        schema = committed_schemas()[name]
+        try:
+            plan = _plan_record(schema, EVENT_TYPES[name], schema.get("__named_schemas", {}))
+            codec = native.Codec(plan, EPOCH.tzinfo, _millis_of)
+            entry = Compiled(codec.read, codec.write, python.fingerprint, True)
+        except (_Unsupported, ValueError, TypeError):
+            entry = None
+    _NATIVE[name] = entry
+    return entry
+
+
+def compiled(name: str) -> Compiled | None:
+    """The compiled codec of an event type's current contract (None: use the general path).
+
+    Native when ``labeltrail_native`` is built (and LABELTRAIL_NATIVE is not 0), else Python.
+    """
+    if name in _COMPILED:
+        return _COMPILED[name]
+    entry = compiled_native(name) or compiled_python(name)
     _COMPILED[name] = entry
     return entry

@@ -28,10 +28,11 @@ from typing import Any, NamedTuple
 from fastavro import schemaless_reader
 from fastavro.schema import parse_schema
 
+from labeltrail.events import codec
 from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
-from labeltrail.events.base import Event, epoch_millis
+from labeltrail.events.base import EPOCH, Event, epoch_millis
 from labeltrail.events.exceptions import SerializationError
-from labeltrail.events.models import TaskCreated, TaskKind, TaskReason, VoteCast
+from labeltrail.events.models import EVENT_TYPES, TaskCreated, TaskKind, TaskReason, VoteCast
 from labeltrail.events.serde import MAGIC, decode
 
 __all__ = [
@@ -205,13 +206,80 @@ def _fast(data: bytes, fast: dict[bytes, tuple[str, Any]]) -> VoteRow | TaskRow 
     return _vote(rec) if name == "VoteCast" else _task(rec)
 
 
+_ROWS: dict[str, tuple[type[VoteRow] | type[TaskRow], dict[str, tuple[str, ...]]]] = {
+    "VoteCast": (
+        VoteRow,
+        {
+            **{f: (f,) for f in VoteRow._fields[:6]},
+            "event_id": ("envelope", "event_id"),
+            "occurred_ms": ("envelope", "occurred_at"),
+        },
+    ),
+    "TaskCreated": (TaskRow, {f: (f,) for f in TaskRow._fields}),
+}
+"""Per hot type, its row and where each row field comes from in the record."""
+
+
+def _row_plan(plan: codec.Plan, name: str, where: dict[tuple[str, ...], int]) -> codec.Plan:
+    """A record plan for the native rows reader: no models; the row slot of each picked field;
+    the envelope's event type must be ``name`` and its timestamps integers in 0.._MAX_MS, as
+    :func:`_envelope_ok` requires."""
+
+    def walk(node: codec.Plan, path: tuple[str, ...]) -> codec.Plan:
+        kind = node[0]
+        if kind == "record":
+            names, nodes = node[2], node[3]
+            inner = tuple(walk(n, (*path, f)) for f, n in zip(names, nodes, strict=True))
+            picks = tuple(
+                (where[(*path, f)], f == "annotators") if (*path, f) in where else None
+                for f in names
+            )
+            return ("record", None, names, inner, picks)
+        if path == ("envelope", "event_type"):
+            return ("string", (("in", (name,)),))
+        if kind == "millis" and path[:1] == ("envelope",):
+            return ("millis_int", 0, _MAX_MS)
+        if kind in ("optional", "array", "map"):
+            return (kind, walk(node[1], path), *node[2:])
+        return node
+
+    return walk(plan, ())
+
+
+@cache
+def _native_rows() -> Any:
+    """The native batch reader of the hot types' rows, or None (the fastavro path)."""
+    if codec.native is None:
+        return None
+    kinds = []
+    for name, (row, fields) in _ROWS.items():
+        entry = codec.compiled_python(name)
+        if entry is None:
+            return None
+        schema = committed_schemas()[name]
+        try:
+            plan = codec._plan_record(schema, EVENT_TYPES[name], schema.get("__named_schemas", {}))
+        except codec._Unsupported:
+            return None
+        where = {path: row._fields.index(f) for f, path in fields.items()}
+        kinds.append((entry.fingerprint, _row_plan(plan, name, where), row, len(row._fields)))
+    try:
+        return codec.native.Rows(MAGIC, kinds, EPOCH.tzinfo)
+    except (ValueError, TypeError):
+        return None
+
+
 def decode_rows(values: Sequence[bytes]) -> DecodedRows:
     """Decode a batch of record values; see the module docstring for what is guaranteed."""
     fast = _fast_schemas()
     out = DecodedRows()
     rows, indices = out.rows, out.indices
+    native = _native_rows()
+    # The native reader accepts a subset of what _fast accepts (the Python compiled reader's
+    # rules), with the same rows; whatever it leaves (None) goes the fastavro way.
+    pre: list[Any] = native.rows(values) if native is not None else [None] * len(values)
     for i, data in enumerate(values):
-        row = _fast(data, fast)
+        row = pre[i] or _fast(data, fast)
         if row is not None:
             rows.append(row)
             indices.append(i)

@@ -70,10 +70,16 @@ def pairwise_agreement(labels: list[str]) -> float:
 
     Equal to ``quality.agreement_items.item_agreement(...).observed``, in plain Python.
     """
-    n = len(labels)
-    if n < 2:
-        return 1.0
-    return sum(c * (c - 1) for c in Counter(labels).values()) / (n * (n - 1))
+    return _share_agreeing(_agreeing_pairs(labels), len(labels))
+
+
+def _agreeing_pairs(labels: Iterable[str]) -> int:
+    """Ordered pairs of distinct votes with the same label: sum of c * (c - 1) per class."""
+    return sum(c * (c - 1) for c in Counter(labels).values())
+
+
+def _share_agreeing(pairs: int, n: int) -> float:
+    return pairs / (n * (n - 1)) if n >= 2 else 1.0
 
 
 class ConsensusRow(NamedTuple):
@@ -157,15 +163,20 @@ class ConsensusRow(NamedTuple):
 
 
 class RequestRow(NamedTuple):
-    """An ``AdjudicationRequested`` as a plain tuple."""
+    """An ``AdjudicationRequested`` as a plain tuple.
 
-    event_id: str
-    request_id: str
+    Like a :class:`ConsensusRow`, its ids (:attr:`request_id`, :attr:`event_id`), its
+    :attr:`causation_id` (the id of the update that raised it) and its :attr:`reason` are
+    derived when read; ``stored_ids`` (event id, request id), ``cause`` as a string and
+    ``stored_reason`` hold those of a request read from the log instead.
+    """
+
+    stored_ids: tuple[str, str] | None
     occurred_ms: int
-    causation_id: str | None
+    cause: ConsensusRow | str | None
     comment_id: str
     schema_version: str
-    reason: str
+    stored_reason: str | None
     agreement: float
     threshold: float
     vote_ids: list[str]
@@ -173,8 +184,7 @@ class RequestRow(NamedTuple):
     @classmethod
     def of(cls, event: AdjudicationRequested) -> RequestRow:
         return cls(
-            event.envelope.event_id,
-            event.request_id,
+            (event.envelope.event_id, event.request_id),
             epoch_millis(event.envelope.occurred_at),
             event.envelope.causation_id,
             event.comment_id,
@@ -184,6 +194,31 @@ class RequestRow(NamedTuple):
             event.threshold,
             list(event.vote_ids),
         )
+
+    @property
+    def request_id(self) -> str:
+        if self.stored_ids is not None:
+            return self.stored_ids[1]
+        return stable_id(
+            "adjudication-request", self.comment_id, self.schema_version, self.vote_ids
+        )
+
+    @property
+    def event_id(self) -> str:
+        if self.stored_ids is not None:
+            return self.stored_ids[0]
+        return stable_id("AdjudicationRequested", self.request_id)
+
+    @property
+    def causation_id(self) -> str | None:
+        cause = self.cause
+        return cause.event_id if isinstance(cause, ConsensusRow) else cause
+
+    @property
+    def reason(self) -> str:
+        if self.stored_reason is not None:
+            return self.stored_reason
+        return f"per-item agreement {self.agreement:.2f} below {self.threshold:.2f}"
 
     def to_event(self) -> AdjudicationRequested:
         return build_event(
@@ -201,6 +236,20 @@ class RequestRow(NamedTuple):
             threshold=self.threshold,
             vote_ids=self.vote_ids,
         )
+
+
+class _Running(NamedTuple):
+    """What an item's next update extends instead of recomputing from all its votes."""
+
+    update: ConsensusRow
+    """the item's latest update: its vote ids, annotators and time"""
+    pairs: int
+    """agreeing ordered vote pairs (see :func:`_agreeing_pairs`)"""
+    epoch: int
+    """the fold's ``_epoch`` when ``weights`` and ``logp`` were made"""
+    weights: str
+    logp: list[float]
+    """the running log-posterior (empty for ``mv``)"""
 
 
 BatchOutput = Output | ConsensusRow | RequestRow
@@ -247,11 +296,9 @@ class ConsensusFold:
     )
     _weight: dict[str, str] = field(default_factory=dict, repr=False)
     """annotator -> ``"<id>=<accuracy:.3f>"``, until its reliability changes."""
-    _running: dict[tuple[str, str], tuple[int, int, list[float]]] = field(
-        default_factory=dict, repr=False
-    )
-    """item -> (epoch, n votes summed, running log-posterior)."""
+    _running: dict[tuple[str, str], _Running] = field(default_factory=dict, repr=False)
     _epoch: int = field(default=0, repr=False)
+    _threshold_text: dict[float, str] = field(default_factory=dict, repr=False)
     _normalised: dict[tuple[float, ...], list[float]] = field(default_factory=dict, repr=False)
     """log-posterior -> posterior: items with the same votes' columns share one (a pure
     function of the key, so a hit returns what a recomputation would)."""
@@ -446,35 +493,6 @@ class ConsensusFold:
             return [counts.get(c, 0) / len(votes) for c in classes]
         return _normalise(self._log_posterior(votes, classes))
 
-    def _item_posterior(
-        self, item: tuple[str, str], votes: list[VoteRow], classes: list[str]
-    ) -> list[float]:
-        """:meth:`_posterior` of the item's votes, adding only the newest vote's column when
-        nothing the sum depends on changed since the previous vote (same sums, same order)."""
-        if self.config.method == "mv":
-            return self._posterior(votes, classes)
-        known = self._running.get(item)
-        n = len(votes)
-        base: list[float] | None = None
-        if n == 1:
-            base = [0.0] * len(classes)
-        elif known is not None and known[0] == self._epoch and known[1] == n - 1:
-            base = known[2]
-        if base is None:
-            logp = self._log_posterior(votes, classes)
-        else:
-            last = votes[-1]
-            column = self._log_likelihood(last.annotator_id, classes)[last.label]
-            logp = [a + b for a, b in zip(base, column, strict=True)]
-        self._running[item] = (self._epoch, n, logp)
-        key = tuple(logp)
-        posterior = self._normalised.get(key)
-        if posterior is None:
-            if len(self._normalised) >= _NORMALISED_MAX:
-                self._normalised.clear()
-            posterior = self._normalised[key] = _normalise(logp)
-        return list(posterior)
-
     def _score_honeypot(self, task: TaskRow, vote: VoteRow) -> HoneypotScored:
         expected = task.expected_label or ""
         return HoneypotScored.create(
@@ -498,21 +516,60 @@ class ConsensusFold:
         item = (task.comment_id, task.schema_version)
         votes = self.item_votes[item]
         votes.append(vote)
+        n = len(votes)
         classes = classes or sorted({v.label for v in votes})
-        posterior = self._item_posterior(item, votes, classes)
+        method = self.config.method
+        # The item's previous update is extended by the new vote (the same values as from all
+        # its votes: lists in vote order, the latest time, the same integer pair count); the
+        # weights and the log-posterior too, unless a reliability or a schema came since.
+        known = self._running.get(item)
+        if known is None or len(known.update.vote_ids) != n - 1:
+            known = None
+            vote_ids = [v.vote_id for v in votes]
+            annotator_ids = [v.annotator_id for v in votes]
+            # The consensus exists once its last vote (in event time) does.
+            occurred = max([v.occurred_ms for v in votes])
+            pairs = _agreeing_pairs([v.label for v in votes]) if n > 1 else 0
+        else:
+            last = known.update
+            vote_ids = [*last.vote_ids, vote.vote_id]
+            annotator_ids = [*last.annotator_ids, vote.annotator_id]
+            occurred = max(last.occurred_ms, vote.occurred_ms)
+            same = 0
+            for v in votes:
+                if v.label == vote.label:
+                    same += 1
+            pairs = known.pairs + 2 * (same - 1)
+        if known is not None and known.epoch == self._epoch:
+            weights = f"{known.weights},{self._weight_of(vote.annotator_id)}"
+            logp = known.logp
+            if method != "mv":
+                column = self._log_likelihood(vote.annotator_id, classes)[vote.label]
+                logp = [a + b for a, b in zip(logp, column, strict=True)]
+        else:
+            weights = ",".join([self._weight_of(v.annotator_id) for v in votes])
+            logp = [] if method == "mv" else self._log_posterior(votes, classes)
+        if method == "mv":
+            posterior = self._posterior(votes, classes)
+        else:
+            key = tuple(logp)
+            shared = self._normalised.get(key)
+            if shared is None:
+                if len(self._normalised) >= _NORMALISED_MAX:
+                    self._normalised.clear()
+                shared = self._normalised[key] = _normalise(logp)
+            posterior = list(shared)
         # The tie rule: the first class in schema order with the top value. The values are
         # rounded to 6 places (or are count fractions), so "close to the top" is "equal to it".
         label = classes[posterior.index(max(posterior))]
-        agreement = pairwise_agreement([v.label for v in votes])
+        agreement = _share_agreeing(pairs, n)
         threshold = self.config.agreement_threshold
-        complete = len(votes) >= task.redundancy
+        threshold_text = self._threshold_text.get(threshold)
+        if threshold_text is None:
+            threshold_text = self._threshold_text[threshold] = f"{threshold:.2f}"
         status = "collecting"
-        if complete:
+        if n >= task.redundancy:
             status = "passed" if agreement >= threshold else "adjudication"
-        vote_ids = [v.vote_id for v in votes]
-        method = self.config.method
-        # The consensus exists once its last vote (in event time) does.
-        occurred = max([v.occurred_ms for v in votes])
         update = ConsensusRow(
             None,
             occurred,
@@ -523,29 +580,28 @@ class ConsensusFold:
             {
                 "tie_rule": TIE_RULE,
                 "agreement": "pairwise",
-                "threshold": f"{threshold:.2f}",
-                "weights": ",".join([self._weight_of(v.annotator_id) for v in votes]),
+                "threshold": threshold_text,
+                "weights": weights,
             },
             classes,
             posterior,
             label,
             agreement,
             vote_ids,
-            [v.annotator_id for v in votes],
+            annotator_ids,
             task.redundancy,
             status,
         )
+        self._running[item] = _Running(update, pairs, self._epoch, weights, logp)
         if status != "adjudication":
             return [update]
-        request_id = stable_id("adjudication-request", *item, vote_ids)
         request = RequestRow(
-            stable_id("AdjudicationRequested", request_id),
-            request_id,
+            None,
             occurred,
-            update.event_id,
+            update,
             task.comment_id,
             task.schema_version,
-            f"per-item agreement {agreement:.2f} below {threshold:.2f}",
+            None,
             agreement,
             threshold,
             vote_ids,

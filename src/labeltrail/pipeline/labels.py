@@ -106,6 +106,10 @@ class LabelsFold:
     unversioned: list[tuple[CommentScored, LogPosition]] = field(default_factory=list)
     classes: dict[str, list[str]] = field(default_factory=dict)
     requests: dict[str, RequestRow] = field(default_factory=dict)
+    """request id -> request, for the requests indexed so far (see :meth:`_request`)"""
+    unindexed: list[RequestRow] = field(default_factory=list)
+    """requests read since, in order: their ids are hashed only when an adjudication looks
+    one up (a replay with no adjudications never derives them)"""
     latest: dict[tuple[str, str], tuple[ConsensusRow, Pos]] = field(default_factory=dict)
     adjudicated: set[tuple[str, str]] = field(default_factory=set)
     waiting: dict[str, tuple[AdjudicationRecorded, LogPosition]] = field(default_factory=dict)
@@ -125,7 +129,10 @@ class LabelsFold:
             case AdjudicationRequested():
                 return self._on_request(RequestRow.of(event))
             case AdjudicationRecorded():
-                if event.request_id.startswith("gold:") or event.request_id in self.requests:
+                if (
+                    event.request_id.startswith("gold:")
+                    or self._request(event.request_id) is not None
+                ):
                     return [self._from_adjudication(event, position)]
                 self.waiting[event.request_id] = (event, position)
         return []
@@ -159,9 +166,19 @@ class LabelsFold:
         return None
 
     def _on_request(self, request: RequestRow) -> list[Output]:
-        self.requests[request.request_id] = request
+        self.unindexed.append(request)
+        if not self.waiting:
+            return []
         held = self.waiting.pop(request.request_id, None)
         return [] if held is None else [self._from_adjudication(*held)]
+
+    def _request(self, request_id: str) -> RequestRow | None:
+        """The latest request with this id (as a dict of every request by id would hold)."""
+        if self.unindexed:
+            for request in self.unindexed:
+                self.requests[request.request_id] = request
+            self.unindexed.clear()
+        return self.requests.get(request_id)
 
     def _auto_accept(self, scored: CommentScored, position: LogPosition) -> list[Output]:
         if self.auto_accept_threshold is None or scored.route != "auto_accept":
@@ -178,7 +195,7 @@ class LabelsFold:
     def _from_adjudication(self, a: AdjudicationRecorded, position: LogPosition) -> LabelCommitted:
         item = (a.comment_id, a.schema_version)
         self.adjudicated.add(item)
-        request = self.requests.get(a.request_id)
+        request = self._request(a.request_id)
         vote_ids = list(request.vote_ids) if request else []
         crowd = self.latest.get(item)
         crowd_annotators = list(crowd[0].annotator_ids) if crowd and request else []

@@ -1,0 +1,226 @@
+"""The batch replay's folds alone, in process: this tree's against another revision's.
+
+    .venv/bin/python ops/bench/replay_folds.py [--comments 40000] [--baseline HEAD] [--rounds 3]
+
+Builds ``streaming_parts.synthetic_history`` (seed 5: a crowd task and 3 votes per comment),
+decodes it once with ``events.columnar.decode_rows`` in batches of 20,000 records (schemas,
+then tasks, then votes, the order ``ops/bench/replay.py`` reads), and runs
+``ConsensusFold.apply_batch`` and ``LabelsFold.apply_batch`` over those rows exactly as
+``replay.py``'s batch path does (labels read at consecutive offsets of ``labels-in``, each
+label's id, comment and class read). No Kafka.
+
+The baseline's ``consensus.py`` and ``labels.py`` are taken from ``git show REV:...`` into a
+temporary package and fed the very same rows. The two alternate for ``--rounds`` rounds, gc
+off, each timed in thread CPU seconds (``time.thread_time``). Every output of both, every
+label included, is materialised and compared on the first ``--check`` votes' outputs, and the
+label sets must be equal on the whole run; otherwise the run fails.
+
+Prints one JSON line per figure (as ``replay.py`` does); load average and sizes go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from streaming_parts import note, synthetic_history
+
+from labeltrail.events.base import Event
+from labeltrail.events.columnar import decode_rows
+from labeltrail.events.serde import encode
+from labeltrail.ontology import moderation_schema_v3
+from labeltrail.pipeline import consensus as new_consensus
+from labeltrail.pipeline import labels as new_labels
+from labeltrail.pipeline.base import Rejected
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS_IN = "labels-in"
+
+
+def baseline_modules(rev: str, into: Path) -> tuple[ModuleType, ModuleType]:
+    """``consensus`` and ``labels`` as of ``rev``, the labels module importing that consensus."""
+
+    def source(path: str) -> str:
+        return subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout
+
+    modules = []
+    for name in ("consensus", "labels"):
+        text = source(f"src/labeltrail/pipeline/{name}.py").replace(
+            "from labeltrail.pipeline.consensus import", "from baseline_consensus import"
+        )
+        path = into / f"baseline_{name}.py"
+        path.write_text(text)
+        spec = importlib.util.spec_from_file_location(f"baseline_{name}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return modules[0], modules[1]
+
+
+def history_rows(comments: int) -> tuple[list[list[Any]], int]:
+    """The decoded batches, in replay order, and the number of votes."""
+    tasks: list[bytes] = []
+    votes: list[bytes] = []
+    for chunk in synthetic_history(comments, seed=5):
+        for event in chunk:
+            (votes if type(event).__name__ == "VoteCast" else tasks).append(encode(event))
+    values = [encode(moderation_schema_v3()), *tasks, *votes]
+    batches = []
+    for lo in range(0, len(values), 20_000):
+        decoded = decode_rows(values[lo : lo + 20_000])
+        if decoded.errors:
+            raise SystemExit(f"decode errors: {decoded.errors[:3]}")
+        batches.append(decoded.rows)
+    return batches, len(votes)
+
+
+def folds(
+    consensus_mod: ModuleType, labels_mod: ModuleType, batches: list[list[Any]], keep: bool
+) -> tuple[float, dict[str, tuple[str, str]], list[Any]]:
+    """``replay.py``'s batch path minus the decode: (thread CPU s, labels, kept outputs)."""
+    consensus = consensus_mod.ConsensusFold(consensus_mod.ConsensusConfig())
+    labels = labels_mod.LabelsFold()
+    label_type = labels_mod.LabelRow
+    found: dict[str, tuple[str, str]] = {}
+    kept: list[Any] = []
+    offset = 0
+    cpu = 0.0
+    for rows in batches:
+        t0 = time.thread_time()
+        outs: list[Any] = []
+        label_in: list[Any] = []
+        start = 0
+        others = [i for i, r in enumerate(rows) if isinstance(r, Event)]
+        for end in [*others, len(rows)]:
+            segment = consensus.apply_batch(rows[start : end + 1])
+            outs += segment
+            label_in += [o for o in segment if not isinstance(o, Rejected)]
+            if end < len(rows):
+                label_in.append(rows[end])
+            start = end + 1
+        labelled = labels.apply_batch(label_in, LABELS_IN, 0, offset)
+        offset += len(label_in)
+        for label in labelled:
+            if isinstance(label, label_type):
+                found[label.label_id] = (label.comment_id, label.label)
+        cpu += time.thread_time() - t0
+        if keep:
+            kept += outs
+            kept += labelled
+    return cpu, found, kept
+
+
+def comparable(out: object) -> object:
+    to_event = getattr(out, "to_event", None)
+    if to_event is not None:
+        out = to_event()
+    if isinstance(out, Event):
+        data = out.model_dump()
+        del data["envelope"]["recorded_at"]
+        return (type(out).__name__, data)
+    return out
+
+
+def emit(figure: str, value: float, unit: str, peer: str, peer_value: float) -> None:
+    ratio = value / peer_value if value and peer_value else 0.0
+    line = {
+        "figure": figure,
+        "value": round(value, 3),
+        "unit": unit,
+        "peer": peer,
+        "peer_value": round(peer_value, 3),
+        "ratio": round(ratio, 3),
+    }
+    print(json.dumps(line), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--comments", type=int, default=40_000)
+    parser.add_argument("--baseline", default="HEAD")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--check", type=int, default=6_000, help="votes compared output by output")
+    args = parser.parse_args()
+    gc.disable()
+    note(f"load average={os.getloadavg()} cpus={os.cpu_count()}")
+    batches, n_votes = history_rows(args.comments)
+    note(f"{n_votes} votes, {sum(map(len, batches))} rows in {len(batches)} batches")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        old = baseline_modules(args.baseline, Path(tmp))
+        new = (new_consensus, new_labels)
+        # identity first: the first --check votes' outputs, materialised, and all labels
+        cut = _rows_until_votes(batches, args.check)
+        _, _, old_out = folds(*old, cut, keep=True)
+        _, _, new_out = folds(*new, cut, keep=True)
+        if [comparable(o) for o in new_out] != [comparable(o) for o in old_out]:
+            raise SystemExit("outputs differ from the baseline's")
+        note(f"first {args.check} votes: {len(new_out)} outputs identical to {args.baseline}'s")
+        times: dict[str, list[float]] = {"old": [], "new": []}
+        labels: dict[str, dict[str, tuple[str, str]]] = {}
+        for _ in range(args.rounds):
+            for name, mods in (("old", old), ("new", new)):
+                cpu, found, _ = folds(*mods, batches, keep=False)
+                times[name].append(cpu)
+                labels[name] = found
+                note(f"{name}: {cpu:.2f} CPU-s, {len(found)} labels; load {os.getloadavg()}")
+        if labels["old"] != labels["new"]:
+            raise SystemExit("label sets differ from the baseline's")
+    best = {name: min(t) for name, t in times.items()}
+    median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+    emit(
+        f"folds votes per CPU-second, consensus+labels apply_batch, {n_votes} votes (best round)",
+        n_votes / best["new"],
+        "votes/CPU-s",
+        f"{args.baseline} (same rows, same process, alternating)",
+        n_votes / best["old"],
+    )
+    emit(
+        f"folds votes per CPU-second, {n_votes} votes (median round)",
+        n_votes / median["new"],
+        "votes/CPU-s",
+        f"{args.baseline}",
+        n_votes / median["old"],
+    )
+    note(
+        f"us per vote: new {1e6 * best['new'] / n_votes:.1f}, "
+        f"{args.baseline} {1e6 * best['old'] / n_votes:.1f}; load average={os.getloadavg()}"
+    )
+
+
+def _rows_until_votes(batches: list[list[Any]], votes: int) -> list[list[Any]]:
+    """The batches cut after their first ``votes`` votes."""
+    out: list[list[Any]] = []
+    seen = 0
+    for rows in batches:
+        kept = []
+        for row in rows:
+            if type(row).__name__ == "VoteRow":
+                if seen >= votes:
+                    break
+                seen += 1
+            kept.append(row)
+        out.append(kept)
+        if seen >= votes:
+            break
+    return out
+
+
+if __name__ == "__main__":
+    main()

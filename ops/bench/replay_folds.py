@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from streaming_parts import note, synthetic_history
 
-from labeltrail.events.base import Event
+from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.columnar import decode_rows
 from labeltrail.events.serde import encode
 from labeltrail.ontology import moderation_schema_v3
@@ -73,21 +73,39 @@ def baseline_modules(rev: str, into: Path) -> tuple[ModuleType, ModuleType]:
     return modules[0], modules[1]
 
 
-def history_rows(comments: int) -> tuple[list[list[Any]], int]:
-    """The decoded batches, in replay order, and the number of votes."""
-    tasks: list[bytes] = []
-    votes: list[bytes] = []
+def history_rows(comments: int, sample: int = 0) -> tuple[list[list[Any]], int, list[Event]]:
+    """The decoded batches, in replay order, the number of votes, and the events of the
+    first ``sample`` comments in replay order (for the per-event path)."""
+    tasks: list[Event] = []
+    votes: list[Event] = []
     for chunk in synthetic_history(comments, seed=5):
         for event in chunk:
-            (votes if type(event).__name__ == "VoteCast" else tasks).append(encode(event))
-    values = [encode(moderation_schema_v3()), *tasks, *votes]
+            (votes if type(event).__name__ == "VoteCast" else tasks).append(event)
+    events: list[Event] = [moderation_schema_v3(), *tasks[:sample], *votes[: 3 * sample]]
+    values = [encode(e) for e in (moderation_schema_v3(), *tasks, *votes)]
     batches = []
     for lo in range(0, len(values), 20_000):
         decoded = decode_rows(values[lo : lo + 20_000])
         if decoded.errors:
             raise SystemExit(f"decode errors: {decoded.errors[:3]}")
         batches.append(decoded.rows)
-    return batches, len(votes)
+    return batches, len(votes), events
+
+
+def per_event(consensus_mod: ModuleType, labels_mod: ModuleType, events: list[Event]) -> float:
+    """``apply`` per event, consensus outputs to labels, as ``replay.py``'s per-event path
+    (thread CPU s)."""
+    consensus = consensus_mod.ConsensusFold(consensus_mod.ConsensusConfig())
+    labels = labels_mod.LabelsFold()
+    position = LogPosition(topic="replay", partition=0, offset=0)
+    offset = 0
+    t0 = time.thread_time()
+    for event in events:
+        for out in consensus.apply(event, position):
+            if not isinstance(out, Rejected):
+                labels.apply(out, LogPosition(topic=LABELS_IN, partition=0, offset=offset))
+                offset += 1
+    return time.thread_time() - t0
 
 
 def folds(
@@ -156,10 +174,13 @@ def main() -> None:
     parser.add_argument("--baseline", default="HEAD")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--check", type=int, default=6_000, help="votes compared output by output")
+    parser.add_argument(
+        "--apply-comments", type=int, default=5_000, help="comments timed through apply"
+    )
     args = parser.parse_args()
     gc.disable()
     note(f"load average={os.getloadavg()} cpus={os.cpu_count()}")
-    batches, n_votes = history_rows(args.comments)
+    batches, n_votes, events = history_rows(args.comments, args.apply_comments)
     note(f"{n_votes} votes, {sum(map(len, batches))} rows in {len(batches)} batches")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,6 +203,10 @@ def main() -> None:
                 note(f"{name}: {cpu:.2f} CPU-s, {len(found)} labels; load {os.getloadavg()}")
         if labels["old"] != labels["new"]:
             raise SystemExit("label sets differ from the baseline's")
+        applied: dict[str, list[float]] = {"old": [], "new": []}
+        for _ in range(args.rounds):
+            for name, mods in (("old", old), ("new", new)):
+                applied[name].append(per_event(*mods, events))
     best = {name: min(t) for name, t in times.items()}
     median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
     emit(
@@ -197,6 +222,15 @@ def main() -> None:
         "votes/CPU-s",
         f"{args.baseline}",
         n_votes / median["old"],
+    )
+    n_applied = 3 * args.apply_comments
+    emit(
+        f"folds votes per CPU-second, consensus+labels apply per event, {n_applied} votes "
+        "(best round)",
+        n_applied / min(applied["new"]),
+        "votes/CPU-s",
+        f"{args.baseline} (same events, same process, alternating)",
+        n_applied / min(applied["old"]),
     )
     note(
         f"us per vote: new {1e6 * best['new'] / n_votes:.1f}, "

@@ -234,7 +234,9 @@ fn parse_node(spec: &Bound<'_, PyAny>) -> PyResult<Node> {
             }
             Node::Millis
         }
-        "millis_int" => Node::MillisInt(tuple.get_item(1)?.extract()?, tuple.get_item(2)?.extract()?),
+        "millis_int" => {
+            Node::MillisInt(tuple.get_item(1)?.extract()?, tuple.get_item(2)?.extract()?)
+        }
         "optional" => Node::Optional(Box::new(parse_node(&tuple.get_item(1)?)?)),
         "array" => Node::Array(Box::new(parse_node(&tuple.get_item(1)?)?), checks(2)?),
         "map" => Node::Map(Box::new(parse_node(&tuple.get_item(1)?)?), checks(2)?),
@@ -247,7 +249,11 @@ fn parse_node(spec: &Bound<'_, PyAny>) -> PyResult<Node> {
 fn parse_record(tuple: &Bound<'_, PyTuple>) -> PyResult<Record> {
     let py = tuple.py();
     let model = tuple.get_item(1)?;
-    let model = if model.is_none() { None } else { Some(model.unbind()) };
+    let model = if model.is_none() {
+        None
+    } else {
+        Some(model.unbind())
+    };
     let mut names = Vec::new();
     for n in tuple.get_item(2)?.try_iter()? {
         let n = n?;
@@ -267,12 +273,20 @@ fn parse_record(tuple: &Bound<'_, PyTuple>) -> PyResult<Record> {
             let p = p?;
             if !p.is_none() {
                 let (slot, as_tuple): (usize, bool) = p.extract()?;
-                *picks.get_mut(i).ok_or_else(|| unsupported("picks".into()))? = Some((slot, as_tuple));
+                *picks
+                    .get_mut(i)
+                    .ok_or_else(|| unsupported("picks".into()))? = Some((slot, as_tuple));
             }
         }
     }
     let all = pyo3::types::PyFrozenSet::new(py, names.iter().map(|n| n.bind(py)))?;
-    Ok(Record { model, names, nodes, all: all.into_any().unbind(), picks })
+    Ok(Record {
+        model,
+        names,
+        nodes,
+        all: all.into_any().unbind(),
+        picks,
+    })
 }
 
 // reading ---------------------------------------------------------------------------------
@@ -568,7 +582,11 @@ impl Ctx {
             }
         }
         let new = ffi::PyBaseObject_Type.tp_new.ok_or(Refuse)?;
-        let obj = Own::new(new(model as *mut ffi::PyTypeObject, self.empty, ptr::null_mut()))?;
+        let obj = Own::new(new(
+            model as *mut ffi::PyTypeObject,
+            self.empty,
+            ptr::null_mut(),
+        ))?;
         let fields_set = Own::new(ffi::PySet_New(rec.all.as_ptr()))?;
         if ffi::PyObject_GenericSetAttr(obj.0, self.dict_name, dict.0) != 0
             || ffi::PyObject_GenericSetAttr(obj.0, self.fields_set_name, fields_set.0) != 0
@@ -817,7 +835,9 @@ impl<'py> Writer<'py> {
                 Ok(())
             }
             Node::Millis => {
-                if ffi::PyDateTime_CheckExact(o) != 0 && ffi::PyDateTime_DATE_GET_TZINFO(o) == self.ctx.utc {
+                if ffi::PyDateTime_CheckExact(o) != 0
+                    && ffi::PyDateTime_DATE_GET_TZINFO(o) == self.ctx.utc
+                {
                     let days = days_from_civil(
                         ffi::PyDateTime_GET_YEAR(o) as i64,
                         ffi::PyDateTime_GET_MONTH(o) as i64,
@@ -833,7 +853,10 @@ impl<'py> Writer<'py> {
                     Ok(())
                 } else {
                     // Anything else (another timezone, a naive or odd value): Python decides.
-                    let ms = self.millis_of.bind(self.py).call1((Bound::from_borrowed_ptr(self.py, o),))?;
+                    let ms = self
+                        .millis_of
+                        .bind(self.py)
+                        .call1((Bound::from_borrowed_ptr(self.py, o),))?;
                     self.long(out, ms.as_ptr())
                 }
             }
@@ -902,7 +925,12 @@ impl<'py> Writer<'py> {
         }
     }
 
-    unsafe fn record(&self, rec: &Record, out: &mut Vec<u8>, o: *mut ffi::PyObject) -> PyResult<()> {
+    unsafe fn record(
+        &self,
+        rec: &Record,
+        out: &mut Vec<u8>,
+        o: *mut ffi::PyObject,
+    ) -> PyResult<()> {
         let d = ffi::PyObject_GetAttr(o, self.ctx.dict_name);
         if d.is_null() {
             return Err(self.err());
@@ -942,7 +970,12 @@ fn context(py: Python<'_>, utc: &Bound<'_, PyAny>) -> PyResult<Ctx> {
             return Err(PyErr::fetch(py));
         }
     }
-    let name = |s: &str| pyo3::types::PyString::intern(py, s).into_any().unbind().into_ptr();
+    let name = |s: &str| {
+        pyo3::types::PyString::intern(py, s)
+            .into_any()
+            .unbind()
+            .into_ptr()
+    };
     Ok(Ctx {
         utc: utc.clone().unbind().into_ptr(),
         empty: PyTuple::empty(py).unbind().into_ptr(),
@@ -977,16 +1010,30 @@ impl Codec {
     /// datetimes built; `millis_of(value)` the milliseconds of a datetime that is not an exact
     /// UTC datetime (or the error for it).
     #[new]
-    fn new(py: Python<'_>, plan: &Bound<'_, PyAny>, utc: &Bound<'_, PyAny>, millis_of: Py<PyAny>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        plan: &Bound<'_, PyAny>,
+        utc: &Bound<'_, PyAny>,
+        millis_of: Py<PyAny>,
+    ) -> PyResult<Self> {
         let node = parse_node(plan)?;
         if !matches!(node, Node::Record(_)) {
             return Err(unsupported("the plan is not a record".into()));
         }
-        Ok(Codec { node, ctx: context(py, utc)?, millis_of })
+        Ok(Codec {
+            node,
+            ctx: context(py, utc)?,
+            millis_of,
+        })
     }
 
     /// `(value, end)` read from `data` at `pos`; raises `Refused` for what it does not accept.
-    fn read<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>, pos: usize) -> PyResult<(Py<PyAny>, usize)> {
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        pos: usize,
+    ) -> PyResult<(Py<PyAny>, usize)> {
         let owned;
         let d = match body(data) {
             Ok(d) => d,
@@ -997,15 +1044,27 @@ impl Codec {
         };
         let mut c = Cur { d, p: pos };
         match unsafe { self.ctx.read(&self.node, &mut c) } {
-            Ok(o) => Ok((unsafe { Bound::from_owned_ptr(py, o.into_ptr()).unbind() }, c.p)),
+            Ok(o) => Ok((
+                unsafe { Bound::from_owned_ptr(py, o.into_ptr()).unbind() },
+                c.p,
+            )),
             Err(Refuse) => Err(Refused::new_err(())),
         }
     }
 
     /// Append the encoding of `obj` to the bytearray `buf`.
-    fn write(&self, py: Python<'_>, buf: &Bound<'_, PyByteArray>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn write(
+        &self,
+        py: Python<'_>,
+        buf: &Bound<'_, PyByteArray>,
+        obj: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let mut out = Vec::with_capacity(256);
-        let w = Writer { py, ctx: &self.ctx, millis_of: &self.millis_of };
+        let w = Writer {
+            py,
+            ctx: &self.ctx,
+            millis_of: &self.millis_of,
+        };
         unsafe { w.write(&self.node, &mut out, obj.as_ptr()) }?;
         let start = buf.len();
         buf.resize(start + out.len())?;
@@ -1014,10 +1073,19 @@ impl Codec {
     }
 
     /// `prefix` + the encoding of `obj`, as bytes.
-    fn encode<'py>(&self, py: Python<'py>, prefix: &[u8], obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        prefix: &[u8],
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(prefix);
-        let w = Writer { py, ctx: &self.ctx, millis_of: &self.millis_of };
+        let w = Writer {
+            py,
+            ctx: &self.ctx,
+            millis_of: &self.millis_of,
+        };
         unsafe { w.write(&self.node, &mut out, obj.as_ptr()) }?;
         Ok(PyBytes::new(py, &out))
     }
@@ -1036,15 +1104,25 @@ impl Rows {
     /// `Rows(magic, kinds, utc)`: kinds a list of (fingerprint, record plan with picks,
     /// row type, row width).
     #[new]
-    fn new(py: Python<'_>, magic: &[u8], kinds: &Bound<'_, PyAny>, utc: &Bound<'_, PyAny>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        magic: &[u8],
+        kinds: &Bound<'_, PyAny>,
+        utc: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
         let mut out = Vec::new();
         for k in kinds.try_iter()? {
-            let (fp, plan, row, width): (Vec<u8>, Bound<'_, PyTuple>, Py<PyAny>, usize) = k?.extract()?;
-            let fp: [u8; 8] = fp.try_into().map_err(|_| unsupported("fingerprint".into()))?;
+            let (fp, plan, row, width): (Vec<u8>, Bound<'_, PyTuple>, Py<PyAny>, usize) =
+                k?.extract()?;
+            let fp: [u8; 8] = fp
+                .try_into()
+                .map_err(|_| unsupported("fingerprint".into()))?;
             let rec = parse_record(&plan)?;
             let mut seen = vec![false; width];
             for (slot, _) in rec.picks.iter().flatten().chain(nested_picks(&rec).iter()) {
-                *seen.get_mut(*slot).ok_or_else(|| unsupported("slot".into()))? = true;
+                *seen
+                    .get_mut(*slot)
+                    .ok_or_else(|| unsupported("slot".into()))? = true;
             }
             if seen.iter().any(|s| !s) {
                 return Err(unsupported("every row slot needs a field".into()));
@@ -1052,12 +1130,17 @@ impl Rows {
             out.push((fp, rec, row, width));
         }
         let magic: [u8; 2] = magic.try_into().map_err(|_| unsupported("magic".into()))?;
-        Ok(Rows { kinds: out, magic, ctx: context(py, utc)? })
+        Ok(Rows {
+            kinds: out,
+            magic,
+            ctx: context(py, utc)?,
+        })
     }
 
     /// One row per value, or None where the fast path does not vouch for the value.
     fn rows(&self, py: Python<'_>, values: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let seq = unsafe { ffi::PySequence_Fast(values.as_ptr(), c"values must be a sequence".as_ptr()) };
+        let seq =
+            unsafe { ffi::PySequence_Fast(values.as_ptr(), c"values must be a sequence".as_ptr()) };
         if seq.is_null() {
             return Err(PyErr::fetch(py));
         }
@@ -1066,7 +1149,8 @@ impl Rows {
         let out = unsafe { Own(ffi::PyList_New(n)) };
         for i in 0..n {
             let v = unsafe { ffi::PySequence_Fast_GET_ITEM(seq.0, i) };
-            let row = unsafe { self.row(v) }.unwrap_or_else(|_| unsafe { Own::new_ref(ffi::Py_None()) });
+            let row =
+                unsafe { self.row(v) }.unwrap_or_else(|_| unsafe { Own::new_ref(ffi::Py_None()) });
             unsafe { ffi::PyList_SET_ITEM(out.0, i, row.into_ptr()) };
         }
         Ok(unsafe { Bound::from_owned_ptr(py, out.into_ptr()).unbind() })
@@ -1108,7 +1192,11 @@ impl Rows {
         // tuple.__new__(row, items), as a NamedTuple's own __new__ does.
         let args = Own::new(ffi::PyTuple_Pack(1, t.0))?;
         let new = ffi::PyTuple_Type.tp_new.ok_or(Refuse)?;
-        Own::new(new(row.as_ptr() as *mut ffi::PyTypeObject, args.0, ptr::null_mut()))
+        Own::new(new(
+            row.as_ptr() as *mut ffi::PyTypeObject,
+            args.0,
+            ptr::null_mut(),
+        ))
     }
 }
 

@@ -254,3 +254,51 @@ def test_other_timezones_and_odd_values_write_as_python_writes_them() -> None:
         update={"annotators": ("a", "b"), "redundancy": True, "cost_usd": 3}
     )
     _same_write("TaskCreated", task)
+
+
+def test_the_switch_and_the_version_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert codec._load_native() is codec.native
+    monkeypatch.setenv("LABELTRAIL_NATIVE", "0")
+    assert codec._load_native() is None
+    monkeypatch.setenv("LABELTRAIL_NATIVE", "1")
+    monkeypatch.setattr(codec.native, "__version__", "0.0.0-other")
+    assert codec._load_native() is None
+
+
+def test_native_rows_are_a_subset_of_the_fastavro_rows_with_equal_values() -> None:
+    """Whatever the native rows reader accepts, ``_fast`` accepts with the same row; what it
+    leaves (None) goes through ``_fast`` and ``decode`` as before."""
+    from labeltrail.events import columnar
+
+    reader = columnar._native_rows()
+    assert reader is not None
+    fast = columnar._fast_schemas()
+    rng = random.Random(5)
+    goods = [
+        serde.encode(sample_event("VoteCast")),
+        serde.encode(sample_event("TaskCreated").model_copy(update={"annotators": ["a", "b"]})),
+        serde.encode(sample_event("TaskAssigned")),
+    ]
+    values = []
+    for _ in range(3000):
+        data = bytearray(rng.choice(goods))
+        for _ in range(rng.randint(0, 2)):
+            what = rng.random()
+            if what < 0.7:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            elif what < 0.85:
+                del data[rng.randrange(len(data)) :]
+            else:
+                data += bytes([rng.randrange(256)])
+        values.append(bytes(data))
+    accepted = 0
+    for value, row in zip(values, reader.rows(values), strict=True):
+        if row is not None:
+            accepted += 1
+            assert type(row) in (columnar.VoteRow, columnar.TaskRow)
+            assert row == columnar._fast(value, fast)
+    assert accepted > 500
+    assert reader.rows([]) == [] and reader.rows((goods[0], "not bytes")) == [
+        columnar._fast(goods[0], fast),
+        None,
+    ]

@@ -241,8 +241,10 @@ class RequestRow(NamedTuple):
 class _Running(NamedTuple):
     """What an item's next update extends instead of recomputing from all its votes."""
 
-    update: ConsensusRow
-    """the item's latest update: its vote ids, annotators and time"""
+    vote_ids: list[str]
+    annotator_ids: list[str]
+    occurred_ms: int
+    """the item's latest update's (the lists are shared with it, never changed)"""
     pairs: int
     """agreeing ordered vote pairs (see :func:`_agreeing_pairs`)"""
     epoch: int
@@ -523,7 +525,7 @@ class ConsensusFold:
         # its votes: lists in vote order, the latest time, the same integer pair count); the
         # weights and the log-posterior too, unless a reliability or a schema came since.
         known = self._running.get(item)
-        if known is None or len(known.update.vote_ids) != n - 1:
+        if known is None or len(known.vote_ids) != n - 1:
             known = None
             vote_ids = [v.vote_id for v in votes]
             annotator_ids = [v.annotator_id for v in votes]
@@ -531,10 +533,9 @@ class ConsensusFold:
             occurred = max([v.occurred_ms for v in votes])
             pairs = _agreeing_pairs([v.label for v in votes]) if n > 1 else 0
         else:
-            last = known.update
-            vote_ids = [*last.vote_ids, vote.vote_id]
-            annotator_ids = [*last.annotator_ids, vote.annotator_id]
-            occurred = max(last.occurred_ms, vote.occurred_ms)
+            vote_ids = [*known.vote_ids, vote.vote_id]
+            annotator_ids = [*known.annotator_ids, vote.annotator_id]
+            occurred = max(known.occurred_ms, vote.occurred_ms)
             same = 0
             for v in votes:
                 if v.label == vote.label:
@@ -592,7 +593,14 @@ class ConsensusFold:
             task.redundancy,
             status,
         )
-        self._running[item] = _Running(update, pairs, self._epoch, weights, logp)
+        if status == "collecting":
+            self._running[item] = _Running(
+                vote_ids, annotator_ids, occurred, pairs, self._epoch, weights, logp
+            )
+        else:
+            # A complete item rarely gets another vote (a second task on the same comment):
+            # that one is computed from all the item's votes, and the state is not kept.
+            self._running.pop(item, None)
         if status != "adjudication":
             return [update]
         request = RequestRow(

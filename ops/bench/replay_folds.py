@@ -3,8 +3,9 @@
     .venv/bin/python ops/bench/replay_folds.py [--comments 40000] [--baseline HEAD] [--rounds 3]
 
 Builds ``streaming_parts.synthetic_history`` (seed 5: a crowd task and 3 votes per comment),
-decodes it once with ``events.columnar.decode_rows`` in batches of 20,000 records (schemas,
-then tasks, then votes, the order ``ops/bench/replay.py`` reads), and runs
+turns it once into the rows ``events.columnar.decode_rows`` gives (``VoteRow.of``,
+``TaskRow.of``: the same rows, without depending on the decoder), in batches of 20,000
+records (schemas, then tasks, then votes, the order ``ops/bench/replay.py`` reads), and runs
 ``ConsensusFold.apply_batch`` and ``LabelsFold.apply_batch`` over those rows exactly as
 ``replay.py``'s batch path does (labels read at consecutive offsets of ``labels-in``, each
 label's id, comment and class read). No Kafka.
@@ -38,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from streaming_parts import note, synthetic_history
 
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.columnar import decode_rows
-from labeltrail.events.serde import encode
+from labeltrail.events.columnar import TaskRow, VoteRow
+from labeltrail.events.models import TaskCreated, VoteCast
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.pipeline import consensus as new_consensus
 from labeltrail.pipeline import labels as new_labels
@@ -82,13 +83,12 @@ def history_rows(comments: int, sample: int = 0) -> tuple[list[list[Any]], int, 
         for event in chunk:
             (votes if type(event).__name__ == "VoteCast" else tasks).append(event)
     events: list[Event] = [moderation_schema_v3(), *tasks[:sample], *votes[: 3 * sample]]
-    values = [encode(e) for e in (moderation_schema_v3(), *tasks, *votes)]
-    batches = []
-    for lo in range(0, len(values), 20_000):
-        decoded = decode_rows(values[lo : lo + 20_000])
-        if decoded.errors:
-            raise SystemExit(f"decode errors: {decoded.errors[:3]}")
-        batches.append(decoded.rows)
+    rows: list[Any] = [
+        moderation_schema_v3(),
+        *(TaskRow.of(t) for t in tasks if isinstance(t, TaskCreated)),
+        *(VoteRow.of(v) for v in votes if isinstance(v, VoteCast)),
+    ]
+    batches = [rows[lo : lo + 20_000] for lo in range(0, len(rows), 20_000)]
     return batches, len(votes), events
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.events.samples import sample_event
 
 from labeltrail.events import codec, columnar, serde
+from labeltrail.events import native as native_codec
 from labeltrail.events.avro import committed_schemas, writer_schemas
 
 HOT = ["VoteCast", "TaskCreated", "TaskAssigned", "ConsensusUpdated", "LabelCommitted"]
@@ -82,7 +83,7 @@ def codec_rows(calls: int, repeats: int) -> list[dict[str, Any]]:
     python = codec.compiled_python
 
     def native(name: str) -> Any:
-        return codec.compiled_native(name) or codec.compiled_python(name)
+        return native_codec.compiled_native(name) or codec.compiled_python(name)
 
     for name in HOT:
         event = sample_event(name)
@@ -162,7 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     args = parser.parse_args()
-    if codec.native is None:
+    if native_codec.native is None:
         sys.exit("codec bench: labeltrail_native is not built (bash ops/setup.sh)")
     calls, repeats = SCALES[args.scale]
     load = os.getloadavg()

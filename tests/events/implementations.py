@@ -13,15 +13,16 @@ from typing import Any
 import pytest
 
 from labeltrail.events import codec, columnar, serde
+from labeltrail.events import native as native_codec
 
-IMPLEMENTATIONS = ["python", "native"] if codec.native is not None else ["python"]
+IMPLEMENTATIONS = ["python", "native"] if native_codec.native is not None else ["python"]
 
 
 def compiled_by(impl: str) -> Any:
     """``codec.compiled`` as one implementation gives it (native falls back per type)."""
     if impl == "python":
         return codec.compiled_python
-    return lambda name: codec.compiled_native(name) or codec.compiled_python(name)
+    return lambda name: native_codec.compiled_native(name) or codec.compiled_python(name)
 
 
 def use(impl: str, monkeypatch: pytest.MonkeyPatch) -> None:

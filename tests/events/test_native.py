@@ -18,6 +18,7 @@ import pytest
 from fastavro.schema import parse_schema
 
 from labeltrail.events import EVENT_TYPES, codec, serde
+from labeltrail.events import native as native_codec
 from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
 from labeltrail.events.base import Event
 from labeltrail.events.exceptions import SerializationError
@@ -32,19 +33,19 @@ def test_the_native_codec_is_built_under_ci() -> None:
         pytest.skip("outside CI the native codec is optional")
     import labeltrail_native  # type: ignore[import-not-found]
 
-    assert labeltrail_native.__version__ == codec.NATIVE_VERSION
-    assert codec.native is labeltrail_native
+    assert labeltrail_native.__version__ == native_codec.NATIVE_VERSION
+    assert native_codec.native is labeltrail_native
     assert all(codec.compiled(name).native for name in HOT)  # type: ignore[union-attr]
 
 
 pytestmark = pytest.mark.skipif(
-    codec.native is None and os.environ.get("CI") != "true",
+    native_codec.native is None and os.environ.get("CI") != "true",
     reason="labeltrail_native is not built (optional outside CI)",
 )
 
 
 def _pair(name: str) -> tuple[codec.Compiled, codec.Compiled]:
-    python, native = codec.compiled_python(name), codec.compiled_native(name)
+    python, native = codec.compiled_python(name), native_codec.compiled_native(name)
     assert python is not None and native is not None, name
     assert native.native and not python.native
     return python, native
@@ -181,7 +182,7 @@ def test_unicode_long_strings_negative_longs_and_nans() -> None:
     )
     data = _same_write("VoteCast", vote)
     assert _same_read("VoteCast", data) != "refused"
-    assert codec.compiled_native("VoteCast").read(data, 10)[0] == vote  # type: ignore[union-attr]
+    assert native_codec.compiled_native("VoteCast").read(data, 10)[0] == vote  # type: ignore[union-attr]
     for offset in (-1, -64, -65, -(2**31), -(2**63), 2**63 - 1):
         dead = sample_event("DeadLettered").model_copy(update={"source_offset": offset})
         _same_read("DeadLettered", _same_write("DeadLettered", dead))
@@ -190,7 +191,7 @@ def test_unicode_long_strings_negative_longs_and_nans() -> None:
     )
     data = _same_write("ConsensusUpdated", nan)
     assert _same_read("ConsensusUpdated", data) != "refused"
-    got, _ = codec.compiled_native("ConsensusUpdated").read(data, 10)  # type: ignore[union-attr]
+    got, _ = native_codec.compiled_native("ConsensusUpdated").read(data, 10)  # type: ignore[union-attr]
     assert math.isnan(got.agreement) and math.copysign(1, got.posterior[2]) == -1
 
 
@@ -257,12 +258,12 @@ def test_other_timezones_and_odd_values_write_as_python_writes_them() -> None:
 
 
 def test_the_switch_and_the_version_gate(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert codec._load_native() is codec.native
+    assert native_codec._load_native() is native_codec.native
     monkeypatch.setenv("LABELTRAIL_NATIVE", "0")
-    assert codec._load_native() is None
+    assert native_codec._load_native() is None
     monkeypatch.setenv("LABELTRAIL_NATIVE", "1")
-    monkeypatch.setattr(codec.native, "__version__", "0.0.0-other")
-    assert codec._load_native() is None
+    monkeypatch.setattr(native_codec.native, "__version__", "0.0.0-other")
+    assert native_codec._load_native() is None
 
 
 def test_native_rows_are_a_subset_of_the_fastavro_rows_with_equal_values() -> None:

@@ -1,48 +1,37 @@
-"""The compiled Avro codec: each current contract and its model, as plain readers and writers.
+"""The pure-Python compiled Avro codec: each current contract's plan as plain readers and writers.
 
-The hot path of :mod:`labeltrail.events.serde`. Per event type, the Avro schema and the pydantic
-model are compiled together into straight-line Python: the writer reads the model's attributes
-(no ``model_dump``); the reader builds the models directly, checking every constraint the
-models declare beyond the Avro types (``Literal`` values, ``ge``/``le``/``gt``/``lt``,
+The hot path of :mod:`labeltrail.events.serde` when the native codec
+(:mod:`labeltrail.events.native`) is not used, and the reference it is tested against. Per
+event type, the plan (:mod:`labeltrail.events.plan`: the Avro schema and the pydantic model
+walked together) is compiled into straight-line Python: the writer reads the model's
+attributes (no ``model_dump``); the reader builds the models directly, checking every
+constraint the plan carries (``Literal`` values, ``ge``/``le``/``gt``/``lt``,
 ``min_length``/``max_length``), so it does not validate again what Avro already guarantees. A
-model with anything else (a custom validator, a pattern) is not compiled: :func:`compiled`
-returns None and serde uses fastavro + pydantic. A compiled reader never reports an error
-itself; serde hands anything it does not accept to the general path, which explains it.
+model with no plan (a custom validator, a pattern) is not compiled: :func:`compiled` returns
+None and serde uses fastavro + pydantic. A compiled reader never reports an error itself;
+serde hands anything it does not accept to the general path, which explains it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import operator
-import os
 import struct
-import types
-import typing
 from collections.abc import Callable
-from typing import Any, Literal, Union
+from functools import cache, partial
+from typing import Any
 
-import annotated_types
-from pydantic import AfterValidator, AwareDatetime, BaseModel
+from labeltrail.events.base import epoch_millis, from_epoch_millis
+from labeltrail.events.exceptions import SerializationError
+from labeltrail.events.native import compiled_native
+from labeltrail.events.plan import Compiled, Plan, Reader, Writer, contract
 
-from labeltrail.events.avro import committed_schemas, writer_schemas
-from labeltrail.events.base import EPOCH, epoch_millis, from_epoch_millis, to_utc_millis
-from labeltrail.events.exceptions import (
-    SerializationError,
-)
-from labeltrail.events.models import EVENT_TYPES
-
-__all__ = ["Compiled", "Reader", "Writer", "compiled"]
+__all__ = ["Compiled", "Reader", "Writer", "compiled", "compiled_python"]
 
 _DOUBLE = struct.Struct("<d")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
-Reader = Callable[[bytes, int], tuple[Any, int]]
-Writer = Callable[[bytearray, Any], None]
 Reader_Writer = tuple[Reader, Writer]
-
-
-class _Unsupported(Exception):
-    """A schema or model feature the compiled path does not handle (use the general one)."""
 
 
 class _Refused(Exception):
@@ -152,13 +141,15 @@ def _r_millis(data: bytes, pos: int) -> tuple[dt.datetime, int]:
     return from_epoch_millis(n), pos
 
 
-_PRIMITIVES: dict[str, tuple[Reader, Writer, type]] = {
-    "string": (_r_string, _w_string, str),
-    "long": (_r_long, _w_long, int),
-    "double": (_r_double, _w_double, float),
-    "boolean": (_r_boolean, _w_boolean, bool),
-    "bytes": (_r_bytes, _w_bytes, bytes),
+_PRIMITIVES: dict[str, Reader_Writer] = {
+    "string": (_r_string, _w_string),
+    "long": (_r_long, _w_long),
+    "double": (_r_double, _w_double),
+    "boolean": (_r_boolean, _w_boolean),
+    "bytes": (_r_bytes, _w_bytes),
+    "millis": (_r_millis, _w_millis),
 }
+"""The reader and writer of each plan kind that is a single Avro value."""
 
 
 # constraints -------------------------------------------------------------------------------
@@ -178,29 +169,27 @@ def _length(op: Callable[[Any, Any], bool], bound: int) -> Callable[[Any], bool]
     return test
 
 
-def _check(metadata: list[Any]) -> Callable[[Any], bool] | None:
-    """A predicate for the field constraints pydantic would enforce, or None if there are none.
+_TESTS: dict[str, Callable[[Any], Callable[[Any], bool]]] = {
+    "ge": partial(_bound, operator.ge),
+    "gt": partial(_bound, operator.gt),
+    "le": partial(_bound, operator.le),
+    "lt": partial(_bound, operator.lt),
+    "min_len": partial(_length, operator.ge),
+    "max_len": partial(_length, operator.le),
+}
 
-    Raises :class:`_Unsupported` for metadata whose effect this module does not reproduce.
-    """
-    tests: list[Callable[[Any], bool]] = []
-    for m in metadata:
-        if isinstance(m, AfterValidator) and m.func is to_utc_millis:
-            continue  # the compiled reader builds UTC datetimes at millisecond precision
-        if isinstance(m, annotated_types.Ge):
-            tests.append(_bound(operator.ge, m.ge))
-        elif isinstance(m, annotated_types.Gt):
-            tests.append(_bound(operator.gt, m.gt))
-        elif isinstance(m, annotated_types.Le):
-            tests.append(_bound(operator.le, m.le))
-        elif isinstance(m, annotated_types.Lt):
-            tests.append(_bound(operator.lt, m.lt))
-        elif isinstance(m, annotated_types.MinLen):
-            tests.append(_length(operator.ge, m.min_length))
-        elif isinstance(m, annotated_types.MaxLen):
-            tests.append(_length(operator.le, m.max_length))
-        else:
-            raise _Unsupported(f"constraint {m!r}")
+
+def _check(checks: tuple[tuple[str, Any], ...]) -> Callable[[Any], bool] | None:
+    """A predicate for a plan node's checks, or None if there are none."""
+    if checks and checks[0][0] == "in":
+        allowed = frozenset(checks[0][1])
+        rest = _check(checks[1:])
+
+        def in_literal(value: Any) -> bool:
+            return value in allowed and (rest is None or rest(value))
+
+        return in_literal
+    tests = [_TESTS[op](bound) for op, bound in checks]
     if not tests:
         return None
     if len(tests) == 1:
@@ -221,34 +210,14 @@ def _constrained(read: Reader, ok: Callable[[Any], bool] | None) -> Reader:
     return checked
 
 
-# compiling a schema with its model ---------------------------------------------------------
+# compiling a plan --------------------------------------------------------------------------
 
 
-def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
-    """Split ``Annotated[T, *metadata]`` into ``T`` and its metadata."""
-    if typing.get_origin(annotation) is typing.Annotated:
-        base, *metadata = typing.get_args(annotation)
-        inner, more = _unwrap(base)
-        return inner, [*more, *metadata]
-    return annotation, []
-
-
-def _compile(
-    schema: Any, annotation: Any, metadata: list[Any], named: dict[str, Any]
-) -> tuple[Reader, Writer]:
-    """A reader and a writer for one Avro type and the pydantic annotation it maps to."""
-    if isinstance(schema, str) and schema in named:
-        schema = named[schema]
-    annotation, more = _unwrap(annotation)
-    metadata = [*metadata, *more]
-    origin = typing.get_origin(annotation)
-    if isinstance(schema, list):
-        if len(schema) != 2 or schema[0] != "null":
-            raise _Unsupported(f"union {schema}")
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if origin not in (Union, types.UnionType) or len(members) != 1:
-            raise _Unsupported(f"union for {annotation!r}")
-        read_x, write_x = _compile(schema[1], members[0], metadata, named)
+def _compile(node: Plan) -> Reader_Writer:
+    """A reader and a writer for one plan node."""
+    kind = node[0]
+    if kind == "optional":
+        read_x, write_x = _compile(node[1])
 
         def read_optional(data: bytes, pos: int) -> tuple[Any, int]:
             branch = data[pos]
@@ -266,41 +235,15 @@ def _compile(
                 write_x(buf, value)
 
         return read_optional, write_optional
-    kind = schema if isinstance(schema, str) else schema["type"]
     if kind == "record":
-        if metadata or not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            raise _Unsupported(f"record {schema.get('name')} for {annotation!r}")
-        return _compile_record(schema, annotation, named)
+        return _compile_record(node)
     if kind in ("array", "map"):
-        expected = list if kind == "array" else dict
-        if origin is not expected:
-            raise _Unsupported(f"{kind} for {annotation!r}")
-        args = typing.get_args(annotation)
-        inner_schema = schema["items"] if kind == "array" else schema["values"]
-        read_item, write_item = _compile(inner_schema, args[-1], [], named)
+        read_item, write_item = _compile(node[1])
         read = _array_reader(read_item) if kind == "array" else _map_reader(read_item)
         write = _array_writer(write_item) if kind == "array" else _map_writer(write_item)
-        return _constrained(read, _check(metadata)), write
-    if not isinstance(schema, str) and schema.get("logicalType") == "timestamp-millis":
-        if annotation is not AwareDatetime and annotation is not dt.datetime:
-            raise _Unsupported(f"timestamp for {annotation!r}")
-        return _constrained(_r_millis, _check(metadata)), _w_millis
-    if kind not in _PRIMITIVES or (not isinstance(schema, str) and len(schema) > 1):
-        raise _Unsupported(f"Avro type {schema!r}")
-    read, write, python = _PRIMITIVES[kind]
-    if origin is Literal:
-        allowed = frozenset(typing.get_args(annotation))
-        if not all(type(a) is python for a in allowed):
-            raise _Unsupported(f"Literal {annotation!r} for {kind}")
-        metadata_ok = _check(metadata)
-
-        def in_literal(value: Any) -> bool:
-            return value in allowed and (metadata_ok is None or metadata_ok(value))
-
-        return _constrained(read, in_literal), write
-    if annotation is not python:
-        raise _Unsupported(f"{kind} for {annotation!r}")
-    return _constrained(read, _check(metadata)), write
+        return _constrained(read, _check(node[2])), write
+    read, write = _PRIMITIVES[kind]
+    return _constrained(read, _check(node[1])), write
 
 
 def _string_array_reader(data: bytes, pos: int) -> tuple[list[str], int]:
@@ -489,26 +432,12 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _compile_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) -> Reader_Writer:
-    decorators = model.__pydantic_decorators__
-    if (
-        decorators.validators
-        or decorators.field_validators
-        or decorators.root_validators
-        or decorators.model_validators
-        or model.__pydantic_post_init__ is not None
-    ):
-        raise _Unsupported(f"{model.__name__} has custom validation")
-    fields = schema["fields"]
-    if [f["name"] for f in fields] != list(model.model_fields):
-        raise _Unsupported(f"{model.__name__}: fields differ from the schema")
-    names: list[str] = []
+def _compile_record(node: Plan) -> Reader_Writer:
+    _, model, names, nodes = node
     readers: list[Reader] = []
     writers: list[Writer] = []
-    for f in fields:
-        info = model.model_fields[f["name"]]
-        read, write = _compile(f["type"], info.annotation, list(info.metadata), named)
-        names.append(f["name"])
+    for field in nodes:
+        read, write = _compile(field)
         readers.append(read)
         writers.append(write)
     # Straight-line source per record: no per-field loop, plain strings (most fields) read and
@@ -575,183 +504,24 @@ def _compile_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) 
     return read_record, write_record
 
 
-# the native plan --------------------------------------------------------------------------
-#
-# The same walk as _compile, producing data instead of functions: the plan the native codec
-# (``native/``, module ``labeltrail_native``) reads and writes by. Each node is a tuple:
-# (kind, checks) for string, long, double, boolean, bytes and millis; ("optional", node);
-# ("array" | "map", node, checks); ("record", model, names, nodes). ``checks`` is a tuple of
-# (op, value) with op one of ge, gt, le, lt, min_len, max_len, in (a Literal's values).
-
-Plan = tuple[Any, ...]
+# the codec of each event type --------------------------------------------------------------
 
 
-def _plan_checks(metadata: list[Any]) -> tuple[tuple[str, Any], ...]:
-    out: list[tuple[str, Any]] = []
-    for m in metadata:
-        if isinstance(m, AfterValidator) and m.func is to_utc_millis:
-            continue
-        if isinstance(m, annotated_types.Ge):
-            out.append(("ge", m.ge))
-        elif isinstance(m, annotated_types.Gt):
-            out.append(("gt", m.gt))
-        elif isinstance(m, annotated_types.Le):
-            out.append(("le", m.le))
-        elif isinstance(m, annotated_types.Lt):
-            out.append(("lt", m.lt))
-        elif isinstance(m, annotated_types.MinLen):
-            out.append(("min_len", m.min_length))
-        elif isinstance(m, annotated_types.MaxLen):
-            out.append(("max_len", m.max_length))
-        else:
-            raise _Unsupported(f"constraint {m!r}")
-    return tuple(out)
-
-
-def _plan(schema: Any, annotation: Any, metadata: list[Any], named: dict[str, Any]) -> Plan:
-    """The native plan of one Avro type and its annotation (mirrors :func:`_compile`)."""
-    if isinstance(schema, str) and schema in named:
-        schema = named[schema]
-    annotation, more = _unwrap(annotation)
-    metadata = [*metadata, *more]
-    origin = typing.get_origin(annotation)
-    if isinstance(schema, list):
-        if len(schema) != 2 or schema[0] != "null":
-            raise _Unsupported(f"union {schema}")
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if origin not in (Union, types.UnionType) or len(members) != 1:
-            raise _Unsupported(f"union for {annotation!r}")
-        return ("optional", _plan(schema[1], members[0], metadata, named))
-    kind = schema if isinstance(schema, str) else schema["type"]
-    if kind == "record":
-        if metadata or not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            raise _Unsupported(f"record {schema.get('name')} for {annotation!r}")
-        return _plan_record(schema, annotation, named)
-    if kind in ("array", "map"):
-        if origin is not (list if kind == "array" else dict):
-            raise _Unsupported(f"{kind} for {annotation!r}")
-        inner = schema["items"] if kind == "array" else schema["values"]
-        item = _plan(inner, typing.get_args(annotation)[-1], [], named)
-        return (kind, item, _plan_checks(metadata))
-    if not isinstance(schema, str) and schema.get("logicalType") == "timestamp-millis":
-        if annotation is not AwareDatetime and annotation is not dt.datetime:
-            raise _Unsupported(f"timestamp for {annotation!r}")
-        return ("millis", _plan_checks(metadata))
-    if kind not in _PRIMITIVES or (not isinstance(schema, str) and len(schema) > 1):
-        raise _Unsupported(f"Avro type {schema!r}")
-    python = _PRIMITIVES[kind][2]
-    if origin is Literal:
-        allowed = tuple(dict.fromkeys(typing.get_args(annotation)))
-        if not all(type(a) is python for a in allowed):
-            raise _Unsupported(f"Literal {annotation!r} for {kind}")
-        return (kind, (("in", allowed), *_plan_checks(metadata)))
-    if annotation is not python:
-        raise _Unsupported(f"{kind} for {annotation!r}")
-    return (kind, _plan_checks(metadata))
-
-
-def _plan_record(schema: Any, model: type[BaseModel], named: dict[str, Any]) -> Plan:
-    fields = schema["fields"]
-    if [f["name"] for f in fields] != list(model.model_fields):
-        raise _Unsupported(f"{model.__name__}: fields differ from the schema")
-    nodes = tuple(
-        _plan(
-            f["type"],
-            model.model_fields[f["name"]].annotation,
-            list(model.model_fields[f["name"]].metadata),
-            named,
-        )
-        for f in fields
-    )
-    return ("record", model, tuple(f["name"] for f in fields), nodes)
-
-
-def _millis_of(value: Any) -> int:
-    """What the Python writer makes of a timestamp the native writer does not read itself."""
-    if value.tzinfo is None:
-        raise SerializationError("naive datetime for a timestamp-millis field")
-    return epoch_millis(value)
-
-
-NATIVE_VERSION = "0.1.0"
-"""The ``labeltrail_native`` version this module's plans are written for."""
-
-
-def _load_native() -> Any:
-    """The native module, or None: not built, another version, or LABELTRAIL_NATIVE=0."""
-    if os.environ.get("LABELTRAIL_NATIVE", "1") == "0":
-        return None
-    try:
-        import labeltrail_native  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    if getattr(labeltrail_native, "__version__", None) != NATIVE_VERSION:
-        return None
-    return labeltrail_native
-
-
-native: Any = _load_native()
-"""``labeltrail_native`` when it is used, else None (the pure-Python codec)."""
-
-
-class Compiled(typing.NamedTuple):
-    read: Reader
-    write: Writer
-    fingerprint: bytes
-    native: bool = False
-
-
-_COMPILED: dict[str, Compiled | None] = {}
-_PYTHON: dict[str, Compiled | None] = {}
-_NATIVE: dict[str, Compiled | None] = {}
-
-
+@cache
 def compiled_python(name: str) -> Compiled | None:
     """The pure-Python compiled codec of an event type (the reference and the fallback)."""
-    if name in _PYTHON:
-        return _PYTHON[name]
-    schema = committed_schemas().get(name)
-    model = EVENT_TYPES.get(name)
-    entry: Compiled | None = None
-    if schema is not None and model is not None:
-        fp = next(f for f, w in writer_schemas().items() if w.schema is schema)
-        try:
-            read, write = _compile_record(schema, model, schema.get("__named_schemas", {}))
-            entry = Compiled(read, write, fp)
-        except _Unsupported:
-            entry = None
-    _PYTHON[name] = entry
-    return entry
+    found = contract(name)
+    if found is None:
+        return None
+    plan, fingerprint = found
+    return Compiled(*_compile_record(plan), fingerprint)
 
 
-def compiled_native(name: str) -> Compiled | None:
-    """The native codec of an event type, or None (not built, or a model it cannot plan).
-
-    Only event types the Python codec compiles are planned, so the two accept the same types.
-    """
-    if name in _NATIVE:
-        return _NATIVE[name]
-    python = compiled_python(name)
-    entry: Compiled | None = None
-    if native is not None and python is not None:
-        schema = committed_schemas()[name]
-        try:
-            plan = _plan_record(schema, EVENT_TYPES[name], schema.get("__named_schemas", {}))
-            codec = native.Codec(plan, EPOCH.tzinfo, _millis_of)
-            entry = Compiled(codec.read, codec.write, python.fingerprint, True)
-        except (_Unsupported, ValueError, TypeError):
-            entry = None
-    _NATIVE[name] = entry
-    return entry
-
-
+@cache
 def compiled(name: str) -> Compiled | None:
     """The compiled codec of an event type's current contract (None: use the general path).
 
-    Native when ``labeltrail_native`` is built (and LABELTRAIL_NATIVE is not 0), else Python.
+    Native (:mod:`labeltrail.events.native`) when ``labeltrail_native`` is built and
+    LABELTRAIL_NATIVE is not 0, else Python.
     """
-    if name in _COMPILED:
-        return _COMPILED[name]
-    entry = compiled_native(name) or compiled_python(name)
-    _COMPILED[name] = entry
-    return entry
+    return compiled_native(name) or compiled_python(name)

@@ -28,11 +28,12 @@ from typing import Any, NamedTuple
 from fastavro import schemaless_reader
 from fastavro.schema import parse_schema
 
-from labeltrail.events import codec
 from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
 from labeltrail.events.base import EPOCH, Event, epoch_millis
 from labeltrail.events.exceptions import SerializationError
-from labeltrail.events.models import EVENT_TYPES, TaskCreated, TaskKind, TaskReason, VoteCast
+from labeltrail.events.models import TaskCreated, TaskKind, TaskReason, VoteCast
+from labeltrail.events.native import native as labeltrail_native
+from labeltrail.events.plan import Plan, contract
 from labeltrail.events.serde import MAGIC, decode
 
 __all__ = [
@@ -220,12 +221,12 @@ _ROWS: dict[str, tuple[type[VoteRow] | type[TaskRow], dict[str, tuple[str, ...]]
 """Per hot type, its row and where each row field comes from in the record."""
 
 
-def _row_plan(plan: codec.Plan, name: str, where: dict[tuple[str, ...], int]) -> codec.Plan:
+def _row_plan(plan: Plan, name: str, where: dict[tuple[str, ...], int]) -> Plan:
     """A record plan for the native rows reader: no models; the row slot of each picked field;
     the envelope's event type must be ``name`` and its timestamps integers in 0.._MAX_MS, as
     :func:`_envelope_ok` requires."""
 
-    def walk(node: codec.Plan, path: tuple[str, ...]) -> codec.Plan:
+    def walk(node: Plan, path: tuple[str, ...]) -> Plan:
         kind = node[0]
         if kind == "record":
             names, nodes = node[2], node[3]
@@ -249,22 +250,18 @@ def _row_plan(plan: codec.Plan, name: str, where: dict[tuple[str, ...], int]) ->
 @cache
 def _native_rows() -> Any:
     """The native batch reader of the hot types' rows, or None (the fastavro path)."""
-    if codec.native is None:
+    if labeltrail_native is None:
         return None
     kinds = []
     for name, (row, fields) in _ROWS.items():
-        entry = codec.compiled_python(name)
-        if entry is None:
+        found = contract(name)
+        if found is None:
             return None
-        schema = committed_schemas()[name]
-        try:
-            plan = codec._plan_record(schema, EVENT_TYPES[name], schema.get("__named_schemas", {}))
-        except codec._Unsupported:
-            return None
+        plan, fingerprint = found
         where = {path: row._fields.index(f) for f, path in fields.items()}
-        kinds.append((entry.fingerprint, _row_plan(plan, name, where), row, len(row._fields)))
+        kinds.append((fingerprint, _row_plan(plan, name, where), row, len(row._fields)))
     try:
-        return codec.native.Rows(MAGIC, kinds, EPOCH.tzinfo)
+        return labeltrail_native.Rows(MAGIC, kinds, EPOCH.tzinfo)
     except (ValueError, TypeError):
         return None
 

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from streaming_parts import (
+    broker_cpu_seconds,
     confluent_passthrough,
     ensure_history,
     faust_passthrough,
@@ -177,6 +178,7 @@ def live(settings: Settings, n_comments: int) -> LiveRun:
     stop = SPAWN.Event()
     procs, flags = [], []
     kinds = ("tasking", "annotators", "consensus", "labels")
+    broker_before = broker_cpu_seconds()
     cpu = {kind: SPAWN.Value("d", 0.0) for kind in kinds}
     produced = {kind: SPAWN.Value("q", 0) for kind in kinds}
     for kind in kinds:
@@ -204,6 +206,7 @@ def live(settings: Settings, n_comments: int) -> LiveRun:
             return all(f[1].is_set() for f in flags) and sum(f[2].value for f in flags) == before
 
         _wait(settled, 1800, "live stages did not settle")
+        broker_after = broker_cpu_seconds()
     finally:
         stop.set()
         for proc in procs:
@@ -231,6 +234,9 @@ def live(settings: Settings, n_comments: int) -> LiveRun:
         )
     )
     n_votes = max(len(votes), 1)
+    if broker_before is not None and broker_after is not None:
+        broker_s = broker_after - broker_before
+        note(f"live: broker CPU {broker_s:.1f}s ({broker_s / n_votes * 1e6:.0f} us/vote)")
     note(
         "live: records read / written per vote "
         + ", ".join(
@@ -254,8 +260,10 @@ def _rate_of(settings: Settings, topic: str) -> float:
 def passthrough_peers(
     settings: Settings, records: list[tuple[bytes | None, bytes]]
 ) -> dict[str, float]:
-    """Rates of the faust and confluent pass-through peers over the same VoteCast records."""
+    """Rates of the faust and confluent pass-through peers over the same VoteCast records,
+    and the confluent peer's process CPU per record (``confluent_cpu_us``)."""
     rates: dict[str, float] = {}
+    peer_cpu = SPAWN.Value("d", 0.0)
     for peer in ("faust", "confluent"):
         source, sink = (
             f"{settings.topic_prefix}.peer-{peer}.in",
@@ -271,7 +279,7 @@ def passthrough_peers(
             target, args = faust_passthrough, (settings.model_dump_json(), source, sink, ready)
         else:
             target = confluent_passthrough
-            args = (settings.model_dump_json(), source, sink, len(records), ready)
+            args = (settings.model_dump_json(), source, sink, len(records), ready, peer_cpu)
         proc = SPAWN.Process(target=target, args=args, name=f"peer-{peer}")
         proc.start()
         try:
@@ -285,6 +293,8 @@ def passthrough_peers(
                 proc.join()
         rates[peer] = _rate_of(settings, sink)
         note(f"peer {peer}: {rates[peer]:.0f} msg/s")
+    rates["confluent_cpu_us"] = peer_cpu.value / len(records) * 1e6
+    note(f"peer confluent: {rates['confluent_cpu_us']:.1f} us of process CPU per record")
     return rates
 
 
@@ -486,14 +496,16 @@ def main() -> None:
     if "a" in args.only:
         peers = passthrough_peers(live_settings, run.votes)
         # Each record the stages move is at least a consume and a decode, or an encode and a
-        # produce: what the confluent peer does per record (one of each). At the peer's cost
-        # per record, the pipeline's record volume alone allows this many votes per second.
+        # produce: half of what the confluent peer does per record (one of each). At half the
+        # peer's process CPU per record, the pipeline's record volume alone needs this much
+        # CPU per vote, and two cores (the broker's share not counted) allow this many votes/s.
         moved = (run.consumed + run.produced) / max(len(run.votes), 1)
-        ceiling = peers["confluent"] * 2 / moved
+        floor_us = moved * peers["confluent_cpu_us"] / 2
         note(
-            f"live: {moved:.2f} records moved per vote (read + written, 4 stages); at the "
-            f"confluent peer's cost per record that volume alone caps the rate near "
-            f"{ceiling:.0f} votes/s (a derived bound, not a measurement)"
+            f"live: {moved:.2f} records moved per vote (read + written, 4 stages); at half the "
+            f"confluent peer's CPU per record that is {floor_us:.0f} us of CPU per vote before "
+            f"any fold logic, so at most {2e6 / floor_us:.0f} votes/s on 2 cores "
+            "(a bound derived from measurements, not a measurement)"
         )
         emit(
             "records moved per vote (read + written, 4 live stages)",

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -350,18 +351,27 @@ def faust_passthrough(settings_json: str, source: str, sink: str, ready: MpEvent
 
 
 def confluent_passthrough(
-    settings_json: str, source: str, sink: str, expected: int, ready: MpEvent
+    settings_json: str,
+    source: str,
+    sink: str,
+    expected: int,
+    ready: MpEvent,
+    cpu_seconds: Synchronized[float] | None = None,
 ) -> None:
-    """The raw peer: consume(1000) -> Avro decode -> encode -> produce, murmur2 partitioner."""
+    """The raw peer: consume(1000) -> Avro decode -> encode -> produce, murmur2 partitioner.
+    With ``cpu_seconds``, the process's CPU time from its first record to its last flush."""
     settings = Settings.model_validate_json(settings_json)
     consumer = Consumer(consumer_config(settings, f"{source}.confluent-peer"))
     producer = Producer(producer_config(settings))
     consumer.subscribe([source])
     ready.set()
     done = 0
+    started: float | None = None
     try:
         while done < expected:
             for msg in consumer.consume(1000, timeout=0.5):
+                if started is None:
+                    started = time.process_time()
                 if msg.error() is not None:
                     continue
                 value = encode(decode(msg.value() or b""))
@@ -374,8 +384,23 @@ def confluent_passthrough(
                 done += 1
             producer.poll(0)
         producer.flush(60)
+        if cpu_seconds is not None and started is not None:
+            cpu_seconds.value = time.process_time() - started
     finally:
         consumer.close()
+
+
+def broker_cpu_seconds() -> float | None:
+    """CPU time (user + system) of the local broker's JVM so far, if it runs on this machine
+    (``ops/kafka/local_kafka.py``); None otherwise."""
+    pid_file = Path(__file__).resolve().parents[2] / "var" / "kafka" / "broker.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return None
+    # Fields 14 and 15 of /proc/<pid>/stat (utime, stime), counted after the ")" of field 2.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def seed_schema(settings: Settings) -> None:

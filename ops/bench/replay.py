@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -47,7 +46,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
-from streaming_parts import ensure_history, note, read_raw, record_count
+from streaming_parts import emit, ensure_history, note, read_raw, record_count
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
@@ -66,19 +65,6 @@ ORDER = ("schemas", "tasks", "votes", "adjudications")
 SCALES = {"small": 1_500, "article": 800_000}
 Labels = dict[str, tuple[str, str]]
 """label_id -> (comment_id, label)"""
-
-
-def emit(figure: str, value: float, unit: str, peer: str, peer_value: float) -> None:
-    ratio = value / peer_value if value and peer_value else 0.0
-    line = {
-        "figure": figure,
-        "value": round(value, 3),
-        "unit": unit,
-        "peer": peer,
-        "peer_value": round(peer_value, 3),
-        "ratio": round(ratio, 3),
-    }
-    print(json.dumps(line), flush=True)
 
 
 # the history on the broker ---------------------------------------------------------------------

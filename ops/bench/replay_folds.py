@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from streaming_parts import note, synthetic_history
+from streaming_parts import emit, note, synthetic_history
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.columnar import TaskRow, VoteRow
@@ -153,19 +152,6 @@ def comparable(out: object) -> object:
         del data["envelope"]["recorded_at"]
         return (type(out).__name__, data)
     return out
-
-
-def emit(figure: str, value: float, unit: str, peer: str, peer_value: float) -> None:
-    ratio = value / peer_value if value and peer_value else 0.0
-    line = {
-        "figure": figure,
-        "value": round(value, 3),
-        "unit": unit,
-        "peer": peer,
-        "peer_value": round(peer_value, 3),
-        "ratio": round(ratio, 3),
-    }
-    print(json.dumps(line), flush=True)
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from streaming_parts import (
     broker_cpu_seconds,
     confluent_passthrough,
+    emit,
     ensure_history,
     faust_passthrough,
     note,
@@ -83,35 +84,6 @@ SCALES = {
     "small": Scale(live_comments=600, paced_seconds=3.0, replay_comments=1_500),
     "article": Scale(live_comments=10_000, paced_seconds=30.0, replay_comments=800_000),
 }
-
-
-def emit(
-    figure: str,
-    value: float,
-    unit: str,
-    peer: str | None,
-    peer_value: float | None,
-    *,
-    higher: bool = True,
-) -> None:
-    ratio: float | None = None
-    if peer_value is not None:
-        ratio = 0.0
-        if value and peer_value:
-            ratio = value / peer_value if higher else peer_value / value
-    print(
-        json.dumps(
-            {
-                "figure": figure,
-                "value": round(value, 3),
-                "unit": unit,
-                "peer": peer,
-                "peer_value": None if peer_value is None else round(peer_value, 3),
-                "ratio": None if ratio is None else round(ratio, 3),
-            }
-        ),
-        flush=True,
-    )
 
 
 def _create_topic(settings: Settings, name: str, partitions: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import cProfile
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -388,6 +389,37 @@ def confluent_passthrough(
             cpu_seconds.value = time.process_time() - started
     finally:
         consumer.close()
+
+
+def emit(
+    figure: str,
+    value: float,
+    unit: str,
+    peer: str | None,
+    peer_value: float | None,
+    *,
+    higher: bool = True,
+) -> None:
+    """Print one figure as the benchmarks' JSON line (ratio > 1: ours is better; with
+    ``higher=False`` lower values are better; peer fields null when there is no peer)."""
+    ratio: float | None = None
+    if peer_value is not None:
+        ratio = 0.0
+        if value and peer_value:
+            ratio = value / peer_value if higher else peer_value / value
+    print(
+        json.dumps(
+            {
+                "figure": figure,
+                "value": round(value, 3),
+                "unit": unit,
+                "peer": peer,
+                "peer_value": None if peer_value is None else round(peer_value, 3),
+                "ratio": None if ratio is None else round(ratio, 3),
+            }
+        ),
+        flush=True,
+    )
 
 
 def broker_cpu_seconds() -> float | None:

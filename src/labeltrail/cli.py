@@ -18,8 +18,10 @@ from labeltrail.exceptions import LabeltrailError
 app = typer.Typer(help="labeltrail: an event-sourced labeling pipeline.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit queries, read from ClickHouse.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+gold_app = typer.Typer(help="The gold set that honeypots are made from.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(topics_app, name="topics")
+app.add_typer(gold_app, name="gold")
 
 console = Console()
 err = Console(stderr=True)
@@ -90,6 +92,15 @@ def demo(
         console.print(line, highlight=False, markup=False)
 
 
+def _read_lines(path: str) -> list[str]:
+    try:
+        if path == "-":
+            return sys.stdin.read().splitlines()
+        return Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise _fail(exc, 2) from exc
+
+
 @app.command()
 def ingest(
     path: Annotated[str, typer.Argument(help="JSON-lines file of comments, or - for stdin.")],
@@ -99,13 +110,7 @@ def ingest(
     from labeltrail.kafka.producer import EventProducer
 
     settings = Settings()
-    try:
-        if path == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise _fail(exc, 2) from exc
+    lines = _read_lines(path)
     try:
         events = parse_comments(lines)
     except LabeltrailError as exc:
@@ -118,6 +123,46 @@ def ingest(
     except LabeltrailError as exc:
         raise _fail(exc) from exc
     console.print(f"produced {len(events)} comment(s)")
+
+
+@gold_app.command("publish")
+def gold_publish(
+    path: Annotated[
+        str, typer.Argument(help="JSON-lines file of gold items (comment + verdict), or -.")
+    ],
+    gold_set: Annotated[str, typer.Option("--set", help="The gold set's name.")] = "gold",
+    post: Annotated[
+        bool, typer.Option("--post", help="Also post the comments (never ingested before).")
+    ] = False,
+) -> None:
+    """Publish a gold set: verdicts to adjudications and gold, comments to gold; all or nothing.
+
+    Each line is a comment as `labeltrail ingest` reads it, plus label, reviewer_id,
+    schema_version and optional confidence and note. Publishing again adds nothing.
+    """
+    from labeltrail.events.topics import topic_name
+    from labeltrail.gold import parse_gold
+    from labeltrail.kafka.producer import EventProducer
+
+    settings = Settings()
+    lines = _read_lines(path)
+    try:
+        items = parse_gold(lines, gold_set=gold_set)
+    except LabeltrailError as exc:
+        raise _fail(exc, 2) from exc
+    gold = topic_name(settings.topic_prefix, "gold")
+    producer = EventProducer(settings)
+    for item in items:
+        producer.send(item.verdict)
+        producer.send(item.verdict, topic=gold)
+        producer.send(item.comment, topic=gold)
+        if post:
+            producer.send(item.comment)
+    try:
+        producer.flush()
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
+    console.print(f"published {len(items)} gold item(s) to set {gold_set!r}")
 
 
 @topics_app.command("create")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
@@ -12,7 +13,14 @@ from labeltrail.events.base import utc_now
 from labeltrail.events.models import CommentPosted
 from labeltrail.exceptions import LabeltrailError
 
-__all__ = ["InvalidCommentError", "parse_comments"]
+__all__ = [
+    "InvalidCommentError",
+    "InvalidLinesError",
+    "LineError",
+    "describe",
+    "json_objects",
+    "parse_comments",
+]
 
 
 @dataclass(frozen=True)
@@ -21,24 +29,29 @@ class LineError:
     message: str
 
 
-class InvalidCommentError(LabeltrailError):
-    """One or more input lines are not valid comments; nothing was produced."""
+class InvalidLinesError(LabeltrailError):
+    """One or more input lines are not valid; nothing was produced."""
+
+    what: ClassVar[str] = "line"
 
     def __init__(self, errors: list[LineError]) -> None:
         self.errors = errors
         shown = "\n".join(f"  line {e.line}: {e.message}" for e in errors[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        super().__init__(f"{len(errors)} invalid comment(s), nothing produced:\n{shown}{more}")
+        super().__init__(f"{len(errors)} invalid {self.what}(s), nothing produced:\n{shown}{more}")
 
 
-def parse_comments(lines: Iterable[str], *, producer: str = "ingest-cli") -> list[CommentPosted]:
-    """Parse JSON lines into CommentPosted events; all or nothing.
+class InvalidCommentError(InvalidLinesError):
+    """One or more input lines are not valid comments; nothing was produced."""
 
-    Each line is an object with comment_id, video_id, author_hash, text, source and optional
-    posted_at (ISO 8601 with a zone), parent_ids and attributes.
-    """
-    events: list[CommentPosted] = []
-    errors: list[LineError] = []
+    what = "comment"
+
+
+def json_objects(
+    lines: Iterable[str], errors: list[LineError]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line; lines that are not a JSON object are
+    recorded in ``errors`` instead."""
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -50,15 +63,30 @@ def parse_comments(lines: Iterable[str], *, producer: str = "ingest-cli") -> lis
         if not isinstance(fields, dict):
             errors.append(LineError(number, "expected a JSON object"))
             continue
+        yield number, fields
+
+
+def describe(exc: ValidationError, what: str) -> str:
+    """A validation error as one line: each field's path and message."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def parse_comments(lines: Iterable[str], *, producer: str = "ingest-cli") -> list[CommentPosted]:
+    """Parse JSON lines into CommentPosted events; all or nothing.
+
+    Each line is an object with comment_id, video_id, author_hash, text, source and optional
+    posted_at (ISO 8601 with a zone), parent_ids and attributes.
+    """
+    events: list[CommentPosted] = []
+    errors: list[LineError] = []
+    for number, fields in json_objects(lines, errors):
         fields.setdefault("posted_at", utc_now().isoformat())
         try:
             events.append(CommentPosted.create(producer=producer, occurred_at=None, **fields))
         except ValidationError as exc:
-            detail = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'comment'}: {e['msg']}"
-                for e in exc.errors()
-            )
-            errors.append(LineError(number, detail))
+            errors.append(LineError(number, describe(exc, "comment")))
         except TypeError as exc:
             errors.append(LineError(number, str(exc)))
     if errors:

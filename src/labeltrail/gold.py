@@ -1,0 +1,104 @@
+"""Publish a gold set: expert-labeled comments that tasking turns into honeypots.
+
+Each gold item becomes two events, written where the pipeline reads them:
+
+- its ``AdjudicationRecorded`` verdict (request id ``gold:<set>``, the gold marker every fold
+  recognises) on ``adjudications``, where reliability and labels read it, and on ``gold``;
+- its ``CommentPosted`` on ``gold``, the broadcast copy every tasking worker reads, so that a
+  honeypot can show the item's text whichever worker makes it (``docs/pipeline.md``). With
+  ``post=True`` the comment also goes to ``comments``, for gold items that were never posted
+  through ``labeltrail ingest``.
+
+Ids are derived from the set name and the comment id, so publishing the same file again adds
+nothing downstream (every sink deduplicates on event ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from labeltrail.events.base import utc_now
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import AdjudicationRecorded, CommentPosted
+from labeltrail.ingest import InvalidLinesError, LineError, describe, json_objects
+
+__all__ = ["GoldItem", "InvalidGoldError", "parse_gold"]
+
+PRODUCER = "gold-cli"
+_VERDICT_FIELDS = ("label", "reviewer_id", "schema_version", "confidence", "note")
+
+
+class InvalidGoldError(InvalidLinesError):
+    """One or more lines are not valid gold items; nothing was produced."""
+
+    what = "gold item"
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    comment: CommentPosted
+    verdict: AdjudicationRecorded
+
+
+def parse_gold(lines: Iterable[str], *, gold_set: str) -> list[GoldItem]:
+    """Parse JSON lines into gold items; all or nothing.
+
+    Each line is a comment, as ``labeltrail ingest`` reads it (comment_id, video_id,
+    author_hash, text, source, optional posted_at, parent_ids, attributes), with its verdict:
+    ``label``, ``reviewer_id`` and ``schema_version``, optional ``confidence`` (default 1.0)
+    and ``note``. A comment id may appear once.
+    """
+    items: list[GoldItem] = []
+    errors: list[LineError] = []
+    seen: set[str] = set()
+    for number, fields in json_objects(lines, errors):
+        verdict = {k: fields.pop(k) for k in _VERDICT_FIELDS if k in fields}
+        missing = [k for k in ("label", "reviewer_id", "schema_version") if k not in verdict]
+        if missing:
+            errors.append(LineError(number, f"missing {', '.join(missing)}"))
+            continue
+        comment_id = fields.get("comment_id")
+        if comment_id in seen:
+            errors.append(LineError(number, f"comment {comment_id} is already in this gold set"))
+            continue
+        fields.setdefault("posted_at", utc_now().isoformat())
+        try:
+            item = _item(fields, verdict, gold_set)
+        except ValidationError as exc:
+            errors.append(LineError(number, describe(exc, "gold item")))
+            continue
+        except TypeError as exc:
+            errors.append(LineError(number, str(exc)))
+            continue
+        seen.add(item.comment.comment_id)
+        items.append(item)
+    if errors:
+        raise InvalidGoldError(errors)
+    return items
+
+
+def _item(fields: dict[str, Any], verdict: dict[str, Any], gold_set: str) -> GoldItem:
+    comment = CommentPosted.create(
+        producer=PRODUCER,
+        occurred_at=None,
+        id_parts=("gold", gold_set, fields.get("comment_id")),
+        **fields,
+    )
+    cid = comment.comment_id
+    recorded = AdjudicationRecorded.create(
+        producer=PRODUCER,
+        occurred_at=comment.posted_at,
+        id_parts=("gold", gold_set, cid),
+        correlation_id=cid,
+        adjudication_id=derive_id("gold", gold_set, cid),
+        request_id=f"gold:{gold_set}",
+        task_id=f"gold:{cid}",
+        comment_id=cid,
+        confidence=verdict.pop("confidence", 1.0),
+        **verdict,
+    )
+    return GoldItem(comment, recorded)

@@ -1,0 +1,121 @@
+"""Publishing a gold set: verdicts where the folds read them, comments on the gold topic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from labeltrail.cli import app
+from labeltrail.config import Settings
+from labeltrail.events import AdjudicationRecorded, CommentPosted
+from labeltrail.events.base import LogPosition
+from labeltrail.gold import InvalidGoldError, parse_gold
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.pipeline.tasking import TaskingFold
+from tests.integration.probes import read_topic
+
+ITEM = {
+    "comment_id": "g-1",
+    "video_id": "v-9",
+    "author_hash": "a1",
+    "text": "people like you should know your place",
+    "source": "pool",
+    "posted_at": "2024-09-01T08:00:00+00:00",
+    "label": "harassment",
+    "reviewer_id": "e-01",
+    "schema_version": "v3",
+}
+SECOND = {**ITEM, "comment_id": "g-2", "text": "lovely video", "label": "non-toxic"}
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "LABELTRAIL_TOPIC_PREFIX": settings.topic_prefix,
+    }
+
+
+def test_a_gold_line_becomes_a_gold_verdict_and_its_comment() -> None:
+    (item,) = parse_gold([json.dumps(ITEM)], gold_set="2024-09")
+    assert item.comment.comment_id == item.verdict.comment_id == "g-1"
+    assert item.verdict.request_id == "gold:2024-09"  # the marker tasking and reliability read
+    assert (item.verdict.label, item.verdict.confidence) == ("harassment", 1.0)
+    (again,) = parse_gold([json.dumps(ITEM)], gold_set="2024-09")
+    assert again.verdict.event_id == item.verdict.event_id
+    assert again.comment.event_id == item.comment.event_id
+    (other,) = parse_gold([json.dumps(ITEM)], gold_set="2024-10")
+    assert other.verdict.event_id != item.verdict.event_id
+
+
+def test_invalid_gold_lines_are_all_reported() -> None:
+    lines = [
+        json.dumps(ITEM),
+        "{oops",
+        json.dumps({k: v for k, v in ITEM.items() if k != "label"}),
+        json.dumps({**SECOND, "confidence": 1.5}),
+        json.dumps({**SECOND, "text": ""}),
+        json.dumps({**ITEM, "text": "the same comment again"}),
+    ]
+    with pytest.raises(InvalidGoldError) as info:
+        parse_gold(lines, gold_set="g")
+    message = str(info.value)
+    assert "5 invalid gold item(s), nothing produced" in message
+    assert "line 2: not JSON" in message
+    assert "line 3: missing label" in message
+    assert "line 4: confidence" in message
+    assert "line 5: text" in message
+    assert "line 6: comment g-1 is already in this gold set" in message
+
+
+@pytest.mark.integration
+def test_publish_reaches_the_folds_and_twice_adds_nothing(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    settings = pipeline_settings
+    ensure_topics(settings)
+    path = tmp_path / "gold.jsonl"
+    path.write_text(json.dumps(ITEM) + "\n" + json.dumps(SECOND) + "\n")
+    for _ in range(2):
+        result = CliRunner().invoke(
+            app, ["gold", "publish", str(path), "--set", "s1"], env=_env(settings)
+        )
+        assert result.exit_code == 0, result.output
+        assert "published 2 gold item(s)" in result.output
+
+    gold = read_topic(settings, "gold")
+    verdicts = read_topic(settings, "adjudications")
+    assert read_topic(settings, "comments") == []  # without --post: on the gold topic only
+    assert len(verdicts) == 4 and len({e.event_id for e in verdicts}) == 2
+    assert (
+        sorted(type(e).__name__ for e in gold)
+        == ["AdjudicationRecorded"] * 4 + ["CommentPosted"] * 4
+    )
+    fold = TaskingFold()
+    for offset, event in enumerate(gold):
+        fold.apply(event, LogPosition(topic="gold", partition=0, offset=offset))
+    assert fold.gold == {"g-1": "harassment", "g-2": "non-toxic"}
+    assert set(fold.comments) == {"g-1", "g-2"}
+    assert all(isinstance(e, AdjudicationRecorded) for e in verdicts)
+
+    result = CliRunner().invoke(
+        app, ["gold", "publish", str(path), "--set", "s1", "--post"], env=_env(settings)
+    )
+    assert result.exit_code == 0, result.output
+    posted = read_topic(settings, "comments")
+    assert sorted(e.comment_id for e in posted if isinstance(e, CommentPosted)) == ["g-1", "g-2"]
+
+
+@pytest.mark.integration
+def test_an_invalid_gold_file_produces_nothing(pipeline_settings: Settings, tmp_path: Path) -> None:
+    ensure_topics(pipeline_settings)
+    path = tmp_path / "gold.jsonl"
+    path.write_text(json.dumps(ITEM) + "\n" + json.dumps({**SECOND, "label": None}) + "\n")
+    result = CliRunner().invoke(app, ["gold", "publish", str(path)], env=_env(pipeline_settings))
+    assert result.exit_code == 2
+    assert "1 invalid gold item(s), nothing produced" in result.output
+    assert "line 2: label" in result.output
+    assert read_topic(pipeline_settings, "gold") == []
+    assert read_topic(pipeline_settings, "adjudications") == []

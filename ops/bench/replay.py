@@ -176,6 +176,27 @@ def _consensus_only(row: object) -> bool:
     return type(row) is VoteRow or type(row) is TaskRow or isinstance(row, VoteCast | TaskCreated)
 
 
+def fold_rows(
+    rows: list[Any], consensus: Any, labels: Any, offset: int
+) -> tuple[list[Any], list[Any], int]:
+    """The batch path's folds over one batch of decoded rows: runs of votes and tasks go to
+    consensus in one call; any other input goes to consensus and then, after the outputs it
+    caused, to labels (as per event). Returns the consensus outputs, the labels outputs and
+    the labels fold's next offset on ``LABELS_IN``."""
+    outs: list[Any] = []
+    label_in: list[Any] = []
+    start = 0
+    for end in [*(i for i, r in enumerate(rows) if not _consensus_only(r)), len(rows)]:
+        segment = consensus.apply_batch(rows[start : end + 1])
+        outs += segment
+        label_in += [o for o in segment if not isinstance(o, Rejected)]
+        if end < len(rows):
+            label_in.append(rows[end])
+        start = end + 1
+    labelled = labels.apply_batch(label_in, LABELS_IN, 0, offset)
+    return outs, labelled, offset + len(label_in)
+
+
 def _count_labels(labelled: list[Any], run: Run) -> None:
     for label in labelled:
         if isinstance(label, Rejected):
@@ -197,21 +218,8 @@ def batch_path(
             run.rejected[exc.reason_code] += 1
         rows = decoded.rows
         run.votes += sum(1 for r in rows if type(r) is VoteRow or isinstance(r, VoteCast))
-        # Runs of votes and tasks go to consensus in one call; any other input goes to
-        # consensus and then, after the outputs it caused, to labels (as per event).
-        outs: list[Any] = []
-        label_in: list[Any] = []
-        start = 0
-        for end in [*(i for i, r in enumerate(rows) if not _consensus_only(r)), len(rows)]:
-            segment = consensus.apply_batch(rows[start : end + 1])
-            outs += segment
-            label_in += [o for o in segment if not isinstance(o, Rejected)]
-            if end < len(rows):
-                label_in.append(rows[end])
-            start = end + 1
+        outs, labelled, offset = fold_rows(rows, consensus, labels, offset)
         run.rejected["policy_rejected"] += sum(1 for o in outs if isinstance(o, Rejected))
-        labelled = labels.apply_batch(label_in, LABELS_IN, 0, offset)
-        offset += len(label_in)
         _count_labels(labelled, run)
         if keep:
             run.outputs += outs

@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from replay import LABELS_IN, fold_rows
 from streaming_parts import emit, note, synthetic_history
 
 from labeltrail.events.base import Event, LogPosition
@@ -46,7 +47,6 @@ from labeltrail.pipeline import labels as new_labels
 from labeltrail.pipeline.base import Rejected
 
 ROOT = Path(__file__).resolve().parents[2]
-LABELS_IN = "labels-in"
 
 
 def baseline_modules(rev: str, into: Path) -> tuple[ModuleType, ModuleType]:
@@ -120,19 +120,7 @@ def folds(
     cpu = 0.0
     for rows in batches:
         t0 = time.thread_time()
-        outs: list[Any] = []
-        label_in: list[Any] = []
-        start = 0
-        others = [i for i, r in enumerate(rows) if isinstance(r, Event)]
-        for end in [*others, len(rows)]:
-            segment = consensus.apply_batch(rows[start : end + 1])
-            outs += segment
-            label_in += [o for o in segment if not isinstance(o, Rejected)]
-            if end < len(rows):
-                label_in.append(rows[end])
-            start = end + 1
-        labelled = labels.apply_batch(label_in, LABELS_IN, 0, offset)
-        offset += len(label_in)
+        outs, labelled, offset = fold_rows(rows, consensus, labels, offset)
         for label in labelled:
             if isinstance(label, label_type):
                 found[label.label_id] = (label.comment_id, label.label)

@@ -104,25 +104,15 @@ def codec_rows(calls: int, repeats: int) -> list[dict[str, Any]]:
         _use(python)
         assert serde.encode(event) == data and serde.decode(data) == event
 
-        enc = _best(
-            {
-                "native": _with(native, partial(serde.encode, event)),
-                "python": _with(python, partial(serde.encode, event)),
-                "general": general_encode,
-            },
-            calls,
-            repeats,
-        )
-        dec = _best(
-            {
-                "native": _with(native, partial(serde.decode, data)),
-                "python": _with(python, partial(serde.decode, data)),
-                "general": general_decode,
-            },
-            calls,
-            repeats,
-        )
-        for what, got in (("encode", enc), ("decode", dec)):
+        for what, call, general in (
+            ("encode", partial(serde.encode, event), general_encode),
+            ("decode", partial(serde.decode, data), general_decode),
+        ):
+            got = _best(
+                {"native": _with(native, call), "python": _with(python, call), "general": general},
+                calls,
+                repeats,
+            )
             rows.append(_row(f"{what}_{name}_us", got["native"], "python_compiled", got["python"]))
             rows.append(
                 _row(f"{what}_{name}_us", got["native"], "fastavro_pydantic", got["general"])

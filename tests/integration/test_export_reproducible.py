@@ -17,7 +17,13 @@ from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.clickhouse.trace import full_trace
 from labeltrail.config import Settings
 from labeltrail.events import Event, LabelCommitted, LabelSchemaPublished, ModelPublished, VoteCast
-from labeltrail.export.build import create_export, find_export, sql_time, verify_export
+from labeltrail.export.build import (
+    create_export,
+    find_export,
+    sql_time,
+    verify_directory,
+    verify_export,
+)
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.ontology import moderation_schema_v3
@@ -111,11 +117,17 @@ def test_export_reproduces_and_matches_label_as_of(
     result = verify_export(settings, find_export(settings, export.export_id))
     assert result.ok, result
     assert result.rebuilt_hash == export.content_hash and result.rebuilt_rows == len(jsonl)
-    again = verify_export(settings, find_export(settings, str(directory)))
-    assert again.ok
+    again = verify_directory(settings, directory)
+    assert again.ok, again.problems
+    assert again.checked_files == ("rows.jsonl", "rows.parquet")
 
     as_of = run_named(
-        client, "label_as_of", comment_id="", at=sql_time(export.as_of), schema_version="v3"
+        client,
+        "label_as_of",
+        comment_id="",
+        at=sql_time(export.as_of),
+        schema_version="v3",
+        time="recorded",
     )
     assert sorted(
         (r["comment_id"], r["label"], r["confidence"], r["distribution"], r["label_id"])

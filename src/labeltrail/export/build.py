@@ -5,6 +5,9 @@ An export names everything it depends on: its schema version, the time it stands
 it was made, and its aggregator and parameters. ``ExportCreated`` records those and the content
 hash; ``verify`` replays the log up to the named positions through :class:`ExportFold` and
 checks that the hash comes out the same, however much the log has grown since.
+:func:`verify_directory` also checks every file of an export directory against its manifest
+(:mod:`labeltrail.export.manifest`), the manifest against the ``ExportCreated`` on the log, and
+the Parquet rows against the rows rebuilt from the log.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ from labeltrail.events.models import ExportCreated
 from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.export.log import end_positions, read_until
+from labeltrail.export.manifest import (
+    MANIFEST,
+    RECORDED_FIELDS,
+    Manifest,
+    check_directory,
+    file_sha256,
+    render_manifest,
+)
 from labeltrail.export.rows import (
     AGGREGATOR,
     AGGREGATOR_PARAMS,
@@ -42,13 +53,16 @@ from labeltrail.export.rows import (
 from labeltrail.kafka.producer import EventProducer
 
 __all__ = [
+    "EXPORT_FILES",
     "EXPORT_TOPICS",
     "VerifyResult",
     "create_export",
     "export_rows_sql",
     "find_export",
+    "read_parquet_rows",
     "rebuild_rows",
     "sql_time",
+    "verify_directory",
     "verify_export",
 ]
 
@@ -139,12 +153,24 @@ _PARQUET = pa.schema(
 )
 
 
-def _write_files(directory: Path, rows: list[dict[str, Any]], data: bytes) -> None:
+EXPORT_FILES = ("rows.jsonl", "rows.parquet")
+"""The files of an export directory besides its manifest."""
+
+
+def _write_files(directory: Path, rows: list[dict[str, Any]], data: bytes) -> dict[str, str]:
+    """Write the rows; the ``sha256`` of each file's bytes by its name."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "rows.jsonl").write_bytes(data)
     ordered = sorted(rows, key=lambda r: str(r["comment_id"]))
     flat = [{**r, "method_params": list(r["method_params"].items())} for r in ordered]
     pq.write_table(pa.Table.from_pylist(flat, schema=_PARQUET), directory / "rows.parquet")
+    return {name: file_sha256(directory / name) for name in EXPORT_FILES}
+
+
+def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
+    """The canonical rows held in an export's ``rows.parquet``."""
+    rows = pq.read_table(path).to_pylist()
+    return [{**r, "method_params": dict(r["method_params"] or [])} for r in rows]
 
 
 def create_export(
@@ -157,6 +183,9 @@ def create_export(
     producer: EventProducer | None = None,
 ) -> ExportCreated:
     """Write ``<out_dir>/<export_id>/`` (rows.parquet, rows.jsonl, manifest.json) and record it.
+
+    The manifest holds no time of writing and no location, so the same export built twice
+    (same positions and ``as_of``) gives the same bytes in every file.
 
     The projection is first brought up to the export's positions if it is behind them.
     """
@@ -176,7 +205,7 @@ def create_export(
         [f"{k}={v}" for k, v in AGGREGATOR_PARAMS.items()],
     )
     directory = (out_dir / export_id).resolve()
-    _write_files(directory, rows, data)
+    files = _write_files(directory, rows, data)
     event = ExportCreated.create(
         producer=PRODUCER,
         id_parts=(export_id, digest),
@@ -190,7 +219,7 @@ def create_export(
         row_count=len(rows),
         uri=directory.as_uri(),
     )
-    (directory / "manifest.json").write_text(event.model_dump_json(indent=2) + "\n")
+    (directory / MANIFEST).write_bytes(render_manifest(event, files))
     sink = producer or EventProducer(settings)
     sink.send(event)
     sink.flush()
@@ -199,21 +228,21 @@ def create_export(
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """The recorded hash, the one rebuilt from the log, and the files' own hash if present."""
+    """The recorded hash, the one rebuilt from the log, the files checked and every problem."""
 
     export_id: str
     recorded_hash: str
     rebuilt_hash: str
     rebuilt_rows: int
-    file_hash: str | None
+    checked_files: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        file_ok = self.file_hash is None or self.file_hash == self.recorded_hash
-        return self.rebuilt_hash == self.recorded_hash and file_ok
+        return self.rebuilt_hash == self.recorded_hash and not self.problems
 
 
-def rebuild_rows(settings: Settings, export: ExportCreated) -> list[dict[str, Any]]:
+def rebuild_rows(settings: Settings, export: ExportCreated | Manifest) -> list[dict[str, Any]]:
     """The export's rows, rebuilt from the log up to its positions (no ClickHouse)."""
     fold = ExportFold(export.schema_version, export.as_of)
     for event, position in read_until(settings, export.log_positions):
@@ -221,31 +250,98 @@ def rebuild_rows(settings: Settings, export: ExportCreated) -> list[dict[str, An
     return fold.rows()
 
 
+def _reproduces(recorded: str, rebuilt: str) -> list[str]:
+    if rebuilt == recorded:
+        return []
+    return [f"the rows rebuilt from the log hash to {rebuilt}, the export records {recorded}"]
+
+
 def verify_export(settings: Settings, export: ExportCreated) -> VerifyResult:
-    """Rebuild an export from the log and compare hashes (and the files, if reachable)."""
+    """Rebuild an export from the log and compare hashes (no file is read)."""
     rows = rebuild_rows(settings, export)
-    file_hash = None
-    if export.uri.startswith("file://"):
-        path = Path(export.uri.removeprefix("file://")) / "rows.jsonl"
-        if path.is_file():
-            file_hash = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    rebuilt = content_hash(rows)
     return VerifyResult(
-        export.export_id, export.content_hash, content_hash(rows), len(rows), file_hash
+        export.export_id,
+        export.content_hash,
+        rebuilt,
+        len(rows),
+        problems=tuple(_reproduces(export.content_hash, rebuilt)),
     )
 
 
-def find_export(settings: Settings, reference: str) -> ExportCreated:
-    """An export by manifest path, export directory, or export id (looked up on the log)."""
-    path = Path(reference)
-    if path.is_dir():
-        path = path / "manifest.json"
-    if path.is_file():
-        return ExportCreated.model_validate_json(path.read_text())
+def _parquet_problems(directory: Path, rows: list[dict[str, Any]]) -> list[str]:
+    try:
+        held = read_parquet_rows(directory / "rows.parquet")
+    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"rows.parquet cannot be read as export rows: {exc}"]
+    rebuilt = {r["comment_id"]: jsonl([r]) for r in rows}
+    parquet = {r.get("comment_id"): jsonl([r]) for r in held}
+    differ = sorted(
+        str(c) for c in rebuilt.keys() | parquet.keys() if rebuilt.get(c) != parquet.get(c)
+    )
+    if not differ:
+        return []
+    return [
+        f"rows.parquet differs from the rows rebuilt from the log in {len(differ)} of "
+        f"{len(rebuilt)} rows (first: comment {differ[0]})"
+    ]
+
+
+def verify_directory(settings: Settings, directory: Path) -> VerifyResult:
+    """Check an export directory: every file against its manifest, the manifest against the
+    ``ExportCreated`` on the log, and the rows (JSON lines and Parquet) against the log.
+
+    Reads nothing outside ``directory`` (see :func:`~labeltrail.export.manifest.check_directory`).
+    """
+    check = check_directory(directory)
+    manifest = check.manifest
+    problems = list(check.problems)
+    if sorted(manifest.files) != sorted(EXPORT_FILES):
+        problems.append(
+            f"{MANIFEST} lists {sorted(manifest.files)}; an export has {list(EXPORT_FILES)}"
+        )
+    export: ExportCreated | None = None
+    try:
+        export = find_export(settings, manifest.export_id)
+    except LabeltrailError as exc:
+        problems.append(f"the log does not record this export: {exc}")
+    if export is not None:
+        logged = export.model_dump(mode="json", include=set(RECORDED_FIELDS))
+        said = manifest.recorded()
+        problems.extend(
+            f"{MANIFEST} says {name}={said[name]!r}, the ExportCreated on the log says "
+            f"{logged[name]!r}"
+            for name in RECORDED_FIELDS
+            if said[name] != logged[name]
+        )
+    source = export or manifest
+    rows = rebuild_rows(settings, source)
+    rebuilt = content_hash(rows)
+    problems.extend(_reproduces(source.content_hash, rebuilt))
+    if manifest.files.get("rows.jsonl") != source.content_hash:
+        problems.append(
+            f"{MANIFEST} lists rows.jsonl as {manifest.files.get('rows.jsonl')}, not the "
+            f"export's content hash {source.content_hash}"
+        )
+    if "rows.parquet" in check.checked:
+        problems.extend(_parquet_problems(directory, rows))
+    return VerifyResult(
+        manifest.export_id,
+        source.content_hash,
+        rebuilt,
+        len(rows),
+        check.checked,
+        tuple(problems),
+    )
+
+
+def find_export(settings: Settings, export_id: str) -> ExportCreated:
+    """An export's ``ExportCreated``, looked up by id on the exports topic (the first copy)."""
     topic = topic_name(settings.topic_prefix, "exports")
     found: ExportCreated | None = None
     for event, _ in read_until(settings, end_positions(settings, [topic])):
-        if isinstance(event, ExportCreated) and event.export_id == reference:
+        if isinstance(event, ExportCreated) and event.export_id == export_id:
             found = found or event
     if found is None:
-        raise LabeltrailError(f"no export {reference!r} on {topic} and no such manifest")
+        raise LabeltrailError(f"no export {export_id!r} on {topic}")
     return found

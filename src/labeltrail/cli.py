@@ -92,11 +92,13 @@ def demo(
         console.print(line, highlight=False, markup=False)
 
 
-def _read_lines(path: str) -> list[str]:
+def _read_lines(path: str) -> list[bytes]:
+    """The file's lines as bytes: each is decoded on its own, so a line that is not UTF-8 is
+    reported with its number (and only \\n, \\r end a line, not the separators str knows)."""
     try:
         if path == "-":
-            return sys.stdin.read().splitlines()
-        return Path(path).read_text().splitlines()
+            return sys.stdin.buffer.read().splitlines()
+        return Path(path).read_bytes().splitlines()
     except OSError as exc:
         raise _fail(exc, 2) from exc
 
@@ -111,11 +113,11 @@ def ingest(
 
     settings = Settings()
     lines = _read_lines(path)
+    producer = EventProducer(settings)
     try:
-        events = parse_comments(lines)
+        events = parse_comments(lines, fits=producer.fits)
     except LabeltrailError as exc:
         raise _fail(exc, 2) from exc
-    producer = EventProducer(settings)
     for event in events:
         producer.send(event)
     try:
@@ -146,12 +148,12 @@ def gold_publish(
 
     settings = Settings()
     lines = _read_lines(path)
+    producer = EventProducer(settings)
     try:
-        items = parse_gold(lines, gold_set=gold_set)
+        items = parse_gold(lines, gold_set=gold_set, fits=producer.fits)
     except LabeltrailError as exc:
         raise _fail(exc, 2) from exc
     gold = topic_name(settings.topic_prefix, "gold")
-    producer = EventProducer(settings)
     for item in items:
         producer.send(item.verdict)
         producer.send(item.verdict, topic=gold)

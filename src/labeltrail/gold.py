@@ -11,6 +11,11 @@ Each gold item becomes two events, written where the pipeline reads them:
 
 Ids are derived from the set name and the comment id, so publishing the same file again adds
 nothing downstream (every sink deduplicates on event ids).
+
+All or nothing, as for ``labeltrail ingest`` (:mod:`labeltrail.ingest`, whose line reading and
+checks this shares): every line is decoded, parsed, validated, and both of its records encoded
+and checked against the producer's size limit before anything is produced. A comment id may
+appear once in a set.
 """
 
 from __future__ import annotations
@@ -24,12 +29,24 @@ from pydantic import ValidationError
 from labeltrail.events.base import utc_now
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import AdjudicationRecorded, CommentPosted
-from labeltrail.ingest import InvalidLinesError, LineError, describe, json_objects
+from labeltrail.ingest import (
+    COMMENT_FIELDS,
+    InvalidLinesError,
+    LineError,
+    RecordFits,
+    describe,
+    json_objects,
+    record_problem,
+    shorten,
+    unknown_fields,
+    unlimited,
+)
 
 __all__ = ["GoldItem", "InvalidGoldError", "parse_gold"]
 
 PRODUCER = "gold-cli"
 _VERDICT_FIELDS = ("label", "reviewer_id", "schema_version", "confidence", "note")
+_GOLD_FIELDS = COMMENT_FIELDS | frozenset(_VERDICT_FIELDS)
 
 
 class InvalidGoldError(InvalidLinesError):
@@ -44,8 +61,11 @@ class GoldItem:
     verdict: AdjudicationRecorded
 
 
-def parse_gold(lines: Iterable[str], *, gold_set: str) -> list[GoldItem]:
-    """Parse JSON lines into gold items; all or nothing.
+def parse_gold(
+    lines: Iterable[bytes | str], *, gold_set: str, fits: RecordFits = unlimited
+) -> list[GoldItem]:
+    """Parse JSON lines into gold items, each record encoded and size-checked with ``fits``;
+    all or nothing (:class:`InvalidGoldError` lists every bad line).
 
     Each line is a comment, as ``labeltrail ingest`` reads it (comment_id, video_id,
     author_hash, text, source, optional posted_at, parent_ids, attributes), with its verdict:
@@ -56,14 +76,14 @@ def parse_gold(lines: Iterable[str], *, gold_set: str) -> list[GoldItem]:
     errors: list[LineError] = []
     seen: set[str] = set()
     for number, fields in json_objects(lines, errors):
+        problem = unknown_fields(fields, _GOLD_FIELDS, "gold item")
+        if problem is not None:
+            errors.append(LineError(number, problem))
+            continue
         verdict = {k: fields.pop(k) for k in _VERDICT_FIELDS if k in fields}
         missing = [k for k in ("label", "reviewer_id", "schema_version") if k not in verdict]
         if missing:
             errors.append(LineError(number, f"missing {', '.join(missing)}"))
-            continue
-        comment_id = fields.get("comment_id")
-        if comment_id in seen:
-            errors.append(LineError(number, f"comment {comment_id} is already in this gold set"))
             continue
         fields.setdefault("posted_at", utc_now().isoformat())
         try:
@@ -71,10 +91,15 @@ def parse_gold(lines: Iterable[str], *, gold_set: str) -> list[GoldItem]:
         except ValidationError as exc:
             errors.append(LineError(number, describe(exc, "gold item")))
             continue
-        except TypeError as exc:
-            errors.append(LineError(number, str(exc)))
+        cid = item.comment.comment_id
+        if cid in seen:
+            errors.append(LineError(number, f"comment {shorten(cid)} is already in this gold set"))
             continue
-        seen.add(item.comment.comment_id)
+        problem = record_problem(item.verdict, fits) or record_problem(item.comment, fits)
+        if problem is not None:
+            errors.append(LineError(number, problem))
+            continue
+        seen.add(cid)
         items.append(item)
     if errors:
         raise InvalidGoldError(errors)

@@ -1,26 +1,62 @@
-"""Validate comments from producers before they enter the log."""
+"""Validate comments from producers before they enter the log.
+
+All or nothing: every line is decoded (UTF-8), parsed (JSON, bounded nesting), validated,
+encoded and checked against the producer's record size limit *before* anything is produced.
+Any problem is a :class:`LineError` (line number, field, reason); the whole input is then
+refused. A failure of the broker while producing a valid file can still leave part of it
+written, but ids are derived from the content, so running the same file again completes it
+without adding anything twice.
+
+Identity of a posted comment: its event id is derived from its content (every field; the
+``posted_at`` that ingest fills in when a line has none is not part of it). So:
+
+- the same comment again (in one file, or a file ingested again) is the same event, with the
+  same id: every sink deduplicates it, and within one file it is produced once;
+- one ``comment_id`` with two different contents in one file is refused (the later line names
+  the earlier one);
+- a different content for a ``comment_id`` posted by an *earlier* run is not detected: ingest
+  does not read the log (that would be a scan of the comments topic). It would enter the log
+  as a second ``CommentPosted``; comment ids must be unique upstream, and corrections are not
+  a contract (there is no edit event).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from labeltrail.events.base import utc_now
+from labeltrail.events.base import Event, utc_now
+from labeltrail.events.ids import derive_id
 from labeltrail.events.models import CommentPosted
+from labeltrail.events.serde import encode
 from labeltrail.exceptions import LabeltrailError
 
 __all__ = [
+    "COMMENT_FIELDS",
     "InvalidCommentError",
     "InvalidLinesError",
     "LineError",
+    "RecordFits",
     "describe",
+    "ingested_comment",
     "json_objects",
     "parse_comments",
+    "record_problem",
+    "shorten",
+    "unknown_fields",
+    "unlimited",
 ]
+
+RecordFits = Callable[[bytes, bytes], bool]
+"""Whether a record of this key and value is within the producer's size limit
+(``EventProducer.fits``: the limit is the producer's own)."""
+
+COMMENT_FIELDS = frozenset(CommentPosted.model_fields) - {"envelope"}
+"""The fields a comment line may have."""
 
 
 @dataclass(frozen=True)
@@ -47,18 +83,38 @@ class InvalidCommentError(InvalidLinesError):
     what = "comment"
 
 
+def shorten(text: str, limit: int = 40) -> str:
+    """Text for an error message, cut to ``limit`` characters (a key can be megabytes)."""
+    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
+
+
+def _short(value: object) -> str:
+    return shorten(repr(value))
+
+
 def json_objects(
-    lines: Iterable[str], errors: list[LineError]
+    lines: Iterable[bytes | str], errors: list[LineError]
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) of each non-blank line; lines that are not a JSON object are
-    recorded in ``errors`` instead."""
+    """(line number, object) of each non-blank line; a line that is not UTF-8, not JSON, nested
+    too deeply or not an object is recorded in ``errors`` instead."""
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            fields = json.loads(raw)
+            text = raw.decode() if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            errors.append(LineError(number, f"not UTF-8: {exc.reason} at byte {exc.start + 1}"))
+            continue
+        try:
+            fields = json.loads(text)
         except json.JSONDecodeError as exc:
             errors.append(LineError(number, f"not JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        except RecursionError:
+            errors.append(LineError(number, "not accepted: JSON nested too deeply"))
+            continue
+        except ValueError as exc:  # an integer of more digits than Python converts
+            errors.append(LineError(number, f"not accepted: {exc}"))
             continue
         if not isinstance(fields, dict):
             errors.append(LineError(number, "expected a JSON object"))
@@ -66,29 +122,107 @@ def json_objects(
         yield number, fields
 
 
+def unknown_fields(fields: dict[str, Any], allowed: frozenset[str], what: str) -> str | None:
+    """The error for fields outside ``allowed``, if any (checked before anything is built, so
+    a field such as ``id_parts`` or ``producer`` can never reach ``Event.create``)."""
+    unknown = sorted(k for k in fields if k not in allowed)
+    if not unknown:
+        return None
+    shown = ", ".join(_short(k) for k in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+    return f"{shown}: not a field of a {what}"
+
+
 def describe(exc: ValidationError, what: str) -> str:
     """A validation error as one line: each field's path and message."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in exc.errors()
+        f"{'.'.join(shorten(str(p)) for p in e['loc']) or what}: {e['msg']}" for e in exc.errors()
     )
 
 
-def parse_comments(lines: Iterable[str], *, producer: str = "ingest-cli") -> list[CommentPosted]:
-    """Parse JSON lines into CommentPosted events; all or nothing.
+def record_problem(event: Event, fits: RecordFits) -> str | None:
+    """Why ``event`` cannot be produced (it does not encode, or its record is over the
+    producer's size limit), or None."""
+    try:
+        key = event.key.encode()
+        value = encode(event)
+    except (LabeltrailError, UnicodeEncodeError) as exc:
+        return f"cannot encode {type(event).__name__}: {exc}"
+    if fits(key, value):
+        return None
+    sizes = {
+        name: len(json.dumps(field))
+        for name, field in event.model_dump(mode="json", exclude={"envelope"}).items()
+    }
+    largest = max(sizes, key=sizes.__getitem__)
+    return (
+        f"{largest}: too large: the {type(event).__name__} record would be "
+        f"{len(key) + len(value):,} bytes, over the producer's limit "
+        "(LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES)"
+    )
+
+
+def ingested_comment(fields: dict[str, Any], *, producer: str) -> CommentPosted:
+    """A comment line as a CommentPosted whose id is derived from its content (see the module
+    docstring); ``posted_at`` defaults to now. Raises ValidationError."""
+    defaulted = "posted_at" not in fields
+    event = CommentPosted.create(
+        producer=producer, occurred_at=None, **({"posted_at": utc_now()} | fields)
+    )
+    content = event.model_dump(
+        mode="json", exclude={"envelope", "posted_at"} if defaulted else {"envelope"}
+    )
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    event_id = derive_id(CommentPosted.__name__, "ingest", event.comment_id, canonical)
+    envelope = event.envelope.model_copy(update={"event_id": event_id})
+    return event.model_copy(update={"envelope": envelope})
+
+
+def unlimited(key: bytes, value: bytes) -> bool:
+    """A :data:`RecordFits` that accepts any size (records are still encoded)."""
+    return True
+
+
+def parse_comments(
+    lines: Iterable[bytes | str], *, producer: str = "ingest-cli", fits: RecordFits = unlimited
+) -> list[CommentPosted]:
+    """Parse JSON lines into CommentPosted events, each encoded and size-checked with ``fits``;
+    all or nothing (:class:`InvalidCommentError` lists every bad line).
 
     Each line is an object with comment_id, video_id, author_hash, text, source and optional
-    posted_at (ISO 8601 with a zone), parent_ids and attributes.
+    posted_at (ISO 8601 with a zone), parent_ids and attributes. A repeated identical comment
+    is returned once; a comment id repeated with another content is an error.
     """
     events: list[CommentPosted] = []
     errors: list[LineError] = []
+    first: dict[str, tuple[int, str]] = {}
     for number, fields in json_objects(lines, errors):
-        fields.setdefault("posted_at", utc_now().isoformat())
+        problem = unknown_fields(fields, COMMENT_FIELDS, "comment")
+        if problem is not None:
+            errors.append(LineError(number, problem))
+            continue
         try:
-            events.append(CommentPosted.create(producer=producer, occurred_at=None, **fields))
+            event = ingested_comment(fields, producer=producer)
         except ValidationError as exc:
             errors.append(LineError(number, describe(exc, "comment")))
-        except TypeError as exc:
-            errors.append(LineError(number, str(exc)))
+            continue
+        earlier = first.get(event.comment_id)
+        if earlier is not None:
+            line, event_id = earlier
+            if event_id != event.event_id:
+                errors.append(
+                    LineError(
+                        number,
+                        f"comment_id: {_short(event.comment_id)} is on line {line} with "
+                        "another content (a comment is posted once)",
+                    )
+                )
+            continue  # the same comment again: the same event, produced once
+        problem = record_problem(event, fits)
+        if problem is not None:
+            errors.append(LineError(number, problem))
+            continue
+        first[event.comment_id] = (number, event.event_id)
+        events.append(event)
     if errors:
         raise InvalidCommentError(errors)
     return events

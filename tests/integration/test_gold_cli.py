@@ -50,6 +50,26 @@ def test_a_gold_line_becomes_a_gold_verdict_and_its_comment() -> None:
     assert other.verdict.event_id != item.verdict.event_id
 
 
+def test_malformed_gold_lines_are_line_errors_not_tracebacks() -> None:
+    lines: list[bytes | str] = [
+        json.dumps(ITEM).encode(),
+        b'{"comment_id": "\xff"}',
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps({**SECOND, "comment_id": ["g-2"]}),  # not hashable: once a TypeError
+        json.dumps({**SECOND, "id_parts": ["mine"]}),
+        json.dumps({**SECOND, "attributes": {"blob": "x" * 50_000}}),
+    ]
+    with pytest.raises(InvalidGoldError) as info:
+        parse_gold(lines, gold_set="g", fits=lambda key, value: len(key) + len(value) < 10_000)
+    message = str(info.value)
+    assert "5 invalid gold item(s), nothing produced" in message
+    assert "line 2: not UTF-8" in message
+    assert "line 3: not accepted: JSON nested too deeply" in message
+    assert "line 4: comment_id: Input should be a valid string" in message
+    assert "line 5: 'id_parts': not a field of a gold item" in message
+    assert "line 6: attributes: too large" in message
+
+
 def test_invalid_gold_lines_are_all_reported() -> None:
     lines = [
         json.dumps(ITEM),
@@ -106,6 +126,24 @@ def test_publish_reaches_the_folds_and_twice_adds_nothing(
     assert result.exit_code == 0, result.output
     posted = read_topic(settings, "comments")
     assert sorted(e.comment_id for e in posted if isinstance(e, CommentPosted)) == ["g-1", "g-2"]
+
+
+@pytest.mark.integration
+def test_an_oversize_gold_item_among_good_ones_produces_nothing(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    ensure_topics(pipeline_settings)
+    good = [json.dumps({**ITEM, "comment_id": f"g-{i}"}) for i in range(20)]
+    oversize = {**SECOND, "comment_id": "g-big", "attributes": {"blob": "x" * 2_000_000}}
+    path = tmp_path / "gold.jsonl"
+    path.write_text("\n".join([*good, json.dumps(oversize)]) + "\n")
+    result = CliRunner().invoke(
+        app, ["gold", "publish", str(path), "--post"], env=_env(pipeline_settings)
+    )
+    assert result.exit_code == 2, result.output
+    assert "line 21: attributes: too large" in result.output
+    for topic in ("gold", "adjudications", "comments"):
+        assert read_topic(pipeline_settings, topic) == []
 
 
 @pytest.mark.integration

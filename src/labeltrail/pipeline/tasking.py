@@ -176,6 +176,33 @@ class TaskingFold:
             out.append(Rejected(f"adjudication request {request_id}: votes or comment unknown"))
         return out
 
+    def held_reason(self) -> str | None:
+        """Why input is held, as a sentence for a progress log; None when nothing is held.
+
+        E.g. "holding 40 comments: no label schema published yet, 2 of 3 crowd annotators
+        registered". Scores wait for their comment, the schema and the crowd pool (``_unready``);
+        adjudication requests wait for their votes and comment.
+        """
+        parts: list[str] = []
+        if self.held:
+            why: list[str] = []
+            if self.current is None:
+                why.append("no label schema published yet")
+            needed = max(self.config.redundancy, self.config.min_crowd_pool)
+            if len(self.pools["crowd"]) < needed:
+                why.append(f"{len(self.pools['crowd'])} of {needed} crowd annotators registered")
+            unknown = sum(1 for c in self.held if c not in self.comments)
+            if unknown:
+                why.append(f"{unknown} of them scored but not yet posted")
+            because = ", ".join(why) or "about to be released"
+            parts.append(f"holding {_count(len(self.held), 'comment')}: {because}")
+        if self.pending:
+            parts.append(
+                f"holding {_count(len(self.pending), 'adjudication request')}: "
+                "their votes or comment not read yet"
+            )
+        return "; ".join(parts) or None
+
     def _unready(self, comment_id: str) -> str | None:
         cfg = self.config
         if comment_id not in self.comments:
@@ -434,3 +461,7 @@ class TaskingFold:
         ]
         assigned = self._assign(task, comment, expert, "expert", context=context, prior_votes=prior)
         return [task, assigned]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

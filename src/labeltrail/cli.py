@@ -39,7 +39,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 900.0,
 ) -> None:
     """Run the simulated platform through the real broker into ClickHouse, then trace."""
-    from labeltrail.demo import run_demo
+    from labeltrail.demo import DEMO_DAYS, run_demo
     from labeltrail.sim import PlatformConfig
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -52,7 +52,7 @@ def demo(
     try:
         result = run_demo(
             settings,
-            config=PlatformConfig.sized(comments, seed=seed),
+            config=PlatformConfig.sized(comments, seed=seed, days=DEMO_DAYS),
             timeout=timeout,
             progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
         )

@@ -9,6 +9,8 @@ from ClickHouse alone. Rerunning after a kill resumes: every id is deterministic
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 import threading
 import time
@@ -35,7 +37,11 @@ from labeltrail.pipeline.tasking import TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.platform import CODED
 
-__all__ = ["DemoResult", "run_demo", "seed_platform"]
+__all__ = ["DEMO_DAYS", "DemoResult", "run_demo", "seed_platform"]
+
+DEMO_DAYS = 30
+"""The demo's history spans the article's month in event time (comments over 30 days, votes
+and verdicts after them); it still runs in about a minute of wall time."""
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +93,17 @@ def seed_platform(settings: Settings, platform: Platform) -> int:
     return len(seed_events)
 
 
+def _replay_iaa_config(config: PlatformConfig) -> IaaConfig:
+    """The demo replays its month in about a minute, and the iaa stage reads votes and gold
+    results from several partitions and topics at their own pace: in event time one source can
+    run days ahead of another. A lateness of the whole span keeps every window open until the
+    drain closes them all (close_on_drain), so nothing is dead-lettered as late; a live
+    service, whose event time follows the clock, keeps the default day."""
+    span = dt.timedelta(days=config.days + 2)
+    default = IaaConfig()
+    return dataclasses.replace(default, allowed_lateness=max(default.allowed_lateness, span))
+
+
 def _settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
     before = totals()
     if not all(w.is_set() for w in waiters):
@@ -105,7 +122,7 @@ def run_demo(
 ) -> DemoResult:
     """Run the simulated platform end to end; returns the summary and a trace."""
     started = time.monotonic()
-    platform = Platform(config or PlatformConfig())
+    platform = Platform(config or PlatformConfig(days=DEMO_DAYS))
     progress("creating topics")
     ensure_topics(settings)
     ch = client or connect(settings.clickhouse_dsn)
@@ -130,7 +147,7 @@ def run_demo(
         ),
         LabelsFold(),
         ReliabilityFold(ReliabilityConfig(refit_on_drain=True)),
-        IaaFold(IaaConfig()),
+        IaaFold(_replay_iaa_config(platform.config)),
     ]
     runners = [StageRunner(fold, settings) for fold in folds]
     projector = Projector(ch, settings)

@@ -13,13 +13,13 @@ import pytest
 
 from labeltrail.clickhouse.client import connect
 from labeltrail.config import Settings
-from labeltrail.demo import run_demo
+from labeltrail.demo import DEMO_DAYS, run_demo
 from labeltrail.sim import Platform, PlatformConfig
 from tests.pipeline.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CONFIG = PlatformConfig.sized(150, seed=5)
+CONFIG = PlatformConfig.sized(150, seed=5, days=DEMO_DAYS)
 
 
 def _labels_from_clickhouse(settings: Settings) -> dict[str, tuple[str, str]]:

@@ -1,5 +1,8 @@
 """The auditor's report: one self-contained HTML page built from the named audit queries.
 
+Charts are drawn by matplotlib (:mod:`labeltrail.report.charts`) and embedded as inline SVG:
+no network, nothing fetched when the page is opened.
+
 Charts: agreement beside gold accuracy over time, annotator reliability trajectories,
 blind-spot slices, cost per final label by route, the pool mix against a target, and (when
 tasks showed model drafts) draft acceptance against draft accuracy per confidence band. Each chart
@@ -22,12 +25,13 @@ from clickhouse_connect.driver.client import Client
 from labeltrail.audit import to_jsonable
 from labeltrail.clickhouse.client import run_named
 from labeltrail.learning.prelabel import DEFAULT_BANDS
-from labeltrail.report.svg import Point, bar_chart, line_chart
+from labeltrail.report.charts import Point, bar_chart, crowd_band_chart, time_chart
 
 __all__ = ["ReportOptions", "build_report", "write_report"]
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}
+figure{margin:.5rem 0}svg.chart{display:block;height:auto}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
 table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
@@ -57,7 +61,11 @@ class ReportOptions:
     slice_key: str = "slice"
     attribute: str = "locale"
     target: str = "{}"
-    days: int = 7
+    """Target pool mix as JSON; empty (``{}``) compares with an even split over the values seen."""
+    days: int = 1
+    """Window length of the agreement chart, in days."""
+    pooled_days: int = 7
+    """Each point of the agreement chart pools the windows of this many days up to it."""
     blind_min_agreement: float = 0.8
     blind_max_gold_accuracy: float = 0.6
     blind_min_gold: int = 5
@@ -89,50 +97,95 @@ def _section(title: str, chart: str, rows: list[dict[str, Any]], query: str, not
     )
 
 
-def _weighted(rows: list[dict[str, Any]], value: str, weight: str) -> list[Point]:
+def _weighted(
+    rows: list[dict[str, Any]],
+    value: str,
+    weight: str,
+    pooled: dt.timedelta,
+    min_weight: int = 1,
+) -> list[Point]:
+    """Per window start, the ``weight``-weighted mean of ``value`` over the windows that start
+    within ``pooled`` up to it (the window itself when ``pooled`` is shorter than a window);
+    NaN (a gap in the line) where they weigh less than ``min_weight``."""
     sums: dict[dt.datetime, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for r in rows:
         if r[value] is not None and r[weight]:
             acc = sums[r["window_start"]]
             acc[0] += r[value] * r[weight]
             acc[1] += r[weight]
-    return sorted((t, s / n) for t, (s, n) in sums.items() if n)
+    out: list[Point] = []
+    for t in sorted({r["window_start"] for r in rows}):
+        inside = [sums[w] for w in sums if t - pooled < w <= t]
+        n = sum(w for _, w in inside)
+        out.append((t, sum(s for s, _ in inside) / n if n >= min_weight else float("nan")))
+    return out
 
 
 def _iaa(client: Client, o: ReportOptions) -> str:
     rows = run_named(client, "iaa", days=o.days, slice_key=o.slice_key, schema_version="")
     label = [r for r in rows if r["question"] == "label" and r["source"] == "projection"]
-    series = {
-        "agreement": _weighted(label, "agreement", "n_items"),
-        "gold accuracy": _weighted(label, "gold_accuracy", "n_gold_votes"),
-    }
+    pooled = dt.timedelta(days=max(o.pooled_days, o.days))
+    gold = o.blind_min_gold
+    panels = {"all slices": _agreement_and_gold(label, pooled, gold)}
     for s in sorted({r["slice"] for r in label if r["slice"]}):
         part = [r for r in label if r["slice"] == s]
-        series[f"gold acc: {s}"] = _weighted(part, "gold_accuracy", "n_gold_votes")
-    series = {k: v for k, v in series.items() if v}
-    chart = line_chart("iaa", series, title="agreement and gold accuracy over time")
+        panels[f"slice {s}"] = _agreement_and_gold(part, pooled, gold)
+    window = "day" if o.days == 1 else f"{o.days}-day window"
+    over = f"the {pooled.days} days up to it" if pooled.days > o.days else "that window"
+    chart = time_chart(
+        "iaa",
+        panels,
+        title=f"Agreement and gold accuracy per {window}",
+        ylabel="share",
+        xlabel=f"{window} (UTC)",
+    )
     note = (
-        f"Crowd per-item agreement on the label beside accuracy against the gold set, per "
-        f"{o.days}-day window. Agreement is not correctness: watch for slices where they part."
+        f"Crowd per-item agreement on the label beside accuracy against the gold set, one "
+        f"point per {window} pooling {over} (gold votes are few per day; gold accuracy is "
+        f"drawn where the pool holds &ge; {gold} gold votes), for all items and per slice. "
+        "Agreement is not correctness: watch for slices where the two lines part."
     )
     return _section("Agreement and gold accuracy over time", chart, rows, "iaa", note)
 
 
+def _agreement_and_gold(
+    rows: list[dict[str, Any]], pooled: dt.timedelta, min_gold: int
+) -> dict[str, list[Point]]:
+    return {
+        "agreement": _weighted(rows, "agreement", "n_items", pooled),
+        "gold accuracy": _weighted(rows, "gold_accuracy", "n_gold_votes", pooled, min_gold),
+    }
+
+
+_METHODS = {
+    "beta_gold": "gold and expert verdicts (Beta posterior mean)",
+    "dawid_skene": "weekly Dawid-Skene refit",
+    "running": "running honeypot accuracy",
+}
+
+
 def _reliability(client: Client) -> str:
     rows = run_named(client, "reliability_trajectories", schema_version="")
-    by_annotator: dict[str, list[Point]] = defaultdict(list)
     stream = any(r["source"] == "reliability" for r in rows)
+    panels: dict[str, dict[str, list[Point]]] = {}
     for r in rows:
-        if (r["source"] == "reliability") == stream:
-            by_annotator[r["annotator_id"]].append((r["at"], r["accuracy"]))
-    moved = sorted(by_annotator, key=lambda a: -len(by_annotator[a]))[:8]
-    chart = line_chart(
+        if (r["source"] == "reliability") == stream and r["accuracy"] is not None:
+            panel = _METHODS.get(r["method"], r["method"])
+            panels.setdefault(panel, defaultdict(list))[r["annotator_id"]].append(
+                (r["at"], r["accuracy"])
+            )
+    chart = crowd_band_chart(
         "reliability",
-        {a: by_annotator[a] for a in sorted(moved)},
-        title="annotator reliability trajectories",
+        panels,
+        title="Annotator reliability: the crowd's band, lowest and highest annotators",
+        ylabel="estimated accuracy",
     )
-    source = "reliability updates" if stream else "running honeypot accuracy"
-    note = f"The eight annotators with the most {source}."
+    source = "the reliability stage's estimates" if stream else "running honeypot accuracy"
+    note = (
+        f"From {source}: each day, every annotator's latest estimate; the band holds the middle "
+        "80% of the crowd, the lines the three lowest and three highest annotators by their "
+        "latest estimate."
+    )
     return _section("Reliability trajectories", chart, rows, "reliability_trajectories", note)
 
 
@@ -154,7 +207,9 @@ def _blind_spots(client: Client, o: ReportOptions) -> str:
             "agreement": [r["agreement"] for r in proj],
             "gold accuracy": [r["gold_accuracy"] for r in proj],
         },
-        title="agreement vs gold accuracy by slice",
+        title="Agreement vs gold accuracy by slice",
+        ylabel="share",
+        xlabel="slice and schema version",
         y_max=1.0,
     )
     flagged = [
@@ -180,7 +235,9 @@ def _cost(client: Client) -> str:
         "cost",
         [r["route"] for r in rows],
         {"USD per final label": [r["usd_per_label"] for r in rows]},
-        title="cost per final label by route",
+        title="Cost per final label by route",
+        ylabel="USD per final label",
+        xlabel="route",
         fmt="${:.2f}",
     )
     note = "Crowd redundancy, honeypots and expert adjudication, per final label."
@@ -188,28 +245,38 @@ def _cost(client: Client) -> str:
 
 
 def _pool(client: Client, o: ReportOptions) -> str:
-    rows = run_named(
-        client,
-        "pool",
-        attribute=o.attribute,
-        slice_key=o.slice_key,
-        schema_version="",
-        target=o.target,
-    )
+    def query(target: str) -> list[dict[str, Any]]:
+        return run_named(
+            client,
+            "pool",
+            attribute=o.attribute,
+            slice_key=o.slice_key,
+            schema_version="",
+            target=target,
+        )
+
+    rows = query(o.target)
+    given = bool(json.loads(o.target or "{}"))
+    if not given:
+        values = sorted({str(r["value"]) for r in rows if r["label_class"] == "*"})
+        rows = query(json.dumps({v: 1 / len(values) for v in values})) if values else rows
     overall = [r for r in rows if r["label_class"] == "*"]
     chart = bar_chart(
         "pool",
         [r["value"] for r in overall],
         {
-            "share": [r["share"] for r in overall],
-            "target": [r["target_share"] for r in overall],
+            "actual share": [r["share"] for r in overall],
+            "target share": [r["target_share"] for r in overall],
         },
-        title=f"pool mix by {o.attribute}",
-        y_max=1.0,
+        title=f"Pool mix by {o.attribute}: actual against target",
+        ylabel="share of annotators behind labels",
+        xlabel=o.attribute,
+        colors=("#1f77b4", "#a0a0a0"),
     )
+    target = "the target given" if given else "an even split (no --target given)"
     note = (
-        f"Who stands behind the labels, by {escape(o.attribute)}; only consented, self-reported "
-        "demographics are stored, the rest count as undisclosed."
+        f"Who stands behind the labels, by {escape(o.attribute)}, against {target}; only "
+        "consented, self-reported demographics are stored, the rest count as undisclosed."
     )
     return _section("Annotator pool mix", chart, rows, "pool", note)
 
@@ -235,7 +302,9 @@ def _drafts(client: Client, o: ReportOptions) -> str:
             "acceptance": [r["acceptance_rate"] for r in pool],
             "draft accuracy": [r["draft_accuracy"] for r in pool],
         },
-        title="draft acceptance vs draft accuracy by confidence band",
+        title="Draft acceptance vs draft accuracy by confidence band",
+        ylabel="share",
+        xlabel="schema version and draft-confidence band",
         y_max=1.0,
     )
     flagged = sorted(

@@ -53,6 +53,8 @@ _CONTEXT_TEXTS = (
     "why is this creator even allowed to post",
     "everyone go check who this creator really is",
 )
+_N_CONTEXT = len(_CONTEXT_TEXTS) * 5
+"""Thread-context comments posted first (the parents coded harassment replies to)."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,18 @@ class PlatformConfig:
     expert_accuracy: float = 0.96
     start: dt.datetime = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
     seed: int = 7
+    days: float = 0.0
+    """Event-time span of the comments from ``start``: 0 posts one about every 20 s (a dense
+    history of hours); the demo spreads them over the article's 30 days. Votes and verdicts
+    follow their comments, so their times spread with them. Truths, slices, gold set and
+    every id are the same whatever the span."""
 
     @classmethod
-    def sized(cls, n_comments: int, *, seed: int = 7) -> PlatformConfig:
+    def sized(cls, n_comments: int, *, seed: int = 7, days: float = 0.0) -> PlatformConfig:
         """A platform of ``n_comments`` with a gold set of 7.5% (the default's ratio)."""
-        return cls(n_comments=n_comments, n_gold=max(10, n_comments * 3 // 40), seed=seed)
+        return cls(
+            n_comments=n_comments, n_gold=max(10, n_comments * 3 // 40), seed=seed, days=days
+        )
 
     @classmethod
     def day30(cls, n_comments: int = 1_500, n_gold: int = 300) -> PlatformConfig:
@@ -135,7 +144,7 @@ class Platform:
         cfg = self.config
         out: list[SimComment] = []
         context_ids: list[str] = []
-        for i in range(len(_CONTEXT_TEXTS) * 5):
+        for i in range(_N_CONTEXT):
             cid = f"c-ctx{i:03d}"
             context_ids.append(cid)
             out.append(
@@ -179,7 +188,11 @@ class Platform:
         rng: np.random.Generator,
     ) -> SimComment:
         cfg = self.config
-        posted = cfg.start + dt.timedelta(seconds=int(index * 20 + rng.integers(0, 20)))
+        posts = cfg.n_comments + _N_CONTEXT
+        scale = cfg.days * 86_400 / (20 * posts) if cfg.days else 1.0
+        posted = cfg.start + dt.timedelta(
+            seconds=int((index * 20 + int(rng.integers(0, 20))) * scale)
+        )
         source = "pool" if rng.random() < cfg.pool_share else "product_log"
         event = CommentPosted.create(
             producer="sim.platform",

@@ -3,6 +3,9 @@
 -- update (per-item agreement), adjudication request and verdict, committed labels with their
 -- provenance. What the comment caused later (reliability updates, exports, models) is
 -- trace_links, which takes its parameters from these rows (labeltrail audit trace runs both).
+-- Rows come in event time; labeltrail audit trace then moves any effect after its cause
+-- (clickhouse.trace.causal_order): one instant can hold a vote, the consensus and adjudication
+-- request it caused and the expert task they caused, and the type order cannot tell.
 --
 -- How it stays fast on millions of events: `events` is ordered by (comment_id, event_id), so
 -- the comment's rows are one primary-key range. Each event is kept once by a dedup on its event

@@ -20,7 +20,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from labeltrail.clickhouse.client import apply_ddl, connect, reference_query, run_named
-from labeltrail.clickhouse.trace import full_trace, link_parameters
+from labeltrail.clickhouse.trace import causal_order, full_trace, link_parameters
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.events import (
     Event,
@@ -47,10 +47,11 @@ def _rows(client: Client, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def _reference(client: Client, comment: str) -> list[dict[str, Any]]:
-    rows = _rows(client, REFERENCE_TRACE, comment_id=comment)
+    """The reference queries' rows, put in causal order as full_trace puts the named ones."""
+    rows = causal_order(_rows(client, REFERENCE_TRACE, comment_id=comment))
     if not rows:
         return rows
-    return rows + _rows(client, REFERENCE_LINKS, **link_parameters(rows))
+    return rows + causal_order(_rows(client, REFERENCE_LINKS, **link_parameters(rows)))
 
 
 def _label_offsets(history: list[Event]) -> tuple[str, dict[str, int]]:
@@ -166,3 +167,46 @@ def json_id(row: dict[str, Any]) -> str:
 def test_trace_of_an_unknown_comment_is_empty(trace_db: Client, history: list[Event]) -> None:
     assert full_trace(trace_db, "no-such-comment") == []
     assert run_named(trace_db, "trace", comment_id=adjudicated_comment(history))
+
+
+def test_a_cause_comes_before_its_effects(trace_db: Client, history: list[Event]) -> None:
+    """The expert's task is caused by the adjudication request, which is caused by a consensus
+    update, caused by a vote, all at one instant: the trace lists them in that order."""
+    comments = list(dict.fromkeys(e.comment_id for e in history if isinstance(e, LabelCommitted)))
+    checked = 0
+    for comment in comments:
+        rows = full_trace(trace_db, comment)
+        at = {row["event_id"]: i for i, row in enumerate(rows)}
+        for i, row in enumerate(rows):
+            cause = at.get(row["causation_id"])
+            if cause is not None:
+                assert cause < i, (comment, row["event_type"], rows[cause]["event_type"])
+                checked += 1
+        kinds = [r["event_type"] for r in rows]
+        if "AdjudicationRequested" in kinds:
+            expert = next(
+                i
+                for i, r in enumerate(rows)
+                if r["event_type"] == "TaskCreated" and json.loads(r["payload"])["kind"] == "expert"
+            )
+            assert kinds.index("AdjudicationRequested") < expert, comment
+    assert checked > 100
+
+
+def test_causal_order_keeps_time_order_otherwise() -> None:
+    rows = [
+        {"event_id": "task", "causation_id": "request"},
+        {"event_id": "vote", "causation_id": ""},
+        {"event_id": "request", "causation_id": "vote"},
+        {"event_id": "other", "causation_id": "elsewhere"},
+        {"event_id": "loop-a", "causation_id": "loop-b"},
+        {"event_id": "loop-b", "causation_id": "loop-a"},
+    ]
+    assert [r["event_id"] for r in causal_order(rows)] == [
+        "vote",
+        "request",
+        "task",
+        "other",
+        "loop-a",
+        "loop-b",
+    ]

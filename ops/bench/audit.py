@@ -56,7 +56,7 @@ from labeltrail.clickhouse.client import (
     run_named_arrow,
     stream_named,
 )
-from labeltrail.clickhouse.trace import full_trace, link_parameters
+from labeltrail.clickhouse.trace import causal_order, full_trace, link_parameters
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.events import (
     AdjudicationRecorded,
@@ -353,8 +353,8 @@ def _earlier_trace(client: Any, comment: str) -> list[dict[str, Any]]:
         result = client.query(sql, parameters=params)
         return [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
 
-    own = rows(EARLIER_TRACE, comment_id=comment)
-    return own + rows(EARLIER_TRACE_LINKS, **link_parameters(own)) if own else own
+    own = causal_order(rows(EARLIER_TRACE, comment_id=comment))  # full_trace's order
+    return own + causal_order(rows(EARLIER_TRACE_LINKS, **link_parameters(own))) if own else own
 
 
 def _trace_figures(client: Any, seed: int, events: int) -> list[dict[str, Any]]:
@@ -407,7 +407,7 @@ def _earlier_cli_json(client: Any, params: dict[str, str], sink: Any) -> int:
 
 def _label_as_of_figures(client: Any, labels: int) -> list[dict[str, Any]]:
     at = "2100-01-01 00:00:00.000"
-    params = {"comment_id": "", "at": at, "schema_version": "v3"}
+    params = {"comment_id": "", "at": at, "schema_version": "v3", "time": "recorded"}
     sql = named_query("label_as_of")
     client.query_arrow(sql, parameters=params)  # warm
     arrow_s, argmax_s = [], []

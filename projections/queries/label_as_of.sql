@@ -1,9 +1,13 @@
 -- label_as_of: every label as it stood at a point in time: for each (comment, schema version)
--- the latest LabelCommitted the system had recorded by then (recorded_at <= at; ties broken by
--- occurred_at, then event id). Versions never mix: one row per version unless one is chosen.
--- labels_so_far counts the labels recorded by then for that (comment, version), each event once
--- (FINAL: a replayed copy of an event is not a second label). superseded_by names a later schema
--- version already published by then, with its policy.
+-- the latest LabelCommitted by then. Two clocks (parameter time):
+--   'recorded': recorded_at <= at (when the system knew the label: what an export made at that
+--     time could see); ties broken by occurred_at, then event id.
+--   'event': occurred_at <= at (when the label's event happened: the time audit trace shows),
+--     knowing everything recorded since; ties broken by recorded_at, then event id.
+-- Versions never mix: one row per version unless one is chosen. labels_so_far counts the
+-- labels by then for that (comment, version), each event once (FINAL: a replayed copy of an
+-- event is not a second label). superseded_by names a later schema version already published
+-- by then (on the same clock), with its policy.
 --
 -- How it stays fast at 800,000 labels: the latest label is picked with window functions over
 -- the (comment, version) partition (the row whose (recorded_at, occurred_at, event_id) is the
@@ -18,17 +22,23 @@
 -- its --json and --out wrap this query in ORDER BY comment_id, schema_version and let
 -- ClickHouse write the sorted rows itself (far cheaper than Python rows).
 -- Parameters: comment_id String ('' for every comment), at DateTime64(3, 'UTC'),
---             schema_version String ('' for every version)
+--             schema_version String ('' for every version), time String ('recorded' or
+--             'event')
 WITH
     (
         SELECT (groupArray(supersedes), groupArray(version), groupArray(old_label_policy))
         FROM
         (
             SELECT assumeNotNull(supersedes) AS supersedes,
-                   argMax(version, recorded_at) AS version,
-                   argMax(old_label_policy, recorded_at) AS old_label_policy
+                   argMax(version, if({time:String} = 'event', occurred_at, recorded_at))
+                       AS version,
+                   argMax(old_label_policy,
+                          if({time:String} = 'event', occurred_at, recorded_at))
+                       AS old_label_policy
             FROM label_schemas FINAL
-            WHERE recorded_at <= {at:DateTime64(3, 'UTC')} AND supersedes IS NOT NULL
+            WHERE if({time:String} = 'event', occurred_at, recorded_at)
+                      <= {at:DateTime64(3, 'UTC')}
+              AND supersedes IS NOT NULL
             GROUP BY supersedes
         )
     ) AS superseding,
@@ -68,11 +78,13 @@ FROM
         annotator_ids,
         adjudication_id,
         count() OVER per_version AS labels_so_far,
-        max((recorded_at, occurred_at, event_id)) OVER per_version AS latest_key
+        if({time:String} = 'event', (occurred_at, recorded_at, event_id),
+           (recorded_at, occurred_at, event_id)) AS key,
+        max(key) OVER per_version AS latest_key
     FROM labels FINAL
-    WHERE recorded_at <= {at:DateTime64(3, 'UTC')}
+    WHERE if({time:String} = 'event', occurred_at, recorded_at) <= {at:DateTime64(3, 'UTC')}
       AND ({comment_id:String} = '' OR comment_id = {comment_id:String})
       AND ({schema_version:String} = '' OR schema_version = {schema_version:String})
     WINDOW per_version AS (PARTITION BY comment_id, schema_version)
 )
-WHERE (recorded_at, occurred_at, event_id) = latest_key
+WHERE key = latest_key

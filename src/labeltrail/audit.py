@@ -40,21 +40,34 @@ def _cell(value: Any) -> str:
 
 
 def emit(
-    rows: Sequence[dict[str, Any]], *, as_json: bool, title: str = "", console: Console
+    rows: Sequence[dict[str, Any]],
+    *,
+    as_json: bool,
+    title: str = "",
+    console: Console,
+    columns: Sequence[str] = (),
 ) -> None:
-    """Print rows as a table, or as one JSON array."""
+    """Print rows as a table, or as one JSON array (every column).
+
+    ``columns``: the key columns the table shows (default: all); the others are named below
+    it, with the way to see them (``--wide``, ``--json``).
+    """
     if as_json:
         console.file.write(json.dumps(to_jsonable(list(rows)), indent=1) + "\n")
         return
     if not rows:
         console.print(f"{title}: no rows" if title else "no rows", style="dim")
         return
+    shown = [c for c in columns if c in rows[0]] or list(rows[0])
     table = Table(title=title or None)
-    for name in rows[0]:
+    for name in shown:
         table.add_column(name, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(v) for v in row.values()))
+        table.add_row(*(_cell(row[name]) for name in shown))
     console.print(table)
+    hidden = [c for c in rows[0] if c not in shown]
+    if hidden:
+        console.print(f"not shown: {', '.join(hidden)} (--wide or --json)", style="dim")
 
 
 def _fmt_probs(classes: Sequence[str], probs: Sequence[float]) -> str:

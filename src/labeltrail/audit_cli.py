@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -21,6 +21,7 @@ from labeltrail.audit import emit, render_trace
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.learning.prelabel import DEFAULT_BANDS
+from labeltrail.quality.blindspots import PAIRWISE_AGREEMENT, agreement_level, high_agreement_from
 
 __all__ = ["LABEL_ORDER", "parse_time", "register", "register_audit", "run_query"]
 
@@ -30,6 +31,11 @@ err = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")]
 SliceKey = Annotated[str, typer.Option(help="Comment attribute to slice by.")]
 Version = Annotated[str, typer.Option("--schema-version", help="Only this schema version.")]
+WideFlag = Annotated[
+    bool, typer.Option("--wide", help="Every column in the table (default: the key columns).")
+]
+UNKNOWN = 3
+"""Exit code when an id names nothing (as for a comment with no events)."""
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -59,8 +65,24 @@ def run_query(name: str, **params: Any) -> list[dict[str, Any]]:
         raise _fail(exc) from exc
 
 
-def _show(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
-    emit(rows, as_json=as_json, title=title, console=console)
+def _show(
+    rows: list[dict[str, Any]], as_json: bool, title: str, columns: tuple[str, ...] = ()
+) -> None:
+    emit(rows, as_json=as_json, title=title, console=console, columns=columns)
+
+
+def _with_level(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with ``level`` after ``agreement``: the word the row's metric's own scale gives it
+    (the quality core's rule), so "high" never means a different thing per metric."""
+    out = []
+    for row in rows:
+        leveled: dict[str, Any] = {}
+        for key, value in row.items():
+            leveled[key] = value
+            if key == "agreement":
+                leveled["level"] = agreement_level(row["metric"], value)
+        out.append(leveled)
+    return out
 
 
 def trace(
@@ -75,7 +97,7 @@ def trace(
     except LabeltrailError as exc:
         raise _fail(exc) from exc
     if not rows:
-        raise _fail(LabeltrailError(f"no events for comment {comment!r}"), 3)
+        raise _fail(LabeltrailError(f"no events for comment {comment!r}"), UNKNOWN)
     if as_json:
         for row in rows:
             row["payload"] = json.loads(row["payload"])
@@ -87,6 +109,25 @@ def trace(
 
 LABEL_ORDER = ("comment_id", "schema_version")
 """The order of ``label-as-of`` rows, on every output path."""
+
+LABEL_COLUMNS = (
+    "comment_id",
+    "schema_version",
+    "label",
+    "confidence",
+    "route",
+    "method",
+    "committed_at",
+    "superseded_by",
+)
+"""The columns of the ``label-as-of`` table without ``--wide``."""
+
+Clock = Literal["recorded", "event"]
+CLOCK_HELP = (
+    "Which time --at means. recorded (default): when the system recorded the label, what an "
+    "export made at that time could see. event: when the label's event happened, the time "
+    "'audit trace' shows (a simulation or a replay records long after its events)."
+)
 
 
 def _format_of(out: Path, fmt: str) -> str:
@@ -101,8 +142,10 @@ def _format_of(out: Path, fmt: str) -> str:
 def label_as_of(
     comment: Annotated[str, typer.Argument(help="Comment id, or 'all'.")],
     at: Annotated[str, typer.Option(help="ISO-8601 time (UTC if no zone) or 'now'.")] = "now",
+    clock: Annotated[Clock, typer.Option("--time", help=CLOCK_HELP)] = "recorded",
     schema_version: Version = "",
     as_json: JsonFlag = False,
+    wide: WideFlag = False,
     out: Annotated[
         Path | None,
         typer.Option(help="Write the rows to this file (json, csv or parquet) instead."),
@@ -111,11 +154,12 @@ def label_as_of(
         str, typer.Option("--format", help="Format for --out (default: from its suffix).")
     ] = "",
 ) -> None:
-    """Labels as they stood at a time: the latest recorded by then, per schema version.
+    """Labels as they stood at a time: the latest by then, per schema version.
 
-    ``--json`` and ``--out`` are written by ClickHouse itself (JSON array, CSV with names,
-    Parquet), sorted by comment and version: no Python row per label, so every label of a
-    large history comes out in the time of the query. The table is for people (Python rows).
+    By recorded time (default) or event time (``--time event``). ``--json`` and ``--out`` are
+    written by ClickHouse itself (JSON array, CSV with names, Parquet), sorted by comment and
+    version: no Python row per label, so every label of a large history comes out in the time
+    of the query. The table is for people (Python rows, the key columns unless ``--wide``).
     """
     from labeltrail.clickhouse.client import STREAM_FORMATS, connect, run_named_arrow, stream_named
     from labeltrail.export.build import sql_time
@@ -123,13 +167,17 @@ def label_as_of(
     if fmt and fmt not in STREAM_FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(STREAM_FORMATS)}")
     file_format = _format_of(out, fmt) if out is not None else ""  # before connecting
+    when = parse_time(at)
     params = {
         "comment_id": "" if comment == "all" else comment,
-        "at": sql_time(parse_time(at)),
+        "at": sql_time(when),
         "schema_version": schema_version,
+        "time": clock,
     }
     try:
         client = connect(Settings().clickhouse_dsn)
+        if comment != "all" or schema_version:
+            _known_or_fail(client, params)
         if out is not None:
             with out.open("wb") as sink:
                 stream_named(
@@ -142,10 +190,51 @@ def label_as_of(
             sys.stdout.buffer.flush()
             return
         table = run_named_arrow(client, "label_as_of", **params)
+        if not table.num_rows:
+            console.print(_why_no_rows(client, params, when, clock), style="dim")
+            return
     except LabeltrailError as exc:
         raise _fail(exc) from exc
     order = table.sort_by([(name, "ascending") for name in LABEL_ORDER])
-    _show(order.to_pylist(), False, f"labels as of {at}")
+    title = f"labels as of {at} ({clock} time)"
+    _show(order.to_pylist(), False, title, () if wide else LABEL_COLUMNS)
+
+
+def _known_or_fail(client: Any, params: dict[str, Any]) -> None:
+    """Refuse a comment no event names, or a schema version nothing knows (exit 3)."""
+    from labeltrail.clickhouse.client import run_named
+
+    known = run_named(client, "label_times", **_times_params(params))[0]
+    if not known["comment_known"]:
+        raise _fail(LabeltrailError(f"no comment {params['comment_id']!r}"), UNKNOWN)
+    if not known["schema_version_known"]:
+        raise _fail(LabeltrailError(f"no schema version {params['schema_version']!r}"), UNKNOWN)
+
+
+def _times_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: params[k] for k in ("comment_id", "schema_version")}
+
+
+def _why_no_rows(client: Any, params: dict[str, Any], when: dt.datetime, clock: Clock) -> str:
+    """The empty answer, said with its clock, the first label on both clocks, and the other
+    clock's option."""
+    from labeltrail.clickhouse.client import run_named
+
+    times = run_named(client, "label_times", **_times_params(params))[0]
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    what = f"no label {'recorded' if clock == 'recorded' else 'occurred'} by {when:{stamp}}"
+    if not times["labels"]:
+        return f"{what}: no label at all yet"
+    first = (
+        f"the first was recorded at {times['first_recorded_at']:{stamp}} "
+        f"(event time {times['first_occurred_at']:{stamp}})"
+    )
+    other = (
+        "--time event asks by event time, the time 'audit trace' shows"
+        if clock == "recorded"
+        else "--time recorded (the default) asks by when the system recorded the label"
+    )
+    return f"{what} ({clock} time); {first}. {other}"
 
 
 def explain(
@@ -171,6 +260,15 @@ def annotator(
     summary = run_query("annotator_summary", annotator=annotator_id)
     trajectory = run_query("annotator_reliability", annotator=annotator_id)
     overrides = run_query("annotator_overrides", annotator=annotator_id)
+    record = summary[0]
+    if not (record["known"] or trajectory or overrides):
+        raise _fail(
+            LabeltrailError(
+                f"no annotator {annotator_id!r}: no registration, assignment, vote, review "
+                "or reliability update names it"
+            ),
+            UNKNOWN,
+        )
     if as_json:
         doc = {**summary[0], "reliability_trajectory": trajectory, "overrides": overrides}
         _show([doc], True, "annotator")
@@ -180,25 +278,60 @@ def annotator(
     _show(overrides, False, "adjudication overrides")
 
 
+IAA_COLUMNS = (
+    "source",
+    "window",
+    "window_start",
+    "schema_version",
+    "question",
+    "slice",
+    "metric",
+    "agreement",
+    "level",
+    "gold_accuracy",
+    "n_items",
+)
+"""The columns of the ``iaa`` table without ``--wide``."""
+
+
 def iaa(
-    days: Annotated[int, typer.Option(help="Window length in days.")] = 7,
+    days: Annotated[
+        int, typer.Option(help="Window length in days (1: day, 7: week; from Mondays).")
+    ] = 7,
     slice_key: SliceKey = "slice",
     schema_version: Version = "",
     as_json: JsonFlag = False,
+    wide: WideFlag = False,
 ) -> None:
-    """Agreement beside gold accuracy over time, per schema version, question and slice."""
+    """Agreement beside gold accuracy over time, per window, schema version, question, slice
+    and metric; level reads agreement on its metric's own scale."""
+    _known_version_or_fail(schema_version)
     rows = run_query("iaa", days=days, slice_key=slice_key, schema_version=schema_version)
-    _show(rows, as_json, "agreement and gold accuracy")
+    title = "agreement and gold accuracy"
+    _show(_with_level(rows), as_json, title, () if wide else IAA_COLUMNS)
+
+
+def _known_version_or_fail(schema_version: str) -> None:
+    if schema_version:
+        known = run_query("label_times", comment_id="", schema_version=schema_version)
+        if not known[0]["schema_version_known"]:
+            raise _fail(LabeltrailError(f"no schema version {schema_version!r}"), UNKNOWN)
 
 
 def blind_spots(
-    min_agreement: Annotated[float, typer.Option(help="Agreement at least this.")] = 0.8,
+    min_agreement: Annotated[
+        float,
+        typer.Option(
+            help="Pairwise agreement at least this (default: where its scale reads high)."
+        ),
+    ] = high_agreement_from(PAIRWISE_AGREEMENT),
     max_gold_accuracy: Annotated[float, typer.Option(help="Gold accuracy at most this.")] = 0.6,
     min_gold: Annotated[int, typer.Option(help="At least this many gold votes.")] = 5,
     slice_key: SliceKey = "slice",
     as_json: JsonFlag = False,
 ) -> None:
-    """Slices where the crowd agrees with itself but not with gold."""
+    """Slices where the crowd agrees with itself (pairwise agreement, high on its own scale by
+    default) but not with gold."""
     rows = run_query(
         "blind_spots",
         min_agreement=min_agreement,
@@ -206,7 +339,7 @@ def blind_spots(
         min_gold=min_gold,
         slice_key=slice_key,
     )
-    _show(rows, as_json, "blind spots")
+    _show(_with_level(rows), as_json, "blind spots")
 
 
 def pool(
@@ -225,6 +358,7 @@ def pool(
         raise typer.BadParameter(f"--target is not JSON: {exc}") from exc
     if not isinstance(parsed, dict):
         raise typer.BadParameter("--target must be a JSON object of value -> share")
+    _known_version_or_fail(schema_version)
     rows = run_query(
         "pool",
         attribute=attribute,
@@ -237,6 +371,7 @@ def pool(
 
 def cost(schema_version: Version = "", as_json: JsonFlag = False) -> None:
     """Cost per final label by route, counting redundancy, honeypots and adjudication."""
+    _known_version_or_fail(schema_version)
     _show(run_query("cost", schema_version=schema_version), as_json, "cost per final label")
 
 
@@ -270,6 +405,7 @@ def drafts(
 ) -> None:
     """How often humans keep the model's draft, per confidence band and annotator, against the
     draft's accuracy on gold or expert verdicts: acceptance far above it means anchoring."""
+    _known_version_or_fail(schema_version)
     rows = run_query(
         "draft_acceptance",
         schema_version=schema_version,

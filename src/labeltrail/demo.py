@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from labeltrail.audit import render_trace
 from labeltrail.clickhouse.client import apply_ddl, connect, run_named
 from labeltrail.clickhouse.projector import Projector
+from labeltrail.clickhouse.trace import causal_order
 from labeltrail.config import Settings
 from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
@@ -34,6 +35,7 @@ from labeltrail.pipeline.iaa import IaaConfig, IaaFold
 from labeltrail.pipeline.labels import LabelsFold
 from labeltrail.pipeline.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.pipeline.tasking import TaskingFold
+from labeltrail.quality.blindspots import is_high_agreement
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.platform import CODED
 
@@ -246,6 +248,7 @@ def _summarise(
             "FROM events FINAL WHERE event_type = 'IaaWindowClosed' "
             "AND JSONExtractBool(payload, 'blind_spot') ORDER BY 1, 2, 3"
         ).result_rows
+        if is_high_agreement(str(metric), float(agreement))  # by its metric's own scale
     ]
     moves = [
         (str(a), str(m), float(first), float(last))
@@ -263,7 +266,7 @@ def _summarise(
     candidates = run_named(ch, "ambiguous_comments", limit=10_000)
     coded = [c["comment_id"] for c in candidates if platform.slices.get(c["comment_id"]) == CODED]
     chosen = (coded or [c["comment_id"] for c in candidates] or [None])[0]
-    trace = render_trace(run_named(ch, "trace", comment_id=chosen)) if chosen else []
+    trace = render_trace(causal_order(run_named(ch, "trace", comment_id=chosen))) if chosen else []
     stats = {
         r.fold.name: {
             "consumed": r.stats.consumed,

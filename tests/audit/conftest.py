@@ -12,6 +12,8 @@ from labeltrail.clickhouse.client import apply_ddl, connect
 from labeltrail.events import Event
 from tests.audit.history import (
     blind_spot_scenario,
+    iaa_blind_spot_windows,
+    iaa_stream,
     iaa_window,
     project,
     reliability_updates,
@@ -22,7 +24,14 @@ from tests.audit.history import (
 @pytest.fixture(scope="session")
 def history() -> list[Event]:
     events = simulated()
-    return [*events, *reliability_updates(events), *blind_spot_scenario(), iaa_window()]
+    return [
+        *events,
+        *reliability_updates(events),
+        *blind_spot_scenario(),
+        iaa_window(),
+        *iaa_blind_spot_windows(),
+        *iaa_stream(events),
+    ]
 
 
 @pytest.fixture(scope="module")

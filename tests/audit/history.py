@@ -18,11 +18,14 @@ from labeltrail.events import (
     Event,
     IaaWindowClosed,
     LabelCommitted,
+    LogPosition,
     TaskAssigned,
     TaskCreated,
     VoteCast,
     encode,
 )
+from labeltrail.pipeline.base import Output
+from labeltrail.pipeline.iaa import IaaFold
 from labeltrail.sim import Platform, PlatformConfig
 from tests.pipeline.helpers import run_in_memory, suffix_topic
 
@@ -194,6 +197,35 @@ def iaa_window() -> IaaWindowClosed:
     )
 
 
+def iaa_blind_spot_windows() -> list[Event]:
+    """What the iaa stage emits for a blind spot: the slice flagged on pairwise agreement, and
+    its alpha row flagged too, near zero (the slice's items share a class)."""
+    start = dt.datetime(2024, 9, 2, tzinfo=dt.UTC)  # a Monday: the week window
+    return [
+        IaaWindowClosed.create(
+            producer="tests.iaa",
+            id_parts=("iaa-week", "coded", metric),
+            occurred_at=start + dt.timedelta(days=8),
+            window="week",
+            window_start=start,
+            window_end=start + dt.timedelta(days=7),
+            schema_version="v3",
+            question="label",
+            slice="coded",
+            metric=metric,
+            agreement=agreement,
+            gold_accuracy=0.1,
+            n_items=6,
+            n_gold_items=6,
+            blind_spot=True,
+        )
+        for metric, agreement in (
+            ("krippendorff_alpha_nominal", -0.08),
+            ("pairwise_agreement", 0.95),
+        )
+    ]
+
+
 def project(client: Client, events: Sequence[Event], *, consumer: str = "tests") -> None:
     """Write events through the projector's batch writer, offsets counted per topic."""
     offsets: dict[str, int] = defaultdict(int)
@@ -211,3 +243,14 @@ def adjudicated_comment(events: Sequence[Event]) -> str:
         if isinstance(e, LabelCommitted) and e.route == "adjudication" and e.vote_ids:
             return e.comment_id
     raise AssertionError("no adjudicated comment in the history")
+
+
+def iaa_stream(events: Sequence[Event]) -> list[Event]:
+    """The IaaWindowClosed events the streaming iaa stage emits for a history: day and week
+    windows, each slice with two metrics (alpha and pairwise agreement)."""
+    fold = IaaFold()
+    out: list[Output] = []
+    for i, event in enumerate(events):
+        out += fold.apply(event, LogPosition.at("t.history", 0, i))
+    out += fold.drain()
+    return [e for e in out if isinstance(e, IaaWindowClosed)]

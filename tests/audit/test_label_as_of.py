@@ -150,7 +150,12 @@ TIMES = (0, 9.999, 10, 15, 20, 29, 30, 35, 40, 45, 50, 55, 60)
 def test_same_rows_as_the_reference_formulation(
     as_of_db: Client, minutes: float, comment: str, version: str
 ) -> None:
-    params = {"comment_id": comment, "at": sql_time(_at(minutes)), "schema_version": version}
+    params = {
+        "comment_id": comment,
+        "at": sql_time(_at(minutes)),
+        "schema_version": version,
+        "time": "recorded",
+    }
     got = sorted(
         run_named(as_of_db, "label_as_of", **params),
         key=lambda r: (str(r["comment_id"]), str(r["schema_version"])),
@@ -166,7 +171,12 @@ def _utc(value: object) -> dt.datetime:
 def test_ties_duplicates_and_supersession(as_of_db: Client) -> None:
     def at(minutes: float) -> dict[tuple[str, str], dict[str, object]]:
         rows = run_named(
-            as_of_db, "label_as_of", comment_id="", at=sql_time(_at(minutes)), schema_version=""
+            as_of_db,
+            "label_as_of",
+            comment_id="",
+            at=sql_time(_at(minutes)),
+            schema_version="",
+            time="recorded",
         )
         return {(str(r["comment_id"]), str(r["schema_version"])): r for r in rows}
 
@@ -193,7 +203,12 @@ def test_ties_duplicates_and_supersession(as_of_db: Client) -> None:
 @pytest.mark.parametrize("minutes", (20, 45, 60))
 def test_arrow_rows_are_the_same_rows(as_of_db: Client, minutes: float) -> None:
     """The CLI reads label-as-of through Arrow; its rows equal the driver's Python rows."""
-    params = {"comment_id": "", "at": sql_time(_at(minutes)), "schema_version": ""}
+    params = {
+        "comment_id": "",
+        "at": sql_time(_at(minutes)),
+        "schema_version": "",
+        "time": "recorded",
+    }
     table = run_named_arrow(as_of_db, "label_as_of", **params)
     arrow_rows = table.sort_by([("comment_id", "ascending"), ("schema_version", "ascending")])
     python_rows = _rows(as_of_db, named_query("label_as_of"), **params)
@@ -219,7 +234,12 @@ def test_streamed_json_has_the_values_of_python_rows(
 ) -> None:
     """``label-as-of --json`` is ClickHouse's own JSON; it parses to the rows (and order) the
     earlier path printed: Python rows through to_jsonable, sorted by comment and version."""
-    params = {"comment_id": "", "at": sql_time(_at(minutes)), "schema_version": version}
+    params = {
+        "comment_id": "",
+        "at": sql_time(_at(minutes)),
+        "schema_version": version,
+        "time": "recorded",
+    }
     python_rows = _rows(as_of_db, named_query("label_as_of"), **params)
     text = _cli(as_of_dsn, monkeypatch, minutes, "--json", "--schema-version", version)
     assert json.loads(text) == to_jsonable(python_rows)
@@ -237,7 +257,7 @@ def test_out_file_holds_the_same_rows(
     tmp_path: Path,
     fmt: str,
 ) -> None:
-    params = {"comment_id": "", "at": sql_time(_at(45)), "schema_version": ""}
+    params = {"comment_id": "", "at": sql_time(_at(45)), "schema_version": "", "time": "recorded"}
     expected = to_jsonable(_rows(as_of_db, named_query("label_as_of"), **params))
     path = tmp_path / f"labels.{fmt}"
     assert _cli(as_of_dsn, monkeypatch, 45, "--out", str(path)) == ""
@@ -265,3 +285,27 @@ def test_streamed_output_edges(
     out = CliRunner().invoke(app, ["audit", "label-as-of", "all", "--out", str(unknown)])
     assert out.exit_code == 2 and "format" in out.output
     assert not unknown.exists()  # refused before anything is written
+
+
+def test_event_time_reads_the_labels_by_when_they_happened(as_of_db: Client) -> None:
+    """--time event: the latest label whose event time is by then, knowing everything recorded
+    since (c3's label happened at 1 and was recorded at 45); ties by recorded time."""
+
+    def at(minutes: float, clock: str) -> dict[tuple[str, str], dict[str, object]]:
+        rows = run_named(
+            as_of_db,
+            "label_as_of",
+            comment_id="",
+            at=sql_time(_at(minutes)),
+            schema_version="",
+            time=clock,
+        )
+        return {(str(r["comment_id"]), str(r["schema_version"])): r for r in rows}
+
+    assert ("c3", "v3") in at(1, "event") and ("c3", "v3") not in at(1, "recorded")
+    assert at(4.999, "event").keys() == {("c3", "v3")}
+    assert at(5, "event")[("c1", "v3")]["label"] == "non-toxic"  # recorded only at 10
+    assert at(15, "event")[("c1", "v3")]["label"] == "mild"
+    assert at(16, "event")[("c1", "v3")]["label"] == "harassment"
+    assert at(35, "event")[("c1", "v3")]["superseded_by"] == "v4"  # schemas: same clock
+    assert at(60, "event") == at(60, "recorded")  # everything happened and was recorded

@@ -17,6 +17,7 @@ from labeltrail.export.build import sql_time
 from tests.audit.history import adjudicated_comment
 
 NOW = sql_time(dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+RECORDED = "recorded"
 INJECTIONS = (
     "' OR '1'='1",
     "x'; DROP TABLE labels; --",
@@ -54,10 +55,22 @@ def test_label_as_of_moves_with_time(loaded: Client, history: list[Event]) -> No
     labels = [e for e in history if isinstance(e, LabelCommitted)]
     first = min(labels, key=lambda e: e.envelope.recorded_at)
     before = sql_time(first.envelope.recorded_at - dt.timedelta(milliseconds=1))
-    assert run_named(loaded, "label_as_of", comment_id="", at=before, schema_version="") == []
-    now = run_named(loaded, "label_as_of", comment_id="", at=NOW, schema_version="v3")
+    assert (
+        run_named(loaded, "label_as_of", comment_id="", at=before, schema_version="", time=RECORDED)
+        == []
+    )
+    now = run_named(
+        loaded, "label_as_of", comment_id="", at=NOW, schema_version="v3", time=RECORDED
+    )
     assert len(now) == len({e.comment_id for e in labels})
-    one = run_named(loaded, "label_as_of", comment_id=first.comment_id, at=NOW, schema_version="v3")
+    one = run_named(
+        loaded,
+        "label_as_of",
+        comment_id=first.comment_id,
+        at=NOW,
+        schema_version="v3",
+        time=RECORDED,
+    )
     assert [r["comment_id"] for r in one] == [first.comment_id]
 
 
@@ -122,7 +135,10 @@ def test_pool_and_cost(loaded: Client) -> None:
 def test_injection_is_just_a_value(loaded: Client, evil: str) -> None:
     tables_before = loaded.query("SHOW TABLES").result_rows
     assert run_named(loaded, "trace", comment_id=evil) == []
-    assert run_named(loaded, "label_as_of", comment_id=evil, at=NOW, schema_version="") == []
+    assert (
+        run_named(loaded, "label_as_of", comment_id=evil, at=NOW, schema_version="", time=evil)
+        == []
+    )
     assert run_named(loaded, "explain_label", label=evil) == []
     assert run_named(loaded, "annotator_summary", annotator=evil)[0]["votes"] == 0
     assert run_named(loaded, "iaa", days=7, slice_key=evil, schema_version=evil) == []

@@ -1,8 +1,14 @@
 """Agreement is not correctness: per-slice agreement beside gold accuracy, and a detector for
-slices where annotators agree but are wrong (the article's dog-whistle failure)."""
+slices where annotators agree but are wrong (the article's dog-whistle failure).
+
+What "high agreement" means depends on the metric, so it is decided here, once, by each
+metric's own scale (:data:`AGREEMENT_SCALES`, :func:`agreement_level`, :func:`is_high_agreement`);
+the audit commands, the demo summary and this module's detector all ask these functions.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +21,112 @@ from labeltrail.quality.agreement_items import per_item_agreement
 from labeltrail.quality.consensus import MajorityVote
 from labeltrail.quality.exceptions import QualityError, VoteFormatError
 
-__all__ = ["SliceReport", "detect_blind_spots", "slice_report"]
+__all__ = [
+    "AGREEMENT_SCALES",
+    "COHEN_KAPPA",
+    "FLEISS_KAPPA",
+    "HIGH",
+    "KRIPPENDORFF_ALPHA_NOMINAL",
+    "PAIRWISE_AGREEMENT",
+    "AgreementScale",
+    "SliceReport",
+    "agreement_level",
+    "detect_blind_spots",
+    "high_agreement_from",
+    "is_high_agreement",
+    "slice_report",
+]
+
+KRIPPENDORFF_ALPHA_NOMINAL = "krippendorff_alpha_nominal"
+PAIRWISE_AGREEMENT = "pairwise_agreement"
+"""Mean share of agreeing vote pairs per item (Fleiss' per-item P_i), not chance-corrected."""
+FLEISS_KAPPA = "fleiss_kappa"
+COHEN_KAPPA = "cohen_kappa"
+HIGH = "high"
+"""The level word every scale uses for agreement high enough to call the crowd consistent."""
+
+
+@dataclass(frozen=True)
+class AgreementScale:
+    """A metric's own reading of its values: ``bands`` are (lower bound, word), highest first;
+    a value gets the word of the first band it reaches. ``high`` names the bands that count as
+    high agreement; ``source`` is the convention the bands come from."""
+
+    source: str
+    bands: tuple[tuple[float, str], ...]
+    high: frozenset[str]
+
+    def level(self, value: float) -> str:
+        for lower, word in self.bands:
+            if value >= lower:
+                return word
+        return self.bands[-1][1]
+
+    @property
+    def high_from(self) -> float:
+        """The least value read as high agreement."""
+        return min(lower for lower, word in self.bands if word in self.high)
+
+
+_KRIPPENDORFF = AgreementScale(
+    "Krippendorff (2004): alpha >= 0.800 reliable, >= 0.667 tentative conclusions only",
+    ((0.8, HIGH), (0.667, "tentative"), (-math.inf, "low")),
+    frozenset({HIGH}),
+)
+_LANDIS_KOCH = AgreementScale(
+    "Landis and Koch (1977); substantial (> 0.60) and above read as high",
+    (
+        (0.81, "almost perfect"),
+        (0.61, "substantial"),
+        (0.41, "moderate"),
+        (0.21, "fair"),
+        (0.0, "slight"),
+        (-math.inf, "poor"),
+    ),
+    frozenset({"almost perfect", "substantial"}),
+)
+_PERCENT = AgreementScale(
+    "raw agreement, not chance-corrected: >= 0.80 is the usual minimum (McHugh 2012)",
+    ((0.8, HIGH), (-math.inf, "low")),
+    frozenset({HIGH}),
+)
+
+AGREEMENT_SCALES: dict[str, AgreementScale] = {
+    KRIPPENDORFF_ALPHA_NOMINAL: _KRIPPENDORFF,
+    PAIRWISE_AGREEMENT: _PERCENT,
+    FLEISS_KAPPA: _LANDIS_KOCH,
+    COHEN_KAPPA: _LANDIS_KOCH,
+}
+"""The one rule for reading agreement, per metric name (as ``IaaWindowClosed.metric`` and the
+audit queries name them). Alpha near 0 inside a slice whose items share a class is expected
+(every vote looks like chance), so a chance-corrected metric and raw agreement are never read
+on one scale."""
+
+
+def _scale(metric: str) -> AgreementScale:
+    try:
+        return AGREEMENT_SCALES[metric]
+    except KeyError:
+        known = ", ".join(sorted(AGREEMENT_SCALES))
+        raise QualityError(f"no agreement scale for metric {metric!r} (known: {known})") from None
+
+
+def agreement_level(metric: str, value: float | None) -> str:
+    """The word ``metric``'s own scale gives ``value`` (``"n/a"`` when there is no value)."""
+    scale = _scale(metric)
+    if value is None or math.isnan(value):
+        return "n/a"
+    return scale.level(value)
+
+
+def is_high_agreement(metric: str, value: float | None) -> bool:
+    """Whether ``value`` is high agreement on ``metric``'s own scale."""
+    return agreement_level(metric, value) in _scale(metric).high
+
+
+def high_agreement_from(metric: str) -> float:
+    """The least value of ``metric`` read as high agreement."""
+    return _scale(metric).high_from
 
 
 @dataclass(frozen=True)
@@ -82,13 +193,15 @@ def detect_blind_spots(
     slices: ArrayLike,
     *,
     labels: ArrayLike | None = None,
-    min_agreement: float = 0.8,
+    min_agreement: float | None = None,
     alpha: float = 0.05,
     min_gap: float = 0.0,
     min_gold: int = 5,
 ) -> list[SliceReport]:
     """Flag slices with agreement >= ``min_agreement`` whose gold accuracy is significantly
-    below the accuracy on all other gold items.
+    below the accuracy on all other gold items. Agreement is pairwise (share of agreeing vote
+    pairs); ``min_agreement`` defaults to where its scale reads high
+    (``high_agreement_from(PAIRWISE_AGREEMENT)``).
 
     Test: one-sided Fisher exact test on (correct, wrong) x (slice, rest), p-values Holm-adjusted
     over the slices that are tested, flag when adjusted p < ``alpha`` and the accuracy gap is at
@@ -97,6 +210,8 @@ def detect_blind_spots(
     """
     if not 0 < alpha < 1:
         raise QualityError("alpha must be in (0, 1)")
+    if min_agreement is None:
+        min_agreement = high_agreement_from(PAIRWISE_AGREEMENT)
     g = np.asarray(gold, dtype=np.int64)
     n_gold_total = int((g != NO_GOLD).sum()) if g.ndim == 1 else 0
     rows = slice_report(votes, g, slices, labels)

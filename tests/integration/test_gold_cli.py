@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -38,6 +39,12 @@ def _env(settings: Settings) -> dict[str, str]:
     }
 
 
+def _errors(lines: list[bytes | str], **kwargs: Any) -> str:
+    with pytest.raises(InvalidGoldError) as info:
+        parse_gold(lines, gold_set="g", **kwargs)
+    return str(info.value)
+
+
 def test_a_gold_line_becomes_a_gold_verdict_and_its_comment() -> None:
     (item,) = parse_gold([json.dumps(ITEM)], gold_set="2024-09")
     assert item.comment.comment_id == item.verdict.comment_id == "g-1"
@@ -59,9 +66,7 @@ def test_malformed_gold_lines_are_line_errors_not_tracebacks() -> None:
         json.dumps({**SECOND, "id_parts": ["mine"]}),
         json.dumps({**SECOND, "attributes": {"blob": "x" * 50_000}}),
     ]
-    with pytest.raises(InvalidGoldError) as info:
-        parse_gold(lines, gold_set="g", fits=lambda key, value: len(key) + len(value) < 10_000)
-    message = str(info.value)
+    message = _errors(lines, fits=lambda key, value: len(key) + len(value) < 10_000)
     assert "5 invalid gold item(s), nothing produced" in message
     assert "line 2: not UTF-8" in message
     assert "line 3: not accepted: JSON nested too deeply" in message
@@ -71,7 +76,7 @@ def test_malformed_gold_lines_are_line_errors_not_tracebacks() -> None:
 
 
 def test_invalid_gold_lines_are_all_reported() -> None:
-    lines = [
+    lines: list[bytes | str] = [
         json.dumps(ITEM),
         "{oops",
         json.dumps({k: v for k, v in ITEM.items() if k != "label"}),
@@ -79,9 +84,7 @@ def test_invalid_gold_lines_are_all_reported() -> None:
         json.dumps({**SECOND, "text": ""}),
         json.dumps({**ITEM, "text": "the same comment again"}),
     ]
-    with pytest.raises(InvalidGoldError) as info:
-        parse_gold(lines, gold_set="g")
-    message = str(info.value)
+    message = _errors(lines)
     assert "5 invalid gold item(s), nothing produced" in message
     assert "line 2: not JSON" in message
     assert "line 3: missing label" in message

@@ -51,6 +51,18 @@ def _ingest(settings: Settings, path: Path, **env: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _refused(settings: Settings, path: Path, lines: list[str], **env: str) -> str:
+    """Ingest ``lines`` (str, encoded with surrogateescape so a test can write any bytes):
+    exit 2 and nothing produced. The output."""
+    ensure_topics(settings)
+    data = "\n".join(lines).encode(errors="surrogateescape") + b"\n"
+    path.write_bytes(data)
+    code, out = _ingest(settings, path, **env)
+    assert code == 2, out
+    assert _comments(settings) == []
+    return out
+
+
 def _good(n: int) -> list[str]:
     return [json.dumps({**GOOD, "comment_id": f"c-{i}", "text": f"comment {i}"}) for i in range(n)]
 
@@ -73,7 +85,6 @@ def test_valid_comments_are_produced(pipeline_settings: Settings, tmp_path: Path
 def test_invalid_comments_are_refused_and_nothing_is_produced(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
-    ensure_topics(pipeline_settings)
     lines = [
         json.dumps(GOOD),
         "{not json",
@@ -84,10 +95,7 @@ def test_invalid_comments_are_refused_and_nothing_is_produced(
         json.dumps(["a", "list"]),
         json.dumps({**GOOD, "comment_id": "c-9", "id_parts": ["chosen"], "producer": "me"}),
     ]
-    path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    code, out = _ingest(pipeline_settings, path)
-    assert code == 2
+    out = _refused(pipeline_settings, tmp_path / "bad.jsonl", lines)
     assert "7 invalid comment(s), nothing produced" in out
     assert "line 2: not JSON" in out
     assert "line 3: text" in out
@@ -96,7 +104,6 @@ def test_invalid_comments_are_refused_and_nothing_is_produced(
     assert "line 6: video_id: Field required" in out
     assert "line 7: expected a JSON object" in out
     assert "line 8: 'id_parts', 'producer': not a field of a comment" in out
-    assert _comments(pipeline_settings) == []
 
 
 @pytest.mark.integration
@@ -104,16 +111,11 @@ def test_one_oversize_record_among_fifty_good_produces_nothing(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     """Every record is encoded and checked against the producer's limit before any is sent."""
-    ensure_topics(pipeline_settings)
     oversize = {**GOOD, "comment_id": "c-big", "attributes": {"blob": "x" * 2_000_000}}
-    path = tmp_path / "comments.jsonl"
-    path.write_text("\n".join([*_good(50), json.dumps(oversize)]) + "\n")
-    code, out = _ingest(pipeline_settings, path)
-    assert code == 2, out
+    out = _refused(pipeline_settings, tmp_path / "c.jsonl", [*_good(50), json.dumps(oversize)])
     assert "1 invalid comment(s), nothing produced" in out
     assert "line 51: attributes: too large" in out
     assert "LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES" in out
-    assert _comments(pipeline_settings) == []
 
 
 @pytest.mark.integration
@@ -121,12 +123,9 @@ def test_the_limit_is_the_producers_own_setting(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     """A 300 kB comment fits the default limit; with the producer's limit lowered, it is refused."""
-    ensure_topics(pipeline_settings)
     line = json.dumps({**GOOD, "attributes": {"blob": "x" * 300_000}})
     path = tmp_path / "comments.jsonl"
-    path.write_text(line + "\n")
-    code, out = _ingest(pipeline_settings, path, LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES="200000")
-    assert code == 2, out
+    out = _refused(pipeline_settings, path, [line], LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES="200000")
     assert "line 1: attributes: too large" in out
     code, out = _ingest(pipeline_settings, path)
     assert code == 0, out
@@ -137,35 +136,22 @@ def test_the_limit_is_the_producers_own_setting(
 def test_undecodable_and_too_deep_lines_are_line_errors(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
-    ensure_topics(pipeline_settings)
-    path = tmp_path / "comments.jsonl"
     deep = "[" * 100_000 + "]" * 100_000
-    path.write_bytes(
-        "\n".join([*_good(3), '{"comment_id": "\udcff"}', deep, *_good(2)]).encode(
-            errors="surrogateescape"
-        )
-        + b"\n"
-    )
-    code, out = _ingest(pipeline_settings, path)
-    assert code == 2, out
+    lines = [*_good(3), '{"comment_id": "\udcff"}', deep, *_good(2)]  # \udcff: the byte 0xff
+    out = _refused(pipeline_settings, tmp_path / "c.jsonl", lines)
     assert "2 invalid comment(s), nothing produced" in out
     assert "line 4: not UTF-8: invalid start byte at byte 17" in out
     assert "line 5: not accepted: JSON nested too deeply" in out
-    assert _comments(pipeline_settings) == []
 
 
 @pytest.mark.integration
 def test_a_comment_id_with_two_contents_is_refused(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
-    ensure_topics(pipeline_settings)
-    path = tmp_path / "comments.jsonl"
     changed = {**GOOD, "text": "an edited text"}
-    path.write_text("\n".join([json.dumps(GOOD), *_good(2), json.dumps(changed)]) + "\n")
-    code, out = _ingest(pipeline_settings, path)
-    assert code == 2, out
+    lines = [json.dumps(GOOD), *_good(2), json.dumps(changed)]
+    out = _refused(pipeline_settings, tmp_path / "c.jsonl", lines)
     assert "line 4: comment_id: 'c-1f8a' is on line 1 with another content" in out
-    assert _comments(pipeline_settings) == []
 
 
 @pytest.mark.integration

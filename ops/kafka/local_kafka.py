@@ -61,6 +61,8 @@ SCRATCH_TOPIC = "__labeltrail_readiness"
 
 ENV_HOME = "LABELTRAIL_KAFKA_HOME"
 ENV_PORT = "LABELTRAIL_KAFKA_PORT"
+"""Also read by ``labeltrail.config.Settings``: with ``KAFKA_BOOTSTRAP_SERVERS`` unset, every
+labeltrail command uses 127.0.0.1:<this port>, so one variable moves the broker and its clients."""
 ENV_VERSION = "LABELTRAIL_KAFKA_VERSION"
 ENV_JVM_OPTS = "LABELTRAIL_KAFKA_JVM_OPTS"
 

@@ -27,6 +27,7 @@ def serve_command(
     from labeltrail.annotate.server import serve
     from labeltrail.config import Settings
     from labeltrail.exceptions import LabeltrailError
+    from labeltrail.kafka.admin import require_kafka
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides: dict[str, object] = {}
@@ -36,8 +37,10 @@ def serve_command(
         overrides["port"] = port
     if tokens_file is not None:
         overrides["tokens_file"] = str(tokens_file)
+    settings = Settings()
     try:
-        serve(Settings(), AnnotateSettings(**overrides))  # type: ignore[arg-type]
+        require_kafka(settings)
+        serve(settings, AnnotateSettings(**overrides))  # type: ignore[arg-type]
     except LabeltrailError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

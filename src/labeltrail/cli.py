@@ -28,8 +28,19 @@ err = Console(stderr=True)
 
 
 def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # soft_wrap: a message is one line however narrow the terminal, so it can be grepped.
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _require_kafka(settings: Settings) -> None:
+    """Stop at once with one message when no broker answers (not after librdkafka's retries)."""
+    from labeltrail.kafka.admin import require_kafka
+
+    try:
+        require_kafka(settings)
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
 
 
 @app.command()
@@ -49,6 +60,7 @@ def demo(
         f"kafka {settings.kafka_bootstrap_servers} . clickhouse {settings.clickhouse_dsn} "
         f". topics {settings.topic_prefix}.*"
     )
+    _require_kafka(settings)
     try:
         result = run_demo(
             settings,
@@ -113,6 +125,7 @@ def ingest(
 
     settings = Settings()
     lines = _read_lines(path)
+    _require_kafka(settings)
     producer = EventProducer(settings)
     try:
         events = parse_comments(lines, fits=producer.fits)
@@ -148,6 +161,7 @@ def gold_publish(
 
     settings = Settings()
     lines = _read_lines(path)
+    _require_kafka(settings)
     producer = EventProducer(settings)
     try:
         items = parse_gold(lines, gold_set=gold_set, fits=producer.fits)
@@ -172,12 +186,36 @@ def topics_create() -> None:
     """Create every labeltrail topic that is missing (idempotent)."""
     from labeltrail.kafka.admin import ensure_topics
 
+    settings = Settings()
+    _require_kafka(settings)
     try:
-        result = ensure_topics(Settings())
+        result = ensure_topics(settings)
     except LabeltrailError as exc:
         raise _fail(exc) from exc
     for name, state in sorted(result.items()):
         console.print(f"{name}: {state}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Every topic of the prefix: partitions, cleanup policy, retention, messages held
+    (high minus low watermark; an upper bound on a compacted topic)."""
+    from labeltrail.kafka.admin import describe_topics
+
+    try:
+        topics = describe_topics(Settings())
+    except LabeltrailError as exc:
+        raise _fail(exc) from exc
+    width = max([len("topic"), *(len(t.name) for t in topics)])
+    rows = [("topic", "partitions", "cleanup", "retention.ms", "messages")]
+    rows += [
+        (t.name, str(t.partitions), t.cleanup_policy, t.retention_ms, str(t.messages))
+        if t.exists
+        else (t.name, "-", "-", "-", "missing: run labeltrail topics create")
+        for t in topics
+    ]
+    for name, partitions, cleanup, retention, messages in rows:
+        print(f"{name:<{width}}  {partitions:>10}  {cleanup:<8}  {retention:>13}  {messages:>9}")
 
 
 # Command groups that live beside the library they wrap; each module has register(app).

@@ -23,11 +23,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LABELTRAIL_", frozen=True, extra="ignore")
 
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    """``LABELTRAIL_KAFKA_PORT``: the port of the local broker (``ops/kafka/local_kafka.py``
+    reads the same variable); the bootstrap default is ``127.0.0.1:<port>``."""
+
     kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
+        default_factory=lambda data: f"127.0.0.1:{data['kafka_port']}",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "LABELTRAIL_KAFKA_BOOTSTRAP"),
     )
-    """``KAFKA_BOOTSTRAP_SERVERS``: the Kafka cluster to use."""
+    """``KAFKA_BOOTSTRAP_SERVERS``: the Kafka cluster to use (unset: the local broker on
+    ``LABELTRAIL_KAFKA_PORT``)."""
 
     kafka_security_protocol: str = "PLAINTEXT"
     """``LABELTRAIL_KAFKA_SECURITY_PROTOCOL``: PLAINTEXT, SSL, SASL_SSL, ..."""

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from labeltrail.config import Settings
+
 pytestmark = pytest.mark.integration
 
 
@@ -114,3 +116,74 @@ def test_consumer_group_commits_and_resumes(
         second.close()
     assert [m.value() for m in rest] == [str(i).encode() for i in range(4, 10)]
     assert rest[0].offset() == 4
+
+
+# --------------------------------------------------------------------------------------------
+# One setting moves the broker for every command; `labeltrail topics list`
+
+
+def test_kafka_port_moves_the_local_broker_and_every_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.kafka_fixture import load_local_kafka
+
+    lk = load_local_kafka()
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("LABELTRAIL_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.delenv("LABELTRAIL_KAFKA_PORT", raising=False)
+    assert Settings().kafka_bootstrap_servers == f"{lk.HOST}:{lk.DEFAULT_PORT}"
+
+    monkeypatch.setenv("LABELTRAIL_KAFKA_PORT", "19392")
+    assert lk.default_port() == 19392
+    assert Settings().kafka_bootstrap_servers == f"{lk.HOST}:19392"
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-a:9092,kafka-b:9092")
+    assert Settings().kafka_bootstrap_servers == "kafka-a:9092,kafka-b:9092"  # still wins
+
+
+def test_topics_list_shows_partitions_policies_and_counts(pipeline_settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from labeltrail.cli import app
+    from labeltrail.events.topics import TOPICS, topic_name
+    from labeltrail.kafka.admin import describe_topics, ensure_topics
+    from labeltrail.kafka.producer import EventProducer
+    from labeltrail.ontology import moderation_schema_v3
+    from tests.events.samples import sample_event
+
+    settings = pipeline_settings
+    prefix = settings.topic_prefix
+    before = describe_topics(settings)
+    assert [t.name for t in before] == [topic_name(prefix, spec.suffix) for spec in TOPICS]
+    assert not any(t.exists for t in before)
+
+    ensure_topics(settings)
+    producer = EventProducer(settings)
+    comment = sample_event("CommentPosted")
+    for i in range(5):
+        producer.send(comment.model_copy(update={"comment_id": f"c{i}"}))
+    producer.send(moderation_schema_v3())
+    producer.flush()
+
+    topics = {t.name: t for t in describe_topics(settings)}
+    assert set(topics) == {topic_name(prefix, spec.suffix) for spec in TOPICS}
+    comments, schemas = topics[f"{prefix}.comments"], topics[f"{prefix}.schemas"]
+    assert (comments.partitions, comments.cleanup_policy, comments.retention_ms) == (
+        3,
+        "delete",
+        "-1",
+    )
+    assert comments.messages == 5
+    assert (schemas.partitions, schemas.cleanup_policy, schemas.messages) == (1, "compact", 1)
+    assert topics[f"{prefix}.votes"].messages == 0
+
+    env = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers}
+    result = CliRunner().invoke(
+        app, ["topics", "list"], env={**env, "LABELTRAIL_TOPIC_PREFIX": prefix}
+    )
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[1:]}
+    assert rows[f"{prefix}.comments"] == ["3", "delete", "-1", "5"]
+    assert rows[f"{prefix}.schemas"][:2] == ["1", "compact"]
+    assert rows[f"{prefix}.schemas"][-1] == "1"
+    assert len(rows) == len(TOPICS)

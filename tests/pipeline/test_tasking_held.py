@@ -5,7 +5,7 @@ from __future__ import annotations
 from labeltrail.events import AdjudicationRequested, AnnotatorRegistered, CommentPosted
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
-from tests.events.samples import T0
+from tests.events.samples import sample_event
 from tests.pipeline.test_tasking import POS, _scored
 
 
@@ -16,15 +16,9 @@ def _annotator(i: int) -> AnnotatorRegistered:
 
 
 def _comment(cid: str) -> CommentPosted:
-    return CommentPosted.create(
-        producer="t",
-        comment_id=cid,
-        video_id="v",
-        author_hash="h",
-        text="text",
-        posted_at=T0,
-        source="pool",
-    )
+    comment = sample_event("CommentPosted")
+    assert isinstance(comment, CommentPosted)
+    return comment.model_copy(update={"comment_id": cid})
 
 
 def _fold(*, schema: bool, annotators: int, comments: int, **config: object) -> TaskingFold:
@@ -78,16 +72,8 @@ def test_scores_ahead_of_their_comments() -> None:
 
 def test_pending_adjudication_requests() -> None:
     fold = _fold(schema=True, annotators=3, comments=0)
-    request = AdjudicationRequested.create(
-        producer="t",
-        request_id="r1",
-        comment_id="c1",
-        schema_version="v3",
-        reason="low_agreement",
-        agreement=0.5,
-        threshold=0.85,
-        vote_ids=["v1"],
-    )
+    request = sample_event("AdjudicationRequested")
+    assert isinstance(request, AdjudicationRequested) and request.vote_ids
     fold.apply(request, POS)
     assert fold.held_reason() == (
         "holding 1 adjudication request: their votes or comment not read yet"

@@ -21,7 +21,8 @@ err = Console(stderr=True)
 
 
 def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # soft_wrap: a message is one line however narrow the terminal, so it can be grepped.
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -46,9 +47,11 @@ def run(
     from labeltrail.clickhouse.client import apply_ddl, connect
     from labeltrail.clickhouse.projector import Projector
     from labeltrail.clickhouse.rebuild import run_until_caught_up
+    from labeltrail.kafka.admin import require_kafka
 
     settings = Settings()
     try:
+        require_kafka(settings)
         client = connect(settings.clickhouse_dsn)
         apply_ddl(client)
         projector = Projector(client, settings, batch_size=batch_size)
@@ -70,10 +73,12 @@ def rebuild(
 ) -> None:
     """Replay the whole log into a fresh database (the live one is not touched)."""
     from labeltrail.clickhouse.rebuild import rebuild as do_rebuild
+    from labeltrail.kafka.admin import require_kafka
 
     settings = Settings()
     target = into or f"{settings.clickhouse_dsn}-rebuild-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
     try:
+        require_kafka(settings)
         result = do_rebuild(settings, target)
     except LabeltrailError as exc:
         raise _fail(exc) from exc

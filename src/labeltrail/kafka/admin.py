@@ -1,21 +1,90 @@
-"""Create labeltrail's topics idempotently."""
+"""The cluster seen from labeltrail: is it there (:func:`require_kafka`), create the topics
+idempotently (:func:`ensure_topics`), and what they hold (:func:`describe_topics`)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ClusterMetadata,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
 
 from labeltrail.config import Settings
 from labeltrail.events.topics import TOPICS, TopicSpec, topic_name
 from labeltrail.exceptions import LabeltrailError
 
-__all__ = ["KafkaUnavailableError", "ensure_topics", "topic_configs"]
+__all__ = [
+    "PREFLIGHT_TIMEOUT_S",
+    "KafkaUnavailableError",
+    "TopicInfo",
+    "describe_topics",
+    "ensure_topics",
+    "require_kafka",
+    "topic_configs",
+]
+
+PREFLIGHT_TIMEOUT_S = 5.0
+"""How long :func:`require_kafka` waits for the cluster's metadata."""
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 class KafkaUnavailableError(LabeltrailError):
     """The Kafka cluster did not answer."""
+
+
+def _quiet_admin(settings: Settings) -> tuple[AdminClient, list[KafkaError]]:
+    """An admin client that logs nothing and collects its errors instead.
+
+    Without this librdkafka prints a "Connect ... failed" line to stderr several times a
+    second for as long as no broker answers.
+    """
+    errors: list[KafkaError] = []
+    conf: dict[str, Any] = {**settings.kafka_config(), "log_level": 0, "error_cb": errors.append}
+    return AdminClient(conf), errors
+
+
+def _unavailable(settings: Settings, timeout: float, cause: object) -> KafkaUnavailableError:
+    bootstrap = settings.kafka_bootstrap_servers
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    if host in LOCAL_HOSTS:
+        how = (
+            f"start the local broker with `python ops/kafka/local_kafka.py start --port {port}`"
+            ", or point KAFKA_BOOTSTRAP_SERVERS (or LABELTRAIL_KAFKA_PORT) at a running one"
+        )
+    else:
+        how = "check KAFKA_BOOTSTRAP_SERVERS and the LABELTRAIL_KAFKA_* security settings"
+    return KafkaUnavailableError(
+        f"no Kafka broker answered at {bootstrap} within {timeout:g} s ({cause}); {how}"
+    )
+
+
+def _connect(settings: Settings, timeout: float) -> tuple[AdminClient, ClusterMetadata]:
+    """A quiet admin client and the cluster's metadata, or :class:`KafkaUnavailableError`."""
+    admin, errors = _quiet_admin(settings)
+    try:
+        return admin, admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        admin.poll(0)  # serves error_cb: the first error says why (refused, unresolved, ...)
+        first = errors[0].str() if errors else exc.args[0].str()
+        raise _unavailable(settings, timeout, first) from None
+
+
+def require_kafka(settings: Settings, *, timeout: float = PREFLIGHT_TIMEOUT_S) -> ClusterMetadata:
+    """The cluster's metadata, or one :class:`KafkaUnavailableError` within ``timeout`` seconds
+    that names the bootstrap address and how to start the local broker (librdkafka silenced).
+
+    Commands that need Kafka call it first, instead of failing after their own, longer timeouts.
+    """
+    return _connect(settings, timeout)[1]
 
 
 def topic_configs(spec: TopicSpec) -> dict[str, str]:
@@ -33,13 +102,8 @@ def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> dict[str, str
     An existing topic with fewer partitions than configured is an error: keyed state would
     be spread differently from what the processors expect.
     """
-    admin = AdminClient(settings.kafka_config())
-    try:
-        existing = admin.list_topics(timeout=timeout).topics
-    except KafkaException as exc:
-        raise KafkaUnavailableError(
-            f"Kafka at {settings.kafka_bootstrap_servers} did not answer: {exc}"
-        ) from exc
+    admin, metadata = _connect(settings, timeout)
+    existing = metadata.topics
     result: dict[str, str] = {}
     wanted: list[NewTopic] = []
     for spec in TOPICS:
@@ -93,3 +157,72 @@ def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> 
         if time.monotonic() > deadline:
             raise KafkaUnavailableError(f"topics without leaders after {timeout}s: {topics}")
         time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """One topic of the prefix as the broker has it (``exists=False``: in the registry, not
+    created yet)."""
+
+    name: str
+    exists: bool
+    partitions: int = 0
+    cleanup_policy: str = ""
+    retention_ms: str = ""
+    messages: int = 0
+    """High minus low watermark, summed over partitions: the records held (for a compacted
+    topic an upper bound, until the cleaner has run)."""
+
+
+def describe_topics(settings: Settings, *, timeout: float = 30.0) -> list[TopicInfo]:
+    """Every topic named ``<prefix>.*`` on the cluster, plus the registry's missing ones."""
+    admin, metadata = _connect(settings, min(timeout, PREFLIGHT_TIMEOUT_S))
+    names = sorted(t for t in metadata.topics if t.startswith(f"{settings.topic_prefix}."))
+    configs: dict[str, dict[str, str]] = {}
+    counts: dict[str, int] = dict.fromkeys(names, 0)
+    if names:
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+        futures = admin.describe_configs(resources, request_timeout=timeout)
+        for resource, future in futures.items():
+            entries = _result(future, timeout, f"describe topic {resource.name}")
+            configs[resource.name] = {k: str(v.value) for k, v in entries.items()}
+        partitions = [
+            TopicPartition(name, p) for name in names for p in metadata.topics[name].partitions
+        ]
+        earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        low = _offsets(admin, partitions, earliest, timeout)
+        high = _offsets(admin, partitions, latest, timeout)
+        for key, end in high.items():
+            counts[key[0]] += end - low[key]
+    out = [
+        TopicInfo(
+            name,
+            True,
+            len(metadata.topics[name].partitions),
+            configs[name].get("cleanup.policy", ""),
+            configs[name].get("retention.ms", ""),
+            counts[name],
+        )
+        for name in names
+    ]
+    registry = (topic_name(settings.topic_prefix, spec.suffix) for spec in TOPICS)
+    out += [TopicInfo(name, False) for name in registry if name not in metadata.topics]
+    return out
+
+
+def _offsets(
+    admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout: float
+) -> dict[tuple[str, int], int]:
+    futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=timeout)
+    return {
+        (tp.topic, tp.partition): _result(future, timeout, f"read the offsets of {tp.topic}").offset
+        for tp, future in futures.items()
+    }
+
+
+def _result(future: Any, timeout: float, what: str) -> Any:
+    try:
+        return future.result(timeout=timeout)
+    except (KafkaException, TimeoutError) as exc:
+        raise LabeltrailError(f"cannot {what}: {exc or 'timed out'}") from exc

@@ -477,7 +477,15 @@ CREATE TABLE IF NOT EXISTS dead_letters
     reason           LowCardinality(String),
     stage            LowCardinality(String),
     source_key_hex   String,
-    payload_hex      String
+    payload_hex      String,
+    payload_size      Int64,
+    payload_sha256    String,
+    payload_truncated Bool
 )
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (source_topic, event_id);
+
+-- DeadLettered v2 (a database made before it): the size, hash and truncation of the payload.
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_size Int64 AFTER payload_hex;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_sha256 String AFTER payload_size;
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_truncated Bool AFTER payload_sha256;

@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     """``LABELTRAIL_KAFKA_SASL_PASSWORD``: kept secret until a client is built."""
 
+    kafka_message_max_bytes: int = Field(1_000_000, ge=64 * 1024)
+    """``LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES``: the largest record a producer sends (librdkafka's
+    ``message.max.bytes``; keep it at most the topics' ``max.message.bytes``). A larger output
+    is refused before it is sent, so the input that caused it is dead-lettered instead."""
+
+    kafka_session_timeout_ms: int = Field(10_000, ge=6_000)
+    """``LABELTRAIL_KAFKA_SESSION_TIMEOUT_MS``: how long the group waits for a silent worker
+    before it hands its partitions to another (librdkafka's default is 45 s)."""
+
+    group_instance_id: str | None = None
+    """``LABELTRAIL_GROUP_INSTANCE_ID``: static group membership for a scalable stage's worker
+    (unique per worker, stable across its restarts, e.g. the container's hostname): a restarted
+    worker gets its partitions back at once, without a rebalance."""
+
     topic_prefix: str = "labeltrail"
     """``LABELTRAIL_TOPIC_PREFIX``: every topic name starts with it (isolates test runs)."""
 

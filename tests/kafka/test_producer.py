@@ -11,7 +11,7 @@ from labeltrail.config import Settings
 from labeltrail.events import EVENT_TYPES
 from labeltrail.events.topics import topic_for
 from labeltrail.kafka.admin import ensure_topics
-from labeltrail.kafka.producer import EventProducer, ProduceError
+from labeltrail.kafka.producer import EventProducer, ProduceError, RecordTooLargeError
 from tests.events.samples import sample_event
 
 
@@ -64,13 +64,37 @@ def test_tickets_are_delivered_in_order(pipeline_settings: Settings) -> None:
 def test_a_failed_delivery_raises_instead_of_reporting_delivered(
     pipeline_settings: Settings,
 ) -> None:
-    ensure_topics(pipeline_settings)
     # The client accepts 4 MB, the broker's default limit is about 1 MB: the broker refuses.
-    producer = EventProducer(
-        pipeline_settings, **{"message.max.bytes": 8_000_000, "compression.type": "none"}
-    )
-    topic = f"{pipeline_settings.topic_prefix}.votes"
+    settings = pipeline_settings.model_copy(update={"kafka_message_max_bytes": 8_000_000})
+    ensure_topics(settings)
+    producer = EventProducer(settings, **{"compression.type": "none"})
+    topic = f"{settings.topic_prefix}.votes"
     producer.send_raw(topic, b"k", os.urandom(4_000_000))
     ticket = producer.checkpoint()
     with pytest.raises(ProduceError, match="deliveries failed"):
         _wait_delivered(producer, ticket, 60)
+    # Sticky: a later ticket, or a flush, never reads as delivered after a failure.
+    producer.send(sample_event("VoteCast"))
+    later = producer.checkpoint()
+    with pytest.raises(ProduceError, match="deliveries failed"):
+        _wait_delivered(producer, later, 60)
+    with pytest.raises(ProduceError, match="deliveries failed"):
+        producer.flush()
+
+
+@pytest.mark.integration
+def test_a_record_over_the_limit_is_refused_before_it_is_sent(
+    pipeline_settings: Settings,
+) -> None:
+    ensure_topics(pipeline_settings)
+    producer = EventProducer(pipeline_settings)
+    topic = f"{pipeline_settings.topic_prefix}.votes"
+    with pytest.raises(RecordTooLargeError, match="over the producer's limit"):
+        producer.send_raw(topic, b"k", os.urandom(999_800))
+    big = sample_event("VoteCast")
+    assert producer.fits(big.key.encode(), b"x" * 1000)
+    # send_all sends every event or none
+    with pytest.raises(RecordTooLargeError):
+        producer.send_all([big, big.model_copy(update={"annotator_id": "a" * 1_000_000})])
+    assert producer.sent == 0
+    producer.flush()

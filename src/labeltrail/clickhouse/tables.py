@@ -355,6 +355,9 @@ TABLES: tuple[TypedTable, ...] = (
         _field("stage", _STR),
         Column("source_key_hex", _STR, lambda f: (f.get("source_key") or b"").hex()),
         Column("payload_hex", _STR, lambda f: f["payload"].hex()),
+        _field("payload_size", pa.int64()),
+        _field("payload_sha256", _STR),
+        _field("payload_truncated", pa.bool_()),
     ),
 )
 """Every typed table; each event type has exactly one."""

@@ -10,6 +10,7 @@ __all__ = [
     "SerializationError",
     "UndecodableError",
     "UnknownEventTypeError",
+    "WrongTopicError",
 ]
 
 
@@ -39,3 +40,9 @@ class SchemaInvalidError(SerializationError):
     """The message decoded, but its content breaks the contract's rules."""
 
     reason_code = "schema_invalid"
+
+
+class WrongTopicError(SerializationError):
+    """The message is a valid event of a type that does not belong on its topic."""
+
+    reason_code = "wrong_topic"

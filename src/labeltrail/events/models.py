@@ -8,6 +8,7 @@ then goes to the dead-letter topic as schema-invalid).
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -15,6 +16,8 @@ from pydantic import Field, model_validator
 from labeltrail.events.base import Event, LogPosition, Millis, Record
 
 __all__ = [
+    "DEAD_LETTER_PAYLOAD_MAX",
+    "DEAD_LETTER_PREFIX",
     "EVENT_TYPES",
     "AdjudicationRecorded",
     "AdjudicationRequested",
@@ -361,19 +364,84 @@ class AnnotatorRegistered(Event):
         return self
 
 
+DEAD_LETTER_PAYLOAD_MAX = 64 * 1024
+"""A rejected value up to this size travels whole in its dead letter; a larger one by
+reference (size, SHA-256, the first ``DEAD_LETTER_PREFIX`` bytes), so that the dead letter
+itself always fits the producer's record limit, whatever the input was."""
+
+DEAD_LETTER_PREFIX = 1024
+"""How much of an oversized value (and of an oversized key or reason) a dead letter keeps."""
+
+DeadLetterReason = Literal[
+    "undecodable",
+    "unknown_event_type",
+    "schema_invalid",
+    "policy_rejected",
+    "wrong_topic",
+    "fold_error",
+    "output_too_large",
+]
+
+
 class DeadLettered(Event):
-    """An input that was rejected, with where it came from and why."""
+    """An input that was rejected, with where it came from and why.
+
+    Build one with :meth:`rejecting`, which bounds what it carries.
+    """
 
     key_field: ClassVar[str] = "source_topic"
 
     source_topic: str
     source_partition: int
     source_offset: int
-    reason_code: Literal["undecodable", "unknown_event_type", "schema_invalid", "policy_rejected"]
+    reason_code: DeadLetterReason
     reason: str
     stage: str
     source_key: bytes | None = None
     payload: bytes
+    payload_size: int = -1
+    payload_sha256: str = ""
+    payload_truncated: bool = False
+
+    @classmethod
+    def rejecting(
+        cls,
+        *,
+        stage: str,
+        source: tuple[str, int, int],
+        key: bytes | None,
+        value: bytes,
+        reason_code: str,
+        reason: str,
+        id_parts: tuple[object, ...] | None = None,
+    ) -> DeadLettered:
+        """The dead letter of one rejected record at ``source`` (topic, partition, offset).
+
+        ``reason_code`` is one of :data:`DeadLetterReason` (validated). The id is fixed by the
+        stage and the source position (or ``id_parts``), so a stage that rejects the same
+        record again after a restart writes the same dead letter.
+        """
+        topic, partition, offset = source
+        truncated = len(value) > DEAD_LETTER_PAYLOAD_MAX
+        if len(reason) > DEAD_LETTER_PREFIX:
+            reason = reason[:DEAD_LETTER_PREFIX] + " [...]"
+        if key is not None and len(key) > DEAD_LETTER_PREFIX:
+            key = key[:DEAD_LETTER_PREFIX]
+        return cls.create(
+            producer=stage,
+            id_parts=id_parts or ("deadletter", stage, topic, partition, offset),
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            reason_code=reason_code,
+            reason=reason,
+            stage=stage,
+            source_key=key,
+            payload=value[:DEAD_LETTER_PREFIX] if truncated else value,
+            payload_size=len(value),
+            payload_sha256=hashlib.sha256(value).hexdigest(),
+            payload_truncated=truncated,
+        )
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TOPICS", "TopicSpec", "topic_for", "topic_name"]
+__all__ = ["TOPICS", "TopicSpec", "events_on", "foreign", "topic_for", "topic_name"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,20 @@ def topic_for(event_type: str, prefix: str, *, pool: str | None = None) -> str:
     if spec is None:
         raise KeyError(f"no topic for event type {event_type!r}")
     return topic_name(prefix, spec.suffix)
+
+
+def events_on(prefix: str) -> dict[str, frozenset[str]]:
+    """The event types that belong on each topic, by full topic name.
+
+    A record of another type on a topic (a valid ``CommentPosted`` produced to the votes topic)
+    is foreign to it: a stage dead-letters it instead of taking it.
+    """
+    return {topic_name(prefix, spec.suffix): frozenset(spec.events) for spec in TOPICS}
+
+
+def foreign(on_topic: dict[str, frozenset[str]], topic: str, kind: str) -> str | None:
+    """Why a ``kind`` record does not belong on ``topic`` (per :func:`events_on`), or None."""
+    allowed = on_topic.get(topic)
+    if allowed is None or kind in allowed:
+        return None
+    return f"a {kind} does not belong on {topic} (it carries {', '.join(sorted(allowed))})"

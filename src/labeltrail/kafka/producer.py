@@ -13,11 +13,25 @@ from labeltrail.events.serde import encode
 from labeltrail.events.topics import topic_for
 from labeltrail.exceptions import LabeltrailError
 
-__all__ = ["EventProducer", "ProduceError", "producer_config"]
+__all__ = [
+    "RECORD_OVERHEAD_BYTES",
+    "EventProducer",
+    "ProduceError",
+    "RecordTooLargeError",
+    "producer_config",
+]
+
+RECORD_OVERHEAD_BYTES = 512
+"""Room left under ``message.max.bytes`` for the record's framing, so a record that passes our
+check is never refused by the client for its size."""
 
 
 class ProduceError(LabeltrailError):
     """The broker did not accept a message."""
+
+
+class RecordTooLargeError(ProduceError):
+    """A record is over the producer's size limit; nothing was sent."""
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -33,6 +47,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "partitioner": "murmur2_random",
         "linger.ms": 5,
         "compression.type": "lz4",
+        "message.max.bytes": settings.kafka_message_max_bytes,
     }
     conf.update(overrides)
     return conf
@@ -71,6 +86,14 @@ class EventProducer:
         """Queue one event (its topic from the registry unless given)."""
         self.send_raw(topic or self.topic_of(event), event.key.encode(), encode(event))
 
+    def send_all(self, events: list[Event]) -> None:
+        """Queue every event, or none: :class:`RecordTooLargeError` if any is over the limit."""
+        records = [(self.topic_of(e), e.key.encode(), encode(e)) for e in events]
+        for topic, key, value in records:
+            self._check_size(topic, key, value)
+        for topic, key, value in records:
+            self.send_raw(topic, key, value)
+
     def topic_of(self, event: Event) -> str:
         cls = type(event)
         name = cls.__name__
@@ -84,8 +107,21 @@ class EventProducer:
             )
         return topic
 
+    def fits(self, key: bytes | None, value: bytes) -> bool:
+        """Whether a record of this key and value is within the producer's size limit."""
+        size = len(value) + (len(key) if key else 0) + RECORD_OVERHEAD_BYTES
+        return size <= self._settings.kafka_message_max_bytes
+
+    def _check_size(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if not self.fits(key, value):
+            raise RecordTooLargeError(
+                f"{topic}: a record of {len(value):,} bytes is over the producer's limit of "
+                f"{self._settings.kafka_message_max_bytes:,} (LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES)"
+            )
+
     def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Queue pre-encoded bytes (used by tests to inject bad input)."""
+        """Queue pre-encoded bytes; :class:`RecordTooLargeError` (nothing sent) if too large."""
+        self._check_size(topic, key, value)
         ticket = self._ticket
         while True:
             try:
@@ -123,7 +159,14 @@ class EventProducer:
             raise ProduceError(f"{remaining} messages not delivered within {timeout}s")
         self._raise_errors()
 
+    @property
+    def failed(self) -> bool:
+        """Whether any delivery has failed (then it stays failed: see :meth:`delivered`)."""
+        return bool(self._errors)
+
     def _raise_errors(self) -> None:
+        # Sticky: once a delivery failed, every later flush and ticket check raises too, so
+        # nothing that would commit on the strength of a later success ever can.
         if self._errors:
-            errors, self._errors = self._errors, []
+            errors = self._errors
             raise ProduceError(f"{len(errors)} deliveries failed, first: {errors[0]}")

@@ -174,10 +174,10 @@ def label_as_of(
         "schema_version": schema_version,
         "time": clock,
     }
+    if comment != "all" or schema_version:
+        _known_or_fail(params)  # before connecting: no client is held while it exits
     try:
         client = connect(Settings().clickhouse_dsn)
-        if comment != "all" or schema_version:
-            _known_or_fail(client, params)
         if out is not None:
             with out.open("wb") as sink:
                 stream_named(
@@ -200,11 +200,9 @@ def label_as_of(
     _show(order.to_pylist(), False, title, () if wide else LABEL_COLUMNS)
 
 
-def _known_or_fail(client: Any, params: dict[str, Any]) -> None:
+def _known_or_fail(params: dict[str, Any]) -> None:
     """Refuse a comment no event names, or a schema version nothing knows (exit 3)."""
-    from labeltrail.clickhouse.client import run_named
-
-    known = run_named(client, "label_times", **_times_params(params))[0]
+    known = run_query("label_times", **_times_params(params))[0]
     if not known["comment_known"]:
         raise _fail(LabeltrailError(f"no comment {params['comment_id']!r}"), UNKNOWN)
     if not known["schema_version_known"]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Literal
 
 from clickhouse_connect.driver.client import Client
 
@@ -177,19 +178,23 @@ def _assigned(task: TaskCreated, annotator: str) -> TaskAssigned:
     )
 
 
-def iaa_window() -> IaaWindowClosed:
+def _window_closed(
+    kind: Literal["day", "week"], start: dt.datetime, metric: str, agreement: float
+) -> IaaWindowClosed:
+    """A flagged window of the 'coded' slice, as the iaa stage emits it."""
+    length = dt.timedelta(days=1 if kind == "day" else 7)
     return IaaWindowClosed.create(
         producer="tests.iaa",
-        id_parts=("iaa", "coded"),
-        occurred_at=T0 + dt.timedelta(days=1),
-        window="day",
-        window_start=T0,
-        window_end=T0 + dt.timedelta(days=1),
+        id_parts=("iaa", "coded") if kind == "day" else ("iaa-week", "coded", metric),
+        occurred_at=start + length + (dt.timedelta(days=1) if kind == "week" else dt.timedelta()),
+        window=kind,
+        window_start=start,
+        window_end=start + length,
         schema_version="v3",
         question="label",
         slice="coded",
-        metric="krippendorff_alpha_nominal",
-        agreement=0.95,
+        metric=metric,
+        agreement=agreement,
         gold_accuracy=0.1,
         n_items=6,
         n_gold_items=6,
@@ -197,32 +202,17 @@ def iaa_window() -> IaaWindowClosed:
     )
 
 
+def iaa_window() -> IaaWindowClosed:
+    return _window_closed("day", T0, "krippendorff_alpha_nominal", 0.95)
+
+
 def iaa_blind_spot_windows() -> list[Event]:
     """What the iaa stage emits for a blind spot: the slice flagged on pairwise agreement, and
     its alpha row flagged too, near zero (the slice's items share a class)."""
-    start = dt.datetime(2024, 9, 2, tzinfo=dt.UTC)  # a Monday: the week window
+    monday = dt.datetime(2024, 9, 2, tzinfo=dt.UTC)  # the week window
     return [
-        IaaWindowClosed.create(
-            producer="tests.iaa",
-            id_parts=("iaa-week", "coded", metric),
-            occurred_at=start + dt.timedelta(days=8),
-            window="week",
-            window_start=start,
-            window_end=start + dt.timedelta(days=7),
-            schema_version="v3",
-            question="label",
-            slice="coded",
-            metric=metric,
-            agreement=agreement,
-            gold_accuracy=0.1,
-            n_items=6,
-            n_gold_items=6,
-            blind_spot=True,
-        )
-        for metric, agreement in (
-            ("krippendorff_alpha_nominal", -0.08),
-            ("pairwise_agreement", 0.95),
-        )
+        _window_closed("week", monday, "krippendorff_alpha_nominal", -0.08),
+        _window_closed("week", monday, "pairwise_agreement", 0.95),
     ]
 
 

@@ -168,17 +168,24 @@ def _utc(value: object) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def _labels_at(
+    client: Client, minutes: float, clock: str = "recorded"
+) -> dict[tuple[str, str], dict[str, object]]:
+    """Every label as of ``minutes`` on ``clock``, by (comment, version)."""
+    rows = run_named(
+        client,
+        "label_as_of",
+        comment_id="",
+        at=sql_time(_at(minutes)),
+        schema_version="",
+        time=clock,
+    )
+    return {(str(r["comment_id"]), str(r["schema_version"])): r for r in rows}
+
+
 def test_ties_duplicates_and_supersession(as_of_db: Client) -> None:
     def at(minutes: float) -> dict[tuple[str, str], dict[str, object]]:
-        rows = run_named(
-            as_of_db,
-            "label_as_of",
-            comment_id="",
-            at=sql_time(_at(minutes)),
-            schema_version="",
-            time="recorded",
-        )
-        return {(str(r["comment_id"]), str(r["schema_version"])): r for r in rows}
+        return _labels_at(as_of_db, minutes)
 
     assert at(9.999) == {}
     assert at(10)[("c1", "v3")]["label"] == "non-toxic"
@@ -292,15 +299,7 @@ def test_event_time_reads_the_labels_by_when_they_happened(as_of_db: Client) -> 
     since (c3's label happened at 1 and was recorded at 45); ties by recorded time."""
 
     def at(minutes: float, clock: str) -> dict[tuple[str, str], dict[str, object]]:
-        rows = run_named(
-            as_of_db,
-            "label_as_of",
-            comment_id="",
-            at=sql_time(_at(minutes)),
-            schema_version="",
-            time=clock,
-        )
-        return {(str(r["comment_id"]), str(r["schema_version"])): r for r in rows}
+        return _labels_at(as_of_db, minutes, clock)
 
     assert ("c3", "v3") in at(1, "event") and ("c3", "v3") not in at(1, "recorded")
     assert at(4.999, "event").keys() == {("c3", "v3")}

@@ -69,6 +69,23 @@ def test_demo_runs_end_to_end_and_traces_from_clickhouse(pipeline_settings: Sett
     reference = final_labels(run_in_memory(Platform(CONFIG)).log["labels"])
     assert _labels_from_clickhouse(pipeline_settings) == reference
     _assert_no_duplicates(pipeline_settings)
+    _assert_a_month_of_windows(pipeline_settings)
+
+
+def _assert_a_month_of_windows(settings: Settings) -> None:
+    """The history spans the article's month in event time, and the iaa stage closed its day
+    and week windows over it (none of its inputs dead-lettered as late)."""
+    client = connect(settings.clickhouse_dsn)
+    first, last = client.query(
+        "SELECT min(occurred_at), max(occurred_at) FROM comments FINAL"
+    ).result_rows[0]
+    assert (last - first).days >= DEMO_DAYS - 1
+    windows = dict(
+        client.query(
+            "SELECT `window`, uniqExact(window_start) FROM iaa_windows FINAL GROUP BY `window`"
+        ).result_rows
+    )
+    assert windows.get("day", 0) >= 20 and windows.get("week", 0) >= 4, windows
 
 
 def test_killed_demo_reruns_without_duplicates(pipeline_settings: Settings) -> None:

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 __all__ = ["Point", "bar_chart", "crowd_band_chart", "time_chart"]
 
 Point = tuple[dt.datetime, float]
+_DAY = dt.timedelta(days=1)
 
 WIDTH = 9.0
 """Figure width in inches; the page scales the SVG to its column."""
@@ -85,10 +86,17 @@ def _empty(name: str, title: str, message: str = "no data yet") -> str:
     return _svg(fig, name, title)
 
 
-def _date_axis(ax: Axes) -> None:
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=8)  # type: ignore[no-untyped-call]
+def _date_axis(ax: Axes, first: dt.datetime, last: dt.datetime) -> None:
+    """Dates as "Sep 08"; a history of a few days gets the hour too, one of less than a day
+    a day's width."""
+    span = last - first
+    if span < _DAY:
+        ax.set_xlim(_num(first - _DAY / 2), _num(last + _DAY / 2))
+    maxticks = 8 if span >= 4 * _DAY else 5
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=maxticks)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))  # type: ignore[no-untyped-call]
+    fmt = "%b %d" if span >= 4 * _DAY else "%b %d\n%H:%M"
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt))  # type: ignore[no-untyped-call]
 
 
 def _spread(values: list[float], gap: float) -> list[float]:
@@ -110,6 +118,11 @@ def _label_axes(axes: list[Axes], used: int, cols: int, xlabel: str, ylabel: str
         lowest.set_xlabel(xlabel)
     for ax in axes[:used:cols]:
         ax.set_ylabel(ylabel)
+
+
+def _span(series: Iterable[Sequence[Point]]) -> tuple[dt.datetime, dt.datetime]:
+    times = [t for pts in series for t, _ in pts]
+    return min(times), max(times)
 
 
 def _layout(n: int) -> tuple[int, int]:
@@ -140,6 +153,7 @@ def time_chart(
     if not panels:
         return _empty(name, title)
     names = list(dict.fromkeys(s for series in panels.values() for s in series))
+    span = _span(pts for series in panels.values() for pts in series.values())
     color = {s: COLORS[i % len(COLORS)] for i, s in enumerate(names)}
     rows, cols = _layout(len(panels))
     fig, axes = _figure(rows, cols, 1.2 + 2.3 * rows)
@@ -158,7 +172,7 @@ def time_chart(
                 )
             ax.set_title(panel, loc="left")
             ax.set_ylim(*y_range)
-            _date_axis(ax)
+            _date_axis(ax, *span)
         _label_axes(axes, len(panels), cols, xlabel, ylabel)
         handles = [Line2D([], [], color=color[s], marker="o", markersize=4, label=s) for s in names]
         fig.legend(handles=handles, loc="outside lower center", ncols=len(names), frameon=False)
@@ -173,9 +187,6 @@ def _as_of(days: list[dt.datetime], pts: Sequence[Point]) -> list[float]:
     ends = np.array([_np(day + _DAY) for day in days])
     found = np.searchsorted(times, ends, side="right") - 1
     return [ordered[i][1] if i >= 0 else float("nan") for i in found]
-
-
-_DAY = dt.timedelta(days=1)
 
 
 def _np(t: dt.datetime) -> np.datetime64:
@@ -209,14 +220,16 @@ def crowd_band_chart(
     ylabel: str,
     highlight: int = 3,
 ) -> str:
-    """Many trajectories as the crowd's band: per day, every annotator's latest value; the
-    10th-90th percentile band and the median, plus the ``highlight`` lowest and highest
-    annotators (by their last value) as labelled lines. One panel per key of ``panels``."""
+    """Many trajectories as the crowd's band: at the end of each day, every annotator's latest
+    value; the 10th-90th percentile band and the median, plus the ``highlight`` lowest and
+    highest annotators (by their last value) as labelled lines on the same daily grid. One
+    panel per key of ``panels``."""
     panels = {p: {a: _points(pts) for a, pts in by.items()} for p, by in panels.items()}
     panels = {p: {a: pts for a, pts in by.items() if pts} for p, by in panels.items()}
     panels = {p: by for p, by in panels.items() if by}
     if not panels:
         return _empty(name, title)
+    span = _span(pts for by in panels.values() for pts in by.values())
     rows, cols = _layout(len(panels))
     fig, axes = _figure(rows, cols, 1.2 + 2.8 * rows)
     low_color, high_color, band_color = "#d62728", "#2ca02c", "#1f77b4"
@@ -226,7 +239,7 @@ def crowd_band_chart(
             last = max(t for pts in by.values() for t, _ in pts)
             start = dt.datetime.combine(first.date(), dt.time(), tzinfo=dt.UTC)
             days = [start + _DAY * i for i in range((last - start).days + 1)]
-            ends = [d + _DAY for d in days]
+            ends = [min(d + _DAY, last) for d in days]
             grid = np.array([_as_of(days, pts) for pts in by.values()])
             known = np.sum(~np.isnan(grid), axis=0) >= 3
             with np.errstate(all="ignore"):
@@ -249,6 +262,7 @@ def crowd_band_chart(
                 mid[known],
                 color=band_color,
                 linewidth=2,
+                marker="o" if len(x) == 1 else "",
                 label="crowd median",
                 gid=_mark(name, panel, "median"),
             )
@@ -258,20 +272,19 @@ def crowd_band_chart(
             picks = [(a, low_color) for a in ranked[:k]]
             picks += [(a, high_color) for a in ranked[len(ranked) - k :]]
             heights = _spread([final[a] for a, _ in picks], 0.045)
+            daily = dict(zip(by, grid, strict=True))
             for (annotator, color), height in zip(picks, heights, strict=True):
-                pts = by[annotator]
-                ax.step(
-                    _times([*(t for t, _ in pts), last]),
-                    [v for _, v in pts] + [pts[-1][1]],
-                    where="post",
+                ax.plot(
+                    _times(ends),
+                    daily[annotator],
                     color=color,
-                    linewidth=1,
-                    alpha=0.85,
+                    linewidth=1.1,
+                    alpha=0.9,
                     gid=_mark(name, panel, annotator),
                 )
                 ax.annotate(
-                    f"{annotator} {pts[-1][1]:.2f}",
-                    (_num(last), height),
+                    f"{annotator} {final[annotator]:.2f}",
+                    (_num(ends[-1]), height),
                     xytext=(4, 0),
                     textcoords="offset points",
                     fontsize=8,
@@ -280,9 +293,10 @@ def crowd_band_chart(
                 )
             ax.set_title(panel, loc="left")
             ax.set_ylim(0, 1.02)
-            ax.set_xlim(right=_num(last + (last - start) * 0.3))
-            _date_axis(ax)
+            _date_axis(ax, *span)
         _label_axes(axes, len(panels), cols, "date (UTC)", ylabel)
+        left, right = axes[0].get_xlim()  # room on the right for the annotators' names
+        axes[0].set_xlim(left, right + (right - left) * 0.3)
         handles, _ = axes[0].get_legend_handles_labels()
         handles += [
             Line2D([], [], color=low_color, label=f"lowest {highlight}"),

@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.config import Settings
-from labeltrail.events.topics import TOPICS, topic_name
+from labeltrail.events.topics import TOPICS, events_on, topic_name
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import consumer_config, dead_letter, drained
 
@@ -67,7 +67,9 @@ class Projector:
         self.topics = [
             topic_name(settings.topic_prefix, spec.suffix) for spec in TOPICS if not spec.mirror
         ]
-        self.writer = BatchWriter(client, self.consumer_name)
+        self.writer = BatchWriter(
+            client, self.consumer_name, on_topic=events_on(settings.topic_prefix)
+        )
         self._consumer = Consumer(consumer_config(settings, self.consumer_name))
         self._producer = EventProducer(settings) if emit_dead_letters else None
         # What has been read, per partition: the client's position is unknown until the

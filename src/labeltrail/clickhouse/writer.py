@@ -21,8 +21,9 @@ from clickhouse_connect.driver.client import Client
 
 from labeltrail.clickhouse.tables import RAW_TABLE, TABLES, Projection
 from labeltrail.events.base import Event
-from labeltrail.events.exceptions import SerializationError
+from labeltrail.events.exceptions import SerializationError, WrongTopicError
 from labeltrail.events.serde import decode
+from labeltrail.events.topics import foreign
 
 __all__ = ["BatchResult", "BatchWriter", "LogRecord", "table_checksums"]
 
@@ -52,9 +53,14 @@ class BatchResult:
 class BatchWriter:
     """Writes batches of log records into ClickHouse for one consumer name."""
 
-    def __init__(self, client: Client, consumer: str) -> None:
+    def __init__(
+        self, client: Client, consumer: str, *, on_topic: dict[str, frozenset[str]] | None = None
+    ) -> None:
+        """``on_topic``: the event types each topic carries (:func:`events_on`); a record of
+        another type is rejected as ``wrong_topic`` instead of projected. None: no check."""
         self.client = client
         self.consumer = consumer
+        self.on_topic = on_topic
 
     def stored_positions(self) -> dict[tuple[str, int], int]:
         """The next offset to read per (topic, partition), as recorded with the data."""
@@ -81,6 +87,11 @@ class BatchWriter:
             positions[key] = max(positions.get(key, 0), record.offset + 1)
             try:
                 event = decode(record.value)
+                wrong = self.on_topic and foreign(
+                    self.on_topic, record.topic, event.envelope.event_type
+                )
+                if wrong:
+                    raise WrongTopicError(wrong)
             except SerializationError as exc:
                 result.rejected.append((record, exc))
                 continue

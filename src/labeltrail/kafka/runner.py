@@ -40,8 +40,9 @@ from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import DeadLettered
 from labeltrail.events.serde import decode, event_type_of
-from labeltrail.events.topics import topic_name
-from labeltrail.kafka.producer import EventProducer
+from labeltrail.events.topics import events_on, foreign, topic_name
+from labeltrail.kafka.producer import EventProducer, RecordTooLargeError
+from labeltrail.kafka.progress import Progress
 from labeltrail.pipeline.base import Fold, Rejected
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "drained",
     "held_dead_letter",
     "high_watermark",
+    "msg_at",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,8 @@ def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[st
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
         "isolation.level": "read_committed",
+        "session.timeout.ms": settings.kafka_session_timeout_ms,
+        "heartbeat.interval.ms": max(settings.kafka_session_timeout_ms // 5, 1000),
     }
     conf.update(overrides)
     return conf
@@ -133,20 +137,24 @@ def drained(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> boo
     return True
 
 
+def msg_at(msg: Message) -> tuple[str, int, int]:
+    """A message's (topic, partition, offset)."""
+    return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+
+
 def dead_letter(msg: Message, stage: str, reason_code: str, reason: str) -> DeadLettered:
-    """The dead-letter record of a rejected message (id fixed by its source position)."""
-    topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-    return DeadLettered.create(
-        producer=stage,
-        id_parts=("deadletter", stage, topic, partition, offset),
-        source_topic=topic,
-        source_partition=partition,
-        source_offset=offset,
+    """The dead-letter record of a rejected message (id fixed by its source position).
+
+    An oversized value travels by reference (size, hash, a prefix): the dead letter of any
+    record the broker could deliver always fits under the producer's limit.
+    """
+    return DeadLettered.rejecting(
+        stage=stage,
+        source=msg_at(msg),
+        key=msg.key(),
+        value=msg.value() or b"",
         reason_code=reason_code,
         reason=reason,
-        stage=stage,
-        source_key=msg.key(),
-        payload=msg.value() or b"",
     )
 
 
@@ -156,16 +164,14 @@ def held_dead_letter(stage: str, reason: str) -> DeadLettered:
     The input was read long before, so no source position is given; the id is fixed by the
     stage and the reason, which names the held record.
     """
-    return DeadLettered.create(
-        producer=stage,
-        id_parts=("deadletter", stage, reason),
-        source_topic="(held)",
-        source_partition=-1,
-        source_offset=-1,
+    return DeadLettered.rejecting(
+        stage=stage,
+        source=("(held)", -1, -1),
+        key=None,
+        value=b"",
         reason_code="policy_rejected",
         reason=reason,
-        stage=stage,
-        payload=b"",
+        id_parts=("deadletter", stage, reason),
     )
 
 
@@ -207,15 +213,25 @@ class StageRunner:
         self.settings = settings
         self.group = group or f"{settings.topic_prefix}.{fold.name}"
         self.topics = [topic_name(settings.topic_prefix, s) for s in fold.inputs]
+        self._on_topic = events_on(settings.topic_prefix)
+        """The event types that belong on each topic; any other is dead-lettered."""
+        self._failed = False
+        """Set when the loop raised: from then on nothing is committed (see :meth:`_settle`)."""
         self.deadletter_topic = topic_name(settings.topic_prefix, "deadletter")
         self.batch_size = batch_size
         self.finite = finite
         self._drain_requested = threading.Event()
         self.drain_done = threading.Event()
         self.stats = StageStats()
+        self._progress = Progress(lambda: self.fold.name, self.stats, self._held_reason, self._lag)
         self.caught_up = threading.Event()
         self._consumer = Consumer(
-            consumer_config(settings, self.group, on_commit=self._on_commit_result)
+            consumer_config(
+                settings,
+                self.group,
+                on_commit=self._on_commit_result,
+                **self._membership(settings),
+            )
         )
         self._producer = EventProducer(settings)
         self._resume_at: dict[tuple[str, int], int] = {}
@@ -231,6 +247,10 @@ class StageRunner:
         self._held_live: list[Message] = []
 
     # lifecycle ---------------------------------------------------------------------------
+
+    def _membership(self, settings: Settings) -> dict[str, Any]:
+        """Group membership settings of the consumer (the scale-out runner joins a group)."""
+        return {}
 
     def _assign(self) -> None:
         meta = self._consumer.list_topics(timeout=30)
@@ -277,6 +297,7 @@ class StageRunner:
                     idle_since = None
                     self.caught_up.clear()
                     self._process(messages)
+                    self._progress.tick()
                     continue
                 self._commit_delivered(force=True)
                 now = time.monotonic()
@@ -290,10 +311,35 @@ class StageRunner:
                         if self.finite or self._drain_requested.is_set():
                             self._drain()
                         self.caught_up.set()
+                        self._progress.tick(caught_up=True)
             self._settle()
+        except BaseException:
+            # Whatever raised (a fatal consumer error, a failed delivery, a bug), no offset may
+            # be committed from here on, not even by the revoke that closing the consumer
+            # triggers: a restart resumes at the last commit and redoes the work, with the
+            # same ids.
+            self._failed = True
+            raise
         finally:
             self._close()
         return self.stats
+
+    def _held_reason(self) -> str | None:
+        held = getattr(self.fold, "held_reason", None)
+        return held() if callable(held) else None
+
+    def _lag(self) -> int | None:
+        """Records not yet read on the assigned partitions (from cached watermarks)."""
+        try:
+            assignment = self._consumer.assignment()
+        except KafkaException:
+            return None
+        lag = 0
+        for tp in assignment:
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                lag += max(high - self._read_to.get((tp.topic, tp.partition), low), 0)
+        return lag
 
     def _fetch(self) -> list[Message]:
         """What is already fetched, up to a batch; else wait briefly for the first record.
@@ -379,38 +425,78 @@ class StageRunner:
 
     def _one(self, msg: Message) -> None:
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        key = (topic, partition)
         self.stats.consumed += 1
-        live = offset >= self._resume_at.get((topic, partition), 0)
-        self._pending_commit[(topic, partition)] = offset + 1
-        self._read_to[(topic, partition)] = offset + 1
+        self._read_to[key] = offset + 1
+        if offset >= self._resume_at.get(key, 0):
+            self._live(msg, topic, partition, offset)
+        else:
+            self._restore_one(msg, topic, partition, offset)
+        # Only now is the record dealt with (processed, skipped or dead-lettered), so only now
+        # may its offset be committed, once the outputs sent so far are acknowledged. An
+        # exception above leaves the offset where it was: the record is read again.
+        self._pending_commit[key] = offset + 1
+
+    def _foreign(self, topic: str, kind: str) -> str | None:
+        """Why a ``kind`` record does not belong on ``topic``, or None when it does."""
+        return foreign(self._on_topic, topic, kind)
+
+    def _restore_one(self, msg: Message, topic: str, partition: int, offset: int) -> None:
+        """Rebuild state from a record processed before; emit nothing.
+
+        A record rejected when it was live (foreign, undecodable, a fold error) is passed over
+        the same way now, so the state rebuilt equals the state the stage had.
+        """
+        self.stats.restored += 1
         data = msg.value() or b""
         try:
-            if self._accepts is not None and event_type_of(data) not in self._accepts:
+            kind = event_type_of(data)
+            if self._foreign(topic, kind) or (
+                self._accepts is not None and kind not in self._accepts
+            ):
+                return
+            event = decode(data)
+            self.fold.apply(event, LogPosition.at(topic, partition, offset))
+        except SerializationError:
+            return
+        except Exception:  # it raised when live too, and was dead-lettered then
+            return
+
+    def _live(self, msg: Message, topic: str, partition: int, offset: int) -> None:
+        data = msg.value() or b""
+        try:
+            kind = event_type_of(data)
+            foreign = self._foreign(topic, kind)
+            if foreign:
+                self._reject(msg, "wrong_topic", foreign)
+                return
+            if self._accepts is not None and kind not in self._accepts:
                 # The fold declares it would return nothing for this type: skip the body.
                 self.stats.skipped += 1
-                if live:
-                    self.stats.processed += 1
-                else:
-                    self.stats.restored += 1
+                self.stats.processed += 1
                 return
             event = decode(data)
         except SerializationError as exc:
-            if live:
-                self._reject(msg, exc.reason_code, str(exc))
-            else:
-                self.stats.restored += 1
+            self._reject(msg, exc.reason_code, str(exc))
             return
-        outputs = self.fold.apply(event, LogPosition.at(topic, partition, offset))
-        if not live:
-            self.stats.restored += 1
+        try:
+            outputs = self.fold.apply(event, LogPosition.at(topic, partition, offset))
+        except Exception as exc:
+            # A poison record: dead-lettered with the error, never skipped in silence. The
+            # fold may have changed its state before it raised; a restore repeats exactly that.
+            log.exception("%s: the fold raised on %s[%s]@%s", self.fold.name, *msg_at(msg))
+            self._reject(msg, "fold_error", f"{type(exc).__name__}: {exc}")
             return
-        rejected = [o for o in outputs if isinstance(o, Rejected)]
-        for out in outputs:
-            if isinstance(out, Event):
-                self._producer.send(out)
-                self.stats.emitted += 1
+        events = [o for o in outputs if isinstance(o, Event)]
+        try:
+            self._producer.send_all(events)
+        except RecordTooLargeError as exc:
+            self._reject(msg, "output_too_large", f"nothing emitted: {exc}")
+            return
+        self.stats.emitted += len(events)
+        rejected = [o.reason for o in outputs if isinstance(o, Rejected)]
         if rejected:
-            self._reject(msg, "policy_rejected", "; ".join(r.reason for r in rejected))
+            self._reject(msg, "policy_rejected", "; ".join(rejected))
         else:
             self.stats.processed += 1
 
@@ -434,7 +520,11 @@ class StageRunner:
                 self.stats.reasons["policy_rejected"] += 1
                 self._producer.send(held_dead_letter(self.fold.name, out.reason))
             else:
-                self._producer.send(out)
+                try:
+                    self._producer.send(out)
+                except RecordTooLargeError as exc:
+                    self._producer.send(held_dead_letter(self.fold.name, f"drained: {exc}"))
+                    continue
                 self.stats.emitted += 1
         self._producer.flush()
         self.drain_done.set()
@@ -442,14 +532,7 @@ class StageRunner:
     def _reject(self, msg: Message, code: str, reason: str) -> None:
         self.stats.rejected += 1
         self.stats.reasons[code] += 1
-        log.warning(
-            "%s rejected %s[%s]@%s: %s",
-            self.fold.name,
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            reason,
-        )
+        log.warning("%s rejected %s[%s]@%s: %s", self.fold.name, *msg_at(msg), reason)
         self._producer.send(dead_letter(msg, self.fold.name, code, reason))
 
     def _on_commit_result(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -487,7 +570,13 @@ class StageRunner:
                 self._deliverable[key] = max(self._deliverable.get(key, 0), tp.offset)
 
     def _settle(self) -> None:
-        """Wait for every output to be acknowledged, then commit every offset synchronously."""
+        """Wait for every output to be acknowledged, then commit every offset synchronously.
+
+        Never after a failure: then the outputs of what was applied are not known to be
+        delivered, and committing would skip the record the stage failed on.
+        """
+        if self._failed:
+            return
         self._producer.flush()
         for _, offsets in self._inflight:
             self._deliverable.update(offsets)

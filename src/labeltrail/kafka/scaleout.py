@@ -18,15 +18,23 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.exceptions import SerializationError
-from labeltrail.events.serde import decode
+from labeltrail.events.serde import decode, event_type_of
 from labeltrail.events.topics import topic_name
-from labeltrail.kafka.runner import StageRunner, consumer_config, high_watermark
+from labeltrail.kafka.producer import RecordTooLargeError
+from labeltrail.kafka.runner import (
+    StageRunner,
+    consumer_config,
+    dead_letter,
+    high_watermark,
+    msg_at,
+)
 from labeltrail.pipeline.base import Fold, Rejected
 
 __all__ = ["BROADCAST_INPUTS", "GroupStageRunner"]
@@ -67,6 +75,14 @@ class GroupStageRunner(StageRunner):
         self._consumer.subscribe(
             self.keyed_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
         )
+
+    def _membership(self, settings: Settings) -> dict[str, Any]:
+        """Static membership when the worker has a stable instance id: a worker restarted
+        under the same id gets its partitions back at once, without waiting for the group to
+        notice the old one is gone (``session.timeout.ms``) and rebalancing."""
+        if settings.group_instance_id:
+            return {"group.instance.id": settings.group_instance_id}
+        return {}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalances += 1
@@ -114,16 +130,37 @@ class GroupStageRunner(StageRunner):
             self._producer.flush()
 
     def _apply_broadcast(self, msg: Message) -> None:
+        """Apply one registry record. A record that cannot be applied is dead-lettered (every
+        worker writes the same dead letter id) and never stops the stage: it is read again
+        on every rebalance."""
+        topic = msg.topic() or ""
         try:
+            kind = event_type_of(msg.value() or b"")
+            foreign = self._foreign(topic, kind)
+            if foreign:
+                self._producer.send(dead_letter(msg, self.fold.name, "wrong_topic", foreign))
+                return
             event = decode(msg.value() or b"")
         except SerializationError:
-            return  # the stage that owns this topic dead-letters it
-        position = LogPosition.at(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
-        for out in self.fold.apply(event, position):
-            if isinstance(out, Event):
-                self._producer.send(out)
-                self.stats.emitted += 1
-            elif isinstance(out, Rejected):
+            return  # the projector, which reads every topic, dead-letters it
+        position = LogPosition.at(topic, msg.partition() or 0, msg.offset() or 0)
+        try:
+            outputs = self.fold.apply(event, position)
+            events = [o for o in outputs if isinstance(o, Event)]
+            self._producer.send_all(events)
+        except RecordTooLargeError as exc:
+            self._producer.send(dead_letter(msg, self.fold.name, "output_too_large", str(exc)))
+            return
+        except Exception as exc:
+            log.exception(
+                "%s: the fold raised on broadcast %s[%s]@%s", self.fold.name, *msg_at(msg)
+            )
+            reason = f"{type(exc).__name__}: {exc}"
+            self._producer.send(dead_letter(msg, self.fold.name, "fold_error", reason))
+            return
+        self.stats.emitted += len(events)
+        for out in outputs:
+            if isinstance(out, Rejected):
                 log.warning("%s: broadcast input refused: %s", self.fold.name, out.reason)
 
     def _close(self) -> None:

@@ -57,8 +57,9 @@ class Settings(BaseSettings):
 
     group_instance_id: str | None = None
     """``LABELTRAIL_GROUP_INSTANCE_ID``: static group membership for a scalable stage's worker
-    (unique per worker, stable across its restarts, e.g. the container's hostname): a restarted
-    worker gets its partitions back at once, without a rebalance."""
+    (unique per worker of a stage, stable across its restarts; ``{hostname}`` is replaced by
+    the host's name, so one value serves every container): a restarted worker gets its
+    partitions back at once, without a rebalance. Unset: dynamic membership."""
 
     topic_prefix: str = "labeltrail"
     """``LABELTRAIL_TOPIC_PREFIX``: every topic name starts with it (isolates test runs)."""

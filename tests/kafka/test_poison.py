@@ -22,6 +22,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.projector import Projector
+from labeltrail.clickhouse.rebuild import run_until_caught_up
+from labeltrail.clickhouse.writer import BatchWriter
 from labeltrail.config import Settings
 from labeltrail.events import DeadLettered, Event, LogPosition, encode
 from labeltrail.events.models import DEAD_LETTER_PREFIX
@@ -226,3 +230,41 @@ def test_a_stage_whose_dead_letter_fails_stops_without_committing_past_it(
         _run(runner)
     # The record it failed on is read again on restart, never skipped.
     assert _committed(settings, runner.group, topic) <= 1
+
+
+def test_the_projector_dead_letters_poison_and_keeps_projecting(
+    one_partition: Settings,
+) -> None:
+    settings = one_partition
+    client = connect(settings.clickhouse_dsn)
+    apply_ddl(client)
+    votes = topic_name(settings.topic_prefix, "votes")
+    junk = os.urandom(OVERSIZED)
+    injector = EventProducer(settings.model_copy(update={"kafka_message_max_bytes": 1_048_576}))
+    injector.send_raw(votes, b"c-1", encode(_event("VoteCast", "ordinary-1")))
+    injector.send_raw(votes, b"c-1", junk)
+    injector.send_raw(votes, b"c-1", encode(sample_event("CommentPosted")))
+    injector.send_raw(votes, b"c-1", encode(_event("VoteCast", "ordinary-2")))
+    injector.flush()
+
+    stats = run_until_caught_up(Projector(client, settings), timeout=120)
+    # It also reads the dead letters it wrote (they are on the log): at least the 4 records.
+    assert stats.rejected == 2 and stats.consumed >= 4
+    assert stats.consumed == stats.projected + stats.rejected
+    assert (
+        BatchWriter(client, f"{settings.topic_prefix}.projector").stored_positions()[(votes, 0)]
+        == 4
+    )
+    again = run_until_caught_up(Projector(client, settings), timeout=120)
+    assert again.rejected == 0  # resumed past them: nothing is dead-lettered twice
+    rows = client.query(
+        "SELECT source_offset, reason_code, payload_size, payload_truncated, payload_sha256 "
+        "FROM dead_letters FINAL WHERE stage = 'projector' ORDER BY source_offset"
+    ).result_rows
+    assert [tuple(r[:4]) for r in rows] == [
+        (1, "undecodable", OVERSIZED, True),
+        (2, "wrong_topic", len(encode(sample_event("CommentPosted"))), False),
+    ]
+    assert rows[0][4] == hashlib.sha256(junk).hexdigest()
+    assert client.query("SELECT count() FROM comments FINAL").result_rows == [(0,)]
+    assert client.query("SELECT count() FROM votes FINAL").result_rows == [(2,)]

@@ -16,6 +16,7 @@ commit and the rebalance is redone with the same deterministic ids.
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -81,7 +82,8 @@ class GroupStageRunner(StageRunner):
         under the same id gets its partitions back at once, without waiting for the group to
         notice the old one is gone (``session.timeout.ms``) and rebalancing."""
         if settings.group_instance_id:
-            return {"group.instance.id": settings.group_instance_id}
+            instance = settings.group_instance_id.replace("{hostname}", socket.gethostname())
+            return {"group.instance.id": instance}
         return {}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

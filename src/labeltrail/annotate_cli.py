@@ -53,14 +53,21 @@ def token_command(
         Path | None, typer.Option(help="Append the hash line to this file.")
     ] = None,
 ) -> None:
-    """Make a token: prints it once; only its hash is stored."""
+    """Make a token: prints it once; only its hash and issue time are stored.
+
+    The token expires LABELTRAIL_ANNOTATE_TOKEN_MAX_AGE after its issue time; delete its line
+    from the file to revoke it (a running server re-reads the file when it changes).
+    """
+    import datetime as dt
+
     from labeltrail.annotate.auth import ANNOTATOR_ID_PATTERN, hash_token, new_token
 
     if not ANNOTATOR_ID_PATTERN.match(annotator):
         typer.echo("error: annotator ids are 1-64 of A-Z a-z 0-9 . _ -", err=True)
         raise typer.Exit(2)
     token = new_token()
-    line = f"{annotator} {hash_token(token)}"
+    issued = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    line = f"{annotator} {hash_token(token)} {issued}"
     if tokens_file is not None:
         with tokens_file.open("a") as fh:
             fh.write(line + "\n")

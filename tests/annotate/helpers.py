@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
+
+from labeltrail.annotate.app import Frontend, create_app
 from labeltrail.annotate.auth import TokenStore, hash_token
+from labeltrail.annotate.queue import TaskQueue
+from labeltrail.annotate.ratelimit import RateLimiter
+from labeltrail.annotate.sink import MemorySink
 from labeltrail.config import Settings
 from labeltrail.events.base import Event
 from labeltrail.events.ids import derive_id
@@ -56,6 +64,50 @@ def make_task(
         "cost_usd": 5.0 if pool == "expert" else 0.04,
     }
     return TaskAssigned.create(producer="test", id_parts=(assignment_id,), **fields)
+
+
+Scenario = Callable[[TestClient[Any, Any], Frontend], Awaitable[None]]
+
+
+def frontend(
+    tasks: list[TaskAssigned],
+    *,
+    burst: int = 50,
+    sink: Any = None,
+    queue: TaskQueue | None = None,
+    **parts: Any,
+) -> Frontend:
+    """A frontend over an in-memory sink with ``tasks`` queued; ``parts`` replace defaults."""
+    queue = queue if queue is not None else TaskQueue()
+    for task in tasks:
+        queue.offer(task)
+    values: dict[str, Any] = {
+        "queue": queue,
+        "sink": sink or MemorySink(),
+        "tokens": token_store(),
+        "submit_limit": RateLimiter(0.01, burst),
+        "signin_limit": RateLimiter(0.01, 5),
+        **parts,
+    }
+    return Frontend(**values)
+
+
+def run_app(fe: Frontend, scenario: Scenario) -> None:
+    """Run ``scenario`` against the app on a test server."""
+
+    async def main() -> None:
+        async with TestClient(TestServer(create_app(fe))) as client:
+            await scenario(client, fe)
+
+    asyncio.run(main())
+
+
+def produced(fe: Frontend) -> list[Event]:
+    """What the in-memory sink received."""
+    sink = fe.sink
+    if not isinstance(sink, MemorySink):
+        raise TypeError("not an in-memory sink")
+    return sink.events
 
 
 def read_events(settings: Settings, suffix: str, want: int, timeout: float = 20.0) -> list[Event]:

@@ -7,49 +7,18 @@ the real broker and a real browser.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from labeltrail.annotate.app import COOKIE, Frontend, create_app
-from labeltrail.annotate.queue import TaskQueue, outcome_id
-from labeltrail.annotate.ratelimit import RateLimiter
+from labeltrail.annotate.queue import outcome_id
 from labeltrail.annotate.sink import MemorySink
 from labeltrail.events.base import Event
-from labeltrail.events.models import PriorVote, TaskAssigned, VoteCast
+from labeltrail.events.models import PriorVote, VoteCast
 
-from .helpers import TOKENS, bearer, make_task, token_store
-
-Scenario = Callable[[TestClient[Any, Any], Frontend], Awaitable[None]]
-
-
-def _frontend(tasks: list[TaskAssigned], *, burst: int = 50, sink: Any = None) -> Frontend:
-    queue = TaskQueue()
-    for task in tasks:
-        queue.offer(task)
-    return Frontend(
-        queue=queue,
-        sink=sink or MemorySink(),
-        tokens=token_store(),
-        submit_limit=RateLimiter(0.01, burst),
-        signin_limit=RateLimiter(0.01, 5),
-    )
-
-
-def _run(frontend: Frontend, scenario: Scenario) -> None:
-    async def main() -> None:
-        async with TestClient(TestServer(create_app(frontend))) as client:
-            await scenario(client, frontend)
-
-    asyncio.run(main())
-
-
-def _produced(frontend: Frontend) -> list[Event]:
-    sink = frontend.sink
-    assert isinstance(sink, MemorySink)
-    return sink.events
+from .helpers import TOKENS, bearer, frontend, make_task, produced, run_app
 
 
 def test_signin_cookie_and_token_checked_on_every_request() -> None:
@@ -77,7 +46,7 @@ def test_signin_cookie_and_token_checked_on_every_request() -> None:
         r = await client.get("/api-or-anything", headers={"Accept": "application/json"})
         assert r.status == 401
 
-    _run(_frontend([task]), scenario)
+    run_app(frontend([task]), scenario)
 
 
 def test_annotator_cannot_read_or_vote_on_anothers_task() -> None:
@@ -92,17 +61,18 @@ def test_annotator_cannot_read_or_vote_on_anothers_task() -> None:
             f"/tasks/{theirs.assignment_id}", json={"label": "mild"}, headers=bearer("a47")
         )
         assert r.status == 404
-        assert _produced(fe) == []
+        assert produced(fe) == []
         assert fe.queue.is_pending("b12", theirs.assignment_id)
 
-    _run(_frontend([mine, theirs]), scenario)
+    run_app(frontend([mine, theirs]), scenario)
 
 
-def test_forged_class_question_or_task_id_is_rejected_and_nothing_produced() -> None:
+def test_forged_class_question_or_task_id_is_rejected_and_nothingproduced() -> None:
     task = make_task("a47", 1)
 
     async def scenario(client: TestClient[Any, Any], fe: Frontend) -> None:
         url = f"/tasks/{task.assignment_id}"
+        assert (await client.get(url, headers=bearer("a47"))).status == 200  # served
         cases = [
             (url, {"label": "spam"}, 400, "is not a class of v3"),
             (url, {"label": "mild", "answer.q9_evil": "yes"}, 400, "not asked by this task"),
@@ -117,16 +87,16 @@ def test_forged_class_question_or_task_id_is_rejected_and_nothing_produced() -> 
         html = {**bearer("a47"), "Accept": "text/html"}
         r = await client.post(url, data={"label": "<b>x</b>"}, headers=html)
         assert r.status == 400 and "&lt;b&gt;x&lt;/b&gt;" in await r.text()
-        assert _produced(fe) == []
+        assert produced(fe) == []
         r = await client.post(url, json={"label": "mild"}, headers=bearer("a47"))
         assert r.status == 200
-        (vote,) = _produced(fe)
+        (vote,) = produced(fe)
         assert isinstance(vote, VoteCast) and vote.vote_id == outcome_id(task)
         r = await client.post(url, json={"label": "mild"}, headers=bearer("a47"))
         assert r.status == 404  # answered: gone from the queue, nothing produced twice
-        assert len(_produced(fe)) == 1
+        assert len(produced(fe)) == 1
 
-    _run(_frontend([task]), scenario)
+    run_app(frontend([task]), scenario)
 
 
 def test_markup_in_a_comment_renders_as_text() -> None:
@@ -140,7 +110,7 @@ def test_markup_in_a_comment_renders_as_text() -> None:
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in body
         assert "&lt;b&gt;parent&lt;/b&gt;" in body and "<i>mild</i>" not in body
 
-    _run(_frontend([task]), scenario)
+    run_app(frontend([task]), scenario)
 
 
 def test_crowd_never_sees_votes_expert_sees_votes_and_context() -> None:
@@ -164,10 +134,10 @@ def test_crowd_never_sees_votes_expert_sees_votes_and_context() -> None:
             headers=bearer("e-04"),
         )
         assert r.status == 200
-        (adj,) = _produced(fe)
+        (adj,) = produced(fe)
         assert type(adj).__name__ == "AdjudicationRecorded"
 
-    _run(_frontend([crowd, expert]), scenario)
+    run_app(frontend([crowd, expert]), scenario)
 
 
 def test_submissions_are_rate_limited() -> None:
@@ -176,15 +146,16 @@ def test_submissions_are_rate_limited() -> None:
     async def scenario(client: TestClient[Any, Any], fe: Frontend) -> None:
         statuses = []
         for task in tasks:
+            await client.get(f"/tasks/{task.assignment_id}", headers=bearer("a47"))
             r = await client.post(
                 f"/tasks/{task.assignment_id}", json={"label": "mild"}, headers=bearer("a47")
             )
             statuses.append(r.status)
         assert statuses == [200, 200, 200, 429, 429]
         assert int(r.headers["Retry-After"]) >= 1
-        assert len(_produced(fe)) == 3
+        assert len(produced(fe)) == 3
 
-    _run(_frontend(tasks, burst=3), scenario)
+    run_app(frontend(tasks, burst=3), scenario)
 
 
 def test_health_metrics_and_cross_origin_post() -> None:
@@ -198,7 +169,7 @@ def test_health_metrics_and_cross_origin_post() -> None:
             data={"label": "mild"},
             headers={**bearer("a47"), "Origin": "http://evil.example"},
         )
-        assert r.status == 403 and _produced(fe) == []
+        assert r.status == 403 and produced(fe) == []
         await client.get("/tasks/next", headers=bearer("a47"))
         r = await client.post(
             f"/tasks/{task.assignment_id}",
@@ -211,7 +182,7 @@ def test_health_metrics_and_cross_origin_post() -> None:
         assert 'annotate_votes_produced_total{draft_shown="yes",pool="crowd"} 1.0' in text
         assert "annotate_label_seconds_count" in text
 
-    _run(_frontend([task]), scenario)
+    run_app(frontend([task]), scenario)
 
 
 class _SlowSink(MemorySink):
@@ -232,7 +203,7 @@ def test_graceful_shutdown_finishes_a_submission_in_flight() -> None:
 
     async def main() -> None:
         sink = _SlowSink()
-        fe = _frontend([task], sink=sink)
+        fe = frontend([task], sink=sink)
         runner = web.AppRunner(create_app(fe), shutdown_timeout=5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -241,6 +212,9 @@ def test_graceful_shutdown_finishes_a_submission_in_flight() -> None:
         from aiohttp import ClientSession
 
         async with ClientSession() as session:
+            url = f"http://{host}:{port}/tasks/{task.assignment_id}"
+            async with session.get(url, headers=bearer("a47")) as served:
+                assert served.status == 200
             post = asyncio.create_task(
                 session.post(
                     f"http://{host}:{port}/tasks/{task.assignment_id}",

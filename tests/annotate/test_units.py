@@ -79,13 +79,13 @@ def test_vote_from_confirmed_draft() -> None:
     vote = build_outcome(
         task,
         SCHEMA,
-        {"label": "harassment", "time_ms": "900", "answer.q1_slur": "no"},
+        {"label": "harassment", "time_ms": "90", "answer.q1_slur": "no"},
         vote_or_adjudication_id=outcome_id(task),
         server_elapsed_ms=700,
     )
     assert isinstance(vote, VoteCast)
     assert vote.vote_id == outcome_id(task) and vote.prelabel_shown
-    assert vote.time_spent_ms == 700  # the client's figure is capped by the server's
+    assert vote.time_spent_ms == 700  # the server's measure; the client's figure is ignored
     assert vote.answers == {"q1_slur": "no"} and vote.annotator_id == "a47"
 
 
@@ -99,13 +99,12 @@ def test_vote_from_confirmed_draft() -> None:
         ({"label": "mild", "annotator_id": "b12"}, "annotator_id"),
         ({"label": "mild", "confidence": "1.5"}, "confidence"),
         ({"label": "mild", "confidence": "nan"}, "confidence"),
-        ({"label": "mild", "time_ms": "-3"}, "time_ms"),
     ],
 )
 def test_forged_submissions_are_rejected(form: dict[str, str], field: str) -> None:
     task = make_task("a47", 1)
     with pytest.raises(SubmissionRejected) as info:
-        build_outcome(task, SCHEMA, form, vote_or_adjudication_id="v", server_elapsed_ms=None)
+        build_outcome(task, SCHEMA, form, vote_or_adjudication_id="v", server_elapsed_ms=0)
     assert info.value.field == field
 
 
@@ -116,7 +115,7 @@ def test_expert_adjudication() -> None:
         SCHEMA,
         {"label": "harassment", "confidence": "0.95", "note": "dog whistle"},
         vote_or_adjudication_id=outcome_id(task),
-        server_elapsed_ms=None,
+        server_elapsed_ms=0,
     )
     assert isinstance(adj, AdjudicationRecorded)
     assert adj.reviewer_id == "e-04" and adj.request_id == "r1" and adj.context_seen == ["parent"]
@@ -127,5 +126,5 @@ def test_expert_adjudication() -> None:
             SCHEMA,
             {"label": "mild", "confidence": "0.9"},
             vote_or_adjudication_id="x",
-            server_elapsed_ms=None,
+            server_elapsed_ms=0,
         )

@@ -52,10 +52,12 @@ def test_votes_reach_the_broker_and_restart_skips_answered(pipeline_settings: Se
         status, body = _call(f"{base}/tasks/next", "a47")
         assert status == 200 and body["task"]["assignment_id"] == mine[0].assignment_id
         for task in mine[:2]:
+            _call(f"{base}/tasks/{task.assignment_id}", "a47")  # served, then answered
             status, body = _call(f"{base}/tasks/{task.assignment_id}", "a47", {"label": "mild"})
             assert status == 200, body
         status, _ = _call(f"{base}/tasks/{theirs.assignment_id}", "a47", {"label": "hate"})
         assert status == 404
+        _call(f"{base}/tasks/{expert.assignment_id}", "e-04")
         status, body = _call(
             f"{base}/tasks/{expert.assignment_id}", "e-04", {"label": "hate", "confidence": 0.9}
         )

@@ -59,6 +59,9 @@ def test_serve_process_votes_then_shuts_down_on_sigterm(pipeline_settings: Setti
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "never became ready"
             time.sleep(0.2)
+        served = urllib.request.Request(f"{base}/tasks/next", headers=bearer("a47"))
+        with urllib.request.urlopen(served, timeout=10) as r:
+            assert json.loads(r.read())["task"]["assignment_id"] == task.assignment_id
         request = urllib.request.Request(
             f"{base}/tasks/{task.assignment_id}",
             data=json.dumps({"label": "hate"}).encode(),

@@ -1,26 +1,37 @@
 """The aiohttp application: sign-in, task pages, submissions, health and metrics.
 
-Every request except sign-in, health, metrics and static files must carry a valid credential
-(cookie ``lt_session`` or ``Authorization: Bearer annotator:token``); it is checked on every
-request, not once per session. An annotator only ever reaches tasks keyed by their own id:
-another annotator's task answers 404, exactly like a task that does not exist.
+Every request except sign-in, sign-out, health, metrics and static files must carry a valid
+credential: ``Authorization: Bearer annotator:token`` (API clients) or the cookie ``lt_session``
+holding a server-side session id (browsers, after signing in). It is checked on every request.
+Failed credentials are rate-limited per client address and per credential (429 with
+``Retry-After``); bytes that are not UTF-8 in a credential answer 400, never a traceback. An
+annotator only ever reaches tasks keyed by their own id: another annotator's task answers 404,
+exactly like a task that does not exist.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from labeltrail.annotate.auth import TokenStore, format_credential
-from labeltrail.annotate.metrics import Metrics
-from labeltrail.annotate.queue import TaskQueue, outcome_id
-from labeltrail.annotate.ratelimit import RateLimiter
-from labeltrail.annotate.sink import PublishError, Sink
+from labeltrail.annotate.access import authenticate, read_form, signin, signin_form, signout
+from labeltrail.annotate.auth import UndecodableCredential, require_text
+from labeltrail.annotate.context import (
+    ANNOTATOR,
+    COOKIE,
+    FRONTEND,
+    Frontend,
+    error,
+    fe_of,
+    see_other,
+    too_many,
+    wants_json,
+)
+from labeltrail.annotate.queue import outcome_id
+from labeltrail.annotate.sink import PublishError
 from labeltrail.annotate.static import APP_CSS, APP_JS
 from labeltrail.annotate.validate import SubmissionRejected, build_outcome
 from labeltrail.annotate.views import render_page
@@ -28,10 +39,7 @@ from labeltrail.events.models import TaskAssigned
 
 __all__ = ["COOKIE", "Frontend", "create_app"]
 
-log = logging.getLogger(__name__)
-
-COOKIE = "lt_session"
-_PUBLIC = ("/signin", "/healthz", "/readyz", "/metrics", "/static/")
+_PUBLIC = ("/signin", "/signout", "/healthz", "/readyz", "/metrics", "/static/")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; "
@@ -46,68 +54,19 @@ _MAX_FIELDS = 64
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass
-class Frontend:
-    """What the handlers share: queue, sink, tokens, limits and metrics."""
-
-    queue: TaskQueue
-    sink: Sink
-    tokens: TokenStore
-    submit_limit: RateLimiter
-    signin_limit: RateLimiter
-    metrics: Metrics = field(default_factory=Metrics)
-    is_ready: Callable[[], bool] = lambda: True
-    secure_cookie: bool = False
-    empty_refresh_s: int = 5
-
-
-FRONTEND = web.AppKey("frontend", Frontend)
-ANNOTATOR = web.RequestKey("annotator", str)
-
-
-def _fe(request: web.Request) -> Frontend:
-    return request.app[FRONTEND]
-
-
-def _wants_json(request: web.Request) -> bool:
-    """API clients: asking for JSON, or a bearer token without asking for HTML."""
-    accept = request.headers.get("Accept", "")
-    if "application/json" in accept:
-        return True
-    bearer = request.headers.get("Authorization", "").startswith("Bearer ")
-    return bearer and "text/html" not in accept
-
-
-def _error(request: web.Request, status: int, title: str, message: str) -> web.Response:
-    if _wants_json(request):
-        return web.json_response({"error": title, "detail": message}, status=status)
-    annotator = request.get(ANNOTATOR)
-    body = render_page("error", title=title, message=message, annotator=annotator)
-    return web.Response(text=body, status=status, content_type="text/html")
-
-
 @web.middleware
 async def _security(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
-    fe = _fe(request)
+    fe = fe_of(request)
+    response: web.StreamResponse | None = None
     if not request.path.startswith(_PUBLIC):
-        credential = request.cookies.get(COOKIE)
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            credential = auth[len("Bearer ") :]
-        annotator = fe.tokens.check_credential(credential)
-        if annotator is None:
-            if credential:
-                fe.metrics.auth_failures.inc()
-            if _wants_json(request) or request.method != "GET":
-                return web.json_response({"error": "unauthorized"}, status=401)
-            return _see_other("/signin")
-        request[ANNOTATOR] = annotator
-    if request.method == "POST" and not _same_origin(request):
-        return _error(request, 403, "Forbidden", "cross-origin form submission refused")
-    response = await handler(request)
-    resource = request.match_info.route.resource
-    fe.metrics.http_requests.labels(resource.canonical if resource else "unmatched").inc()
+        response = authenticate(request)
+    if response is None and request.method == "POST" and not _same_origin(request):
+        response = error(request, 403, "Forbidden", "cross-origin form submission refused")
+    if response is None:
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        fe.metrics.http_requests.labels(resource.canonical if resource else "unmatched").inc()
     for name, value in _SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
@@ -120,83 +79,35 @@ def _same_origin(request: web.Request) -> bool:
     return origin is None or origin.split("://", 1)[-1] == request.host
 
 
-def _see_other(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location})
-
-
-# sign-in -----------------------------------------------------------------------------------
-
-
-async def signin_form(request: web.Request) -> web.Response:
-    body = render_page("signin", title="Sign in", error=None)
-    return web.Response(text=body, content_type="text/html")
-
-
-async def signin(request: web.Request) -> web.StreamResponse:
-    fe = _fe(request)
-    wait = fe.signin_limit.take(request.remote or "?")
-    if wait:
-        return _too_many(request, wait)
-    form = await request.post()
-    annotator = str(form.get("annotator", "")).strip()
-    token = str(form.get("token", "")).strip()
-    if not annotator or not token or not fe.tokens.check(annotator, token):
-        fe.metrics.auth_failures.inc()
-        body = render_page("signin", title="Sign in", error="Unknown annotator or wrong token.")
-        return web.Response(text=body, status=401, content_type="text/html")
-    response = _see_other("/tasks/next")
-    response.set_cookie(
-        COOKIE,
-        format_credential(annotator, token),
-        httponly=True,
-        samesite="Strict",
-        secure=fe.secure_cookie,
-        path="/",
-    )
-    return response
-
-
-async def signout(request: web.Request) -> web.StreamResponse:
-    response = _see_other("/signin")
-    response.del_cookie(COOKIE, path="/")
-    return response
-
-
-def _too_many(request: web.Request, wait: float) -> web.Response:
-    response = _error(request, 429, "Too many requests", f"try again in {wait:.1f} s")
-    response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
-    return response
-
-
 # tasks -------------------------------------------------------------------------------------
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    return _see_other("/tasks/next")
+    return see_other("/tasks/next")
 
 
 async def next_task(request: web.Request) -> web.StreamResponse:
-    fe = _fe(request)
+    fe = fe_of(request)
     annotator: str = request[ANNOTATOR]
     task = fe.queue.next_for(annotator) if fe.is_ready() else None
     return _render_task(request, task)
 
 
 async def show_task(request: web.Request) -> web.StreamResponse:
-    fe = _fe(request)
+    fe = fe_of(request)
     annotator: str = request[ANNOTATOR]
     task = fe.queue.get(annotator, request.match_info["assignment_id"])
     if task is None:
-        return _error(request, 404, "Not found", "no such task in your queue")
+        return error(request, 404, "Not found", "no such task in your queue")
     return _render_task(request, task)
 
 
 def _render_task(request: web.Request, task: TaskAssigned | None) -> web.StreamResponse:
-    fe = _fe(request)
+    fe = fe_of(request)
     started = time.perf_counter()
     annotator: str = request[ANNOTATOR]
     if task is None:
-        if _wants_json(request):
+        if wants_json(request):
             return web.json_response({"task": None, "ready": fe.is_ready()})
         body = render_page(
             "empty",
@@ -208,9 +119,9 @@ def _render_task(request: web.Request, task: TaskAssigned | None) -> web.StreamR
         return web.Response(text=body, content_type="text/html")
     schema = fe.queue.schema(task.schema_version)
     if schema is None:
-        return _error(request, 503, "Schema unknown", f"schema {task.schema_version} not read yet")
+        return error(request, 503, "Schema unknown", f"schema {task.schema_version} not read yet")
     fe.metrics.tasks_served.labels(task.pool).inc()
-    if _wants_json(request):
+    if wants_json(request):
         data = task.model_dump(mode="json", exclude={"envelope", "cost_usd"})
         if task.pool != "expert":
             data.pop("prior_votes", None)  # crowd annotators are blind to each other
@@ -231,14 +142,14 @@ def _render_task(request: web.Request, task: TaskAssigned | None) -> web.StreamR
 
 
 async def submit(request: web.Request) -> web.StreamResponse:
-    fe = _fe(request)
+    fe = fe_of(request)
     started = time.perf_counter()
     annotator: str = request[ANNOTATOR]
     assignment_id = request.match_info["assignment_id"]
     wait = fe.submit_limit.take(annotator)
     if wait:
         fe.metrics.rejected.labels("rate_limited").inc()
-        return _too_many(request, wait)
+        return too_many(request, wait)
     if request.content_type == "application/json":
         try:
             raw = await request.json()
@@ -248,30 +159,41 @@ async def submit(request: web.Request) -> web.StreamResponse:
             return _reject(request, SubmissionRejected("body", "want a JSON object"))
         items = list(raw.items())
     else:
-        items = list((await request.post()).items())
+        try:
+            items = await read_form(request)
+        except UndecodableCredential:
+            return _reject(request, SubmissionRejected("body", "not UTF-8 text"))
     if len(items) > _MAX_FIELDS:
         return _reject(request, SubmissionRejected("body", "too many fields"))
     form: dict[str, str] = {}
     for key, value in items:
         if not isinstance(value, str | int | float) or isinstance(value, bool) or key in form:
             return _reject(request, SubmissionRejected(str(key)[:40], "one plain value expected"))
-        form[str(key)] = str(value)
+        try:
+            form[require_text(str(key), "field")] = require_text(str(value), "value")
+        except UndecodableCredential:
+            return _reject(request, SubmissionRejected("body", "not UTF-8 text"))
     claim = fe.queue.claim(annotator, assignment_id)
     if claim is None:
         fe.metrics.rejected.labels("not_found").inc()
         if fe.queue.is_pending(annotator, assignment_id):
-            return _error(request, 409, "Conflict", "this task is being submitted already")
-        return _error(request, 404, "Not found", "no such task in your queue")
+            return error(request, 409, "Conflict", "this task is being submitted already")
+        return error(request, 404, "Not found", "no such task in your queue")
     task = claim.task
+    if claim.elapsed_ms is None:  # the time spent could only come from the client: refuse
+        fe.queue.release(assignment_id)
+        fe.metrics.rejected.labels("not_served").inc()
+        return error(request, 409, "Not served yet", "open this task (GET it) before answering it")
     schema = fe.queue.schema(task.schema_version)
     try:
         if schema is None:
             raise SubmissionRejected("schema_version", f"{task.schema_version} is not known")
-        elapsed = None
-        if claim.served_at is not None:
-            elapsed = int((time.monotonic() - claim.served_at) * 1000)
         event = build_outcome(
-            task, schema, form, vote_or_adjudication_id=outcome_id(task), server_elapsed_ms=elapsed
+            task,
+            schema,
+            form,
+            vote_or_adjudication_id=outcome_id(task),
+            server_elapsed_ms=claim.elapsed_ms,
         )
     except SubmissionRejected as exc:
         fe.queue.release(assignment_id)
@@ -281,7 +203,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     except PublishError as exc:
         fe.queue.release(assignment_id)
         fe.metrics.rejected.labels("broker").inc()
-        return _error(request, 503, "Not saved", f"{exc}; submit again")
+        return error(request, 503, "Not saved", f"{exc}; submit again")
     fe.queue.record_outcome(outcome_id(task))
     draft = "yes" if task.prelabel is not None else "no"
     fe.metrics.votes_produced.labels(task.pool, draft).inc()
@@ -290,14 +212,14 @@ async def submit(request: web.Request) -> web.StreamResponse:
         fe.metrics.label_seconds.labels(task.pool, draft).observe(spent / 1000)
     fe.metrics.pending.set(fe.queue.depth())
     fe.metrics.request_seconds.labels("submit").observe(time.perf_counter() - started)
-    if _wants_json(request):
+    if wants_json(request):
         return web.json_response({"event_id": event.event_id, "outcome_id": outcome_id(task)})
-    return _see_other("/tasks/next")
+    return see_other("/tasks/next")
 
 
 def _reject(request: web.Request, exc: SubmissionRejected) -> web.Response:
-    _fe(request).metrics.rejected.labels("invalid").inc()
-    return _error(request, 400, "Rejected", str(exc))
+    fe_of(request).metrics.rejected.labels("invalid").inc()
+    return error(request, 400, "Rejected", str(exc))
 
 
 # operations --------------------------------------------------------------------------------
@@ -308,14 +230,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    fe = _fe(request)
+    fe = fe_of(request)
     ready = fe.is_ready()
     body = {"ready": ready, "pending": fe.queue.depth()}
     return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    data = generate_latest(_fe(request).metrics.registry)
+    data = generate_latest(fe_of(request).metrics.registry)
     response = web.Response(body=data)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

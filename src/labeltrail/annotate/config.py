@@ -43,6 +43,22 @@ class AnnotateSettings(BaseSettings):
     signin_burst: int = Field(10, ge=1)
     """``LABELTRAIL_ANNOTATE_SIGNIN_BURST``: sign-in attempts a client may make at once."""
 
+    auth_fail_rate: float = Field(0.1, gt=0)
+    """``LABELTRAIL_ANNOTATE_AUTH_FAIL_RATE``: failed credentials (bearer, session cookie or
+    sign-in) forgiven per second, per client address and per credential."""
+
+    auth_fail_burst: int = Field(10, ge=1)
+    """``LABELTRAIL_ANNOTATE_AUTH_FAIL_BURST``: failures allowed before a 429."""
+
+    session_max_age: float = Field(12 * 3600.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_SESSION_MAX_AGE``: seconds a sign-in session lasts (12 h)."""
+
+    session_idle: float = Field(3600.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_SESSION_IDLE``: seconds without a request that end a session."""
+
+    token_max_age: float = Field(90 * 86400.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_TOKEN_MAX_AGE``: seconds a token lasts after its issue time (90 d)."""
+
     secure_cookie: bool = False
     """``LABELTRAIL_ANNOTATE_SECURE_COOKIE``: mark the session cookie Secure (behind TLS)."""
 

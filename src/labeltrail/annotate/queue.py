@@ -29,10 +29,14 @@ def outcome_id(task: TaskAssigned) -> str:
 
 @dataclass(frozen=True)
 class Claim:
-    """A task held by one in-flight submission, with when it was first served."""
+    """A task held by one in-flight submission.
+
+    ``elapsed_ms``: from when this process first served the task to its annotator to the
+    claim; None if it never served it (the submission is then refused, see ``app.py``).
+    """
 
     task: TaskAssigned
-    served_at: float | None
+    elapsed_ms: int | None
 
 
 class TaskQueue:
@@ -112,7 +116,10 @@ class TaskQueue:
             if task is None or assignment_id in self._claimed:
                 return None
             self._claimed.add(assignment_id)
-            return Claim(task, self._served_at.get(assignment_id))
+            served_at = self._served_at.get(assignment_id)
+            if served_at is None:
+                return Claim(task, None)
+            return Claim(task, max(0, int((self._clock() - served_at) * 1000)))
 
     def release(self, assignment_id: str) -> None:
         """Give a claimed task back (its answer could not be produced)."""

@@ -1,4 +1,4 @@
-"""Token-bucket rate limits, one bucket per key (annotator or client address)."""
+"""Token-bucket rate limits, one bucket per key (annotator, client address or credential)."""
 
 from __future__ import annotations
 
@@ -32,12 +32,23 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, stamp = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - stamp) * self.rate)
+
+    def peek(self, *keys: str) -> float:
+        """Spend nothing: 0.0 if every key has a token left, else the longest wait."""
+        now = self._clock()
+        with self._lock:
+            return max(
+                (max(0.0, 1.0 - self._tokens(k, now)) / self.rate for k in keys), default=0.0
+            )
+
     def take(self, key: str) -> float:
         """Spend a token: 0.0 if allowed, else the seconds until one is available."""
         now = self._clock()
         with self._lock:
-            tokens, stamp = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
+            tokens = self._tokens(key, now)
             if tokens >= 1.0:
                 self._buckets[key] = (tokens - 1.0, now)
                 wait = 0.0

@@ -24,6 +24,7 @@ from labeltrail.annotate.metrics import Metrics
 from labeltrail.annotate.publish import KafkaSink
 from labeltrail.annotate.queue import TaskQueue
 from labeltrail.annotate.ratelimit import RateLimiter
+from labeltrail.annotate.sessions import SessionStore
 from labeltrail.annotate.sink import Sink
 from labeltrail.config import Settings
 from labeltrail.exceptions import ConfigurationError
@@ -44,9 +45,10 @@ class AnnotateService:
     ) -> None:
         self.settings = settings
         self.config = config
-        tokens = (
-            tokens if tokens is not None else TokenStore.load(config.tokens_file, config.tokens)
-        )
+        if tokens is None:
+            tokens = TokenStore.load(
+                config.tokens_file, config.tokens, max_age=config.token_max_age
+            )
         if not len(tokens):
             raise ConfigurationError(
                 "no annotator tokens: set LABELTRAIL_ANNOTATE_TOKENS_FILE or _TOKENS"
@@ -64,6 +66,8 @@ class AnnotateService:
             tokens=tokens,
             submit_limit=RateLimiter(config.submit_rate, config.submit_burst),
             signin_limit=RateLimiter(config.signin_rate, config.signin_burst),
+            sessions=SessionStore(max_age=config.session_max_age, idle=config.session_idle),
+            auth_limit=RateLimiter(config.auth_fail_rate, config.auth_fail_burst),
             metrics=self.metrics,
             is_ready=lambda: self.feed.caught_up.is_set() and self.feed.failed is None,
             secure_cookie=config.secure_cookie,

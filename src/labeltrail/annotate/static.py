@@ -2,7 +2,7 @@
 
 Keyboard map: ``1``-``9`` pick a class, the question keys (``q w e r ...``) cycle the answers
 of each atomic question, ``Enter`` submits (with no class picked it confirms the draft),
-``Escape`` clears the choices. ``time_ms`` is set on submit to the time the page was shown.
+``Escape`` clears the choices. The time spent is measured by the server, not here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ __all__ = ["APP_CSS", "APP_JS"]
 
 APP_JS = r"""'use strict';
 (function () {
-  const shownAt = performance.now();
   function onKey(e) {
     const form = document.getElementById('task-form');
     if (!form || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -52,16 +51,9 @@ APP_JS = r"""'use strict';
       document.getElementById('hint').classList.add('error');
       return;
     }
-    form.elements['time_ms'].value = String(Math.round(performance.now() - shownAt));
     form.requestSubmit();
   }
   document.addEventListener('keydown', onKey);
-  document.addEventListener('submit', function (e) {
-    const form = e.target;
-    if (form.id === 'task-form' && !form.elements['time_ms'].value) {
-      form.elements['time_ms'].value = String(Math.round(performance.now() - shownAt));
-    }
-  });
 })();
 """
 

@@ -4,7 +4,8 @@ Nothing from the browser is trusted: the label must be a class of the task's sch
 every answer must be to a question the task asks and one of that question's answers, numbers
 must parse and lie in range, and any other field is refused. ``prelabel_shown`` comes from the
 task itself (the page always shows a draft the task carries), and the time spent is the
-client's measure capped by the server's own (from first serving the task to the submit).
+server's own measure (from serving the task to this annotator to the submit); a client's
+``time_ms`` is accepted for older clients and ignored, since ``VoteCast`` has no field for it.
 """
 
 from __future__ import annotations
@@ -78,12 +79,12 @@ def build_outcome(
     form: Mapping[str, str],
     *,
     vote_or_adjudication_id: str,
-    server_elapsed_ms: int | None,
+    server_elapsed_ms: int,
 ) -> VoteCast | AdjudicationRecorded:
     """The event a valid submission produces; raises :class:`SubmissionRejected` otherwise.
 
     ``form`` maps field names to single values: ``label``, ``answer.<question_id>``,
-    ``time_ms``, ``confidence`` and, for expert tasks, ``note``.
+    ``confidence`` and, for expert tasks, ``note`` (``time_ms`` is ignored).
     """
     expert = task.pool == "expert"
     known = _EXPERT_FIELDS if expert else _CROWD_FIELDS
@@ -101,12 +102,6 @@ def build_outcome(
     confidence = _number(form, "confidence")
     if confidence is not None and not 0.0 <= confidence <= 1.0:
         raise SubmissionRejected("confidence", "must be between 0 and 1")
-    client_ms = _number(form, "time_ms")
-    if client_ms is not None and client_ms < 0:
-        raise SubmissionRejected("time_ms", "must not be negative")
-    time_ms = int(client_ms) if client_ms is not None else (server_elapsed_ms or 0)
-    if server_elapsed_ms is not None:
-        time_ms = min(time_ms, server_elapsed_ms)
     if expert:
         if not task.request_id:
             raise SubmissionRejected("task", "expert task carries no adjudication request id")
@@ -144,6 +139,6 @@ def build_outcome(
         label=label,
         answers=answers,
         confidence=confidence,
-        time_spent_ms=max(0, time_ms),
+        time_spent_ms=max(0, server_elapsed_ms),
         prelabel_shown=task.prelabel is not None,
     )

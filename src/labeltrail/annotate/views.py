@@ -84,7 +84,6 @@ value="{{ a }}">{{ a }}</label>{% endfor %}</div>{% endfor %}
 {% if expert %}<label>Confidence <input name="confidence" type="number" min="0" max="1"
 step="0.05" value="0.9"></label>
 <label>Note <textarea name="note" maxlength="2000"></textarea></label>{% endif %}
-<input type="hidden" name="time_ms" value="">
 <p id="hint">Keys: <kbd>1</kbd>-<kbd>{{ classes|length }}</kbd> class,
 {% if questions %}<kbd>{{ questions[0].key }}</kbd>&hellip; answer a question, {% endif %}
 <kbd>Enter</kbd> submit{{ ' (confirms the draft)' if task.prelabel else '' }}.</p>

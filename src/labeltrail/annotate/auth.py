@@ -215,7 +215,7 @@ class TokenStore:
         self._stamp = stamp
         try:
             text = path.read_text()
-            self._racy = self._clock() - path.stat().st_mtime < _RACY_S
+            self._racy = time.time() - path.stat().st_mtime < _RACY_S
             if text == self._text:
                 return
             self._file, self._text = _parse(text.splitlines()), text

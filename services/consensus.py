@@ -1,17 +1,8 @@
 """Consensus: votes in; rolling consensus, adjudication requests and honeypot scores out."""
 
-from labeltrail.config import Settings
 from labeltrail.kafka.serve import serve
-from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
-
-
-def make(settings: Settings) -> ConsensusFold:
-    return ConsensusFold(
-        ConsensusConfig(
-            agreement_threshold=settings.agreement_threshold, method=settings.consensus_method
-        )
-    )
-
+from labeltrail.stages import STAGES
 
 if __name__ == "__main__":
-    raise SystemExit(serve(make, scalable=True))
+    stage = STAGES["consensus"]
+    raise SystemExit(serve(stage.make, scalable=stage.scalable))

@@ -8,8 +8,8 @@ for the platform ``PlatformConfig.sized(n_comments, seed=seed)``.
 import sys
 
 from labeltrail.config import Settings
+from labeltrail.folds.base import Fold
 from labeltrail.kafka.serve import serve
-from labeltrail.pipeline.base import Fold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 
 

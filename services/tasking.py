@@ -1,13 +1,8 @@
 """Tasking: scored comments and adjudication requests in; tasks and assignments out."""
 
-from labeltrail.config import Settings
 from labeltrail.kafka.serve import serve
-from labeltrail.pipeline.tasking import TaskingFold
-
-
-def make(settings: Settings) -> TaskingFold:
-    return TaskingFold(settings.tasking_config())
-
+from labeltrail.stages import STAGES
 
 if __name__ == "__main__":
-    raise SystemExit(serve(make, scalable=True))
+    stage = STAGES["tasking"]
+    raise SystemExit(serve(stage.make, scalable=stage.scalable))

@@ -1,6 +1,6 @@
 """Trainer: comments, gold verdicts, votes, labels and exports in; exports and models out.
 
-Wiring only: :class:`labeltrail.learning.retrain_fold.RetrainFold` run by
+Wiring only: :class:`labeltrail.folds.trainer.RetrainFold` run by
 :func:`labeltrail.kafka.serve.serve`, given the torch trainer and the onnxruntime loader it
 checks parity with. Every ``LABELTRAIL_TRAINER_EVERY_LABELS`` new committed labels (and on every
 ``labeltrail export create``) it trains on the export's soft labels, evaluates on the gold set
@@ -9,22 +9,9 @@ up. Artifacts go to ``LABELTRAIL_LEARNING_MODELS_DIR`` (shared with the scorer).
 ``scalable``: one copy reads every partition.
 """
 
-from labeltrail.config import Settings
 from labeltrail.kafka.serve import serve
-from labeltrail.learning.retrain_fold import RetrainFold
-from labeltrail.learning.retrain_settings import TrainerSettings
-from labeltrail.learning.settings import LearningSettings
-from labeltrail.learning.train_job import onnx_scorer, torch_trainer
-
-
-def make(settings: Settings) -> RetrainFold:
-    return RetrainFold(
-        models_dir=LearningSettings().models_dir,
-        make_trainer=torch_trainer,
-        load_scorer=onnx_scorer,
-        config=TrainerSettings().config(),
-    )
-
+from labeltrail.stages import STAGES
 
 if __name__ == "__main__":
-    raise SystemExit(serve(make))
+    stage = STAGES["trainer"]
+    raise SystemExit(serve(stage.make, scalable=stage.scalable))

@@ -16,14 +16,15 @@ from typing import Any
 
 from labeltrail.config import Settings
 from labeltrail.events.models import LabelCommitted
-from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
-from labeltrail.pipeline.iaa import IaaConfig, IaaFold
-from labeltrail.pipeline.labels import LabelsFold
-from labeltrail.pipeline.reliability import ReliabilityConfig, ReliabilityFold
-from labeltrail.pipeline.replay import Replay
-from labeltrail.pipeline.tasking import TaskingFold
+from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.folds.iaa import IaaConfig, IaaFold
+from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
+from labeltrail.folds.replay import Replay
+from labeltrail.folds.tasking import TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
-from tests.pipeline.helpers import suffix_topic
+from labeltrail.stages import tasking_config
+from tests.folds.helpers import suffix_topic
 
 FIXTURE = Path(__file__).parent / "fixtures" / "behaviour.json"
 
@@ -36,8 +37,10 @@ def observe() -> dict[str, Any]:
         [
             SimulatedScorer(platform, threshold=settings.low_margin_threshold),
             TaskingFold(
-                settings.tasking_config(
-                    min_crowd_pool=len(platform.crowd_ids), gold_set_size=platform.config.n_gold
+                tasking_config(
+                    settings,
+                    min_crowd_pool=len(platform.crowd_ids),
+                    gold_set_size=platform.config.n_gold,
                 )
             ),
             SimulatedAnnotators(platform),

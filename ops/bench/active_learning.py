@@ -81,7 +81,7 @@ def _convabuse() -> Task:
 def _fit_predict(task: Task, idx: np.ndarray, seed: int, committee: int) -> tuple[Any, Any]:
     """Pool and test probabilities; a committee returns (n_models, n, k) for the pool."""
     from labeltrail.learning.features import HashingFeaturizer
-    from labeltrail.learning.training import SoftLabelTrainer
+    from labeltrail.ml.training import SoftLabelTrainer
 
     rng = np.random.default_rng(seed)
     pool_probs, test_probs = [], []

@@ -47,7 +47,7 @@ import time
 from typing import Any
 
 from labeltrail.audit import to_jsonable
-from labeltrail.audit_cli import LABEL_ORDER
+from labeltrail.cli.audit import LABEL_ORDER
 from labeltrail.clickhouse.client import (
     apply_ddl,
     connect,

@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--skip-peer", action="store_true", help="time labeltrail only")
     parser.add_argument("--no-glad", action="store_true", help="skip the GLAD comparison")
     args = parser.parse_args()
-    from labeltrail.quality.simulate import simulate_crowd
+    from labeltrail.sim.crowd import simulate_crowd
 
     n_items, n_annotators = SCALES[args.scale]
     crowd = simulate_crowd(n_items, n_annotators, 3, seed=args.seed)

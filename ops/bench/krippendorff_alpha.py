@@ -19,7 +19,7 @@ import krippendorff
 import numpy as np
 
 from labeltrail.quality.agreement import krippendorff_alpha, krippendorff_alpha_counts
-from labeltrail.quality.simulate import simulate_crowd
+from labeltrail.sim.crowd import simulate_crowd
 
 SCALES = {"small": (50_000, 60, 20_000, 20), "article": (800_000, 240, 100_000, 40)}
 LEVELS = ("nominal", "ordinal", "interval", "ratio")

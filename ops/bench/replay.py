@@ -55,10 +55,10 @@ from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import LabelCommitted, TaskCreated, VoteCast
 from labeltrail.events.serde import decode
 from labeltrail.events.topics import topic_name
-from labeltrail.kafka.runner import consumer_config
-from labeltrail.pipeline.base import Rejected
-from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold, ConsensusRow, RequestRow
-from labeltrail.pipeline.labels import LabelRow, LabelsFold
+from labeltrail.folds.base import Rejected
+from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold, ConsensusRow, RequestRow
+from labeltrail.folds.labels import LabelRow, LabelsFold
+from labeltrail.kafka.consumer import consumer_config
 
 SPAWN = mp.get_context("spawn")
 ORDER = ("schemas", "tasks", "votes", "adjudications")

@@ -41,10 +41,10 @@ from streaming_parts import emit, note, synthetic_history
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.columnar import TaskRow, VoteRow
 from labeltrail.events.models import TaskCreated, VoteCast
+from labeltrail.folds import consensus as new_consensus
+from labeltrail.folds import labels as new_labels
+from labeltrail.folds.base import Rejected
 from labeltrail.ontology import moderation_schema_v3
-from labeltrail.pipeline import consensus as new_consensus
-from labeltrail.pipeline import labels as new_labels
-from labeltrail.pipeline.base import Rejected
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,8 +59,8 @@ def baseline_modules(rev: str, into: Path) -> tuple[ModuleType, ModuleType]:
 
     modules = []
     for name in ("consensus", "labels"):
-        text = source(f"src/labeltrail/pipeline/{name}.py").replace(
-            "from labeltrail.pipeline.consensus import", "from baseline_consensus import"
+        text = source(f"src/labeltrail/folds/{name}.py").replace(
+            "from labeltrail.folds.consensus import", "from baseline_consensus import"
         )
         path = into / f"baseline_{name}.py"
         path.write_text(text)

@@ -146,9 +146,9 @@ def main() -> None:
     import torch
 
     from labeltrail.learning.features import blocks_by_length
-    from labeltrail.learning.scoring import OnnxTextScorer
-    from labeltrail.learning.torch_model import predict_proba_torch
-    from labeltrail.learning.training import SoftLabelTrainer
+    from labeltrail.ml.scoring import OnnxTextScorer
+    from labeltrail.ml.torch_model import predict_proba_torch
+    from labeltrail.ml.training import SoftLabelTrainer
     from labeltrail.ontology.schema import MODERATION_CLASSES
 
     torch.set_num_threads(1)

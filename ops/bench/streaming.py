@@ -66,8 +66,8 @@ from labeltrail.events.models import ConsensusUpdated, LabelCommitted, TaskCreat
 from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config, high_watermark
 from labeltrail.kafka.producer import EventProducer, producer_config
-from labeltrail.kafka.runner import consumer_config, high_watermark
 
 REPO = Path(__file__).resolve().parents[2]
 SPAWN = mp.get_context("spawn")

@@ -30,14 +30,14 @@ from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.models import LabelCommitted, TaskCreated, VoteCast
 from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_name
+from labeltrail.folds.base import Fold
+from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.folds.labels import LabelsFold
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config
 from labeltrail.kafka.producer import producer_config
-from labeltrail.kafka.runner import consumer_config
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.ontology.schema import MODERATION_CLASSES
-from labeltrail.pipeline.base import Fold
-from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
-from labeltrail.pipeline.labels import LabelsFold
 
 __all__ = [
     "Raw",
@@ -233,7 +233,7 @@ def replay_folds(batches: Iterator[list[bytes]], *, keep_labels: bool = False) -
 
 
 def _make_fold(kind: str, n_comments: int) -> Fold:
-    from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
+    from labeltrail.folds.tasking import TaskingConfig, TaskingFold
     from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators
 
     if kind == "tasking":

@@ -7,13 +7,9 @@ read as is, because that is the name operators already use.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from labeltrail.pipeline.tasking import TaskingConfig
 
 __all__ = ["Settings", "settings"]
 
@@ -110,22 +106,6 @@ class Settings(BaseSettings):
 
     low_margin_threshold: float = Field(0.1, ge=0.0, le=1.0)
     """``LABELTRAIL_LOW_MARGIN_THRESHOLD``: a model margin below it routes to annotation."""
-
-    def tasking_config(self, **overrides: Any) -> TaskingConfig:
-        """The tasking stage's configuration from these settings (``overrides`` win)."""
-        from labeltrail.pipeline.tasking import TaskingConfig
-
-        fields: dict[str, Any] = {
-            "redundancy": self.redundancy,
-            "min_crowd_pool": self.min_crowd_pool,
-            "honeypot_rate": self.honeypot_rate,
-            "gold_set_size": self.gold_set_size,
-            "low_margin_threshold": self.low_margin_threshold,
-            "crowd_cost_usd": self.crowd_cost_usd,
-            "expert_cost_usd": self.expert_cost_usd,
-        }
-        fields.update(overrides)
-        return TaskingConfig(**fields)
 
     def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings for this cluster (the only place the secret is revealed)."""

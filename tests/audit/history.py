@@ -25,10 +25,10 @@ from labeltrail.events import (
     VoteCast,
     encode,
 )
-from labeltrail.pipeline.base import Output
-from labeltrail.pipeline.iaa import IaaFold
+from labeltrail.folds.base import Output
+from labeltrail.folds.iaa import IaaFold
 from labeltrail.sim import Platform, PlatformConfig
-from tests.pipeline.helpers import run_in_memory, suffix_topic
+from tests.folds.helpers import run_in_memory, suffix_topic
 
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
 

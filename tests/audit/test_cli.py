@@ -11,8 +11,8 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from typer.testing import CliRunner
 
-from labeltrail import audit_cli
 from labeltrail.cli import app
+from labeltrail.cli import audit as audit_cli
 from labeltrail.events import Event, LabelCommitted
 from labeltrail.quality.blindspots import (
     FLEISS_KAPPA,

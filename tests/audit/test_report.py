@@ -16,14 +16,14 @@ from clickhouse_connect.driver.client import Client
 from PIL import Image
 
 from labeltrail.clickhouse.client import apply_ddl, connect
-from labeltrail.demo import DEMO_DAYS
-from labeltrail.pipeline.iaa import IaaFold
-from labeltrail.pipeline.reliability import ReliabilityConfig, ReliabilityFold
+from labeltrail.folds.iaa import IaaFold
+from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.report.html import ReportOptions, write_report
 from labeltrail.sim import Platform, PlatformConfig
+from labeltrail.sim.demo import DEMO_DAYS
 from tests.audit.history import blind_spot_scenario, project
+from tests.folds.helpers import run_in_memory
 from tests.integration.test_annotate_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser
-from tests.pipeline.helpers import run_in_memory
 
 # chart -> (y axis label, x axis label)
 CHARTS = {

@@ -31,7 +31,7 @@ from labeltrail.events import (
     encode,
 )
 from tests.audit.history import adjudicated_comment, project
-from tests.pipeline.helpers import suffix_topic
+from tests.folds.helpers import suffix_topic
 
 REFERENCE_TRACE = reference_query("trace_final")
 

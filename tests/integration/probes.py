@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, TopicPartition
 from labeltrail.config import Settings
 from labeltrail.events import Event, decode
 from labeltrail.events.topics import topic_name
-from labeltrail.kafka.runner import consumer_config, high_watermark
+from labeltrail.kafka.consumer import consumer_config, high_watermark
 
 
 def _partitions(

@@ -22,16 +22,16 @@ import pytest
 from labeltrail.clickhouse.client import apply_ddl, connect
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.config import Settings
-from labeltrail.demo import seed_platform
 from labeltrail.events import LabelCommitted
+from labeltrail.folds.consensus import ConsensusFold
+from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.tasking import TaskingFold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.scaleout import BROADCAST_INPUTS
-from labeltrail.pipeline.consensus import ConsensusFold
-from labeltrail.pipeline.labels import LabelsFold
-from labeltrail.pipeline.tasking import TaskingFold
 from labeltrail.sim import Platform, PlatformConfig
+from labeltrail.sim.demo import seed_platform
+from tests.folds.helpers import final_labels, run_in_memory
 from tests.integration.probes import read_topic, wait_for_progress, wait_until_settled
-from tests.pipeline.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,11 +12,12 @@ from labeltrail.events import DeadLettered, decode, encode
 from labeltrail.events.avro import committed_schemas, writer_schemas
 from labeltrail.events.serde import encode_with
 from labeltrail.events.topics import topic_name
+from labeltrail.folds.consensus import ConsensusFold
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import StageRunner, consumer_config
+from labeltrail.kafka.runner import StageRunner
 from labeltrail.ontology import moderation_schema_v3
-from labeltrail.pipeline.consensus import ConsensusFold
 from tests.events.samples import sample_event
 
 pytestmark = pytest.mark.integration

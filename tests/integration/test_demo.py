@@ -13,9 +13,9 @@ import pytest
 
 from labeltrail.clickhouse.client import connect
 from labeltrail.config import Settings
-from labeltrail.demo import DEMO_DAYS, run_demo
 from labeltrail.sim import Platform, PlatformConfig
-from tests.pipeline.helpers import final_labels, run_in_memory
+from labeltrail.sim.demo import DEMO_DAYS, run_demo
+from tests.folds.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from labeltrail.cli.export import export_app
 from labeltrail.clickhouse.client import apply_ddl, connect
 from labeltrail.config import Settings
 from labeltrail.events.models import ExportCreated
 from labeltrail.export.build import create_export, find_export
-from labeltrail.export.cli import export_app
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from tests.audit.history import simulated

@@ -26,13 +26,14 @@ from labeltrail.events import decode, encode
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.models import DeadLettered, VoteCast
 from labeltrail.events.topics import topic_name
+from labeltrail.folds.base import Output
+from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import StageRunner, consumer_config
-from labeltrail.pipeline.base import Output
-from labeltrail.pipeline.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.kafka.runner import StageRunner
 from labeltrail.sim import Platform, PlatformConfig
-from tests.pipeline.helpers import run_in_memory
+from tests.folds.helpers import run_in_memory
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from labeltrail.cli import app
 from labeltrail.config import Settings
 from labeltrail.events import AdjudicationRecorded, CommentPosted
 from labeltrail.events.base import LogPosition
+from labeltrail.folds.tasking import TaskingFold
 from labeltrail.gold import InvalidGoldError, parse_gold
 from labeltrail.kafka.admin import ensure_topics
-from labeltrail.pipeline.tasking import TaskingFold
 from tests.integration.probes import read_topic
 
 ITEM = {

@@ -20,15 +20,16 @@ from labeltrail.events.models import (
     VoteCast,
 )
 from labeltrail.events.topics import topic_name
+from labeltrail.folds.base import Fold
+from labeltrail.folds.iaa import IaaFold
+from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
+from labeltrail.folds.replay import Replay
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import StageRunner, consumer_config
+from labeltrail.kafka.runner import StageRunner
 from labeltrail.ontology import moderation_schema_v3
-from labeltrail.pipeline.base import Fold
-from labeltrail.pipeline.iaa import IaaFold
-from labeltrail.pipeline.reliability import ReliabilityConfig, ReliabilityFold
-from labeltrail.pipeline.replay import Replay
-from tests.pipeline.helpers import suffix_topic
+from tests.folds.helpers import suffix_topic
 
 pytestmark = pytest.mark.integration
 

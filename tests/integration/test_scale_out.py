@@ -8,19 +8,19 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from labeltrail.config import Settings
-from labeltrail.demo import seed_platform
 from labeltrail.events import LabelCommitted, TaskCreated
 from labeltrail.events.base import Event
+from labeltrail.folds.base import Fold
+from labeltrail.folds.consensus import ConsensusFold
+from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.tasking import TaskingConfig, TaskingFold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.kafka.scaleout import BROADCAST_INPUTS, GroupStageRunner
-from labeltrail.pipeline.base import Fold
-from labeltrail.pipeline.consensus import ConsensusFold
-from labeltrail.pipeline.labels import LabelsFold
-from labeltrail.pipeline.tasking import TaskingConfig, TaskingFold
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
+from labeltrail.sim.demo import seed_platform
+from tests.folds.helpers import final_labels, run_in_memory
 from tests.integration.probes import read_topic, wait_for_progress, wait_until_settled
-from tests.pipeline.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

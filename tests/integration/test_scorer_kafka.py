@@ -15,8 +15,10 @@ from labeltrail.events import decode
 from labeltrail.events.models import CommentPosted, CommentScored, ModelPublished
 from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import StageRunner, consumer_config
+from labeltrail.kafka.runner import StageRunner
+from labeltrail.ml.train_job import onnx_scorer
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from tests.learning.conftest import require, toy_corpus
 
@@ -41,7 +43,7 @@ def _comment(i: int, text: str) -> CommentPosted:
 def _publish(models_dir: Path, version: str, seed: int) -> ModelPublished:
     from labeltrail.learning.features import HashingFeaturizer
     from labeltrail.learning.publish import artifact_path, model_published
-    from labeltrail.learning.training import SoftLabelTrainer
+    from labeltrail.ml.training import SoftLabelTrainer
 
     texts, targets = toy_corpus(repeat=4, seed=seed)
     trainer = SoftLabelTrainer(
@@ -82,7 +84,7 @@ def test_scorer_scores_and_hot_swaps_without_restart(
     require("torch")
     require("onnxscript")
     require("onnxruntime")
-    from labeltrail.learning.scorer_fold import ScorerFold
+    from labeltrail.folds.scorer import ScorerFold
 
     settings = pipeline_settings
     ensure_topics(settings)
@@ -93,7 +95,7 @@ def test_scorer_scores_and_hot_swaps_without_restart(
         producer.send(_comment(i, text))
     producer.flush()
 
-    fold = ScorerFold(models_dir=tmp_path, threshold=0.1)
+    fold = ScorerFold(load=onnx_scorer, models_dir=tmp_path, threshold=0.1)
     runner = StageRunner(fold, settings)
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(stop,))

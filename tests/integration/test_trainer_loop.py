@@ -38,11 +38,11 @@ from labeltrail.events.models import (
 )
 from labeltrail.events.topics import topic_name
 from labeltrail.export.build import EXPORT_TOPICS, rebuild_rows
-from labeltrail.export.log import end_positions
-from labeltrail.export.rows import AGGREGATOR, AGGREGATOR_PARAMS, content_hash
+from labeltrail.folds.export_rows import AGGREGATOR, AGGREGATOR_PARAMS, content_hash
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config
+from labeltrail.kafka.log import end_positions
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import consumer_config
 from labeltrail.sim import PlatformConfig
 from labeltrail.sim.platform import CODED
 from tests.learning.conftest import require
@@ -147,7 +147,7 @@ def test_labels_to_trainer_to_a_running_scorer_and_the_day30_figure(
     require("torch")
     require("onnxscript")
     require("onnxruntime")
-    from labeltrail.learning.scenario import Day30Config, day30_log
+    from labeltrail.sim.scenario import Day30Config, day30_log
 
     settings = pipeline_settings
     world = day30_log(Day30Config(platform=WORLD))

@@ -30,18 +30,19 @@ from labeltrail.config import Settings
 from labeltrail.events import DeadLettered, Event, LogPosition, encode
 from labeltrail.events.models import DEAD_LETTER_PREFIX
 from labeltrail.events.topics import events_on, topic_name
+from labeltrail.folds.base import Output
+from labeltrail.folds.consensus import ConsensusFold
+from labeltrail.folds.iaa import IaaFold
+from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.reliability import ReliabilityFold
+from labeltrail.folds.scorer import ScorerFold
+from labeltrail.folds.tasking import TaskingFold
+from labeltrail.folds.trainer import RetrainFold
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config
 from labeltrail.kafka.producer import EventProducer, ProduceError
-from labeltrail.kafka.runner import StageRunner, consumer_config
+from labeltrail.kafka.runner import StageRunner
 from labeltrail.kafka.scaleout import BROADCAST_INPUTS, GroupStageRunner
-from labeltrail.learning.retrain_fold import RetrainFold
-from labeltrail.learning.scorer_fold import ScorerFold
-from labeltrail.pipeline.base import Output
-from labeltrail.pipeline.consensus import ConsensusFold
-from labeltrail.pipeline.iaa import IaaFold
-from labeltrail.pipeline.labels import LabelsFold
-from labeltrail.pipeline.reliability import ReliabilityFold
-from labeltrail.pipeline.tasking import TaskingFold
 from tests.events.samples import sample_event
 from tests.integration.probes import read_topic
 
@@ -74,7 +75,7 @@ def _stages(tmp: str) -> dict[str, tuple[Callable[[], Any], bool]]:
         "labels": (LabelsFold, True),
         "reliability": (ReliabilityFold, False),
         "iaa": (IaaFold, False),
-        "scorer": (lambda: ScorerFold(models_dir=Path(tmp)), False),
+        "scorer": (lambda: ScorerFold(load=_unused, models_dir=Path(tmp)), False),
         "trainer": (
             lambda: RetrainFold(models_dir=Path(tmp), make_trainer=_unused, load_scorer=_unused),
             False,
@@ -247,24 +248,27 @@ def test_the_projector_dead_letters_poison_and_keeps_projecting(
     injector.send_raw(votes, b"c-1", encode(_event("VoteCast", "ordinary-2")))
     injector.flush()
 
-    stats = run_until_caught_up(Projector(client, settings), timeout=120)
-    # It also reads the dead letters it wrote (they are on the log): at least the 4 records.
-    assert stats.rejected == 2 and stats.consumed >= 4
-    assert stats.consumed == stats.projected + stats.rejected
-    assert (
-        BatchWriter(client, f"{settings.topic_prefix}.projector").stored_positions()[(votes, 0)]
-        == 4
-    )
-    again = run_until_caught_up(Projector(client, settings), timeout=120)
-    assert again.rejected == 0  # resumed past them: nothing is dead-lettered twice
-    rows = client.query(
-        "SELECT source_offset, reason_code, payload_size, payload_truncated, payload_sha256 "
-        "FROM dead_letters FINAL WHERE stage = 'projector' ORDER BY source_offset"
-    ).result_rows
-    assert [tuple(r[:4]) for r in rows] == [
-        (1, "undecodable", OVERSIZED, True),
-        (2, "wrong_topic", len(encode(sample_event("CommentPosted"))), False),
-    ]
-    assert rows[0][4] == hashlib.sha256(junk).hexdigest()
-    assert client.query("SELECT count() FROM comments FINAL").result_rows == [(0,)]
-    assert client.query("SELECT count() FROM votes FINAL").result_rows == [(2,)]
+    try:
+        stats = run_until_caught_up(Projector(client, settings), timeout=120)
+        # It also reads the dead letters it wrote (they are on the log): at least the 4 records.
+        assert stats.rejected == 2 and stats.consumed >= 4
+        assert stats.consumed == stats.projected + stats.rejected
+        assert (
+            BatchWriter(client, f"{settings.topic_prefix}.projector").stored_positions()[(votes, 0)]
+            == 4
+        )
+        again = run_until_caught_up(Projector(client, settings), timeout=120)
+        assert again.rejected == 0  # resumed past them: nothing is dead-lettered twice
+        rows = client.query(
+            "SELECT source_offset, reason_code, payload_size, payload_truncated, payload_sha256 "
+            "FROM dead_letters FINAL WHERE stage = 'projector' ORDER BY source_offset"
+        ).result_rows
+        assert [tuple(r[:4]) for r in rows] == [
+            (1, "undecodable", OVERSIZED, True),
+            (2, "wrong_topic", len(encode(sample_event("CommentPosted"))), False),
+        ]
+        assert rows[0][4] == hashlib.sha256(junk).hexdigest()
+        assert client.query("SELECT count() FROM comments FINAL").result_rows == [(0,)]
+        assert client.query("SELECT count() FROM votes FINAL").result_rows == [(2,)]
+    finally:
+        client.close()  # chdb serves one directory per process at a time

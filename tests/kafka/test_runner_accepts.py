@@ -10,10 +10,10 @@ import pytest
 from labeltrail.config import Settings
 from labeltrail.events import Event, LogPosition, encode
 from labeltrail.events.topics import topic_name
+from labeltrail.folds.base import Output
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
-from labeltrail.pipeline.base import Output
 from tests.events.samples import sample_event
 from tests.integration.probes import read_topic
 
@@ -73,9 +73,8 @@ def test_declared_types_are_decoded_and_the_rest_skipped(pipeline_settings: Sett
 
     # Without a declaration every record is decoded: the corrupt update is rejected too.
     everything = _run(Recorder("everything", None), pipeline_settings)
-    seen = ["AdjudicationRequested", "ConsensusUpdated", "AdjudicationRequested"] + [
-        "AdjudicationRequested"
-    ]
+    request = "AdjudicationRequested"
+    seen = [request, "ConsensusUpdated", request, request]
     assert everything.fold.seen == seen  # type: ignore[attr-defined]
     assert everything.stats.skipped == 0
     assert everything.stats.rejected == 2

@@ -69,7 +69,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     require("torch")
     require("onnxscript")
     from labeltrail.learning.features import HashingFeaturizer
-    from labeltrail.learning.training import SoftLabelTrainer
+    from labeltrail.ml.training import SoftLabelTrainer
 
     texts, targets = toy_corpus()
     trainer = SoftLabelTrainer(

@@ -12,8 +12,8 @@ def test_recall_on_the_blind_spot_rises_after_adjudicated_labels_train(tmp_path:
     require("torch")
     require("onnxscript")
     require("onnxruntime")
-    from labeltrail.learning.scenario import Day30Config, run_day30
     from labeltrail.sim import PlatformConfig
+    from labeltrail.sim.scenario import Day30Config, run_day30
 
     config = Day30Config(
         platform=PlatformConfig.day30(1_000, 250),

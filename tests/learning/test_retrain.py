@@ -18,16 +18,16 @@ from labeltrail.events.models import (
     LabelCommitted,
     ModelPublished,
 )
-from labeltrail.export.rows import AGGREGATOR, AGGREGATOR_PARAMS, ExportFold, content_hash
+from labeltrail.folds.base import Rejected
+from labeltrail.folds.export_rows import AGGREGATOR, AGGREGATOR_PARAMS, ExportFold, content_hash
+from labeltrail.folds.replay import Replay
+from labeltrail.folds.trainer import RetrainFold
 from labeltrail.learning.retrain import (
     ClassifierTrainer,
     ProbabilityScorer,
     RetrainConfig,
     model_version_for,
 )
-from labeltrail.learning.retrain_fold import RetrainFold
-from labeltrail.pipeline.base import Rejected
-from labeltrail.pipeline.replay import Replay
 from labeltrail.sim import PlatformConfig
 from labeltrail.sim.platform import CODED
 from tests.learning.conftest import TinyModel, require
@@ -43,13 +43,13 @@ class Factories:
     scorer_path: Path | None = None
 
     def make_trainer(self, cfg: RetrainConfig) -> ClassifierTrainer:
-        from labeltrail.learning.train_job import torch_trainer
+        from labeltrail.ml.train_job import torch_trainer
 
         self.trained += 1
         return torch_trainer(cfg)
 
     def load_scorer(self, path: Path, sha256: str) -> ProbabilityScorer:
-        from labeltrail.learning.scoring import OnnxTextScorer
+        from labeltrail.ml.scoring import OnnxTextScorer
 
         if self.scorer_path is not None:  # a different artifact: parity must catch it
             return OnnxTextScorer(self.scorer_path)
@@ -68,7 +68,7 @@ def world() -> World:
     require("torch")
     require("onnxscript")
     require("onnxruntime")
-    from labeltrail.learning.scenario import Day30Config, day30_log
+    from labeltrail.sim.scenario import Day30Config, day30_log
 
     log = day30_log(Day30Config(platform=WORLD))
     assert log.flagged == [CODED]
@@ -77,7 +77,7 @@ def world() -> World:
 
 
 def _topic(event: Event) -> str:
-    from labeltrail.learning.scenario import topic_of
+    from labeltrail.sim.scenario import topic_of
 
     return topic_of(event)
 

@@ -10,7 +10,8 @@ import pytest
 
 from labeltrail.events.base import LogPosition
 from labeltrail.events.models import CommentPosted, CommentScored
-from labeltrail.pipeline.base import Rejected
+from labeltrail.folds.base import Rejected
+from labeltrail.ml.train_job import onnx_scorer
 from tests.learning.conftest import TinyModel, require
 
 POS = LogPosition(topic="t", partition=0, offset=0)
@@ -49,9 +50,11 @@ def _publish(tiny: TinyModel, models_dir: Path, version: str, metrics: dict[str,
 
 def test_scores_routes_and_hot_swaps(tiny_model: TinyModel, tmp_path: Path) -> None:
     require("onnxruntime")
-    from labeltrail.learning.scorer_fold import ScorerFold
+    from labeltrail.folds.scorer import ScorerFold
 
-    fold = ScorerFold(models_dir=tmp_path, threshold=0.1, auto_accept_threshold=0.9)
+    fold = ScorerFold(
+        load=onnx_scorer, models_dir=tmp_path, threshold=0.1, auto_accept_threshold=0.9
+    )
     early = _comment("c-1", "nobody wants you here loser")
     assert fold.apply(early, POS) == []  # no model yet: held, not dropped
     v1 = _publish(tiny_model, tmp_path, "m-1", {"gold.all.accuracy": 0.9})
@@ -79,9 +82,9 @@ def test_bad_artifact_is_rejected_and_old_model_keeps_serving(
     tiny_model: TinyModel, tmp_path: Path
 ) -> None:
     require("onnxruntime")
-    from labeltrail.learning.scorer_fold import ScorerFold
+    from labeltrail.folds.scorer import ScorerFold
 
-    fold = ScorerFold(models_dir=tmp_path)
+    fold = ScorerFold(load=onnx_scorer, models_dir=tmp_path)
     fold.apply(_publish(tiny_model, tmp_path, "m-1", {}), POS)
     tampered = _publish(tiny_model, tmp_path, "m-2", {}).model_copy(
         update={"artifact_sha256": "0" * 64}
@@ -94,9 +97,9 @@ def test_bad_artifact_is_rejected_and_old_model_keeps_serving(
 
 def test_held_comments_without_a_model_are_rejected_on_drain(tmp_path: Path) -> None:
     require("onnxruntime")
-    from labeltrail.learning.scorer_fold import ScorerFold
+    from labeltrail.folds.scorer import ScorerFold
 
-    fold = ScorerFold(models_dir=tmp_path)
+    fold = ScorerFold(load=onnx_scorer, models_dir=tmp_path)
     fold.apply(_comment("c-9", "hello"), POS)
     drained = fold.drain()
     assert len(drained) == 1 and isinstance(drained[0], Rejected)

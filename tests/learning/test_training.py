@@ -19,8 +19,8 @@ def test_model_learns_the_toy_corpus(tiny_model: TinyModel) -> None:
 
 def test_onnx_parity_within_1e_5(tiny_model: TinyModel) -> None:
     require("onnxruntime")
-    from labeltrail.learning.scoring import OnnxTextScorer
-    from labeltrail.learning.torch_model import predict_proba_torch
+    from labeltrail.ml.scoring import OnnxTextScorer
+    from labeltrail.ml.torch_model import predict_proba_torch
 
     scorer = OnnxTextScorer(tiny_model.path)
     texts = [*tiny_model.texts[:50], "never seen before 😂", "x", "a " * 300]
@@ -46,7 +46,7 @@ def test_onnx_parity_within_1e_5(tiny_model: TinyModel) -> None:
 def test_scorer_rows_keep_their_order_whatever_the_batching(tiny_model: TinyModel) -> None:
     """Rows are run in blocks sorted by length; the output is in the caller's order."""
     require("onnxruntime")
-    from labeltrail.learning.scoring import OnnxTextScorer
+    from labeltrail.ml.scoring import OnnxTextScorer
 
     texts = [*tiny_model.texts[:40], "", "a " * 200, "x"] * 3
     single = OnnxTextScorer(tiny_model.path)
@@ -60,7 +60,7 @@ def test_scorer_rows_keep_their_order_whatever_the_batching(tiny_model: TinyMode
 def test_hard_labels_alone_are_refused() -> None:
     require("torch")
     from labeltrail.learning.exceptions import LearningError
-    from labeltrail.learning.training import SoftLabelTrainer
+    from labeltrail.ml.training import SoftLabelTrainer
 
     trainer = SoftLabelTrainer(MODERATION_CLASSES, epochs=1)
     with pytest.raises(LearningError, match="soft distributions"):
@@ -75,7 +75,7 @@ def test_confidence_weights_decide_conflicting_labels() -> None:
     """The same text labelled both ways: the confident label wins, whatever the count."""
     require("torch")
     from labeltrail.learning.features import HashingFeaturizer
-    from labeltrail.learning.training import SoftLabelTrainer
+    from labeltrail.ml.training import SoftLabelTrainer
 
     texts = ["we all know what your kind is good for"] * 30 + ["great video"] * 30
     targets = np.zeros((60, 5))

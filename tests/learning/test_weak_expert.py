@@ -34,7 +34,7 @@ def _world(expert_accuracy: float, seed: int = 7) -> tuple[Observations, list[st
 
 
 def test_expert_accuracy_is_learned_where_the_crowd_is_not_blind() -> None:
-    from labeltrail.learning.scenario_weak import expert_accuracy_outside
+    from labeltrail.sim.scenario_weak import expert_accuracy_outside
 
     for true in (0.8, 0.95):
         obs, slices, y = _world(true)
@@ -53,7 +53,7 @@ def test_day30_with_the_learned_expert_accuracy(tmp_path: Path) -> None:
     require("torch")
     require("onnxscript")
     require("onnxruntime")
-    from labeltrail.learning.scenario import Day30Config, run_day30
+    from labeltrail.sim.scenario import Day30Config, run_day30
 
     config = Day30Config(
         platform=PlatformConfig.day30(1_000, 250),

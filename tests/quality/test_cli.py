@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from labeltrail import quality_cli
+from labeltrail.cli import quality as quality_cli
 
 app = typer.Typer()
 quality_cli.register(app)

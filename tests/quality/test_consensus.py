@@ -14,7 +14,7 @@ from labeltrail.quality import (
     Votes,
     WeightedMajorityVote,
 )
-from labeltrail.quality.simulate import simulate_crowd
+from labeltrail.sim.crowd import simulate_crowd
 
 
 @pytest.fixture

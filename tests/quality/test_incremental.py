@@ -9,7 +9,7 @@ from labeltrail.quality.incremental import (
     item_posterior,
     weighted_posterior,
 )
-from labeltrail.quality.simulate import simulate_crowd
+from labeltrail.sim.crowd import simulate_crowd
 
 
 def test_incremental_tracks_and_converges_to_batch() -> None:

@@ -15,7 +15,6 @@ import time
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
@@ -34,7 +33,7 @@ from labeltrail.events.models import (
 )
 from labeltrail.events.serde import decode
 from labeltrail.events.topics import topic_name
-from labeltrail.kafka.runner import consumer_config
+from labeltrail.kafka.consumer import make_consumer
 
 __all__ = ["FEED_TOPICS", "TaskFeed", "wait_ready"]
 
@@ -60,7 +59,7 @@ class TaskFeed:
         self.caught_up = threading.Event()
         self.failed: str | None = None
         # Its own group, but nothing is committed: every start rebuilds from the log.
-        self._consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.annotate"))
+        self._consumer = make_consumer(settings, f"{settings.topic_prefix}.annotate")
         self._targets: dict[tuple[str, int], int] = {}
 
     def _assign(self) -> None:

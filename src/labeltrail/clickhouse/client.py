@@ -22,6 +22,7 @@ from labeltrail.exceptions import ConfigurationError, LabeltrailError
 
 __all__ = [
     "ClickHouseUnavailableError",
+    "Client",
     "apply_ddl",
     "connect",
     "named_query",

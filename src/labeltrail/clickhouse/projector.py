@@ -15,13 +15,14 @@ import time
 from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.config import Settings
 from labeltrail.events.topics import TOPICS, events_on, topic_name
+from labeltrail.kafka.consumer import drained, make_consumer
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import consumer_config, dead_letter, drained
+from labeltrail.kafka.runner import dead_letter
 
 __all__ = ["Projector", "ProjectorStats"]
 
@@ -70,7 +71,7 @@ class Projector:
         self.writer = BatchWriter(
             client, self.consumer_name, on_topic=events_on(settings.topic_prefix)
         )
-        self._consumer = Consumer(consumer_config(settings, self.consumer_name))
+        self._consumer = make_consumer(settings, self.consumer_name)
         self._producer = EventProducer(settings) if emit_dead_letters else None
         # What has been read, per partition: the client's position is unknown until the
         # first fetch, so drained() needs our own record (see labeltrail.kafka.runner).

@@ -78,13 +78,17 @@ def rebuild(
 ) -> RebuildResult:
     """Replay every topic of ``settings`` into the empty database at DSN ``into``."""
     ch = client or connect(into)
-    apply_ddl(ch)
-    if int(ch.query("SELECT count() FROM events").result_rows[0][0]) > 0:
-        raise LabeltrailError(f"{into} is not empty: a rebuild needs a fresh database")
-    projector = Projector(ch, settings, batch_size=batch_size, emit_dead_letters=False)
-    started = time.monotonic()
-    stats = run_until_caught_up(projector, timeout=timeout)
-    return RebuildResult(into, stats, time.monotonic() - started)
+    try:
+        apply_ddl(ch)
+        if int(ch.query("SELECT count() FROM events").result_rows[0][0]) > 0:
+            raise LabeltrailError(f"{into} is not empty: a rebuild needs a fresh database")
+        projector = Projector(ch, settings, batch_size=batch_size, emit_dead_letters=False)
+        started = time.monotonic()
+        stats = run_until_caught_up(projector, timeout=timeout)
+        return RebuildResult(into, stats, time.monotonic() - started)
+    finally:
+        if client is None:
+            ch.close()  # chdb serves one directory per process at a time
 
 
 def compare_checksums(

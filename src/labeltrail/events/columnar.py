@@ -11,7 +11,7 @@ It never accepts what :func:`~labeltrail.events.serde.decode` rejects: a record 
 cannot vouch for (an older writer version, another event type, a corrupt body, trailing bytes,
 a value outside a field's constraints, a timestamp outside years 1970-9000) is handed to
 ``decode`` itself, which returns the event or raises the very error (and dead-letter
-``reason_code``) the per-event path raises. ``tests/pipeline/test_columnar.py`` checks both
+``reason_code``) the per-event path raises. ``tests/folds/test_columnar.py`` checks both
 directions on random and corrupted records.
 """
 

@@ -21,9 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from clickhouse_connect.driver.client import Client
 
-from labeltrail.clickhouse.client import run_named
+from labeltrail.clickhouse.client import Client, run_named
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.clickhouse.writer import BatchWriter
@@ -33,7 +32,6 @@ from labeltrail.events.ids import derive_id
 from labeltrail.events.models import ExportCreated
 from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import LabeltrailError
-from labeltrail.export.log import end_positions, read_until
 from labeltrail.export.manifest import (
     MANIFEST,
     RECORDED_FIELDS,
@@ -42,7 +40,7 @@ from labeltrail.export.manifest import (
     file_sha256,
     render_manifest,
 )
-from labeltrail.export.rows import (
+from labeltrail.folds.export_rows import (
     AGGREGATOR,
     AGGREGATOR_PARAMS,
     ExportFold,
@@ -50,6 +48,7 @@ from labeltrail.export.rows import (
     content_hash,
     jsonl,
 )
+from labeltrail.kafka.log import end_positions, read_until
 from labeltrail.kafka.producer import EventProducer
 
 __all__ = [

@@ -75,7 +75,10 @@ def _connect(settings: Settings, timeout: float) -> tuple[AdminClient, ClusterMe
     except KafkaException as exc:
         admin.poll(0)  # serves error_cb: the first error says why (refused, unresolved, ...)
         first = errors[0].str() if errors else exc.args[0].str()
-        raise _unavailable(settings, timeout, first) from None
+    # Let the client go now: its threads keep reconnecting (and logging) while anything holds
+    # it, and the traceback of the error below would hold this frame's locals.
+    del admin, errors
+    raise _unavailable(settings, timeout, first) from None
 
 
 def require_kafka(settings: Settings, *, timeout: float = PREFLIGHT_TIMEOUT_S) -> ClusterMetadata:
@@ -209,6 +212,17 @@ def describe_topics(settings: Settings, *, timeout: float = 30.0) -> list[TopicI
     registry = (topic_name(settings.topic_prefix, spec.suffix) for spec in TOPICS)
     out += [TopicInfo(name, False) for name in registry if name not in metadata.topics]
     return out
+
+
+def end_offset(settings: Settings, suffix: str, *, timeout: float = 30.0) -> int:
+    """The sum of the high watermarks of ``<prefix>.<suffix>``'s partitions (0 if absent)."""
+    admin, metadata = _connect(settings, min(timeout, PREFLIGHT_TIMEOUT_S))
+    name = topic_name(settings.topic_prefix, suffix)
+    if name not in metadata.topics:
+        return 0
+    partitions = [TopicPartition(name, p) for p in metadata.topics[name].partitions]
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    return sum(_offsets(admin, partitions, latest, timeout).values())
 
 
 def _offsets(

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from labeltrail.config import Settings, settings
 from labeltrail.events.base import Event, LogPosition
@@ -55,9 +55,10 @@ from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_for, topic_name
 from labeltrail.exceptions import LabeltrailError
+from labeltrail.folds.base import Fold, Rejected
 from labeltrail.kafka.admin import ensure_topics
-from labeltrail.kafka.runner import StageStats, consumer_config, dead_letter, held_dead_letter
-from labeltrail.pipeline.base import Fold, Rejected
+from labeltrail.kafka.consumer import make_consumer
+from labeltrail.kafka.runner import StageStats, dead_letter, held_dead_letter
 
 __all__ = ["FaustStage", "StageFailedError", "main", "serve_faust"]
 
@@ -174,7 +175,7 @@ class FaustStage:
 
     def restore(self) -> None:
         """Rebuild the fold from input read before the group's committed offsets."""
-        consumer = Consumer(consumer_config(self.config, self.app_id))
+        consumer = make_consumer(self.config, self.app_id)
         try:
             meta = consumer.list_topics(timeout=30)
             partitions = [

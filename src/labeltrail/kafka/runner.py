@@ -28,7 +28,6 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
@@ -41,18 +40,16 @@ from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import DeadLettered
 from labeltrail.events.serde import decode, event_type_of
 from labeltrail.events.topics import events_on, foreign, topic_name
+from labeltrail.folds.base import Fold, Rejected
+from labeltrail.kafka.consumer import drained, make_consumer
 from labeltrail.kafka.producer import EventProducer, RecordTooLargeError
 from labeltrail.kafka.progress import Progress
-from labeltrail.pipeline.base import Fold, Rejected
 
 __all__ = [
     "StageRunner",
     "StageStats",
-    "consumer_config",
     "dead_letter",
-    "drained",
     "held_dead_letter",
-    "high_watermark",
     "msg_at",
 ]
 
@@ -88,53 +85,6 @@ _TRANSIENT = frozenset(
         KafkaError.REQUEST_TIMED_OUT,
     }
 )
-
-
-def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:
-    conf: dict[str, Any] = {
-        **settings.kafka_config(),
-        "group.id": group,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-        "isolation.level": "read_committed",
-        "session.timeout.ms": settings.kafka_session_timeout_ms,
-        "heartbeat.interval.ms": max(settings.kafka_session_timeout_ms // 5, 1000),
-    }
-    conf.update(overrides)
-    return conf
-
-
-def high_watermark(consumer: Consumer, tp: TopicPartition, *, attempts: int = 50) -> int:
-    """The partition's high watermark from the broker, retrying while leadership settles."""
-    for attempt in range(attempts):
-        try:
-            return int(consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1])
-        except KafkaException:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.1)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def drained(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> bool:
-    """True when every assigned partition has been read to its high watermark.
-
-    ``next_offsets`` is what the caller has read up to (its own record: the client's position
-    is unknown until a partition's first fetch). Watermarks come from the fetch responses'
-    cache; the broker is asked only where none is cached yet.
-    """
-    for tp in consumer.assignment():
-        low, high = consumer.get_watermark_offsets(tp, cached=True)
-        if high < 0:
-            try:
-                high = high_watermark(consumer, tp, attempts=3)
-            except KafkaException:
-                return False  # the broker is not answering: certainly not known to be drained
-            low = 0
-        if next_offsets.get((tp.topic, tp.partition), low) < high:
-            return False
-    return True
 
 
 def msg_at(msg: Message) -> tuple[str, int, int]:
@@ -225,13 +175,8 @@ class StageRunner:
         self.stats = StageStats()
         self._progress = Progress(lambda: self.fold.name, self.stats, self._held_reason, self._lag)
         self.caught_up = threading.Event()
-        self._consumer = Consumer(
-            consumer_config(
-                settings,
-                self.group,
-                on_commit=self._on_commit_result,
-                **self._membership(settings),
-            )
+        self._consumer = make_consumer(
+            settings, self.group, on_commit=self._on_commit_result, **self._membership(settings)
         )
         self._producer = EventProducer(settings)
         self._resume_at: dict[tuple[str, int], int] = {}

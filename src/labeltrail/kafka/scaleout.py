@@ -28,15 +28,10 @@ from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.serde import decode, event_type_of
 from labeltrail.events.topics import topic_name
+from labeltrail.folds.base import Fold, Rejected
+from labeltrail.kafka.consumer import high_watermark, make_consumer
 from labeltrail.kafka.producer import RecordTooLargeError
-from labeltrail.kafka.runner import (
-    StageRunner,
-    consumer_config,
-    dead_letter,
-    high_watermark,
-    msg_at,
-)
-from labeltrail.pipeline.base import Fold, Rejected
+from labeltrail.kafka.runner import StageRunner, dead_letter, msg_at
 
 __all__ = ["BROADCAST_INPUTS", "GroupStageRunner"]
 
@@ -65,9 +60,7 @@ class GroupStageRunner(StageRunner):
         self.broadcast_topics = [topic_name(prefix, s) for s in self.fold.inputs if s in broadcast]
         self.keyed_topics = [topic_name(prefix, s) for s in self.fold.inputs if s not in broadcast]
         # Its own throwaway group id: it only ever uses assign() and never commits.
-        self._broadcast = Consumer(
-            consumer_config(settings, f"{self.group}.broadcast.{uuid.uuid4().hex[:8]}")
-        )
+        self._broadcast = make_consumer(settings, f"{self.group}.broadcast.{uuid.uuid4().hex[:8]}")
         self.rebalances = 0
 
     # assignment --------------------------------------------------------------------------

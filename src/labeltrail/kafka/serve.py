@@ -9,10 +9,10 @@ from collections.abc import Callable
 from types import FrameType
 
 from labeltrail.config import Settings, settings
+from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.kafka.scaleout import GroupStageRunner
-from labeltrail.pipeline.base import Fold
 
 __all__ = ["serve"]
 

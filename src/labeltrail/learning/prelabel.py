@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import CommentScored, LabelCommitted, TaskCreated, VoteCast
@@ -202,3 +203,10 @@ class DraftAcceptance:
                 }
             )
         return rows
+
+
+def margins(probabilities: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    """Top-1 minus top-2 probability per row: ``(n, k) -> (n,)``."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    top2 = np.partition(p, -2, axis=1)[:, -2:]
+    return np.clip(top2[:, 1] - top2[:, 0], 0.0, 1.0)

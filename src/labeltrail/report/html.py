@@ -20,10 +20,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
-
 from labeltrail.audit import to_jsonable
-from labeltrail.clickhouse.client import run_named
+from labeltrail.clickhouse.client import Client, run_named
 from labeltrail.learning.prelabel import DEFAULT_BANDS
 from labeltrail.report.charts import Point, bar_chart, crowd_band_chart, time_chart
 

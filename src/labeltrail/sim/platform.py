@@ -23,9 +23,9 @@ from labeltrail.events.models import (
     TaskAssigned,
     VoteCast,
 )
+from labeltrail.folds.base import Output, build_event, stable_id
+from labeltrail.folds.draws import draw
 from labeltrail.ontology.schema import MODERATION_CLASSES, moderation_schema_v3
-from labeltrail.pipeline.base import Output, build_event, stable_id
-from labeltrail.pipeline.draws import draw
 from labeltrail.sim.text import RichTextGenerator
 
 __all__ = ["Platform", "PlatformConfig", "SimComment", "SimulatedAnnotators"]

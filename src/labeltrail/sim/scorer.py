@@ -12,9 +12,9 @@ import numpy as np
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.models import CommentPosted, CommentScored
+from labeltrail.folds.base import Output
+from labeltrail.folds.draws import draw
 from labeltrail.ontology.schema import MODERATION_CLASSES
-from labeltrail.pipeline.base import Output
-from labeltrail.pipeline.draws import draw
 from labeltrail.sim.platform import CODED, Platform
 
 __all__ = ["SimulatedScorer"]

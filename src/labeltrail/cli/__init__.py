@@ -1,0 +1,22 @@
+"""The ``labeltrail`` command line: one Typer app, one module per command group.
+
+Every group is registered here, explicitly; each command is a thin call into the library.
+"""
+
+from __future__ import annotations
+
+from labeltrail.cli import annotate, audit, learning, quality
+from labeltrail.cli.export import export_app
+from labeltrail.cli.main import app, audit_app
+from labeltrail.cli.projections import projections_app
+from labeltrail.cli.report import report
+
+__all__ = ["app"]
+
+audit.register_audit(audit_app)
+quality.register(app)
+learning.register(app)
+annotate.register(app)
+app.add_typer(projections_app, name="projections")
+app.add_typer(export_app, name="export")
+app.command("report")(report)

@@ -1,0 +1,5 @@
+"""``python -m labeltrail.cli``."""
+
+from labeltrail.cli import app
+
+app()

@@ -1,0 +1,193 @@
+"""Command line for the learning loop: ``labeltrail train``, ``score``, ``lf ...``, ``day30``.
+
+Thin wrappers over :mod:`labeltrail.learning`; torch is imported only by ``train`` and
+``day30``, onnxruntime only by ``score`` and ``day30``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from labeltrail.exceptions import LabeltrailError
+
+__all__ = ["register"]
+
+console = Console()
+err = Console(stderr=True)
+lf_app = typer.Typer(help="Labeling functions: analysis and the label model.", no_args_is_help=True)
+
+
+def _fail(exc: Exception, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+def _read_lines(path: str) -> list[str]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def train(
+    export: Annotated[
+        str, typer.Argument(help="JSON lines: text, classes, distribution, confidence.")
+    ],
+    models_dir: Annotated[Path, typer.Option(help="Where the artifact is written.")] = Path(
+        "var/models"
+    ),
+    version: Annotated[str, typer.Option(help="Model version (directory name).")] = "dev",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    buckets: Annotated[int, typer.Option(help="Hashed n-gram buckets.")] = 2**18,
+    dim: Annotated[int, typer.Option(help="Embedding and hidden width.")] = 64,
+) -> None:
+    """Train on soft labels (confidence-weighted), export ONNX, print its ModelPublished."""
+    from labeltrail.learning.features import HashingFeaturizer
+    from labeltrail.learning.publish import artifact_path, model_published
+    from labeltrail.ml.training import SoftLabelTrainer
+
+    try:
+        rows = [json.loads(line) for line in _read_lines(export)]
+        classes = list(rows[0]["classes"])
+        targets = np.array([r["distribution"] for r in rows], dtype=np.float64)
+        weights = np.array([r.get("confidence", 1.0) for r in rows], dtype=np.float64)
+        trainer = SoftLabelTrainer(
+            classes,
+            featurizer=HashingFeaturizer(n_buckets=buckets, seed=seed),
+            dim=dim,
+            hidden=dim,
+            epochs=epochs,
+            seed=seed,
+        )
+        trainer.fit([r["text"] for r in rows], targets, weights)
+        trainer.export_onnx(artifact_path(models_dir, version), metadata={"rows": len(rows)})
+        event = model_published(
+            models_dir, version, classes, export_id=None, export_hash=None, metrics={}
+        )
+    except (OSError, KeyError, IndexError, ValueError, LabeltrailError) as exc:
+        raise _fail(exc, 2) from exc
+    err.print(f"trained on {len(rows)} rows in {trainer.fit_seconds_:.1f}s")
+    console.print_json(event.model_dump_json())
+
+
+def score(
+    model: Annotated[Path, typer.Argument(help="An ONNX artifact written by train.")],
+    texts: Annotated[str, typer.Argument(help="One text per line, or - for stdin.")] = "-",
+    threshold: Annotated[float, typer.Option(help="Margin below which to annotate.")] = 0.1,
+) -> None:
+    """Score texts with onnxruntime: JSON lines of probabilities, margin and route."""
+    from labeltrail.learning.prelabel import route_for
+    from labeltrail.ml.scoring import OnnxTextScorer, margins
+
+    try:
+        scorer = OnnxTextScorer(model)
+        lines = _read_lines(texts)
+    except (OSError, LabeltrailError) as exc:
+        raise _fail(exc, 2) from exc
+    probs = scorer.predict_proba(lines)
+    for text, p, m in zip(lines, probs, margins(probs), strict=True):
+        row = {
+            "text": text,
+            "probabilities": dict(zip(scorer.classes, map(float, p), strict=True)),
+            "margin": float(m),
+            "route": route_for(float(m), float(p.max()), threshold),
+        }
+        print(json.dumps(row))
+
+
+@lf_app.command("analyze")
+def lf_analyze(
+    matrix: Annotated[Path, typer.Argument(help="Label matrix .npy (n_items, n_lfs), -1 abstain.")],
+    gold: Annotated[Path | None, typer.Option(help="Gold codes .npy (n_items,), -1 none.")] = None,
+    names: Annotated[str | None, typer.Option(help="Comma-separated LF names.")] = None,
+) -> None:
+    """Coverage, overlap, conflict and empirical accuracy per LF."""
+    from labeltrail.learning.lf_analysis import label_coverage, lf_summary
+
+    try:
+        L = np.load(matrix)
+        g = None if gold is None else np.load(gold)
+        rows = lf_summary(L, names=names.split(",") if names else None, gold=g)
+    except (OSError, ValueError) as exc:
+        raise _fail(exc, 2) from exc
+    console.print(f"label coverage {label_coverage(L):.3f} over {L.shape[0]} items")
+    for r in rows:
+        acc = "-" if r.empirical_accuracy is None else f"{r.empirical_accuracy:.3f}"
+        console.print(
+            f"{r.name:<24} polarity={list(r.polarity)} coverage={r.coverage:.3f} "
+            f"overlap={r.overlap:.3f} conflict={r.conflict:.3f} accuracy={acc} "
+            f"(n_gold={r.n_gold_labelled})",
+            highlight=False,
+        )
+
+
+@lf_app.command("fit")
+def lf_fit(
+    matrix: Annotated[Path, typer.Argument(help="Label matrix .npy (n_items, n_lfs).")],
+    n_classes: Annotated[int, typer.Option("--classes", help="Number of classes.")],
+    out: Annotated[Path, typer.Option(help="Where to write soft labels .npy (n_items, k).")],
+    gold: Annotated[Path | None, typer.Option(help="Gold codes .npy, -1 none.")] = None,
+) -> None:
+    """Fit the label model and write its soft labels."""
+    from labeltrail.learning.label_model import LabelModel
+
+    try:
+        L = np.load(matrix)
+        model = LabelModel(n_classes).fit(L, None if gold is None else np.load(gold))
+        np.save(out, model.predict_proba(L))
+    except (OSError, ValueError) as exc:
+        raise _fail(exc, 2) from exc
+    console.print(
+        f"factors {model.factors_}; LF accuracy {np.round(model.accuracy_, 3).tolist()}; "
+        f"class prior {np.round(model.class_prior_, 3).tolist()}; {model.fit_seconds_:.2f}s"
+    )
+
+
+def day30(
+    models_dir: Annotated[Path, typer.Option(help="Where both artifacts go.")] = Path("var/models"),
+    comments: Annotated[int, typer.Option(help="Simulated comments.")] = 1_500,
+    seed: Annotated[int, typer.Option(help="Simulation and training seed.")] = 7,
+    soft_labels: Annotated[
+        str, typer.Option(help="v2 targets: pipeline (committed labels) or multisource.")
+    ] = "pipeline",
+    relabel: Annotated[bool, typer.Option(help="Send the flagged slice to experts.")] = True,
+) -> None:
+    """The article's day-30 loop in simulation: v1 vs v2 recall per slice, from gold."""
+    import dataclasses
+
+    from labeltrail.sim.scenario import Day30Config, run_day30
+
+    base = Day30Config()
+    if soft_labels not in ("pipeline", "multisource"):
+        raise _fail(ValueError("--soft-labels is pipeline or multisource"), 2)
+    config = dataclasses.replace(
+        base,
+        platform=dataclasses.replace(base.platform, n_comments=comments, seed=seed),
+        soft_labels="multisource" if soft_labels == "multisource" else "pipeline",
+        relabel=relabel,
+    )
+    result = run_day30(config, models_dir=models_dir)
+    console.print(f"flagged slices {result.flagged}; relabel requests {result.relabel_requests}")
+    console.print(f"training rows v1={result.train_sizes[0]} v2={result.train_sizes[1]}")
+    for name in result.before:
+        b, a = result.before[name], result.after[name]
+        console.print(
+            f"{name:<18} n={b.n:<4} accuracy {b.accuracy:.3f} -> {a.accuracy:.3f}  "
+            f"recall {json.dumps({k: round(v, 3) for k, v in b.recall.items()})} -> "
+            f"{json.dumps({k: round(v, 3) for k, v in a.recall.items()})}",
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``score``, ``day30`` and the ``lf`` group to ``app``."""
+    app.command("train")(train)
+    app.command("score")(score)
+    app.command("day30")(day30)
+    app.add_typer(lf_app, name="lf")

@@ -1,0 +1,100 @@
+"""What a fold is, what it may return, and the helpers folds share to build their outputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from hashlib import sha1
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from labeltrail.events.base import Envelope, Event, LogPosition, utc_now
+from labeltrail.events.ids import LABELTRAIL_NAMESPACE
+
+__all__ = ["Fold", "Output", "Pos", "Rejected", "build_event", "stable_id"]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input refused by policy; the runner sends it to the dead-letter topic."""
+
+    reason: str
+
+
+Output = Event | Rejected
+
+
+class Fold(Protocol):
+    """A stateful, deterministic processor.
+
+    ``inputs`` are topic suffixes (see :mod:`labeltrail.events.topics`). ``apply`` must give
+    the same outputs, with the same event ids, whenever it sees the same inputs in the same
+    per-key order: that is what makes replay and crash recovery exact.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]: ...
+
+
+class Pos(NamedTuple):
+    """A log position as a plain tuple (a fold keeps many; a ``LogPosition`` costs more)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(cls, position: LogPosition) -> Pos:
+        return cls(position.topic, position.partition, position.offset)
+
+    def to_model(self) -> LogPosition:
+        return LogPosition(topic=self.topic, partition=self.partition, offset=self.offset)
+
+
+_NAMESPACE = LABELTRAIL_NAMESPACE.bytes
+
+
+def stable_id(kind: str, *parts: object) -> str:
+    """Exactly :func:`labeltrail.events.ids.derive_id` (uuid5 of the joined parts, lists
+    sorted), computed with one ``sha1`` and no ``uuid.UUID`` object: about 4x cheaper, and the
+    folds derive one or two ids per vote. ``tests/folds/test_batch.py`` checks equality.
+    """
+    rendered = [kind]
+    for part in parts:
+        if isinstance(part, list | tuple | set | frozenset):
+            rendered.append(",".join(sorted(str(p) for p in part)))
+        else:
+            rendered.append(str(part))
+    digest = bytearray(sha1(_NAMESPACE + "\x1f".join(rendered).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+E = TypeVar("E", bound=Event)
+
+
+def build_event(
+    cls: type[E],
+    *,
+    event_id: str,
+    producer: str,
+    occurred_at: dt.datetime,
+    causation_id: str | None,
+    correlation_id: str | None,
+    **fields: Any,
+) -> E:
+    """``cls.create(...)`` with an id computed beforehand (the event's fields are validated
+    the same way; the envelope, whose arguments are already typed, by ``Envelope.build``)."""
+    envelope = Envelope.build(
+        event_id=event_id,
+        event_type=cls.__name__,
+        occurred_at=occurred_at,
+        recorded_at=utc_now(),
+        producer=producer,
+        causation_id=causation_id,
+        correlation_id=correlation_id,
+    )
+    return cls(envelope=envelope, **fields)

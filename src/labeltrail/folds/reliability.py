@@ -1,0 +1,340 @@
+"""Annotator reliability: gold results as they arrive, adjudication feedback, weekly Dawid-Skene.
+
+Three sources move an annotator's accuracy (per annotator and schema version):
+
+- ``HoneypotScored`` (source ``honeypot`` or ``gold``, from the consensus fold) updates a Beta
+  posterior (:class:`~labeltrail.quality.reliability.BetaReliability`) and emits
+  ``AnnotatorReliabilityUpdated(method="beta_gold")``: posterior mean, equal-tailed credible
+  interval, the previous ``beta_gold`` mean and the number of results folded in.
+- An ``AdjudicationRecorded`` that answers a request (``request_id`` not starting with
+  ``gold:``) scores every crowd vote on that comment and schema version against the expert's
+  verdict: one ``HoneypotScored(source="adjudication")`` per vote (id from adjudication and vote),
+  folded into the same Beta posterior. A vote read after its verdict is scored when it arrives,
+  so the outputs do not depend on which topic was read first. This fold's own
+  ``source="adjudication"`` results on the quality topic are ignored (they are rebuilt from the
+  adjudications on replay).
+- Every ``refit_every`` of event time (default 7 days, boundaries aligned to Mondays 00:00 UTC)
+  a gold-fixed :class:`~labeltrail.quality.DawidSkene` is fitted to the votes of the last
+  ``refit_window`` with every item that has a gold or expert label held fixed, and each
+  annotator with at least ``min_votes`` votes in the window gets
+  ``AnnotatorReliabilityUpdated(method="dawid_skene")`` with its confusion matrix. That is the
+  article's day-7 step (a47: 0.78 -> 0.74). The refit for boundary ``b`` runs once event time
+  has passed ``b + refit_lateness``, so verdicts that trail their votes are in it.
+
+Dawid-Skene accuracy is the expected share of the annotator's window votes that are correct
+under the fitted posteriors (soft counts), with a Beta(prior) credible interval on those counts.
+``previous_accuracy`` is the previous estimate of the same method for the same annotator and
+schema version (None for the first). Event time only: an output's ``occurred_at`` is the event
+time of the input that caused it; ids derive from the inputs (and, for Beta updates, the posterior
+they produce), so a replay in the same per-key order emits the same events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import (
+    AdjudicationRecorded,
+    AnnotatorReliabilityUpdated,
+    HoneypotScored,
+    LabelSchemaPublished,
+    VoteCast,
+)
+from labeltrail.folds.base import Output
+from labeltrail.quality import DawidSkene, Votes
+from labeltrail.quality.reliability import BetaReliability, update_reliability
+
+__all__ = ["WEEK_ORIGIN", "ReliabilityConfig", "ReliabilityFold", "boundary_after"]
+
+PRODUCER = "reliability"
+GOLD_REQUEST_PREFIX = "gold:"
+WEEK_ORIGIN = dt.datetime(1970, 1, 5, tzinfo=dt.UTC)
+"""A Monday: weekly boundaries (refits here, week windows in :mod:`.iaa`) are aligned to it."""
+
+Item = tuple[str, str]
+"""(comment id, schema version)."""
+
+
+def boundary_after(t: dt.datetime, every: dt.timedelta) -> dt.datetime:
+    """The first boundary strictly after ``t`` on the grid ``WEEK_ORIGIN + k * every``."""
+    steps = (t - WEEK_ORIGIN) // every
+    return WEEK_ORIGIN + (steps + 1) * every
+
+
+@dataclass(frozen=True)
+class ReliabilityConfig:
+    """prior: Beta prior (alpha, beta); level: credible interval; refit_*: the Dawid-Skene step.
+
+    ``refit_on_drain`` runs the pending refit early when the input is drained: right for a
+    finite replay, wrong for a live service (the runner drains whenever it is caught up).
+    """
+
+    prior: tuple[float, float] = (1.0, 1.0)
+    level: float = 0.95
+    refit_every: dt.timedelta = dt.timedelta(days=7)
+    refit_window: dt.timedelta = dt.timedelta(days=7)
+    refit_lateness: dt.timedelta = dt.timedelta(days=1)
+    min_votes: int = 5
+    max_iter: int = 100
+    retention: dt.timedelta = dt.timedelta(days=28)
+    refit_on_drain: bool = False
+
+
+@dataclass
+class ReliabilityFold:
+    """State: Beta posteriors, the last estimate per method, votes kept for scoring and refits."""
+
+    config: ReliabilityConfig = field(default_factory=ReliabilityConfig)
+    name: str = "reliability"
+    inputs: tuple[str, ...] = ("schemas", "votes", "adjudications", "quality")
+    accepts: ClassVar[frozenset[str]] = frozenset(
+        {"LabelSchemaPublished", "VoteCast", "AdjudicationRecorded", "HoneypotScored"}
+    )
+    """The event types ``apply`` handles; the runner skips others' bodies undecoded."""
+    classes: dict[str, list[str]] = field(default_factory=dict)
+    beta: dict[Item, BetaReliability] = field(default_factory=dict)
+    last: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    votes: dict[Item, dict[str, VoteCast]] = field(default_factory=lambda: defaultdict(dict))
+    gold: dict[Item, str] = field(default_factory=dict)
+    verdicts: dict[Item, list[AdjudicationRecorded]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    scored: set[tuple[str, str]] = field(default_factory=set)
+    clock: dt.datetime | None = None
+    next_refit: dt.datetime | None = None
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        match event:
+            case LabelSchemaPublished():
+                self.classes[event.version] = list(event.classes)
+                return []
+            case VoteCast():
+                out = self._on_vote(event)
+            case AdjudicationRecorded():
+                out = self._on_adjudication(event)
+            case HoneypotScored() if event.source != "adjudication":
+                self.gold[(event.comment_id, event.schema_version)] = event.expected_label
+                out = [self._fold_result(event)]
+            case _:
+                return []
+        return out + self._tick(event)
+
+    def drain(self) -> list[Output]:
+        """With ``refit_on_drain``: run the pending refit now (once), over what has been read."""
+        if not self.config.refit_on_drain or self.next_refit is None or self.clock is None:
+            return []
+        boundary, self.next_refit = self.next_refit, None
+        return self._refit(boundary, None, self.clock)
+
+    # gold results and adjudication feedback ----------------------------------------------
+
+    def _on_vote(self, vote: VoteCast) -> list[Output]:
+        item = (vote.comment_id, vote.schema_version)
+        if vote.vote_id in self.votes[item]:
+            return []
+        self.votes[item][vote.vote_id] = vote
+        out: list[Output] = []
+        for verdict in self.verdicts.get(item, []):
+            out += self._score(verdict, vote)
+        return out
+
+    def _on_adjudication(self, verdict: AdjudicationRecorded) -> list[Output]:
+        item = (verdict.comment_id, verdict.schema_version)
+        self.gold[item] = verdict.label
+        if verdict.request_id.startswith(GOLD_REQUEST_PREFIX):
+            return []
+        known = self.verdicts[item]
+        if any(v.adjudication_id == verdict.adjudication_id for v in known):
+            return []
+        known.append(verdict)
+        out: list[Output] = []
+        for vote_id in sorted(self.votes.get(item, {})):
+            out += self._score(verdict, self.votes[item][vote_id])
+        return out
+
+    def _score(self, verdict: AdjudicationRecorded, vote: VoteCast) -> list[Output]:
+        pair = (verdict.adjudication_id, vote.vote_id)
+        if pair in self.scored or vote.annotator_id == verdict.reviewer_id:
+            return []
+        self.scored.add(pair)
+        result = HoneypotScored.create(
+            producer=PRODUCER,
+            id_parts=("adjudication", *pair),
+            occurred_at=verdict.envelope.occurred_at,
+            causation_id=verdict.event_id,
+            correlation_id=verdict.comment_id,
+            annotator_id=vote.annotator_id,
+            task_id=vote.task_id,
+            vote_id=vote.vote_id,
+            comment_id=vote.comment_id,
+            schema_version=vote.schema_version,
+            source="adjudication",
+            expected_label=verdict.label,
+            given_label=vote.label,
+            correct=vote.label == verdict.label,
+        )
+        return [result, self._fold_result(result)]
+
+    def _fold_result(self, result: HoneypotScored) -> AnnotatorReliabilityUpdated:
+        key = (result.annotator_id, result.schema_version)
+        state = self.beta.get(key) or BetaReliability(*self.config.prior)
+        state = update_reliability(state, result.correct)
+        self.beta[key] = state
+        lower, upper = state.interval(self.config.level)
+        n = round(state.n_observed - sum(self.config.prior))
+        return self._updated(
+            annotator=result.annotator_id,
+            version=result.schema_version,
+            method="beta_gold",
+            accuracy=state.mean,
+            interval=(lower, upper),
+            n=n,
+            id_parts=(result.event_id, state.alpha, state.beta),
+            occurred_at=result.envelope.occurred_at,
+            causation_id=result.event_id,
+        )
+
+    # periodic Dawid-Skene ----------------------------------------------------------------
+
+    def _tick(self, event: Event) -> list[Output]:
+        t = event.envelope.occurred_at
+        cfg = self.config
+        if self.next_refit is None:
+            self.next_refit = boundary_after(t, cfg.refit_every)
+        if self.clock is None or t > self.clock:
+            self.clock = t
+        out: list[Output] = []
+        while self.next_refit + cfg.refit_lateness <= self.clock:
+            boundary = self.next_refit
+            self.next_refit = boundary + cfg.refit_every
+            out += self._refit(boundary, event, self.clock)
+        return out
+
+    def _refit(
+        self, boundary: dt.datetime, cause: Event | None, occurred: dt.datetime
+    ) -> list[Output]:
+        cfg = self.config
+        start = boundary - cfg.refit_window
+        window: dict[str, list[VoteCast]] = defaultdict(list)
+        for (_, version), votes in self.votes.items():
+            for vote in votes.values():
+                if start <= vote.envelope.occurred_at < boundary:
+                    window[version].append(vote)
+        out: list[Output] = []
+        for version in sorted(window):
+            out += self._refit_version(version, window[version], start, boundary, cause, occurred)
+        self._forget(boundary - max(cfg.retention, cfg.refit_window))
+        return out
+
+    def _refit_version(
+        self,
+        version: str,
+        votes: list[VoteCast],
+        start: dt.datetime,
+        end: dt.datetime,
+        cause: Event | None,
+        occurred: dt.datetime,
+    ) -> list[Output]:
+        cfg = self.config
+        classes = self.classes.get(version) or sorted({v.label for v in votes})
+        votes = [v for v in votes if v.label in classes]
+        if not votes:
+            return []
+        encoded = Votes.from_long(
+            [v.comment_id for v in votes],
+            [v.annotator_id for v in votes],
+            [v.label for v in votes],
+            classes=classes,
+        )
+        gold: dict[Hashable, Hashable] = {
+            cid: label
+            for cid in {v.comment_id for v in votes}
+            if (label := self.gold.get((cid, version))) in classes
+        }
+        model = DawidSkene(max_iter=cfg.max_iter).fit(encoded, gold=gold or None)
+        p_right = np.asarray(model.posteriors_, dtype=np.float64)[encoded.item, encoded.label]
+        n = np.bincount(encoded.annotator, minlength=encoded.n_annotators)
+        hits = np.bincount(encoded.annotator, weights=p_right, minlength=encoded.n_annotators)
+        digest = derive_id(
+            "ds-window", version, start.isoformat(), end.isoformat(),
+            [v.vote_id for v in votes], sorted(gold.items()), cfg.max_iter,
+        )  # fmt: skip
+        out: list[Output] = []
+        for code, annotator in enumerate(encoded.annotator_ids.tolist()):
+            if n[code] < cfg.min_votes:
+                continue
+            state = BetaReliability(
+                cfg.prior[0] + float(hits[code]), cfg.prior[1] + float(n[code] - hits[code])
+            )
+            confusion = np.asarray(model.confusion_[code], dtype=np.float64)
+            out.append(
+                self._updated(
+                    annotator=str(annotator),
+                    version=version,
+                    method="dawid_skene",
+                    accuracy=state.mean,
+                    interval=state.interval(cfg.level),
+                    n=int(n[code]),
+                    id_parts=(digest, annotator),
+                    occurred_at=occurred,
+                    causation_id=cause.event_id if cause is not None else None,
+                    classes=list(classes),
+                    confusion=[[round(float(x), 6) for x in row] for row in confusion],
+                    window_start=start,
+                    window_end=end,
+                )
+            )
+        return out
+
+    def _forget(self, before: dt.datetime) -> None:
+        """Drop votes older than the retention: they can no longer enter a refit."""
+        for item in list(self.votes):
+            kept = {k: v for k, v in self.votes[item].items() if v.envelope.occurred_at >= before}
+            if kept:
+                self.votes[item] = kept
+            else:
+                del self.votes[item]
+
+    # events ------------------------------------------------------------------------------
+
+    def _updated(
+        self,
+        *,
+        annotator: str,
+        version: str,
+        method: str,
+        accuracy: float,
+        interval: tuple[float, float],
+        n: int,
+        id_parts: tuple[object, ...],
+        occurred_at: dt.datetime,
+        causation_id: str | None,
+        **extra: Any,
+    ) -> AnnotatorReliabilityUpdated:
+        key = (annotator, version, method)
+        previous = self.last.get(key)
+        self.last[key] = accuracy
+        return AnnotatorReliabilityUpdated.create(
+            producer=PRODUCER,
+            id_parts=(annotator, version, method, *id_parts),
+            occurred_at=occurred_at,
+            causation_id=causation_id,
+            correlation_id=annotator,
+            annotator_id=annotator,
+            schema_version=version,
+            method=method,
+            accuracy=accuracy,
+            accuracy_lower=min(interval[0], accuracy),
+            accuracy_upper=max(interval[1], accuracy),
+            previous_accuracy=previous,
+            n_observations=n,
+            **extra,
+        )

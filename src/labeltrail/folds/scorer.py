@@ -1,0 +1,132 @@
+"""The scorer stage as a fold: CommentPosted -> CommentScored, hot-swapping on ModelPublished.
+
+Inputs are the compacted ``models`` topic and ``comments``. A ModelPublished is verified (the
+artifact's sha256 must match the event) and swapped in at once; comments read afterwards are
+scored by it, and every CommentScored names the model version that made it. Comments read
+before any model is live are held and scored when the first model arrives; whatever is still
+held when the input is drained is rejected (dead-lettered by the runner), never dropped.
+A model that fails to load is rejected and the previous model keeps serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.models import CommentPosted, CommentScored, ModelPublished
+from labeltrail.folds.base import Output, Rejected
+from labeltrail.learning.exceptions import ArtifactError
+from labeltrail.learning.prelabel import margins, route_for
+from labeltrail.learning.retrain import ProbabilityScorer
+
+__all__ = ["ScorerFold", "ScoringModel", "resolve_artifact"]
+
+
+class ScoringModel(ProbabilityScorer, Protocol):
+    """A loaded model: its class names and texts -> probabilities ``(n, n_classes)``."""
+
+    @property
+    def classes(self) -> Sequence[str]: ...
+
+
+PRODUCER = "scorer"
+
+
+def resolve_artifact(uri: str, models_dir: Path) -> Path:
+    """``file:///abs/model.onnx``, an absolute path, or a path relative to ``models_dir``."""
+    if uri.startswith("file://"):
+        return Path(unquote(urlparse(uri).path))
+    path = Path(uri)
+    return path if path.is_absolute() else models_dir / path
+
+
+@dataclass
+class ScorerFold:
+    """Scores comments with the latest published ONNX model.
+
+    ``load``: ``(artifact path, expected sha256) -> scorer`` (the onnxruntime loader of
+    :mod:`labeltrail.ml.scoring`, injected so the fold stays pure; it must verify the hash and
+    raise :class:`ArtifactError` otherwise). ``threshold``: a margin below it routes the
+    comment to annotation (the article's 0.09 < 0.1). ``auto_accept_threshold``: a top
+    probability at or above it routes ``auto_accept`` (None disables).
+    """
+
+    load: Callable[[Path, str], ScoringModel]
+    models_dir: Path = Path("var/models")
+    threshold: float = 0.1
+    auto_accept_threshold: float | None = None
+    name: str = "scorer"
+    inputs: tuple[str, ...] = ("models", "comments")
+    scorer: ScoringModel | None = None
+    model_version: str | None = None
+    held: dict[str, CommentPosted] = field(default_factory=dict)
+    swaps: int = 0
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        match event:
+            case ModelPublished():
+                return self._swap(event)
+            case CommentPosted():
+                if self.scorer is None:
+                    self.held[event.comment_id] = event
+                    return []
+                return list(self.score([event]))
+        return []
+
+    def drain(self) -> list[Output]:
+        out: list[Output] = []
+        for comment_id in sorted(self.held):
+            del self.held[comment_id]
+            out.append(Rejected(f"comment {comment_id}: no model published to score it"))
+        return out
+
+    def _swap(self, event: ModelPublished) -> list[Output]:
+        if event.model_version == self.model_version:
+            return []
+        path = resolve_artifact(event.artifact_uri, self.models_dir)
+        try:
+            scorer = self.load(path, event.artifact_sha256)
+        except ArtifactError as exc:
+            return [Rejected(f"model {event.model_version} not loaded: {exc}")]
+        if list(scorer.classes) != list(event.classes):
+            return [Rejected(f"model {event.model_version}: classes differ from its event")]
+        self.scorer, self.model_version = scorer, event.model_version
+        self.swaps += 1
+        held = [self.held.pop(c) for c in sorted(self.held)]
+        return list(self.score(held)) if held else []
+
+    def score(self, comments: list[CommentPosted]) -> list[CommentScored]:
+        """Score a batch (the bulk path calls this directly with many comments)."""
+        if self.scorer is None or self.model_version is None:
+            raise ArtifactError("no model loaded")
+        probs = self.scorer.predict_proba([c.text for c in comments])
+        margin = margins(probs)
+        classes = list(self.scorer.classes)
+        out: list[CommentScored] = []
+        for comment, p, m in zip(comments, probs, margin, strict=True):
+            route = route_for(
+                float(m), float(np.max(p)), self.threshold, self.auto_accept_threshold
+            )
+            out.append(
+                CommentScored.create(
+                    producer=PRODUCER,
+                    occurred_at=comment.posted_at,
+                    id_parts=("score", comment.comment_id, self.model_version),
+                    causation_id=comment.event_id,
+                    correlation_id=comment.comment_id,
+                    comment_id=comment.comment_id,
+                    model_version=self.model_version,
+                    classes=classes,
+                    probabilities=[float(x) for x in p],
+                    margin=float(m),
+                    route=route,
+                    threshold=self.threshold,
+                )
+            )
+        return out

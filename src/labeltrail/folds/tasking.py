@@ -1,0 +1,467 @@
+"""Tasking: scored comments become tasks; disagreements become expert tasks.
+
+Decomposition follows the comment's schema version; each crowd item goes to ``redundancy``
+distinct crowd annotators, chosen by rendezvous hashing so the choice replays exactly; a
+honeypot (a gold item whose answer is known) is injected beside a crowd task at
+``honeypot_rate``, assigned like any other task and indistinguishable on the task topic.
+
+Honeypots are a join, so that they do not depend on the order in which the input topics
+interleave: a crowd task is *chosen* by a draw on its id (``honeypot_rate``), and a chosen
+task gets a honeypot with each gold item that falls in the same of ``gold_set_size`` buckets
+(each id's bucket is a draw on the id alone, so a pair matches with probability
+``1 / gold_set_size``, and each arrival only looks at its own bucket instead of at every
+chosen task or gold item). Whether a pair is a honeypot depends only on the two ids, so the
+honeypot is emitted when the last of the three it needs is known (the chosen task, the gold
+verdict, the gold item's comment), whichever topic brings it, and the same set of honeypots,
+with the same ids, comes out of any interleaving. A chosen task gets ``|gold| / gold_set_size``
+honeypots on average (one when ``gold_set_size`` is the gold set's size), so a task's share is
+``honeypot_rate`` in expectation, not exactly. Gold is the gold set: verdicts whose request id
+starts with ``gold:`` (live adjudications are not gold here), first verdict per item.
+
+The gold set is also read whole from the ``gold`` topic (copies of the gold items' comments
+and verdicts, a broadcast input): a worker of a scaled-out stage owns only some partitions of
+comments and adjudications, yet pairs its chosen tasks with every gold item, so two workers
+make the honeypots one makes. An event read twice (from its own topic and from ``gold``)
+changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.models import (
+    AdjudicationRecorded,
+    AdjudicationRequested,
+    AnnotatorRegistered,
+    CommentPosted,
+    CommentScored,
+    LabelCommitted,
+    LabelSchemaPublished,
+    PriorVote,
+    TaskAssigned,
+    TaskCreated,
+    TaskReason,
+    VoteCast,
+)
+from labeltrail.folds.base import Output, Rejected, build_event, stable_id
+from labeltrail.folds.draws import draw, rank
+
+__all__ = ["GOLD_REQUEST_PREFIX", "TaskingConfig", "TaskingFold"]
+
+PRODUCER = "tasking"
+GOLD_REQUEST_PREFIX = "gold:"
+"""An ``AdjudicationRecorded`` whose request id starts with this belongs to the gold set."""
+
+
+@dataclass(frozen=True)
+class TaskingConfig:
+    redundancy: int = 3
+    honeypot_rate: float = 0.05
+    low_margin_threshold: float = 0.1
+    crowd_cost_usd: float = 0.04
+    expert_cost_usd: float = 5.00
+    min_crowd_pool: int = 0
+    """Hold crowd tasks until this many crowd annotators are registered (with the redundancy,
+    whichever is larger). Assignment ranks the pool as registered when the task is made, and
+    the choice is recorded on the task; a deployment whose registry is loaded before work
+    arrives sets this to the registry's size so that a rebuild makes the same choices."""
+    prelabels: bool = False
+    """Copy the model's top class and probability into crowd tasks as a draft."""
+    gold_set_size: int = 150
+    """The gold set's expected size (the article's 150): a chosen task and a gold item make a
+    honeypot with probability ``1 / gold_set_size``, so a chosen task gets one honeypot on
+    average when the set has this size. Set it to the deployment's gold set size."""
+
+
+@dataclass
+class TaskingFold:
+    """State: schemas, annotator pools, comments, gold answers, votes, pending requests."""
+
+    accepts: ClassVar[frozenset[str]] = frozenset(
+        {
+            "LabelSchemaPublished",
+            "LabelCommitted",
+            "AnnotatorRegistered",
+            "CommentPosted",
+            "AdjudicationRecorded",
+            "VoteCast",
+            "CommentScored",
+            "AdjudicationRequested",
+        }
+    )
+    """The event types ``apply`` handles; the runner skips the others' bodies undecoded
+    (ConsensusUpdated, the bulk of the consensus topic, is read only for AdjudicationRequested)."""
+
+    config: TaskingConfig = field(default_factory=TaskingConfig)
+    name: str = "tasking"
+    inputs: tuple[str, ...] = (
+        "schemas",
+        "annotators",
+        "gold",
+        "adjudications",
+        "comments",
+        "scores",
+        "consensus",
+        "votes",
+        "labels",
+    )
+    schemas: dict[str, LabelSchemaPublished] = field(default_factory=dict)
+    pools: dict[str, set[str]] = field(default_factory=lambda: {"crowd": set(), "expert": set()})
+    comments: dict[str, CommentPosted] = field(default_factory=dict)
+    gold: dict[str, str] = field(default_factory=dict)
+    votes: dict[str, VoteCast] = field(default_factory=dict)
+    tasked: set[str] = field(default_factory=set)
+    pending: dict[str, AdjudicationRequested] = field(default_factory=dict)
+    held: dict[str, CommentScored] = field(default_factory=dict)
+    awaiting: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    """Pending request ids by what they wait for: ("comment" | "vote" | "request", id)."""
+    current: str | None = None
+    labels: dict[str, LabelCommitted] = field(default_factory=dict)
+    scores: dict[str, CommentScored] = field(default_factory=dict)
+    chosen: dict[int, dict[str, TaskCreated]] = field(default_factory=dict)
+    """Crowd tasks chosen to carry honeypots, by bucket, then task id (a gold item may come
+    later)."""
+    gold_buckets: dict[int, set[str]] = field(default_factory=dict)
+    """Gold items by bucket."""
+    honeypots: set[str] = field(default_factory=set)
+    """Honeypot task ids emitted."""
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        match event:
+            case LabelSchemaPublished():
+                self.schemas[event.version] = event
+                self.current = event.version
+                return self._migrate(event) + self._release(list(self.held))
+            case LabelCommitted():
+                self.labels[event.comment_id] = event
+                return self._maybe_relabel(event)
+            case AnnotatorRegistered():
+                self.pools[event.pool].add(event.annotator_id)
+                return self._release(list(self.held))
+            case CommentPosted():
+                self.comments[event.comment_id] = event
+                out = self._release([event.comment_id])
+                out += self._retry_pending(("comment", event.comment_id))
+                if event.comment_id in self.gold:
+                    out += self._honeypots_for_item(event.comment_id)
+                return out
+            case AdjudicationRecorded():
+                gold = event.request_id.startswith(GOLD_REQUEST_PREFIX)
+                if gold and event.comment_id not in self.gold:
+                    self.gold[event.comment_id] = event.label
+                    bucket = self._bucket("honeypot-item-bucket", event.comment_id)
+                    self.gold_buckets.setdefault(bucket, set()).add(event.comment_id)
+                    return self._honeypots_for_item(event.comment_id)
+            case VoteCast():
+                self.votes[event.vote_id] = event
+                return self._retry_pending(("vote", event.vote_id))
+            case CommentScored():
+                return self._on_scored(event)
+            case AdjudicationRequested():
+                self.pending[event.request_id] = event
+                self._await(event)
+                return self._retry_pending(("request", event.request_id))
+        return []
+
+    def drain(self) -> list[Output]:
+        """Once every input is read, what is still held cannot be served: reject it."""
+        out: list[Output] = []
+        for comment_id in sorted(self.held):
+            self.held.pop(comment_id)
+            out.append(Rejected(self._unready(comment_id) or "held score not served"))
+        for request_id in sorted(self.pending):
+            self.pending.pop(request_id)
+            out.append(Rejected(f"adjudication request {request_id}: votes or comment unknown"))
+        return out
+
+    def held_reason(self) -> str | None:
+        """Why input is held, as a sentence for a progress log; None when nothing is held.
+
+        E.g. "holding 40 comments: no label schema published yet, 2 of 3 crowd annotators
+        registered". Scores wait for their comment, the schema and the crowd pool (``_unready``);
+        adjudication requests wait for their votes and comment.
+        """
+        parts: list[str] = []
+        if self.held:
+            why: list[str] = []
+            if self.current is None:
+                why.append("no label schema published yet")
+            needed = max(self.config.redundancy, self.config.min_crowd_pool)
+            if len(self.pools["crowd"]) < needed:
+                why.append(f"{len(self.pools['crowd'])} of {needed} crowd annotators registered")
+            unknown = sum(1 for c in self.held if c not in self.comments)
+            if unknown:
+                why.append(f"{unknown} of them scored but not yet posted")
+            because = ", ".join(why) or "about to be released"
+            parts.append(f"holding {_count(len(self.held), 'comment')}: {because}")
+        if self.pending:
+            parts.append(
+                f"holding {_count(len(self.pending), 'adjudication request')}: "
+                "their votes or comment not read yet"
+            )
+        return "; ".join(parts) or None
+
+    def _unready(self, comment_id: str) -> str | None:
+        cfg = self.config
+        if comment_id not in self.comments:
+            return f"score for unknown comment {comment_id}"
+        if self.current is None:
+            return "no label schema published"
+        needed = max(cfg.redundancy, cfg.min_crowd_pool)
+        if len(self.pools["crowd"]) < needed:
+            return f"{len(self.pools['crowd'])} crowd annotators, {needed} needed"
+        return None
+
+    def _release(self, comment_ids: list[str]) -> list[Output]:
+        out: list[Output] = []
+        for comment_id in comment_ids:
+            scored = self.held.get(comment_id)
+            if scored is not None and self._unready(comment_id) is None:
+                del self.held[comment_id]
+                out += self._on_scored(scored)
+        return out
+
+    # crowd tasks -------------------------------------------------------------------------
+
+    def _on_scored(self, scored: CommentScored) -> list[Output]:
+        self.scores[scored.comment_id] = scored
+        if scored.route != "annotate":
+            return []
+        if self._unready(scored.comment_id) is not None:
+            # Topics are read concurrently: the comment or the schema may come later.
+            self.held[scored.comment_id] = scored
+            return []
+        comment = self.comments[scored.comment_id]
+        low = scored.margin < self.config.low_margin_threshold
+        reason: TaskReason
+        if low and comment.source == "product_log":
+            reason = "low_confidence"
+        else:
+            reason = "active_learning" if comment.source == "pool" else "random_audit"
+        return self._crowd_task(comment, reason, scored)
+
+    def _crowd_task(self, comment: CommentPosted, reason: TaskReason, cause: Event) -> list[Output]:
+        """Decompose under the current schema and assign to k distinct crowd annotators."""
+        cfg = self.config
+        if self.current is None:
+            return []
+        schema = self.schemas[self.current]
+        task_id = stable_id("task", comment.comment_id, schema.version, "crowd")
+        if task_id in self.tasked:
+            return []
+        self.tasked.add(task_id)
+        chosen = rank(self.pools["crowd"], task_id, first=cfg.redundancy)
+        scored = self.scores.get(comment.comment_id)
+        draft, draft_confidence = None, None
+        if cfg.prelabels and scored is not None and set(scored.classes) == set(schema.classes):
+            best = max(range(len(scored.classes)), key=lambda i: (scored.probabilities[i], -i))
+            draft, draft_confidence = scored.classes[best], scored.probabilities[best]
+        task = build_event(
+            TaskCreated,
+            event_id=stable_id("TaskCreated", task_id),
+            producer=PRODUCER,
+            occurred_at=cause.envelope.occurred_at,
+            causation_id=cause.event_id,
+            correlation_id=comment.comment_id,
+            task_id=task_id,
+            comment_id=comment.comment_id,
+            schema_version=schema.version,
+            kind="crowd",
+            reason=reason,
+            questions=[q.question_id for q in schema.questions],
+            redundancy=cfg.redundancy,
+            annotators=chosen,
+            cost_usd=round(cfg.crowd_cost_usd * len(chosen), 6),
+            prelabel=draft,
+            prelabel_confidence=draft_confidence,
+        )
+        out: list[Output] = [task]
+        out += [self._assign(task, comment, a, "crowd") for a in chosen]
+        out += self._maybe_honeypot(task)
+        return out
+
+    # schema versions ---------------------------------------------------------------------
+
+    def _migrate(self, schema: LabelSchemaPublished) -> list[Output]:
+        """Carry out a new version's policy for labels made under the one it supersedes."""
+        if schema.old_label_policy != "relabel_subset" or schema.supersedes is None:
+            return []
+        out: list[Output] = []
+        for comment_id in sorted(self.labels):
+            out += self._maybe_relabel(self.labels[comment_id])
+        return out
+
+    def _maybe_relabel(self, label: LabelCommitted) -> list[Output]:
+        if self.current is None or label.schema_version == self.current:
+            return []
+        schema = self.schemas[self.current]
+        affected = (
+            schema.old_label_policy == "relabel_subset"
+            and schema.supersedes == label.schema_version
+            and label.label in schema.relabel_classes
+        )
+        comment = self.comments.get(label.comment_id)
+        if not affected or comment is None or len(self.pools["crowd"]) < self.config.redundancy:
+            return []
+        return self._crowd_task(comment, "relabel", label)
+
+    def _bucket(self, kind: str, identifier: str) -> int:
+        return int(draw(kind, identifier) * self.config.gold_set_size)
+
+    def _maybe_honeypot(self, task: TaskCreated) -> list[Output]:
+        """Choose the task by its id alone; pair it with the gold items of its bucket known so
+        far (those that come later are paired in ``_honeypots_for_item``)."""
+        if draw("honeypot?", task.task_id) >= self.config.honeypot_rate:
+            return []
+        bucket = self._bucket("honeypot-task-bucket", task.task_id)
+        self.chosen.setdefault(bucket, {})[task.task_id] = task
+        out: list[Output] = []
+        for item in sorted(self.gold_buckets.get(bucket, ())):
+            out += self._honeypot(task, item)
+        return out
+
+    def _honeypots_for_item(self, item: str) -> list[Output]:
+        chosen = self.chosen.get(self._bucket("honeypot-item-bucket", item), {})
+        out: list[Output] = []
+        for task_id in sorted(chosen):
+            out += self._honeypot(chosen[task_id], item)
+        return out
+
+    def _honeypot(self, task: TaskCreated, item: str) -> list[Output]:
+        """The honeypot of (chosen task, gold item of its bucket), once both the verdict and the
+        item's comment are known; at most once."""
+        if item not in self.comments or item == task.comment_id:
+            return []
+        hp_id = stable_id("task", item, task.schema_version, "honeypot", task.task_id)
+        if hp_id in self.honeypots:
+            return []
+        self.honeypots.add(hp_id)
+        annotator = rank(task.annotators, "honeypot-annotator", task.task_id, first=1)[0]
+        honeypot = build_event(
+            TaskCreated,
+            event_id=stable_id("TaskCreated", hp_id),
+            producer=PRODUCER,
+            occurred_at=task.envelope.occurred_at,
+            causation_id=task.event_id,
+            correlation_id=item,
+            task_id=hp_id,
+            comment_id=item,
+            schema_version=task.schema_version,
+            kind="honeypot",
+            reason="honeypot",
+            questions=task.questions,
+            redundancy=1,
+            annotators=[annotator],
+            cost_usd=self.config.crowd_cost_usd,
+            prelabel=task.prelabel,
+            prelabel_confidence=task.prelabel_confidence,
+            expected_label=self.gold[item],
+        )
+        return [honeypot, self._assign(honeypot, self.comments[item], annotator, "crowd")]
+
+    def _assign(
+        self,
+        task: TaskCreated,
+        comment: CommentPosted,
+        annotator: str,
+        pool: str,
+        *,
+        context: list[str] | None = None,
+        prior_votes: list[PriorVote] | None = None,
+    ) -> TaskAssigned:
+        assignment_id = stable_id("assignment", task.task_id, annotator)
+        cfg = self.config
+        return build_event(
+            TaskAssigned,
+            event_id=stable_id("TaskAssigned", assignment_id),
+            producer=PRODUCER,
+            occurred_at=task.envelope.occurred_at,
+            causation_id=task.event_id,
+            correlation_id=task.comment_id,
+            task_id=task.task_id,
+            assignment_id=assignment_id,
+            comment_id=task.comment_id,
+            annotator_id=annotator,
+            pool="expert" if pool == "expert" else "crowd",
+            schema_version=task.schema_version,
+            questions=task.questions,
+            text=comment.text,
+            context=context or [],
+            prelabel=task.prelabel,
+            prelabel_confidence=task.prelabel_confidence,
+            prior_votes=prior_votes or [],
+            request_id=task.request_id,
+            cost_usd=cfg.expert_cost_usd if pool == "expert" else cfg.crowd_cost_usd,
+        )
+
+    # expert tasks ------------------------------------------------------------------------
+
+    def _await(self, request: AdjudicationRequested) -> None:
+        """Index a pending request under the request itself and every input it lacks, so an
+        arriving vote or comment re-checks only the requests that wait for it."""
+        keys = [("request", request.request_id)]
+        if request.comment_id not in self.comments:
+            keys.append(("comment", request.comment_id))
+        keys += [("vote", v) for v in request.vote_ids if v not in self.votes]
+        for key in keys:
+            self.awaiting.setdefault(key, set()).add(request.request_id)
+
+    def _retry_pending(self, key: tuple[str, str]) -> list[Output]:
+        out: list[Output] = []
+        for request_id in sorted(self.awaiting.pop(key, ())):
+            request = self.pending.get(request_id)
+            if request is None:
+                continue
+            ready = request.comment_id in self.comments
+            if ready and all(v in self.votes for v in request.vote_ids):
+                del self.pending[request_id]
+                out += self._expert_task(request)
+        return out
+
+    def _expert_task(self, request: AdjudicationRequested) -> list[Output]:
+        comment = self.comments[request.comment_id]
+        experts = self.pools["expert"]
+        if not experts:
+            return [Rejected("no expert registered for adjudication")]
+        task_id = stable_id("task", request.comment_id, request.schema_version, "expert")
+        if task_id in self.tasked:
+            return []
+        self.tasked.add(task_id)
+        expert = rank(experts, task_id, first=1)[0]
+        schema = self.schemas.get(request.schema_version)
+        task = build_event(
+            TaskCreated,
+            event_id=stable_id("TaskCreated", task_id),
+            producer=PRODUCER,
+            occurred_at=request.envelope.occurred_at,
+            causation_id=request.event_id,
+            correlation_id=request.comment_id,
+            task_id=task_id,
+            comment_id=request.comment_id,
+            schema_version=request.schema_version,
+            kind="expert",
+            reason="adjudication",
+            questions=[q.question_id for q in schema.questions] if schema else [],
+            redundancy=1,
+            annotators=[expert],
+            cost_usd=self.config.expert_cost_usd,
+            request_id=request.request_id,
+        )
+        # Experts need what the crowd lacked: the thread the comment answers, and the votes.
+        context = [self.comments[p].text for p in comment.parent_ids if p in self.comments]
+        prior = [
+            PriorVote(
+                annotator_id=self.votes[v].annotator_id,
+                label=self.votes[v].label,
+                confidence=self.votes[v].confidence,
+            )
+            for v in request.vote_ids
+        ]
+        assigned = self._assign(task, comment, expert, "expert", context=context, prior_votes=prior)
+        return [task, assigned]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,321 @@
+"""The trainer stage as a fold: committed labels and exports in; exports and models out.
+
+When to retrain: on every ``ExportCreated`` (``labeltrail export create``, or this fold's own),
+and, to make those, every ``every_labels`` newly committed labels: the fold then emits an
+ExportCreated naming the log positions it has read on the labels, votes and adjudications
+topics, with the same canonical rows and content hash that ``labeltrail export verify``
+rebuilds from the log (:class:`labeltrail.folds.export_rows.ExportFold`).
+
+What to train on: an export is trained on once the fold has read up to every position it names
+and holds the text of every comment and every adjudication its labels came from. The training
+set is the committed labels before those positions (recorded by the export's ``as_of``), chosen
+by :func:`~labeltrail.learning.data.training_set_from_labels` (soft targets, confidence weights;
+machine-made labels left out). The gold set is never trained on and evaluates the model per
+slice (``CommentPosted.attributes["slice"]``): the ``gold:*`` adjudications before the same
+positions and every selected label committed from one. The second rule matters: the export's
+cut on the adjudications topic may fall before a gold verdict whose label is inside its cut on
+the labels topic, and that comment must still count as gold.
+
+Why it is restart-safe: what is trained depends only on the export (a fact on the single
+exports partition), never on how the input partitions interleaved; the model version comes from
+the export id and the trainer configuration, and :func:`~.retrain.train_and_publish` returns
+the stored record of a version already published. Replaying the log on restart therefore
+re-derives the same ModelPublished (same id), without training again while the models dir keeps
+its artifacts. The count that triggers the fold's own exports does depend on interleaving: a
+crash between producing an export and committing the offsets can add one more export (and
+model) at other positions, never a second copy of the same one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.ids import derive_id
+from labeltrail.events.models import (
+    AdjudicationRecorded,
+    CommentPosted,
+    ExportCreated,
+    LabelCommitted,
+    VoteCast,
+)
+from labeltrail.folds.base import Output, Rejected
+from labeltrail.folds.export_rows import (
+    AGGREGATOR,
+    AGGREGATOR_PARAMS,
+    ExportFold,
+    content_hash,
+    iso,
+)
+from labeltrail.learning.data import training_set_from_labels
+from labeltrail.learning.exceptions import LearningError
+from labeltrail.learning.retrain import (
+    GoldSet,
+    RetrainConfig,
+    ScorerFactory,
+    TrainerFactory,
+    model_version_for,
+    train_and_publish,
+)
+
+__all__ = ["RetrainFold"]
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "trainer"
+EXPORT_TOPICS = ("labels", "votes", "adjudications")
+_FOREVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+Partition = tuple[str, int]
+
+
+def _before(position: LogPosition, cut: dict[Partition, int]) -> bool:
+    return position.offset < cut.get((position.topic, position.partition), 0)
+
+
+@dataclass
+class RetrainFold:
+    """Decides when to retrain, on what, and publishes the result (see the module doc)."""
+
+    models_dir: Path
+    make_trainer: TrainerFactory
+    load_scorer: ScorerFactory
+    config: RetrainConfig = field(default_factory=RetrainConfig)
+    name: str = "trainer"
+    inputs: tuple[str, ...] = ("comments", "adjudications", "votes", "labels", "exports")
+    texts: dict[str, str] = field(default_factory=dict)
+    slices: dict[str, str] = field(default_factory=dict)
+    labels: list[tuple[LogPosition, LabelCommitted]] = field(default_factory=list)
+    gold: list[tuple[LogPosition, AdjudicationRecorded]] = field(default_factory=list)
+    read_to: dict[Partition, int] = field(default_factory=dict)
+    topic_of: dict[str, str] = field(default_factory=dict)
+    since_export: int = 0
+    pending: dict[str, ExportCreated] = field(default_factory=dict)
+    trained: dict[str, str] = field(default_factory=dict)
+    """export id -> the model version published for it."""
+    adjudications: dict[str, AdjudicationRecorded] = field(default_factory=dict)
+    missing: dict[str, set[str]] = field(default_factory=dict)
+    """export id -> what it needs and has not been read yet (``text:<comment>``,
+    ``adjudication:<id>``)."""
+
+    def __post_init__(self) -> None:
+        self._rows = ExportFold(self.config.schema_version, _FOREVER)
+        self._latest_recorded: dt.datetime | None = None
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        self.read_to[(position.topic, position.partition)] = position.offset + 1
+        out: list[Output] = []
+        match event:
+            case CommentPosted():
+                self.texts[event.comment_id] = event.text
+                self.slices[event.comment_id] = event.attributes.get("slice", "unknown")
+                for missing in self.missing.values():
+                    missing.discard(f"text:{event.comment_id}")
+            case VoteCast():
+                self._exportable(event, position, "votes")
+            case AdjudicationRecorded():
+                self._exportable(event, position, "adjudications")
+                self.adjudications[event.adjudication_id] = event
+                for missing in self.missing.values():
+                    missing.discard(f"adjudication:{event.adjudication_id}")
+                if event.request_id.startswith("gold:"):
+                    self.gold.append((position, event))
+            case LabelCommitted():
+                self._exportable(event, position, "labels")
+                self.labels.append((position, event))
+                self.since_export += 1
+                if self._due():
+                    out.append(self._own_export())
+                    self.since_export = 0
+            case ExportCreated():
+                if event.export_id not in self.trained:
+                    self.pending.setdefault(event.export_id, event)
+                cut = self._cut(event)
+                self.since_export = sum(1 for p, _ in self.labels if not _before(p, cut))
+        out.extend(self._train_ready())
+        return out
+
+    def drain(self) -> list[Output]:
+        """Exports still waiting when a finite input ends: their labels or texts never came."""
+        waiting, self.pending = self.pending, {}
+        self.missing.clear()
+        return [
+            Rejected(f"export {export_id}: its labels or comment texts never arrived")
+            for export_id in waiting
+        ]
+
+    # exports -------------------------------------------------------------------------------
+
+    def _exportable(self, event: Event, position: LogPosition, kind: str) -> None:
+        self.topic_of.setdefault(kind, position.topic)
+        self._rows.apply(event, position)
+        recorded = event.envelope.recorded_at
+        if self._latest_recorded is None or recorded > self._latest_recorded:
+            self._latest_recorded = recorded
+
+    def _due(self) -> bool:
+        every = self.config.every_labels
+        return every > 0 and self.since_export >= every and len(self.labels) >= self.config.min_rows
+
+    def _own_export(self) -> ExportCreated:
+        """An export of everything read so far, as ``labeltrail export verify`` rebuilds it."""
+        topics = {self.topic_of[k] for k in EXPORT_TOPICS if k in self.topic_of}
+        positions = [
+            LogPosition(topic=t, partition=p, offset=o)
+            for (t, p), o in sorted(self.read_to.items())
+            if t in topics
+        ]
+        rows = self._rows.rows()
+        digest = content_hash(rows)
+        as_of = self._latest_recorded or _FOREVER
+        schema = self.config.schema_version
+        export_id = derive_id(
+            "export",
+            schema,
+            iso(as_of),
+            [f"{p.topic}:{p.partition}:{p.offset}" for p in positions],
+            AGGREGATOR,
+            [f"{k}={v}" for k, v in AGGREGATOR_PARAMS.items()],
+        )
+        return ExportCreated.create(
+            producer=PRODUCER,
+            occurred_at=as_of,
+            id_parts=(export_id, digest),
+            export_id=export_id,
+            schema_version=schema,
+            as_of=as_of,
+            log_positions=positions,
+            aggregator=AGGREGATOR,
+            aggregator_params=AGGREGATOR_PARAMS,
+            content_hash=digest,
+            row_count=len(rows),
+            uri="",
+        )
+
+    # training ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _cut(export: ExportCreated) -> dict[Partition, int]:
+        return {(p.topic, p.partition): p.offset for p in export.log_positions}
+
+    def _selected(
+        self, export: ExportCreated
+    ) -> tuple[list[LabelCommitted], list[AdjudicationRecorded]]:
+        """The labels and gold verdicts before the export's positions, recorded by its as_of."""
+        cut = self._cut(export)
+        labels = [
+            e for p, e in self.labels if _before(p, cut) and e.envelope.recorded_at <= export.as_of
+        ]
+        gold = [
+            e for p, e in self.gold if _before(p, cut) and e.envelope.recorded_at <= export.as_of
+        ]
+        return labels, gold
+
+    def _ready(self, export: ExportCreated) -> bool:
+        return all(
+            self.read_to.get((p.topic, p.partition), 0) >= p.offset for p in export.log_positions
+        )
+
+    def _train_ready(self) -> list[Output]:
+        out: list[Output] = []
+        for export_id, export in list(self.pending.items()):
+            missing = self.missing.get(export_id)
+            if missing is None:
+                if not self._ready(export):
+                    continue
+                missing = self.missing[export_id] = self._missing(*self._selected(export))
+            if missing:
+                continue
+            del self.pending[export_id], self.missing[export_id]
+            out.extend(self._train(export, *self._selected(export)))
+        return out
+
+    def _missing(self, labels: list[LabelCommitted], gold: list[AdjudicationRecorded]) -> set[str]:
+        """The texts and the adjudications (to tell gold labels apart) not read yet."""
+        texts = {e.comment_id for e in labels} | {g.comment_id for g in gold}
+        verdicts = {e.adjudication_id for e in labels if e.adjudication_id is not None}
+        return {f"text:{c}" for c in texts - self.texts.keys()} | {
+            f"adjudication:{a}" for a in verdicts - self.adjudications.keys()
+        }
+
+    def _train(
+        self,
+        export: ExportCreated,
+        labels: list[LabelCommitted],
+        gold_events: list[AdjudicationRecorded],
+    ) -> list[Output]:
+        cfg = self.config
+        if export.schema_version != cfg.schema_version:
+            return [
+                Rejected(
+                    f"export {export.export_id}: schema {export.schema_version}, "
+                    f"the trainer's is {cfg.schema_version}"
+                )
+            ]
+        # Gold items: the gold verdicts before the cut, and every comment whose selected label
+        # was committed from a gold verdict (its verdict may sit past the adjudications cut).
+        committed_gold = [
+            self.adjudications[e.adjudication_id] for e in labels if e.adjudication_id
+        ]
+        verdict = {
+            g.comment_id: g.label
+            for g in [*gold_events, *committed_gold]
+            if g.request_id.startswith("gold:")
+        }
+        training = training_set_from_labels(
+            labels,
+            self.texts,
+            cfg.classes,
+            schema_version=cfg.schema_version,
+            exclude=verdict.keys(),
+            include_machine_made=cfg.include_machine_made,
+        )
+        if len(training) < cfg.min_rows:
+            return [
+                Rejected(
+                    f"export {export.export_id}: {len(training)} training rows, "
+                    f"fewer than {cfg.min_rows}"
+                )
+            ]
+        ids = sorted(verdict)
+        gold = GoldSet(
+            comment_ids=tuple(ids),
+            texts=tuple(self.texts[c] for c in ids),
+            truth=tuple(verdict[c] for c in ids),
+            slices=tuple(self.slices.get(c, "unknown") for c in ids),
+        )
+        version = model_version_for(export.export_id, cfg)
+        manifest = {
+            "log_positions": [f"{p.topic}:{p.partition}:{p.offset}" for p in export.log_positions],
+            "as_of": iso(export.as_of),
+            "gold_items": len(gold),
+        }
+        try:
+            model = train_and_publish(
+                training,
+                gold,
+                models_dir=self.models_dir,
+                version=version,
+                config=cfg,
+                make_trainer=self.make_trainer,
+                load_scorer=self.load_scorer,
+                export_id=export.export_id,
+                export_hash=export.content_hash,
+                manifest=manifest,
+                causation_id=export.event_id,
+            )
+        except LearningError as exc:
+            return [Rejected(f"export {export.export_id}: model not published: {exc}")]
+        self.trained[export.export_id] = model.model_version
+        log.info(
+            "%s: model %s from export %s (%d rows, gold accuracy %s)",
+            self.name,
+            model.model_version,
+            export.export_id,
+            len(training),
+            model.metrics.get("gold.all.accuracy"),
+        )
+        return [model]

@@ -1,0 +1,84 @@
+"""Read the log up to given positions (the edge of the export package that touches Kafka)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+from confluent_kafka import TopicPartition
+
+from labeltrail.config import Settings
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.exceptions import SerializationError
+from labeltrail.events.serde import decode
+from labeltrail.exceptions import LabeltrailError
+from labeltrail.kafka.consumer import make_consumer
+
+__all__ = ["end_positions", "read_until"]
+
+
+def end_positions(settings: Settings, topics: Sequence[str]) -> list[LogPosition]:
+    """The current end offset of every partition of ``topics`` (missing topics are skipped)."""
+    consumer = make_consumer(settings, f"{settings.topic_prefix}.export-probe")
+    try:
+        meta = consumer.list_topics(timeout=30)
+        out: list[LogPosition] = []
+        for topic in topics:
+            if topic not in meta.topics:
+                continue
+            for partition in sorted(meta.topics[topic].partitions):
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                out.append(LogPosition(topic=topic, partition=partition, offset=max(high, 0)))
+        return out
+    finally:
+        consumer.close()
+
+
+def read_until(
+    settings: Settings,
+    positions: Sequence[LogPosition],
+    *,
+    batch: int = 5_000,
+    timeout: float = 600.0,
+) -> Iterator[tuple[Event, LogPosition]]:
+    """Every decodable event before ``positions``, in log order within each partition.
+
+    Records that do not decode are skipped: the projector dead-letters them and they never
+    reach ClickHouse either.
+    """
+    wanted = {(p.topic, p.partition): p.offset for p in positions if p.offset > 0}
+    if not wanted:
+        return
+    consumer = make_consumer(settings, f"{settings.topic_prefix}.export-reader")
+    try:
+        consumer.assign([TopicPartition(t, p, 0) for (t, p) in sorted(wanted)])
+        open_parts = set(wanted)
+        deadline = time.monotonic() + timeout
+        while open_parts:
+            if time.monotonic() > deadline:
+                raise LabeltrailError(f"log not readable up to the positions: {open_parts}")
+            messages = consumer.consume(batch, timeout=1.0)
+            if not messages:
+                # Offsets may end in gaps (control records, compaction): trust the position.
+                current = consumer.position([TopicPartition(t, p) for (t, p) in open_parts])
+                for tp in current:
+                    if tp.offset >= wanted[(tp.topic, tp.partition)]:
+                        open_parts.discard((tp.topic, tp.partition))
+            for msg in messages:
+                if msg.error() is not None:
+                    continue
+                key = (msg.topic() or "", msg.partition() or 0)
+                offset = msg.offset() or 0
+                if key not in open_parts or offset >= wanted[key]:
+                    continue
+                if offset + 1 >= wanted[key]:
+                    open_parts.discard(key)
+                try:
+                    event = decode(msg.value() or b"")
+                except SerializationError:
+                    continue
+                yield event, LogPosition(topic=key[0], partition=key[1], offset=offset)
+    finally:
+        consumer.close()

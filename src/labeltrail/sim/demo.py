@@ -1,0 +1,279 @@
+"""The demo: a simulated platform run through the real broker into ClickHouse.
+
+Comments are produced; a stand-in model scores them; tasking assigns each to three distinct
+crowd annotators on the crowd task topic; simulated frontends read their tasks and vote;
+consensus (majority vote) routes disagreement to an expert; labels are committed; the
+projector writes every event into ClickHouse; the trace of one ambiguous comment is read back
+from ClickHouse alone. Rerunning after a kill resumes: every id is deterministic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from labeltrail.audit import render_trace
+from labeltrail.clickhouse.client import Client, apply_ddl, connect, run_named
+from labeltrail.clickhouse.projector import Projector
+from labeltrail.clickhouse.trace import causal_order
+from labeltrail.config import Settings
+from labeltrail.events.topics import topic_name
+from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.folds.iaa import IaaConfig, IaaFold
+from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
+from labeltrail.folds.tasking import TaskingFold
+from labeltrail.kafka.admin import end_offset, ensure_topics
+from labeltrail.kafka.producer import EventProducer
+from labeltrail.kafka.runner import StageRunner
+from labeltrail.quality.blindspots import is_high_agreement
+from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
+from labeltrail.sim.platform import CODED
+from labeltrail.stages import tasking_config
+
+__all__ = ["DEMO_DAYS", "DemoResult", "run_demo", "seed_platform"]
+
+DEMO_DAYS = 30
+"""The demo's history spans the article's month in event time (comments over 30 days, votes
+and verdicts after them); it still runs in about a minute of wall time."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoResult:
+    seconds: float
+    produced: int
+    stage_stats: dict[str, dict[str, int]]
+    projected: int
+    table_counts: dict[str, int]
+    labels_by_route: dict[str, int]
+    accuracy_by_slice: dict[str, tuple[int, float]]
+    dead_letters: int
+    trace_comment: str | None
+    trace: list[str] = field(default_factory=list)
+    blind_spots: list[tuple[str, str, str, float, float]] = field(default_factory=list)
+    """(window, start, slice, agreement, gold accuracy) of every blind-spot alert."""
+    reliability_moves: list[tuple[str, str, float, float]] = field(default_factory=list)
+    """(annotator, method, first, latest) of the largest moves in honeypot/gold reliability."""
+
+
+def seed_platform(settings: Settings, platform: Platform) -> int:
+    """Produce the world's inputs unless a previous run already did."""
+    if end_offset(settings, "comments") >= len(platform.comments):
+        log.info("inputs already on the log; resuming")
+        return 0
+    seed_events = platform.inputs()
+    producer = EventProducer(settings)
+    gold = topic_name(settings.topic_prefix, "gold")
+    for copy in platform.gold_topic_events():
+        producer.send(copy, topic=gold)
+    for event in seed_events:
+        producer.send(event)
+    producer.flush()
+    return len(seed_events)
+
+
+def _replay_iaa_config(config: PlatformConfig) -> IaaConfig:
+    """The demo replays its month in about a minute, and the iaa stage reads votes and gold
+    results from several partitions and topics at their own pace: in event time one source can
+    run days ahead of another. A lateness of the whole span keeps every window open until the
+    drain closes them all (close_on_drain), so nothing is dead-lettered as late; a live
+    service, whose event time follows the clock, keeps the default day."""
+    span = dt.timedelta(days=config.days + 2)
+    default = IaaConfig()
+    return dataclasses.replace(default, allowed_lateness=max(default.allowed_lateness, span))
+
+
+def _settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
+    before = totals()
+    if not all(w.is_set() for w in waiters):
+        return False
+    time.sleep(1.5)
+    return all(w.is_set() for w in waiters) and totals() == before
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    config: PlatformConfig | None = None,
+    client: Client | None = None,
+    timeout: float = 600.0,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> DemoResult:
+    """Run the simulated platform end to end; returns the summary and a trace."""
+    started = time.monotonic()
+    platform = Platform(config or PlatformConfig(days=DEMO_DAYS))
+    progress("creating topics")
+    ensure_topics(settings)
+    ch = client or connect(settings.clickhouse_dsn)
+    apply_ddl(ch)
+    progress(f"producing {len(platform.comments)} comments, annotators, gold set")
+    produced = seed_platform(settings, platform)
+
+    folds: list[Any] = [
+        SimulatedScorer(platform, threshold=settings.low_margin_threshold),
+        TaskingFold(
+            tasking_config(
+                settings,
+                min_crowd_pool=max(settings.min_crowd_pool, len(platform.crowd_ids)),
+                gold_set_size=platform.config.n_gold,
+            )
+        ),
+        SimulatedAnnotators(platform),
+        ConsensusFold(
+            ConsensusConfig(
+                agreement_threshold=settings.agreement_threshold,
+                method=settings.consensus_method,
+            )
+        ),
+        LabelsFold(),
+        ReliabilityFold(ReliabilityConfig(refit_on_drain=True)),
+        IaaFold(_replay_iaa_config(platform.config)),
+    ]
+    runners = [StageRunner(fold, settings) for fold in folds]
+    projector = Projector(ch, settings)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def guard(target: Callable[[threading.Event], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target(stop)
+            except BaseException as exc:  # surfaced below: a dead stage must fail the demo
+                errors.append(exc)
+                stop.set()
+
+        return run
+
+    threads = [threading.Thread(target=guard(r.run), name=r.fold.name) for r in runners]
+    threads.append(threading.Thread(target=guard(projector.run), name="projector"))
+    for t in threads:
+        t.start()
+    progress(
+        "stages running: scorer, tasking, annotators, consensus, labels, reliability, iaa,"
+        " projector"
+    )
+    waiters = [r.caught_up for r in runners] + [projector.caught_up]
+
+    def totals() -> int:
+        return sum(r.stats.consumed for r in runners) + projector.stats.consumed
+
+    def settle() -> None:
+        while not _settled(waiters, totals):
+            if stop.is_set() or time.monotonic() - started > timeout:
+                return
+            time.sleep(0.5)
+
+    try:
+        settle()
+        # The whole history has been through every stage: now, and only now, the folds may
+        # settle what they hold (close event-time windows, run the pending refit, reject
+        # what never found its task); what that emits flows through once more.
+        for runner in runners:
+            runner.request_drain()
+        for runner in runners:
+            while not runner.drain_done.wait(0.5):
+                if stop.is_set() or time.monotonic() - started > timeout:
+                    break
+        settle()
+    finally:
+        progress("stopping stages")
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    if errors:
+        raise errors[0]
+    if time.monotonic() - started > timeout:
+        busy = [r.fold.name for r in runners if not r.caught_up.is_set()]
+        if not projector.caught_up.is_set():
+            busy.append("projector")
+        raise TimeoutError(f"demo did not settle within {timeout:.0f}s; still busy: {busy}")
+    progress("settled; reading ClickHouse")
+    return _summarise(ch, platform, runners, projector, produced, started)
+
+
+def _pairs(ch: Client, sql: str) -> dict[str, int]:
+    return {str(k): int(v) for k, v in ch.query(sql).result_rows}
+
+
+def _summarise(
+    ch: Client,
+    platform: Platform,
+    runners: list[StageRunner],
+    projector: Projector,
+    produced: int,
+    started: float,
+) -> DemoResult:
+    counts = _pairs(ch, "SELECT event_type, count() FROM events FINAL GROUP BY event_type")
+    routes = _pairs(ch, "SELECT route, count() FROM v_labels GROUP BY route")
+    latest = ch.query(
+        "SELECT comment_id, argMax(label, occurred_at) FROM v_labels GROUP BY comment_id"
+    ).result_rows
+    per_slice: dict[str, list[int]] = {}
+    for cid, label in latest:
+        slice_ = platform.slices.get(cid, "?")
+        hits = per_slice.setdefault(slice_, [0, 0])
+        hits[0] += 1
+        hits[1] += int(label == platform.truth.get(cid))
+    accuracy = {s: (n, ok / n) for s, (n, ok) in sorted(per_slice.items())}
+    dead = int(ch.query("SELECT count() FROM v_dead_letters").result_rows[0][0])
+    blind = [
+        (str(w), str(start)[:10], f"{sl} ({metric})", float(agreement), float(gold))
+        for w, start, sl, metric, agreement, gold in ch.query(
+            "SELECT JSONExtractString(payload, 'window'), JSONExtractString(payload, "
+            "'window_start'), JSONExtractString(payload, 'slice'), "
+            "JSONExtractString(payload, 'metric'), "
+            "JSONExtractFloat(payload, 'agreement'), JSONExtractFloat(payload, 'gold_accuracy') "
+            "FROM events FINAL WHERE event_type = 'IaaWindowClosed' "
+            "AND JSONExtractBool(payload, 'blind_spot') ORDER BY 1, 2, 3"
+        ).result_rows
+        if is_high_agreement(str(metric), float(agreement))  # by its metric's own scale
+    ]
+    moves = [
+        (str(a), str(m), float(first), float(last))
+        for a, m, first, last in ch.query(
+            "SELECT annotator_id, JSONExtractString(payload, 'method') AS m, "
+            "argMin(JSONExtractFloat(payload, 'accuracy'), (occurred_at, recorded_at)), "
+            "argMax(JSONExtractFloat(payload, 'accuracy'), (occurred_at, recorded_at)) "
+            "FROM events FINAL WHERE event_type = 'AnnotatorReliabilityUpdated' "
+            "AND m = 'beta_gold' GROUP BY annotator_id, m "
+            "ORDER BY abs(argMax(JSONExtractFloat(payload, 'accuracy'), (occurred_at, recorded_at))"
+            " - argMin(JSONExtractFloat(payload, 'accuracy'), (occurred_at, recorded_at))) DESC, "
+            "annotator_id LIMIT 5"
+        ).result_rows
+    ]
+    candidates = run_named(ch, "ambiguous_comments", limit=10_000)
+    coded = [c["comment_id"] for c in candidates if platform.slices.get(c["comment_id"]) == CODED]
+    chosen = (coded or [c["comment_id"] for c in candidates] or [None])[0]
+    trace = render_trace(causal_order(run_named(ch, "trace", comment_id=chosen))) if chosen else []
+    stats = {
+        r.fold.name: {
+            "consumed": r.stats.consumed,
+            "restored": r.stats.restored,
+            "processed": r.stats.processed,
+            "rejected": r.stats.rejected,
+            "emitted": r.stats.emitted,
+        }
+        for r in runners
+    }
+    return DemoResult(
+        seconds=time.monotonic() - started,
+        produced=produced,
+        stage_stats=stats,
+        projected=projector.stats.projected,
+        table_counts=counts,
+        labels_by_route=routes,
+        accuracy_by_slice=accuracy,
+        dead_letters=dead,
+        trace_comment=chosen,
+        trace=trace,
+        blind_spots=blind,
+        reliability_moves=moves,
+    )

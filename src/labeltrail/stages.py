@@ -1,0 +1,118 @@
+"""The stage registry: how each pipeline stage's fold is built from the settings.
+
+One place that services, the demo, the simulations, the benchmarks and the tests all use, so
+a stage is configured the same way wherever it runs. It sits above the adapters because two
+stages are handed their model runtimes here: the scorer its onnxruntime loader, the trainer
+its torch trainer (imported only when the trainer is built: the ``train`` extra).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from labeltrail.config import Settings
+from labeltrail.folds.base import Fold
+from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.folds.iaa import IaaConfig, IaaFold
+from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
+from labeltrail.folds.scorer import ScorerFold
+from labeltrail.folds.tasking import TaskingConfig, TaskingFold
+from labeltrail.folds.trainer import RetrainFold
+from labeltrail.learning.retrain_settings import TrainerSettings
+from labeltrail.learning.settings import LearningSettings
+
+__all__ = ["STAGES", "Stage", "make", "tasking_config"]
+
+
+def tasking_config(settings: Settings, **overrides: Any) -> TaskingConfig:
+    """The tasking stage's configuration from the settings (``overrides`` win)."""
+    fields: dict[str, Any] = {
+        "redundancy": settings.redundancy,
+        "min_crowd_pool": settings.min_crowd_pool,
+        "honeypot_rate": settings.honeypot_rate,
+        "gold_set_size": settings.gold_set_size,
+        "low_margin_threshold": settings.low_margin_threshold,
+        "crowd_cost_usd": settings.crowd_cost_usd,
+        "expert_cost_usd": settings.expert_cost_usd,
+    }
+    fields.update(overrides)
+    return TaskingConfig(**fields)
+
+
+def _tasking(settings: Settings) -> TaskingFold:
+    return TaskingFold(tasking_config(settings))
+
+
+def _consensus(settings: Settings) -> ConsensusFold:
+    return ConsensusFold(
+        ConsensusConfig(
+            agreement_threshold=settings.agreement_threshold, method=settings.consensus_method
+        )
+    )
+
+
+def _labels(settings: Settings) -> LabelsFold:
+    return LabelsFold(auto_accept_threshold=settings.auto_accept_threshold)
+
+
+def _reliability(settings: Settings) -> ReliabilityFold:
+    # Live: refits happen on event-time boundaries only, never when the runner is caught up.
+    return ReliabilityFold(ReliabilityConfig(refit_on_drain=False))
+
+
+def _iaa(settings: Settings) -> IaaFold:
+    # Live: windows close by watermark only; closing on drain would cut today's window short.
+    return IaaFold(IaaConfig(close_on_drain=False))
+
+
+def _scorer(settings: Settings) -> ScorerFold:
+    from labeltrail.ml.train_job import onnx_scorer
+
+    learning = LearningSettings()
+    return ScorerFold(
+        load=partial(onnx_scorer, threads=learning.scorer_threads),
+        models_dir=learning.models_dir,
+        threshold=settings.low_margin_threshold,
+        auto_accept_threshold=learning.auto_accept_threshold,
+    )
+
+
+def _trainer(settings: Settings) -> RetrainFold:
+    from labeltrail.ml.train_job import onnx_scorer, torch_trainer
+
+    return RetrainFold(
+        models_dir=LearningSettings().models_dir,
+        make_trainer=torch_trainer,
+        load_scorer=onnx_scorer,
+        config=TrainerSettings().config(),
+    )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its fold's factory, and whether copies of it share a consumer group
+    (its keyed inputs are co-partitioned; see :mod:`labeltrail.kafka.scaleout`)."""
+
+    make: Callable[[Settings], Fold]
+    scalable: bool = False
+
+
+STAGES: dict[str, Stage] = {
+    "tasking": Stage(_tasking, scalable=True),
+    "consensus": Stage(_consensus, scalable=True),
+    "labels": Stage(_labels, scalable=True),
+    "reliability": Stage(_reliability),
+    "iaa": Stage(_iaa),
+    "scorer": Stage(_scorer),
+    "trainer": Stage(_trainer),
+}
+"""Every pipeline stage a service runs, by name."""
+
+
+def make(stage: str, settings: Settings) -> Fold:
+    """The named stage's fold, built from ``settings``."""
+    return STAGES[stage].make(settings)

@@ -1,0 +1,80 @@
+"""Tasking says why it holds input (``held_reason``, read by the stage runner's progress log)."""
+
+from __future__ import annotations
+
+from labeltrail.events import AdjudicationRequested, AnnotatorRegistered, CommentPosted
+from labeltrail.folds.tasking import TaskingConfig, TaskingFold
+from labeltrail.ontology import moderation_schema_v3
+from tests.events.samples import sample_event
+from tests.folds.test_tasking import POS, _scored
+
+
+def _annotator(i: int) -> AnnotatorRegistered:
+    return AnnotatorRegistered.create(
+        producer="t", annotator_id=f"a{i}", pool="crowd", locale="en", languages=["en"]
+    )
+
+
+def _comment(cid: str) -> CommentPosted:
+    comment = sample_event("CommentPosted")
+    assert isinstance(comment, CommentPosted)
+    return comment.model_copy(update={"comment_id": cid})
+
+
+def _fold(*, schema: bool, annotators: int, comments: int, **config: object) -> TaskingFold:
+    fold = TaskingFold(TaskingConfig(**config))  # type: ignore[arg-type]
+    if schema:
+        fold.apply(moderation_schema_v3(), POS)
+    for i in range(annotators):
+        fold.apply(_annotator(i), POS)
+    for i in range(comments):
+        fold.apply(_comment(f"c{i}"), POS)
+        fold.apply(_scored(f"c{i}"), POS)
+    return fold
+
+
+def test_nothing_held_is_none() -> None:
+    assert TaskingFold().held_reason() is None
+    fold = _fold(schema=True, annotators=3, comments=5)
+    assert fold.held == {}
+    assert fold.held_reason() is None
+
+
+def test_no_schema_says_so_and_clears_once_published() -> None:
+    fold = _fold(schema=False, annotators=3, comments=40)
+    assert fold.held_reason() == "holding 40 comments: no label schema published yet"
+    out = fold.apply(moderation_schema_v3(), POS)
+    assert out, "the schema releases the held comments"
+    assert fold.held_reason() is None
+
+
+def test_too_few_annotators_counts_them() -> None:
+    fold = _fold(schema=True, annotators=2, comments=40)
+    assert fold.held_reason() == "holding 40 comments: 2 of 3 crowd annotators registered"
+    fold.apply(_annotator(2), POS)
+    assert fold.held_reason() is None
+
+
+def test_min_crowd_pool_and_missing_schema_together() -> None:
+    fold = _fold(schema=False, annotators=4, comments=1, min_crowd_pool=10)
+    assert fold.held_reason() == (
+        "holding 1 comment: no label schema published yet, 4 of 10 crowd annotators registered"
+    )
+
+
+def test_scores_ahead_of_their_comments() -> None:
+    fold = _fold(schema=True, annotators=3, comments=0)
+    fold.apply(_scored("c9"), POS)
+    assert fold.held_reason() == "holding 1 comment: 1 of them scored but not yet posted"
+    fold.apply(_comment("c9"), POS)
+    assert fold.held_reason() is None
+
+
+def test_pending_adjudication_requests() -> None:
+    fold = _fold(schema=True, annotators=3, comments=0)
+    request = sample_event("AdjudicationRequested")
+    assert isinstance(request, AdjudicationRequested) and request.vote_ids
+    fold.apply(request, POS)
+    assert fold.held_reason() == (
+        "holding 1 adjudication request: their votes or comment not read yet"
+    )

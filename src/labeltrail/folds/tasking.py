@@ -1,28 +1,10 @@
-"""Tasking: scored comments become tasks; disagreements become expert tasks.
+"""Tasking: scored comments become crowd tasks, disagreements expert tasks, gold honeypots.
 
-Decomposition follows the comment's schema version; each crowd item goes to ``redundancy``
-distinct crowd annotators, chosen by rendezvous hashing so the choice replays exactly; a
-honeypot (a gold item whose answer is known) is injected beside a crowd task at
-``honeypot_rate``, assigned like any other task and indistinguishable on the task topic.
-
-Honeypots are a join, so that they do not depend on the order in which the input topics
-interleave: a crowd task is *chosen* by a draw on its id (``honeypot_rate``), and a chosen
-task gets a honeypot with each gold item that falls in the same of ``gold_set_size`` buckets
-(each id's bucket is a draw on the id alone, so a pair matches with probability
-``1 / gold_set_size``, and each arrival only looks at its own bucket instead of at every
-chosen task or gold item). Whether a pair is a honeypot depends only on the two ids, so the
-honeypot is emitted when the last of the three it needs is known (the chosen task, the gold
-verdict, the gold item's comment), whichever topic brings it, and the same set of honeypots,
-with the same ids, comes out of any interleaving. A chosen task gets ``|gold| / gold_set_size``
-honeypots on average (one when ``gold_set_size`` is the gold set's size), so a task's share is
-``honeypot_rate`` in expectation, not exactly. Gold is the gold set: verdicts whose request id
-starts with ``gold:`` (live adjudications are not gold here), first verdict per item.
-
-The gold set is also read whole from the ``gold`` topic (copies of the gold items' comments
-and verdicts, a broadcast input): a worker of a scaled-out stage owns only some partitions of
-comments and adjudications, yet pairs its chosen tasks with every gold item, so two workers
-make the honeypots one makes. An event read twice (from its own topic and from ``gold``)
-changes nothing the second time.
+The fold decides what is tasked, when (input waits for its comment, the schema and the crowd
+pool) and who gets it: ``redundancy`` distinct crowd annotators by rendezvous hashing, so the
+choice replays exactly. It builds the events with :mod:`~labeltrail.folds.task_events` and
+pairs honeypots with :class:`~labeltrail.folds.honeypots.HoneypotPairing`; why the pairing is a
+join and how the gold set reaches every worker is in ``docs/pipeline.md`` ("Honeypots").
 """
 
 from __future__ import annotations
@@ -45,12 +27,13 @@ from labeltrail.events.models import (
     TaskReason,
     VoteCast,
 )
-from labeltrail.folds.base import Output, Rejected, build_event, stable_id
-from labeltrail.folds.draws import draw, rank
+from labeltrail.folds.base import Output, Rejected, stable_id
+from labeltrail.folds.draws import rank
+from labeltrail.folds.honeypots import HoneypotPairing
+from labeltrail.folds.task_events import assignment, crowd_task, draft, expert_task, honeypot_task
 
 __all__ = ["GOLD_REQUEST_PREFIX", "TaskingConfig", "TaskingFold"]
 
-PRODUCER = "tasking"
 GOLD_REQUEST_PREFIX = "gold:"
 """An ``AdjudicationRecorded`` whose request id starts with this belongs to the gold set."""
 
@@ -120,13 +103,10 @@ class TaskingFold:
     current: str | None = None
     labels: dict[str, LabelCommitted] = field(default_factory=dict)
     scores: dict[str, CommentScored] = field(default_factory=dict)
-    chosen: dict[int, dict[str, TaskCreated]] = field(default_factory=dict)
-    """Crowd tasks chosen to carry honeypots, by bucket, then task id (a gold item may come
-    later)."""
-    gold_buckets: dict[int, set[str]] = field(default_factory=dict)
-    """Gold items by bucket."""
-    honeypots: set[str] = field(default_factory=set)
-    """Honeypot task ids emitted."""
+    honeypots: HoneypotPairing = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.honeypots = HoneypotPairing(self.config.honeypot_rate, self.config.gold_set_size)
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
         match event:
@@ -151,8 +131,7 @@ class TaskingFold:
                 gold = event.request_id.startswith(GOLD_REQUEST_PREFIX)
                 if gold and event.comment_id not in self.gold:
                     self.gold[event.comment_id] = event.label
-                    bucket = self._bucket("honeypot-item-bucket", event.comment_id)
-                    self.gold_buckets.setdefault(bucket, set()).add(event.comment_id)
+                    self.honeypots.add_gold(event.comment_id)
                     return self._honeypots_for_item(event.comment_id)
             case VoteCast():
                 self.votes[event.vote_id] = event
@@ -253,29 +232,19 @@ class TaskingFold:
             return []
         self.tasked.add(task_id)
         chosen = rank(self.pools["crowd"], task_id, first=cfg.redundancy)
-        scored = self.scores.get(comment.comment_id)
-        draft, draft_confidence = None, None
-        if cfg.prelabels and scored is not None and set(scored.classes) == set(schema.classes):
-            best = max(range(len(scored.classes)), key=lambda i: (scored.probabilities[i], -i))
-            draft, draft_confidence = scored.classes[best], scored.probabilities[best]
-        task = build_event(
-            TaskCreated,
-            event_id=stable_id("TaskCreated", task_id),
-            producer=PRODUCER,
-            occurred_at=cause.envelope.occurred_at,
-            causation_id=cause.event_id,
-            correlation_id=comment.comment_id,
-            task_id=task_id,
-            comment_id=comment.comment_id,
-            schema_version=schema.version,
-            kind="crowd",
-            reason=reason,
-            questions=[q.question_id for q in schema.questions],
+        prelabel = (
+            draft(self.scores.get(comment.comment_id), schema) if cfg.prelabels else (None, None)
+        )
+        task = crowd_task(
+            task_id,
+            comment,
+            schema,
+            reason,
+            cause,
+            chosen,
             redundancy=cfg.redundancy,
-            annotators=chosen,
-            cost_usd=round(cfg.crowd_cost_usd * len(chosen), 6),
-            prelabel=draft,
-            prelabel_confidence=draft_confidence,
+            cost_per_vote_usd=cfg.crowd_cost_usd,
+            prelabel=prelabel,
         )
         out: list[Output] = [task]
         out += [self._assign(task, comment, a, "crowd") for a in chosen]
@@ -307,26 +276,16 @@ class TaskingFold:
             return []
         return self._crowd_task(comment, "relabel", label)
 
-    def _bucket(self, kind: str, identifier: str) -> int:
-        return int(draw(kind, identifier) * self.config.gold_set_size)
-
     def _maybe_honeypot(self, task: TaskCreated) -> list[Output]:
-        """Choose the task by its id alone; pair it with the gold items of its bucket known so
-        far (those that come later are paired in ``_honeypots_for_item``)."""
-        if draw("honeypot?", task.task_id) >= self.config.honeypot_rate:
-            return []
-        bucket = self._bucket("honeypot-task-bucket", task.task_id)
-        self.chosen.setdefault(bucket, {})[task.task_id] = task
         out: list[Output] = []
-        for item in sorted(self.gold_buckets.get(bucket, ())):
+        for item in self.honeypots.choose(task):
             out += self._honeypot(task, item)
         return out
 
     def _honeypots_for_item(self, item: str) -> list[Output]:
-        chosen = self.chosen.get(self._bucket("honeypot-item-bucket", item), {})
         out: list[Output] = []
-        for task_id in sorted(chosen):
-            out += self._honeypot(chosen[task_id], item)
+        for task in self.honeypots.tasks_for(item):
+            out += self._honeypot(task, item)
         return out
 
     def _honeypot(self, task: TaskCreated, item: str) -> list[Output]:
@@ -334,31 +293,12 @@ class TaskingFold:
         item's comment are known; at most once."""
         if item not in self.comments or item == task.comment_id:
             return []
-        hp_id = stable_id("task", item, task.schema_version, "honeypot", task.task_id)
-        if hp_id in self.honeypots:
+        hp_id = self.honeypots.claim(task, item)
+        if hp_id is None:
             return []
-        self.honeypots.add(hp_id)
         annotator = rank(task.annotators, "honeypot-annotator", task.task_id, first=1)[0]
-        honeypot = build_event(
-            TaskCreated,
-            event_id=stable_id("TaskCreated", hp_id),
-            producer=PRODUCER,
-            occurred_at=task.envelope.occurred_at,
-            causation_id=task.event_id,
-            correlation_id=item,
-            task_id=hp_id,
-            comment_id=item,
-            schema_version=task.schema_version,
-            kind="honeypot",
-            reason="honeypot",
-            questions=task.questions,
-            redundancy=1,
-            annotators=[annotator],
-            cost_usd=self.config.crowd_cost_usd,
-            prelabel=task.prelabel,
-            prelabel_confidence=task.prelabel_confidence,
-            expected_label=self.gold[item],
-        )
+        cost = self.config.crowd_cost_usd
+        honeypot = honeypot_task(task, item, hp_id, annotator, self.gold[item], cost)
         return [honeypot, self._assign(honeypot, self.comments[item], annotator, "crowd")]
 
     def _assign(
@@ -371,29 +311,10 @@ class TaskingFold:
         context: list[str] | None = None,
         prior_votes: list[PriorVote] | None = None,
     ) -> TaskAssigned:
-        assignment_id = stable_id("assignment", task.task_id, annotator)
         cfg = self.config
-        return build_event(
-            TaskAssigned,
-            event_id=stable_id("TaskAssigned", assignment_id),
-            producer=PRODUCER,
-            occurred_at=task.envelope.occurred_at,
-            causation_id=task.event_id,
-            correlation_id=task.comment_id,
-            task_id=task.task_id,
-            assignment_id=assignment_id,
-            comment_id=task.comment_id,
-            annotator_id=annotator,
-            pool="expert" if pool == "expert" else "crowd",
-            schema_version=task.schema_version,
-            questions=task.questions,
-            text=comment.text,
-            context=context or [],
-            prelabel=task.prelabel,
-            prelabel_confidence=task.prelabel_confidence,
-            prior_votes=prior_votes or [],
-            request_id=task.request_id,
-            cost_usd=cfg.expert_cost_usd if pool == "expert" else cfg.crowd_cost_usd,
+        cost = cfg.expert_cost_usd if pool == "expert" else cfg.crowd_cost_usd
+        return assignment(
+            task, comment, annotator, pool, cost, context=context, prior_votes=prior_votes
         )
 
     # expert tasks ------------------------------------------------------------------------
@@ -431,24 +352,7 @@ class TaskingFold:
         self.tasked.add(task_id)
         expert = rank(experts, task_id, first=1)[0]
         schema = self.schemas.get(request.schema_version)
-        task = build_event(
-            TaskCreated,
-            event_id=stable_id("TaskCreated", task_id),
-            producer=PRODUCER,
-            occurred_at=request.envelope.occurred_at,
-            causation_id=request.event_id,
-            correlation_id=request.comment_id,
-            task_id=task_id,
-            comment_id=request.comment_id,
-            schema_version=request.schema_version,
-            kind="expert",
-            reason="adjudication",
-            questions=[q.question_id for q in schema.questions] if schema else [],
-            redundancy=1,
-            annotators=[expert],
-            cost_usd=self.config.expert_cost_usd,
-            request_id=request.request_id,
-        )
+        task = expert_task(request, schema, task_id, expert, self.config.expert_cost_usd)
         # Experts need what the crowd lacked: the thread the comment answers, and the votes.
         context = [self.comments[p].text for p in comment.parent_ids if p in self.comments]
         prior = [

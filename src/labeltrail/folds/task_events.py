@@ -1,0 +1,163 @@
+"""The tasks tasking emits, built from what decided them: crowd, honeypot and expert tasks and
+their assignments.
+
+Pure builders: the fold decides who gets what (and whether at all); these only turn that
+decision into ``TaskCreated`` / ``TaskAssigned`` with ids derived from the decision, so a
+replay emits the same events.
+"""
+
+from __future__ import annotations
+
+from labeltrail.events.base import Event
+from labeltrail.events.models import (
+    AdjudicationRequested,
+    CommentPosted,
+    CommentScored,
+    LabelSchemaPublished,
+    PriorVote,
+    TaskAssigned,
+    TaskCreated,
+    TaskReason,
+)
+from labeltrail.folds.base import build_event, stable_id
+
+__all__ = ["PRODUCER", "assignment", "crowd_task", "draft", "expert_task", "honeypot_task"]
+
+PRODUCER = "tasking"
+
+
+def draft(
+    scored: CommentScored | None, schema: LabelSchemaPublished
+) -> tuple[str | None, float | None]:
+    """The model's top class and its probability, as a task's draft label; (None, None) when
+    there is no score or the model's classes are not the schema's (ties: the first class)."""
+    if scored is None or set(scored.classes) != set(schema.classes):
+        return None, None
+    best = max(range(len(scored.classes)), key=lambda i: (scored.probabilities[i], -i))
+    return scored.classes[best], scored.probabilities[best]
+
+
+def crowd_task(
+    task_id: str,
+    comment: CommentPosted,
+    schema: LabelSchemaPublished,
+    reason: TaskReason,
+    cause: Event,
+    annotators: list[str],
+    *,
+    redundancy: int,
+    cost_per_vote_usd: float,
+    prelabel: tuple[str | None, float | None] = (None, None),
+) -> TaskCreated:
+    """A crowd task: the comment decomposed into the schema's questions, for ``annotators``."""
+    return build_event(
+        TaskCreated,
+        event_id=stable_id("TaskCreated", task_id),
+        producer=PRODUCER,
+        occurred_at=cause.envelope.occurred_at,
+        causation_id=cause.event_id,
+        correlation_id=comment.comment_id,
+        task_id=task_id,
+        comment_id=comment.comment_id,
+        schema_version=schema.version,
+        kind="crowd",
+        reason=reason,
+        questions=[q.question_id for q in schema.questions],
+        redundancy=redundancy,
+        annotators=annotators,
+        cost_usd=round(cost_per_vote_usd * len(annotators), 6),
+        prelabel=prelabel[0],
+        prelabel_confidence=prelabel[1],
+    )
+
+
+def honeypot_task(
+    task: TaskCreated, item: str, task_id: str, annotator: str, expected_label: str, cost_usd: float
+) -> TaskCreated:
+    """The honeypot of (chosen crowd ``task``, gold ``item``): the gold item asked as the task
+    was asked, of one of its annotators, with the gold answer to score the vote against."""
+    return build_event(
+        TaskCreated,
+        event_id=stable_id("TaskCreated", task_id),
+        producer=PRODUCER,
+        occurred_at=task.envelope.occurred_at,
+        causation_id=task.event_id,
+        correlation_id=item,
+        task_id=task_id,
+        comment_id=item,
+        schema_version=task.schema_version,
+        kind="honeypot",
+        reason="honeypot",
+        questions=task.questions,
+        redundancy=1,
+        annotators=[annotator],
+        cost_usd=cost_usd,
+        prelabel=task.prelabel,
+        prelabel_confidence=task.prelabel_confidence,
+        expected_label=expected_label,
+    )
+
+
+def expert_task(
+    request: AdjudicationRequested,
+    schema: LabelSchemaPublished | None,
+    task_id: str,
+    expert: str,
+    cost_usd: float,
+) -> TaskCreated:
+    """An adjudication task for one expert, under the request's schema version."""
+    return build_event(
+        TaskCreated,
+        event_id=stable_id("TaskCreated", task_id),
+        producer=PRODUCER,
+        occurred_at=request.envelope.occurred_at,
+        causation_id=request.event_id,
+        correlation_id=request.comment_id,
+        task_id=task_id,
+        comment_id=request.comment_id,
+        schema_version=request.schema_version,
+        kind="expert",
+        reason="adjudication",
+        questions=[q.question_id for q in schema.questions] if schema else [],
+        redundancy=1,
+        annotators=[expert],
+        cost_usd=cost_usd,
+        request_id=request.request_id,
+    )
+
+
+def assignment(
+    task: TaskCreated,
+    comment: CommentPosted,
+    annotator: str,
+    pool: str,
+    cost_usd: float,
+    *,
+    context: list[str] | None = None,
+    prior_votes: list[PriorVote] | None = None,
+) -> TaskAssigned:
+    """``task`` assigned to ``annotator``: what the annotator's queue shows (the comment's text,
+    the draft, and for experts the thread and the crowd's votes)."""
+    assignment_id = stable_id("assignment", task.task_id, annotator)
+    return build_event(
+        TaskAssigned,
+        event_id=stable_id("TaskAssigned", assignment_id),
+        producer=PRODUCER,
+        occurred_at=task.envelope.occurred_at,
+        causation_id=task.event_id,
+        correlation_id=task.comment_id,
+        task_id=task.task_id,
+        assignment_id=assignment_id,
+        comment_id=task.comment_id,
+        annotator_id=annotator,
+        pool="expert" if pool == "expert" else "crowd",
+        schema_version=task.schema_version,
+        questions=task.questions,
+        text=comment.text,
+        context=context or [],
+        prelabel=task.prelabel,
+        prelabel_confidence=task.prelabel_confidence,
+        prior_votes=prior_votes or [],
+        request_id=task.request_id,
+        cost_usd=cost_usd,
+    )

@@ -165,6 +165,8 @@ def fig(s: str, pairwise: float, n_gold: int, correct: int) -> SliceFigures:
         ([fig("coded", 0.4, 30, 6), fig("benign", 0.8, 200, 170)], set()),
         # as accurate as the rest
         ([fig("coded", 0.9, 30, 26), fig("benign", 0.8, 200, 170)], set()),
+        # 0.75 pairwise is not high agreement on that metric's own scale (>= 0.8): quiet
+        ([fig("coded", 0.75, 30, 6), fig("benign", 0.8, 200, 170)], set()),
     ],
 )
 def test_blind_spot_rule(rows: list[SliceFigures], flagged: set[str]) -> None:
@@ -261,7 +263,15 @@ def test_story_agreement_is_not_correctness(story: Story) -> None:
     for kind in ("day", "week"):
         coded = pair[(kind, "coded_harassment")]
         assert coded.blind_spot
-        assert coded.agreement is not None and coded.agreement >= 0.7
+        assert coded.agreement is not None and coded.agreement >= 0.8
+        # The alert is decided on pairwise agreement; the slice's alpha row does not carry it.
+        alpha = [
+            e
+            for e in windows
+            if (e.window, e.slice, e.metric)
+            == (kind, "coded_harassment", "krippendorff_alpha_nominal")
+        ]
+        assert alpha and not any(e.blind_spot for e in alpha)
         assert coded.gold_accuracy is not None and coded.gold_accuracy < 0.3
         for other in ("benign", "explicit"):
             row = pair[(kind, other)]

@@ -17,7 +17,7 @@ zero whenever the slice's items share a true class (every vote then looks like c
 exactly the blind-spot case: the crowd agrees with itself (high pairwise agreement) and alpha
 cannot show it.
 
-Blind spot (question ``label``): pairwise agreement >= ``min_agreement`` and gold accuracy
+Blind spot (question ``label``): pairwise agreement high on its own scale and gold accuracy
 significantly below that of the window's other slices: one-sided Fisher exact test on gold votes
 (correct, wrong) x (slice, rest), Holm-adjusted across the slices tested, ``p < alpha``; slices
 with fewer than ``min_gold`` gold votes are never tested, so tiny slices do not alert (the
@@ -51,6 +51,11 @@ from labeltrail.events.models import CommentPosted, HoneypotScored, IaaWindowClo
 from labeltrail.folds.base import Output, Rejected
 from labeltrail.folds.reliability import WEEK_ORIGIN
 from labeltrail.quality.agreement import krippendorff_alpha_counts
+from labeltrail.quality.blindspots import (
+    KRIPPENDORFF_ALPHA_NOMINAL,
+    PAIRWISE_AGREEMENT,
+    high_agreement_from,
+)
 
 __all__ = [
     "ALL",
@@ -68,8 +73,8 @@ __all__ = [
 PRODUCER = "iaa"
 ALL = "all"
 LABEL = "label"
-ALPHA = "krippendorff_alpha_nominal"
-PAIRWISE = "pairwise_agreement"
+ALPHA = KRIPPENDORFF_ALPHA_NOMINAL
+PAIRWISE = PAIRWISE_AGREEMENT
 Kind = Literal["day", "week"]
 LENGTH: dict[Kind, dt.timedelta] = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7)}
 WindowKey = tuple[Kind, dt.datetime]
@@ -128,7 +133,9 @@ class IaaConfig:
 
     allowed_lateness: dt.timedelta = dt.timedelta(days=1)
     windows: tuple[Kind, ...] = ("day", "week")
-    min_agreement: float = 0.7
+    min_agreement: float | None = None
+    """None: where pairwise agreement reads high on its own scale
+    (:func:`labeltrail.quality.blindspots.high_agreement_from`, 0.8)."""
     alpha: float = 0.05
     min_gold: int = 10
     close_on_drain: bool = True
@@ -296,7 +303,9 @@ class IaaFold:
                                 gold_accuracy=row.gold_accuracy,
                                 n_items=row.n_items,
                                 n_gold_items=row.n_gold_items,
-                                blind_spot=row.slice in flags,
+                                # The alert is decided on pairwise agreement: only that row
+                                # carries it (alpha near 0 is expected inside such a slice).
+                                blind_spot=metric == PAIRWISE and row.slice in flags,
                             )
                         )
         self._forget(end)
@@ -342,6 +351,11 @@ class IaaFold:
     def blind_spots(self, rows: list[SliceFigures]) -> set[str]:
         """Slices that agree but are significantly less accurate than the rest of the window."""
         cfg = self.config
+        floor = (
+            cfg.min_agreement
+            if cfg.min_agreement is not None
+            else high_agreement_from(PAIRWISE_AGREEMENT)
+        )
         named = [r for r in rows if r.slice != ALL]
         total_n = sum(r.n_gold_votes for r in named)
         total_ok = sum(r.n_gold_correct for r in named)
@@ -358,7 +372,7 @@ class IaaFold:
             if r.slice in adjusted
             and adjusted[r.slice] < cfg.alpha
             and r.pairwise is not None
-            and r.pairwise >= cfg.min_agreement
+            and r.pairwise >= floor
         }
 
     def _forget(self, closed_end: dt.datetime) -> None:

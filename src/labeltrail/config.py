@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     the host's name, so one value serves every container): a restarted worker gets its
     partitions back at once, without a rebalance. Unset: dynamic membership."""
 
+    runner: str = Field("confluent", pattern="^(confluent|faust)$")
+    """``LABELTRAIL_RUNNER``: what feeds a stage service's fold from Kafka, ``confluent`` (the
+    StageRunner) or ``faust`` (a faust worker); same guarantees, see docs/streaming.md."""
+
     topic_prefix: str = "labeltrail"
     """``LABELTRAIL_TOPIC_PREFIX``: every topic name starts with it (isolates test runs)."""
 

@@ -1,39 +1,10 @@
 """Agreement beside gold accuracy, per event-time window, schema version, question and slice.
 
-Windows are tumbling, in event time: days (00:00 UTC) and weeks (Mondays 00:00 UTC). A crowd
-vote counts in the windows of its own ``occurred_at``; a gold result (``HoneypotScored``, from
-honeypots, the gold set or an expert verdict) counts in the windows of the vote it scores. A
-result read before its vote (topics are read concurrently) is held until the vote arrives; one
-still held at ``drain()`` counts at its own time (a live service, which never drains, keeps it).
-Slices come from ``CommentPosted.attributes["slice"]`` ("unknown" when the comment was not
-read), plus "all".
-
-When a window closes, each (schema version, question, slice) gets two ``IaaWindowClosed``:
-``krippendorff_alpha_nominal`` and ``pairwise_agreement`` (mean share of agreeing vote pairs per
-item), both over the items with at least two votes in the window, each beside the same gold
-accuracy (share of gold-scored crowd votes that match gold; question ``label`` only, since gold
-answers only the class) and item counts. Two metrics because alpha inside one slice is close to
-zero whenever the slice's items share a true class (every vote then looks like chance), which is
-exactly the blind-spot case: the crowd agrees with itself (high pairwise agreement) and alpha
-cannot show it.
-
-Blind spot (question ``label``): pairwise agreement high on its own scale and gold accuracy
-significantly below that of the window's other slices: one-sided Fisher exact test on gold votes
-(correct, wrong) x (slice, rest), Holm-adjusted across the slices tested, ``p < alpha``; slices
-with fewer than ``min_gold`` gold votes are never tested, so tiny slices do not alert (the
-test :func:`labeltrail.quality.blindspots.detect_blind_spots` runs on items, here on votes).
-
-Watermark and lateness: the watermark is the latest event time of the votes and gold results
-read, minus ``allowed_lateness`` (default 1 day; comments are reference data and do not move
-it). A window closes once the watermark reaches its end. An event whose window is still open
-is counted whatever its lateness: an event within ``allowed_lateness`` of the latest event time
-cannot find its window closed. An event for a closed window is counted in ``late`` and returned
-as ``Rejected("late: ...")`` (the runner dead-letters it); it still counts in any of its windows
-that is open (a day may be closed while its week is not). Closed windows are never revised.
-
-``drain()`` closes every open window when ``close_on_drain`` is set (a finite replay then ends
-with every window closed); a live service leaves it off, because its runner drains whenever it
-is caught up, which would close the current day early.
+Day and week windows close on an event-time watermark; each closed window gets Krippendorff's
+alpha and pairwise agreement beside gold accuracy per slice, and a blind-spot alert where the
+crowd agrees but gold says it is wrong. Late events are dead-lettered, closed windows never
+revised. Windows, metrics, the alert's test and lateness: ``docs/pipeline.md`` ("Agreement
+windows").
 """
 
 from __future__ import annotations

@@ -1,32 +1,10 @@
 """Annotator reliability: gold results as they arrive, adjudication feedback, weekly Dawid-Skene.
 
-Three sources move an annotator's accuracy (per annotator and schema version):
-
-- ``HoneypotScored`` (source ``honeypot`` or ``gold``, from the consensus fold) updates a Beta
-  posterior (:class:`~labeltrail.quality.reliability.BetaReliability`) and emits
-  ``AnnotatorReliabilityUpdated(method="beta_gold")``: posterior mean, equal-tailed credible
-  interval, the previous ``beta_gold`` mean and the number of results folded in.
-- An ``AdjudicationRecorded`` that answers a request (``request_id`` not starting with
-  ``gold:``) scores every crowd vote on that comment and schema version against the expert's
-  verdict: one ``HoneypotScored(source="adjudication")`` per vote (id from adjudication and vote),
-  folded into the same Beta posterior. A vote read after its verdict is scored when it arrives,
-  so the outputs do not depend on which topic was read first. This fold's own
-  ``source="adjudication"`` results on the quality topic are ignored (they are rebuilt from the
-  adjudications on replay).
-- Every ``refit_every`` of event time (default 7 days, boundaries aligned to Mondays 00:00 UTC)
-  a gold-fixed :class:`~labeltrail.quality.DawidSkene` is fitted to the votes of the last
-  ``refit_window`` with every item that has a gold or expert label held fixed, and each
-  annotator with at least ``min_votes`` votes in the window gets
-  ``AnnotatorReliabilityUpdated(method="dawid_skene")`` with its confusion matrix. That is the
-  article's day-7 step (a47: 0.78 -> 0.74). The refit for boundary ``b`` runs once event time
-  has passed ``b + refit_lateness``, so verdicts that trail their votes are in it.
-
-Dawid-Skene accuracy is the expected share of the annotator's window votes that are correct
-under the fitted posteriors (soft counts), with a Beta(prior) credible interval on those counts.
-``previous_accuracy`` is the previous estimate of the same method for the same annotator and
-schema version (None for the first). Event time only: an output's ``occurred_at`` is the event
-time of the input that caused it; ids derive from the inputs (and, for Beta updates, the posterior
-they produce), so a replay in the same per-key order emits the same events.
+Honeypot and gold results and expert verdicts (each crowd vote scored against them) update a
+Beta posterior per annotator and schema version; every week of event time a gold-fixed
+Dawid-Skene refit gives confusion matrices. Event time only and ids from the inputs, so a
+replay emits the same events. The three sources in detail: ``docs/pipeline.md`` ("Annotator
+reliability").
 """
 
 from __future__ import annotations

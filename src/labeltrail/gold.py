@@ -1,21 +1,9 @@
 """Publish a gold set: expert-labeled comments that tasking turns into honeypots.
 
-Each gold item becomes two events, written where the pipeline reads them:
-
-- its ``AdjudicationRecorded`` verdict (request id ``gold:<set>``, the gold marker every fold
-  recognises) on ``adjudications``, where reliability and labels read it, and on ``gold``;
-- its ``CommentPosted`` on ``gold``, the broadcast copy every tasking worker reads, so that a
-  honeypot can show the item's text whichever worker makes it (``docs/pipeline.md``). With
-  ``post=True`` the comment also goes to ``comments``, for gold items that were never posted
-  through ``labeltrail ingest``.
-
-Ids are derived from the set name and the comment id, so publishing the same file again adds
-nothing downstream (every sink deduplicates on event ids).
-
-All or nothing, as for ``labeltrail ingest`` (:mod:`labeltrail.ingest`, whose line reading and
-checks this shares): every line is decoded, parsed, validated, and both of its records encoded
-and checked against the producer's size limit before anything is produced. A comment id may
-appear once in a set.
+Each item becomes its verdict (request id ``gold:<set>``) on ``adjudications`` and ``gold``,
+and its comment on ``gold`` (and ``comments`` with ``post=True``); ids derive from the set name
+and comment id, and the lines are checked all or nothing as :mod:`labeltrail.ingest` checks
+them (``docs/pipeline.md``, "Input").
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
-"""Validate comments from producers before they enter the log.
+"""Validate comments from producers before they enter the log, all or nothing.
 
-All or nothing: every line is decoded (UTF-8), parsed (JSON, bounded nesting), validated,
-encoded and checked against the producer's record size limit *before* anything is produced.
-Any problem is a :class:`LineError` (line number, field, reason); the whole input is then
-refused. A failure of the broker while producing a valid file can still leave part of it
-written, but ids are derived from the content, so running the same file again completes it
-without adding anything twice.
-
-Identity of a posted comment: its event id is derived from its content (every field; the
-``posted_at`` that ingest fills in when a line has none is not part of it). So:
-
-- the same comment again (in one file, or a file ingested again) is the same event, with the
-  same id: every sink deduplicates it, and within one file it is produced once;
-- one ``comment_id`` with two different contents in one file is refused (the later line names
-  the earlier one);
-- a different content for a ``comment_id`` posted by an *earlier* run is not detected: ingest
-  does not read the log (that would be a scan of the comments topic). It would enter the log
-  as a second ``CommentPosted``; comment ids must be unique upstream, and corrections are not
-  a contract (there is no edit event).
+Every line is decoded, parsed, validated, encoded and checked against the producer's record
+size limit before anything is produced; any problem is a :class:`LineError` and the whole
+input is refused. A comment's event id derives from its content, so running a file again after
+a broker failure completes it without duplicates. What is and is not detected:
+``docs/pipeline.md`` ("Input").
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """The article's day-30 outcome, in simulation, through the real pipeline folds.
 
-1. The simulated platform's comments run through scorer (the sim's deployed model), tasking,
-   annotators, consensus and labels folds: crowd consensus, adjudication on disagreement.
-2. v1 is trained on the labels committed by the end of day 0 (before adjudications return),
-   soft and confidence-weighted, exported to ONNX and published.
-3. The blind spot is found (crowd consensus vs expert verdicts per slice) and the flagged
-   slice's crowd-only labels are sent to experts through the same folds.
-4. v2 is trained on the labels as of day 14 (adjudications override the crowd) and published.
-5. Both models score the gold set through :class:`ScorerFold` (v2 hot-swapped in), and the
-   figures per slice come from those CommentScored events against the gold labels.
-Gold comments never train: they are excluded from every training set.
+The simulated platform runs through the scorer, tasking, annotator, consensus and label folds;
+v1 trains on day 0's labels, the blind spot is found and its slice relabeled by experts through
+the same folds, v2 trains on day 14's labels, and both score the gold set (never trained on)
+through :class:`~labeltrail.folds.scorer.ScorerFold`. The steps and the measured figures:
+``docs/learning.md`` ("Day 30").
 """
 
 from __future__ import annotations

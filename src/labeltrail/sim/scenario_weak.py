@@ -1,13 +1,10 @@
 """Day-14 soft labels for the scenario: one label model over every source the log holds.
 
-Crowd votes and expert verdicts (human sources, one per annotator), labeling functions on the
-text (the coded-language heuristic the expert's note suggested, keyword LFs for the explicit
-classes) and the deployed v1 model's predictions are combined by
-:class:`~labeltrail.learning.multisource.MultiSourceLabelModel`; each source's reliability is
-learned. The experts are the reference on the flagged slice, so their accuracy is held fixed
-there; it is learned first, by the same label model, on the items outside the flagged slices
-(where the crowd is not blind), instead of being assumed.
-The result replaces the committed labels as v2's targets.
+Crowd votes, expert verdicts, labeling functions on the text and the v1 model's predictions are
+combined by :class:`~labeltrail.learning.multisource.MultiSourceLabelModel`, with the experts'
+accuracy learned outside the flagged slices and held fixed on them, so the model does not side
+with the blind crowd; the result replaces the committed labels as v2's targets. Why both steps
+were needed: ``docs/learning.md`` ("Day 30").
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """A richer, seeded comment generator for the simulator (``PlatformConfig(text_style="rich")``).
 
-The default templates are a handful of fixed strings: a classifier memorises them and a held-out
-gold set contains the very strings it trained on. These compose openers, bodies and endings
-from small vocabularies, so most comments are new strings. Coded harassment shares its openers
-and endings with benign comments and carries its meaning in a few markers ("your kind", "you
-people", numbers, echoes): innocuous word by word, which is why the crowd misses it.
+Openers, bodies and endings compose from small vocabularies, so most comments are new strings
+and a held-out gold set does not contain the very strings a classifier trained on (as the
+default fixed templates did); coded harassment shares benign openers and endings and carries
+its meaning in a few innocuous markers ("your kind", "you people", numbers, echoes), which is
+why the crowd misses it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """Create a versioned export from ClickHouse, and verify one by rebuilding it from the log.
 
-An export names everything it depends on: its schema version, the time it stands at
-(``as_of``), the end offset of every partition of the labels, votes and adjudications topics when
-it was made, and its aggregator and parameters. ``ExportCreated`` records those and the content
-hash; ``verify`` replays the log up to the named positions through :class:`ExportFold` and
-checks that the hash comes out the same, however much the log has grown since.
-:func:`verify_directory` also checks every file of an export directory against its manifest
-(:mod:`labeltrail.export.manifest`), the manifest against the ``ExportCreated`` on the log, and
-the Parquet rows against the rows rebuilt from the log.
+An export names everything it depends on (schema version, ``as_of``, the end offset of every
+partition of the labels, votes and adjudications topics, aggregator and parameters), so
+``verify`` can replay the log up to those positions through :class:`ExportFold` and get the
+same content hash however much the log has grown; :func:`verify_directory` also checks the
+files against the manifest and the log (``docs/audit.md``, "Versioned exports").
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """An export directory's manifest, and the check of a directory's files against it.
 
-``manifest.json`` (format 2) names the export (the fields its ``ExportCreated`` records, without
-the envelope or the directory's location, so the same export built twice gives the same bytes),
-the ``sha256`` of every other file in the directory over its bytes, keyed by its path relative
-to the directory, and ``manifest_hash``: the ``sha256`` of the canonical JSON of everything
-else in the manifest. The file is written in one canonical layout, so a changed byte anywhere
-in it shows: either the recorded hash no longer matches, or the bytes are not the layout.
-
-:func:`check_directory` reads only inside the directory it is given: it walks it without
-following symbolic links and never opens a path the manifest names outside it. This module is
-pure: no Kafka, no ClickHouse.
+``manifest.json`` holds the fields the export's ``ExportCreated`` records, the ``sha256`` of
+every other file and its own ``manifest_hash``, in one canonical layout, so the same export
+built twice gives the same bytes and a changed byte anywhere shows. :func:`check_directory`
+never reads outside the directory it is given. Pure: no Kafka, no ClickHouse. Format and
+checks: ``docs/audit.md`` ("Versioned exports").
 """
 
 from __future__ import annotations

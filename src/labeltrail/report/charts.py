@@ -1,10 +1,9 @@
 """The report's charts, drawn by matplotlib and embedded as inline SVG.
 
-matplotlib renders offline (no network, no JavaScript) through its object API (``Figure``, no
-pyplot, so no global state and no GUI backend); text stays text (``svg.fonttype: none``), so
-titles, axis labels and legends can be read, searched and checked in the page. Every chart is
-an ``<svg class="chart" data-chart=NAME>``; its data marks (bars, lines, bands) are groups with
-``class="mark"``, so a test can check in a real browser that each chart drew something.
+matplotlib's object API renders offline with no global state or GUI backend, and text stays
+text (``svg.fonttype: none``); every chart is an ``<svg class="chart" data-chart=NAME>`` whose
+data marks are ``class="mark"`` groups, so a test can check in a real browser that each chart
+drew something.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The auditor's report: one self-contained HTML page built from the named audit queries.
 
-Charts are drawn by matplotlib (:mod:`labeltrail.report.charts`) and embedded as inline SVG:
-no network, nothing fetched when the page is opened.
-
-Charts: agreement beside gold accuracy over time, annotator reliability trajectories,
-blind-spot slices, cost per final label by route, the pool mix against a target, and (when
-tasks showed model drafts) draft acceptance against draft accuracy per confidence band. Each chart
-is followed by the rows it was drawn from and the named query that produced them, so an
-auditor can rerun the SQL.
+Each chart (inline SVG from :mod:`labeltrail.report.charts`, nothing fetched when the page
+is opened) is followed by the rows it was drawn from and the named query that produced them,
+so an auditor can rerun the SQL. The charts: ``docs/audit.md`` ("Report").
 """
 
 from __future__ import annotations

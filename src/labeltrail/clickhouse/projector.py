@@ -1,10 +1,9 @@
 """Project every topic into ClickHouse: raw events plus typed tables, resumable exactly.
 
-The projector assigns itself every partition of every labeltrail topic at the positions
-recorded in ClickHouse (the beginning for a fresh database), reads batches with
-confluent-kafka and hands them to :class:`~labeltrail.clickhouse.writer.BatchWriter`. Records
-that do not decode go to the dead-letter topic (deterministic ids, so a replay re-sends the
-same record) unless the projector runs as a rebuild, which only reads the log.
+The projector reads every partition of every labeltrail topic from the positions recorded in
+ClickHouse and hands the batches to :class:`~labeltrail.clickhouse.writer.BatchWriter`; a
+record that does not decode is dead-lettered (with a deterministic id), except in a rebuild,
+which only reads the log.
 """
 
 from __future__ import annotations

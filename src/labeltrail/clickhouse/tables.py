@@ -1,14 +1,10 @@
 """The typed ClickHouse tables, one per event type, and how an event becomes their rows.
 
-Every projected row carries the event's envelope and its log position (topic, partition,
-offset), so any row can be traced back to the exact record on the log. Tables are
-``ReplacingMergeTree(replace_rank)`` with ``event_id`` in the sorting key: a replayed or
-re-emitted event replaces its earlier copy instead of duplicating it, and the copy that stays is
-the earliest on the log (``replace_rank = 2**64 - 1 - offset``), so a live run and a rebuild keep
-the same row. Read them with ``FINAL`` (the ``v_*`` views do).
-
-The DDL lives in ``projections/ddl/``; ``tests/audit/test_tables.py`` keeps the column lists here
-and there in step.
+Every row carries the event's envelope and its log position, so it traces back to its record;
+tables are ``ReplacingMergeTree(replace_rank)`` keyed on ``event_id``, so a replayed event
+replaces its copy and a live run and a rebuild keep the same (earliest) row; read them with
+``FINAL`` (``docs/audit.md``, "Projections"). The DDL lives in ``projections/ddl/``, and
+``tests/audit/test_tables.py`` keeps the column lists here and there in step.
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
 """What the two compiled codecs share: each current contract's *plan*, and the codec entry.
 
-One walk of the Avro schema together with the pydantic model describes every field as data:
-its kind and the constraints the model declares beyond the Avro type. The pure-Python codec
-(:mod:`labeltrail.events.codec`) generates its readers and writers from the plan; the native
-codec (:mod:`labeltrail.events.native`, ``native/``) reads and writes by it. So both accept the
-same event types and check the same constraints. A model with anything else (a custom
-validator, a pattern) has no plan, and serde uses fastavro + pydantic for it.
-
-Each node is a tuple: (kind, checks) for string, long, double, boolean, bytes and millis;
-("optional", node); ("array" | "map", node, checks); ("record", model, names, nodes).
-``checks`` is a tuple of (op, value) with op one of ge, gt, le, lt, min_len, max_len, in (a
-``Literal``'s values, always first).
+One walk of the Avro schema together with the pydantic model describes every field as data
+(its kind and the constraints the model declares beyond the Avro type); the pure-Python codec
+(:mod:`labeltrail.events.codec`) generates its readers and writers from the plan and the native
+one (:mod:`labeltrail.events.native`) reads and writes by it, so both accept the same event
+types and check the same constraints. A model with anything else (a custom validator, a
+pattern) has no plan, and serde uses fastavro + pydantic for it.
 """
 
 from __future__ import annotations
@@ -32,6 +27,10 @@ from labeltrail.events.models import EVENT_TYPES
 __all__ = ["Compiled", "Plan", "Reader", "Unsupported", "Writer", "contract", "plan_record"]
 
 Plan = tuple[Any, ...]
+"""A node: (kind, checks) for string, long, double, boolean, bytes and millis; ("optional",
+node); ("array" | "map", node, checks); ("record", model, names, nodes). ``checks`` is a tuple
+of (op, value) with op one of ge, gt, le, lt, min_len, max_len, in (a ``Literal``'s values,
+always first)."""
 Reader = Callable[[bytes, int], tuple[Any, int]]
 Writer = Callable[[bytearray, Any], None]
 

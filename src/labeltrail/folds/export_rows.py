@@ -1,13 +1,10 @@
 """Export rows in canonical form, their content hash, and the pure fold that rebuilds them.
 
-An export row is one comment's training example: the latest label under the export's schema
-version recorded by ``as_of`` and before the export's log positions, with its soft label,
-confidence, the crowd votes it came from, the adjudication and the gold-set verdict known then.
-
-Two independent paths produce rows: ClickHouse (``projections/queries/export_rows.sql``, used
-to create an export) and :class:`ExportFold` over events read from the log (used to verify it).
-Both are reduced to the same canonical JSON lines, whose SHA-256 is the export's content hash.
-This module is pure: no Kafka, no ClickHouse.
+A row is one comment's training example as of the export (latest label, soft label, votes,
+adjudication, gold verdict). ClickHouse makes the rows of an export
+(``projections/queries/export_rows.sql``) and :class:`ExportFold` rebuilds them from the log
+to verify it; both reduce to the same canonical JSON lines, whose SHA-256 is the export's
+content hash. Pure: no Kafka, no ClickHouse.
 """
 
 from __future__ import annotations

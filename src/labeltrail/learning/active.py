@@ -1,10 +1,9 @@
 """Active learning, pure: uncertainty scores, committee disagreement, diverse batch selection.
 
-Scores are "higher = more worth labelling". A batch is picked by :func:`select_batch`: the most
-uncertain candidates, then a greedy pass that trades uncertainty for distance to what is
-already picked (k-center style), so a batch is not hundreds of near-duplicates of one
-confusing comment. Distances use :func:`sketch`, a signed random projection of the hashed
-n-grams (pure numpy, no model needed).
+Scores are "higher = more worth labelling"; :func:`select_batch` takes the most uncertain
+candidates, then trades uncertainty for distance to what is already picked (k-center style,
+on :func:`sketch` projections), so a batch is not hundreds of near-duplicates of one
+confusing comment.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """ConvAbuse (Cercas Curry et al., EMNLP 2021) as soft-labelled text, pure (csv + numpy).
 
-Each split row is one user utterance to a conversational agent with up to eight annotators'
-five-level abuse ratings. Here the classes are ``not_abusive`` / ``abusive``: a rating of
-mildly, strongly or very strongly abusive is an abusive vote, "not abusive" a not-abusive one,
-"ambiguous" half of each. The soft target is the mean vote; the hard label is its argmax
-(ties: ``not_abusive``, the first class). No gold exists: accuracy is against that majority.
+Each row is a user utterance to a conversational agent with up to eight five-level abuse
+ratings, read as ``not_abusive`` / ``abusive`` votes ("ambiguous" half of each): the soft
+target is the mean vote, the hard label its argmax (ties: ``not_abusive``). There is no gold,
+so accuracy is against that majority.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """Closing the loop on a blind spot, pure: find the slice, send its crowd labels to experts.
 
-The crowd agrees on the coded slice and is wrong; the experts who adjudicate disagreements
-see it. :func:`flag_blind_spots` measures each slice's crowd consensus against expert verdicts
-(adjudications and the gold set) with :func:`labeltrail.quality.blindspots.detect_blind_spots`;
-:func:`relabel_requests` turns the flagged slices' crowd-only labels into AdjudicationRequested
-events, which the ordinary tasking, annotation and label folds then serve. Only after those
-adjudicated labels enter training can the retrained model learn the slice.
+The crowd agrees on the coded slice and is wrong; the experts see it. :func:`flag_blind_spots`
+measures each slice's crowd consensus against expert verdicts, and :func:`relabel_requests`
+turns the flagged slices' crowd-only labels into ``AdjudicationRequested`` events for the
+ordinary folds to serve, so the retrained model can learn the slice.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Model-assisted labeling decisions, pure: routes, draft labels, auto-accept, anchoring watch.
 
-The tasking fold copies the draft label from CommentScored into the task and calls
-:func:`prelabel_decision`; above the configured confidence the label is committed as
-machine-made (``route="auto_accept"``, ``machine_made=True``) and never counts as a human
-vote. :class:`DraftAcceptance` tracks, per confidence band, how often humans keep the draft:
-acceptance far above the model's own accuracy in a band means annotators anchor on the model.
+The scorer routes comments (:func:`route_for`), tasking copies the model's top class into a
+task as its draft (:func:`prelabel_decision`), and the labels fold commits a confident score
+as a machine-made label that never counts as a human vote (:func:`auto_accept_label`).
+:class:`DraftAcceptance` watches per confidence band whether annotators anchor on the draft.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """The trainable text classifier (torch): hashed n-gram embeddings, mean-pooled, one hidden layer.
 
-Trained on soft labels only: every target is a distribution over the classes, and every example
-carries a loss weight (the label's confidence), so a 2-of-3 crowd label teaches less than an
-expert verdict. Exported to ONNX with :func:`export_onnx`; scoring then needs onnxruntime only.
-This is the only module of the package, with :mod:`labeltrail.ml.training`, that imports
-torch.
+Trained on soft labels weighted by confidence (:mod:`labeltrail.ml.training`, the only other
+module that imports torch) and exported to ONNX with :func:`export_onnx`, so scoring needs
+onnxruntime only.
 """
 
 from __future__ import annotations

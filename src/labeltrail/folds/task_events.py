@@ -8,6 +8,8 @@ replay emits the same events.
 
 from __future__ import annotations
 
+import math
+
 from labeltrail.events.base import Event
 from labeltrail.events.models import (
     AdjudicationRequested,
@@ -20,6 +22,7 @@ from labeltrail.events.models import (
     TaskReason,
 )
 from labeltrail.folds.base import build_event, stable_id
+from labeltrail.learning.prelabel import prelabel_decision
 
 __all__ = ["PRODUCER", "assignment", "crowd_task", "draft", "expert_task", "honeypot_task"]
 
@@ -29,12 +32,13 @@ PRODUCER = "tasking"
 def draft(
     scored: CommentScored | None, schema: LabelSchemaPublished
 ) -> tuple[str | None, float | None]:
-    """The model's top class and its probability, as a task's draft label; (None, None) when
-    there is no score or the model's classes are not the schema's (ties: the first class)."""
+    """The model's top class and its probability, as a task's draft label
+    (:func:`~labeltrail.learning.prelabel.prelabel_decision`); (None, None) when there is no
+    score or the model's classes are not the schema's."""
     if scored is None or set(scored.classes) != set(schema.classes):
         return None, None
-    best = max(range(len(scored.classes)), key=lambda i: (scored.probabilities[i], -i))
-    return scored.classes[best], scored.probabilities[best]
+    proposed = prelabel_decision(scored.classes, scored.probabilities, math.inf)
+    return proposed.label, proposed.confidence
 
 
 def crowd_task(

@@ -728,7 +728,7 @@ impl Own {
 
 // writing ---------------------------------------------------------------------------------
 
-pyo3::import_exception!(labeltrail.events.exceptions, SerializationError);
+pyo3::import_exception!(labeltrail.exceptions, SerializationError);
 
 fn fail(msg: String) -> PyErr {
     SerializationError::new_err(msg)

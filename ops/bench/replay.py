@@ -51,10 +51,10 @@ from streaming_parts import emit, ensure_history, note, read_raw, record_count
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.columnar import TaskRow, VoteRow, decode_rows
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import LabelCommitted, TaskCreated, VoteCast
 from labeltrail.events.serde import decode
 from labeltrail.events.topics import topic_name
+from labeltrail.exceptions import SerializationError
 from labeltrail.folds.base import Rejected
 from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold, ConsensusRow, RequestRow
 from labeltrail.folds.labels import LabelRow, LabelsFold

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from labeltrail.cli import app
 from labeltrail.cli import audit as audit_cli
 from labeltrail.events import Event, LabelCommitted
+from labeltrail.exceptions import QualityError
 from labeltrail.quality.blindspots import (
     FLEISS_KAPPA,
     KRIPPENDORFF_ALPHA_NOMINAL,
@@ -22,7 +23,6 @@ from labeltrail.quality.blindspots import (
     high_agreement_from,
     is_high_agreement,
 )
-from labeltrail.quality.exceptions import QualityError
 from tests.audit.history import adjudicated_comment
 
 

@@ -20,12 +20,12 @@ from labeltrail.events import (
     encode,
 )
 from labeltrail.events.avro import committed_schemas, schema_dir, schema_for, writer_schemas
-from labeltrail.events.exceptions import (
+from labeltrail.events.serde import encode_with
+from labeltrail.exceptions import (
     SchemaInvalidError,
     UndecodableError,
     UnknownEventTypeError,
 )
-from labeltrail.events.serde import encode_with
 from tests.events.samples import sample_event
 
 

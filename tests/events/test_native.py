@@ -20,7 +20,7 @@ from labeltrail.events import EVENT_TYPES, codec, serde
 from labeltrail.events import native as native_codec
 from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
 from labeltrail.events.base import Event
-from labeltrail.events.exceptions import SerializationError
+from labeltrail.exceptions import SerializationError
 from tests.events.implementations import use
 from tests.events.samples import sample_event
 from tests.unavailable import unavailable

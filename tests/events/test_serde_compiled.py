@@ -16,8 +16,8 @@ import pytest
 
 from labeltrail.events import EVENT_TYPES, decode, encode, serde
 from labeltrail.events.avro import committed_schemas, writer_schemas
-from labeltrail.events.exceptions import SchemaInvalidError, SerializationError, UndecodableError
 from labeltrail.events.serde import _decode_general, encode_with
+from labeltrail.exceptions import SchemaInvalidError, SerializationError, UndecodableError
 from tests.events.implementations import IMPLEMENTATIONS, compiled_by, use
 from tests.events.samples import sample_event
 

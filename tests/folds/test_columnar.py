@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
 from labeltrail.events.base import Event, epoch_millis, from_epoch_millis
 from labeltrail.events.columnar import TaskRow, VoteRow, decode_rows
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import TaskCreated, VoteCast
 from labeltrail.events.serde import decode, encode, encode_with
+from labeltrail.exceptions import SerializationError
 from labeltrail.ontology import moderation_schema_v3
 from tests.events.implementations import IMPLEMENTATIONS, use
 

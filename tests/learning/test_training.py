@@ -59,7 +59,7 @@ def test_scorer_rows_keep_their_order_whatever_the_batching(tiny_model: TinyMode
 
 def test_hard_labels_alone_are_refused() -> None:
     require("torch")
-    from labeltrail.learning.exceptions import LearningError
+    from labeltrail.exceptions import LearningError
     from labeltrail.ml.training import SoftLabelTrainer
 
     trainer = SoftLabelTrainer(MODERATION_CLASSES, epochs=1)

@@ -24,7 +24,6 @@ from confluent_kafka import (
 from labeltrail.annotate.metrics import Metrics
 from labeltrail.annotate.queue import TaskQueue
 from labeltrail.config import Settings
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import (
     AdjudicationRecorded,
     LabelSchemaPublished,
@@ -33,6 +32,7 @@ from labeltrail.events.models import (
 )
 from labeltrail.events.serde import decode
 from labeltrail.events.topics import topic_name
+from labeltrail.exceptions import SerializationError
 from labeltrail.kafka.consumer import make_consumer
 
 __all__ = ["FEED_TOPICS", "TaskFeed", "wait_ready"]

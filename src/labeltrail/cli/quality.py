@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from labeltrail.exceptions import QualityError
 from labeltrail.quality import (
     GLAD,
     MACE,
@@ -33,7 +34,6 @@ from labeltrail.quality.agreement import (
     krippendorff_alpha_counts,
 )
 from labeltrail.quality.agreement_items import bootstrap_ci
-from labeltrail.quality.exceptions import QualityError
 
 __all__ = ["register"]
 

@@ -21,9 +21,9 @@ from clickhouse_connect.driver.client import Client
 
 from labeltrail.clickhouse.tables import RAW_TABLE, TABLES, Projection
 from labeltrail.events.base import Event
-from labeltrail.events.exceptions import SerializationError, WrongTopicError
 from labeltrail.events.serde import decode
 from labeltrail.events.topics import foreign
+from labeltrail.exceptions import SerializationError, WrongTopicError
 
 __all__ = ["BatchResult", "BatchWriter", "LogRecord", "table_checksums"]
 

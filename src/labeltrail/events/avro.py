@@ -22,7 +22,7 @@ from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from pydantic import AwareDatetime, BaseModel
 
 from labeltrail.events.base import Event
-from labeltrail.events.exceptions import ContractError
+from labeltrail.exceptions import ContractError
 
 __all__ = [
     "NAMESPACE",

@@ -22,9 +22,9 @@ from functools import cache, partial
 from typing import Any
 
 from labeltrail.events.base import epoch_millis, from_epoch_millis
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.native import compiled_native
 from labeltrail.events.plan import Compiled, Plan, Reader, Writer, contract
+from labeltrail.exceptions import SerializationError
 
 __all__ = ["Compiled", "Reader", "Writer", "compiled", "compiled_python"]
 

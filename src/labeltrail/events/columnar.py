@@ -30,11 +30,11 @@ from fastavro.schema import parse_schema
 
 from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
 from labeltrail.events.base import EPOCH, Event, epoch_millis
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import TaskCreated, TaskKind, TaskReason, VoteCast
 from labeltrail.events.native import native as labeltrail_native
 from labeltrail.events.plan import Plan, contract
 from labeltrail.events.serde import MAGIC, decode
+from labeltrail.exceptions import SerializationError
 
 __all__ = [
     "DecodedRows",

@@ -14,8 +14,8 @@ from functools import cache
 from typing import Any
 
 from labeltrail.events.base import EPOCH, epoch_millis
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.plan import Compiled, contract
+from labeltrail.exceptions import SerializationError
 
 __all__ = ["NATIVE_VERSION", "compiled_native", "native"]
 

@@ -27,13 +27,13 @@ from pydantic import ValidationError
 from labeltrail.events.avro import committed_schemas, writer_schemas
 from labeltrail.events.base import Event
 from labeltrail.events.codec import compiled as _compiled
-from labeltrail.events.exceptions import (
+from labeltrail.events.models import EVENT_TYPES
+from labeltrail.exceptions import (
     SchemaInvalidError,
     SerializationError,
     UndecodableError,
     UnknownEventTypeError,
 )
-from labeltrail.events.models import EVENT_TYPES
 
 __all__ = ["MAGIC", "decode", "encode", "encode_with", "event_type_of"]
 

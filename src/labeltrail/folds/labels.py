@@ -26,7 +26,7 @@ from labeltrail.events.models import (
     LabelCommitted,
     LabelSchemaPublished,
 )
-from labeltrail.folds.base import Output, Pos, build_event, stable_id
+from labeltrail.folds.base import Output, Pos, build_event
 from labeltrail.folds.consensus import ConsensusRow, RequestRow
 from labeltrail.learning.prelabel import auto_accept_label
 
@@ -51,7 +51,7 @@ class LabelRow(NamedTuple):
 
     @property
     def event_id(self) -> str:
-        return stable_id("LabelCommitted", self.label_id)
+        return derive_id("LabelCommitted", self.label_id)
 
     @property
     def comment_id(self) -> str:
@@ -161,7 +161,7 @@ class LabelsFold:
         item = (c.comment_id, c.schema_version)
         self.latest[item] = (c, position)
         if c.status == "passed" and item not in self.adjudicated:
-            label_id = stable_id("label", c.comment_id, c.schema_version, "consensus", c.vote_ids)
+            label_id = derive_id("label", c.comment_id, c.schema_version, "consensus", c.vote_ids)
             return LabelRow(label_id, c, position)
         return None
 

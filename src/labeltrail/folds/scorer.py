@@ -20,8 +20,8 @@ import numpy as np
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.models import CommentPosted, CommentScored, ModelPublished
+from labeltrail.exceptions import ArtifactError
 from labeltrail.folds.base import Output, Rejected
-from labeltrail.learning.exceptions import ArtifactError
 from labeltrail.learning.prelabel import margins, route_for
 from labeltrail.learning.retrain import ProbabilityScorer
 

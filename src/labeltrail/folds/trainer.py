@@ -42,6 +42,7 @@ from labeltrail.events.models import (
     LabelCommitted,
     VoteCast,
 )
+from labeltrail.exceptions import LearningError
 from labeltrail.folds.base import Output, Rejected
 from labeltrail.folds.export_rows import (
     AGGREGATOR,
@@ -51,7 +52,6 @@ from labeltrail.folds.export_rows import (
     iso,
 )
 from labeltrail.learning.data import training_set_from_labels
-from labeltrail.learning.exceptions import LearningError
 from labeltrail.learning.retrain import (
     GoldSet,
     RetrainConfig,

@@ -51,10 +51,9 @@ from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from labeltrail.config import Settings, settings
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_for, topic_name
-from labeltrail.exceptions import LabeltrailError
+from labeltrail.exceptions import LabeltrailError, SerializationError
 from labeltrail.folds.base import Fold, Rejected
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.consumer import make_consumer

@@ -9,9 +9,8 @@ from confluent_kafka import TopicPartition
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.serde import decode
-from labeltrail.exceptions import LabeltrailError
+from labeltrail.exceptions import LabeltrailError, SerializationError
 from labeltrail.kafka.consumer import make_consumer
 
 __all__ = ["end_positions", "read_until"]

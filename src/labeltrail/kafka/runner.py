@@ -36,10 +36,10 @@ from confluent_kafka import (
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.models import DeadLettered
 from labeltrail.events.serde import decode, event_type_of
 from labeltrail.events.topics import events_on, foreign, topic_name
+from labeltrail.exceptions import SerializationError
 from labeltrail.folds.base import Fold, Rejected
 from labeltrail.kafka.consumer import drained, make_consumer
 from labeltrail.kafka.producer import EventProducer, RecordTooLargeError

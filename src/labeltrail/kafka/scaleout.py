@@ -25,9 +25,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.exceptions import SerializationError
 from labeltrail.events.serde import decode, event_type_of
 from labeltrail.events.topics import topic_name
+from labeltrail.exceptions import SerializationError
 from labeltrail.folds.base import Fold, Rejected
 from labeltrail.kafka.consumer import high_watermark, make_consumer
 from labeltrail.kafka.producer import RecordTooLargeError

@@ -11,8 +11,8 @@ the pure names, so ``import labeltrail.learning`` never loads torch or onnxrunti
 
 from __future__ import annotations
 
+from labeltrail.exceptions import ArtifactError, LearningError, NotFittedError
 from labeltrail.learning.data import TrainingSet, training_set_from_labels
-from labeltrail.learning.exceptions import ArtifactError, LearningError, NotFittedError
 from labeltrail.learning.features import PAD, HashingFeaturizer
 from labeltrail.learning.metrics import SliceMetrics, evaluate_by_slice, flatten_metrics
 from labeltrail.learning.prelabel import (

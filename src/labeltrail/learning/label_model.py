@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from labeltrail.learning.exceptions import NotFittedError
+from labeltrail.exceptions import NotFittedError
 from labeltrail.learning.lf import ABSTAIN
 
 __all__ = ["LabelModel", "dependency_cliques", "dependent_pairs", "fit_em"]

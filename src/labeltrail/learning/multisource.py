@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from labeltrail.learning.exceptions import NotFittedError
+from labeltrail.exceptions import NotFittedError
 from labeltrail.learning.label_model import fit_em
 from labeltrail.learning.lf import ABSTAIN
 

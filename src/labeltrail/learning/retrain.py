@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import ModelPublished
+from labeltrail.exceptions import ArtifactError, LearningError
 from labeltrail.learning.data import TrainingSet
-from labeltrail.learning.exceptions import ArtifactError, LearningError
 from labeltrail.learning.metrics import evaluate_by_slice, flatten_metrics
 from labeltrail.learning.publish import artifact_path, file_sha256, model_published
 from labeltrail.ontology.schema import MODERATION_CLASSES

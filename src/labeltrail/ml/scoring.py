@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from labeltrail.learning.exceptions import ArtifactError
+from labeltrail.exceptions import ArtifactError
 from labeltrail.learning.features import HashingFeaturizer, blocks_by_length
 from labeltrail.learning.prelabel import margins
 from labeltrail.learning.publish import file_sha256

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from labeltrail.learning.exceptions import LearningError, NotFittedError
+from labeltrail.exceptions import LearningError, NotFittedError
 from labeltrail.learning.features import HashingFeaturizer
 from labeltrail.ml.torch_model import HashedNgramClassifier, export_onnx, predict_proba_torch
 

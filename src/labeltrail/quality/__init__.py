@@ -9,10 +9,10 @@ No Kafka, faust, ClickHouse or pandas import anywhere in this package (a test en
 
 from __future__ import annotations
 
+from labeltrail.exceptions import NotFittedError, QualityError, VoteFormatError
 from labeltrail.quality._encoding import NO_GOLD, TIE_RULE, Votes, argmax_lowest
 from labeltrail.quality.consensus import MajorityVote, WeightedMajorityVote
 from labeltrail.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
-from labeltrail.quality.exceptions import NotFittedError, QualityError, VoteFormatError
 from labeltrail.quality.glad import GLAD
 from labeltrail.quality.mace import MACE
 

@@ -8,8 +8,8 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from labeltrail.exceptions import NotFittedError, VoteFormatError
 from labeltrail.quality._encoding import NO_GOLD, Votes, argmax_lowest
-from labeltrail.quality.exceptions import NotFittedError, VoteFormatError
 
 __all__ = ["Aggregator", "GoldLike", "resolve_gold"]
 

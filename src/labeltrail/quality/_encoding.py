@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from labeltrail.quality.exceptions import VoteFormatError
+from labeltrail.exceptions import VoteFormatError
 
 __all__ = ["NO_GOLD", "TIE_RULE", "Votes", "argmax_lowest"]
 

@@ -12,8 +12,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from labeltrail.exceptions import VoteFormatError
 from labeltrail.quality._encoding import Votes
-from labeltrail.quality.exceptions import VoteFormatError
 
 __all__ = [
     "Level",

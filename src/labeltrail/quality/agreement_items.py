@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from labeltrail.exceptions import QualityError, VoteFormatError
 from labeltrail.quality._encoding import Votes
 from labeltrail.quality.agreement import cohen_kappa_table
-from labeltrail.quality.exceptions import QualityError, VoteFormatError
 
 __all__ = [
     "ConfidenceInterval",

@@ -16,10 +16,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from labeltrail.exceptions import QualityError, VoteFormatError
 from labeltrail.quality._encoding import NO_GOLD, Votes
 from labeltrail.quality.agreement_items import per_item_agreement
 from labeltrail.quality.consensus import MajorityVote
-from labeltrail.quality.exceptions import QualityError, VoteFormatError
 
 __all__ = [
     "AGREEMENT_SCALES",

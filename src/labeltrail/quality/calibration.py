@@ -6,8 +6,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize_scalar
 
+from labeltrail.exceptions import NotFittedError, VoteFormatError
 from labeltrail.quality._encoding import NO_GOLD
-from labeltrail.quality.exceptions import NotFittedError, VoteFormatError
 
 __all__ = ["TemperatureCalibrator", "expected_calibration_error"]
 

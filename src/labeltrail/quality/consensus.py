@@ -11,10 +11,10 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from labeltrail.exceptions import VoteFormatError
 from labeltrail.quality._base import Aggregator
 from labeltrail.quality._em import majority_proba
 from labeltrail.quality._encoding import Votes, argmax_lowest
-from labeltrail.quality.exceptions import VoteFormatError
 
 __all__ = ["MajorityVote", "WeightedMajorityVote", "weighted_proba"]
 

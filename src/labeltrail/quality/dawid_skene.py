@@ -17,11 +17,11 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from labeltrail.exceptions import QualityError
 from labeltrail.quality._base import Aggregator
 from labeltrail.quality._em import EMResult, VoteDesign, majority_proba, run_em
 from labeltrail.quality._encoding import Votes, argmax_lowest
 from labeltrail.quality.consensus import weighted_proba
-from labeltrail.quality.exceptions import QualityError
 
 __all__ = ["DawidSkene", "OneCoinDawidSkene", "initial_posteriors"]
 

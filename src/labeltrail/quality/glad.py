@@ -21,10 +21,10 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from labeltrail.exceptions import QualityError
 from labeltrail.quality._base import Aggregator
 from labeltrail.quality._em import fix_gold, majority_proba
 from labeltrail.quality._encoding import NO_GOLD, Votes
-from labeltrail.quality.exceptions import QualityError
 
 __all__ = ["GLAD"]
 

@@ -9,11 +9,11 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from labeltrail.exceptions import NotFittedError, VoteFormatError
 from labeltrail.quality._base import GoldLike, resolve_gold
 from labeltrail.quality._em import VoteDesign, run_em
 from labeltrail.quality._encoding import NO_GOLD, Votes
 from labeltrail.quality.dawid_skene import DawidSkene, Init, initial_posteriors
-from labeltrail.quality.exceptions import NotFittedError, VoteFormatError
 
 __all__ = ["IncrementalDawidSkene", "item_posterior", "weighted_posterior"]
 

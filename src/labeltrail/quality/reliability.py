@@ -9,8 +9,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from labeltrail.exceptions import QualityError, VoteFormatError
 from labeltrail.quality._encoding import NO_GOLD, Votes
-from labeltrail.quality.exceptions import QualityError, VoteFormatError
 
 __all__ = [
     "AccuracyTable",

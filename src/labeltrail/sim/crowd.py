@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from labeltrail.quality.exceptions import QualityError
+from labeltrail.exceptions import QualityError
 
 __all__ = ["ARTICLE_PRIORS", "SimulatedCrowd", "simulate_crowd"]
 

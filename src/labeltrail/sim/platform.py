@@ -23,7 +23,7 @@ from labeltrail.events.models import (
     TaskAssigned,
     VoteCast,
 )
-from labeltrail.folds.base import Output, build_event, stable_id
+from labeltrail.folds.base import Output, build_event
 from labeltrail.folds.draws import draw
 from labeltrail.ontology.schema import MODERATION_CLASSES, moderation_schema_v3
 from labeltrail.sim.text import RichTextGenerator
@@ -332,12 +332,12 @@ class SimulatedAnnotators:
         return [
             build_event(
                 VoteCast,
-                event_id=stable_id("VoteCast", "vote", salt),
+                event_id=derive_id("VoteCast", "vote", salt),
                 producer="sim.crowd-frontend",
                 occurred_at=occurred,
                 causation_id=None,
                 correlation_id=None,
-                vote_id=stable_id("vote", salt),
+                vote_id=derive_id("vote", salt),
                 task_id=event.task_id,
                 comment_id=event.comment_id,
                 annotator_id=event.annotator_id,

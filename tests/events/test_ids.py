@@ -1,0 +1,42 @@
+"""``derive_id`` is uuid5 of the labeltrail namespace, computed without ``uuid.UUID``."""
+
+from __future__ import annotations
+
+import uuid
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labeltrail.events.ids import LABELTRAIL_NAMESPACE, derive_id
+
+
+def _uuid5(kind: str, *parts: object) -> str:
+    rendered = [kind]
+    for part in parts:
+        if isinstance(part, list | tuple | set | frozenset):
+            rendered.append(",".join(sorted(str(p) for p in part)))
+        else:
+            rendered.append(str(part))
+    return str(uuid.uuid5(LABELTRAIL_NAMESPACE, "\x1f".join(rendered)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.text(min_size=1, max_size=20),
+    parts=st.lists(
+        st.one_of(
+            st.text(max_size=12),
+            st.integers(),
+            st.lists(st.text(max_size=6), max_size=4),
+            st.tuples(st.text(max_size=4), st.integers()),
+        ),
+        max_size=5,
+    ),
+)
+def test_derive_id_is_the_uuid5_of_its_joined_parts(kind: str, parts: list[object]) -> None:
+    assert derive_id(kind, *parts) == _uuid5(kind, *parts)
+
+
+def test_a_known_id_never_changes() -> None:
+    assert derive_id("task", "c-00001", "v3", "crowd") == _uuid5("task", "c-00001", "v3", "crowd")
+    assert derive_id("x") == str(uuid.uuid5(LABELTRAIL_NAMESPACE, "x"))

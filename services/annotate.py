@@ -6,7 +6,7 @@ Wiring only; see :mod:`labeltrail.annotate`. Configure with ``KAFKA_BOOTSTRAP_SE
 
 from __future__ import annotations
 
-from labeltrail.annotate import AnnotateSettings, serve
+from labeltrail.annotate import serve
 from labeltrail.config import Settings
 
 __all__ = ["main"]
@@ -14,7 +14,7 @@ __all__ = ["main"]
 
 def main() -> None:
     """Serve until SIGTERM."""
-    serve(Settings(), AnnotateSettings())
+    serve(Settings())
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from tests.annotate.helpers import (  # noqa: E402
     make_task,
     publish_tasks,
     read_events,
-    service_config,
+    service_settings,
     token_store,
 )
 
@@ -279,7 +279,7 @@ def session(settings: Settings, n: int, mode: str, seed: int) -> dict[str, float
     ]
     publish_tasks(settings, tasks)
     service = AnnotateService(
-        settings, service_config(submit_rate=100.0, submit_burst=100), tokens=token_store()
+        service_settings(settings, submit_rate=100.0, submit_burst=100), tokens=token_store()
     )
     keys = 0
     requests = 0.0

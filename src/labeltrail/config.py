@@ -1,21 +1,223 @@
-"""All configuration, read from the environment in one place.
+"""All configuration, read from the environment in one place: one frozen :class:`Settings`.
 
-Each setting's variable is ``LABELTRAIL_<NAME>`` unless stated; ``KAFKA_BOOTSTRAP_SERVERS`` is
-read as is, because that is the name operators already use.
+Pipeline-wide settings sit at the root (Kafka, topics, ClickHouse, the runner, and the three
+routing decisions the scorer, tasking and consensus share); each stage or command with knobs
+of its own has a section (``settings.tasking``, ``settings.labels``, ``settings.reliability``,
+``settings.iaa``, ``settings.learning``, ``settings.trainer``, ``settings.annotate``). A section
+is itself a ``BaseSettings`` with its own variable prefix, built when the root is, so every
+variable keeps its name. ``KAFKA_BOOTSTRAP_SERVERS`` is read as is, because that is the name
+operators already use. Change settings with ``model_copy(update=...)`` (a section's too), never
+by mutation. README's settings table lists every variable (``tests/test_config.py`` checks it
+against :func:`variables`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cache
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "settings"]
+__all__ = [
+    "AnnotateSettings",
+    "IaaSettings",
+    "LabelsSettings",
+    "LearningSettings",
+    "ReliabilitySettings",
+    "Settings",
+    "TaskingSettings",
+    "TrainerSettings",
+    "settings",
+    "variables",
+]
+
+
+class _Section(BaseSettings):
+    """One section of the settings: frozen, its variables under its own ``env_prefix``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+
+class TaskingSettings(_Section):
+    """The tasking stage: redundancy, honeypots, costs and model drafts (``LABELTRAIL_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_")
+
+    redundancy: int = Field(3, ge=1)
+    """``LABELTRAIL_REDUNDANCY``: distinct crowd annotators per item."""
+
+    honeypot_rate: float = Field(0.05, ge=0.0, le=1.0)
+    """``LABELTRAIL_HONEYPOT_RATE``: share of crowd tasks that are honeypots."""
+
+    min_crowd_pool: int = Field(0, ge=0)
+    """``LABELTRAIL_MIN_CROWD_POOL``: tasking holds work until this many crowd annotators are
+    registered (so a rebuild assigns the same annotators)."""
+
+    gold_set_size: int = Field(150, ge=1)
+    """``LABELTRAIL_GOLD_SET_SIZE``: the gold set's size (the article's 150). Tasking pairs a
+    task chosen as a honeypot carrier with each gold item with probability 1 / this, so the
+    honeypot rate holds only when it matches the gold set actually published."""
+
+    crowd_cost_usd: float = 0.04
+    """``LABELTRAIL_CROWD_COST_USD``: cost of one crowd label."""
+
+    expert_cost_usd: float = 5.00
+    """``LABELTRAIL_EXPERT_COST_USD``: cost of one expert label."""
+
+    prelabels: bool = False
+    """``LABELTRAIL_PRELABELS``: copy the model's top class and probability into each crowd
+    task as a draft the annotator confirms or corrects (model-assisted labeling)."""
+
+
+class LabelsSettings(_Section):
+    """The labels stage: machine-made labels (``LABELTRAIL_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_")
+
+    auto_accept_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    """``LABELTRAIL_AUTO_ACCEPT_THRESHOLD``: a model probability at or above it, on a comment
+    the scorer routed ``auto_accept``, commits a machine-made label; unset: never."""
+
+
+class ReliabilitySettings(_Section):
+    """The reliability stage (``LABELTRAIL_RELIABILITY_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_RELIABILITY_")
+
+    refit_on_drain: bool = False
+    """``LABELTRAIL_RELIABILITY_REFIT_ON_DRAIN``: run the pending Dawid-Skene refit when the
+    input is drained: right for a finite replay (the demo), wrong for a live service (the
+    runner drains whenever it is caught up), where refits follow event time only."""
+
+
+class IaaSettings(_Section):
+    """The inter-annotator agreement stage (``LABELTRAIL_IAA_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_IAA_")
+
+    allowed_lateness: dt.timedelta = Field(dt.timedelta(days=1), ge=dt.timedelta(0))
+    """``LABELTRAIL_IAA_ALLOWED_LATENESS``: how far event time runs past a window's end before
+    it closes (an ISO 8601 duration such as ``P1D`` or ``PT2H``, or ``HH:MM:SS``); later
+    votes are dead-lettered as late."""
+
+    close_on_drain: bool = False
+    """``LABELTRAIL_IAA_CLOSE_ON_DRAIN``: close every open window when the input is drained:
+    right for a finite replay, wrong live (it would cut today's window short)."""
+
+
+class LearningSettings(_Section):
+    """The scorer and where models live (``LABELTRAIL_LEARNING_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_LEARNING_")
+
+    models_dir: Path = Path("var/models")
+    """``LABELTRAIL_LEARNING_MODELS_DIR``: where model artifacts are written and resolved."""
+
+    auto_accept_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    """``LABELTRAIL_LEARNING_AUTO_ACCEPT_THRESHOLD``: top probability at which the scorer
+    routes a comment ``auto_accept`` (unset: never)."""
+
+    scorer_threads: int = Field(1, ge=1)
+    """``LABELTRAIL_LEARNING_SCORER_THREADS``: onnxruntime intra-op threads per scorer."""
+
+
+class TrainerSettings(_Section):
+    """When the trainer retrains and the model it trains (``LABELTRAIL_TRAINER_*``); the
+    fields are :class:`~labeltrail.learning.retrain.RetrainConfig`'s, by name."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_TRAINER_")
+
+    every_labels: int = Field(500, ge=0)
+    """``LABELTRAIL_TRAINER_EVERY_LABELS``: an export and a model per this many new labels
+    (0: only on exports made elsewhere)."""
+
+    min_rows: int = Field(50, ge=1)
+    """``LABELTRAIL_TRAINER_MIN_ROWS``: fewer training rows are not trained on."""
+
+    schema_version: str = "v3"
+    """``LABELTRAIL_TRAINER_SCHEMA_VERSION``: the label schema the model predicts."""
+
+    n_buckets: int = Field(2**16, ge=16)
+    """``LABELTRAIL_TRAINER_N_BUCKETS``: hashed n-gram buckets."""
+
+    dim: int = Field(32, ge=1)
+    """``LABELTRAIL_TRAINER_DIM``: embedding width."""
+
+    hidden: int = Field(32, ge=1)
+    """``LABELTRAIL_TRAINER_HIDDEN``: hidden layer width."""
+
+    epochs: int = Field(12, ge=1)
+    """``LABELTRAIL_TRAINER_EPOCHS``."""
+
+    batch_size: int = Field(32, ge=1)
+    """``LABELTRAIL_TRAINER_BATCH_SIZE``."""
+
+    seed: int = 0
+    """``LABELTRAIL_TRAINER_SEED``: fixes initialization and shuffling."""
+
+    threads: int = Field(1, ge=1)
+    """``LABELTRAIL_TRAINER_THREADS``: torch threads (more than free cores slows sparse updates)."""
+
+
+class AnnotateSettings(_Section):
+    """The annotation frontend (``LABELTRAIL_ANNOTATE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_ANNOTATE_")
+
+    host: str = "127.0.0.1"
+    """``LABELTRAIL_ANNOTATE_HOST``: the address to listen on."""
+
+    port: int = Field(8080, ge=0, le=65535)
+    """``LABELTRAIL_ANNOTATE_PORT``: the port to listen on (0 picks a free one)."""
+
+    tokens_file: str | None = None
+    """``LABELTRAIL_ANNOTATE_TOKENS_FILE``: lines ``annotator_id sha256:<hex>``."""
+
+    tokens: str = ""
+    """``LABELTRAIL_ANNOTATE_TOKENS``: the same entries inline, separated by commas."""
+
+    submit_rate: float = Field(2.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_SUBMIT_RATE``: sustained submissions per second per annotator."""
+
+    submit_burst: int = Field(10, ge=1)
+    """``LABELTRAIL_ANNOTATE_SUBMIT_BURST``: submissions an annotator may make at once."""
+
+    signin_rate: float = Field(0.2, gt=0)
+    """``LABELTRAIL_ANNOTATE_SIGNIN_RATE``: sign-in attempts per second per client address."""
+
+    signin_burst: int = Field(10, ge=1)
+    """``LABELTRAIL_ANNOTATE_SIGNIN_BURST``: sign-in attempts a client may make at once."""
+
+    auth_fail_rate: float = Field(0.1, gt=0)
+    """``LABELTRAIL_ANNOTATE_AUTH_FAIL_RATE``: failed credentials (bearer, session cookie or
+    sign-in) forgiven per second, per client address and per credential."""
+
+    auth_fail_burst: int = Field(10, ge=1)
+    """``LABELTRAIL_ANNOTATE_AUTH_FAIL_BURST``: failures allowed before a 429."""
+
+    session_max_age: float = Field(12 * 3600.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_SESSION_MAX_AGE``: seconds a sign-in session lasts (12 h)."""
+
+    session_idle: float = Field(3600.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_SESSION_IDLE``: seconds without a request that end a session."""
+
+    token_max_age: float = Field(90 * 86400.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_TOKEN_MAX_AGE``: seconds a token lasts after its issue time (90 d)."""
+
+    secure_cookie: bool = False
+    """``LABELTRAIL_ANNOTATE_SECURE_COOKIE``: mark the session cookie Secure (behind TLS)."""
+
+    shutdown_timeout: float = Field(30.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_SHUTDOWN_TIMEOUT``: seconds in-flight requests get on SIGTERM."""
+
+    ready_timeout: float = Field(120.0, gt=0)
+    """``LABELTRAIL_ANNOTATE_READY_TIMEOUT``: seconds to wait for the task log to be read."""
 
 
 class Settings(BaseSettings):
-    """labeltrail's settings (frozen; build a new one to change them)."""
+    """labeltrail's settings (frozen; ``model_copy(update=...)`` makes a changed one)."""
 
     model_config = SettingsConfigDict(env_prefix="LABELTRAIL_", frozen=True, extra="ignore")
 
@@ -83,33 +285,29 @@ class Settings(BaseSettings):
     """``LABELTRAIL_CONSENSUS_METHOD``: ``reliability-weighted`` (votes weighted by each
     annotator's current reliability) or ``mv`` (plain majority vote)."""
 
-    honeypot_rate: float = Field(0.05, ge=0.0, le=1.0)
-    """``LABELTRAIL_HONEYPOT_RATE``: share of crowd tasks that are honeypots."""
-
-    redundancy: int = Field(3, ge=1)
-    """``LABELTRAIL_REDUNDANCY``: distinct crowd annotators per item."""
-
-    min_crowd_pool: int = Field(0, ge=0)
-    """``LABELTRAIL_MIN_CROWD_POOL``: tasking holds work until this many crowd annotators are
-    registered (so a rebuild assigns the same annotators)."""
-
-    gold_set_size: int = Field(150, ge=1)
-    """``LABELTRAIL_GOLD_SET_SIZE``: the gold set's size (the article's 150). Tasking pairs a
-    task chosen as a honeypot carrier with each gold item with probability 1 / this, so the
-    honeypot rate holds only when it matches the gold set actually published."""
-
-    auto_accept_threshold: float | None = Field(None, ge=0.0, le=1.0)
-    """``LABELTRAIL_AUTO_ACCEPT_THRESHOLD``: a model probability at or above it, on a comment
-    the scorer routed ``auto_accept``, commits a machine-made label; unset: never."""
-
-    crowd_cost_usd: float = 0.04
-    """``LABELTRAIL_CROWD_COST_USD``: cost of one crowd label."""
-
-    expert_cost_usd: float = 5.00
-    """``LABELTRAIL_EXPERT_COST_USD``: cost of one expert label."""
-
     low_margin_threshold: float = Field(0.1, ge=0.0, le=1.0)
     """``LABELTRAIL_LOW_MARGIN_THRESHOLD``: a model margin below it routes to annotation."""
+
+    tasking: TaskingSettings = Field(default_factory=TaskingSettings)
+    """The tasking stage, model drafts included."""
+
+    labels: LabelsSettings = Field(default_factory=LabelsSettings)
+    """The labels stage, auto-accept included."""
+
+    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
+    """The reliability stage."""
+
+    iaa: IaaSettings = Field(default_factory=IaaSettings)
+    """The agreement stage."""
+
+    learning: LearningSettings = Field(default_factory=LearningSettings)
+    """The scorer, and where models are kept."""
+
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+    """The trainer."""
+
+    annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
+    """The annotation frontend."""
 
     def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings for this cluster (the only place the secret is revealed)."""
@@ -130,3 +328,31 @@ class Settings(BaseSettings):
 def settings() -> Settings:
     """The process's settings, read once from the environment."""
     return Settings()
+
+
+def variables() -> dict[str, str]:
+    """Every environment variable the settings read, mapped to its setting's dotted path
+    (``LABELTRAIL_PRELABELS`` -> ``tasking.prelabels``); a setting read under several names
+    has one entry per name."""
+    found: dict[str, str] = {}
+
+    def walk(model: type[BaseSettings], path: str) -> None:
+        prefix = model.model_config.get("env_prefix", "")
+        for name, info in model.model_fields.items():
+            kind = info.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseSettings):
+                walk(kind, f"{path}{name}.")
+                continue
+            alias = info.validation_alias
+            names = (
+                [str(a) for a in alias.choices]
+                if isinstance(alias, AliasChoices)
+                else [str(alias)]
+                if alias is not None
+                else [f"{prefix}{name}"]
+            )
+            for env in names:
+                found[env.upper()] = f"{path}{name}"
+
+    walk(Settings, "")
+    return found

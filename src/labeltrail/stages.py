@@ -22,22 +22,17 @@ from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.folds.scorer import ScorerFold
 from labeltrail.folds.tasking import TaskingConfig, TaskingFold
 from labeltrail.folds.trainer import RetrainFold
-from labeltrail.learning.retrain_settings import TrainerSettings
-from labeltrail.learning.settings import LearningSettings
+from labeltrail.learning.retrain import RetrainConfig
 
 __all__ = ["STAGES", "Stage", "make", "tasking_config"]
 
 
 def tasking_config(settings: Settings, **overrides: Any) -> TaskingConfig:
-    """The tasking stage's configuration from the settings (``overrides`` win)."""
+    """The tasking stage's configuration from the settings (``overrides`` win): its section,
+    model drafts included, and the shared low-margin threshold."""
     fields: dict[str, Any] = {
-        "redundancy": settings.redundancy,
-        "min_crowd_pool": settings.min_crowd_pool,
-        "honeypot_rate": settings.honeypot_rate,
-        "gold_set_size": settings.gold_set_size,
+        **settings.tasking.model_dump(),
         "low_margin_threshold": settings.low_margin_threshold,
-        "crowd_cost_usd": settings.crowd_cost_usd,
-        "expert_cost_usd": settings.expert_cost_usd,
     }
     fields.update(overrides)
     return TaskingConfig(**fields)
@@ -56,23 +51,26 @@ def _consensus(settings: Settings) -> ConsensusFold:
 
 
 def _labels(settings: Settings) -> LabelsFold:
-    return LabelsFold(auto_accept_threshold=settings.auto_accept_threshold)
+    return LabelsFold(auto_accept_threshold=settings.labels.auto_accept_threshold)
 
 
 def _reliability(settings: Settings) -> ReliabilityFold:
-    # Live: refits happen on event-time boundaries only, never when the runner is caught up.
-    return ReliabilityFold(ReliabilityConfig(refit_on_drain=False))
+    return ReliabilityFold(ReliabilityConfig(refit_on_drain=settings.reliability.refit_on_drain))
 
 
 def _iaa(settings: Settings) -> IaaFold:
-    # Live: windows close by watermark only; closing on drain would cut today's window short.
-    return IaaFold(IaaConfig(close_on_drain=False))
+    return IaaFold(
+        IaaConfig(
+            allowed_lateness=settings.iaa.allowed_lateness,
+            close_on_drain=settings.iaa.close_on_drain,
+        )
+    )
 
 
 def _scorer(settings: Settings) -> ScorerFold:
     from labeltrail.ml.train_job import onnx_scorer
 
-    learning = LearningSettings()
+    learning = settings.learning
     return ScorerFold(
         load=partial(onnx_scorer, threads=learning.scorer_threads),
         models_dir=learning.models_dir,
@@ -85,10 +83,10 @@ def _trainer(settings: Settings) -> RetrainFold:
     from labeltrail.ml.train_job import onnx_scorer, torch_trainer
 
     return RetrainFold(
-        models_dir=LearningSettings().models_dir,
+        models_dir=settings.learning.models_dir,
         make_trainer=torch_trainer,
         load_scorer=onnx_scorer,
-        config=TrainerSettings().config(),
+        config=RetrainConfig(**settings.trainer.model_dump()),
     )
 
 

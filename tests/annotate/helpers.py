@@ -147,10 +147,9 @@ def publish_tasks(settings: Settings, tasks: list[TaskAssigned]) -> None:
     producer.flush(30)
 
 
-def service_config(**overrides: Any) -> Any:
-    """Frontend settings for a test: a free port on loopback, generous limits."""
-    from labeltrail.annotate.config import AnnotateSettings
-
+def service_settings(settings: Settings, **overrides: Any) -> Settings:
+    """``settings`` with the frontend's section for a test: a free port on loopback, generous
+    limits (``overrides`` win)."""
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -160,4 +159,4 @@ def service_config(**overrides: Any) -> Any:
         "ready_timeout": 30.0,
         **overrides,
     }
-    return AnnotateSettings(**values)
+    return settings.model_copy(update={"annotate": settings.annotate.model_copy(update=values)})

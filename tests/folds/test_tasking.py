@@ -21,7 +21,11 @@ POS = LogPosition(topic="x", partition=0, offset=0)
 
 
 def _world(**config: object) -> TaskingFold:
-    fold = TaskingFold(TaskingConfig(**config))  # type: ignore[arg-type]
+    return populated(TaskingFold(TaskingConfig(**config)))  # type: ignore[arg-type]
+
+
+def populated(fold: TaskingFold) -> TaskingFold:
+    """``fold`` after the v3 schema, six crowd annotators and comments c1 and c2."""
     fold.apply(moderation_schema_v3(), POS)
     for i in range(6):
         fold.apply(

@@ -24,7 +24,7 @@ from tests.annotate.helpers import (
     make_task,
     publish_tasks,
     read_events,
-    service_config,
+    service_settings,
     token_store,
 )
 from tests.unavailable import unavailable
@@ -97,7 +97,7 @@ def test_label_five_tasks_by_keyboard_in_chromium(
     other = make_task("b12", 99, text="SECRET task of b12")
     publish_tasks(settings, [*tasks, other])
 
-    service = AnnotateService(settings, service_config(), tokens=token_store())
+    service = AnnotateService(service_settings(settings), tokens=token_store())
     shot = tmp_path / "task.png"
     blank = tmp_path / "blank.png"
     with background_server(service), sync_playwright() as pw:

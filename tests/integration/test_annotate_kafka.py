@@ -19,7 +19,7 @@ from tests.annotate.helpers import (
     make_task,
     publish_tasks,
     read_events,
-    service_config,
+    service_settings,
     token_store,
 )
 
@@ -46,7 +46,7 @@ def test_votes_reach_the_broker_and_restart_skips_answered(pipeline_settings: Se
     expert = make_task("e-04", 1, pool="expert", prior_votes=votes, request_id="r-1")
     publish_tasks(settings, [*mine, theirs, expert])
 
-    service = AnnotateService(settings, service_config(), tokens=token_store())
+    service = AnnotateService(service_settings(settings), tokens=token_store())
     with background_server(service):
         base = service.url
         status, body = _call(f"{base}/tasks/next", "a47")
@@ -81,7 +81,7 @@ def test_votes_reach_the_broker_and_restart_skips_answered(pipeline_settings: Se
     assert isinstance(adjudication, AdjudicationRecorded)
     assert adjudication.reviewer_id == "e-04" and adjudication.request_id == "r-1"
 
-    restarted = AnnotateService(settings, service_config(), tokens=token_store())
+    restarted = AnnotateService(service_settings(settings), tokens=token_store())
     with background_server(restarted):
         status, body = _call(f"{restarted.url}/tasks/next", "a47")
         assert body["task"]["assignment_id"] == mine[2].assignment_id

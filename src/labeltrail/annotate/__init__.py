@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from labeltrail.annotate.app import Frontend, create_app
 from labeltrail.annotate.auth import TokenStore, hash_token, new_token
-from labeltrail.annotate.config import AnnotateSettings
 from labeltrail.annotate.queue import TaskQueue, outcome_id
 from labeltrail.annotate.server import AnnotateService, background_server, serve
 
 __all__ = [
     "AnnotateService",
-    "AnnotateSettings",
     "Frontend",
     "TaskQueue",
     "TokenStore",

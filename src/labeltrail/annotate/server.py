@@ -18,7 +18,6 @@ from aiohttp import web
 
 from labeltrail.annotate.app import Frontend, create_app
 from labeltrail.annotate.auth import TokenStore
-from labeltrail.annotate.config import AnnotateSettings
 from labeltrail.annotate.feed import TaskFeed, wait_ready
 from labeltrail.annotate.metrics import Metrics
 from labeltrail.annotate.publish import KafkaSink
@@ -38,13 +37,12 @@ class AnnotateService:
     def __init__(
         self,
         settings: Settings,
-        config: AnnotateSettings,
         *,
         tokens: TokenStore | None = None,
         sink: Sink | None = None,
     ) -> None:
         self.settings = settings
-        self.config = config
+        self.config = config = settings.annotate
         if tokens is None:
             tokens = TokenStore.load(
                 config.tokens_file, config.tokens, max_age=config.token_max_age
@@ -104,11 +102,12 @@ class AnnotateService:
             await asyncio.to_thread(self._feed_thread.join, 10)
 
 
-def serve(settings: Settings, config: AnnotateSettings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully (``settings.annotate`` says
+    where and how)."""
 
     async def main() -> None:
-        service = AnnotateService(settings, config)
+        service = AnnotateService(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -23,9 +23,8 @@ def serve_command(
     """Serve tasks from the task topics and produce votes (until SIGTERM)."""
     import logging
 
-    from labeltrail.annotate.config import AnnotateSettings
     from labeltrail.annotate.server import serve
-    from labeltrail.config import Settings
+    from labeltrail.config import AnnotateSettings, Settings
     from labeltrail.exceptions import LabeltrailError
     from labeltrail.kafka.admin import require_kafka
 
@@ -38,9 +37,12 @@ def serve_command(
     if tokens_file is not None:
         overrides["tokens_file"] = str(tokens_file)
     settings = Settings()
+    # Validated like the environment's values (a port out of range is refused here too).
+    annotate = AnnotateSettings.model_validate({**settings.annotate.model_dump(), **overrides})
+    settings = settings.model_copy(update={"annotate": annotate})
     try:
         require_kafka(settings)
-        serve(settings, AnnotateSettings(**overrides))  # type: ignore[arg-type]
+        serve(settings)
     except LabeltrailError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

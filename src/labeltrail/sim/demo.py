@@ -9,7 +9,6 @@ from ClickHouse alone. Rerunning after a kill resumes: every id is deterministic
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -24,18 +23,13 @@ from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.trace import causal_order
 from labeltrail.config import Settings
 from labeltrail.events.topics import topic_name
-from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
-from labeltrail.folds.iaa import IaaConfig, IaaFold
-from labeltrail.folds.labels import LabelsFold
-from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
-from labeltrail.folds.tasking import TaskingFold
 from labeltrail.kafka.admin import end_offset, ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.quality.blindspots import is_high_agreement
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.platform import CODED
-from labeltrail.stages import tasking_config
+from labeltrail.stages import make
 
 __all__ = ["DEMO_DAYS", "DemoResult", "run_demo", "seed_platform"]
 
@@ -80,15 +74,32 @@ def seed_platform(settings: Settings, platform: Platform) -> int:
     return len(seed_events)
 
 
-def _replay_iaa_config(config: PlatformConfig) -> IaaConfig:
-    """The demo replays its month in about a minute, and the iaa stage reads votes and gold
-    results from several partitions and topics at their own pace: in event time one source can
-    run days ahead of another. A lateness of the whole span keeps every window open until the
-    drain closes them all (close_on_drain), so nothing is dead-lettered as late; a live
-    service, whose event time follows the clock, keeps the default day."""
-    span = dt.timedelta(days=config.days + 2)
-    default = IaaConfig()
-    return dataclasses.replace(default, allowed_lateness=max(default.allowed_lateness, span))
+def replay_settings(settings: Settings, platform: Platform) -> Settings:
+    """``settings`` as the demo's finite replay of ``platform`` needs them.
+
+    Tasking waits for the whole simulated crowd and pairs honeypots with the gold set the
+    platform publishes. Reliability refits, and iaa closes its windows, when the input is
+    drained (a live service waits for event time). The demo replays its month in about a
+    minute, and iaa reads votes and gold results from several partitions and topics at their
+    own pace: in event time one source can run days ahead of another, so a lateness of the
+    whole span keeps every window open until the drain closes them all, and nothing is
+    dead-lettered as late.
+    """
+    tasking = settings.tasking.model_copy(
+        update={
+            "min_crowd_pool": max(settings.tasking.min_crowd_pool, len(platform.crowd_ids)),
+            "gold_set_size": platform.config.n_gold,
+        }
+    )
+    span = dt.timedelta(days=platform.config.days + 2)
+    iaa = settings.iaa.model_copy(
+        update={
+            "allowed_lateness": max(settings.iaa.allowed_lateness, span),
+            "close_on_drain": True,
+        }
+    )
+    reliability = settings.reliability.model_copy(update={"refit_on_drain": True})
+    return settings.model_copy(update={"tasking": tasking, "iaa": iaa, "reliability": reliability})
 
 
 def _settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
@@ -117,25 +128,12 @@ def run_demo(
     progress(f"producing {len(platform.comments)} comments, annotators, gold set")
     produced = seed_platform(settings, platform)
 
+    replay = replay_settings(settings, platform)
     folds: list[Any] = [
         SimulatedScorer(platform, threshold=settings.low_margin_threshold),
-        TaskingFold(
-            tasking_config(
-                settings,
-                min_crowd_pool=max(settings.min_crowd_pool, len(platform.crowd_ids)),
-                gold_set_size=platform.config.n_gold,
-            )
-        ),
+        make("tasking", replay),
         SimulatedAnnotators(platform),
-        ConsensusFold(
-            ConsensusConfig(
-                agreement_threshold=settings.agreement_threshold,
-                method=settings.consensus_method,
-            )
-        ),
-        LabelsFold(),
-        ReliabilityFold(ReliabilityConfig(refit_on_drain=True)),
-        IaaFold(_replay_iaa_config(platform.config)),
+        *(make(stage, replay) for stage in ("consensus", "labels", "reliability", "iaa")),
     ]
     runners = [StageRunner(fold, settings) for fold in folds]
     projector = Projector(ch, settings)

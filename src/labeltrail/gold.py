@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from labeltrail.events.base import utc_now
 from labeltrail.events.ids import derive_id
-from labeltrail.events.models import AdjudicationRecorded, CommentPosted
+from labeltrail.events.models import GOLD_REQUEST_PREFIX, AdjudicationRecorded, CommentPosted
 from labeltrail.ingest import (
     COMMENT_FIELDS,
     InvalidLinesError,
@@ -108,7 +108,7 @@ def _item(fields: dict[str, Any], verdict: dict[str, Any], gold_set: str) -> Gol
         id_parts=("gold", gold_set, cid),
         correlation_id=cid,
         adjudication_id=derive_id("gold", gold_set, cid),
-        request_id=f"gold:{gold_set}",
+        request_id=f"{GOLD_REQUEST_PREFIX}{gold_set}",
         task_id=f"gold:{cid}",
         comment_id=cid,
         confidence=verdict.pop("confidence", 1.0),

@@ -19,6 +19,7 @@ __all__ = [
     "DEAD_LETTER_PAYLOAD_MAX",
     "DEAD_LETTER_PREFIX",
     "EVENT_TYPES",
+    "GOLD_REQUEST_PREFIX",
     "AdjudicationRecorded",
     "AdjudicationRequested",
     "AnnotatorRegistered",
@@ -222,6 +223,11 @@ class AdjudicationRecorded(Event):
     confidence: float = Field(ge=0.0, le=1.0)
     note: str = ""
     context_seen: list[str] = []
+
+
+GOLD_REQUEST_PREFIX = "gold:"
+"""An ``AdjudicationRecorded`` whose request id starts with this is a gold-set verdict
+(``labeltrail gold publish``), not the answer to a live adjudication request."""
 
 
 class LabelCommitted(Event):

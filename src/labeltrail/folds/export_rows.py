@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.models import AdjudicationRecorded, LabelCommitted, VoteCast
+from labeltrail.events.models import (
+    GOLD_REQUEST_PREFIX,
+    AdjudicationRecorded,
+    LabelCommitted,
+    VoteCast,
+)
 
 __all__ = [
     "AGGREGATOR",
@@ -199,7 +204,7 @@ class ExportFold:
                 self.votes.setdefault(event.vote_id, []).append(event)
             case AdjudicationRecorded() if event.schema_version == self.schema_version:
                 self._keep_latest(self.adjudications, event.adjudication_id, event)
-                if event.request_id.startswith("gold:"):
+                if event.request_id.startswith(GOLD_REQUEST_PREFIX):
                     self._keep_latest(self.gold, event.comment_id, event)
 
     @staticmethod

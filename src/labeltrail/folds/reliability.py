@@ -20,6 +20,7 @@ import numpy as np
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
+    GOLD_REQUEST_PREFIX,
     AdjudicationRecorded,
     AnnotatorReliabilityUpdated,
     HoneypotScored,
@@ -33,7 +34,6 @@ from labeltrail.quality.reliability import BetaReliability, update_reliability
 __all__ = ["WEEK_ORIGIN", "ReliabilityConfig", "ReliabilityFold", "boundary_after"]
 
 PRODUCER = "reliability"
-GOLD_REQUEST_PREFIX = "gold:"
 WEEK_ORIGIN = dt.datetime(1970, 1, 5, tzinfo=dt.UTC)
 """A Monday: weekly boundaries (refits here, week windows in :mod:`.iaa`) are aligned to it."""
 

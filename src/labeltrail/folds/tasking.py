@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.models import (
+    GOLD_REQUEST_PREFIX,
     AdjudicationRecorded,
     AdjudicationRequested,
     AnnotatorRegistered,
@@ -32,10 +33,7 @@ from labeltrail.folds.draws import rank
 from labeltrail.folds.honeypots import HoneypotPairing
 from labeltrail.folds.task_events import assignment, crowd_task, draft, expert_task, honeypot_task
 
-__all__ = ["GOLD_REQUEST_PREFIX", "TaskingConfig", "TaskingFold"]
-
-GOLD_REQUEST_PREFIX = "gold:"
-"""An ``AdjudicationRecorded`` whose request id starts with this belongs to the gold set."""
+__all__ = ["TaskingConfig", "TaskingFold"]
 
 
 @dataclass(frozen=True)

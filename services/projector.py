@@ -4,7 +4,7 @@ import logging
 import signal
 import threading
 
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.config import settings
 from labeltrail.kafka.admin import ensure_topics
@@ -14,10 +14,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO)
     config = settings()
     ensure_topics(config)
-    password = config.clickhouse_password
-    client = connect(
-        config.clickhouse_dsn, password=password.get_secret_value() if password else None
-    )
+    client = client_from(config)
     apply_ddl(client)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -50,7 +50,7 @@ from labeltrail.audit import to_jsonable
 from labeltrail.cli.audit import LABEL_ORDER
 from labeltrail.clickhouse.client import (
     apply_ddl,
-    connect,
+    client_from,
     named_query,
     reference_query,
     run_named_arrow,
@@ -58,6 +58,7 @@ from labeltrail.clickhouse.client import (
 )
 from labeltrail.clickhouse.trace import causal_order, full_trace, link_parameters
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
+from labeltrail.config import Settings
 from labeltrail.events import (
     AdjudicationRecorded,
     AdjudicationRequested,
@@ -508,7 +509,7 @@ def main() -> int:
     figures: list[dict[str, Any]] = []
     if not args.reuse:
         shutil.rmtree(args.dir, ignore_errors=True)
-    client = connect(f"chdb://{args.dir}")
+    client = client_from(Settings(), dsn=f"chdb://{args.dir}")
     apply_ddl(client)
     if not args.reuse or not client.query("SELECT count() FROM events").result_rows[0][0]:
         projected, seconds = _build(client, sample, copies, args.seed)

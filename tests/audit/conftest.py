@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
+from labeltrail.config import Settings
 from labeltrail.events import Event
 from tests.audit.history import (
     blind_spot_scenario,
@@ -42,7 +43,7 @@ def loaded_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def loaded(loaded_dsn: str, history: list[Event]) -> Iterator[Client]:
-    client = connect(loaded_dsn)
+    client = client_from(Settings(clickhouse_dsn=loaded_dsn))
     apply_ddl(client)
     project(client, history)
     yield client

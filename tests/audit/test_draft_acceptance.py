@@ -22,7 +22,8 @@ from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner
 
 from labeltrail.cli import app
-from labeltrail.clickhouse.client import apply_ddl, connect, run_named
+from labeltrail.clickhouse.client import apply_ddl, client_from, run_named
+from labeltrail.config import Settings
 from labeltrail.events import AdjudicationRecorded, Event, TaskCreated, VoteCast
 from labeltrail.learning.prelabel import DEFAULT_BANDS, DraftAcceptance
 from labeltrail.report.html import write_report
@@ -124,7 +125,7 @@ def drafts(
     drafts_dsn: str,
 ) -> Iterator[tuple[Client, Seen]]:
     events, seen = draft_history()
-    client = connect(drafts_dsn)
+    client = client_from(Settings(clickhouse_dsn=drafts_dsn))
     apply_ddl(client)
     project(client, events)
     project(client, events[:40], consumer="tests-replay")  # a replayed batch: FINAL absorbs it

@@ -24,13 +24,14 @@ from labeltrail.audit import to_jsonable
 from labeltrail.cli import app
 from labeltrail.clickhouse.client import (
     apply_ddl,
-    connect,
+    client_from,
     named_query,
     reference_query,
     run_named,
     run_named_arrow,
 )
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
+from labeltrail.config import Settings
 from labeltrail.events import Event, LabelCommitted, LabelSchemaPublished, encode
 from labeltrail.export.build import sql_time
 from labeltrail.ontology import moderation_schema_v3
@@ -127,7 +128,7 @@ def as_of_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def as_of_db(as_of_dsn: str) -> Iterator[Client]:
-    client = connect(as_of_dsn)
+    client = client_from(Settings(clickhouse_dsn=as_of_dsn))
     apply_ddl(client)
     events = tie_history()
     _project(client, events, "tests", 0)

@@ -15,7 +15,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from PIL import Image
 
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
+from labeltrail.config import Settings
 from labeltrail.folds.iaa import IaaFold
 from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.report.html import ReportOptions, write_report
@@ -59,7 +60,7 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
         platform, [ReliabilityFold(ReliabilityConfig(refit_on_drain=True)), IaaFold()]
     )
     events = [event for log in replay.log.values() for event in log]
-    client = connect(f"chdb://{tmp_path_factory.mktemp('report-ch')}")
+    client = client_from(Settings(clickhouse_dsn=f"chdb://{tmp_path_factory.mktemp('report-ch')}"))
     apply_ddl(client)
     project(client, [*events, *blind_spot_scenario()])
     yield client

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.tables import ENVELOPE_COLUMNS, RAW_TABLE, TABLES
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord, table_checksums
+from labeltrail.config import Settings
 from labeltrail.events import EVENT_TYPES, encode
 from tests.events.samples import sample_event
 
@@ -18,7 +19,7 @@ from tests.events.samples import sample_event
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[Client]:
     """A fresh chdb database; closed after the test (one chdb path per process at a time)."""
-    ch = connect(f"chdb://{tmp_path}")
+    ch = client_from(Settings(clickhouse_dsn=f"chdb://{tmp_path}"))
     apply_ddl(ch)
     yield ch
     ch.close()

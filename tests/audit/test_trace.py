@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from labeltrail.clickhouse.client import apply_ddl, connect, reference_query, run_named
+from labeltrail.clickhouse.client import apply_ddl, client_from, reference_query, run_named
 from labeltrail.clickhouse.trace import causal_order, full_trace, link_parameters
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
+from labeltrail.config import Settings
 from labeltrail.events import (
     Event,
     ExportCreated,
@@ -111,7 +112,7 @@ def _exports(labels: list[LabelCommitted], topic: str, offsets: dict[str, int]) 
 @pytest.fixture(scope="module")
 def trace_db(tmp_path_factory: pytest.TempPathFactory, history: list[Event]) -> Iterator[Client]:
     path: Path = tmp_path_factory.mktemp("trace-ch")
-    client = connect(f"chdb://{path}")
+    client = client_from(Settings(clickhouse_dsn=f"chdb://{path}"))
     apply_ddl(client)
     project(client, history)
     labels = [e for e in history if isinstance(e, LabelCommitted)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.config import Settings
 from labeltrail.events import LabelCommitted
@@ -131,7 +131,7 @@ def test_kill_minus_nine_each_service_then_restart(
     )
     assert restored >= 1, "a restarted stage should have rebuilt its state from the log"
 
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     apply_ddl(client)
     projector = Projector(client, settings)
     stop = threading.Event()

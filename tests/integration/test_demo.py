@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labeltrail.clickhouse.client import connect
+from labeltrail.clickhouse.client import client_from
 from labeltrail.config import Settings
 from labeltrail.sim import Platform, PlatformConfig
 from labeltrail.sim.demo import DEMO_DAYS, run_demo
@@ -23,7 +23,7 @@ CONFIG = PlatformConfig.sized(150, seed=5, days=DEMO_DAYS)
 
 
 def _labels_from_clickhouse(settings: Settings) -> dict[str, tuple[str, str]]:
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     rows = client.query(
         "SELECT comment_id, label, route FROM v_labels ORDER BY comment_id, occurred_at"
     ).result_rows
@@ -35,7 +35,7 @@ def _labels_from_clickhouse(settings: Settings) -> dict[str, tuple[str, str]]:
 
 
 def _assert_no_duplicates(settings: Settings) -> None:
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     total, unique = client.query(
         "SELECT count(), uniqExact(event_id) FROM events FINAL"
     ).result_rows[0]
@@ -75,7 +75,7 @@ def test_demo_runs_end_to_end_and_traces_from_clickhouse(pipeline_settings: Sett
 def _assert_a_month_of_windows(settings: Settings) -> None:
     """The history spans the article's month in event time, and the iaa stage closed its day
     and week windows over it (none of its inputs dead-lettered as late)."""
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     first, last = client.query(
         "SELECT min(occurred_at), max(occurred_at) FROM comments FINAL"
     ).result_rows[0]

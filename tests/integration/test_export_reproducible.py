@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from labeltrail.clickhouse.client import apply_ddl, connect, run_named
+from labeltrail.clickhouse.client import apply_ddl, client_from, run_named
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.clickhouse.trace import full_trace
@@ -84,7 +84,7 @@ def test_export_reproduces_and_matches_label_as_of(
     for event in events:
         producer.send(event)
     producer.flush()
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     apply_ddl(client)
 
     export = create_export(client, settings, schema_version="v3", out_dir=tmp_path / "exports")

@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from labeltrail.cli.export import export_app
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.config import Settings
 from labeltrail.events.models import ExportCreated
 from labeltrail.export.build import create_export, find_export
@@ -62,7 +62,7 @@ def made(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     for event in simulated(60, seed=13):
         producer.send(event)
     producer.flush()
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     apply_ddl(client)
     export = create_export(
         client, settings, schema_version="v3", out_dir=root / "exports", as_of=AS_OF

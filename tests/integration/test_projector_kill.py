@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from labeltrail.clickhouse.client import connect
+from labeltrail.clickhouse.client import client_from
 from labeltrail.clickhouse.rebuild import compare_checksums, rebuild
 from labeltrail.clickhouse.writer import BatchWriter, table_checksums
 from labeltrail.config import Settings
@@ -95,7 +95,7 @@ def _kill_after(
 
 def _covered(settings: Settings) -> int:
     """Records covered by the positions recorded in the (closed) database."""
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     try:
         stored = BatchWriter(client, f"{settings.topic_prefix}.projector").stored_positions()
     finally:
@@ -134,7 +134,7 @@ def test_sigkill_mid_stream_then_restart_holds_each_event_once(
     # positions were not is read again, and the tables absorb it).
     assert projected == produced - covered[1]
 
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     try:
         sql = "SELECT count(), uniqExact(event_id) FROM {t:Identifier} FINAL"
         total, unique = client.query(sql, parameters={"t": "events"}).result_rows[0]
@@ -148,7 +148,7 @@ def test_sigkill_mid_stream_then_restart_holds_each_event_once(
 
     uninterrupted = rebuild(settings, f"chdb://{tmp_path / 'uninterrupted'}", timeout=300)
     assert uninterrupted.stats.projected == produced
-    clean = connect(uninterrupted.dsn)
+    clean = client_from(settings, dsn=uninterrupted.dsn)
     try:
         clean_sums = table_checksums(clean)
     finally:

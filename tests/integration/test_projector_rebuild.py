@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import compare_checksums, rebuild, run_until_caught_up
 from labeltrail.clickhouse.writer import BatchWriter, table_checksums
@@ -41,7 +41,7 @@ def test_crash_restart_and_rebuild_give_the_same_tables(
     pipeline_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     produced = _produce_history(pipeline_settings)
-    live = connect(pipeline_settings.clickhouse_dsn)
+    live = client_from(pipeline_settings)
     apply_ddl(live)
 
     calls = {"n": 0}
@@ -92,7 +92,7 @@ def test_crash_restart_and_rebuild_give_the_same_tables(
     assert len(letters) in (1, 2) and len({e.event_id for e in letters}) == 1
     result = rebuild(pipeline_settings, f"chdb://{tmp_path / 'rebuilt'}", timeout=120)
     assert result.stats.projected == produced + len(letters)
-    rebuilt = connect(result.dsn)
+    rebuilt = client_from(pipeline_settings, dsn=result.dsn)
     rebuilt_sums = table_checksums(rebuilt)
     rebuilt.close()
     assert compare_checksums(live_sums, rebuilt_sums) == []

@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.clickhouse.writer import BatchWriter
@@ -237,7 +237,7 @@ def test_the_projector_dead_letters_poison_and_keeps_projecting(
     one_partition: Settings,
 ) -> None:
     settings = one_partition
-    client = connect(settings.clickhouse_dsn)
+    client = client_from(settings)
     apply_ddl(client)
     votes = topic_name(settings.topic_prefix, "votes")
     junk = os.urandom(OVERSIZED)

@@ -56,11 +56,10 @@ def _fail(exc: Exception, code: int = 1) -> typer.Exit:
 
 def run_query(name: str, **params: Any) -> list[dict[str, Any]]:
     """Run a named query against the configured ClickHouse; errors become a clean exit."""
-    from labeltrail.clickhouse.client import connect, run_named
+    from labeltrail.clickhouse.client import client_from, run_named
 
-    settings = Settings()
     try:
-        return run_named(connect(settings.clickhouse_dsn), name, **params)
+        return run_named(client_from(Settings()), name, **params)
     except LabeltrailError as exc:
         raise _fail(exc) from exc
 
@@ -89,11 +88,11 @@ def trace(
     comment: Annotated[str, typer.Argument(help="Comment id.")], as_json: JsonFlag = False
 ) -> None:
     """The full trace of one comment, from posting to the models trained on its label."""
-    from labeltrail.clickhouse.client import connect
+    from labeltrail.clickhouse.client import client_from
     from labeltrail.clickhouse.trace import full_trace
 
     try:
-        rows = full_trace(connect(Settings().clickhouse_dsn), comment)
+        rows = full_trace(client_from(Settings()), comment)
     except LabeltrailError as exc:
         raise _fail(exc) from exc
     if not rows:
@@ -161,7 +160,12 @@ def label_as_of(
     version: no Python row per label, so every label of a large history comes out in the time
     of the query. The table is for people (Python rows, the key columns unless ``--wide``).
     """
-    from labeltrail.clickhouse.client import STREAM_FORMATS, connect, run_named_arrow, stream_named
+    from labeltrail.clickhouse.client import (
+        STREAM_FORMATS,
+        client_from,
+        run_named_arrow,
+        stream_named,
+    )
     from labeltrail.export.build import sql_time
 
     if fmt and fmt not in STREAM_FORMATS:
@@ -177,7 +181,7 @@ def label_as_of(
     if comment != "all" or schema_version:
         _known_or_fail(params)  # before connecting: no client is held while it exits
     try:
-        client = connect(Settings().clickhouse_dsn)
+        client = client_from(Settings())
         if out is not None:
             with out.open("wb") as sink:
                 stream_named(

@@ -44,12 +44,12 @@ def create(
     ),
 ) -> None:
     """Write Parquet and JSONL rows and a manifest; record ExportCreated with its hash."""
-    from labeltrail.clickhouse.client import apply_ddl, connect
+    from labeltrail.clickhouse.client import apply_ddl, client_from
     from labeltrail.export.build import create_export
 
     settings = Settings()
     try:
-        client = connect(settings.clickhouse_dsn)
+        client = client_from(settings)
         apply_ddl(client)
         event = create_export(
             client, settings, schema_version=schema_version, out_dir=out, as_of=_time(at)

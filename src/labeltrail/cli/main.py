@@ -49,14 +49,16 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 900.0,
 ) -> None:
     """Run the simulated platform through the real broker into ClickHouse, then trace."""
+    from labeltrail.clickhouse.client import shown_dsn
     from labeltrail.sim import PlatformConfig
     from labeltrail.sim.demo import DEMO_DAYS, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.monotonic()
     settings = Settings()
+    clickhouse = shown_dsn(settings.clickhouse_dsn)  # an inline password is never printed
     console.print(
-        f"kafka {settings.kafka_bootstrap_servers} . clickhouse {settings.clickhouse_dsn} "
+        f"kafka {settings.kafka_bootstrap_servers} . clickhouse {clickhouse} "
         f". topics {settings.topic_prefix}.*"
     )
     _require_kafka(settings)

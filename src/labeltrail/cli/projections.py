@@ -29,10 +29,10 @@ def _fail(exc: Exception, code: int = 1) -> typer.Exit:
 @projections_app.command("apply")
 def apply() -> None:
     """Apply the ClickHouse DDL in projections/ddl (idempotent)."""
-    from labeltrail.clickhouse.client import apply_ddl, connect
+    from labeltrail.clickhouse.client import apply_ddl, client_from
 
     try:
-        applied = apply_ddl(connect(Settings().clickhouse_dsn))
+        applied = apply_ddl(client_from(Settings()))
     except LabeltrailError as exc:
         raise _fail(exc) from exc
     console.print("applied " + ", ".join(applied))
@@ -44,7 +44,7 @@ def run(
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 5_000,
 ) -> None:
     """Project every topic into ClickHouse, resuming at the recorded positions."""
-    from labeltrail.clickhouse.client import apply_ddl, connect
+    from labeltrail.clickhouse.client import apply_ddl, client_from
     from labeltrail.clickhouse.projector import Projector
     from labeltrail.clickhouse.rebuild import run_until_caught_up
     from labeltrail.kafka.admin import require_kafka
@@ -52,7 +52,7 @@ def run(
     settings = Settings()
     try:
         require_kafka(settings)
-        client = connect(settings.clickhouse_dsn)
+        client = client_from(settings)
         apply_ddl(client)
         projector = Projector(client, settings, batch_size=batch_size)
         if follow:
@@ -94,11 +94,11 @@ def checksum(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Row count and content checksum of every table (compare a rebuild with the live run)."""
-    from labeltrail.clickhouse.client import connect
+    from labeltrail.clickhouse.client import client_from
     from labeltrail.clickhouse.writer import table_checksums
 
     try:
-        sums = table_checksums(connect(dsn or Settings().clickhouse_dsn))
+        sums = table_checksums(client_from(Settings(), dsn=dsn or None))
     except LabeltrailError as exc:
         raise _fail(exc) from exc
     if as_json:

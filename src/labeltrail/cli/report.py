@@ -24,13 +24,13 @@ def report(
     target: Annotated[str, typer.Option(help="Target pool mix as JSON.")] = "{}",
 ) -> None:
     """Write a self-contained HTML audit report (no network needed to view it)."""
-    from labeltrail.clickhouse.client import connect
+    from labeltrail.clickhouse.client import client_from
     from labeltrail.report.html import ReportOptions, write_report
 
     settings = Settings()
     try:
         path = write_report(
-            connect(settings.clickhouse_dsn),
+            client_from(settings),
             out,
             ReportOptions(slice_key=slice_key, attribute=attribute, target=target),
         )

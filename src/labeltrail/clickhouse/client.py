@@ -1,8 +1,9 @@
-"""Connect to ClickHouse by DSN, apply the DDL, and run the named queries in projections/.
+"""Open ClickHouse from the settings, apply the DDL, and run the named queries in projections/.
 
-``chdb:///<dir>`` runs the real ClickHouse engine in this process (one process owns a
-directory at a time); ``http(s)://user:password@host:8123/database`` talks to a server. The
-same SQL serves both.
+:func:`client_from` is the one way labeltrail opens ClickHouse. ``chdb:///<dir>`` runs the real
+ClickHouse engine in this process (one process owns a directory at a time);
+``http(s)://user@host:port/database`` talks to a server, with the password from
+``LABELTRAIL_CLICKHOUSE_PASSWORD`` (or inline in the DSN). The same SQL serves both.
 """
 
 from __future__ import annotations
@@ -12,24 +13,28 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from pydantic import SecretStr
 
+from labeltrail.config import Settings
 from labeltrail.exceptions import ConfigurationError, LabeltrailError
 
 __all__ = [
     "ClickHouseUnavailableError",
     "Client",
     "apply_ddl",
-    "connect",
+    "client_from",
     "named_query",
     "projections_dir",
     "reference_query",
     "run_named",
     "run_named_arrow",
+    "shown_dsn",
     "stream_named",
 ]
 
@@ -60,8 +65,30 @@ def projections_dir() -> Path:
     raise ConfigurationError("projections/ not found next to the package")
 
 
-def connect(dsn: str, *, password: str | None = None) -> Client:
-    """A clickhouse-connect client for a ``chdb://`` or ``http(s)://`` DSN."""
+def client_from(settings: Settings, *, dsn: str | None = None) -> Client:
+    """A clickhouse-connect client for the settings' ClickHouse: the one way labeltrail opens it.
+
+    ``dsn`` names another database reached with the same credentials (a rebuild's target, a
+    checksum of another directory); unset, the settings' ``clickhouse_dsn``. A server DSN gets
+    the settings' password (``LABELTRAIL_CLICKHOUSE_PASSWORD``, over any inline one) and TLS
+    when its scheme is ``https``; the user, database, port and client options (``?ca_cert=``,
+    ``?verify=``) come from the DSN itself.
+    """
+    return _open(dsn or settings.clickhouse_dsn, settings.clickhouse_password)
+
+
+def shown_dsn(dsn: str) -> str:
+    """The DSN as it may be printed: an inline password masked."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _open(dsn: str, password: SecretStr | None) -> Client:
+    """The client for ``dsn``; the password is revealed only in the call that opens it."""
+    where = shown_dsn(dsn)
     try:
         if dsn.startswith("chdb://"):
             path = dsn.removeprefix("chdb://")
@@ -70,20 +97,21 @@ def connect(dsn: str, *, password: str | None = None) -> Client:
             Path(path).mkdir(parents=True, exist_ok=True)
             return clickhouse_connect.get_client(interface="chdb", path=path)
         if dsn.startswith(("http://", "https://")):
-            kwargs: dict[str, Any] = {"dsn": dsn}
+            # clickhouse-connect takes TLS from the port (8443) unless told: the scheme says it.
+            kwargs: dict[str, Any] = {"dsn": dsn, "interface": urlsplit(dsn).scheme}
             if password is not None:
-                kwargs["password"] = password
+                kwargs["password"] = password.get_secret_value()
             return clickhouse_connect.get_client(**kwargs)
     except ClickHouseError as exc:
-        raise ClickHouseUnavailableError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
+        raise ClickHouseUnavailableError(f"cannot open ClickHouse at {where}: {exc}") from exc
     except Exception as exc:
         if "Cannot lock file" in str(exc):
             raise ClickHouseUnavailableError(
                 f"{dsn} is open in another process (one process owns a chdb directory); "
                 "stop it or query through a server DSN"
             ) from exc
-        raise ClickHouseUnavailableError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
-    raise ConfigurationError(f"unsupported ClickHouse DSN {dsn!r}: use chdb:/// or http(s)://")
+        raise ClickHouseUnavailableError(f"cannot open ClickHouse at {where}: {exc}") from exc
+    raise ConfigurationError(f"unsupported ClickHouse DSN {where!r}: use chdb:/// or http(s)://")
 
 
 def _statements(sql: str) -> list[str]:

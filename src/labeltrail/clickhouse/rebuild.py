@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
-from labeltrail.clickhouse.client import apply_ddl, connect
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector, ProjectorStats
 from labeltrail.clickhouse.writer import table_checksums
 from labeltrail.config import Settings
@@ -77,7 +77,7 @@ def rebuild(
     batch_size: int = 20_000,
 ) -> RebuildResult:
     """Replay every topic of ``settings`` into the empty database at DSN ``into``."""
-    ch = client or connect(into)
+    ch = client or client_from(settings, dsn=into)
     try:
         apply_ddl(ch)
         if int(ch.query("SELECT count() FROM events").result_rows[0][0]) > 0:

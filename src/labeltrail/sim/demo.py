@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labeltrail.audit import render_trace
-from labeltrail.clickhouse.client import Client, apply_ddl, connect, run_named
+from labeltrail.clickhouse.client import Client, apply_ddl, client_from, run_named
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.trace import causal_order
 from labeltrail.config import Settings
@@ -123,7 +123,7 @@ def run_demo(
     platform = Platform(config or PlatformConfig(days=DEMO_DAYS))
     progress("creating topics")
     ensure_topics(settings)
-    ch = client or connect(settings.clickhouse_dsn)
+    ch = client or client_from(settings)
     apply_ddl(ch)
     progress(f"producing {len(platform.comments)} comments, annotators, gold set")
     produced = seed_platform(settings, platform)

@@ -20,8 +20,9 @@ from labeltrail.events import (
 from labeltrail.folds.base import Rejected
 from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold, pairwise_agreement
 from labeltrail.ontology import MODERATION_CLASSES, moderation_schema_v3
+from labeltrail.quality import Votes
+from labeltrail.quality._em import VoteDesign, e_step
 from labeltrail.quality.agreement_items import item_agreement
-from labeltrail.quality.incremental import item_posterior
 from labeltrail.sim import Platform, PlatformConfig
 from tests.folds.helpers import final_labels, run_in_memory
 
@@ -235,8 +236,13 @@ def test_streaming_posterior_equals_the_quality_core(
         ]
     )
     codes = [classes.index(v.label) for v in votes]
-    reference = item_posterior(confusion, np.full(k, 1 / k), np.arange(len(votes)), codes)
-    assert ours == pytest.approx(reference.tolist(), abs=2e-6)
+    # the batch models' E-step (DawidSkene's), each vote its own annotator, uniform prior
+    design = VoteDesign.from_votes(
+        Votes.from_codes([0] * len(votes), range(len(votes)), codes, n_classes=k), np.float64
+    )
+    log_confusion = np.log(confusion).transpose(0, 2, 1)
+    reference, _ = e_step(design, log_confusion, np.full(k, -np.log(k)), None, np.float64)
+    assert ours == pytest.approx(reference[0].tolist(), abs=2e-6)
     labels = [v.label for v in votes]
     if len(labels) > 1:
         expected = item_agreement(codes, np.full(k, 1 / k)).observed

@@ -10,7 +10,7 @@ windows").
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -27,6 +27,7 @@ from labeltrail.quality.blindspots import (
     PAIRWISE_AGREEMENT,
     high_agreement_from,
 )
+from labeltrail.quality.item import pairwise_agreement
 
 __all__ = [
     "ALL",
@@ -73,12 +74,6 @@ def alpha_nominal(units: list[list[str]]) -> float | None:
             counts[row, pos[v]] += 1
     alpha = krippendorff_alpha_counts(counts, np.arange(len(values), dtype=np.float64))
     return None if np.isnan(alpha) else alpha
-
-
-def pairwise_agreement(unit: list[str]) -> float:
-    """Share of agreeing vote pairs in one item (Fleiss' per-item P_i); needs >= 2 votes."""
-    n = len(unit)
-    return sum(c * (c - 1) for c in Counter(unit).values()) / (n * (n - 1))
 
 
 def less_accurate_p(correct: int, n: int, rest_correct: int, rest_n: int) -> float:

@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 from labeltrail.exceptions import QualityError, VoteFormatError
 from labeltrail.quality._encoding import Votes
 from labeltrail.quality.agreement import cohen_kappa_table
+from labeltrail.quality.item import pairwise_agreement
 
 __all__ = [
     "ConfidenceInterval",
@@ -27,7 +28,8 @@ __all__ = [
 class ItemAgreement:
     """Agreement of one item's votes.
 
-    observed: share of agreeing vote pairs; expected: chance agreement from class priors;
+    observed: share of agreeing vote pairs (:func:`~labeltrail.quality.item.pairwise_agreement`,
+    the rule the streaming consensus applies); expected: chance agreement from class priors;
     kappa: (observed - expected) / (1 - expected), the item's term of Fleiss' kappa;
     below: kappa < threshold (route to adjudication).
     """
@@ -53,9 +55,7 @@ def item_agreement(
         raise VoteFormatError("item agreement needs at least two votes")
     if p.ndim != 1 or lab.min() < 0 or lab.max() >= p.size or not np.isclose(p.sum(), 1.0):
         raise VoteFormatError("priors must be a distribution over the label codes")
-    counts = np.bincount(lab, minlength=p.size).astype(np.float64)
-    m = float(lab.size)
-    observed = float((counts * (counts - 1)).sum() / (m * (m - 1)))
+    observed = pairwise_agreement(lab.tolist())
     expected = float((p**2).sum())
     kappa = 1.0 if expected >= 1.0 else (observed - expected) / (1.0 - expected)
     return ItemAgreement(observed, expected, kappa, kappa < threshold)

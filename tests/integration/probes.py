@@ -8,9 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from confluent_kafka import Consumer, TopicPartition
 
 from labeltrail.config import Settings
-from labeltrail.events import Event, decode
+from labeltrail.events import Event
 from labeltrail.events.topics import topic_name
-from labeltrail.kafka.consumer import consumer_config, high_watermark
+from labeltrail.kafka.consumer import high_watermark, make_consumer
+from labeltrail.kafka.log import end_positions, read_until
 
 
 def _partitions(
@@ -23,7 +24,7 @@ def _partitions(
 
 def committed(settings: Settings, group: str, inputs: Sequence[str]) -> int:
     """How far ``<prefix>.<group>`` has committed, summed over its inputs."""
-    probe = Consumer(consumer_config(settings, f"{settings.topic_prefix}.{group}"))
+    probe = make_consumer(settings, f"{settings.topic_prefix}.{group}")
     try:
         parts = _partitions(probe, settings, inputs)
         return sum(max(tp.offset, 0) for tp in probe.committed(parts, timeout=10))
@@ -33,11 +34,11 @@ def committed(settings: Settings, group: str, inputs: Sequence[str]) -> int:
 
 def lag(settings: Settings, groups: Mapping[str, Sequence[str]]) -> int:
     """Unread records summed over each ``<prefix>.<group>`` and its committed inputs."""
-    reader = Consumer(consumer_config(settings, f"{settings.topic_prefix}.lag-probe"))
+    reader = make_consumer(settings, f"{settings.topic_prefix}.lag-probe")
     total = 0
     try:
         for group, inputs in groups.items():
-            probe = Consumer(consumer_config(settings, f"{settings.topic_prefix}.{group}"))
+            probe = make_consumer(settings, f"{settings.topic_prefix}.{group}")
             try:
                 for tp in probe.committed(_partitions(probe, settings, inputs), timeout=10):
                     total += max(high_watermark(reader, tp) - max(tp.offset, 0), 0)
@@ -49,19 +50,10 @@ def lag(settings: Settings, groups: Mapping[str, Sequence[str]]) -> int:
 
 
 def read_topic(settings: Settings, suffix: str) -> list[Event]:
-    """Every event on ``<prefix>.<suffix>``, read until it has been quiet for 3 s."""
-    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.reader-{suffix}"))
-    consumer.subscribe([topic_name(settings.topic_prefix, suffix)])
-    out: list[Event] = []
-    idle = 0
-    try:
-        while idle < 6:
-            batch = consumer.consume(500, timeout=0.5)
-            idle = 0 if batch else idle + 1
-            out += [decode(m.value() or b"") for m in batch if m.error() is None]
-    finally:
-        consumer.close()
-    return out
+    """Every event on ``<prefix>.<suffix>`` up to its end now (read through ``kafka.log``, as
+    exports read the log; a missing topic reads as empty)."""
+    positions = end_positions(settings, [topic_name(settings.topic_prefix, suffix)])
+    return [event for event, _ in read_until(settings, positions, timeout=60.0)]
 
 
 def wait_for_progress(

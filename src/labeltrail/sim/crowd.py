@@ -1,5 +1,9 @@
-"""Seeded synthetic crowds: annotators with their own confusion matrices.
+"""Seeded synthetic crowds: annotators with their own confusion matrices, as vote arrays.
 
+Two simulators share one annotator model (:func:`spread_errors`) but do different jobs: this
+one draws millions of votes at once as integer codes, for the quality estimators' benchmarks
+and tests; :mod:`labeltrail.sim.platform` is the event-level world (comments, texts, a crowd
+blind spot, gold, one deterministic answer per task assignment) that the folds replay.
 Used by the benchmarks (the article's 800,000 comments, 240 annotators, 3 votes each) and by
 tests. Pure numpy; every random draw comes from ``numpy.random.default_rng(seed)``.
 """
@@ -13,7 +17,7 @@ from numpy.typing import NDArray
 
 from labeltrail.exceptions import QualityError
 
-__all__ = ["ARTICLE_PRIORS", "SimulatedCrowd", "simulate_crowd"]
+__all__ = ["ARTICLE_PRIORS", "SimulatedCrowd", "simulate_crowd", "spread_errors"]
 
 ARTICLE_PRIORS: tuple[float, ...] = (0.70, 0.15, 0.08, 0.05, 0.02)
 """Class priors of the article-scale set (non-toxic, then four harm classes)."""
@@ -31,17 +35,27 @@ class SimulatedCrowd:
     confusion: NDArray[np.float64]
 
 
+def spread_errors(
+    accuracy: NDArray[np.float64], shares: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Confusion matrices from per-class accuracies (..., k) and how each class's errors are
+    shared among the other classes (..., k, k - 1), e.g. flat Dirichlet draws: (..., k, k),
+    row = true class. The one annotator model of both simulators."""
+    k = accuracy.shape[-1]
+    conf = np.empty((*accuracy.shape, k))
+    for c in range(k):
+        others = [j for j in range(k) if j != c]
+        conf[..., c, c] = accuracy[..., c]
+        conf[..., c, others] = shares[..., c, :] * (1.0 - accuracy[..., c])[..., None]
+    return conf
+
+
 def _confusions(
     rng: np.random.Generator, n_annotators: int, n_classes: int, accuracy: tuple[float, float]
 ) -> NDArray[np.float64]:
     acc = rng.uniform(accuracy[0], accuracy[1], size=(n_annotators, n_classes))
     off = rng.dirichlet(np.ones(n_classes - 1), size=(n_annotators, n_classes))
-    conf = np.empty((n_annotators, n_classes, n_classes))
-    for k in range(n_classes):
-        others = [j for j in range(n_classes) if j != k]
-        conf[:, k, k] = acc[:, k]
-        conf[:, k, others] = off[:, k, :] * (1.0 - acc[:, k])[:, None]
-    return conf
+    return spread_errors(acc, off)
 
 
 def simulate_crowd(

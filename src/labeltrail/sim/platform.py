@@ -1,8 +1,10 @@
 """The simulated platform of the article: five classes, a crowd with a shared blind spot.
 
 The crowd labels coded harassment (the ``coded_harassment`` slice) as non-toxic most of the
-time; experts, who see the thread context, recognise it. That is the failure the article opens
-with: high agreement, low gold accuracy.
+time; experts, who see the thread context, recognise it. Annotators follow the same model as
+:mod:`labeltrail.sim.crowd` (:func:`~labeltrail.sim.crowd.spread_errors`); that module draws
+vote arrays for the estimators' benchmarks, this one the events the folds replay. That is the
+failure the article opens with: high agreement, low gold accuracy.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from labeltrail.events.models import (
 from labeltrail.folds.base import Output, build_event
 from labeltrail.folds.draws import draw
 from labeltrail.ontology.schema import MODERATION_CLASSES, moderation_schema_v3
+from labeltrail.sim.crowd import spread_errors
 from labeltrail.sim.text import RichTextGenerator
 
 __all__ = ["Platform", "PlatformConfig", "SimComment", "SimulatedAnnotators"]
@@ -283,12 +286,8 @@ class Platform:
 
 
 def _confusion(accuracy: float, k: int, rng: np.random.Generator) -> NDArray[np.float64]:
-    off = rng.dirichlet(np.ones(k - 1), size=k) * (1 - accuracy)
-    matrix = np.zeros((k, k))
-    for i in range(k):
-        matrix[i, i] = accuracy
-        matrix[i, [j for j in range(k) if j != i]] = off[i]
-    return matrix
+    shares = rng.dirichlet(np.ones(k - 1), size=k)
+    return spread_errors(np.full(k, accuracy), shares)
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """The simulated platform of the article: five classes, a crowd with a shared blind spot.
 
 The crowd labels coded harassment (the ``coded_harassment`` slice) as non-toxic most of the
-time; experts, who see the thread context, recognise it. Annotators follow the same model as
-:mod:`labeltrail.sim.crowd` (:func:`~labeltrail.sim.crowd.spread_errors`); that module draws
-vote arrays for the estimators' benchmarks, this one the events the folds replay. That is the
-failure the article opens with: high agreement, low gold accuracy.
+time; experts, who see the thread context, recognise it. That is the failure the article opens
+with: high agreement, low gold accuracy.
+
+Annotators follow the same model as :mod:`labeltrail.sim.crowd`
+(:func:`~labeltrail.sim.crowd.spread_errors`); that module draws vote arrays for the
+estimators' benchmarks, this one the events the folds replay.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from labeltrail.events.base import Event
+from labeltrail.events.models import GOLD_REQUEST_PREFIX
 
 __all__ = [
     "ENVELOPE_COLUMNS",
@@ -226,7 +227,7 @@ TABLES: tuple[TypedTable, ...] = (
         _field("confidence", _F64),
         _field("note", _STR),
         _field("context_seen", _STRS),
-        Column("is_gold", pa.bool_(), lambda f: f["request_id"].startswith("gold:")),
+        Column("is_gold", pa.bool_(), lambda f: f["request_id"].startswith(GOLD_REQUEST_PREFIX)),
     ),
     _table(
         "labels",

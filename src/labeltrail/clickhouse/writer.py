@@ -1,13 +1,9 @@
 """The projector's batch writer: decode log records, insert them through Arrow, record positions.
 
-One batch becomes one Arrow insert per table (typed tables first, the raw ``events`` table
-last), then one insert into ``consumer_positions``. The positions row is written only after
-every data row of its batch, so on restart the projector resumes at the first record not yet
-fully projected. A crash between the two re-inserts that batch, which the ReplacingMergeTrees
-keyed on event id absorb: the visible (FINAL) contents are the same as with no crash.
-
-This module has no Kafka dependency: the live projector, the rebuild and the benchmark all feed
-it ``LogRecord`` values.
+A batch's positions row is inserted only after every data row of the batch, so a restart
+resumes at the first record not fully projected and a crash re-inserts at most one batch,
+which the tables keyed on event id absorb. No Kafka here: the live projector, the rebuild and
+the benchmark all feed it ``LogRecord`` values (``docs/audit.md``, "Projections").
 """
 
 from __future__ import annotations

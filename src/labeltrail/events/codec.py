@@ -1,15 +1,11 @@
 """The pure-Python compiled Avro codec: each current contract's plan as plain readers and writers.
 
-The hot path of :mod:`labeltrail.events.serde` when the native codec
-(:mod:`labeltrail.events.native`) is not used, and the reference it is tested against. Per
-event type, the plan (:mod:`labeltrail.events.plan`: the Avro schema and the pydantic model
-walked together) is compiled into straight-line Python: the writer reads the model's
-attributes (no ``model_dump``); the reader builds the models directly, checking every
-constraint the plan carries (``Literal`` values, ``ge``/``le``/``gt``/``lt``,
-``min_length``/``max_length``), so it does not validate again what Avro already guarantees. A
-model with no plan (a custom validator, a pattern) is not compiled: :func:`compiled` returns
-None and serde uses fastavro + pydantic. A compiled reader never reports an error itself;
-serde hands anything it does not accept to the general path, which explains it.
+Serde's hot path when the native codec is not used, and the reference the native one is
+tested against: each plan (:mod:`labeltrail.events.plan`) is compiled into straight-line
+Python that writes from the model's attributes and builds models directly, checking only the
+constraints Avro does not guarantee. A compiled reader never reports an error; serde hands what
+it refuses to the general path, which explains it (``docs/streaming.md``, "Event encoding on
+the hot path").
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """Bulk decoding of Avro single-object records into light rows, for replays and rebuilds.
 
-The per-event path (:func:`labeltrail.events.serde.decode`) builds a validated pydantic model
-per record: about 5x the cost of the Avro read itself. A replay only needs a few fields of the
-two hot event types (``VoteCast``, ``TaskCreated``), so :func:`decode_rows` reads those with
-fastavro against the current contract *without* logical types (timestamps stay integer
-milliseconds), checks by hand every rule the model would enforce, and returns a
-:class:`VoteRow` / :class:`TaskRow`.
-
-It never accepts what :func:`~labeltrail.events.serde.decode` rejects: a record the fast path
-cannot vouch for (an older writer version, another event type, a corrupt body, trailing bytes,
-a value outside a field's constraints, a timestamp outside years 1970-9000) is handed to
-``decode`` itself, which returns the event or raises the very error (and dead-letter
-``reason_code``) the per-event path raises. ``tests/folds/test_columnar.py`` checks both
-directions on random and corrupted records.
+A replay needs only a few fields of the two hot event types, so :func:`decode_rows` reads
+``VoteCast`` and ``TaskCreated`` into :class:`VoteRow` / :class:`TaskRow` without building
+pydantic models (about 5x the cost of the Avro read), checking by hand every rule the model
+enforces. It never accepts what :func:`~labeltrail.events.serde.decode` rejects: any record it
+cannot vouch for goes to ``decode`` itself (``docs/replay.md``, "Columnar decoding and what it
+rejects").
 """
 
 from __future__ import annotations
@@ -267,7 +260,8 @@ def _native_rows() -> Any:
 
 
 def decode_rows(values: Sequence[bytes]) -> DecodedRows:
-    """Decode a batch of record values; see the module docstring for what is guaranteed."""
+    """Decode a batch of record values: a row for each record the fast path vouches for, else
+    what :func:`~labeltrail.events.serde.decode` gives (the event, or its error)."""
     fast = _fast_schemas()
     out = DecodedRows()
     rows, indices = out.rows, out.indices

@@ -1,10 +1,8 @@
 """The native codec: ``labeltrail_native`` (``native/``, Rust) reading and writing by plans.
 
-The module is used when it imports, its ``__version__`` is :data:`NATIVE_VERSION` and
-``LABELTRAIL_NATIVE`` is not ``0``; otherwise :data:`native` is None and every event type runs
-on the pure-Python codec (:mod:`labeltrail.events.codec`), which is also the reference the
-native one is tested against. Both are built from the same plan
-(:mod:`labeltrail.events.plan`), so they accept the same event types.
+Used when it imports, its ``__version__`` is :data:`NATIVE_VERSION` and ``LABELTRAIL_NATIVE``
+is not ``0``; otherwise :data:`native` is None and every event type runs on the pure-Python
+codec (:mod:`labeltrail.events.codec`), the reference built from the same plans.
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """Avro single-object encoding of events, with schema resolution on read.
 
-A message is ``C3 01`` + the writer schema's 8-byte CRC-64-AVRO fingerprint (little-endian) +
-the Avro binary body. No registry is needed: the reader knows every committed version and
-resolves an older writer schema to the current reader schema (new fields take defaults).
-
-Two paths give the same events:
-
-- **Compiled** (the hot path, current contracts only; :mod:`labeltrail.events.codec`): per
-  event type, the Avro schema and the pydantic model compiled together into plain Python
-  readers and writers that check every constraint the models declare beyond the Avro types.
-- **General** (fastavro + pydantic ``model_validate``): older writer schemas, models that are
-  not compiled, and *every* message the compiled reader does not accept. The compiled reader
-  never reports an error itself; it hands the message to this path, so a bad message is
-  rejected with exactly the reason pydantic or fastavro gives.
+A message is ``C3 01``, the writer schema's 8-byte CRC-64-AVRO fingerprint (little-endian) and
+the Avro body, so no registry is needed: the reader knows every committed version. The compiled
+codec (native, or :mod:`labeltrail.events.codec`) is the hot path for current contracts;
+fastavro + pydantic decode older writer versions, uncompiled models and every message the
+compiled reader does not accept, so a bad message is rejected with exactly the reason
+pydantic or fastavro gives (``docs/streaming.md``, "Event encoding on the hot path").
 """
 
 from __future__ import annotations

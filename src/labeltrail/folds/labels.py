@@ -1,13 +1,10 @@
-"""Label commit: only labels that passed QC (agreement gate or adjudication) are written.
+"""Label commit: only labels that passed QC (agreement gate or adjudication) are written,
+plus, when enabled, the model's confident scores as machine-made labels.
 
-An adjudicated verdict overrides the crowd and is marked as such (route ``adjudication``).
-An adjudication that answers a request waits until the consensus that raised it has been
-read, so its provenance (the crowd's vote ids) is the same in live runs and replays.
-
-:meth:`LabelsFold.apply` takes events; :meth:`LabelsFold.apply_batch` also takes the rows of
-:meth:`labeltrail.folds.consensus.ConsensusFold.apply_batch` and returns a
-:class:`LabelRow` where ``apply`` returns a ``LabelCommitted`` (``to_event`` gives that event).
-Both run the same private methods.
+An adjudicated verdict overrides the crowd (route ``adjudication``) and waits until the
+consensus that raised it has been read, so its provenance is the same in live runs and
+replays. :meth:`LabelsFold.apply_batch` runs the same private methods on the batch path's rows
+(``docs/replay.md``, "The batch path").
 """
 
 from __future__ import annotations
@@ -19,6 +16,7 @@ from typing import NamedTuple
 from labeltrail.events.base import Event, LogPosition, from_epoch_millis
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
+    GOLD_REQUEST_PREFIX,
     AdjudicationRecorded,
     AdjudicationRequested,
     CommentScored,
@@ -130,7 +128,7 @@ class LabelsFold:
                 return self._on_request(RequestRow.of(event))
             case AdjudicationRecorded():
                 if (
-                    event.request_id.startswith("gold:")
+                    event.request_id.startswith(GOLD_REQUEST_PREFIX)
                     or self._request(event.request_id) is not None
                 ):
                     return [self._from_adjudication(event, position)]

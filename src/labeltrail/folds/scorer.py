@@ -1,11 +1,9 @@
 """The scorer stage as a fold: CommentPosted -> CommentScored, hot-swapping on ModelPublished.
 
-Inputs are the compacted ``models`` topic and ``comments``. A ModelPublished is verified (the
-artifact's sha256 must match the event) and swapped in at once; comments read afterwards are
-scored by it, and every CommentScored names the model version that made it. Comments read
-before any model is live are held and scored when the first model arrives; whatever is still
-held when the input is drained is rejected (dead-lettered by the runner), never dropped.
-A model that fails to load is rejected and the previous model keeps serving.
+A published model is verified (its artifact's sha256) and swapped in at once, and every score
+names the model version that made it; comments read before any model is live are held, and
+rejected if still held at drain, never dropped; a model that fails to load is rejected and the
+previous one keeps serving (``docs/learning.md``, "ONNX and the scorer").
 """
 
 from __future__ import annotations

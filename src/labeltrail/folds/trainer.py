@@ -1,29 +1,11 @@
 """The trainer stage as a fold: committed labels and exports in; exports and models out.
 
-When to retrain: on every ``ExportCreated`` (``labeltrail export create``, or this fold's own),
-and, to make those, every ``every_labels`` newly committed labels: the fold then emits an
-ExportCreated naming the log positions it has read on the labels, votes and adjudications
-topics, with the same canonical rows and content hash that ``labeltrail export verify``
-rebuilds from the log (:class:`labeltrail.folds.export_rows.ExportFold`).
-
-What to train on: an export is trained on once the fold has read up to every position it names
-and holds the text of every comment and every adjudication its labels came from. The training
-set is the committed labels before those positions (recorded by the export's ``as_of``), chosen
-by :func:`~labeltrail.learning.data.training_set_from_labels` (soft targets, confidence weights;
-machine-made labels left out). The gold set is never trained on and evaluates the model per
-slice (``CommentPosted.attributes["slice"]``): the ``gold:*`` adjudications before the same
-positions and every selected label committed from one. The second rule matters: the export's
-cut on the adjudications topic may fall before a gold verdict whose label is inside its cut on
-the labels topic, and that comment must still count as gold.
-
-Why it is restart-safe: what is trained depends only on the export (a fact on the single
-exports partition), never on how the input partitions interleaved; the model version comes from
-the export id and the trainer configuration, and :func:`~.retrain.train_and_publish` returns
-the stored record of a version already published. Replaying the log on restart therefore
-re-derives the same ModelPublished (same id), without training again while the models dir keeps
-its artifacts. The count that triggers the fold's own exports does depend on interleaving: a
-crash between producing an export and committing the offsets can add one more export (and
-model) at other positions, never a second copy of the same one.
+It trains on every ``ExportCreated`` (the CLI's, or its own every ``every_labels`` labels, made
+with :class:`~labeltrail.folds.export_rows.ExportFold`'s rows and hash), once it has read every
+position the export names: on the labels before them, evaluated on the gold set before them,
+which is never trained on. What is trained depends only on the export and the model version is
+derived from it, so a restart re-derives the same ``ModelPublished`` without training again.
+When, on what, and why that is restart-safe: ``docs/learning.md`` ("Retrain and publish").
 """
 
 from __future__ import annotations
@@ -36,6 +18,7 @@ from pathlib import Path
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
+    GOLD_REQUEST_PREFIX,
     AdjudicationRecorded,
     CommentPosted,
     ExportCreated,
@@ -78,7 +61,8 @@ def _before(position: LogPosition, cut: dict[Partition, int]) -> bool:
 
 @dataclass
 class RetrainFold:
-    """Decides when to retrain, on what, and publishes the result (see the module doc)."""
+    """Decides when to retrain, on what, and publishes the result (``docs/learning.md``,
+    "Retrain and publish")."""
 
     models_dir: Path
     make_trainer: TrainerFactory
@@ -121,7 +105,7 @@ class RetrainFold:
                 self.adjudications[event.adjudication_id] = event
                 for missing in self.missing.values():
                     missing.discard(f"adjudication:{event.adjudication_id}")
-                if event.request_id.startswith("gold:"):
+                if event.request_id.startswith(GOLD_REQUEST_PREFIX):
                     self.gold.append((position, event))
             case LabelCommitted():
                 self._exportable(event, position, "labels")
@@ -263,7 +247,7 @@ class RetrainFold:
         verdict = {
             g.comment_id: g.label
             for g in [*gold_events, *committed_gold]
-            if g.request_id.startswith("gold:")
+            if g.request_id.startswith(GOLD_REQUEST_PREFIX)
         }
         training = training_set_from_labels(
             labels,

@@ -1,12 +1,9 @@
-"""The closed loop: featurization, soft-label training, ONNX scoring, active learning, weak
-supervision and a label model across sources.
+"""The pure learning algorithms: featurization, training sets, metrics, pre-labels, active
+learning, labeling functions and label models, with no client, torch or onnxruntime.
 
-Pure modules (numpy/scipy only; a test enforces it): :mod:`~.features`, :mod:`~.data`,
-:mod:`~.metrics`, :mod:`~.publish`, :mod:`~.prelabel`, :mod:`~.active`, :mod:`~.lf`,
-:mod:`~.lf_analysis`, :mod:`~.label_model`, :mod:`~.multisource`. Edges: :mod:`~.torch_model`
-and :mod:`~.training` (torch, the ``train`` extra), :mod:`~.scoring` and :mod:`~.scorer_fold`
-(onnxruntime, the ``score`` extra), :mod:`~.scenario` (both). This package root imports only
-the pure names, so ``import labeltrail.learning`` never loads torch or onnxruntime.
+The stage folds that use them are in :mod:`labeltrail.folds` (scorer, trainer), the torch and
+onnxruntime edges in :mod:`labeltrail.ml`, the day-30 scenarios in :mod:`labeltrail.sim`; the
+import-linter contracts in ``pyproject.toml`` keep it that way.
 """
 
 from __future__ import annotations

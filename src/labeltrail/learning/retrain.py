@@ -1,20 +1,11 @@
 """Train, check and publish one model from one training set, pure (the trainer is injected).
 
-:func:`train_and_publish` is the job the trainer service runs for every export and the day-30
-scenario runs for v1 and v2: fit a classifier on soft, confidence-weighted targets, write the
-ONNX artifact atomically, load it back the way the scorer will (hash verified), check parity
-against the torch model on the gold texts, evaluate the artifact on the gold set per slice, and
-return the ModelPublished record with the manifest and the metrics.
-
-It is restart-safe: the model version is derived from the training inputs
-(:func:`model_version_for`: the export and the trainer's configuration), and the record of a
-finished job is kept beside its artifact (``<models_dir>/<version>/published.json``). A job
-for a version that is already published returns that record instead of training again, so a
-crash and restart re-emits the same event (same id, same artifact hash), never a second model.
-
-No torch or onnxruntime import here: the caller passes ``make_trainer`` (a
-:class:`ClassifierTrainer` factory, e.g. ``SoftLabelTrainer``) and ``load_scorer`` (e.g.
-``OnnxTextScorer``).
+:func:`train_and_publish` fits on soft, confidence-weighted targets, writes the ONNX artifact
+atomically, loads it back as the scorer will, checks parity and evaluates it on gold per slice,
+and returns the ``ModelPublished``. The version derives from the export and the configuration
+and a finished job's record stays beside its artifact, so a restart re-emits the same event
+and never a second model. The caller injects ``make_trainer`` and ``load_scorer``, so torch
+and onnxruntime are not imported here (``docs/learning.md``, "Retrain and publish").
 """
 
 from __future__ import annotations

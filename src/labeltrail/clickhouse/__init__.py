@@ -1,1 +1,2 @@
-"""The ClickHouse adapter: the only package (with services/) that imports clickhouse_connect."""
+"""The ClickHouse adapter: the only package that imports clickhouse_connect, through
+:func:`labeltrail.clickhouse.client.client_from` alone."""

@@ -13,9 +13,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from clickhouse_connect.driver.client import Client
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
+from labeltrail.clickhouse.client import Client
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.config import Settings
 from labeltrail.events.topics import TOPICS, events_on, topic_name

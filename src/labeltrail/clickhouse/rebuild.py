@@ -12,9 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from clickhouse_connect.driver.client import Client
-
-from labeltrail.clickhouse.client import apply_ddl, client_from
+from labeltrail.clickhouse.client import Client, apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector, ProjectorStats
 from labeltrail.clickhouse.writer import table_checksums
 from labeltrail.config import Settings

@@ -9,9 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
-
-from labeltrail.clickhouse.client import run_named
+from labeltrail.clickhouse.client import Client, run_named
 
 __all__ = ["causal_order", "full_trace", "link_parameters"]
 

@@ -13,8 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from clickhouse_connect.driver.client import Client
-
+from labeltrail.clickhouse.client import Client
 from labeltrail.clickhouse.tables import RAW_TABLE, TABLES, Projection
 from labeltrail.events.base import Event
 from labeltrail.events.serde import decode

@@ -9,6 +9,7 @@ replay emits the same events.
 from __future__ import annotations
 
 import math
+from typing import Any, TypeVar
 
 from labeltrail.events.base import Event
 from labeltrail.events.models import (
@@ -19,6 +20,7 @@ from labeltrail.events.models import (
     PriorVote,
     TaskAssigned,
     TaskCreated,
+    TaskKind,
     TaskReason,
 )
 from labeltrail.folds.base import build_event, stable_id
@@ -41,6 +43,56 @@ def draft(
     return proposed.label, proposed.confidence
 
 
+E = TypeVar("E", TaskCreated, TaskAssigned)
+
+
+def _caused(cls: type[E], key: str, cause: Event, correlation_id: str, **fields: Any) -> E:
+    """Tasking's ``cls`` event caused by ``cause``, at its event time, its id derived from
+    ``key``."""
+    return build_event(
+        cls,
+        event_id=stable_id(cls.__name__, key),
+        producer=PRODUCER,
+        occurred_at=cause.envelope.occurred_at,
+        causation_id=cause.event_id,
+        correlation_id=correlation_id,
+        **fields,
+    )
+
+
+def _task(
+    task_id: str,
+    cause: Event,
+    comment_id: str,
+    schema_version: str,
+    kind: TaskKind,
+    reason: TaskReason,
+    questions: list[str],
+    annotators: list[str],
+    *,
+    redundancy: int,
+    cost_usd: float,
+    **fields: Any,
+) -> TaskCreated:
+    """A ``TaskCreated`` whose event id derives from the task id, caused by ``cause``."""
+    return _caused(
+        TaskCreated,
+        task_id,
+        cause,
+        comment_id,
+        task_id=task_id,
+        comment_id=comment_id,
+        schema_version=schema_version,
+        kind=kind,
+        reason=reason,
+        questions=questions,
+        redundancy=redundancy,
+        annotators=annotators,
+        cost_usd=cost_usd,
+        **fields,
+    )
+
+
 def crowd_task(
     task_id: str,
     comment: CommentPosted,
@@ -54,21 +106,17 @@ def crowd_task(
     prelabel: tuple[str | None, float | None] = (None, None),
 ) -> TaskCreated:
     """A crowd task: the comment decomposed into the schema's questions, for ``annotators``."""
-    return build_event(
-        TaskCreated,
-        event_id=stable_id("TaskCreated", task_id),
-        producer=PRODUCER,
-        occurred_at=cause.envelope.occurred_at,
-        causation_id=cause.event_id,
-        correlation_id=comment.comment_id,
-        task_id=task_id,
-        comment_id=comment.comment_id,
-        schema_version=schema.version,
-        kind="crowd",
-        reason=reason,
-        questions=[q.question_id for q in schema.questions],
+    questions = [q.question_id for q in schema.questions]
+    return _task(
+        task_id,
+        cause,
+        comment.comment_id,
+        schema.version,
+        "crowd",
+        reason,
+        questions,
+        annotators,
         redundancy=redundancy,
-        annotators=annotators,
         cost_usd=round(cost_per_vote_usd * len(annotators), 6),
         prelabel=prelabel[0],
         prelabel_confidence=prelabel[1],
@@ -80,21 +128,16 @@ def honeypot_task(
 ) -> TaskCreated:
     """The honeypot of (chosen crowd ``task``, gold ``item``): the gold item asked as the task
     was asked, of one of its annotators, with the gold answer to score the vote against."""
-    return build_event(
-        TaskCreated,
-        event_id=stable_id("TaskCreated", task_id),
-        producer=PRODUCER,
-        occurred_at=task.envelope.occurred_at,
-        causation_id=task.event_id,
-        correlation_id=item,
-        task_id=task_id,
-        comment_id=item,
-        schema_version=task.schema_version,
-        kind="honeypot",
-        reason="honeypot",
-        questions=task.questions,
+    return _task(
+        task_id,
+        task,
+        item,
+        task.schema_version,
+        "honeypot",
+        "honeypot",
+        task.questions,
+        [annotator],
         redundancy=1,
-        annotators=[annotator],
         cost_usd=cost_usd,
         prelabel=task.prelabel,
         prelabel_confidence=task.prelabel_confidence,
@@ -110,21 +153,17 @@ def expert_task(
     cost_usd: float,
 ) -> TaskCreated:
     """An adjudication task for one expert, under the request's schema version."""
-    return build_event(
-        TaskCreated,
-        event_id=stable_id("TaskCreated", task_id),
-        producer=PRODUCER,
-        occurred_at=request.envelope.occurred_at,
-        causation_id=request.event_id,
-        correlation_id=request.comment_id,
-        task_id=task_id,
-        comment_id=request.comment_id,
-        schema_version=request.schema_version,
-        kind="expert",
-        reason="adjudication",
-        questions=[q.question_id for q in schema.questions] if schema else [],
+    questions = [q.question_id for q in schema.questions] if schema else []
+    return _task(
+        task_id,
+        request,
+        request.comment_id,
+        request.schema_version,
+        "expert",
+        "adjudication",
+        questions,
+        [expert],
         redundancy=1,
-        annotators=[expert],
         cost_usd=cost_usd,
         request_id=request.request_id,
     )
@@ -143,13 +182,11 @@ def assignment(
     """``task`` assigned to ``annotator``: what the annotator's queue shows (the comment's text,
     the draft, and for experts the thread and the crowd's votes)."""
     assignment_id = stable_id("assignment", task.task_id, annotator)
-    return build_event(
+    return _caused(
         TaskAssigned,
-        event_id=stable_id("TaskAssigned", assignment_id),
-        producer=PRODUCER,
-        occurred_at=task.envelope.occurred_at,
-        causation_id=task.event_id,
-        correlation_id=task.comment_id,
+        assignment_id,
+        task,
+        task.comment_id,
         task_id=task.task_id,
         assignment_id=assignment_id,
         comment_id=task.comment_id,

@@ -38,6 +38,10 @@ __all__ = ["TaskingConfig", "TaskingFold"]
 
 @dataclass(frozen=True)
 class TaskingConfig:
+    """Tasking's policy: votes per crowd task, honeypot share, the low-margin route, costs,
+    the crowd pool to wait for, model drafts and the gold set's size (``stages.tasking_config``
+    builds it from the settings)."""
+
     redundancy: int = 3
     honeypot_rate: float = 0.05
     low_margin_threshold: float = 0.1

@@ -71,6 +71,8 @@ KAFKA_COMMANDS = [
     ["projections", "run"],
     ["projections", "rebuild"],
     ["annotate", "serve", "--port", "0"],
+    ["export", "create", "--schema-version", "v3"],
+    ["export", "verify", "some-export-id"],
 ]
 
 

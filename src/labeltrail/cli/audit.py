@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 
 from labeltrail.audit import emit, render_trace
+from labeltrail.cli.common import console, fail
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.learning.prelabel import DEFAULT_BANDS
@@ -25,8 +25,6 @@ from labeltrail.quality.blindspots import PAIRWISE_AGREEMENT, agreement_level, h
 
 __all__ = ["LABEL_ORDER", "parse_time", "register_audit", "run_query"]
 
-console = Console()
-err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")]
 SliceKey = Annotated[str, typer.Option(help="Comment attribute to slice by.")]
@@ -49,11 +47,6 @@ def parse_time(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(code)
-
-
 def run_query(name: str, **params: Any) -> list[dict[str, Any]]:
     """Run a named query against the configured ClickHouse; errors become a clean exit."""
     from labeltrail.clickhouse.client import client_from, run_named
@@ -61,7 +54,7 @@ def run_query(name: str, **params: Any) -> list[dict[str, Any]]:
     try:
         return run_named(client_from(Settings()), name, **params)
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 def _show(
@@ -94,9 +87,9 @@ def trace(
     try:
         rows = full_trace(client_from(Settings()), comment)
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if not rows:
-        raise _fail(LabeltrailError(f"no events for comment {comment!r}"), UNKNOWN)
+        raise fail(LabeltrailError(f"no events for comment {comment!r}"), UNKNOWN)
     if as_json:
         for row in rows:
             row["payload"] = json.loads(row["payload"])
@@ -198,7 +191,7 @@ def label_as_of(
             console.print(_why_no_rows(client, params, when, clock), style="dim")
             return
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     order = table.sort_by([(name, "ascending") for name in LABEL_ORDER])
     title = f"labels as of {at} ({clock} time)"
     _show(order.to_pylist(), False, title, () if wide else LABEL_COLUMNS)
@@ -208,9 +201,9 @@ def _known_or_fail(params: dict[str, Any]) -> None:
     """Refuse a comment no event names, or a schema version nothing knows (exit 3)."""
     known = run_query("label_times", **_times_params(params))[0]
     if not known["comment_known"]:
-        raise _fail(LabeltrailError(f"no comment {params['comment_id']!r}"), UNKNOWN)
+        raise fail(LabeltrailError(f"no comment {params['comment_id']!r}"), UNKNOWN)
     if not known["schema_version_known"]:
-        raise _fail(LabeltrailError(f"no schema version {params['schema_version']!r}"), UNKNOWN)
+        raise fail(LabeltrailError(f"no schema version {params['schema_version']!r}"), UNKNOWN)
 
 
 def _times_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +239,7 @@ def explain(
     """Why a label is what it is: votes, weights, posterior, thresholds, adjudication."""
     head = run_query("explain_label", label=label)
     if not head:
-        raise _fail(LabeltrailError(f"no label {label!r}"), 3)
+        raise fail(LabeltrailError(f"no label {label!r}"), 3)
     votes = run_query("explain_votes", label=label)
     if as_json:
         _show([{**head[0], "votes": votes}], True, "explain")
@@ -264,7 +257,7 @@ def annotator(
     overrides = run_query("annotator_overrides", annotator=annotator_id)
     record = summary[0]
     if not (record["known"] or trajectory or overrides):
-        raise _fail(
+        raise fail(
             LabeltrailError(
                 f"no annotator {annotator_id!r}: no registration, assignment, vote, review "
                 "or reliability update names it"
@@ -317,7 +310,7 @@ def _known_version_or_fail(schema_version: str) -> None:
     if schema_version:
         known = run_query("label_times", comment_id="", schema_version=schema_version)
         if not known[0]["schema_version_known"]:
-            raise _fail(LabeltrailError(f"no schema version {schema_version!r}"), UNKNOWN)
+            raise fail(LabeltrailError(f"no schema version {schema_version!r}"), UNKNOWN)
 
 
 def blind_spots(

@@ -8,22 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from labeltrail.cli.common import console, err, fail, require_kafka
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
 
 __all__ = ["export_app"]
 
 export_app = typer.Typer(help="Versioned, reproducible training exports.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _time(value: str) -> dt.datetime:
@@ -48,6 +41,7 @@ def create(
     from labeltrail.export.build import create_export
 
     settings = Settings()
+    require_kafka(settings)
     try:
         client = client_from(settings)
         apply_ddl(client)
@@ -55,7 +49,7 @@ def create(
             client, settings, schema_version=schema_version, out_dir=out, as_of=_time(at)
         )
     except (LabeltrailError, ValueError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"export {event.export_id}: {event.row_count} rows, {event.content_hash}")
     console.print(event.uri)
 
@@ -88,6 +82,7 @@ def verify(
     from labeltrail.export.build import find_export, verify_directory, verify_export
 
     settings = Settings()
+    require_kafka(settings)
     directory = _as_directory(export)
     try:
         if directory is None:
@@ -97,7 +92,7 @@ def verify(
         else:
             result = verify_directory(settings, directory)
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"recorded {result.recorded_hash}", soft_wrap=True)
     console.print(
         f"rebuilt  {result.rebuilt_hash} ({result.rebuilt_rows} rows from the log)",
@@ -111,5 +106,5 @@ def verify(
     for problem in result.problems:
         err.print(f"[bold red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     if not result.ok:
-        raise _fail(LabeltrailError(f"export {result.export_id} does NOT verify"), 4)
+        raise fail(LabeltrailError(f"export {result.export_id} does NOT verify"), 4)
     console.print(f"export {result.export_id} verifies against the log", soft_wrap=True)

@@ -13,20 +13,13 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 
+from labeltrail.cli.common import console, err, fail
 from labeltrail.exceptions import LabeltrailError
 
 __all__ = ["register"]
 
-console = Console()
-err = Console(stderr=True)
 lf_app = typer.Typer(help="Labeling functions: analysis and the label model.", no_args_is_help=True)
-
-
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(code)
 
 
 def _read_lines(path: str) -> list[str]:
@@ -71,7 +64,7 @@ def train(
             models_dir, version, classes, export_id=None, export_hash=None, metrics={}
         )
     except (OSError, KeyError, IndexError, ValueError, LabeltrailError) as exc:
-        raise _fail(exc, 2) from exc
+        raise fail(exc, 2) from exc
     err.print(f"trained on {len(rows)} rows in {trainer.fit_seconds_:.1f}s")
     console.print_json(event.model_dump_json())
 
@@ -89,7 +82,7 @@ def score(
         scorer = OnnxTextScorer(model)
         lines = _read_lines(texts)
     except (OSError, LabeltrailError) as exc:
-        raise _fail(exc, 2) from exc
+        raise fail(exc, 2) from exc
     probs = scorer.predict_proba(lines)
     for text, p, m in zip(lines, probs, margins(probs), strict=True):
         row = {
@@ -115,7 +108,7 @@ def lf_analyze(
         g = None if gold is None else np.load(gold)
         rows = lf_summary(L, names=names.split(",") if names else None, gold=g)
     except (OSError, ValueError) as exc:
-        raise _fail(exc, 2) from exc
+        raise fail(exc, 2) from exc
     console.print(f"label coverage {label_coverage(L):.3f} over {L.shape[0]} items")
     for r in rows:
         acc = "-" if r.empirical_accuracy is None else f"{r.empirical_accuracy:.3f}"
@@ -142,7 +135,7 @@ def lf_fit(
         model = LabelModel(n_classes).fit(L, None if gold is None else np.load(gold))
         np.save(out, model.predict_proba(L))
     except (OSError, ValueError) as exc:
-        raise _fail(exc, 2) from exc
+        raise fail(exc, 2) from exc
     console.print(
         f"factors {model.factors_}; LF accuracy {np.round(model.accuracy_, 3).tolist()}; "
         f"class prior {np.round(model.class_prior_, 3).tolist()}; {model.fit_seconds_:.2f}s"
@@ -165,7 +158,7 @@ def day30(
 
     base = Day30Config()
     if soft_labels not in ("pipeline", "multisource"):
-        raise _fail(ValueError("--soft-labels is pipeline or multisource"), 2)
+        raise fail(ValueError("--soft-labels is pipeline or multisource"), 2)
     config = dataclasses.replace(
         base,
         platform=dataclasses.replace(base.platform, n_comments=comments, seed=seed),

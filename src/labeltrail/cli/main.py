@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from labeltrail.cli.common import console, fail, require_kafka
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
 
@@ -21,25 +21,6 @@ gold_app = typer.Typer(help="The gold set that honeypots are made from.", no_arg
 app.add_typer(audit_app, name="audit")
 app.add_typer(topics_app, name="topics")
 app.add_typer(gold_app, name="gold")
-
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    # soft_wrap: a message is one line however narrow the terminal, so it can be grepped.
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _require_kafka(settings: Settings) -> None:
-    """Stop at once with one message when no broker answers (not after librdkafka's retries)."""
-    from labeltrail.kafka.admin import require_kafka
-
-    try:
-        require_kafka(settings)
-    except LabeltrailError as exc:
-        raise _fail(exc) from exc
 
 
 @app.command()
@@ -61,7 +42,7 @@ def demo(
         f"kafka {settings.kafka_bootstrap_servers} . clickhouse {clickhouse} "
         f". topics {settings.topic_prefix}.*"
     )
-    _require_kafka(settings)
+    require_kafka(settings)
     try:
         result = run_demo(
             settings,
@@ -70,7 +51,7 @@ def demo(
             progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
         )
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.rule("summary")
     console.print(f"wall time {result.seconds:.1f}s; seed events produced {result.produced}")
     for name, stats in result.stage_stats.items():
@@ -113,7 +94,7 @@ def _read_lines(path: str) -> list[bytes]:
             return sys.stdin.buffer.read().splitlines()
         return Path(path).read_bytes().splitlines()
     except OSError as exc:
-        raise _fail(exc, 2) from exc
+        raise fail(exc, 2) from exc
 
 
 @app.command()
@@ -126,18 +107,18 @@ def ingest(
 
     settings = Settings()
     lines = _read_lines(path)
-    _require_kafka(settings)
+    require_kafka(settings)
     producer = EventProducer(settings)
     try:
         events = parse_comments(lines, fits=producer.fits)
     except LabeltrailError as exc:
-        raise _fail(exc, 2) from exc
+        raise fail(exc, 2) from exc
     for event in events:
         producer.send(event)
     try:
         producer.flush()
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"produced {len(events)} comment(s)")
 
 
@@ -162,12 +143,12 @@ def gold_publish(
 
     settings = Settings()
     lines = _read_lines(path)
-    _require_kafka(settings)
+    require_kafka(settings)
     producer = EventProducer(settings)
     try:
         items = parse_gold(lines, gold_set=gold_set, fits=producer.fits)
     except LabeltrailError as exc:
-        raise _fail(exc, 2) from exc
+        raise fail(exc, 2) from exc
     gold = topic_name(settings.topic_prefix, "gold")
     for item in items:
         producer.send(item.verdict)
@@ -178,7 +159,7 @@ def gold_publish(
     try:
         producer.flush()
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"published {len(items)} gold item(s) to set {gold_set!r}")
 
 
@@ -188,11 +169,11 @@ def topics_create() -> None:
     from labeltrail.kafka.admin import ensure_topics
 
     settings = Settings()
-    _require_kafka(settings)
+    require_kafka(settings)
     try:
         result = ensure_topics(settings)
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     for name, state in sorted(result.items()):
         console.print(f"{name}: {state}")
 
@@ -206,7 +187,7 @@ def topics_list() -> None:
     try:
         topics = describe_topics(Settings())
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     width = max([len("topic"), *(len(t.name) for t in topics)])
     rows = [("topic", "partitions", "cleanup", "retention.ms", "messages")]
     rows += [

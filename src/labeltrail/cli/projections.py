@@ -8,22 +8,14 @@ import threading
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from labeltrail.cli.common import console, fail
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
 
 __all__ = ["projections_app"]
 
 projections_app = typer.Typer(help="ClickHouse projections.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    # soft_wrap: a message is one line however narrow the terminal, so it can be grepped.
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 @projections_app.command("apply")
@@ -34,7 +26,7 @@ def apply() -> None:
     try:
         applied = apply_ddl(client_from(Settings()))
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print("applied " + ", ".join(applied))
 
 
@@ -60,7 +52,7 @@ def run(
         else:
             run_until_caught_up(projector)
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     s = projector.stats
     console.print(f"projected {s.projected}, rejected {s.rejected}, batches {s.batches}")
 
@@ -81,7 +73,7 @@ def rebuild(
         require_kafka(settings)
         result = do_rebuild(settings, target)
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(
         f"rebuilt {target}: {result.stats.projected} events in {result.seconds:.1f}s "
         f"({result.rate:,.0f} events/s), {result.stats.rejected} undecodable"
@@ -100,7 +92,7 @@ def checksum(
     try:
         sums = table_checksums(client_from(Settings(), dsn=dsn or None))
     except LabeltrailError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
         print(json.dumps({t: {"rows": n, "checksum": f"{c:016x}"} for t, (n, c) in sums.items()}))
         return

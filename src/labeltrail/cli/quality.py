@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from labeltrail.cli.common import fail
 from labeltrail.exceptions import QualityError
 from labeltrail.quality import (
     GLAD,
@@ -62,29 +63,24 @@ class Level(StrEnum):
     ratio = "ratio"
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     if not path.is_file():
-        raise _fail(f"{path}: no such file")
+        raise fail(f"{path}: no such file", 2)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise _fail(f"{path}: not a readable CSV ({exc})") from exc
+        raise fail(f"{path}: not a readable CSV ({exc})", 2) from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise _fail(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(columns)}")
+        raise fail(f"{path}: missing column(s) {', '.join(missing)}; need {', '.join(columns)}", 2)
     frame = frame[list(columns)]
     empty = (frame == "").any(axis=1)
     if empty.any():
         line = int(np.flatnonzero(empty.to_numpy())[0]) + 2
-        raise _fail(f"{path}: empty value on line {line}")
+        raise fail(f"{path}: empty value on line {line}", 2)
     if frame.empty:
-        raise _fail(f"{path}: no rows")
+        raise fail(f"{path}: no rows", 2)
     return frame
 
 
@@ -107,7 +103,7 @@ def _votes(path: Path) -> Votes:
             _labels(frame["label"]),
         )
     except QualityError as exc:
-        raise _fail(f"{path}: {exc}") from exc
+        raise fail(f"{path}: {exc}", 2) from exc
 
 
 GOLD_METHODS = (Method.ds, Method.glad)
@@ -145,7 +141,7 @@ def aggregate(
     try:
         model.fit(votes, gold_map if method in GOLD_METHODS else None)
     except QualityError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc), 2) from exc
     result = pd.DataFrame(
         {
             "item": votes.item_ids,
@@ -175,10 +171,10 @@ def _agreement_units(votes: Votes, metric: Metric, level: Level) -> tuple[Any, A
             try:
                 values = votes.classes.astype(np.float64)
             except (TypeError, ValueError) as exc:
-                raise _fail(f"{level.value} alpha needs numeric labels") from exc
+                raise fail(f"{level.value} alpha needs numeric labels", 2) from exc
         return (lambda c: krippendorff_alpha_counts(c, values, level.value)), counts
     if votes.n_annotators != 2:
-        raise _fail(f"cohen needs exactly 2 annotators, found {votes.n_annotators}")
+        raise fail(f"cohen needs exactly 2 annotators, found {votes.n_annotators}", 2)
     pairs = np.full((votes.n_items, 2), -1, dtype=np.int64)
     pairs[votes.item, votes.annotator] = votes.label
     pairs = pairs[(pairs >= 0).all(axis=1)]
@@ -213,7 +209,7 @@ def agreement(
             return
         res = bootstrap_ci(statistic, units, n_boot=n_boot, seed=seed)
     except QualityError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc), 2) from exc
     typer.echo(
         f"{res.estimate:.6f} [{res.low:.6f}, {res.high:.6f}] ({res.level:.0%} bootstrap, "
         f"{res.n_boot} resamples)"

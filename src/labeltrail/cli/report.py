@@ -6,15 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from labeltrail.cli.common import console, err
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
 
 __all__ = ["report"]
-
-console = Console()
-err = Console(stderr=True)
 
 
 def report(

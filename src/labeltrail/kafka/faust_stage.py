@@ -1,32 +1,37 @@
-"""Run any fold as a faust-streaming agent: the live path for stateful stages.
+"""Run any fold as a faust-streaming worker: the second runner, with the first one's guarantees.
 
-The logic is the fold's; this module only moves bytes. One faust App per fold (app id and
-consumer group ``<prefix>.<fold>.faust``), one agent reading the fold's input topics as raw
-bytes, outputs produced with the same topic and key rules as
-:class:`~labeltrail.kafka.producer.EventProducer` (faust's aiokafka producer hashes keys with
+The logic is the fold's, and what happens to each record is the shared
+:class:`~labeltrail.kafka.records.RecordHandler`'s (decode, skip, dead-letter with the same
+reasons, count), so a fold gives the same outputs and dead letters under either runner. One
+faust App per fold (app id and consumer group ``<prefix>.<fold>.faust``), one agent reading
+the fold's input topics as raw bytes; outputs are encoded, placed and size-checked by
+:class:`~labeltrail.kafka.producer.EventEncoder` (faust's aiokafka producer hashes keys with
 murmur2, like our producers' ``murmur2_random``, so an output lands in the same partition
-whichever runner wrote it), rejected inputs to the dead-letter topic exactly as
-:class:`~labeltrail.kafka.runner.StageRunner` writes them.
-
-Delivery is at least once, made exact by deterministic ids, like the StageRunner's:
+whichever runner wrote it).
 
 - **restore, then resume.** Before the worker starts, the input partitions are read with
   confluent-kafka from the beginning up to the group's committed offsets; those records only
-  rebuild the fold's state. faust then consumes from the committed offsets and produces.
-- faust flushes its producer before it commits offsets, so a crash re-emits outputs with the
-  same event ids, which every sink deduplicates. faust's ``exactly_once`` mode is not used.
-- **drain.** With ``finite=True`` (a finished history: a replay, a test), once the agent has
-  been idle for ``idle_seconds`` with every assigned partition read to its high watermark, the
-  fold's optional ``drain()`` runs (held input is rejected). A live stage never drains: a lull
-  is not the end of the input. ``caught_up`` is reported either way.
-- **liveness.** A watchdog fails the worker (exit code 1) if the agent raised, if a delivery
-  failed, or if input is waiting but nothing was processed for ``stall_seconds``: a crashed
-  faust agent otherwise idles with zero progress. With ``status_file`` set, the watchdog
-  also writes the stage's counters there as JSON, for a supervisor or a test to read.
+  rebuild the fold's state. faust then consumes from the committed offsets.
+- **outputs acknowledged before offsets commit.** The agent acks nothing itself (a ``noack``
+  stream): a record is acked only once every output and dead letter it caused is delivered,
+  and only after every earlier record of the run, so faust (which commits the acked prefix)
+  never commits past a record whose outputs are not on the log. A failed delivery acks
+  nothing more and stops the worker (exit code 1): the restart reads that record again.
+- **drain.** With ``finite=True`` (a replay, a test), once the agent has been idle for
+  ``idle_seconds`` with every assigned partition read to its high watermark, the fold's
+  optional ``drain()`` runs. A live stage never drains. ``caught_up`` is reported either way.
+- **one worker per stage.** Fold state is in memory, rebuilt by the restore above, so a
+  worker must own every input partition: a worker that holds only some (a second copy of the
+  stage joined the group) fails loudly instead of emitting from partial state. Scale-out is
+  the confluent runner's (:mod:`labeltrail.kafka.scaleout`).
+- **liveness.** A watchdog fails the worker if the agent raised, a delivery failed, or input
+  is waiting but nothing was processed for ``stall_seconds``. With ``status_file`` set, it
+  writes the stage's counters there as JSON, for a supervisor or a test to read.
 
-Run a service's fold under faust::
+A service runs under it with ``LABELTRAIL_RUNNER=faust`` (:func:`labeltrail.kafka.serve.serve`);
+any ``Settings -> Fold`` factory with::
 
-    python -m labeltrail.kafka.faust_stage services.consensus:make --status-file var/c.json
+    python -m labeltrail.kafka.faust_stage labeltrail.stages:_consensus --status-file var/c.json
 """
 
 from __future__ import annotations
@@ -41,23 +46,24 @@ import ssl
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
 import faust
-from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from labeltrail.config import Settings, settings
-from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.serde import decode, encode
-from labeltrail.events.topics import topic_for, topic_name
-from labeltrail.exceptions import LabeltrailError, SerializationError
-from labeltrail.folds.base import Fold, Rejected
+from labeltrail.events.base import Event
+from labeltrail.events.topics import topic_name
+from labeltrail.exceptions import LabeltrailError
+from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.consumer import make_consumer
-from labeltrail.kafka.runner import StageStats, dead_letter, held_dead_letter
+from labeltrail.kafka.producer import EventEncoder
+from labeltrail.kafka.records import RecordHandler, StageStats
 
 __all__ = ["FaustStage", "StageFailedError", "main", "serve_faust"]
 
@@ -69,7 +75,7 @@ class StageFailedError(LabeltrailError):
 
 
 class _Record:
-    """The parts of a consumed record that :func:`dead_letter` reads (confluent's shape)."""
+    """A faust message in the shape :class:`~labeltrail.kafka.records.Record` (confluent's)."""
 
     def __init__(self, topic: str, partition: int, offset: int, key: Any, value: Any) -> None:
         self._at = (topic, partition, offset)
@@ -90,6 +96,24 @@ class _Record:
 
     def value(self) -> bytes:
         return self._value
+
+
+class _Outbox(EventEncoder):
+    """Collects the records of one input's outputs and dead letters for the agent to send."""
+
+    def __init__(self, config: Settings) -> None:
+        super().__init__(config)
+        self.queued: list[tuple[str, bytes, bytes]] = []
+
+    def send(self, event: Event) -> None:
+        self.queued.extend(self.records([event]))
+
+    def send_all(self, events: list[Event]) -> None:
+        self.queued.extend(self.records(events))
+
+    def take(self) -> list[tuple[str, bytes, bytes]]:
+        queued, self.queued = self.queued, []
+        return queued
 
 
 def _brokers(config: Settings) -> list[str]:
@@ -140,17 +164,25 @@ class FaustStage:
         self.status_file = status_file
         self.finite = finite
         self.stats = StageStats()
+        self._outbox = _Outbox(config)
+        self._handler = RecordHandler(fold, config.topic_prefix, self.stats, self._outbox)
         self.caught_up = False
         self.failure: BaseException | None = None
+        self._partitions: set[tuple[str, int]] = set()
+        """Every input partition: the worker must own all of them (one worker per stage)."""
+        self._partial_since: float | None = None
         self._resume_at: dict[tuple[str, int], int] = {}
         self._read_to: dict[tuple[str, int], int] = {}
         self._low: dict[tuple[str, int], int] = {}
+        self._unacked: deque[tuple[faust.types.EventT[bytes], list[asyncio.Future[Any]]]] = deque()
+        """(input, the deliveries of its outputs) in the order read, acked from the front."""
         self._last_progress = time.monotonic()
         self._lag = 0
         self._worker: faust.Worker | None = None
         self._stopping: asyncio.Future[None] | None = None
         self.datadir = datadir or Path(tempfile.gettempdir()) / "labeltrail-faust" / self.app_id
         self.datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+        session_s = config.kafka_session_timeout_ms / 1000
         self.app = faust.App(
             self.app_id,
             broker=_brokers(config),
@@ -162,7 +194,13 @@ class FaustStage:
             topic_allow_declare=False,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            producer_max_request_size=config.kafka_message_max_bytes,
             broker_commit_interval=commit_interval,
+            # A stop or rebalance commits the acked prefix and goes: waiting for every record
+            # to be acked would wait forever for one whose delivery failed.
+            stream_wait_empty=False,
+            broker_session_timeout=session_s,
+            broker_heartbeat_interval=max(session_s / 5, 1.0),
             datadir=str(self.datadir),
         )
         channel = self.app.topic(*self.topics, key_type=bytes, value_type=bytes)
@@ -183,6 +221,7 @@ class FaustStage:
                 if t in meta.topics
                 for p in sorted(meta.topics[t].partitions)
             ]
+            self._partitions = {(tp.topic, tp.partition) for tp in partitions}
             stop: dict[tuple[str, int], int] = {}
             for tp in consumer.committed(partitions, timeout=30):
                 if tp.offset > 0:
@@ -193,22 +232,14 @@ class FaustStage:
                 return
             consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in stop])
             while stop:
-                messages = consumer.consume(500, timeout=0.5)
-                for msg in messages:
+                for msg in consumer.consume(500, timeout=0.5):
                     at = (msg.topic() or "", msg.partition() or 0)
                     offset = msg.offset() or 0
                     if at not in stop or msg.error() is not None or offset >= stop[at]:
                         continue
-                    self.stats.consumed += 1
-                    self.stats.restored += 1
-                    try:
-                        event = decode(msg.value() or b"")
-                    except SerializationError:
-                        continue
-                    self.fold.apply(event, LogPosition(topic=at[0], partition=at[1], offset=offset))
+                    self._handler.restore(msg, at[0], at[1], offset)
                 for at in list(stop):
-                    tp = TopicPartition(*at)
-                    [position] = consumer.position([tp])
+                    [position] = consumer.position([TopicPartition(*at)])
                     if position.offset >= stop[at]:
                         del stop[at]
         finally:
@@ -219,70 +250,54 @@ class FaustStage:
 
     async def _agent(self, stream: faust.StreamT[bytes]) -> None:
         try:
-            async for item in stream.events():
-                msg = item.message
+            async for event in cast(faust.Stream[bytes], stream).noack().events():
+                msg = event.message
                 record = _Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
-                await self._one(record)
+                self._read_to[(msg.topic, msg.partition)] = msg.offset + 1
+                self._last_progress = time.monotonic()
+                self.caught_up = False
+                self._handler.live(record, msg.topic, msg.partition, msg.offset)
+                sent = [await self._send(*r) for r in self._outbox.take()]
+                self._unacked.append((event, sent))
+                self._ack_delivered()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any error must stop the worker loudly
             await self._fail(exc)
 
-    async def _one(self, msg: _Record) -> None:
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        self.stats.consumed += 1
-        self._read_to[(topic, partition)] = offset + 1
-        self._last_progress = time.monotonic()
-        self.caught_up = False
-        try:
-            event = decode(msg.value())
-        except SerializationError as exc:
-            await self._reject(msg, exc.reason_code, str(exc))
-            return
-        outputs = self.fold.apply(
-            event, LogPosition(topic=topic, partition=partition, offset=offset)
+    async def _send(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
+        fut = cast(
+            asyncio.Future[Any],
+            await self.app.producer.send(topic, key, value, None, None, None),
         )
-        rejected = [o for o in outputs if isinstance(o, Rejected)]
-        for out in outputs:
-            if isinstance(out, Event):
-                await self._send(out)
-                self.stats.emitted += 1
-        if rejected:
-            await self._reject(msg, "policy_rejected", "; ".join(r.reason for r in rejected))
-        else:
-            self.stats.processed += 1
-
-    async def _send(self, event: Event) -> None:
-        pool = getattr(event, "pool", None)
-        topic = topic_for(type(event).__name__, self.config.topic_prefix, pool=pool)
-        fut = await self.app.producer.send(
-            topic, event.key.encode(), encode(event), None, None, None
-        )
-        cast(asyncio.Future[Any], fut).add_done_callback(self._on_delivery)
+        fut.add_done_callback(self._on_delivery)
+        return fut
 
     def _on_delivery(self, fut: asyncio.Future[Any]) -> None:
-        exc = None if fut.cancelled() else fut.exception()
+        exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if exc is not None and self.failure is None:
             self.failure = StageFailedError(f"{self.fold.name}: delivery failed: {exc!r}")
+        self._ack_delivered()
 
-    async def _reject(self, msg: _Record, code: str, reason: str) -> None:
-        self.stats.rejected += 1
-        self.stats.reasons[code] += 1
-        log.warning("%s rejected %s[%s]@%s: %s", self.fold.name, *msg._at, reason)
-        await self._send(dead_letter(cast(Message, msg), self.fold.name, code, reason))
+    def _ack_delivered(self) -> None:
+        """Ack, oldest first, every input whose outputs are all delivered; stop at the first
+        that is not (or failed): faust commits only the acked prefix of each partition."""
+        while self._unacked and self.failure is None:
+            event, sent = self._unacked[0]
+            if not all(f.done() for f in sent):
+                return
+            if any(f.cancelled() or f.exception() is not None for f in sent):
+                return  # _on_delivery records the failure
+            self._unacked.popleft()
+            event.ack()
 
     async def _drain(self) -> None:
-        drain = getattr(self.fold, "drain", None)
-        outputs = drain() if drain is not None and self.finite else []
-        for out in outputs:
-            if isinstance(out, Rejected):
-                self.stats.rejected += 1
-                self.stats.reasons["policy_rejected"] += 1
-                out = held_dead_letter(self.fold.name, out.reason)
-            else:
-                self.stats.emitted += 1
-            await self._send(out)
-        if outputs:
+        if self.finite:
+            self._handler.drain()
+        queued = self._outbox.take()
+        for record in queued:
+            await self._send(*record)
+        if queued:
             await self.app.producer.flush()
 
     # liveness -----------------------------------------------------------------------------
@@ -322,14 +337,29 @@ class FaustStage:
                 raise StageFailedError(
                     f"{self.fold.name}: {self._lag} records waiting, no progress for {quiet:.0f}s"
                 )
-            if not self._lag and not self.caught_up and quiet >= self.idle_seconds:
+            self._check_assignment()
+            self._ack_delivered()
+            if not (self._lag or self._unacked or self.caught_up) and quiet >= self.idle_seconds:
                 await self._drain()
+                # Caught up means what was read is delivered and committed, as for the
+                # StageRunner: a downstream reader or a supervisor may rely on it.
+                await self.app.consumer.commit()
                 self.caught_up = True
             self._write_status(quiet)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             await self._fail(exc)
+
+    def _check_assignment(self) -> None:
+        """Fail unless this worker owns every input partition (or none yet)."""
+        held = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+        if held and not held >= self._partitions:
+            raise StageFailedError(
+                f"{self.fold.name}: this worker holds {len(held)} of {len(self._partitions)} "
+                f"input partitions; the faust runner runs one worker per stage (another joined "
+                f"group {self.app_id}): use LABELTRAIL_RUNNER=confluent to scale out"
+            )
 
     def _write_status(self, quiet: float) -> None:
         if self.status_file is None:
@@ -382,10 +412,11 @@ def serve_faust(
     loglevel: int = logging.WARNING,
     stall_seconds: float = 60.0,
     finite: bool = False,
+    config: Settings | None = None,
 ) -> int:
-    """Run ``make_fold(settings)`` under faust until a signal; returns the exit code."""
+    """Run ``make_fold(config)`` under faust until a signal; returns the exit code."""
     logging.basicConfig(level=loglevel, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    config = settings()
+    config = config or settings()
     ensure_topics(config)
     stage = FaustStage(
         make_fold(config),

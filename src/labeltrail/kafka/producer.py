@@ -15,6 +15,7 @@ from labeltrail.exceptions import LabeltrailError
 
 __all__ = [
     "RECORD_OVERHEAD_BYTES",
+    "EventEncoder",
     "EventProducer",
     "ProduceError",
     "RecordTooLargeError",
@@ -53,7 +54,49 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return conf
 
 
-class EventProducer:
+class EventEncoder:
+    """An event's record: its topic (from the registry), key and Avro value, within the size
+    limit. Shared by :class:`EventProducer` and the faust runner, so both write the same
+    records and refuse the same ones."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._topics: dict[tuple[str, str | None], str] = {}
+
+    def topic_of(self, event: Event) -> str:
+        cls = type(event)
+        name = cls.__name__
+        # Not getattr(event, "pool", None): on a model without the field that goes through
+        # pydantic's __getattr__ and an exception, per event.
+        pool = event.__dict__.get("pool") if "pool" in cls.model_fields else None
+        topic = self._topics.get((name, pool))
+        if topic is None:
+            topic = self._topics[(name, pool)] = topic_for(
+                name, self._settings.topic_prefix, pool=pool
+            )
+        return topic
+
+    def records(self, events: list[Event]) -> list[tuple[str, bytes, bytes]]:
+        """(topic, key, value) of every event: :class:`RecordTooLargeError` if any is over."""
+        records = [(self.topic_of(e), e.key.encode(), encode(e)) for e in events]
+        for topic, key, value in records:
+            self._check_size(topic, key, value)
+        return records
+
+    def fits(self, key: bytes | None, value: bytes) -> bool:
+        """Whether a record of this key and value is within the producer's size limit."""
+        size = len(value) + (len(key) if key else 0) + RECORD_OVERHEAD_BYTES
+        return size <= self._settings.kafka_message_max_bytes
+
+    def _check_size(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if not self.fits(key, value):
+            raise RecordTooLargeError(
+                f"{topic}: a record of {len(value):,} bytes is over the producer's limit of "
+                f"{self._settings.kafka_message_max_bytes:,} (LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES)"
+            )
+
+
+class EventProducer(EventEncoder):
     """Produces events to their topics; ``flush`` raises if any delivery failed.
 
     Besides ``flush``, the producer numbers what it sends in *tickets* so a caller can move on
@@ -63,7 +106,7 @@ class EventProducer:
     """
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
-        self._settings = settings
+        super().__init__(settings)
         self._producer = Producer(producer_config(settings, **overrides))
         self._errors: list[str] = []
         self.sent = 0
@@ -71,7 +114,6 @@ class EventProducer:
         self._unacked: dict[int, int] = {}
         """ticket -> messages sent under it and not yet acknowledged (absent when none)."""
         self._callback = partial(self._on_delivery, 0)
-        self._topics: dict[tuple[str, str | None], str] = {}
 
     def _on_delivery(self, ticket: int, err: KafkaError | None, msg: Message) -> None:
         left = self._unacked[ticket] - 1
@@ -88,36 +130,8 @@ class EventProducer:
 
     def send_all(self, events: list[Event]) -> None:
         """Queue every event, or none: :class:`RecordTooLargeError` if any is over the limit."""
-        records = [(self.topic_of(e), e.key.encode(), encode(e)) for e in events]
-        for topic, key, value in records:
-            self._check_size(topic, key, value)
-        for topic, key, value in records:
+        for topic, key, value in self.records(events):
             self.send_raw(topic, key, value)
-
-    def topic_of(self, event: Event) -> str:
-        cls = type(event)
-        name = cls.__name__
-        # Not getattr(event, "pool", None): on a model without the field that goes through
-        # pydantic's __getattr__ and an exception, per event.
-        pool = event.__dict__.get("pool") if "pool" in cls.model_fields else None
-        topic = self._topics.get((name, pool))
-        if topic is None:
-            topic = self._topics[(name, pool)] = topic_for(
-                name, self._settings.topic_prefix, pool=pool
-            )
-        return topic
-
-    def fits(self, key: bytes | None, value: bytes) -> bool:
-        """Whether a record of this key and value is within the producer's size limit."""
-        size = len(value) + (len(key) if key else 0) + RECORD_OVERHEAD_BYTES
-        return size <= self._settings.kafka_message_max_bytes
-
-    def _check_size(self, topic: str, key: bytes | None, value: bytes) -> None:
-        if not self.fits(key, value):
-            raise RecordTooLargeError(
-                f"{topic}: a record of {len(value):,} bytes is over the producer's limit of "
-                f"{self._settings.kafka_message_max_bytes:,} (LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES)"
-            )
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Queue pre-encoded bytes; :class:`RecordTooLargeError` (nothing sent) if too large."""

@@ -1,4 +1,5 @@
-"""Run one fold as a long-lived process: signals, logging, a loud exit on failure."""
+"""Run one fold as a long-lived process under the configured runner: signals, logging, a loud
+exit on failure. ``LABELTRAIL_RUNNER`` picks the runner (docs/streaming.md)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,17 @@ def serve(make_fold: Callable[[Settings], Fold], *, scalable: bool = False) -> i
     """Run ``make_fold(settings)`` until SIGTERM or SIGINT; returns the exit code.
 
     ``scalable``: the fold's keyed inputs are co-partitioned, so any number of copies of this
-    process share them through the consumer group (see :mod:`labeltrail.kafka.scaleout`).
+    process share them through the consumer group (see :mod:`labeltrail.kafka.scaleout`);
+    under the faust runner a stage runs as one worker, whatever ``scalable`` says.
     A crash of the loop exits non-zero so the supervisor restarts the process (state is
     rebuilt from the log on start), instead of idling with zero progress.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = settings()
+    if config.runner == "faust":
+        from labeltrail.kafka.faust_stage import serve_faust  # faust loads only when used
+
+        return serve_faust(make_fold, config=config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     ensure_topics(config)
     runner: StageRunner
     if scalable:

@@ -1,0 +1,227 @@
+"""The runner contract, held by both runners (``LABELTRAIL_RUNNER=confluent|faust``).
+
+On the real broker, each test runs against the confluent StageRunner and the faust worker:
+poison input is dead-lettered with its reason and never skipped in silence (an oversized
+record by reference, a foreign one, one that makes the fold raise), the counts reconcile,
+offsets are committed past them, and a restart restores everything and redoes nothing; a stage
+whose dead letter cannot be delivered stops without committing past the record it failed on
+(outputs acknowledged before offsets commit); a stage killed mid-stream and restarted loses
+and duplicates no label; a finite history drains what the fold holds and a live stage does
+not; two workers share a stage through a rebalance (the confluent runner), or the second one
+fails loudly (faust runs one worker per stage). Both runners give the same outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+from labeltrail.config import Settings
+from labeltrail.events import DeadLettered, Event, LogPosition, encode
+from labeltrail.events.models import DEAD_LETTER_PREFIX
+from labeltrail.events.topics import events_on, topic_name
+from labeltrail.folds.base import Fold, Output
+from labeltrail.folds.consensus import ConsensusFold
+from labeltrail.folds.iaa import IaaFold
+from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.reliability import ReliabilityFold
+from labeltrail.folds.scorer import ScorerFold
+from labeltrail.folds.tasking import TaskingFold
+from labeltrail.folds.trainer import RetrainFold
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.consumer import consumer_config
+from labeltrail.kafka.producer import EventProducer, ProduceError
+from labeltrail.kafka.scaleout import BROADCAST_INPUTS
+from tests.events.samples import sample_event
+from tests.integration.probes import read_topic
+from tests.kafka.runners import RUNNERS, run_stage
+
+pytestmark = pytest.mark.integration
+
+OVERSIZED = 999_800
+POISON_ID = "poison-0000"
+HERE = "tests.kafka.test_runner_contract"
+
+
+class Poisoned:
+    """A stage's fold that raises on the event with id ``POISON_ID`` (everything else as is)."""
+
+    def __init__(self, fold: Any) -> None:
+        self._fold = fold
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fold, name)
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        if event.envelope.event_id == POISON_ID:
+            raise RuntimeError("the fold cannot take this one")
+        return self._fold.apply(event, position)  # type: ignore[no-any-return]
+
+
+def _unused(*_: Any) -> Any:
+    raise AssertionError("no training in this test")
+
+
+def _models() -> Path:
+    return Path(tempfile.gettempdir())
+
+
+STAGES: dict[str, tuple[Callable[[], Any], bool]] = {
+    "tasking": (TaskingFold, True),
+    "consensus": (ConsensusFold, True),
+    "labels": (LabelsFold, True),
+    "reliability": (ReliabilityFold, False),
+    "iaa": (IaaFold, False),
+    "scorer": (lambda: ScorerFold(load=_unused, models_dir=_models()), False),
+    "trainer": (
+        lambda: RetrainFold(models_dir=_models(), make_trainer=_unused, load_scorer=_unused),
+        False,
+    ),
+}
+"""Each stage's fold as its service builds it, and whether the service is scalable."""
+
+
+def __getattr__(name: str) -> Callable[[Settings], Fold]:
+    """``poisoned_<stage>``: the factory (``Settings -> Fold``) either runner loads by name."""
+    stage = name.removeprefix("poisoned_")
+    if name.startswith("poisoned_") and stage in STAGES:
+        return lambda settings: Poisoned(STAGES[stage][0]())  # type: ignore[return-value]
+    raise AttributeError(name)
+
+
+def consensus(settings: Settings) -> ConsensusFold:
+    return ConsensusFold()
+
+
+def _target(fold: Any, prefix: str) -> tuple[str, str]:
+    """A keyed input topic of the fold and an event type the fold takes from it."""
+    on_topic = events_on(prefix)
+    accepts = getattr(fold, "accepts", None)
+    for suffix in fold.inputs:
+        if suffix in BROADCAST_INPUTS:
+            continue
+        for kind in sorted(on_topic[topic_name(prefix, suffix)]):
+            if accepts is None or kind in accepts:
+                return suffix, kind
+    raise AssertionError(f"{fold.name}: no keyed input")
+
+
+def _foreign_kind(topic: str, prefix: str) -> str:
+    return "VoteCast" if "VoteCast" not in events_on(prefix)[topic] else "CommentPosted"
+
+
+def _event(kind: str, event_id: str) -> Event:
+    sample = sample_event(kind)
+    envelope = sample.envelope.model_copy(update={"event_id": event_id})
+    return sample.model_copy(update={"envelope": envelope})
+
+
+def _committed(settings: Settings, group: str, topic: str) -> int:
+    probe = Consumer(consumer_config(settings, group))
+    try:
+        (tp,) = probe.committed([TopicPartition(topic, 0)], timeout=10)
+        return int(tp.offset)
+    finally:
+        probe.close()
+
+
+@pytest.fixture
+def one_partition(pipeline_settings: Settings) -> Settings:
+    settings = pipeline_settings.model_copy(update={"topic_partitions": 1})
+    ensure_topics(settings)
+    return settings
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_poison_is_dead_lettered_with_its_reason_and_a_restart_redoes_nothing(
+    runner: str, stage: str, one_partition: Settings, tmp_path: Path
+) -> None:
+    settings = one_partition
+    make, scalable = STAGES[stage]
+    suffix, kind = _target(make(), settings.topic_prefix)
+    topic = topic_name(settings.topic_prefix, suffix)
+    junk = os.urandom(OVERSIZED)
+    # A producer at the client's default limit (1,000,000 bytes) sends the oversized record.
+    injector = EventProducer(settings.model_copy(update={"kafka_message_max_bytes": 1_048_576}))
+    records = [
+        encode(_event(kind, "ordinary-1")),
+        junk,
+        encode(sample_event(_foreign_kind(topic, settings.topic_prefix))),
+        encode(_event(kind, POISON_ID)),
+        encode(_event(kind, "ordinary-2")),
+    ]
+    for value in records:
+        injector.send_raw(topic, b"c-poison", value)
+    injector.flush()
+
+    spec = f"{HERE}:poisoned_{stage}"
+    first = run_stage(runner, spec, settings, tmp_path / "1", consumed=5, scalable=scalable)
+    stats = first.stats
+    assert first.code == 0, first.log[-3000:]
+    assert stats["consumed"] == 5
+    assert stats["consumed"] == stats["processed"] + stats["rejected"] + stats["restored"]
+    assert stats["reasons"] == {"undecodable": 1, "wrong_topic": 1, "fold_error": 1}
+    assert _committed(settings, first.group, topic) == 5
+
+    dead = [
+        e
+        for e in read_topic(settings, "deadletter")
+        if isinstance(e, DeadLettered) and e.stage == stage
+    ]
+    by_offset = {e.source_offset: e for e in dead}
+    assert sorted(by_offset) == [1, 2, 3]
+    big = by_offset[1]
+    assert (big.payload_size, big.payload_truncated) == (OVERSIZED, True)
+    assert big.payload == junk[:DEAD_LETTER_PREFIX]
+    assert big.payload_sha256 == hashlib.sha256(junk).hexdigest()
+    assert by_offset[2].reason_code == "wrong_topic" and not by_offset[2].payload_truncated
+    assert by_offset[2].payload == records[2]
+    assert by_offset[3].reason_code == "fold_error"
+    assert "cannot take this one" in by_offset[3].reason
+
+    # Restarted: everything is restored, nothing redone, no new dead letter.
+    again = run_stage(runner, spec, settings, tmp_path / "2", consumed=5, scalable=scalable)
+    s = again.stats
+    assert (s["consumed"], s["restored"], s["processed"], s["rejected"]) == (5, 5, 0, 0)
+    ids = {e.envelope.event_id for e in read_topic(settings, "deadletter")}
+    assert len(ids) == len({e.envelope.event_id for e in dead}) == 3
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_stage_whose_dead_letter_fails_stops_without_committing_past_it(
+    runner: str, one_partition: Settings, tmp_path: Path
+) -> None:
+    settings = one_partition
+    deadletter = topic_name(settings.topic_prefix, "deadletter")
+    admin = AdminClient(settings.kafka_config())
+    limit = ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", deadletter, incremental_configs=[limit])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+    topic = topic_name(settings.topic_prefix, "votes")
+    injector = EventProducer(settings)
+    injector.send_raw(topic, b"c-1", encode(_event("VoteCast", "ordinary-1")))
+    injector.send_raw(topic, b"c-1", os.urandom(20_000))  # kept whole: over the topic's limit
+    injector.send_raw(topic, b"c-1", encode(_event("VoteCast", "ordinary-2")))
+    injector.flush()
+
+    outcome = run_stage(runner, f"{HERE}:consensus", settings, tmp_path, scalable=True)
+    # It stops loudly: an error in the confluent runner, exit code 1 of the faust worker.
+    assert outcome.code == 1
+    if runner == "confluent":
+        assert isinstance(outcome.error, ProduceError)
+    else:
+        assert "delivery failed" in outcome.log, outcome.log[-3000:]
+        assert outcome.stats.get("alive") is False
+    # The record it failed on is read again on restart, never skipped.
+    group = outcome.group or f"{settings.topic_prefix}.consensus.faust"
+    assert _committed(settings, group, topic) <= 1

@@ -170,3 +170,26 @@ def stop_faust(proc: subprocess.Popen[bytes], tmp: Path) -> int:
         proc.kill()
         proc.wait(10)
         pytest.fail("faust worker ignored SIGTERM:\n" + faust_log(tmp)[-3000:])
+
+
+def start_service(
+    stage: str, runner: str, settings: Settings, tmp: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """``services/<stage>.py`` under ``LABELTRAIL_RUNNER=runner``; the process and its log."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "LABELTRAIL_TOPIC_PREFIX": settings.topic_prefix,
+        "LABELTRAIL_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "LABELTRAIL_RUNNER": runner,
+        "TMPDIR": str(tmp),
+    }
+    log_path = tmp / "service.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    try:
+        args = [sys.executable, str(REPO / "services" / f"{stage}.py")]
+        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+    return proc, log_path

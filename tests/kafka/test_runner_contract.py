@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from labeltrail.config import Settings
-from labeltrail.events import DeadLettered, Event, LogPosition, encode
+from labeltrail.events import DeadLettered, Event, LabelCommitted, LogPosition, encode
 from labeltrail.events.models import DEAD_LETTER_PREFIX
 from labeltrail.events.topics import events_on, topic_name
 from labeltrail.folds.base import Fold, Output
@@ -40,9 +43,20 @@ from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.consumer import consumer_config
 from labeltrail.kafka.producer import EventProducer, ProduceError
 from labeltrail.kafka.scaleout import BROADCAST_INPUTS
+from labeltrail.sim import Platform, PlatformConfig
 from tests.events.samples import sample_event
+from tests.folds.helpers import final_labels, run_in_memory
 from tests.integration.probes import read_topic
-from tests.kafka.runners import RUNNERS, run_stage
+from tests.kafka import histories
+from tests.kafka.runners import (
+    RUNNERS,
+    faust_log,
+    faust_status,
+    run_stage,
+    start_faust,
+    start_service,
+    stop_faust,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -225,3 +239,173 @@ def test_a_stage_whose_dead_letter_fails_stops_without_committing_past_it(
     # The record it failed on is read again on restart, never skipped.
     group = outcome.group or f"{settings.topic_prefix}.consensus.faust"
     assert _committed(settings, group, topic) <= 1
+
+
+def test_both_runners_give_the_same_outputs(pipeline_settings: Settings, tmp_path: Path) -> None:
+    reference = pipeline_settings
+    under_faust = reference.model_copy(update={"topic_prefix": reference.topic_prefix + "f"})
+    records = histories.inputs()
+    histories.run_stage_runner(reference, histories.phases(records))
+
+    ensure_topics(under_faust)
+    proc = start_faust(f"{histories.__name__}:make_consensus", under_faust, tmp_path, finite=True)
+    try:
+        sent = 0
+        for phase in histories.phases(records):
+            histories.produce(under_faust, phase)
+            sent += len(phase)
+            deadline = time.monotonic() + 90
+            status = faust_status(tmp_path)
+            while not (status.get("caught_up") and status.get("consumed") == sent):
+                assert proc.poll() is None, faust_log(tmp_path)[-3000:]
+                assert time.monotonic() < deadline, f"faust did not catch up: {status}"
+                time.sleep(0.2)
+                status = faust_status(tmp_path)
+    finally:
+        code = stop_faust(proc, tmp_path)
+    assert code == 0, faust_log(tmp_path)[-3000:]
+    assert status["alive"] and status["lag"] == 0
+    assert status["rejected"] == 3 and status["reasons"] == {
+        "policy_rejected": 2,
+        "undecodable": 1,
+    }
+
+    ours, theirs = histories.outputs(under_faust), histories.outputs(reference)
+    assert len(theirs) > len(records) // 2
+    assert ours == theirs
+    dead = [e for _, _, e in histories.read(under_faust, "deadletter")]
+    assert sorted(
+        d.source_topic.removeprefix(under_faust.topic_prefix)
+        for d in dead
+        if isinstance(d, DeadLettered)
+    ) == ["(held)", ".votes", ".votes"]
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_finite_history_is_drained_and_a_live_stage_keeps_what_it_holds(
+    runner: str, pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    finite = pipeline_settings.model_copy(
+        update={"topic_prefix": pipeline_settings.topic_prefix + "d"}
+    )
+    for settings in (pipeline_settings, finite):
+        ensure_topics(settings)
+        # A vote for a task that never comes: the consensus fold holds it.
+        producer = EventProducer(settings)
+        producer.send(_event("VoteCast", "v-orphan"))
+        producer.flush()
+    spec = f"{HERE}:consensus"
+
+    live = run_stage(runner, spec, pipeline_settings, tmp_path / "live", consumed=1)
+    assert live.code == 0 and live.stats["reasons"] == {}
+    assert not read_topic(pipeline_settings, "deadletter")
+
+    drained = run_stage(runner, spec, finite, tmp_path / "finite", consumed=1, finite=True)
+    assert drained.code == 0
+    assert drained.stats["reasons"] == {"policy_rejected": 1}
+    assert (drained.stats["processed"], drained.stats["rejected"]) == (0, 1)
+    [dead] = read_topic(finite, "deadletter")
+    assert isinstance(dead, DeadLettered) and dead.source_topic == "(held)"
+
+
+def _labels_history() -> tuple[list[list[Event]], list[Event]]:
+    """The labels stage's input in two halves (schemas first), and the labels of one run."""
+    one = run_in_memory(Platform(PlatformConfig.sized(120, seed=5))).log
+    rest = [e for s in ("scores", "consensus", "adjudications") for e in one.get(s, [])]
+    half = len(rest) // 2
+    return [list(one["schemas"]) + rest[:half], rest[half:]], list(one["labels"])
+
+
+def _labels_on(settings: Settings) -> list[LabelCommitted]:
+    return [e for e in read_topic(settings, "labels") if isinstance(e, LabelCommitted)]
+
+
+def _wait_labels(settings: Settings, at_least: int, procs: list[Any], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len({e.envelope.event_id for e in _labels_on(settings)}) < at_least:
+        assert all(p.poll() is None for p in procs), "a worker exited"
+        assert time.monotonic() < deadline, f"fewer than {at_least} labels"
+        time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_stage_killed_mid_stream_and_restarted_loses_and_duplicates_no_label(
+    runner: str, pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    settings = pipeline_settings
+    ensure_topics(settings)
+    halves, labels = _labels_history()
+    expected = final_labels(labels)
+    producer = EventProducer(settings)
+    for event in halves[0]:
+        producer.send(event)
+    producer.flush()
+    first, log = start_service("labels", runner, settings, tmp_path / "1")
+    try:
+        _wait_labels(settings, 1, [first])
+    finally:
+        first.kill()  # kill -9: outputs sent, offsets perhaps not committed
+        first.wait(30)
+    for event in halves[1]:
+        producer.send(event)
+    producer.flush()
+    # Restarted: it restores what the first committed, then resumes with the rest.
+    again, log = start_service("labels", runner, settings, tmp_path / "2")
+    try:
+        _wait_labels(settings, len({e.envelope.event_id for e in labels}), [again])
+        time.sleep(2)  # anything extra it would write
+    finally:
+        code = _stop(again)
+    assert code == 0, log.read_text()[-3000:]
+    written = _labels_on(settings)
+    assert {e.envelope.event_id for e in written} == {e.envelope.event_id for e in labels}
+    assert final_labels(list(written)) == expected
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_two_workers_share_a_stage_through_a_rebalance_or_the_second_fails_loudly(
+    runner: str, pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    settings = pipeline_settings
+    ensure_topics(settings)
+    halves, labels = _labels_history()
+    producer = EventProducer(settings)
+    for event in halves[0]:
+        producer.send(event)
+    producer.flush()
+    first, log1 = start_service("labels", runner, settings, tmp_path / "1")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_labels(settings, 1, [first])
+        second, log2 = start_service("labels", runner, settings, tmp_path / "2")
+        for event in halves[1]:
+            producer.send(event)
+        producer.flush()
+        if runner == "faust":
+            # Fold state is in memory: a faust worker holding some partitions refuses to run.
+            deadline = time.monotonic() + 90
+            while first.poll() is None and second.poll() is None:
+                assert time.monotonic() < deadline, "two faust workers of a stage kept running"
+                time.sleep(0.5)
+            logs = log1.read_text() + log2.read_text()
+            assert 1 in (first.poll(), second.poll())
+            assert "the faust runner runs one worker per stage" in logs
+            return
+        _wait_labels(settings, len({e.envelope.event_id for e in labels}), [first, second])
+        time.sleep(2)
+    finally:
+        codes = [_stop(p) for p in (first, second) if p is not None]
+    assert codes == [0, 0]
+    written = _labels_on(settings)
+    assert {e.envelope.event_id for e in written} == {e.envelope.event_id for e in labels}
+    assert final_labels(list(written)) == final_labels(labels)

@@ -28,10 +28,9 @@ whichever runner wrote it).
   is waiting but nothing was processed for ``stall_seconds``. With ``status_file`` set, it
   writes the stage's counters there as JSON, for a supervisor or a test to read.
 
-A service runs under it with ``LABELTRAIL_RUNNER=faust`` (:func:`labeltrail.kafka.serve.serve`);
-any ``Settings -> Fold`` factory with::
-
-    python -m labeltrail.kafka.faust_stage labeltrail.stages:_consensus --status-file var/c.json
+A service runs under it with ``LABELTRAIL_RUNNER=faust python services/consensus.py``
+(:func:`labeltrail.kafka.serve.serve`); any importable ``Settings -> Fold`` factory with
+``python -m labeltrail.kafka.faust_stage MODULE:FACTORY --status-file var/c.json``.
 """
 
 from __future__ import annotations
@@ -42,7 +41,6 @@ import importlib
 import json
 import logging
 import os
-import ssl
 import sys
 import tempfile
 import time
@@ -56,13 +54,12 @@ import faust
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from labeltrail.config import Settings, settings
-from labeltrail.events.base import Event
 from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.consumer import make_consumer
-from labeltrail.kafka.producer import EventEncoder
+from labeltrail.kafka.faust_io import Outbox, Record, brokers, credentials
 from labeltrail.kafka.records import RecordHandler, StageStats
 
 __all__ = ["FaustStage", "StageFailedError", "main", "serve_faust"]
@@ -72,67 +69,6 @@ log = logging.getLogger(__name__)
 
 class StageFailedError(LabeltrailError):
     """The agent died, a delivery failed, or the stage stopped making progress."""
-
-
-class _Record:
-    """A faust message in the shape :class:`~labeltrail.kafka.records.Record` (confluent's)."""
-
-    def __init__(self, topic: str, partition: int, offset: int, key: Any, value: Any) -> None:
-        self._at = (topic, partition, offset)
-        self._key = key if isinstance(key, bytes) else None
-        self._value = value if isinstance(value, bytes) else b""
-
-    def topic(self) -> str:
-        return self._at[0]
-
-    def partition(self) -> int:
-        return self._at[1]
-
-    def offset(self) -> int:
-        return self._at[2]
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
-
-
-class _Outbox(EventEncoder):
-    """Collects the records of one input's outputs and dead letters for the agent to send."""
-
-    def __init__(self, config: Settings) -> None:
-        super().__init__(config)
-        self.queued: list[tuple[str, bytes, bytes]] = []
-
-    def send(self, event: Event) -> None:
-        self.queued.extend(self.records([event]))
-
-    def send_all(self, events: list[Event]) -> None:
-        self.queued.extend(self.records(events))
-
-    def take(self) -> list[tuple[str, bytes, bytes]]:
-        queued, self.queued = self.queued, []
-        return queued
-
-
-def _brokers(config: Settings) -> list[str]:
-    return [f"kafka://{h.strip()}" for h in config.kafka_bootstrap_servers.split(",")]
-
-
-def _credentials(config: Settings) -> faust.SASLCredentials | None:
-    protocol = config.kafka_security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
-        raise LabeltrailError(f"faust stages do not support security protocol {protocol}")
-    password = config.kafka_sasl_password
-    return faust.SASLCredentials(
-        username=config.kafka_sasl_username,
-        password=password.get_secret_value() if password is not None else None,
-        mechanism=config.kafka_sasl_mechanism or "PLAIN",
-        ssl_context=ssl.create_default_context() if protocol == "SASL_SSL" else None,
-    )
 
 
 class FaustStage:
@@ -164,7 +100,7 @@ class FaustStage:
         self.status_file = status_file
         self.finite = finite
         self.stats = StageStats()
-        self._outbox = _Outbox(config)
+        self._outbox = Outbox(config)
         self._handler = RecordHandler(fold, config.topic_prefix, self.stats, self._outbox)
         self.caught_up = False
         self.failure: BaseException | None = None
@@ -185,8 +121,8 @@ class FaustStage:
         session_s = config.kafka_session_timeout_ms / 1000
         self.app = faust.App(
             self.app_id,
-            broker=_brokers(config),
-            broker_credentials=_credentials(config),
+            broker=brokers(config),
+            broker_credentials=credentials(config),
             key_serializer="raw",
             value_serializer="raw",
             web_enabled=False,
@@ -252,7 +188,7 @@ class FaustStage:
         try:
             async for event in cast(faust.Stream[bytes], stream).noack().events():
                 msg = event.message
-                record = _Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+                record = Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
                 self._read_to[(msg.topic, msg.partition)] = msg.offset + 1
                 self._last_progress = time.monotonic()
                 self.caught_up = False

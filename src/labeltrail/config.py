@@ -55,6 +55,11 @@ class TaskingSettings(_Section):
     """``LABELTRAIL_MIN_CROWD_POOL``: tasking holds work until this many crowd annotators are
     registered (so a rebuild assigns the same annotators)."""
 
+    min_expert_pool: int = Field(1, ge=1)
+    """``LABELTRAIL_MIN_EXPERT_POOL``: tasking holds adjudication requests until this many
+    experts are registered (one by default; the registry's size for rebuilds that choose the
+    same experts)."""
+
     gold_set_size: int = Field(150, ge=1)
     """``LABELTRAIL_GOLD_SET_SIZE``: the gold set's size (the article's 150). Tasking pairs a
     task chosen as a honeypot carrier with each gold item with probability 1 / this, so the

@@ -76,5 +76,47 @@ def test_pending_adjudication_requests() -> None:
     assert isinstance(request, AdjudicationRequested) and request.vote_ids
     fold.apply(request, POS)
     assert fold.held_reason() == (
-        "holding 1 adjudication request: their votes or comment not read yet"
+        "holding 1 adjudication request: 1 wait for their votes or comment, "
+        "0 of 1 experts registered"
     )
+
+
+def _expert(i: int) -> AnnotatorRegistered:
+    return AnnotatorRegistered.create(
+        producer="t", annotator_id=f"e{i}", pool="expert", locale="en", languages=["en"]
+    )
+
+
+def test_a_request_read_before_any_expert_is_held_then_served() -> None:
+    """Kafka gives no order across topics: an adjudication request whose votes and comment
+    are in, read before the expert registry, waits for the experts instead of being
+    rejected (it was dead-lettered as "no expert registered", and the item never got its
+    expert verdict)."""
+    fold = _fold(schema=True, annotators=3, comments=0, min_expert_pool=2)
+    request = sample_event("AdjudicationRequested")
+    assert isinstance(request, AdjudicationRequested)
+    fold.apply(_comment(request.comment_id), POS)
+    for vote_id in request.vote_ids:
+        vote = sample_event("VoteCast").model_copy(
+            update={"vote_id": vote_id, "comment_id": request.comment_id}
+        )
+        fold.apply(vote, POS)
+    assert fold.apply(request, POS) == []
+    assert fold.held_reason() == "holding 1 adjudication request: 0 of 2 experts registered"
+    assert fold.apply(_expert(1), POS) == []  # one of the two it waits for
+    out = fold.apply(_expert(2), POS)
+    kinds = sorted(type(o).__name__ for o in out)
+    assert kinds == ["TaskAssigned", "TaskCreated"], out
+    assert fold.held_reason() is None
+
+
+def test_a_request_still_without_experts_at_the_end_is_rejected_with_why() -> None:
+    fold = _fold(schema=True, annotators=3, comments=0)
+    request = sample_event("AdjudicationRequested")
+    assert isinstance(request, AdjudicationRequested)
+    fold.apply(_comment(request.comment_id), POS)
+    for vote_id in request.vote_ids:
+        fold.apply(sample_event("VoteCast").model_copy(update={"vote_id": vote_id}), POS)
+    fold.apply(request, POS)
+    (rejected,) = fold.drain()
+    assert "0 of 1 experts registered" in getattr(rejected, "reason", "")

@@ -52,12 +52,19 @@ class TaskingConfig:
     whichever is larger). Assignment ranks the pool as registered when the task is made, and
     the choice is recorded on the task; a deployment whose registry is loaded before work
     arrives sets this to the registry's size so that a rebuild makes the same choices."""
+    min_expert_pool: int = 1
+    """Hold expert tasks until this many experts are registered, for the same reason: an
+    adjudication request read before the expert registry is held, never rejected."""
     prelabels: bool = False
     """Copy the model's top class and probability into crowd tasks as a draft."""
     gold_set_size: int = 150
     """The gold set's expected size (the article's 150): a chosen task and a gold item make a
     honeypot with probability ``1 / gold_set_size``, so a chosen task gets one honeypot on
     average when the set has this size. Set it to the deployment's gold set size."""
+
+
+_EXPERTS = ("experts", "registered")
+"""The awaiting key of requests that wait for the expert pool."""
 
 
 @dataclass
@@ -121,6 +128,8 @@ class TaskingFold:
                 return self._maybe_relabel(event)
             case AnnotatorRegistered():
                 self.pools[event.pool].add(event.annotator_id)
+                if event.pool == "expert":
+                    return self._retry_pending(_EXPERTS)
                 return self._release(list(self.held))
             case CommentPosted():
                 self.comments[event.comment_id] = event
@@ -153,8 +162,11 @@ class TaskingFold:
             self.held.pop(comment_id)
             out.append(Rejected(self._unready(comment_id) or "held score not served"))
         for request_id in sorted(self.pending):
-            self.pending.pop(request_id)
-            out.append(Rejected(f"adjudication request {request_id}: votes or comment unknown"))
+            request = self.pending.pop(request_id)
+            lacking = "votes or comment unknown" if self._lacks_input(request) else ""
+            out.append(
+                Rejected(f"adjudication request {request_id}: {lacking or self._no_experts()}")
+            )
         return out
 
     def held_reason(self) -> str | None:
@@ -178,9 +190,12 @@ class TaskingFold:
             because = ", ".join(why) or "about to be released"
             parts.append(f"holding {_count(len(self.held), 'comment')}: {because}")
         if self.pending:
+            lacking = sum(1 for r in self.pending.values() if self._lacks_input(r))
+            why = [f"{lacking} wait for their votes or comment"] if lacking else []
+            if len(self.pools["expert"]) < self.config.min_expert_pool:
+                why.append(self._no_experts())
             parts.append(
-                f"holding {_count(len(self.pending), 'adjudication request')}: "
-                "their votes or comment not read yet"
+                f"holding {_count(len(self.pending), 'adjudication request')}: {', '.join(why)}"
             )
         return "; ".join(parts) or None
 
@@ -335,19 +350,27 @@ class TaskingFold:
         out: list[Output] = []
         for request_id in sorted(self.awaiting.pop(key, ())):
             request = self.pending.get(request_id)
-            if request is None:
+            if request is None or self._lacks_input(request):
                 continue
-            ready = request.comment_id in self.comments
-            if ready and all(v in self.votes for v in request.vote_ids):
-                del self.pending[request_id]
-                out += self._expert_task(request)
+            if len(self.pools["expert"]) < self.config.min_expert_pool:
+                self.awaiting.setdefault(_EXPERTS, set()).add(request_id)
+                continue
+            del self.pending[request_id]
+            out += self._expert_task(request)
         return out
+
+    def _lacks_input(self, request: AdjudicationRequested) -> bool:
+        return request.comment_id not in self.comments or any(
+            v not in self.votes for v in request.vote_ids
+        )
+
+    def _no_experts(self) -> str:
+        have, needed = len(self.pools["expert"]), self.config.min_expert_pool
+        return f"{have} of {needed} experts registered"
 
     def _expert_task(self, request: AdjudicationRequested) -> list[Output]:
         comment = self.comments[request.comment_id]
         experts = self.pools["expert"]
-        if not experts:
-            return [Rejected("no expert registered for adjudication")]
         task_id = stable_id("task", request.comment_id, request.schema_version, "expert")
         if task_id in self.tasked:
             return []

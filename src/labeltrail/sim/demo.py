@@ -88,6 +88,7 @@ def replay_settings(settings: Settings, platform: Platform) -> Settings:
     tasking = settings.tasking.model_copy(
         update={
             "min_crowd_pool": max(settings.tasking.min_crowd_pool, len(platform.crowd_ids)),
+            "min_expert_pool": max(settings.tasking.min_expert_pool, len(platform.expert_ids)),
             "gold_set_size": platform.config.n_gold,
         }
     )

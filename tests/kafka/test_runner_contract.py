@@ -291,9 +291,7 @@ def test_a_finite_history_is_drained_and_a_live_stage_keeps_what_it_holds(
     for settings in (pipeline_settings, finite):
         ensure_topics(settings)
         # A vote for a task that never comes: the consensus fold holds it.
-        producer = EventProducer(settings)
-        producer.send(_event("VoteCast", "v-orphan"))
-        producer.flush()
+        _send(settings, [_event("VoteCast", "v-orphan")])
     spec = f"{HERE}:consensus"
 
     live = run_stage(runner, spec, pipeline_settings, tmp_path / "live", consumed=1)
@@ -314,6 +312,20 @@ def _labels_history() -> tuple[list[list[Event]], list[Event]]:
     rest = [e for s in ("scores", "consensus", "adjudications") for e in one.get(s, [])]
     half = len(rest) // 2
     return [list(one["schemas"]) + rest[:half], rest[half:]], list(one["labels"])
+
+
+def _send(settings: Settings, events: list[Event]) -> None:
+    producer = EventProducer(settings)
+    for event in events:
+        producer.send(event)
+    producer.flush()
+
+
+def _assert_the_labels_of_one_run(settings: Settings, labels: list[Event]) -> None:
+    """Nothing lost, nothing duplicated: exactly the labels (and ids) of the reference run."""
+    written = _labels_on(settings)
+    assert {e.envelope.event_id for e in written} == {e.envelope.event_id for e in labels}
+    assert final_labels(list(written)) == final_labels(labels)
 
 
 def _labels_on(settings: Settings) -> list[LabelCommitted]:
@@ -345,20 +357,14 @@ def test_a_stage_killed_mid_stream_and_restarted_loses_and_duplicates_no_label(
     settings = pipeline_settings
     ensure_topics(settings)
     halves, labels = _labels_history()
-    expected = final_labels(labels)
-    producer = EventProducer(settings)
-    for event in halves[0]:
-        producer.send(event)
-    producer.flush()
+    _send(settings, halves[0])
     first, log = start_service("labels", runner, settings, tmp_path / "1")
     try:
         _wait_labels(settings, 1, [first])
     finally:
         first.kill()  # kill -9: outputs sent, offsets perhaps not committed
         first.wait(30)
-    for event in halves[1]:
-        producer.send(event)
-    producer.flush()
+    _send(settings, halves[1])
     # Restarted: it restores what the first committed, then resumes with the rest.
     again, log = start_service("labels", runner, settings, tmp_path / "2")
     try:
@@ -367,9 +373,7 @@ def test_a_stage_killed_mid_stream_and_restarted_loses_and_duplicates_no_label(
     finally:
         code = _stop(again)
     assert code == 0, log.read_text()[-3000:]
-    written = _labels_on(settings)
-    assert {e.envelope.event_id for e in written} == {e.envelope.event_id for e in labels}
-    assert final_labels(list(written)) == expected
+    _assert_the_labels_of_one_run(settings, labels)
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
@@ -379,18 +383,13 @@ def test_two_workers_share_a_stage_through_a_rebalance_or_the_second_fails_loudl
     settings = pipeline_settings
     ensure_topics(settings)
     halves, labels = _labels_history()
-    producer = EventProducer(settings)
-    for event in halves[0]:
-        producer.send(event)
-    producer.flush()
+    _send(settings, halves[0])
     first, log1 = start_service("labels", runner, settings, tmp_path / "1")
     second: subprocess.Popen[bytes] | None = None
     try:
         _wait_labels(settings, 1, [first])
         second, log2 = start_service("labels", runner, settings, tmp_path / "2")
-        for event in halves[1]:
-            producer.send(event)
-        producer.flush()
+        _send(settings, halves[1])
         if runner == "faust":
             # Fold state is in memory: a faust worker holding some partitions refuses to run.
             deadline = time.monotonic() + 90
@@ -406,6 +405,4 @@ def test_two_workers_share_a_stage_through_a_rebalance_or_the_second_fails_loudl
     finally:
         codes = [_stop(p) for p in (first, second) if p is not None]
     assert codes == [0, 0]
-    written = _labels_on(settings)
-    assert {e.envelope.event_id for e in written} == {e.envelope.event_id for e in labels}
-    assert final_labels(list(written)) == final_labels(labels)
+    _assert_the_labels_of_one_run(settings, labels)

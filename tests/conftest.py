@@ -10,7 +10,7 @@ import pytest
 from labeltrail.config import Settings
 from tests.unavailable import unavailable
 
-pytest_plugins = ["tests.kafka_fixture"]
+pytest_plugins = ["tests.kafka_fixture", "tests.audit.fixtures", "tests.learning.fixtures"]
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 

@@ -1,7 +1,7 @@
 """The HTTP app without a broker: auth, isolation, validation, escaping, limits, shutdown.
 
-The sink is in memory here; ``tests/integration/test_annotate_*.py`` run the same app against
-the real broker and a real browser.
+The sink is in memory here; ``test_kafka.py``, ``test_serve.py`` and ``test_browser.py`` beside
+it run the same app against the real broker and a real browser.
 """
 
 from __future__ import annotations

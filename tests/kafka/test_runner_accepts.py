@@ -15,7 +15,7 @@ from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
 from tests.events.samples import sample_event
-from tests.integration.probes import read_topic
+from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -46,7 +46,6 @@ from labeltrail.kafka.scaleout import BROADCAST_INPUTS
 from labeltrail.sim import Platform, PlatformConfig
 from tests.events.samples import sample_event
 from tests.folds.helpers import final_labels, run_in_memory
-from tests.integration.probes import read_topic
 from tests.kafka import histories
 from tests.kafka.runners import (
     RUNNERS,
@@ -57,6 +56,7 @@ from tests.kafka.runners import (
     start_service,
     stop_faust,
 )
+from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from labeltrail.learning.retrain import (
 )
 from labeltrail.sim import PlatformConfig
 from labeltrail.sim.platform import CODED
-from tests.learning.conftest import TinyModel, require
+from tests.learning.fixtures import TinyModel, require
 
 WORLD = PlatformConfig.day30(1_000, 250)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from labeltrail.learning.multisource import MultiSourceLabelModel, Observations
 from labeltrail.sim import PlatformConfig
-from tests.learning.conftest import require
+from tests.learning.fixtures import require
 
 
 def _world(expert_accuracy: float, seed: int = 7) -> tuple[Observations, list[str], np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.learning.conftest import require
+from tests.learning.fixtures import require
 
 
 def test_scoring_path_never_loads_torch() -> None:

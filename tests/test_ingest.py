@@ -18,7 +18,7 @@ from labeltrail.config import Settings
 from labeltrail.events import CommentPosted
 from labeltrail.ingest import InvalidCommentError, parse_comments
 from labeltrail.kafka.admin import ensure_topics
-from tests.integration.probes import read_topic
+from tests.probes import read_topic
 
 GOOD = {
     "comment_id": "c-1f8a",

@@ -20,7 +20,7 @@ from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.ml.train_job import onnx_scorer
 from labeltrail.ontology.schema import MODERATION_CLASSES
-from tests.learning.conftest import require, toy_corpus
+from tests.learning.fixtures import require, toy_corpus
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from labeltrail.config import Settings
 from labeltrail.sim import Platform, PlatformConfig
 from labeltrail.sim.demo import DemoResult, run_demo
 from tests.folds.helpers import final_labels, run_in_memory
-from tests.integration.test_demo import _assert_no_duplicates, _labels_from_clickhouse
 from tests.kafka_fixture import load_local_kafka
+from tests.sim.test_demo import _assert_no_duplicates, _labels_from_clickhouse
 from tests.unavailable import unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

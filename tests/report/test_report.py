@@ -22,9 +22,9 @@ from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.report.html import ReportOptions, write_report
 from labeltrail.sim import Platform, PlatformConfig
 from labeltrail.sim.demo import DEMO_DAYS
+from tests.annotate.test_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser
 from tests.audit.history import blind_spot_scenario, project
 from tests.folds.helpers import run_in_memory
-from tests.integration.test_annotate_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser
 
 # chart -> (y axis label, x axis label)
 CHARTS = {

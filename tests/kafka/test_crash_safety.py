@@ -31,7 +31,7 @@ from labeltrail.kafka.scaleout import BROADCAST_INPUTS
 from labeltrail.sim import Platform, PlatformConfig
 from labeltrail.sim.demo import seed_platform
 from tests.folds.helpers import final_labels, run_in_memory
-from tests.integration.probes import read_topic, wait_for_progress, wait_until_settled
+from tests.probes import read_topic, wait_for_progress, wait_until_settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

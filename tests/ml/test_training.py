@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from labeltrail.ontology.schema import MODERATION_CLASSES
-from tests.learning.conftest import TinyModel, require, toy_corpus
+from tests.learning.fixtures import TinyModel, require, toy_corpus
 
 
 def test_model_learns_the_toy_corpus(tiny_model: TinyModel) -> None:

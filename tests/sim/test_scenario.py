@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from labeltrail.sim.platform import CODED
-from tests.learning.conftest import require
+from tests.learning.fixtures import require
 
 
 def test_recall_on_the_blind_spot_rises_after_adjudicated_labels_train(tmp_path: Path) -> None:

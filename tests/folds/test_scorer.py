@@ -12,7 +12,7 @@ from labeltrail.events.base import LogPosition
 from labeltrail.events.models import CommentPosted, CommentScored
 from labeltrail.folds.base import Rejected
 from labeltrail.ml.train_job import onnx_scorer
-from tests.learning.conftest import TinyModel, require
+from tests.learning.fixtures import TinyModel, require
 
 POS = LogPosition(topic="t", partition=0, offset=0)
 

@@ -9,7 +9,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from labeltrail.cli import app
-from tests.learning.conftest import require, toy_corpus
+from tests.learning.fixtures import require, toy_corpus
 
 runner = CliRunner()
 CLASSES = ["non-toxic", "mild", "harassment", "hate", "threats"]

@@ -45,7 +45,7 @@ from labeltrail.kafka.log import end_positions
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.sim import PlatformConfig
 from labeltrail.sim.platform import CODED
-from tests.learning.conftest import require
+from tests.learning.fixtures import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

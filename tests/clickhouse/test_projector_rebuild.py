@@ -16,7 +16,7 @@ from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from tests.audit.history import blind_spot_scenario, iaa_window, reliability_updates, simulated
-from tests.integration.probes import read_topic
+from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from labeltrail.events.base import LogPosition
 from labeltrail.folds.tasking import TaskingFold
 from labeltrail.gold import InvalidGoldError, parse_gold
 from labeltrail.kafka.admin import ensure_topics
-from tests.integration.probes import read_topic
+from tests.probes import read_topic
 
 ITEM = {
     "comment_id": "g-1",

@@ -260,7 +260,7 @@ def load(
 def session(settings: Settings, n: int, mode: str, seed: int) -> dict[str, float]:
     """One annotator labels n tasks by keyboard; returns per-label counts and times."""
     from playwright.sync_api import sync_playwright
-    from tests.integration.test_annotate_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.annotate.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     rng = random.Random(seed)
     truth = [rng.choice(CLASSES) for _ in range(n)]

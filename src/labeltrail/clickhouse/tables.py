@@ -4,7 +4,7 @@ Every row carries the event's envelope and its log position, so it traces back t
 tables are ``ReplacingMergeTree(replace_rank)`` keyed on ``event_id``, so a replayed event
 replaces its copy and a live run and a rebuild keep the same (earliest) row; read them with
 ``FINAL`` (``docs/audit.md``, "Projections"). The DDL lives in ``projections/ddl/``, and
-``tests/audit/test_tables.py`` keeps the column lists here and there in step.
+``tests/clickhouse/test_tables.py`` keeps the column lists here and there in step.
 """
 
 from __future__ import annotations

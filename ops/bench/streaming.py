@@ -295,7 +295,8 @@ def _start_consensus(settings: Settings, runner: str, tmp: Path) -> tuple[Any, C
         "LABELTRAIL_TOPIC_PREFIX": settings.topic_prefix,
         "LABELTRAIL_TOPIC_PARTITIONS": str(settings.topic_partitions),
     }
-    args = [sys.executable, "-m", "labeltrail.kafka.faust_stage", "services.consensus:make"]
+    factory = "labeltrail.stages:make_consensus"
+    args = [sys.executable, "-m", "labeltrail.kafka.faust_stage", factory]
     args += ["--status-file", str(status)]
     log = open(tmp / f"{settings.topic_prefix}.faust.log", "wb")  # noqa: SIM115
     popen = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -24,7 +24,19 @@ from labeltrail.folds.tasking import TaskingConfig, TaskingFold
 from labeltrail.folds.trainer import RetrainFold
 from labeltrail.learning.retrain import RetrainConfig
 
-__all__ = ["STAGES", "Stage", "make", "tasking_config"]
+__all__ = [
+    "STAGES",
+    "Stage",
+    "make",
+    "make_consensus",
+    "make_iaa",
+    "make_labels",
+    "make_reliability",
+    "make_scorer",
+    "make_tasking",
+    "make_trainer",
+    "tasking_config",
+]
 
 
 def tasking_config(settings: Settings, **overrides: Any) -> TaskingConfig:
@@ -38,11 +50,11 @@ def tasking_config(settings: Settings, **overrides: Any) -> TaskingConfig:
     return TaskingConfig(**fields)
 
 
-def _tasking(settings: Settings) -> TaskingFold:
+def make_tasking(settings: Settings) -> TaskingFold:
     return TaskingFold(tasking_config(settings))
 
 
-def _consensus(settings: Settings) -> ConsensusFold:
+def make_consensus(settings: Settings) -> ConsensusFold:
     return ConsensusFold(
         ConsensusConfig(
             agreement_threshold=settings.agreement_threshold, method=settings.consensus_method
@@ -50,15 +62,15 @@ def _consensus(settings: Settings) -> ConsensusFold:
     )
 
 
-def _labels(settings: Settings) -> LabelsFold:
+def make_labels(settings: Settings) -> LabelsFold:
     return LabelsFold(auto_accept_threshold=settings.labels.auto_accept_threshold)
 
 
-def _reliability(settings: Settings) -> ReliabilityFold:
+def make_reliability(settings: Settings) -> ReliabilityFold:
     return ReliabilityFold(ReliabilityConfig(refit_on_drain=settings.reliability.refit_on_drain))
 
 
-def _iaa(settings: Settings) -> IaaFold:
+def make_iaa(settings: Settings) -> IaaFold:
     return IaaFold(
         IaaConfig(
             allowed_lateness=settings.iaa.allowed_lateness,
@@ -67,7 +79,7 @@ def _iaa(settings: Settings) -> IaaFold:
     )
 
 
-def _scorer(settings: Settings) -> ScorerFold:
+def make_scorer(settings: Settings) -> ScorerFold:
     from labeltrail.ml.train_job import onnx_scorer
 
     learning = settings.learning
@@ -79,7 +91,7 @@ def _scorer(settings: Settings) -> ScorerFold:
     )
 
 
-def _trainer(settings: Settings) -> RetrainFold:
+def make_trainer(settings: Settings) -> RetrainFold:
     from labeltrail.ml.train_job import onnx_scorer, torch_trainer
 
     return RetrainFold(
@@ -100,13 +112,13 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {
-    "tasking": Stage(_tasking, scalable=True),
-    "consensus": Stage(_consensus, scalable=True),
-    "labels": Stage(_labels, scalable=True),
-    "reliability": Stage(_reliability),
-    "iaa": Stage(_iaa),
-    "scorer": Stage(_scorer),
-    "trainer": Stage(_trainer),
+    "tasking": Stage(make_tasking, scalable=True),
+    "consensus": Stage(make_consensus, scalable=True),
+    "labels": Stage(make_labels, scalable=True),
+    "reliability": Stage(make_reliability),
+    "iaa": Stage(make_iaa),
+    "scorer": Stage(make_scorer),
+    "trainer": Stage(make_trainer),
 }
 """Every pipeline stage a service runs, by name."""
 

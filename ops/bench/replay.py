@@ -5,12 +5,14 @@
 
 The history is ``streaming_parts.synthetic_history`` (TaskCreated + 3 VoteCast per comment,
 fixed seed), written once to ``bench-history-s<seed>-n<comments>.*`` (the topics
-``ops/bench/streaming.py`` writes and reuses, 6 partitions) and read back with confluent-kafka:
-schemas, then tasks, then votes, then adjudications.
+``ops/bench/streaming.py`` writes and reuses, 6 partitions) and read back with confluent-kafka
+(``kafka.log.read_values``): the topics of ``folds.batch.REPLAY_TOPICS`` in turn, schemas,
+tasks, votes, adjudications.
 
-**Ours (batch path):** ``events.columnar.decode_rows`` per fetched batch, then
+**Ours (batch path):** ``folds.batch.BatchReplay`` (what ``labeltrail replay labels`` runs):
+``events.columnar.decode_rows`` per fetched batch (``kafka.log.read_values``), then
 ``ConsensusFold.apply_batch`` and ``LabelsFold.apply_batch`` (consensus outputs fed to labels at
-consecutive offsets of a virtual ``consensus`` topic). With ``--workers N`` each of N processes
+consecutive offsets of a virtual ``labels-in`` topic). With ``--workers N`` each of N processes
 replays the partitions ``p % N == i`` of the keyed topics (every worker reads the schemas):
 consensus and labels are keyed by comment, so partitions are independent.
 
@@ -45,69 +47,47 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from streaming_parts import emit, ensure_history, note, read_raw, record_count
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.columnar import TaskRow, VoteRow, decode_rows
-from labeltrail.events.models import LabelCommitted, TaskCreated, VoteCast
+from labeltrail.events.models import VoteCast
 from labeltrail.events.serde import decode
 from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import SerializationError
 from labeltrail.folds.base import Rejected
+from labeltrail.folds.batch import (
+    LABELS_IN,
+    REPLAY_TOPICS,
+    BatchReplay,
+    Label,
+    committed,
+    compare,
+    consensus_only,
+    labels_on_log,
+)
 from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold, ConsensusRow, RequestRow
 from labeltrail.folds.labels import LabelRow, LabelsFold
-from labeltrail.kafka.consumer import consumer_config
+from labeltrail.kafka.log import end_positions, read_values
 
 SPAWN = mp.get_context("spawn")
-ORDER = ("schemas", "tasks", "votes", "adjudications")
 SCALES = {"small": 1_500, "article": 800_000}
-Labels = dict[str, tuple[str, str]]
-"""label_id -> (comment_id, label)"""
+Labels = dict[str, Label]
+"""label_id -> (comment_id, label, route)"""
 
 
 # the history on the broker ---------------------------------------------------------------------
 
 
-def read_values(
-    settings: Settings, topic: str, partitions: set[int] | None, *, batch: int = 20_000
+def values_of(
+    settings: Settings, topic: str, partitions: set[int] | None
 ) -> Generator[list[bytes], None, None]:
-    """Record values of some partitions of a topic (all when ``None``), start to high
-    watermark, in fetched batches (``read_raw`` reads every partition)."""
-    consumer = Consumer(
-        consumer_config(
-            settings,
-            f"{settings.topic_prefix}.bench-replay",
-            **{"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 8 * 1024 * 1024},
-        )
+    """Record values of some partitions of a topic (all when ``None``), start to the end now,
+    in fetched batches (``read_raw`` reads every partition)."""
+    ends = end_positions(settings, [topic])
+    yield from read_values(
+        settings, [p for p in ends if partitions is None or p.partition in partitions]
     )
-    try:
-        md = consumer.list_topics(topic, timeout=30).topics.get(topic)
-        if md is None or md.error is not None:
-            return
-        parts = [p for p in md.partitions if partitions is None or p in partitions]
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in parts
-        }
-        remaining = {p for p, high in ends.items() if high > 0}
-        if not remaining:
-            return
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
-        while remaining:
-            messages: list[Message] = consumer.consume(batch, timeout=1.0)
-            out: list[bytes] = []
-            for msg in messages:
-                if msg.error() is not None:
-                    raise RuntimeError(str(msg.error()))
-                out.append(msg.value() or b"")
-                if (msg.offset() or 0) + 1 >= ends[msg.partition() or 0]:
-                    remaining.discard(msg.partition() or 0)
-            if out:
-                yield out
-    finally:
-        consumer.close()
 
 
 # the two paths ------------------------------------------------------------------------------------
@@ -141,11 +121,12 @@ class Run:
 def _batches(
     settings: Settings, partitions: set[int] | None, run: Run, limits: dict[str, int] | None
 ) -> Iterator[list[bytes]]:
-    """The replay order: every topic of ORDER in turn; read time goes to ``run.read_s``."""
-    for suffix in ORDER:
+    """The replay order: every topic of ``REPLAY_TOPICS`` in turn; read time goes to
+    ``run.read_s``."""
+    for suffix in REPLAY_TOPICS:
         topic = topic_name(settings.topic_prefix, suffix)
         left = None if limits is None else limits.get(suffix)
-        source = read_values(settings, topic, None if suffix == "schemas" else partitions)
+        source = values_of(settings, topic, None if suffix == "schemas" else partitions)
         while left is None or left > 0:
             t0, c0 = time.perf_counter(), time.thread_time()
             values = next(source, None)
@@ -161,80 +142,33 @@ def _batches(
         source.close()
 
 
-def _label(out: object, labels: Labels) -> None:
-    if isinstance(out, LabelRow | LabelCommitted):
-        labels[out.label_id] = (out.comment_id, out.label)
-
-
-LABELS_IN = "labels-in"
-"""The virtual topic the labels fold reads in a replay: each consensus output, and each input
-that is neither a vote nor a task (schemas, adjudications), right after the outputs it caused,
-at consecutive offsets. Both paths use it, so their outputs (positions included) compare."""
-
-
-def _consensus_only(row: object) -> bool:
-    return type(row) is VoteRow or type(row) is TaskRow or isinstance(row, VoteCast | TaskCreated)
-
-
-def fold_rows(
-    rows: list[Any], consensus: Any, labels: Any, offset: int
-) -> tuple[list[Any], list[Any], int]:
-    """The batch path's folds over one batch of decoded rows: runs of votes and tasks go to
-    consensus in one call; any other input goes to consensus and then, after the outputs it
-    caused, to labels (as per event). Returns the consensus outputs, the labels outputs and
-    the labels fold's next offset on ``LABELS_IN``."""
-    outs: list[Any] = []
-    label_in: list[Any] = []
-    start = 0
-    for end in [*(i for i, r in enumerate(rows) if not _consensus_only(r)), len(rows)]:
-        segment = consensus.apply_batch(rows[start : end + 1])
-        outs += segment
-        label_in += [o for o in segment if not isinstance(o, Rejected)]
-        if end < len(rows):
-            label_in.append(rows[end])
-        start = end + 1
-    labelled = labels.apply_batch(label_in, LABELS_IN, 0, offset)
-    return outs, labelled, offset + len(label_in)
-
-
 def _count_labels(labelled: list[Any], run: Run) -> None:
-    for label in labelled:
-        if isinstance(label, Rejected):
+    for out in labelled:
+        if isinstance(out, Rejected):
             run.rejected["policy_rejected"] += 1
-        _label(label, run.labels)
+        label = committed(out)
+        if label is not None:
+            run.labels[label[0]] = label[1]
 
 
 def batch_path(
     batches: Iterator[list[bytes]], run: Run, *, keep: bool = False, config: ConsensusConfig
 ) -> Run:
-    """decode_rows + apply_batch, batch by batch."""
-    consensus, labels = ConsensusFold(config), LabelsFold()
-    offset = 0
+    """``BatchReplay``: decode_rows + apply_batch, batch by batch (the two timed apart)."""
+    replay = BatchReplay(ConsensusFold(config), LabelsFold(), keep=keep)
     for values in batches:
         t0 = time.thread_time()
-        decoded = decode_rows(values)
+        rows = replay.decode(values)
         t1 = time.thread_time()
-        for _, exc in decoded.errors:
-            run.rejected[exc.reason_code] += 1
-        rows = decoded.rows
-        run.votes += sum(1 for r in rows if type(r) is VoteRow or isinstance(r, VoteCast))
-        outs, labelled, offset = fold_rows(rows, consensus, labels, offset)
-        run.rejected["policy_rejected"] += sum(1 for o in outs if isinstance(o, Rejected))
-        _count_labels(labelled, run)
-        if keep:
-            run.outputs += outs
-            run.label_outputs += labelled
+        replay.fold(rows)
         run.decode_cpu += t1 - t0
         run.fold_cpu += time.thread_time() - t1
-    return _drained(consensus, run, keep=keep)
-
-
-def _drained(consensus: ConsensusFold, run: Run, *, keep: bool) -> Run:
-    """End a path: what the consensus fold still holds is rejected (and kept if asked)."""
-    tail = consensus.drain()
-    run.rejected["policy_rejected"] += len(tail)
-    if keep:
-        run.outputs += tail
+    replay.finish()
+    run.votes += replay.votes
+    run.labels.update(replay.commits)
+    run.rejected.update(replay.rejected)
+    run.outputs += replay.outputs
+    run.label_outputs += replay.label_outputs
     return run
 
 
@@ -259,7 +193,7 @@ def per_event_path(
             outs = consensus.apply(event, position)
             label_in: list[Event] = [o for o in outs if not isinstance(o, Rejected)]
             run.rejected["policy_rejected"] += len(outs) - len(label_in)
-            if not _consensus_only(event):
+            if not consensus_only(event):
                 label_in.append(event)
             labelled: list[Any] = []
             for out in label_in:
@@ -273,7 +207,11 @@ def per_event_path(
                 run.label_outputs += labelled
         run.decode_cpu += t1 - t0
         run.fold_cpu += time.thread_time() - t1
-    return _drained(consensus, run, keep=keep)
+    tail = consensus.drain()
+    run.rejected["policy_rejected"] += len(tail)
+    if keep:
+        run.outputs += tail
+    return run
 
 
 def comparable(out: object) -> object:
@@ -300,12 +238,9 @@ def worker(settings_json: str, partitions: list[int] | None, method: str) -> Run
 
 
 def _partitions(settings: Settings) -> list[int]:
-    topic = topic_name(settings.topic_prefix, "votes")
-    consumer = Consumer(consumer_config(settings, f"{topic}.parts"))
-    try:
-        return sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-    finally:
-        consumer.close()
+    return [
+        p.partition for p in end_positions(settings, [topic_name(settings.topic_prefix, "votes")])
+    ]
 
 
 def full_batch(settings: Settings, workers: int, method: str) -> tuple[Run, float]:
@@ -345,22 +280,12 @@ def raw_read(settings: Settings) -> tuple[int, float]:
     """The confluent-kafka peer: every record of the replayed topics, read and dropped."""
     started = time.perf_counter()
     records = 0
-    for suffix in ORDER:
+    for suffix in REPLAY_TOPICS:
         topic = topic_name(settings.topic_prefix, suffix)
         if record_count(settings, topic):
             for batch in read_raw(settings, topic, batch=20_000):
                 records += len(batch)
     return records, time.perf_counter() - started
-
-
-def live_labels(settings: Settings) -> Labels:
-    out: Labels = {}
-    for values in read_values(settings, topic_name(settings.topic_prefix, "labels"), None):
-        for value in values:
-            event = decode(value)
-            if isinstance(event, LabelCommitted):
-                out[event.label_id] = (event.comment_id, event.label)
-    return out
 
 
 # main ---------------------------------------------------------------------------------------------
@@ -494,18 +419,17 @@ def main() -> None:
         n / slow.fold_cpu,
     )
     if args.topics_prefix:
-        expected = live_labels(settings)
-        same = sum(1 for k, v in expected.items() if run.labels.get(k) == v)
-        extra = len(set(run.labels) - set(expected))
-        note(f"live run {args.topics_prefix}: {same}/{len(expected)} labels equal, {extra} extra")
+        live = labels_on_log(values_of(settings, topic_name(settings.topic_prefix, "labels"), None))
+        result = compare(live, run.labels)
+        note(f"live run {args.topics_prefix}: {result.summary()}")
         emit(
             "replay labels equal to the live run's LabelCommitted (share)",
-            same / max(len(expected), 1),
+            result.equal / max(result.read, 1),
             "share",
             "live run",
             1.0,
         )
-        if same != len(expected) or extra:
+        if not result.agree:
             raise SystemExit("replay labels differ from the live run's")
 
 

@@ -1,11 +1,13 @@
-"""Read the log up to given positions (the edge of the export package that touches Kafka)."""
+"""Read the log up to given positions: decoded events (exports, probes) or raw record values
+in batches (a replay at batch speed)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Message, TopicPartition
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
@@ -13,7 +15,7 @@ from labeltrail.events.serde import decode
 from labeltrail.exceptions import LabeltrailError, SerializationError
 from labeltrail.kafka.consumer import make_consumer
 
-__all__ = ["end_positions", "read_until"]
+__all__ = ["end_positions", "read_until", "read_values"]
 
 
 def end_positions(settings: Settings, topics: Sequence[str]) -> list[LogPosition]:
@@ -47,10 +49,54 @@ def read_until(
     Records that do not decode are skipped: the projector dead-letters them and they never
     reach ClickHouse either.
     """
+    for messages in _fetched(settings, positions, "export-reader", batch, timeout):
+        for msg in messages:
+            try:
+                event = decode(msg.value() or b"")
+            except SerializationError:
+                continue
+            position = LogPosition(
+                topic=msg.topic() or "", partition=msg.partition() or 0, offset=msg.offset() or 0
+            )
+            yield event, position
+
+
+def read_values(
+    settings: Settings,
+    positions: Sequence[LogPosition],
+    *,
+    batch: int = 20_000,
+    timeout: float = 600.0,
+) -> Iterator[list[bytes]]:
+    """The raw values of every record before ``positions``, in fetched batches (log order
+    within each partition), for a caller that decodes a batch at a time
+    (``events.columnar.decode_rows``): a replay of the log at batch speed."""
+    for messages in _fetched(
+        settings,
+        positions,
+        "replay-reader",
+        batch,
+        timeout,
+        **{"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 8 * 1024 * 1024},
+    ):
+        yield [msg.value() or b"" for msg in messages]
+
+
+def _fetched(
+    settings: Settings,
+    positions: Sequence[LogPosition],
+    role: str,
+    batch: int,
+    timeout: float,
+    **overrides: Any,
+) -> Iterator[list[Message]]:
+    """The records before ``positions``, from the start of each partition, as fetched
+    (records in error left out; none when nothing is before them). Fails when ``timeout``
+    seconds pass with no record read while some position is not reached."""
     wanted = {(p.topic, p.partition): p.offset for p in positions if p.offset > 0}
     if not wanted:
         return
-    consumer = make_consumer(settings, f"{settings.topic_prefix}.export-reader")
+    consumer = make_consumer(settings, f"{settings.topic_prefix}.{role}", **overrides)
     try:
         consumer.assign([TopicPartition(t, p, 0) for (t, p) in sorted(wanted)])
         open_parts = set(wanted)
@@ -65,6 +111,9 @@ def read_until(
                 for tp in current:
                     if tp.offset >= wanted[(tp.topic, tp.partition)]:
                         open_parts.discard((tp.topic, tp.partition))
+                continue
+            deadline = time.monotonic() + timeout
+            out: list[Message] = []
             for msg in messages:
                 if msg.error() is not None:
                     continue
@@ -74,10 +123,8 @@ def read_until(
                     continue
                 if offset + 1 >= wanted[key]:
                     open_parts.discard(key)
-                try:
-                    event = decode(msg.value() or b"")
-                except SerializationError:
-                    continue
-                yield event, LogPosition(topic=key[0], partition=key[1], offset=offset)
+                out.append(msg)
+            if out:
+                yield out
     finally:
         consumer.close()

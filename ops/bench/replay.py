@@ -61,7 +61,6 @@ from labeltrail.folds.batch import (
     REPLAY_TOPICS,
     BatchReplay,
     Label,
-    committed,
     compare,
     consensus_only,
     labels_on_log,
@@ -142,15 +141,6 @@ def _batches(
         source.close()
 
 
-def _count_labels(labelled: list[Any], run: Run) -> None:
-    for out in labelled:
-        if isinstance(out, Rejected):
-            run.rejected["policy_rejected"] += 1
-        label = committed(out)
-        if label is not None:
-            run.labels[label[0]] = label[1]
-
-
 def batch_path(
     batches: Iterator[list[bytes]], run: Run, *, keep: bool = False, config: ConsensusConfig
 ) -> Run:
@@ -163,6 +153,11 @@ def batch_path(
         replay.fold(rows)
         run.decode_cpu += t1 - t0
         run.fold_cpu += time.thread_time() - t1
+    return _ended(replay, run)
+
+
+def _ended(replay: BatchReplay, run: Run) -> Run:
+    """The folds drained; what they committed, rejected and (if kept) output, into ``run``."""
     replay.finish()
     run.votes += replay.votes
     run.labels.update(replay.commits)
@@ -175,9 +170,10 @@ def batch_path(
 def per_event_path(
     batches: Iterator[list[bytes]], run: Run, *, keep: bool = False, config: ConsensusConfig
 ) -> Run:
-    """serde.decode + apply, one event at a time (what the StageRunner does per record)."""
-    consensus, labels = ConsensusFold(config), LabelsFold()
-    offset = 0
+    """serde.decode + apply, one event at a time (what the StageRunner does per record); the
+    counts are kept by a ``BatchReplay`` whose batch methods are not called."""
+    replay = BatchReplay(ConsensusFold(config), LabelsFold(), keep=keep)
+    consensus, labels = replay.consensus, replay.labels
     position = LogPosition(topic="replay", partition=0, offset=0)
     for values in batches:
         t0 = time.thread_time()
@@ -186,32 +182,27 @@ def per_event_path(
             try:
                 events.append(decode(value))
             except SerializationError as exc:
-                run.rejected[exc.reason_code] += 1
+                replay.rejected[exc.reason_code] += 1
         t1 = time.thread_time()
         for event in events:
-            run.votes += isinstance(event, VoteCast)
+            replay.votes += isinstance(event, VoteCast)
             outs = consensus.apply(event, position)
             label_in: list[Event] = [o for o in outs if not isinstance(o, Rejected)]
-            run.rejected["policy_rejected"] += len(outs) - len(label_in)
+            replay.rejected["policy_rejected"] += len(outs) - len(label_in)
             if not consensus_only(event):
                 label_in.append(event)
             labelled: list[Any] = []
             for out in label_in:
-                labelled += labels.apply(
-                    out, LogPosition(topic=LABELS_IN, partition=0, offset=offset)
-                )
-                offset += 1
-            _count_labels(labelled, run)
+                at = LogPosition(topic=LABELS_IN, partition=0, offset=replay.offset)
+                labelled += labels.apply(out, at)
+                replay.offset += 1
+            replay.count(labelled)
             if keep:
-                run.outputs += outs
-                run.label_outputs += labelled
+                replay.outputs += outs
+                replay.label_outputs += labelled
         run.decode_cpu += t1 - t0
         run.fold_cpu += time.thread_time() - t1
-    tail = consensus.drain()
-    run.rejected["policy_rejected"] += len(tail)
-    if keep:
-        run.outputs += tail
-    return run
+    return _ended(replay, run)
 
 
 def comparable(out: object) -> object:

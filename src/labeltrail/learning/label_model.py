@@ -20,22 +20,23 @@ from numpy.typing import NDArray
 
 from labeltrail.exceptions import NotFittedError
 from labeltrail.learning.lf import ABSTAIN
+from labeltrail.quality._em import EMResult, VoteDesign, run_em
 
-__all__ = ["LabelModel", "dependency_cliques", "dependent_pairs", "fit_em"]
+__all__ = ["LabelModel", "Tables", "dependency_cliques", "dependent_pairs", "fit_em"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
-class EMResult:
-    """``posterior: (n_items, k)``, ``tables: (n_factors, k, n_outcomes)``, ``prior: (k,)``."""
+class Tables:
+    """The label model's parameters: ``tables: (n_factors, k, n_outcomes)``, ``prior: (k,)``,
+    and their logs in the EM kernel's layout (what its E-step reads)."""
 
-    posterior: FloatArray
     tables: FloatArray
     prior: FloatArray
-    n_iter: int
-    log_likelihood: float
+    log_confusion: FloatArray  # (n_factors, n_outcomes, k)
+    log_priors: FloatArray
 
 
 def fit_em(
@@ -57,8 +58,9 @@ def fit_em(
     group: IntArray | None = None,
     pooling: float = 0.0,
     fixed_tables: FloatArray | None = None,
-) -> EMResult:
-    """EM for a naive-Bayes model over sparse long-format observations.
+) -> EMResult[Tables]:
+    """EM for a naive-Bayes model over sparse long-format observations, on the shared kernel
+    (:func:`labeltrail.quality._em.run_em`, float64); this function is its M-step.
 
     ``item, factor, outcome: (n_obs,)``: factor ``f`` showed ``outcome`` on ``item``.
     ``init: (n_items, k)`` starting posterior; ``prior_counts: (n_factors, k, n_outcomes)``
@@ -68,28 +70,16 @@ def fit_em(
     group's pooled table with ``pooling`` pseudo-observations (sparse sources borrow strength).
     ``fixed_tables: (n_factors, k, n_outcomes)``, NaN rows = learn: factors with a given table
     keep it (a reference whose accuracy is known from gold, e.g. the experts).
+    Stops when the log-likelihood changes by at most ``tol`` relative; the result's
+    ``params`` are the tables the returned posteriors were computed from.
     """
     k = n_classes
     valid = prior_counts > 0
-    post = init.copy()
-    g = np.full(n_items, -1, np.int64) if gold is None else np.asarray(gold, np.int64)
-    clamp = g >= 0
-    onehot = np.eye(k)[g[clamp]]
-    post[clamp] = onehot
-    flat = factor * n_outcomes + outcome
-    prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, np.float64)
-    previous = -np.inf
-    ll = -np.inf
-    n_iter = 0
-    for iteration in range(1, max_iter + 1):
-        n_iter = iteration
-        # M-step: class prior and factor tables from the current posterior.
-        if learn_prior:
-            prior = (post.sum(axis=0) + 1.0) / (n_items + k)
-        size = n_factors * n_outcomes
-        by_class = [np.bincount(flat, weights=post[item, c], minlength=size) for c in range(k)]
-        stacked = np.asarray(np.stack(by_class, axis=1), dtype=np.float64)
-        counts = stacked.reshape(n_factors, n_outcomes, k).transpose(0, 2, 1) + prior_counts
+    start_prior = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, np.float64)
+
+    def m_step(expected: FloatArray, post: NDArray[np.floating]) -> Tables:
+        class_prior = (post.sum(axis=0) + 1.0) / (n_items + k) if learn_prior else start_prior
+        counts = expected.transpose(0, 2, 1) + prior_counts
         if group is not None and pooling > 0:
             pooled = np.zeros((int(group.max()) + 1, k, n_outcomes))
             np.add.at(pooled, group, counts)
@@ -100,26 +90,33 @@ def fit_em(
         if fixed_tables is not None:
             tables = np.where(np.isnan(fixed_tables), tables, fixed_tables)
         log_tables = np.log(np.where(valid, np.maximum(tables, 1e-300), 1.0))
-        # E-step: posterior from the prior and every observation's table entry.
-        logp = np.tile(np.log(prior), (n_items, 1))
-        for c in range(k):
-            logp[:, c] += np.bincount(
-                item, weights=log_tables[factor, c, outcome], minlength=n_items
-            )
-        top = logp.max(axis=1, keepdims=True)
-        unnorm = np.exp(logp - top)
-        norm = unnorm.sum(axis=1, keepdims=True)
-        post = unnorm / norm
-        post[clamp] = onehot
-        ll = float((np.log(norm) + top).sum())
-        if abs(ll - previous) <= tol * max(1.0, abs(ll)):
-            break
-        previous = ll
-    return EMResult(post, tables, prior, n_iter, ll)
+        return Tables(tables, class_prior, log_tables.transpose(0, 2, 1), np.log(class_prior))
+
+    design = VoteDesign.from_observations(
+        item,
+        factor,
+        outcome,
+        n_items=n_items,
+        n_units=n_factors,
+        n_outcomes=n_outcomes,
+        n_classes=k,
+        dtype=np.float64,
+    )
+    return run_em(
+        design,
+        init,
+        m_step,
+        max_iter=max_iter,
+        tol=tol,
+        gold=None if gold is None else np.asarray(gold, np.int64),
+        dtype=np.float64,
+        stop="relative",
+        end_on_m_step=False,
+    )
 
 
 def _residual_dependence(
-    L: IntArray, post: FloatArray, tables: FloatArray, a: int, b: int
+    L: IntArray, post: NDArray[np.floating], tables: FloatArray, a: int, b: int
 ) -> float:
     """Total-variation gap between the observed joint (lambda_a, lambda_b) and the one implied
     by conditional independence under the fitted model."""
@@ -132,7 +129,7 @@ def _residual_dependence(
 
 
 def dependent_pairs(
-    L: IntArray, post: FloatArray, tables: FloatArray, *, threshold: float
+    L: IntArray, post: NDArray[np.floating], tables: FloatArray, *, threshold: float
 ) -> list[tuple[int, int, float]]:
     """LF pairs whose joint outputs the independent model explains badly: (a, b, gap) with
     gap above ``threshold``, largest first."""
@@ -219,7 +216,7 @@ class LabelModel:
 
     def _run(
         self, arr: IntArray, factors: list[tuple[int, ...]], gold: IntArray | None
-    ) -> EMResult:
+    ) -> EMResult[Tables]:
         n, k = arr.shape[0], self.n_classes
         codes, n_outcomes = self._encode(arr, factors)
         votes = np.stack([np.sum(arr == c, axis=1) for c in range(k)], axis=1).astype(np.float64)
@@ -257,12 +254,12 @@ class LabelModel:
         # copies inflates every residual, so pairs are judged one at a time, and a merge is
         # kept only when the likelihood gain pays for the extra parameters (BIC).
         while self.dependency_threshold is not None and len(factors) > 1:
-            marginals = self._marginals(result.tables, factors, m)
+            marginals = self._marginals(result.params.tables, factors, m)
             where = {j: f for f, members in enumerate(factors) for j in members}
             candidates = [
                 (a, b)
                 for a, b, _ in dependent_pairs(
-                    arr, result.posterior, marginals, threshold=self.dependency_threshold
+                    arr, result.posteriors, marginals, threshold=self.dependency_threshold
                 )
                 if where[a] != where[b]
                 and len(factors[where[a]]) + len(factors[where[b]]) <= self.max_clique
@@ -281,11 +278,11 @@ class LabelModel:
                 break
             factors, result = accepted
         self.factors_ = factors
-        self.tables_ = result.tables
-        self.class_prior_ = result.prior
+        self.tables_ = result.params.tables
+        self.class_prior_ = result.params.prior
         self.n_iter_ = result.n_iter
-        self.posterior_ = result.posterior
-        self.accuracy_ = self._accuracy(arr, result.posterior)
+        self.posterior_ = result.posteriors
+        self.accuracy_ = self._accuracy(arr, result.posteriors)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -309,7 +306,7 @@ class LabelModel:
         return out
 
     @staticmethod
-    def _accuracy(L: IntArray, post: FloatArray) -> FloatArray:
+    def _accuracy(L: IntArray, post: NDArray[np.floating]) -> FloatArray:
         acc = np.full(L.shape[1], np.nan)
         for j in range(L.shape[1]):
             fired = L[:, j] != ABSTAIN

@@ -256,15 +256,15 @@ class MultiSourceLabelModel:
             pooling=self.pooling,
             fixed_tables=self._fixed(obs, informative),
         )
-        self.posterior_ = result.posterior
-        self.tables_ = result.tables
-        self.class_prior_ = result.prior
+        self.posterior_ = result.posteriors
+        self.tables_ = result.params.tables
+        self.class_prior_ = result.params.prior
         self.n_iter_ = result.n_iter
         self.source_names_ = obs.source_names
         self.source_kinds_ = obs.source_kinds
-        spoken = result.tables[:, :, 1:]
-        right = np.einsum("c,scc->s", result.prior, spoken)
-        said = np.einsum("c,scv->s", result.prior, spoken)
+        spoken = self.tables_[:, :, 1:]
+        right = np.einsum("c,scc->s", self.class_prior_, spoken)
+        said = np.einsum("c,scv->s", self.class_prior_, spoken)
         self.reliability_ = right / np.maximum(said, 1e-12)
         self.fit_seconds_ = time.perf_counter() - started
         return self

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from labeltrail.exceptions import QualityError
 from labeltrail.quality._base import Aggregator
-from labeltrail.quality._em import EMResult, VoteDesign, majority_proba, run_em
+from labeltrail.quality._em import EMResult, LogParams, VoteDesign, majority_proba, run_em
 from labeltrail.quality._encoding import Votes, argmax_lowest
 from labeltrail.quality.consensus import weighted_proba
 
@@ -94,7 +94,7 @@ class _ConfusionEM(Aggregator):
         res = run_em(
             design,
             self._initial(votes),
-            self._m_step,
+            lambda counts, posteriors: LogParams(*self._m_step(counts, posteriors)),
             max_iter=self.max_iter,
             tol=self.tol,
             gold=gold,
@@ -109,9 +109,9 @@ class _ConfusionEM(Aggregator):
     def _start(self, votes: Votes) -> None:
         """Hook for models with extra state (MACE)."""
 
-    def _store(self, res: EMResult) -> None:
-        self.confusion_ = np.exp(res.log_confusion).transpose(0, 2, 1)
-        self.priors_ = np.exp(res.log_priors)
+    def _store(self, res: EMResult[LogParams]) -> None:
+        self.confusion_ = np.exp(res.params.log_confusion).transpose(0, 2, 1)
+        self.priors_ = np.exp(res.params.log_priors)
         self.n_iter_ = res.n_iter
         self.converged_ = res.converged
         self.log_likelihood_ = res.log_likelihood

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -131,17 +132,17 @@ def test_kill_minus_nine_each_service_then_restart(
     )
     assert restored >= 1, "a restarted stage should have rebuilt its state from the log"
 
-    client = client_from(settings)
-    apply_ddl(client)
-    projector = Projector(client, settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=projector.run, args=(stop,))
-    thread.start()
-    assert projector.caught_up.wait(120)
-    stop.set()
-    thread.join(30)
-    sql = "SELECT count(), uniqExact(event_id) FROM events FINAL"
-    total, unique = client.query(sql).result_rows[0]
-    assert total == unique
-    label_ids = client.query("SELECT count(), uniqExact(label_id) FROM v_labels").result_rows[0]
-    assert label_ids[0] == label_ids[1] == len({e.label_id for e in on_log})
+    with closing(client_from(settings)) as client:
+        apply_ddl(client)
+        projector = Projector(client, settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=projector.run, args=(stop,))
+        thread.start()
+        assert projector.caught_up.wait(120)
+        stop.set()
+        thread.join(30)
+        sql = "SELECT count(), uniqExact(event_id) FROM events FINAL"
+        total, unique = client.query(sql).result_rows[0]
+        assert total == unique
+        label_ids = client.query("SELECT count(), uniqExact(label_id) FROM v_labels").result_rows[0]
+        assert label_ids[0] == label_ids[1] == len({e.label_id for e in on_log})

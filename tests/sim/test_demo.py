@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,27 +24,27 @@ CONFIG = PlatformConfig.sized(150, seed=5, days=DEMO_DAYS)
 
 
 def _labels_from_clickhouse(settings: Settings) -> dict[str, tuple[str, str]]:
-    client = client_from(settings)
-    rows = client.query(
-        "SELECT comment_id, label, route FROM v_labels ORDER BY comment_id, occurred_at"
-    ).result_rows
-    out: dict[str, tuple[str, str]] = {}
-    for cid, label, route in rows:
-        if cid not in out or route == "adjudication":
-            out[cid] = (label, route)
-    return out
+    with closing(client_from(settings)) as client:
+        rows = client.query(
+            "SELECT comment_id, label, route FROM v_labels ORDER BY comment_id, occurred_at"
+        ).result_rows
+        out: dict[str, tuple[str, str]] = {}
+        for cid, label, route in rows:
+            if cid not in out or route == "adjudication":
+                out[cid] = (label, route)
+        return out
 
 
 def _assert_no_duplicates(settings: Settings) -> None:
-    client = client_from(settings)
-    total, unique = client.query(
-        "SELECT count(), uniqExact(event_id) FROM events FINAL"
-    ).result_rows[0]
-    assert total == unique
-    per_label = client.query(
-        "SELECT label_id, count() c FROM v_labels GROUP BY label_id HAVING c > 1"
-    ).result_rows
-    assert per_label == []
+    with closing(client_from(settings)) as client:
+        total, unique = client.query(
+            "SELECT count(), uniqExact(event_id) FROM events FINAL"
+        ).result_rows[0]
+        assert total == unique
+        per_label = client.query(
+            "SELECT label_id, count() c FROM v_labels GROUP BY label_id HAVING c > 1"
+        ).result_rows
+        assert per_label == []
 
 
 def test_demo_runs_end_to_end_and_traces_from_clickhouse(pipeline_settings: Settings) -> None:
@@ -75,17 +76,17 @@ def test_demo_runs_end_to_end_and_traces_from_clickhouse(pipeline_settings: Sett
 def _assert_a_month_of_windows(settings: Settings) -> None:
     """The history spans the article's month in event time, and the iaa stage closed its day
     and week windows over it (none of its inputs dead-lettered as late)."""
-    client = client_from(settings)
-    first, last = client.query(
-        "SELECT min(occurred_at), max(occurred_at) FROM comments FINAL"
-    ).result_rows[0]
-    assert (last - first).days >= DEMO_DAYS - 1
-    windows = dict(
-        client.query(
-            "SELECT `window`, uniqExact(window_start) FROM iaa_windows FINAL GROUP BY `window`"
-        ).result_rows
-    )
-    assert windows.get("day", 0) >= 20 and windows.get("week", 0) >= 4, windows
+    with closing(client_from(settings)) as client:
+        first, last = client.query(
+            "SELECT min(occurred_at), max(occurred_at) FROM comments FINAL"
+        ).result_rows[0]
+        assert (last - first).days >= DEMO_DAYS - 1
+        windows = dict(
+            client.query(
+                "SELECT `window`, uniqExact(window_start) FROM iaa_windows FINAL GROUP BY `window`"
+            ).result_rows
+        )
+        assert windows.get("day", 0) >= 20 and windows.get("week", 0) >= 4, windows
 
 
 def test_killed_demo_reruns_without_duplicates(pipeline_settings: Settings) -> None:

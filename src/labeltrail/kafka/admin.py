@@ -20,6 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from labeltrail.config import Settings
 from labeltrail.events.topics import TOPICS, TopicSpec, topic_name
 from labeltrail.exceptions import LabeltrailError
+from labeltrail.kafka.consumer import high_watermark, make_consumer
 
 __all__ = [
     "PREFLIGHT_TIMEOUT_S",
@@ -214,15 +215,21 @@ def describe_topics(settings: Settings, *, timeout: float = 30.0) -> list[TopicI
     return out
 
 
-def end_offset(settings: Settings, suffix: str, *, timeout: float = 30.0) -> int:
-    """The sum of the high watermarks of ``<prefix>.<suffix>``'s partitions (0 if absent)."""
-    admin, metadata = _connect(settings, min(timeout, PREFLIGHT_TIMEOUT_S))
-    name = topic_name(settings.topic_prefix, suffix)
-    if name not in metadata.topics:
-        return 0
-    partitions = [TopicPartition(name, p) for p in metadata.topics[name].partitions]
-    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-    return sum(_offsets(admin, partitions, latest, timeout).values())
+def end_offset(settings: Settings, suffix: str) -> int:
+    """The sum of the high watermarks of ``<prefix>.<suffix>``'s partitions (0 if absent).
+
+    Asked of each partition's leader, retrying while leadership settles (a topic just
+    created, a broker restarting), as the runners do.
+    """
+    consumer = make_consumer(settings, f"{settings.topic_prefix}.end-offset-probe")
+    try:
+        name = topic_name(settings.topic_prefix, suffix)
+        meta = consumer.list_topics(name, timeout=30).topics.get(name)
+        if meta is None or meta.error is not None:
+            return 0
+        return sum(high_watermark(consumer, TopicPartition(name, p)) for p in meta.partitions)
+    finally:
+        consumer.close()
 
 
 def _offsets(

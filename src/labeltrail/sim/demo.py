@@ -119,12 +119,31 @@ def run_demo(
     timeout: float = 600.0,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
-    """Run the simulated platform end to end; returns the summary and a trace."""
+    """Run the simulated platform end to end; returns the summary and a trace.
+
+    A ClickHouse client it opens itself is closed when it returns or fails (an embedded chdb
+    engine serves one directory per process).
+    """
+    ch = client or client_from(settings)
+    try:
+        return _run(settings, ch, config=config, timeout=timeout, progress=progress)
+    finally:
+        if client is None:
+            ch.close()
+
+
+def _run(
+    settings: Settings,
+    ch: Client,
+    *,
+    config: PlatformConfig | None,
+    timeout: float,
+    progress: Callable[[str], None],
+) -> DemoResult:
     started = time.monotonic()
     platform = Platform(config or PlatformConfig(days=DEMO_DAYS))
     progress("creating topics")
     ensure_topics(settings)
-    ch = client or client_from(settings)
     apply_ddl(ch)
     progress(f"producing {len(platform.comments)} comments, annotators, gold set")
     produced = seed_platform(settings, platform)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from labeltrail.config import Settings, settings
+from labeltrail.exceptions import LabeltrailError
 from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.runner import StageRunner
@@ -30,12 +31,16 @@ def serve(make_fold: Callable[[Settings], Fold], *, scalable: bool = False) -> i
     rebuilt from the log on start), instead of idling with zero progress.
     """
     config = settings()
+    try:
+        ensure_topics(config)  # fails within seconds, in one line, when no broker answers
+    except LabeltrailError as exc:
+        log.error("%s", exc)
+        return 1
     if config.runner == "faust":
         from labeltrail.kafka.faust_stage import serve_faust  # faust loads only when used
 
         return serve_faust(make_fold, config=config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    ensure_topics(config)
     runner: StageRunner
     if scalable:
         runner = GroupStageRunner(lambda: make_fold(config), config)

@@ -4,7 +4,8 @@ Start from :class:`Votes` (long format -> integer codes), then a consensus estim
 (:class:`MajorityVote`, :class:`WeightedMajorityVote`, :class:`DawidSkene`,
 :class:`OneCoinDawidSkene`, :class:`MACE`, :class:`GLAD`), the agreement functions and the
 reliability helpers.
-No Kafka, faust, ClickHouse or pandas import anywhere in this package (a test enforces it).
+No Kafka, faust, ClickHouse or pandas import anywhere in this package (the import-linter
+contracts in ``pyproject.toml`` enforce it).
 """
 
 from __future__ import annotations

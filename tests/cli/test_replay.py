@@ -21,6 +21,7 @@ from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
+from labeltrail.ontology.schema import MODERATION_CLASSES
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.demo import replay_settings, seed_platform
 from labeltrail.stages import make
@@ -91,8 +92,9 @@ def test_the_live_labels_are_reproduced_then_a_tampered_log_is_not(live: Setting
     assert "the labels on the log are reproduced by their inputs" in text
 
     # A forger appends a second version of one label, with another class.
+    # (An adjudicated label may carry no class list of its own: take the schema's classes.)
     first = labels[0]
-    other = next(c for c in first.classes if c != first.label)
+    other = next(c for c in MODERATION_CLASSES if c != first.label)
     producer = EventProducer(live)
     producer.send(first.model_copy(update={"label": other}))
     producer.flush()

@@ -120,3 +120,28 @@ def test_a_request_still_without_experts_at_the_end_is_rejected_with_why() -> No
     fold.apply(request, POS)
     (rejected,) = fold.drain()
     assert "0 of 1 experts registered" in getattr(rejected, "reason", "")
+
+
+def test_a_comment_posted_again_with_other_content_is_refused_and_the_first_stands() -> None:
+    """The declared policy for a known comment id: the same event again changes nothing; other
+    content is refused (dead-lettered by the runner), so tasks keep the first posting's text.
+    Before, the later text silently replaced it."""
+    fold = _fold(schema=True, annotators=3, comments=0)
+    first = _comment("c1")
+    assert fold.apply(first, POS) == []
+    assert fold.apply(first, POS) == []  # a redelivery or the gold topic's copy
+    edited = CommentPosted.create(
+        producer="t",
+        comment_id="c1",
+        video_id=first.video_id,
+        author_hash=first.author_hash,
+        text="a different text under the same id",
+        posted_at=first.posted_at,
+        source=first.source,
+    )
+    (refused,) = fold.apply(edited, POS)
+    assert "posted again with other content" in getattr(refused, "reason", "")
+    assert fold.comments["c1"].text == first.text
+    out = fold.apply(_scored("c1"), POS)
+    texts = {getattr(o, "text", None) for o in out} - {None}
+    assert texts <= {first.text}, texts

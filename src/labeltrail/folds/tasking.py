@@ -132,6 +132,9 @@ class TaskingFold:
                     return self._retry_pending(_EXPERTS)
                 return self._release(list(self.held))
             case CommentPosted():
+                known = self.comments.get(event.comment_id)
+                if known is not None:
+                    return self._reposted(known, event)
                 self.comments[event.comment_id] = event
                 out = self._release([event.comment_id])
                 out += self._retry_pending(("comment", event.comment_id))
@@ -154,6 +157,19 @@ class TaskingFold:
                 self._await(event)
                 return self._retry_pending(("request", event.request_id))
         return []
+
+    def _reposted(self, known: CommentPosted, event: CommentPosted) -> list[Output]:
+        """A comment id seen before: the same event again (a copy on the gold topic, a
+        redelivery) changes nothing; other content is refused, since a posted comment is never
+        edited in place and tasks, votes and labels already refer to the first posting."""
+        if known.event_id == event.event_id:
+            return []
+        return [
+            Rejected(
+                f"comment {event.comment_id} posted again with other content (event "
+                f"{event.event_id}); the first posting ({known.event_id}) stands"
+            )
+        ]
 
     def drain(self) -> list[Output]:
         """Once every input is read, what is still held cannot be served: reject it."""

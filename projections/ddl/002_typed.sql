@@ -429,10 +429,14 @@ CREATE TABLE IF NOT EXISTS exports
     aggregator_params Map(String, String),
     content_hash      String,
     row_count         UInt64,
-    uri               String
+    uri               String,
+    manifest_hash     String
 )
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (export_id, event_id);
+
+-- ExportCreated v2 (a database made before it): the manifest's hash.
+ALTER TABLE exports ADD COLUMN IF NOT EXISTS manifest_hash String AFTER uri;
 
 -- AnnotatorRegistered
 CREATE TABLE IF NOT EXISTS annotators

@@ -326,6 +326,7 @@ TABLES: tuple[TypedTable, ...] = (
         _field("content_hash", _STR),
         _field("row_count", pa.uint64()),
         _field("uri", _STR),
+        _field("manifest_hash", _STR),
     ),
     _table(
         "annotators",

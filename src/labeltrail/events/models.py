@@ -347,6 +347,7 @@ class ExportCreated(Event):
     content_hash: str
     row_count: int
     uri: str
+    manifest_hash: str = ""
 
 
 class AnnotatorRegistered(Event):

@@ -215,7 +215,11 @@ def create_export(
         row_count=len(rows),
         uri=directory.as_uri(),
     )
-    (directory / MANIFEST).write_bytes(render_manifest(event, files))
+    manifest = render_manifest(event, files)
+    (directory / MANIFEST).write_bytes(manifest)
+    # The manifest's own hash goes on the log: with it, a manifest rehashed after its files were
+    # changed no longer matches what the export recorded.
+    event = event.model_copy(update={"manifest_hash": json.loads(manifest)["manifest_hash"]})
     sink = producer or EventProducer(settings)
     sink.send(event)
     sink.flush()
@@ -310,6 +314,11 @@ def verify_directory(settings: Settings, directory: Path) -> VerifyResult:
             for name in RECORDED_FIELDS
             if said[name] != logged[name]
         )
+        if export.manifest_hash and manifest.manifest_hash != export.manifest_hash:
+            problems.append(
+                f"{MANIFEST} hashes to {manifest.manifest_hash}, the ExportCreated on the log "
+                f"recorded {export.manifest_hash}: the manifest (and the files it lists) changed"
+            )
     source = export or manifest
     rows = rebuild_rows(settings, source)
     rebuilt = content_hash(rows)

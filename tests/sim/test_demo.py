@@ -20,9 +20,7 @@ from tests.folds.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CONFIG = PlatformConfig.demo(
-    150, seed=5
-)  # the world `labeltrail demo --comments 150 --seed 5` makes
+CONFIG = PlatformConfig.sized(150, seed=5, days=DEMO_DAYS)
 
 
 def _labels_from_clickhouse(settings: Settings) -> dict[str, tuple[str, str]]:

@@ -32,7 +32,7 @@ def demo(
     """Run the simulated platform through the real broker into ClickHouse, then trace."""
     from labeltrail.clickhouse.client import shown_dsn
     from labeltrail.sim import PlatformConfig
-    from labeltrail.sim.demo import run_demo
+    from labeltrail.sim.demo import DEMO_DAYS, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.monotonic()
@@ -46,7 +46,7 @@ def demo(
     try:
         result = run_demo(
             settings,
-            config=PlatformConfig.demo(comments, seed=seed),
+            config=PlatformConfig.sized(comments, seed=seed, days=DEMO_DAYS),
             timeout=timeout,
             progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
         )

@@ -28,11 +28,14 @@ from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.quality.blindspots import is_high_agreement
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
-from labeltrail.sim.platform import CODED, DEMO_DAYS
+from labeltrail.sim.platform import CODED
 from labeltrail.stages import make
 
 __all__ = ["DEMO_DAYS", "DemoResult", "run_demo", "seed_platform"]
 
+DEMO_DAYS = 30
+"""The demo's history spans the article's month in event time (comments over 30 days, votes
+and verdicts after them); it still runs in about a minute of wall time."""
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +141,7 @@ def _run(
     progress: Callable[[str], None],
 ) -> DemoResult:
     started = time.monotonic()
-    platform = Platform(config or PlatformConfig.demo())
+    platform = Platform(config or PlatformConfig(days=DEMO_DAYS))
     progress("creating topics")
     ensure_topics(settings)
     apply_ddl(ch)

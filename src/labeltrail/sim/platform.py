@@ -12,7 +12,7 @@ estimators' benchmarks, this one the events the folds replay.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -62,10 +62,6 @@ _N_CONTEXT = len(_CONTEXT_TEXTS) * 5
 """Thread-context comments posted first (the parents coded harassment replies to)."""
 
 
-DEMO_DAYS = 30
-"""The demo's span of event time: the article's month."""
-
-
 @dataclass(frozen=True)
 class PlatformConfig:
     n_comments: int = 2_000
@@ -94,13 +90,6 @@ class PlatformConfig:
         return cls(
             n_comments=n_comments, n_gold=max(10, n_comments * 3 // 40), seed=seed, days=days
         )
-
-    @classmethod
-    def demo(cls, n_comments: int = 2_000, *, seed: int = 7) -> PlatformConfig:
-        """The demo's world: the article's month of event time, half of the harassment coded
-        (as in the day-30 world), so the weekly agreement windows find the crowd's blind spot
-        in the first week, as the article's team should have."""
-        return replace(cls.sized(n_comments, seed=seed, days=DEMO_DAYS), coded_share=0.5)
 
     @classmethod
     def day30(cls, n_comments: int = 1_500, n_gold: int = 300) -> PlatformConfig:

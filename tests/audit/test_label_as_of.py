@@ -121,14 +121,21 @@ def _project(client: Client, events: list[Event], consumer: str, first_offset: i
 
 
 @pytest.fixture(scope="module")
-def as_of_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+def as_of_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("as-of-ch")
     return f"chdb://{path}"
 
 
 @pytest.fixture(scope="module")
-def as_of_db(as_of_dsn: str) -> Iterator[Client]:
-    client = client_from(Settings(clickhouse_dsn=as_of_dsn))
+def as_of_dsn(as_of_db: Client, as_of_path: str) -> str:
+    """The loaded database's DSN, for the CLI. It asks for ``as_of_db`` so the history is in:
+    xdist may run a test of this module in a worker where no other test loaded it."""
+    return as_of_path
+
+
+@pytest.fixture(scope="module")
+def as_of_db(as_of_path: str) -> Iterator[Client]:
+    client = client_from(Settings(clickhouse_dsn=as_of_path))
     apply_ddl(client)
     events = tie_history()
     _project(client, events, "tests", 0)

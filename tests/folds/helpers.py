@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from labeltrail.events.base import Event
 from labeltrail.events.topics import topic_for
 from labeltrail.folds.base import Fold
-from labeltrail.folds.consensus import ConsensusFold
+from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.folds.labels import LabelsFold
 from labeltrail.folds.replay import Replay
 from labeltrail.folds.tasking import TaskingConfig, TaskingFold
@@ -20,14 +20,17 @@ def suffix_topic(event: Event) -> str:
     )
 
 
-def run_in_memory(platform: Platform, extra_folds: Sequence[Fold] = ()) -> Replay:
-    """The platform through the loop's folds, then ``extra_folds`` (e.g. reliability, iaa)."""
+def run_in_memory(
+    platform: Platform, extra_folds: Sequence[Fold] = (), *, consensus: str | None = None
+) -> Replay:
+    """The platform through the loop's folds, then ``extra_folds`` (e.g. reliability, iaa);
+    ``consensus`` names the consensus method (the fold's default when None)."""
     replay = Replay(
         [
             SimulatedScorer(platform),
             TaskingFold(TaskingConfig(gold_set_size=platform.config.n_gold)),
             SimulatedAnnotators(platform),
-            ConsensusFold(),
+            ConsensusFold(ConsensusConfig(method=consensus)) if consensus else ConsensusFold(),
             LabelsFold(),
             *extra_folds,
         ],

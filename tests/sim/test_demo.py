@@ -96,7 +96,13 @@ def test_killed_demo_reruns_without_duplicates(pipeline_settings: Settings) -> N
         "LABELTRAIL_TOPIC_PREFIX": pipeline_settings.topic_prefix,
         "LABELTRAIL_TOPIC_PARTITIONS": str(pipeline_settings.topic_partitions),
         "LABELTRAIL_CLICKHOUSE_DSN": pipeline_settings.clickhouse_dsn,
+        # Plain majority vote: reliability-weighted consensus weighs each vote with the
+        # estimates read by then, and Kafka keeps no order across topics, so its labels may
+        # legitimately differ from the in-memory reference run (docs/replay.md, Limits). This
+        # test is about a kill and a rerun, not about weights.
+        "LABELTRAIL_CONSENSUS_METHOD": "mv",
     }
+    settings = pipeline_settings.model_copy(update={"consensus_method": "mv"})
     cmd = [sys.executable, "-m", "labeltrail.cli", "demo", "--comments", "150", "--seed", "5"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
@@ -110,11 +116,11 @@ def test_killed_demo_reruns_without_duplicates(pipeline_settings: Settings) -> N
     proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
 
-    result = run_demo(pipeline_settings, config=CONFIG, timeout=300)
+    result = run_demo(settings, config=CONFIG, timeout=300)
     assert result.produced == 0, "the rerun must resume, not produce the inputs again"
     restored = sum(s["restored"] for s in result.stage_stats.values())
     assert restored > 0, "the rerun should have restored state from the log"
-    reference = final_labels(run_in_memory(Platform(CONFIG)).log["labels"])
+    reference = final_labels(run_in_memory(Platform(CONFIG), consensus="mv").log["labels"])
     assert _labels_from_clickhouse(pipeline_settings) == reference
     _assert_no_duplicates(pipeline_settings)
     assert Path(pipeline_settings.clickhouse_dsn.removeprefix("chdb://")).is_dir()

@@ -25,7 +25,6 @@ from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.clickhouse.writer import BatchWriter
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition, utc_now
-from labeltrail.events.ids import derive_id
 from labeltrail.events.models import ExportCreated
 from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import LabeltrailError
@@ -38,11 +37,11 @@ from labeltrail.export.manifest import (
     render_manifest,
 )
 from labeltrail.folds.export_rows import (
-    AGGREGATOR,
-    AGGREGATOR_PARAMS,
     ExportFold,
     canonical_from_sql,
     content_hash,
+    export_created,
+    export_id_for,
     jsonl,
 )
 from labeltrail.kafka.log import end_positions, read_until
@@ -192,26 +191,16 @@ def create_export(
     rows = export_rows_sql(client, schema_version, as_of, positions)
     data = jsonl(rows)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    export_id = derive_id(
-        "export",
-        schema_version,
-        sql_time(as_of),
-        [f"{p.topic}:{p.partition}:{p.offset}" for p in positions],
-        AGGREGATOR,
-        [f"{k}={v}" for k, v in AGGREGATOR_PARAMS.items()],
-    )
+    export_id = export_id_for(schema_version, sql_time(as_of), positions)
     directory = (out_dir / export_id).resolve()
     files = _write_files(directory, rows, data)
-    event = ExportCreated.create(
+    event = export_created(
         producer=PRODUCER,
-        id_parts=(export_id, digest),
         export_id=export_id,
         schema_version=schema_version,
         as_of=as_of,
-        log_positions=positions,
-        aggregator=AGGREGATOR,
-        aggregator_params=AGGREGATOR_PARAMS,
-        content_hash=digest,
+        positions=positions,
+        digest=digest,
         row_count=len(rows),
         uri=directory.as_uri(),
     )

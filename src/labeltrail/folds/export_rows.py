@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     GOLD_REQUEST_PREFIX,
     AdjudicationRecorded,
+    ExportCreated,
     LabelCommitted,
     VoteCast,
 )
@@ -30,6 +32,8 @@ __all__ = [
     "ExportFold",
     "canonical_from_sql",
     "content_hash",
+    "export_created",
+    "export_id_for",
     "iso",
     "jsonl",
 ]
@@ -262,3 +266,46 @@ class ExportFold:
                 )
             )
         return out
+
+
+def export_id_for(schema_version: str, as_of_key: str, positions: Sequence[LogPosition]) -> str:
+    """An export's id, derived from what it covers (``as_of_key``: the time as the caller has
+    always written it into the id), so an export made again has the same id."""
+    return derive_id(
+        "export",
+        schema_version,
+        as_of_key,
+        [f"{p.topic}:{p.partition}:{p.offset}" for p in positions],
+        AGGREGATOR,
+        [f"{k}={v}" for k, v in AGGREGATOR_PARAMS.items()],
+    )
+
+
+def export_created(
+    *,
+    producer: str,
+    export_id: str,
+    schema_version: str,
+    as_of: dt.datetime,
+    positions: Sequence[LogPosition],
+    digest: str,
+    row_count: int,
+    uri: str,
+    occurred_at: dt.datetime | None = None,
+) -> ExportCreated:
+    """The ``ExportCreated`` of an export; its event id follows from the export id and the
+    content hash."""
+    return ExportCreated.create(
+        producer=producer,
+        occurred_at=occurred_at,
+        id_parts=(export_id, digest),
+        export_id=export_id,
+        schema_version=schema_version,
+        as_of=as_of,
+        log_positions=list(positions),
+        aggregator=AGGREGATOR,
+        aggregator_params=AGGREGATOR_PARAMS,
+        content_hash=digest,
+        row_count=row_count,
+        uri=uri,
+    )

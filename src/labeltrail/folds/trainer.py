@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     GOLD_REQUEST_PREFIX,
     AdjudicationRecorded,
@@ -28,10 +27,10 @@ from labeltrail.events.models import (
 from labeltrail.exceptions import LearningError
 from labeltrail.folds.base import Output, Rejected
 from labeltrail.folds.export_rows import (
-    AGGREGATOR,
-    AGGREGATOR_PARAMS,
     ExportFold,
     content_hash,
+    export_created,
+    export_id_for,
     iso,
 )
 from labeltrail.learning.data import training_set_from_labels
@@ -156,27 +155,16 @@ class RetrainFold:
         digest = content_hash(rows)
         as_of = self._latest_recorded or _FOREVER
         schema = self.config.schema_version
-        export_id = derive_id(
-            "export",
-            schema,
-            iso(as_of),
-            [f"{p.topic}:{p.partition}:{p.offset}" for p in positions],
-            AGGREGATOR,
-            [f"{k}={v}" for k, v in AGGREGATOR_PARAMS.items()],
-        )
-        return ExportCreated.create(
+        return export_created(
             producer=PRODUCER,
-            occurred_at=as_of,
-            id_parts=(export_id, digest),
-            export_id=export_id,
+            export_id=export_id_for(schema, iso(as_of) or "", positions),
             schema_version=schema,
             as_of=as_of,
-            log_positions=positions,
-            aggregator=AGGREGATOR,
-            aggregator_params=AGGREGATOR_PARAMS,
-            content_hash=digest,
+            positions=positions,
+            digest=digest,
             row_count=len(rows),
             uri="",
+            occurred_at=as_of,
         )
 
     # training ------------------------------------------------------------------------------

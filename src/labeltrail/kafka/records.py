@@ -57,6 +57,12 @@ class Outbox(Protocol):
         """Every event or none: :class:`RecordTooLargeError` if any is over the limit."""
 
 
+_SKIPPED = "skipped"
+"""Not a refusal: a record of a type the fold declares it does not take."""
+
+_UNREADABLE = frozenset({"undecodable", "unknown_event_type", "schema_invalid"})
+
+
 def msg_at(msg: Record) -> tuple[str, int, int]:
     """A message's (topic, partition, offset)."""
     return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
@@ -153,43 +159,64 @@ class RecordHandler:
     def live(self, msg: Record, topic: str, partition: int, offset: int) -> None:
         """Process a new record: its outputs, or its dead letter with the reason."""
         self.stats.consumed += 1
+        refused = self._apply(msg, topic, partition, offset)
+        if refused is None:
+            self.stats.processed += 1
+        elif refused[0] == _SKIPPED:
+            # The fold declares it would return nothing for this type: the body was not read.
+            self.stats.skipped += 1
+            self.stats.processed += 1
+        else:
+            self.reject(msg, *refused)
+
+    def broadcast(self, msg: Record) -> None:
+        """Apply a registry record read whole, outside the group (not this stage's counted
+        input). Refused ones are dead-lettered (every worker writes the same dead letter id),
+        except undecodable ones, which the projector, reading every topic, dead-letters."""
+        topic = msg.topic() or ""
+        refused = self._apply(msg, topic, msg.partition() or 0, msg.offset() or 0)
+        if refused is None or refused[0] == _SKIPPED:
+            return
+        code, reason = refused
+        if code in _UNREADABLE:
+            return
+        if code == "policy_rejected":
+            log.warning("%s: broadcast input refused: %s", self.fold.name, reason)
+            return
+        self.outbox.send(dead_letter(msg, self.fold.name, code, reason))
+
+    def _apply(
+        self, msg: Record, topic: str, partition: int, offset: int
+    ) -> tuple[str, str] | None:
+        """Apply one record and send its outputs; None when done, else (reason code, reason)
+        why it was refused (``_SKIPPED`` for a type the fold does not take)."""
         value = msg.value()
         data = value if isinstance(value, bytes) else b""
         try:
             kind = event_type_of(data)
             wrong = self.foreign(topic, kind)
             if wrong:
-                self.reject(msg, "wrong_topic", wrong)
-                return
+                return "wrong_topic", wrong
             if self.accepts is not None and kind not in self.accepts:
-                # The fold declares it would return nothing for this type: skip the body.
-                self.stats.skipped += 1
-                self.stats.processed += 1
-                return
+                return _SKIPPED, kind
             event = decode(data)
         except SerializationError as exc:
-            self.reject(msg, exc.reason_code, str(exc))
-            return
+            return exc.reason_code, str(exc)
         try:
             outputs = self.fold.apply(event, LogPosition.at(topic, partition, offset))
         except Exception as exc:
             # A poison record: dead-lettered with the error, never skipped in silence. The
             # fold may have changed its state before it raised; a restore repeats exactly that.
             log.exception("%s: the fold raised on %s[%s]@%s", self.fold.name, *msg_at(msg))
-            self.reject(msg, "fold_error", f"{type(exc).__name__}: {exc}")
-            return
+            return "fold_error", f"{type(exc).__name__}: {exc}"
         events = [o for o in outputs if isinstance(o, Event)]
         try:
             self.outbox.send_all(events)
         except RecordTooLargeError as exc:
-            self.reject(msg, "output_too_large", f"nothing emitted: {exc}")
-            return
+            return "output_too_large", f"nothing emitted: {exc}"
         self.stats.emitted += len(events)
         rejected = [o.reason for o in outputs if isinstance(o, Rejected)]
-        if rejected:
-            self.reject(msg, "policy_rejected", "; ".join(rejected))
-        else:
-            self.stats.processed += 1
+        return ("policy_rejected", "; ".join(rejected)) if rejected else None
 
     def drain(self) -> None:
         """Settle what the fold still holds (its optional ``drain()``): outputs and rejections."""

@@ -24,14 +24,10 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from labeltrail.config import Settings
-from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.serde import decode, event_type_of
 from labeltrail.events.topics import topic_name
-from labeltrail.exceptions import SerializationError
-from labeltrail.folds.base import Fold, Rejected
+from labeltrail.folds.base import Fold
 from labeltrail.kafka.consumer import high_watermark, make_consumer
-from labeltrail.kafka.producer import RecordTooLargeError
-from labeltrail.kafka.runner import StageRunner, dead_letter, msg_at
+from labeltrail.kafka.runner import StageRunner
 
 __all__ = ["BROADCAST_INPUTS", "GroupStageRunner"]
 
@@ -125,38 +121,7 @@ class GroupStageRunner(StageRunner):
             self._producer.flush()
 
     def _apply_broadcast(self, msg: Message) -> None:
-        """Apply one registry record. A record that cannot be applied is dead-lettered (every
-        worker writes the same dead letter id) and never stops the stage: it is read again
-        on every rebalance."""
-        topic = msg.topic() or ""
-        try:
-            kind = event_type_of(msg.value() or b"")
-            foreign = self._foreign(topic, kind)
-            if foreign:
-                self._producer.send(dead_letter(msg, self.fold.name, "wrong_topic", foreign))
-                return
-            event = decode(msg.value() or b"")
-        except SerializationError:
-            return  # the projector, which reads every topic, dead-letters it
-        position = LogPosition.at(topic, msg.partition() or 0, msg.offset() or 0)
-        try:
-            outputs = self.fold.apply(event, position)
-            events = [o for o in outputs if isinstance(o, Event)]
-            self._producer.send_all(events)
-        except RecordTooLargeError as exc:
-            self._producer.send(dead_letter(msg, self.fold.name, "output_too_large", str(exc)))
-            return
-        except Exception as exc:
-            log.exception(
-                "%s: the fold raised on broadcast %s[%s]@%s", self.fold.name, *msg_at(msg)
-            )
-            reason = f"{type(exc).__name__}: {exc}"
-            self._producer.send(dead_letter(msg, self.fold.name, "fold_error", reason))
-            return
-        self.stats.emitted += len(events)
-        for out in outputs:
-            if isinstance(out, Rejected):
-                log.warning("%s: broadcast input refused: %s", self.fold.name, out.reason)
+        self._handler.broadcast(msg)
 
     def _close(self) -> None:
         self._broadcast.close()

@@ -13,7 +13,7 @@ from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.serde import decode
 from labeltrail.exceptions import LabeltrailError, SerializationError
-from labeltrail.kafka.consumer import make_consumer
+from labeltrail.kafka.consumer import high_watermark, make_consumer
 
 __all__ = ["end_positions", "read_until", "read_values"]
 
@@ -28,9 +28,8 @@ def end_positions(settings: Settings, topics: Sequence[str]) -> list[LogPosition
             if topic not in meta.topics:
                 continue
             for partition in sorted(meta.topics[topic].partitions):
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
+                # retried while leadership settles (a topic just created): NOT_LEADER otherwise
+                high = high_watermark(consumer, TopicPartition(topic, partition))
                 out.append(LogPosition(topic=topic, partition=partition, offset=max(high, 0)))
         return out
     finally:

@@ -461,6 +461,48 @@ CREATE TABLE IF NOT EXISTS annotators
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (annotator_id, event_id);
 
+-- AnnotatorSuspended
+CREATE TABLE IF NOT EXISTS annotator_suspensions
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    annotator_id   String,
+    reason         String,
+    actor          String,
+    evidence       Map(String, String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (annotator_id, event_id);
+
+-- AnnotatorReinstated
+CREATE TABLE IF NOT EXISTS annotator_reinstatements
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    annotator_id   String,
+    reason         String,
+    actor          String,
+    evidence       Map(String, String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (annotator_id, event_id);
+
 -- DeadLettered
 CREATE TABLE IF NOT EXISTS dead_letters
 (

@@ -35,6 +35,10 @@ CREATE VIEW IF NOT EXISTS v_exports AS SELECT * FROM exports FINAL;
 
 CREATE VIEW IF NOT EXISTS v_annotators AS SELECT * FROM annotators FINAL;
 
+CREATE VIEW IF NOT EXISTS v_annotator_suspensions AS SELECT * FROM annotator_suspensions FINAL;
+
+CREATE VIEW IF NOT EXISTS v_annotator_reinstatements AS SELECT * FROM annotator_reinstatements FINAL;
+
 CREATE VIEW IF NOT EXISTS v_dead_letters AS SELECT * FROM dead_letters FINAL;
 
 -- The gold set: expert verdicts recorded as gold (request id 'gold:...'), latest per item.

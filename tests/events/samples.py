@@ -197,6 +197,17 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "consented": True,
         "demographics": {"age_band": "25-34"},
     },
+    "AnnotatorSuspended": {
+        "annotator_id": "a47",
+        "reason": "honeypot accuracy below the floor",
+        "actor": "qc",
+        "evidence": {"p_below_floor": "0.97", "n_observations": "40"},
+    },
+    "AnnotatorReinstated": {
+        "annotator_id": "a47",
+        "reason": "retrained on the coded-harassment guideline",
+        "actor": "expert-1",
+    },
     "DeadLettered": {
         "source_topic": "labeltrail.votes",
         "source_partition": 1,

@@ -343,6 +343,22 @@ TABLES: tuple[TypedTable, ...] = (
         ),
     ),
     _table(
+        "annotator_suspensions",
+        "AnnotatorSuspended",
+        _field("annotator_id", _STR),
+        _field("reason", _STR),
+        _field("actor", _STR),
+        _field("evidence", _MAP),
+    ),
+    _table(
+        "annotator_reinstatements",
+        "AnnotatorReinstated",
+        _field("annotator_id", _STR),
+        _field("reason", _STR),
+        _field("actor", _STR),
+        _field("evidence", _MAP),
+    ),
+    _table(
         "dead_letters",
         "DeadLettered",
         _field("source_topic", _STR),

@@ -23,7 +23,9 @@ __all__ = [
     "AdjudicationRecorded",
     "AdjudicationRequested",
     "AnnotatorRegistered",
+    "AnnotatorReinstated",
     "AnnotatorReliabilityUpdated",
+    "AnnotatorSuspended",
     "CommentPosted",
     "CommentScored",
     "ConsensusUpdated",
@@ -371,6 +373,36 @@ class AnnotatorRegistered(Event):
         return self
 
 
+class AnnotatorSuspended(Event):
+    """An annotator was suspended: tasking gives them no new task until reinstated.
+
+    Written by a person (``labeltrail annotators suspend``) or by quality control (actor
+    ``qc``) with the evidence it acted on. It travels on the quality topic, which is kept whole:
+    the compacted annotator registry keeps one record per id, and a status record there would
+    compact the registration away.
+    """
+
+    key_field: ClassVar[str] = "annotator_id"
+
+    annotator_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    actor: str = Field(min_length=1, description="Who acted: 'qc' or a person's id.")
+    evidence: dict[str, str] = Field(
+        default={}, description="What the decision rests on, e.g. accuracy posterior figures."
+    )
+
+
+class AnnotatorReinstated(Event):
+    """A suspended annotator may receive tasks again."""
+
+    key_field: ClassVar[str] = "annotator_id"
+
+    annotator_id: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    actor: str = Field(min_length=1, description="Who acted: a person's id.")
+    evidence: dict[str, str] = Field(default={}, description="What the decision rests on.")
+
+
 DEAD_LETTER_PAYLOAD_MAX = 64 * 1024
 """A rejected value up to this size travels whole in its dead letter; a larger one by
 reference (size, SHA-256, the first ``DEAD_LETTER_PREFIX`` bytes), so that the dead letter
@@ -471,6 +503,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ModelPublished,
         ExportCreated,
         AnnotatorRegistered,
+        AnnotatorSuspended,
+        AnnotatorReinstated,
         DeadLettered,
     )
 }

@@ -62,8 +62,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "quality",
         "annotator_id",
-        ("HoneypotScored", "AnnotatorReliabilityUpdated"),
-        doc="Honeypot results and annotator reliability.",
+        (
+            "HoneypotScored",
+            "AnnotatorReliabilityUpdated",
+            "AnnotatorSuspended",
+            "AnnotatorReinstated",
+        ),
+        doc="Honeypot results, annotator reliability, suspensions and reinstatements.",
     ),
     TopicSpec("iaa", "slice", ("IaaWindowClosed",), doc="Agreement windows and alerts."),
     TopicSpec("feedback", "comment_id", ("FeedbackReceived",), doc="Production signals."),

@@ -403,7 +403,45 @@ CREATE TABLE IF NOT EXISTS models
     classes         Array(String),
     export_id       Nullable(String),
     export_hash     Nullable(String),
-    metrics         Map(String, Float64)
+    metrics         Map(String, Float64),
+    schema_version   Nullable(String),
+    baseline_version Nullable(String),
+    forced           Bool,
+    force_reason     String
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (model_version, event_id);
+
+-- ModelPublished v2 (a database made before it): the schema version, the gate's baseline,
+-- whether the gate was overridden and why.
+ALTER TABLE models ADD COLUMN IF NOT EXISTS schema_version Nullable(String) AFTER metrics;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS baseline_version Nullable(String) AFTER schema_version;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS forced Bool AFTER baseline_version;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS force_reason String AFTER forced;
+
+-- ModelRefused
+CREATE TABLE IF NOT EXISTS model_refusals
+(
+    event_id         String,
+    topic            LowCardinality(String),
+    partition        UInt32,
+    offset           UInt64,
+    replace_rank     UInt64,
+    occurred_at      DateTime64(3, 'UTC'),
+    recorded_at      DateTime64(3, 'UTC'),
+    producer         LowCardinality(String),
+    causation_id     String,
+    correlation_id   String,
+    model_version    LowCardinality(String),
+    artifact_sha256  String,
+    classes          Array(String),
+    schema_version   Nullable(String),
+    export_id        Nullable(String),
+    baseline_version Nullable(String),
+    tolerance        Float64,
+    worse_slices     Array(String),
+    reason           String,
+    metrics          Map(String, Float64)
 )
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (model_version, event_id);

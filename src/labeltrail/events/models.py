@@ -37,6 +37,7 @@ __all__ = [
     "LabelCommitted",
     "LabelSchemaPublished",
     "ModelPublished",
+    "ModelRefused",
     "PriorVote",
     "Question",
     "TaskAssigned",
@@ -333,6 +334,41 @@ class ModelPublished(Event):
     export_id: str | None = None
     export_hash: str | None = None
     metrics: dict[str, float] = {}
+    schema_version: str | None = Field(
+        default=None, description="The label schema version the model predicts (v2)."
+    )
+    baseline_version: str | None = Field(
+        default=None,
+        description="The live model the publish gate compared it with on gold (v2; none: "
+        "the first model).",
+    )
+    forced: bool = Field(
+        default=False,
+        description="Published with --force although worse on gold than the baseline (v2).",
+    )
+    force_reason: str = Field(default="", description="Why the gate was overridden (v2).")
+
+
+class ModelRefused(Event):
+    """The publish gate refused a model: worse on gold than the live one on some slice."""
+
+    key_field: ClassVar[str] = "model_version"
+
+    model_version: str
+    artifact_sha256: str
+    classes: list[str]
+    schema_version: str | None = None
+    export_id: str | None = None
+    baseline_version: str | None = None
+    tolerance: float
+    worse_slices: list[str] = Field(
+        default=[], description="Slices where its gold accuracy fell by more than tolerance."
+    )
+    reason: str
+    metrics: dict[str, float] = Field(
+        default={},
+        description="Per slice, the candidate's (gold.*) and the baseline's (baseline.*) figures.",
+    )
 
 
 class ExportCreated(Event):
@@ -501,6 +537,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         IaaWindowClosed,
         FeedbackReceived,
         ModelPublished,
+        ModelRefused,
         ExportCreated,
         AnnotatorRegistered,
         AnnotatorSuspended,

@@ -80,6 +80,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         single_partition=True,
         doc="Published models.",
     ),
+    TopicSpec(
+        "models.refused",
+        "model_version",
+        ("ModelRefused",),
+        single_partition=True,
+        doc="Models the publish gate refused, with the per-slice figures (kept whole).",
+    ),
     TopicSpec("exports", "export_id", ("ExportCreated",), single_partition=True, doc="Exports."),
     TopicSpec(
         "annotators",

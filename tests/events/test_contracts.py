@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastavro.schema import parse_schema
 
+from labeltrail import __version__
 from labeltrail.events import (
     EVENT_TYPES,
     AnnotatorRegistered,
@@ -19,8 +20,16 @@ from labeltrail.events import (
     derive_id,
     encode,
 )
-from labeltrail.events.avro import committed_schemas, schema_dir, schema_for, writer_schemas
-from labeltrail.events.serde import encode_with
+from labeltrail.events.avro import (
+    LEGACY_ORDER_REMOVED_IN,
+    accepted_writers,
+    committed_schemas,
+    fingerprint64,
+    schema_dir,
+    schema_for,
+    writer_schemas,
+)
+from labeltrail.events.serde import _decode_general, encode_with, event_type_of
 from labeltrail.exceptions import (
     SchemaInvalidError,
     UndecodableError,
@@ -60,6 +69,54 @@ def test_round_trip(name: str) -> None:
     data = encode(event)
     assert data[:2] == b"\xc3\x01"
     assert decode(data) == event
+
+
+def test_header_is_the_spec_single_object_header() -> None:
+    """The header Apache Avro's Java BinaryMessageEncoder writes for CommentPosted: its
+    parsingFingerprint64 0xf1402114dc26a86a, little-endian (tests/interop checks every contract
+    against Java itself)."""
+    data = encode(sample_event("CommentPosted"))
+    assert data[:10].hex(" ") == "c3 01 6a a8 26 dc 14 21 40 f1"
+    assert fingerprint64(committed_schemas()["CommentPosted"]) == -0x0EBFDEEB23D95796
+    for fp, writer in writer_schemas().items():
+        assert fp == fingerprint64(writer.schema).to_bytes(8, "little", signed=True)
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_TYPES))
+def test_legacy_byte_order_still_decodes(name: str) -> None:
+    """A log written by 0.1.0 (fingerprint bytes reversed) reads as before, on the compiled
+    path and the general one."""
+    event = sample_event(name)
+    data = encode(event)
+    legacy = data[:2] + data[2:10][::-1] + data[10:]
+    assert legacy != data
+    assert event_type_of(legacy) == name
+    assert decode(legacy) == event
+    assert _decode_general(legacy, name) == event
+
+
+def test_legacy_order_of_an_older_version_resolves() -> None:
+    v1 = next(w for w in writer_schemas().values() if w.name == "VoteCast" and w.version == 1)
+    record = sample_event("VoteCast").model_dump()
+    record.pop("answers")
+    record.pop("prelabel_shown")
+    decoded = decode(encode_with(v1.schema, v1.fingerprint[::-1], record))
+    assert isinstance(decoded, VoteCast)
+    assert decoded.answers == {}
+
+
+def test_legacy_order_is_accepted_until_the_declared_release() -> None:
+    """Reading the reversed header is a migration aid with an end: 1.0.0 removes it. When the
+    package reaches that version this fails until the legacy keys are gone."""
+    legacy = {h for h, w in accepted_writers().items() if h != w.fingerprint}
+    assert len(legacy) == len(writer_schemas())
+
+    def release(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".")[:3])
+
+    assert release(__version__) < release(LEGACY_ORDER_REMOVED_IN), (
+        "remove the legacy byte order from events/avro.py (accepted_writers) and its docs"
+    )
 
 
 def test_older_writer_version_resolves_to_current_reader() -> None:

@@ -25,9 +25,12 @@ from labeltrail.events.base import Event
 from labeltrail.exceptions import ContractError
 
 __all__ = [
+    "LEGACY_ORDER_REMOVED_IN",
     "NAMESPACE",
     "WriterSchema",
+    "accepted_writers",
     "committed_schemas",
+    "fingerprint64",
     "schema_dir",
     "schema_for",
     "writer_schemas",
@@ -164,8 +167,31 @@ def committed_schemas() -> dict[str, Any]:
     return out
 
 
+def fingerprint64(parsed: Any) -> int:
+    """The schema's CRC-64-AVRO fingerprint of its parsing canonical form, as a signed 64-bit
+    integer: what Java's ``SchemaNormalization.parsingFingerprint64`` returns.
+
+    fastavro's hex spells the fingerprint's bytes in little-endian order (Java's
+    ``0xf1402114dc26a86a`` for ``CommentPosted`` is ``6aa826dc142140f1`` there).
+    """
+    raw = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+    return int.from_bytes(raw, "little", signed=True)
+
+
 def _fingerprint(parsed: Any) -> bytes:
-    return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))[::-1]
+    """The 8 header bytes of the single-object encoding: the fingerprint, little-endian."""
+    return fingerprint64(parsed).to_bytes(8, "little", signed=True)
+
+
+LEGACY_ORDER_REMOVED_IN = "1.0.0"
+"""The release that stops reading the legacy header byte order.
+
+labeltrail 0.1.0 wrote the fingerprint's eight bytes in reverse (big-endian) order, which no
+other Avro implementation reads. Every 0.x release reads both orders, so logs written before
+the fix still decode; 1.0.0 drops the legacy keys (``tests/events/test_contracts.py`` fails
+once the package version reaches it while they are still here). Writers always use the
+specification's order.
+"""
 
 
 @_once
@@ -175,6 +201,7 @@ def writer_schemas() -> dict[bytes, WriterSchema]:
     The fingerprint is the CRC-64-AVRO of the parsing canonical form, stored little-endian as
     the Avro single-object encoding specifies. Historical versions live in
     ``schemas/avro/history/<Name>.v<N>.avsc``; the current one is the highest version.
+    Readers look headers up in :func:`accepted_writers`, which adds the legacy byte order.
     """
     out: dict[bytes, WriterSchema] = {}
     history = schema_dir() / "history"
@@ -191,4 +218,23 @@ def writer_schemas() -> dict[bytes, WriterSchema]:
     for name, parsed in current.items():
         fp = _fingerprint(parsed)
         out[fp] = WriterSchema(name, versions.get(name, 0) + 1, parsed, fp)
+    return out
+
+
+@_once
+def accepted_writers() -> dict[bytes, WriterSchema]:
+    """What a reader accepts as header bytes: every :func:`writer_schemas` fingerprint in the
+    specification's order, and each in the legacy reversed order (until
+    :data:`LEGACY_ORDER_REMOVED_IN`), mapped to the same writer (whose ``fingerprint`` is the
+    specification's)."""
+    spec = writer_schemas()
+    out = dict(spec)
+    for fp, writer in spec.items():
+        legacy = fp[::-1]
+        if legacy in spec and spec[legacy] is not writer:
+            raise ContractError(
+                f"{writer.name} v{writer.version}: its legacy header {legacy.hex()} is the "
+                f"fingerprint of {spec[legacy].name} v{spec[legacy].version}"
+            )
+        out.setdefault(legacy, writer)
     return out

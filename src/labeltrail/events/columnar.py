@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from fastavro import schemaless_reader
 from fastavro.schema import parse_schema
 
-from labeltrail.events.avro import committed_schemas, schema_dir, writer_schemas
+from labeltrail.events.avro import accepted_writers, committed_schemas, schema_dir
 from labeltrail.events.base import EPOCH, Event, epoch_millis
 from labeltrail.events.models import TaskCreated, TaskKind, TaskReason, VoteCast
 from labeltrail.events.native import native as labeltrail_native
@@ -120,14 +120,21 @@ def _plain(schema: Any) -> Any:
 
 @cache
 def _fast_schemas() -> dict[bytes, tuple[str, Any]]:
-    """Current fingerprint -> (event type, plain parsed schema), for the two hot types."""
+    """Current header -> (event type, plain parsed schema), for the two hot types (both byte
+    orders of the fingerprint: :func:`~labeltrail.events.avro.accepted_writers`)."""
     out: dict[bytes, tuple[str, Any]] = {}
     current = committed_schemas()
-    for fp, writer in writer_schemas().items():
+    for writer in {w.fingerprint: w for w in accepted_writers().values()}.values():
         if writer.name in ("VoteCast", "TaskCreated") and writer.schema is current[writer.name]:
             raw = json.loads((schema_dir() / f"{writer.name}.avsc").read_text())
-            out[fp] = (writer.name, parse_schema(_plain(raw)))
+            entry = (writer.name, parse_schema(_plain(raw)))
+            out.update(dict.fromkeys(_headers(writer.fingerprint), entry))
     return out
+
+
+def _headers(fingerprint: bytes) -> list[bytes]:
+    """Every header a reader accepts for the writer with this fingerprint."""
+    return [h for h, w in accepted_writers().items() if w.fingerprint == fingerprint]
 
 
 def _envelope_ok(env: dict[str, Any], name: str) -> bool:
@@ -252,7 +259,9 @@ def _native_rows() -> Any:
             return None
         plan, fingerprint = found
         where = {path: row._fields.index(f) for f, path in fields.items()}
-        kinds.append((fingerprint, _row_plan(plan, name, where), row, len(row._fields)))
+        rows_plan = _row_plan(plan, name, where)
+        for header in _headers(fingerprint):
+            kinds.append((header, rows_plan, row, len(row._fields)))
     try:
         return labeltrail_native.Rows(MAGIC, kinds, EPOCH.tzinfo)
     except (ValueError, TypeError):

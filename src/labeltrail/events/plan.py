@@ -172,7 +172,7 @@ def contract(name: str) -> tuple[Plan, bytes] | None:
     model = EVENT_TYPES.get(name)
     if schema is None or model is None:
         return None
-    fp = next(f for f, w in writer_schemas().items() if w.schema is schema)
+    fp = next(w.fingerprint for w in writer_schemas().values() if w.schema is schema)
     try:
         return plan_record(schema, model, schema.get("__named_schemas", {})), fp
     except Unsupported:

@@ -1,7 +1,10 @@
 """Avro single-object encoding of events, with schema resolution on read.
 
-A message is ``C3 01``, the writer schema's 8-byte CRC-64-AVRO fingerprint (little-endian) and
-the Avro body, so no registry is needed: the reader knows every committed version. The compiled
+A message is ``C3 01``, the writer schema's 8-byte CRC-64-AVRO fingerprint (little-endian, as
+the Avro specification and its Java ``BinaryMessageEncoder`` write it) and the Avro body, so no
+registry is needed: the reader knows every committed version. Readers also take the legacy
+header (the fingerprint's bytes reversed, written by labeltrail 0.1.0) until
+:data:`~labeltrail.events.avro.LEGACY_ORDER_REMOVED_IN`. The compiled
 codec (native, or :mod:`labeltrail.events.codec`) is the hot path for current contracts;
 fastavro + pydantic decode older writer versions, uncompiled models and every message the
 compiled reader does not accept, so a bad message is rejected with exactly the reason
@@ -17,7 +20,12 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from pydantic import ValidationError
 
-from labeltrail.events.avro import committed_schemas, writer_schemas
+from labeltrail.events.avro import (
+    WriterSchema,
+    accepted_writers,
+    committed_schemas,
+    writer_schemas,
+)
 from labeltrail.events.base import Event
 from labeltrail.events.codec import compiled as _compiled
 from labeltrail.events.models import EVENT_TYPES
@@ -40,9 +48,9 @@ def _current(name: str) -> tuple[Any, bytes]:
     schema = committed_schemas().get(name)
     if schema is None:
         raise SerializationError(f"no committed contract for event type {name!r}")
-    for fp, writer in writer_schemas().items():
+    for writer in writer_schemas().values():
         if writer.schema is schema:
-            return schema, fp
+            return schema, writer.fingerprint
     raise SerializationError(f"no fingerprint for {name!r}")  # pragma: no cover
 
 
@@ -87,12 +95,16 @@ def encode_with(schema: Any, fp: bytes, record: dict[str, Any]) -> bytes:
 
 def event_type_of(data: bytes) -> str:
     """The event type a message claims, from its fingerprint, without decoding the body."""
+    return _writer(data).name
+
+
+def _writer(data: bytes) -> WriterSchema:
     if len(data) < _HEADER or data[:2] != MAGIC:
         raise UndecodableError("not an Avro single-object message (bad marker or too short)")
-    writer = writer_schemas().get(data[2:_HEADER])
+    writer = accepted_writers().get(data[2:_HEADER])
     if writer is None:
         raise UnknownEventTypeError(f"unknown schema fingerprint {data[2:_HEADER].hex()}")
-    return writer.name
+    return writer
 
 
 def decode(data: bytes) -> Event:
@@ -101,9 +113,10 @@ def decode(data: bytes) -> Event:
     Raises :class:`UndecodableError`, :class:`UnknownEventTypeError` or
     :class:`SchemaInvalidError`; each carries the dead-letter ``reason_code``.
     """
-    name = event_type_of(data)
+    writer = _writer(data)
+    name = writer.name
     compiled = _compiled(name)
-    if compiled is not None and data[2:_HEADER] == compiled.fingerprint:
+    if compiled is not None and writer.fingerprint == compiled.fingerprint:
         try:
             event, end = compiled.read(data, _HEADER)
             if end == len(data) and event.envelope.event_type == name:  # type: ignore[attr-defined]
@@ -114,7 +127,7 @@ def decode(data: bytes) -> Event:
 
 
 def _decode_general(data: bytes, name: str) -> Event:
-    writer = writer_schemas()[data[2:_HEADER]]
+    writer = accepted_writers()[data[2:_HEADER]]
     reader = committed_schemas()[name]
     buf = io.BytesIO(data)
     buf.seek(_HEADER)

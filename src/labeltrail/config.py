@@ -127,6 +127,11 @@ class LearningSettings(_Section):
     scorer_threads: int = Field(1, ge=1)
     """``LABELTRAIL_LEARNING_SCORER_THREADS``: onnxruntime intra-op threads per scorer."""
 
+    gate_tolerance: float = Field(0.02, ge=0.0, le=1.0)
+    """``LABELTRAIL_LEARNING_GATE_TOLERANCE``: the publish gate refuses a model whose gold
+    accuracy on any slice is lower than the live model's by more than this (the trainer and
+    ``labeltrail model publish``; ``--force`` overrides, recorded)."""
+
 
 class TrainerSettings(_Section):
     """When the trainer retrains and the model it trains (``LABELTRAIL_TRAINER_*``); the
@@ -267,6 +272,15 @@ class Settings(BaseSettings):
     runner: str = Field("confluent", pattern="^(confluent|faust)$")
     """``LABELTRAIL_RUNNER``: what feeds a stage service's fold from Kafka, ``confluent`` (the
     StageRunner) or ``faust`` (a faust worker); same guarantees, see docs/streaming.md."""
+
+    metrics_port: int = Field(0, ge=0, le=65535 - 9)
+    """``LABELTRAIL_METRICS_PORT``: base port of the services' ``/metrics`` and ``/healthz``;
+    each service listens on it plus its own offset (projector 0, tasking 1, consensus 2,
+    labels 3, reliability 4, iaa 5, scorer 6, trainer 7, another fold 9; see
+    docs/operations.md). 0: no metrics server."""
+
+    metrics_host: str = "127.0.0.1"
+    """``LABELTRAIL_METRICS_HOST``: the address the metrics servers listen on."""
 
     topic_prefix: str = "labeltrail"
     """``LABELTRAIL_TOPIC_PREFIX``: every topic name starts with it (isolates test runs)."""

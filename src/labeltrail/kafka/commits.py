@@ -57,12 +57,30 @@ class Commits:
         self._deliverable: dict[tuple[str, int], int] = {}
         """Offsets whose outputs are acknowledged and that are not committed yet."""
         self._last_commit = 0.0
+        self.committed_at: float | None = None
+        """When a commit last succeeded (monotonic; the metrics' time since the last commit)."""
+        self._done_to: dict[tuple[str, int], int] = {}
+        self._committed_to: dict[tuple[str, int], int] = {}
 
-    def reset(self) -> None:
-        """Forget everything uncommitted (a new assignment starts from the committed offsets)."""
+    def reset(self, committed: dict[tuple[str, int], int] | None = None) -> None:
+        """Forget everything uncommitted (a new assignment starts from the committed offsets,
+        ``committed``)."""
         self._pending.clear()
         self._inflight.clear()
         self._deliverable.clear()
+        self._done_to.clear()
+        self._committed_to = dict(committed or {})
+
+    def uncommitted(self) -> int:
+        """Records dealt with (closed in a batch) whose offsets are not committed yet."""
+        return sum(max(at - self._committed_to.get(key, 0), 0) for key, at in self._done_to.items())
+
+    def _committed(self, offsets: list[TopicPartition]) -> None:
+        for tp in offsets:
+            if tp.offset >= 0 and tp.error is None:
+                key = (tp.topic, tp.partition)
+                self._committed_to[key] = max(self._committed_to.get(key, 0), tp.offset)
+        self.committed_at = time.monotonic()
 
     def done(self, key: tuple[str, int], next_offset: int) -> None:
         """The record before ``next_offset`` is dealt with (processed, skipped, dead-lettered)."""
@@ -76,6 +94,7 @@ class Commits:
     def end_batch(self) -> None:
         """Close the batch: its offsets wait for the outputs sent so far."""
         ticket = self._producer.checkpoint()
+        self._done_to.update(self._pending)
         if self._pending:
             self._inflight.append((ticket, self._pending))
             self._pending = {}
@@ -89,6 +108,8 @@ class Commits:
         # sink deduplicates: delivery stays at least once, never lossy.
         if err is not None:
             log.warning("%s: offset commit failed (%s); the next one covers it", self.name, err)
+        else:
+            self._committed(partitions)
 
     def commit_delivered(self, *, force: bool = False) -> None:
         """Commit, without blocking, the offsets of batches whose outputs are acknowledged.
@@ -126,6 +147,7 @@ class Commits:
         for _, offsets in self._inflight:
             self._deliverable.update(offsets)
         self._inflight.clear()
+        self._done_to.update(self._pending)
         self._deliverable.update(self._pending)
         self._pending = {}
         self._commit()
@@ -137,7 +159,7 @@ class Commits:
         deadline = time.monotonic() + COMMIT_PATIENCE_S
         while True:
             try:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+                self._committed(self._consumer.commit(offsets=offsets, asynchronous=False) or [])
                 break
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None

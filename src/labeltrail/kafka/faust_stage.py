@@ -60,6 +60,7 @@ from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.consumer import make_consumer
 from labeltrail.kafka.faust_io import Outbox, Record, brokers, credentials
+from labeltrail.kafka.metrics import ServiceMetrics, serve_metrics, state_entries
 from labeltrail.kafka.records import RecordHandler, StageStats
 
 __all__ = ["FaustStage", "StageFailedError", "main", "serve_faust"]
@@ -114,6 +115,11 @@ class FaustStage:
         """(input, the deliveries of its outputs) in the order read, acked from the front."""
         self._last_progress = time.monotonic()
         self._lag = 0
+        self._committed: dict[tuple[str, int], int] = {}
+        self.metrics = ServiceMetrics(
+            fold.name, lambda: self.stats, state=lambda: state_entries(self.fold)
+        )
+        """Its Prometheus registry and vitals (:mod:`labeltrail.kafka.metrics`)."""
         self._worker: faust.Worker | None = None
         self._stopping: asyncio.Future[None] | None = None
         self.datadir = datadir or Path(tempfile.gettempdir()) / "labeltrail-faust" / self.app_id
@@ -192,8 +198,11 @@ class FaustStage:
                 self._read_to[(msg.topic, msg.partition)] = msg.offset + 1
                 self._last_progress = time.monotonic()
                 self.caught_up = False
+                started = time.perf_counter()
                 self._handler.live(record, msg.topic, msg.partition, msg.offset)
                 sent = [await self._send(*r) for r in self._outbox.take()]
+                self.metrics.batch_seconds.observe(time.perf_counter() - started)
+                self.metrics.observe_age(int((msg.timestamp or 0) * 1000))
                 self._unacked.append((event, sent))
                 self._ack_delivered()
         except asyncio.CancelledError:
@@ -243,8 +252,8 @@ class FaustStage:
         # debug record. Set it explicitly once the worker has configured logging.
         logging.getLogger().setLevel(self.loglevel)
 
-    async def _lag_now(self) -> int:
-        """Records waiting in the assigned partitions (high watermarks from fetch responses)."""
+    async def _lag_now(self) -> dict[tuple[str, int], int]:
+        """Records waiting per assigned partition (high watermarks from fetch responses)."""
         consumer = self.app.consumer
         assigned = consumer.assignment()
         unknown = [tp for tp in assigned if consumer.highwater(tp) is None]
@@ -254,20 +263,43 @@ class FaustStage:
         if new:  # a partition may start past 0 (deleted records): ask once
             lows = await consumer.earliest_offsets(*new)
             self._low.update({(tp.topic, tp.partition): lows.get(tp) or 0 for tp in new})
-        lag = 0
+        lag = {}
         for tp in assigned:
             high = consumer.highwater(tp)
             high = asked.get(tp) or 0 if high is None else high
             at = (tp.topic, tp.partition)
             start = max(self._resume_at.get(at, 0), self._low.get(at, 0))
-            lag += max(high - self._read_to.get(at, start), 0)
+            lag[at] = max(high - self._read_to.get(at, start), 0)
         return lag
+
+    def _report_vitals(self, lag: dict[tuple[str, int], int]) -> None:
+        """The metrics' vitals: the worker's loop runs, the lag, the commit state. faust
+        commits by itself and exposes no commit hook: a change in its committed offsets
+        (read every watchdog tick) counts as a commit."""
+        vitals = self.metrics.vitals
+        vitals.polled_at = time.monotonic()
+        vitals.lag, vitals.assigned, vitals.caught_up = lag, len(lag), self.caught_up
+        committed = {
+            (tp.topic, tp.partition): offset
+            for tp, offset in dict(getattr(self.app.consumer, "_committed_offset", {})).items()
+            if offset is not None
+        }
+        if committed != self._committed:
+            self._committed = committed
+            vitals.committed_at = time.monotonic()
+        vitals.uncommitted = sum(
+            max(at - committed.get(key, self._resume_at.get(key, 0)), 0)
+            for key, at in self._read_to.items()
+            if key in lag
+        )
 
     async def _watchdog(self) -> None:
         try:
             if self.failure is not None:
                 raise self.failure
-            self._lag = await self._lag_now()
+            lag = await self._lag_now()
+            self._lag = sum(lag.values())
+            self._report_vitals(lag)
             quiet = time.monotonic() - self._last_progress
             if self._lag and quiet > self.stall_seconds:
                 raise StageFailedError(
@@ -307,7 +339,11 @@ class FaustStage:
             "caught_up": self.caught_up,
             "lag": self._lag,
             "seconds_since_progress": round(quiet, 3),
-            **{k: v for k, v in asdict(self.stats).items() if k != "reasons"},
+            **{
+                k: v
+                for k, v in asdict(self.stats).items()
+                if k not in ("reasons", "emitted_by", "blind_spots")
+            },
             "reasons": dict(self.stats.reasons),
         }
         tmp = self.status_file.with_suffix(".tmp")
@@ -317,6 +353,7 @@ class FaustStage:
     async def _fail(self, exc: BaseException) -> None:
         if self.failure is None or self.failure is exc:
             self.failure = exc
+        self.metrics.vitals.failure = repr(exc)
         log.critical("%s: stage failed, stopping the worker: %r", self.fold.name, exc)
         self._write_status(time.monotonic() - self._last_progress)
         if self._worker is not None:
@@ -325,15 +362,23 @@ class FaustStage:
     # lifecycle ----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Restore, then run the worker until SIGTERM/SIGINT or failure; 0 on a clean stop."""
-        self.restore()
-        self._worker = faust.Worker(self.app, loglevel=self.loglevel, quiet=True)
+        """Restore, then run the worker until SIGTERM/SIGINT or failure; 0 on a clean stop.
+
+        With metrics on, ``/metrics`` and ``/healthz`` are served from before the restore (a
+        taken port: :class:`~labeltrail.kafka.metrics.MetricsPortInUseError` at once)."""
+        server = serve_metrics(self.metrics, self.config)
         try:
-            self._worker.execute_from_commandline()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:  # pragma: no cover - execute_from_commandline always exits
-            code = 0
+            self.restore()
+            self._worker = faust.Worker(self.app, loglevel=self.loglevel, quiet=True)
+            try:
+                self._worker.execute_from_commandline()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            else:  # pragma: no cover - execute_from_commandline always exits
+                code = 0
+        finally:
+            if server is not None:
+                server.close()
         if self.failure is not None:
             log.critical("%s: exited after failure: %r", self.fold.name, self.failure)
             return 1

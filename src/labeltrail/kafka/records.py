@@ -51,6 +51,8 @@ class Record(Protocol):
 class Outbox(Protocol):
     """Where a handler's outputs go (an :class:`~labeltrail.kafka.producer.EventProducer`)."""
 
+    def topic_of(self, event: Event) -> str: ...
+
     def send(self, event: Event) -> None: ...
 
     def send_all(self, events: list[Event]) -> None:
@@ -108,6 +110,9 @@ class StageStats:
 
     ``skipped`` (a part of processed or restored) counts records of event types the fold
     declares it does not handle (``fold.accepts``), passed over without decoding the body.
+    ``emitted_by`` splits ``emitted`` by (topic, event type); ``blind_spots`` counts emitted
+    agreement windows flagged as a blind spot, by slice (both exported as metrics,
+    :mod:`labeltrail.kafka.metrics`).
     """
 
     consumed: int = 0
@@ -117,6 +122,8 @@ class StageStats:
     emitted: int = 0
     skipped: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    emitted_by: Counter[tuple[str, str]] = field(default_factory=Counter)
+    blind_spots: Counter[str] = field(default_factory=Counter)
 
 
 class RecordHandler:
@@ -214,7 +221,7 @@ class RecordHandler:
             self.outbox.send_all(events)
         except RecordTooLargeError as exc:
             return "output_too_large", f"nothing emitted: {exc}"
-        self.stats.emitted += len(events)
+        self._emitted(events)
         rejected = [o.reason for o in outputs if isinstance(o, Rejected)]
         return ("policy_rejected", "; ".join(rejected)) if rejected else None
 
@@ -236,7 +243,15 @@ class RecordHandler:
             except RecordTooLargeError as exc:
                 self.outbox.send(held_dead_letter(self.fold.name, f"drained: {exc}"))
                 continue
-            self.stats.emitted += 1
+            self._emitted([out])
+
+    def _emitted(self, events: list[Event]) -> None:
+        """Count events sent: in all, by (topic, type), and the blind-spot flags among them."""
+        self.stats.emitted += len(events)
+        for event in events:
+            self.stats.emitted_by[(self.outbox.topic_of(event), type(event).__name__)] += 1
+            if event.__dict__.get("blind_spot"):  # IaaWindowClosed's flag
+                self.stats.blind_spots[str(event.__dict__.get("slice", ""))] += 1
 
     def reject(self, msg: Record, code: str, reason: str) -> None:
         """Dead-letter ``msg`` with its reason, and count it."""

@@ -27,6 +27,7 @@ from labeltrail.events.topics import topic_name
 from labeltrail.folds.base import Fold
 from labeltrail.kafka.commits import Commits
 from labeltrail.kafka.consumer import drained, make_consumer
+from labeltrail.kafka.metrics import ServiceMetrics, serve_metrics, state_entries
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.progress import Progress
 from labeltrail.kafka.records import (
@@ -99,6 +100,11 @@ class StageRunner:
         self._read_to: dict[tuple[str, int], int] = {}
         self._restoring = False
         self._held_live: list[Message] = []
+        self.metrics = ServiceMetrics(
+            fold.name, lambda: self.stats, state=lambda: state_entries(self.fold)
+        )
+        """Its Prometheus registry and vitals, served while it runs when
+        ``LABELTRAIL_METRICS_PORT`` is set (:mod:`labeltrail.kafka.metrics`)."""
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -125,25 +131,31 @@ class StageRunner:
         """Read ``partitions`` from the beginning; below the committed offsets only restore."""
         self._resume_at.clear()
         self._read_to.clear()
-        self._commits.reset()
         self._held_live.clear()
         committed = self._consumer.committed(partitions, timeout=30) if partitions else []
         for tp in committed:
             self._resume_at[(tp.topic, tp.partition)] = max(tp.offset, 0)
+        self._commits.reset(self._resume_at)
         self._restoring = any(offset > 0 for offset in self._resume_at.values())
         self._consumer.assign(
             [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
         )
 
     def run(self, stop: threading.Event, *, idle_seconds: float = 1.0) -> StageStats:
-        """Process until ``stop`` is set. Sets ``caught_up`` whenever input is drained."""
-        self._assign()
-        self._freeze_state(force=True)  # what the imports made is as long-lived as the state
+        """Process until ``stop`` is set. Sets ``caught_up`` whenever input is drained.
+
+        With metrics on, ``/metrics`` and ``/healthz`` are served while it runs (a taken port:
+        :class:`~labeltrail.kafka.metrics.MetricsPortInUseError`, before anything is read).
+        """
+        server = serve_metrics(self.metrics, self.settings)
         idle_since: float | None = None
         try:
+            self._assign()
+            self._freeze_state(force=True)  # what the imports made is as long-lived as the state
             while not stop.is_set():
                 self._between_batches()
                 messages = self._fetch()
+                self._report_vitals()
                 if messages:
                     idle_since = None
                     self.caught_up.clear()
@@ -164,16 +176,34 @@ class StageRunner:
                         self.caught_up.set()
                         self._progress.tick(caught_up=True)
             self._settle()
-        except BaseException:
+        except BaseException as exc:
             # Whatever raised (a fatal consumer error, a failed delivery, a bug), no offset may
             # be committed from here on, not even by the revoke that closing the consumer
             # triggers: a restart resumes at the last commit and redoes the work, with the
             # same ids.
             self._commits.failed = True
+            self.metrics.vitals.failure = repr(exc)
             raise
         finally:
             self._close()
+            if server is not None:
+                server.close()
         return self.stats
+
+    def _report_vitals(self) -> None:
+        """Tell the metrics what only this thread may ask the consumer: that it polls, the
+        lag per partition, the commit state (refreshed every ``VITALS_EVERY_S``)."""
+        vitals = self.metrics.vitals
+        now = time.monotonic()
+        vitals.polled_at = now
+        vitals.caught_up = self.caught_up.is_set()
+        if not self.metrics.due(now):
+            return
+        lag = self._partition_lag()
+        if lag is not None:
+            vitals.lag, vitals.assigned = lag, len(lag)
+        vitals.committed_at = self._commits.committed_at
+        vitals.uncommitted = self._commits.uncommitted()
 
     def _held_reason(self) -> str | None:
         held = getattr(self.fold, "held_reason", None)
@@ -181,15 +211,20 @@ class StageRunner:
 
     def _lag(self) -> int | None:
         """Records not yet read on the assigned partitions (from cached watermarks)."""
+        lag = self._partition_lag()
+        return None if lag is None else sum(lag.values())
+
+    def _partition_lag(self) -> dict[tuple[str, int], int] | None:
+        """Records not yet read per assigned partition (0 until its watermark is known)."""
         try:
             assignment = self._consumer.assignment()
         except KafkaException:
             return None
-        lag = 0
+        lag = {}
         for tp in assignment:
+            key = (tp.topic, tp.partition)
             low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0:
-                lag += max(high - self._read_to.get((tp.topic, tp.partition), low), 0)
+            lag[key] = max(high - self._read_to.get(key, low), 0) if high >= 0 else 0
         return lag
 
     def _fetch(self) -> list[Message]:
@@ -219,6 +254,7 @@ class StageRunner:
     # processing --------------------------------------------------------------------------
 
     def _process(self, messages: list[Message]) -> None:
+        started = time.perf_counter()
         if self._restoring:
             messages = self._restore(messages)
         for msg in messages:
@@ -231,6 +267,7 @@ class StageRunner:
                 continue
             self._one(msg)
         self._commits.end_batch()
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self._freeze_state()
 
     def _freeze_state(self, *, force: bool = False) -> None:
@@ -276,6 +313,7 @@ class StageRunner:
         self._read_to[key] = offset + 1
         if offset >= self._resume_at.get(key, 0):
             self._handler.live(msg, topic, partition, offset)
+            self.metrics.observe_age(msg.timestamp()[1])
         else:
             self._handler.restore(msg, topic, partition, offset)
         # Only now is the record dealt with (processed, skipped or dead-lettered), so only now

@@ -58,6 +58,7 @@ class GroupStageRunner(StageRunner):
         # Its own throwaway group id: it only ever uses assign() and never commits.
         self._broadcast = make_consumer(settings, f"{self.group}.broadcast.{uuid.uuid4().hex[:8]}")
         self.rebalances = 0
+        self.metrics.vitals.must_own_partitions = False  # a surplus worker holds none
 
     # assignment --------------------------------------------------------------------------
 

@@ -86,6 +86,7 @@ def test_the_readme_table_shows_each_default() -> None:
         ("LABELTRAIL_RELIABILITY_REFIT_ON_DRAIN", "1", "reliability.refit_on_drain", True),
         ("LABELTRAIL_IAA_ALLOWED_LATENESS", "PT2H", "iaa.allowed_lateness", dt.timedelta(hours=2)),
         ("LABELTRAIL_LEARNING_MODELS_DIR", "/m", "learning.models_dir", Path("/m")),
+        ("LABELTRAIL_LEARNING_GATE_TOLERANCE", "0.05", "learning.gate_tolerance", 0.05),
         ("LABELTRAIL_TRAINER_EPOCHS", "8", "trainer.epochs", 8),
         ("LABELTRAIL_ANNOTATE_PORT", "9191", "annotate.port", 9191),
     ],

@@ -99,6 +99,7 @@ def make_trainer(settings: Settings) -> RetrainFold:
         make_trainer=torch_trainer,
         load_scorer=onnx_scorer,
         config=RetrainConfig(**settings.trainer.model_dump()),
+        gate_tolerance=settings.learning.gate_tolerance,
     )
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from labeltrail.events.models import CommentPosted, CommentScored, ModelPublishe
 from labeltrail.exceptions import ArtifactError
 from labeltrail.folds.base import Output, Rejected
 from labeltrail.learning.prelabel import margins, route_for
-from labeltrail.learning.retrain import ProbabilityScorer
+from labeltrail.learning.publish import ProbabilityScorer, resolve_artifact
 
 __all__ = ["ScorerFold", "ScoringModel", "resolve_artifact"]
 
@@ -34,14 +33,6 @@ class ScoringModel(ProbabilityScorer, Protocol):
 
 
 PRODUCER = "scorer"
-
-
-def resolve_artifact(uri: str, models_dir: Path) -> Path:
-    """``file:///abs/model.onnx``, an absolute path, or a path relative to ``models_dir``."""
-    if uri.startswith("file://"):
-        return Path(unquote(urlparse(uri).path))
-    path = Path(uri)
-    return path if path.is_absolute() else models_dir / path
 
 
 @dataclass

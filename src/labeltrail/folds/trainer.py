@@ -5,6 +5,9 @@ with :class:`~labeltrail.folds.export_rows.ExportFold`'s rows and hash), once it
 position the export names: on the labels before them, evaluated on the gold set before them,
 which is never trained on. What is trained depends only on the export and the model version is
 derived from it, so a restart re-derives the same ``ModelPublished`` without training again.
+Every model goes through the publish gate against the live one (the last on the models topic,
+or the last this fold published and has not read back): worse on any gold slice by more than
+``gate_tolerance``, it is a ``ModelRefused`` instead (``labeltrail.learning.gate``).
 When, on what, and why that is restart-safe: ``docs/learning.md`` ("Retrain and publish").
 """
 
@@ -22,6 +25,8 @@ from labeltrail.events.models import (
     CommentPosted,
     ExportCreated,
     LabelCommitted,
+    ModelPublished,
+    ModelRefused,
     VoteCast,
 )
 from labeltrail.exceptions import LearningError
@@ -34,10 +39,11 @@ from labeltrail.folds.export_rows import (
     iso,
 )
 from labeltrail.learning.data import training_set_from_labels
+from labeltrail.learning.gate import DEFAULT_TOLERANCE
+from labeltrail.learning.metrics import GoldSet
+from labeltrail.learning.publish import ScorerFactory
 from labeltrail.learning.retrain import (
-    GoldSet,
     RetrainConfig,
-    ScorerFactory,
     TrainerFactory,
     model_version_for,
     train_and_publish,
@@ -67,8 +73,9 @@ class RetrainFold:
     make_trainer: TrainerFactory
     load_scorer: ScorerFactory
     config: RetrainConfig = field(default_factory=RetrainConfig)
+    gate_tolerance: float = DEFAULT_TOLERANCE
     name: str = "trainer"
-    inputs: tuple[str, ...] = ("comments", "adjudications", "votes", "labels", "exports")
+    inputs: tuple[str, ...] = ("comments", "adjudications", "votes", "labels", "exports", "models")
     texts: dict[str, str] = field(default_factory=dict)
     slices: dict[str, str] = field(default_factory=dict)
     labels: list[tuple[LogPosition, LabelCommitted]] = field(default_factory=list)
@@ -83,6 +90,11 @@ class RetrainFold:
     missing: dict[str, set[str]] = field(default_factory=dict)
     """export id -> what it needs and has not been read yet (``text:<comment>``,
     ``adjudication:<id>``)."""
+    published: dict[str, ModelPublished] = field(default_factory=dict)
+    """Every model read on the models topic, in log order (the last is the live one)."""
+    in_flight: list[ModelPublished] = field(default_factory=list)
+    """Models this fold published and has not read back yet: they follow every model read
+    so far on the single-partition topic, so the last of them is the live one."""
 
     def __post_init__(self) -> None:
         self._rows = ExportFold(self.config.schema_version, _FOREVER)
@@ -113,6 +125,12 @@ class RetrainFold:
                 if self._due():
                     out.append(self._own_export())
                     self.since_export = 0
+            case ModelPublished():
+                self.published.pop(event.model_version, None)
+                self.published[event.model_version] = event
+                self.in_flight = [
+                    m for m in self.in_flight if m.model_version != event.model_version
+                ]
             case ExportCreated():
                 if event.export_id not in self.trained:
                     self.pending.setdefault(event.export_id, event)
@@ -252,13 +270,7 @@ class RetrainFold:
                     f"fewer than {cfg.min_rows}"
                 )
             ]
-        ids = sorted(verdict)
-        gold = GoldSet(
-            comment_ids=tuple(ids),
-            texts=tuple(self.texts[c] for c in ids),
-            truth=tuple(verdict[c] for c in ids),
-            slices=tuple(self.slices.get(c, "unknown") for c in ids),
-        )
+        gold = GoldSet.from_verdicts(verdict, self.texts, self.slices)
         version = model_version_for(export.export_id, cfg)
         manifest = {
             "log_positions": [f"{p.topic}:{p.partition}:{p.offset}" for p in export.log_positions],
@@ -278,10 +290,17 @@ class RetrainFold:
                 export_hash=export.content_hash,
                 manifest=manifest,
                 causation_id=export.event_id,
+                baseline=self.live(),
+                tolerance=self.gate_tolerance,
             )
         except LearningError as exc:
             return [Rejected(f"export {export.export_id}: model not published: {exc}")]
         self.trained[export.export_id] = model.model_version
+        if isinstance(model, ModelRefused):
+            log.warning("%s: model %s refused: %s", self.name, model.model_version, model.reason)
+            return [model]
+        if model.model_version not in self.published:
+            self.in_flight.append(model)
         log.info(
             "%s: model %s from export %s (%d rows, gold accuracy %s)",
             self.name,
@@ -291,3 +310,9 @@ class RetrainFold:
             model.metrics.get("gold.all.accuracy"),
         )
         return [model]
+
+    def live(self) -> ModelPublished | None:
+        """The live model: the last published, as the scorer sees it (the gate's baseline)."""
+        if self.in_flight:
+            return self.in_flight[-1]
+        return next(reversed(self.published.values()), None)

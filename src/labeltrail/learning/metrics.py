@@ -6,16 +6,47 @@ reported per slice, because a blind spot hides inside a good overall number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["SliceMetrics", "evaluate_by_slice", "flatten_metrics"]
+__all__ = ["OVERALL", "GoldSet", "SliceMetrics", "evaluate_by_slice", "flatten_metrics"]
 
 OVERALL = "all"
+UNKNOWN_SLICE = "unknown"
+
+
+@dataclass(frozen=True)
+class GoldSet:
+    """The expert-labeled evaluation items: ids, texts, true labels and slices, aligned."""
+
+    comment_ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    truth: tuple[str, ...]
+    slices: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.comment_ids)
+
+    @classmethod
+    def from_verdicts(
+        cls,
+        verdicts: Mapping[str, str],
+        texts: Mapping[str, str],
+        slices: Mapping[str, str],
+    ) -> GoldSet:
+        """Comment id -> gold label, with each comment's text and slice (``unknown`` when it
+        has none), in comment-id order."""
+        ids = sorted(verdicts)
+        return cls(
+            comment_ids=tuple(ids),
+            texts=tuple(texts[c] for c in ids),
+            truth=tuple(verdicts[c] for c in ids),
+            slices=tuple(slices.get(c, UNKNOWN_SLICE) for c in ids),
+        )
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labeltrail.events.ids import derive_id
-from labeltrail.events.models import ModelPublished
+from labeltrail.events.models import ModelPublished, ModelRefused
 from labeltrail.exceptions import ArtifactError, LearningError
 from labeltrail.learning.data import TrainingSet
-from labeltrail.learning.metrics import evaluate_by_slice, flatten_metrics
-from labeltrail.learning.publish import artifact_path, file_sha256, model_published
+from labeltrail.learning.gate import DEFAULT_TOLERANCE, gate_candidate, model_refused
+from labeltrail.learning.metrics import GoldSet, evaluate_by_slice, flatten_metrics
+from labeltrail.learning.publish import (
+    PRODUCER,
+    ModelManifest,
+    ProbabilityScorer,
+    ScorerFactory,
+    artifact_path,
+    file_sha256,
+    model_published,
+    write_manifest,
+)
 from labeltrail.ontology.schema import MODERATION_CLASSES
 
 __all__ = [
@@ -42,6 +52,8 @@ __all__ = [
 
 PUBLISHED_RECORD = "published.json"
 """The finished job's ModelPublished, beside its artifact."""
+REFUSED_RECORD = "refused.json"
+"""The finished job's ModelRefused (the gate said no), beside its artifact."""
 
 
 @dataclass(frozen=True)
@@ -91,28 +103,7 @@ class ClassifierTrainer(Protocol):
     def export_onnx(self, path: Path, *, metadata: dict[str, Any] | None = None) -> Path: ...
 
 
-class ProbabilityScorer(Protocol):
-    """A loaded artifact (``OnnxTextScorer`` is one): texts -> ``(n, n_classes)``."""
-
-    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
-
-
 TrainerFactory = Callable[[RetrainConfig], ClassifierTrainer]
-ScorerFactory = Callable[[Path, str], ProbabilityScorer]
-"""``(artifact path, expected sha256) -> scorer``; must verify the hash."""
-
-
-@dataclass(frozen=True)
-class GoldSet:
-    """The expert-labeled evaluation items: ids, texts, true labels and slices, aligned."""
-
-    comment_ids: tuple[str, ...]
-    texts: tuple[str, ...]
-    truth: tuple[str, ...]
-    slices: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.comment_ids)
 
 
 def model_version_for(export_id: str, config: RetrainConfig) -> str:
@@ -120,13 +111,17 @@ def model_version_for(export_id: str, config: RetrainConfig) -> str:
     return "m-" + derive_id("model", export_id, config.fingerprint())[:13]
 
 
-def _stored(models_dir: Path, version: str) -> ModelPublished | None:
-    record = models_dir / version / PUBLISHED_RECORD
+def _stored(models_dir: Path, version: str) -> ModelPublished | ModelRefused | None:
+    """The finished job's event (published or refused), if its artifact is still the same."""
     path = artifact_path(models_dir, version)
-    if not (record.is_file() and path.is_file()):
+    if not path.is_file():
         return None
-    stored = ModelPublished.model_validate_json(record.read_text())
-    return stored if stored.artifact_sha256 == file_sha256(path) else None
+    for name, kind in ((PUBLISHED_RECORD, ModelPublished), (REFUSED_RECORD, ModelRefused)):
+        record = models_dir / version / name
+        if record.is_file():
+            stored = kind.model_validate_json(record.read_text())
+            return stored if stored.artifact_sha256 == file_sha256(path) else None
+    return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -148,13 +143,19 @@ def train_and_publish(
     export_hash: str | None = None,
     manifest: Mapping[str, Any] | None = None,
     causation_id: str | None = None,
-) -> ModelPublished:
-    """Fit, export, verify, evaluate on ``gold`` per slice; the ModelPublished to emit.
+    baseline: ModelPublished | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ModelPublished | ModelRefused:
+    """Fit, export, verify, evaluate on ``gold`` per slice, and gate against ``baseline``
+    (the live model); the ModelPublished to emit, or the ModelRefused.
 
     ``export_id`` / ``export_hash`` name the export the set was read from (default: the
     training set's own). ``manifest`` goes into the ONNX metadata beside them (log positions,
-    the training set's hash). Raises :class:`ArtifactError` when parity fails (the artifact is
-    removed) and :class:`LearningError` when the set cannot be trained on.
+    the training set's hash). The gate is :func:`~labeltrail.learning.gate.gate_candidate`,
+    the one ``labeltrail model publish`` runs: a refused model's artifact stays, with its
+    manifest beside it, for a person to publish with ``--force``. Raises
+    :class:`ArtifactError` when parity fails (the artifact is removed) or the baseline cannot
+    be loaded, and :class:`LearningError` when the set cannot be trained on.
     """
     stored = _stored(models_dir, version)
     if stored is not None:
@@ -170,6 +171,7 @@ def train_and_publish(
         "training_set_hash": training.content_hash,
         "rows": len(training),
         "trainer": config.fingerprint(),
+        "schema_version": config.schema_version,
         **dict(manifest or {}),
     }
     trainer = make_trainer(config).fit(list(training.texts), training.targets, training.weights)
@@ -197,14 +199,52 @@ def train_and_publish(
     if len(gold):
         per_slice = evaluate_by_slice(list(gold.truth), onnx_p, list(gold.slices), classes)
         metrics.update(flatten_metrics(per_slice))
-    event = model_published(
-        models_dir,
-        version,
-        classes,
-        export_id=export_id,
-        export_hash=export_hash,
-        metrics=metrics,
-        causation_id=causation_id,
+    write_manifest(
+        path,
+        ModelManifest(
+            model_version=version,
+            classes=classes,
+            schema_version=config.schema_version,
+            export_id=export_id,
+            export_hash=export_hash,
+        ),
     )
-    _write_atomically(models_dir / version / PUBLISHED_RECORD, event.model_dump_json(indent=2))
+    decision = gate_candidate(
+        gold,
+        onnx_p[: len(gold)],
+        classes,
+        baseline=baseline,
+        models_dir=models_dir,
+        load_scorer=load_scorer,
+        tolerance=tolerance,
+    )
+    event: ModelPublished | ModelRefused
+    if decision.passed:
+        event = model_published(
+            models_dir,
+            version,
+            classes,
+            export_id=export_id,
+            export_hash=export_hash,
+            metrics={**metrics, **decision.metrics()},
+            causation_id=causation_id,
+            schema_version=config.schema_version,
+            baseline_version=decision.baseline_version,
+        )
+        record = PUBLISHED_RECORD
+    else:
+        event = model_refused(
+            decision,
+            gold,
+            producer=PRODUCER,
+            model_version=version,
+            artifact_sha256=file_sha256(path),
+            classes=classes,
+            schema_version=config.schema_version,
+            export_id=export_id,
+            metrics=metrics,
+            causation_id=causation_id,
+        )
+        record = REFUSED_RECORD
+    _write_atomically(models_dir / version / record, event.model_dump_json(indent=2))
     return event

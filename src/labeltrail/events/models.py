@@ -49,8 +49,16 @@ Probability = float
 TaskKind = Literal["crowd", "expert", "honeypot"]
 Pool = Literal["crowd", "expert"]
 TaskReason = Literal[
-    "low_confidence", "active_learning", "random_audit", "adjudication", "honeypot", "relabel"
+    "low_confidence",
+    "active_learning",
+    "random_audit",
+    "adjudication",
+    "honeypot",
+    "relabel",
+    "reassigned",
 ]
+"""Why a task was made; ``reassigned``: the open share of a suspended annotator's task, given to
+another annotator (caused by the ``AnnotatorSuspended``)."""
 
 
 class CommentPosted(Event):

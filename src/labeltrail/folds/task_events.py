@@ -26,7 +26,15 @@ from labeltrail.events.models import (
 from labeltrail.folds.base import build_event, stable_id
 from labeltrail.learning.prelabel import prelabel_decision
 
-__all__ = ["PRODUCER", "assignment", "crowd_task", "draft", "expert_task", "honeypot_task"]
+__all__ = [
+    "PRODUCER",
+    "assignment",
+    "crowd_task",
+    "draft",
+    "expert_task",
+    "honeypot_task",
+    "reassigned_task",
+]
 
 PRODUCER = "tasking"
 
@@ -166,6 +174,29 @@ def expert_task(
         redundancy=1,
         cost_usd=cost_usd,
         request_id=request.request_id,
+    )
+
+
+def reassigned_task(
+    task: TaskCreated, task_id: str, annotator: str, cause: Event, cost_usd: float
+) -> TaskCreated:
+    """The share of ``task`` a suspended annotator left open, as a task of its own for
+    ``annotator``, caused by the suspension (``cause``). It asks what ``task`` asked and keeps
+    its redundancy, so consensus still completes the item at that many votes."""
+    return _task(
+        task_id,
+        cause,
+        task.comment_id,
+        task.schema_version,
+        task.kind,
+        "reassigned",
+        task.questions,
+        [annotator],
+        redundancy=task.redundancy,
+        cost_usd=cost_usd,
+        prelabel=task.prelabel,
+        prelabel_confidence=task.prelabel_confidence,
+        request_id=task.request_id,
     )
 
 

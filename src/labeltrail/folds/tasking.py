@@ -2,9 +2,12 @@
 
 The fold decides what is tasked, when (input waits for its comment, the schema and the crowd
 pool) and who gets it: ``redundancy`` distinct crowd annotators by rendezvous hashing, so the
-choice replays exactly. It builds the events with :mod:`~labeltrail.folds.task_events` and
-pairs honeypots with :class:`~labeltrail.folds.honeypots.HoneypotPairing`; why the pairing is a
-join and how the gold set reaches every worker is in ``docs/pipeline.md`` ("Honeypots").
+choice replays exactly. A suspended annotator (``AnnotatorSuspended``, on the quality topic) is
+out of the draw until reinstated, and the tasks they left open go to the next annotator of the
+same draw (``docs/pipeline.md``, "Suspension and reassignment"). It builds the events with
+:mod:`~labeltrail.folds.task_events` and pairs honeypots with
+:class:`~labeltrail.folds.honeypots.HoneypotPairing`; why the pairing is a join and how the
+gold set reaches every worker is in ``docs/pipeline.md`` ("Honeypots").
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from labeltrail.events.models import (
     AdjudicationRecorded,
     AdjudicationRequested,
     AnnotatorRegistered,
+    AnnotatorReinstated,
+    AnnotatorSuspended,
     CommentPosted,
     CommentScored,
     LabelCommitted,
@@ -31,7 +36,14 @@ from labeltrail.events.models import (
 from labeltrail.folds.base import Output, Rejected, stable_id
 from labeltrail.folds.draws import rank
 from labeltrail.folds.honeypots import HoneypotPairing
-from labeltrail.folds.task_events import assignment, crowd_task, draft, expert_task, honeypot_task
+from labeltrail.folds.task_events import (
+    assignment,
+    crowd_task,
+    draft,
+    expert_task,
+    honeypot_task,
+    reassigned_task,
+)
 
 __all__ = ["TaskingConfig", "TaskingFold"]
 
@@ -67,6 +79,16 @@ _EXPERTS = ("experts", "registered")
 """The awaiting key of requests that wait for the expert pool."""
 
 
+@dataclass(frozen=True)
+class _Open:
+    """An assignment not answered yet: the task, what its annotator was shown, and the task
+    it descends from (itself, or the one a reassignment took its share of)."""
+
+    task: TaskCreated
+    assigned: TaskAssigned
+    root: str
+
+
 @dataclass
 class TaskingFold:
     """State: schemas, annotator pools, comments, gold answers, votes, pending requests."""
@@ -81,6 +103,8 @@ class TaskingFold:
             "VoteCast",
             "CommentScored",
             "AdjudicationRequested",
+            "AnnotatorSuspended",
+            "AnnotatorReinstated",
         }
     )
     """The event types ``apply`` handles; the runner skips the others' bodies undecoded
@@ -98,6 +122,7 @@ class TaskingFold:
         "consensus",
         "votes",
         "labels",
+        "quality",
     )
     schemas: dict[str, LabelSchemaPublished] = field(default_factory=dict)
     pools: dict[str, set[str]] = field(default_factory=lambda: {"crowd": set(), "expert": set()})
@@ -113,6 +138,16 @@ class TaskingFold:
     labels: dict[str, LabelCommitted] = field(default_factory=dict)
     scores: dict[str, CommentScored] = field(default_factory=dict)
     honeypots: HoneypotPairing = field(init=False)
+    suspended: set[str] = field(default_factory=set)
+    """Annotators suspended and not reinstated since: out of every draw."""
+    open: dict[str, dict[str, _Open]] = field(default_factory=dict)
+    """Unanswered crowd and expert assignments, by annotator, then task id."""
+    crew: dict[str, set[str]] = field(default_factory=dict)
+    """Everyone a task (by its root task id) was ever given to: a reassignment goes to someone
+    else, so no annotator answers one item twice."""
+    orphans: dict[tuple[str, str], tuple[_Open, AnnotatorSuspended]] = field(default_factory=dict)
+    """Open shares of suspended annotators that no eligible annotator could take yet, by (task
+    id, suspended annotator); retried when an annotator registers or is reinstated."""
 
     def __post_init__(self) -> None:
         self.honeypots = HoneypotPairing(self.config.honeypot_rate, self.config.gold_set_size)
@@ -128,9 +163,18 @@ class TaskingFold:
                 return self._maybe_relabel(event)
             case AnnotatorRegistered():
                 self.pools[event.pool].add(event.annotator_id)
+                out = self._retry_orphans()
                 if event.pool == "expert":
-                    return self._retry_pending(_EXPERTS)
-                return self._release(list(self.held))
+                    return out + self._retry_pending(_EXPERTS)
+                return out + self._release(list(self.held))
+            case AnnotatorSuspended():
+                return self._suspend(event)
+            case AnnotatorReinstated():
+                if event.annotator_id not in self.suspended:
+                    return []
+                self.suspended.discard(event.annotator_id)
+                out = self._retry_orphans() + self._release(list(self.held))
+                return out + self._retry_pending(_EXPERTS)
             case CommentPosted():
                 known = self.comments.get(event.comment_id)
                 if known is not None:
@@ -142,6 +186,7 @@ class TaskingFold:
                     out += self._honeypots_for_item(event.comment_id)
                 return out
             case AdjudicationRecorded():
+                self._answered(event.reviewer_id, event.task_id)
                 gold = event.request_id.startswith(GOLD_REQUEST_PREFIX)
                 if gold and event.comment_id not in self.gold:
                     self.gold[event.comment_id] = event.label
@@ -149,6 +194,7 @@ class TaskingFold:
                     return self._honeypots_for_item(event.comment_id)
             case VoteCast():
                 self.votes[event.vote_id] = event
+                self._answered(event.annotator_id, event.task_id)
                 return self._retry_pending(("vote", event.vote_id))
             case CommentScored():
                 return self._on_scored(event)
@@ -198,8 +244,8 @@ class TaskingFold:
             if self.current is None:
                 why.append("no label schema published yet")
             needed = max(self.config.redundancy, self.config.min_crowd_pool)
-            if len(self.pools["crowd"]) < needed:
-                why.append(f"{len(self.pools['crowd'])} of {needed} crowd annotators registered")
+            if len(self._eligible("crowd")) < needed:
+                why.append(self._crowd_short(needed))
             unknown = sum(1 for c in self.held if c not in self.comments)
             if unknown:
                 why.append(f"{unknown} of them scored but not yet posted")
@@ -208,7 +254,7 @@ class TaskingFold:
         if self.pending:
             lacking = sum(1 for r in self.pending.values() if self._lacks_input(r))
             why = [f"{lacking} wait for their votes or comment"] if lacking else []
-            if len(self.pools["expert"]) < self.config.min_expert_pool:
+            if len(self._eligible("expert")) < self.config.min_expert_pool:
                 why.append(self._no_experts())
             parts.append(
                 f"holding {_count(len(self.pending), 'adjudication request')}: {', '.join(why)}"
@@ -222,9 +268,21 @@ class TaskingFold:
         if self.current is None:
             return "no label schema published"
         needed = max(cfg.redundancy, cfg.min_crowd_pool)
-        if len(self.pools["crowd"]) < needed:
-            return f"{len(self.pools['crowd'])} crowd annotators, {needed} needed"
+        have = len(self._eligible("crowd"))
+        if have < needed:
+            out = len(self.pools["crowd"]) - have
+            return f"{have} crowd annotators{f' ({out} suspended)' if out else ''}, {needed} needed"
         return None
+
+    def _eligible(self, pool: str) -> set[str]:
+        """The pool's annotators who may be given work: registered and not suspended."""
+        return self.pools[pool] - self.suspended if self.suspended else self.pools[pool]
+
+    def _crowd_short(self, needed: int) -> str:
+        have = len(self._eligible("crowd"))
+        out = len(self.pools["crowd"]) - have
+        suspended = f" ({out} suspended)" if out else ""
+        return f"{have} of {needed} crowd annotators registered{suspended}"
 
     def _release(self, comment_ids: list[str]) -> list[Output]:
         out: list[Output] = []
@@ -264,7 +322,7 @@ class TaskingFold:
         if task_id in self.tasked:
             return []
         self.tasked.add(task_id)
-        chosen = rank(self.pools["crowd"], task_id, first=cfg.redundancy)
+        chosen = rank(self._eligible("crowd"), task_id, first=cfg.redundancy)
         prelabel = (
             draft(self.scores.get(comment.comment_id), schema) if cfg.prelabels else (None, None)
         )
@@ -305,7 +363,8 @@ class TaskingFold:
             and label.label in schema.relabel_classes
         )
         comment = self.comments.get(label.comment_id)
-        if not affected or comment is None or len(self.pools["crowd"]) < self.config.redundancy:
+        eligible = len(self._eligible("crowd"))
+        if not affected or comment is None or eligible < self.config.redundancy:
             return []
         return self._crowd_task(comment, "relabel", label)
 
@@ -346,9 +405,69 @@ class TaskingFold:
     ) -> TaskAssigned:
         cfg = self.config
         cost = cfg.expert_cost_usd if pool == "expert" else cfg.crowd_cost_usd
-        return assignment(
+        assigned = assignment(
             task, comment, annotator, pool, cost, context=context, prior_votes=prior_votes
         )
+        if task.kind != "honeypot":
+            # A honeypot tests its one annotator: it is not passed on when they are suspended.
+            self._opened(_Open(task, assigned, task.task_id))
+        return assigned
+
+    # suspension and reassignment ---------------------------------------------------------
+
+    def _opened(self, share: _Open) -> None:
+        self.open.setdefault(share.assigned.annotator_id, {})[share.task.task_id] = share
+        self.crew.setdefault(share.root, set()).add(share.assigned.annotator_id)
+
+    def _answered(self, annotator: str, task_id: str) -> None:
+        shares = self.open.get(annotator)
+        if shares is not None and shares.pop(task_id, None) is not None and not shares:
+            del self.open[annotator]
+
+    def _suspend(self, event: AnnotatorSuspended) -> list[Output]:
+        """Out of every draw from now on; each task they left open is given to the next
+        annotator of that task's draw (the one it would have had without them)."""
+        annotator = event.annotator_id
+        self.suspended.add(annotator)
+        out: list[Output] = []
+        shares = self.open.pop(annotator, {})
+        for task_id in sorted(shares):
+            out += self._reassign(shares[task_id], event)
+        return out
+
+    def _reassign(self, share: _Open, cause: AnnotatorSuspended) -> list[Output]:
+        task = share.task
+        label = self.labels.get(task.comment_id)
+        if label is not None and label.schema_version == task.schema_version:
+            return []  # the item is labeled: its open share is no longer needed
+        pool = share.assigned.pool
+        free = self._eligible(pool) - self.crew.get(share.root, set())
+        if not free:
+            self.orphans[(task.task_id, cause.annotator_id)] = (share, cause)
+            return []
+        successor = rank(free, share.root, first=1)[0]
+        cfg = self.config
+        cost = cfg.expert_cost_usd if pool == "expert" else cfg.crowd_cost_usd
+        task_id = stable_id("task", task.task_id, "reassigned", cause.annotator_id)
+        new = reassigned_task(task, task_id, successor, cause, cost)
+        assigned = assignment(
+            new,
+            self.comments[task.comment_id],
+            successor,
+            pool,
+            cost,
+            context=share.assigned.context,
+            prior_votes=share.assigned.prior_votes,
+        )
+        self._opened(_Open(new, assigned, share.root))
+        return [new, assigned]
+
+    def _retry_orphans(self) -> list[Output]:
+        out: list[Output] = []
+        for key in sorted(self.orphans):
+            share, cause = self.orphans.pop(key)
+            out += self._reassign(share, cause)
+        return out
 
     # expert tasks ------------------------------------------------------------------------
 
@@ -368,7 +487,7 @@ class TaskingFold:
             request = self.pending.get(request_id)
             if request is None or self._lacks_input(request):
                 continue
-            if len(self.pools["expert"]) < self.config.min_expert_pool:
+            if len(self._eligible("expert")) < self.config.min_expert_pool:
                 self.awaiting.setdefault(_EXPERTS, set()).add(request_id)
                 continue
             del self.pending[request_id]
@@ -381,12 +500,14 @@ class TaskingFold:
         )
 
     def _no_experts(self) -> str:
-        have, needed = len(self.pools["expert"]), self.config.min_expert_pool
-        return f"{have} of {needed} experts registered"
+        have, needed = len(self._eligible("expert")), self.config.min_expert_pool
+        out = len(self.pools["expert"]) - have
+        suspended = f" ({out} suspended)" if out else ""
+        return f"{have} of {needed} experts registered{suspended}"
 
     def _expert_task(self, request: AdjudicationRequested) -> list[Output]:
         comment = self.comments[request.comment_id]
-        experts = self.pools["expert"]
+        experts = self._eligible("expert")
         task_id = stable_id("task", request.comment_id, request.schema_version, "expert")
         if task_id in self.tasked:
             return []

@@ -54,6 +54,16 @@ class BetaReliability:
         lo, hi = stats.beta.ppf([tail, 1.0 - tail], self.alpha, self.beta)
         return float(lo), float(hi)
 
+    def prob_below(self, floor: float) -> float:
+        """Posterior probability that the accuracy is below ``floor``: P(accuracy < floor).
+
+        >>> round(BetaReliability(3.0, 12.0).prob_below(0.7), 4)
+        1.0
+        >>> round(BetaReliability(12.0, 3.0).prob_below(0.7), 3)
+        0.161
+        """
+        return float(stats.beta.cdf(floor, self.alpha, self.beta))
+
 
 def update_reliability(
     state: BetaReliability, correct: bool, weight: float = 1.0

@@ -1,0 +1,107 @@
+"""Quality control that acts: the reliability fold suspends an annotator whose honeypot and
+gold accuracy falls below the floor, with the evidence; without Kafka."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import pytest
+from scipy import stats
+
+from labeltrail.events import LogPosition
+from labeltrail.events.models import AnnotatorReinstated, AnnotatorSuspended, HoneypotScored
+from labeltrail.folds.base import Output
+from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
+
+POS = LogPosition(topic="x", partition=0, offset=0)
+T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
+HoneypotSource = Literal["honeypot", "gold", "adjudication"]
+
+
+def _result(
+    annotator: str, i: int, correct: bool, source: HoneypotSource = "honeypot"
+) -> HoneypotScored:
+    return HoneypotScored.create(
+        producer="t",
+        id_parts=("hp", annotator, i, source),
+        occurred_at=T0 + dt.timedelta(minutes=i),
+        annotator_id=annotator,
+        task_id=f"t{i}",
+        vote_id=f"v-{annotator}-{i}",
+        comment_id=f"g{i}",
+        schema_version="v3",
+        source=source,
+        expected_label="harassment",
+        given_label="harassment" if correct else "non-toxic",
+        correct=correct,
+    )
+
+
+def _feed(fold: ReliabilityFold, results: list[HoneypotScored]) -> list[AnnotatorSuspended]:
+    out: list[Output] = []
+    for result in results:
+        out += fold.apply(result, POS)
+    return [o for o in out if isinstance(o, AnnotatorSuspended)]
+
+
+def _failing(annotator: str, start: int = 0, n: int = 14) -> list[HoneypotScored]:
+    """Two right, then wrong: P(accuracy < 0.7) passes 0.95 at the 10th result."""
+    return [_result(annotator, start + i, i < 2) for i in range(n)]
+
+
+def test_failing_honeypots_suspend_once_with_the_evidence() -> None:
+    fold = ReliabilityFold()
+    results = _failing("a1")
+    (suspension,) = _feed(fold, results)
+    # The first result at which the posterior crosses, with at least 10 results.
+    assert suspension.envelope.causation_id == results[9].event_id
+    assert suspension.annotator_id == "a1" and suspension.actor == "qc"
+    assert suspension.envelope.occurred_at == results[9].envelope.occurred_at
+    evidence = suspension.evidence
+    assert (evidence["n"], evidence["correct"], evidence["incorrect"]) == ("10", "2", "8")
+    assert evidence["floor"] == "0.7" and evidence["probability"] == "0.95"
+    p = float(stats.beta.cdf(0.7, 1 + 2, 1 + 8))
+    assert float(evidence["p_below_floor"]) == pytest.approx(p, abs=1e-4) and p > 0.95
+    assert "P(accuracy < 0.7)" in suspension.reason
+    # The same inputs, the same suspension id.
+    (again,) = _feed(ReliabilityFold(), results)
+    assert again.event_id == suspension.event_id
+
+
+def test_a_good_annotator_and_too_little_evidence_are_left_alone() -> None:
+    fold = ReliabilityFold()
+    assert _feed(fold, [_result("good", i, i % 5 != 0) for i in range(40)]) == []
+    assert _feed(fold, [_result("new", i, False) for i in range(9)]) == []
+
+
+def test_adjudication_feedback_is_not_evidence_for_suspension() -> None:
+    fold = ReliabilityFold()
+    results = [_result("a1", i, False, source="adjudication") for i in range(20)]
+    assert _feed(fold, results) == []
+    assert _feed(fold, [_result("a1", 100 + i, i < 2, source="gold") for i in range(10)])
+
+
+def test_a_reinstatement_starts_the_evidence_afresh() -> None:
+    fold = ReliabilityFold()
+    assert len(_feed(fold, _failing("a1"))) == 1
+    reinstated = AnnotatorReinstated.create(
+        producer="t", annotator_id="a1", reason="retrained", actor="expert-1"
+    )
+    assert fold.apply(reinstated, POS) == []
+    # Nine more failures are not yet ten results since the reinstatement.
+    assert _feed(fold, [_result("a1", 100 + i, False) for i in range(9)]) == []
+    assert len(_feed(fold, [_result("a1", 200, False)])) == 1
+
+
+def test_a_manual_suspension_is_not_repeated_by_qc() -> None:
+    fold = ReliabilityFold()
+    manual = AnnotatorSuspended.create(
+        producer="t", annotator_id="a1", reason="spam reports", actor="lead-1"
+    )
+    assert fold.apply(manual, POS) == []
+    assert _feed(fold, _failing("a1")) == []
+
+
+def test_qc_can_be_turned_off() -> None:
+    assert _feed(ReliabilityFold(ReliabilityConfig(suspend=False)), _failing("a1")) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
@@ -19,9 +20,10 @@ from labeltrail.clickhouse.client import Client
 from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.config import Settings
 from labeltrail.events.topics import TOPICS, events_on, topic_name
-from labeltrail.kafka.consumer import drained, make_consumer
+from labeltrail.kafka.consumer import drained, make_consumer, unread
+from labeltrail.kafka.metrics import ServiceMetrics, serve_metrics
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import dead_letter
+from labeltrail.kafka.runner import StageStats, dead_letter
 
 __all__ = ["Projector", "ProjectorStats"]
 
@@ -37,6 +39,16 @@ class ProjectorStats:
     rejected: int = 0
     batches: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def as_stage(self) -> StageStats:
+        """The same counts in a stage's terms (projected = processed), for the metrics."""
+        return StageStats(
+            consumed=self.consumed,
+            processed=self.projected,
+            rejected=self.rejected,
+            reasons=Counter(self.reasons),
+        )
 
 
 class Projector:
@@ -75,6 +87,8 @@ class Projector:
         # What has been read, per partition: the client's position is unknown until the
         # first fetch, so drained() needs our own record (see labeltrail.kafka.runner).
         self._read_to: dict[tuple[str, int], int] = {}
+        self.metrics = ServiceMetrics(self.name, self.stats.as_stage)
+        """Its registry and vitals; a "commit" is the write of its positions to ClickHouse."""
 
     def _assign(self) -> None:
         stored = self.writer.stored_positions()
@@ -91,12 +105,14 @@ class Projector:
         self._consumer.assign(assignment)
 
     def run(self, stop: threading.Event, *, idle_seconds: float = 1.0) -> ProjectorStats:
-        """Project until ``stop`` is set."""
-        self._assign()
+        """Project until ``stop`` is set (serving its metrics meanwhile, when configured)."""
+        server = serve_metrics(self.metrics, self.settings)
         idle_since: float | None = None
         try:
+            self._assign()
             while not stop.is_set():
                 batch = self._collect()
+                self._report_vitals()
                 if batch:
                     idle_since = None
                     self.caught_up.clear()
@@ -106,9 +122,23 @@ class Projector:
                 idle_since = idle_since or now
                 if now - idle_since >= idle_seconds and self._at_end():
                     self.caught_up.set()
+        except BaseException as exc:
+            self.metrics.vitals.failure = repr(exc)
+            raise
         finally:
             self._consumer.close()
+            if server is not None:
+                server.close()
         return self.stats
+
+    def _report_vitals(self) -> None:
+        vitals = self.metrics.vitals
+        now = time.monotonic()
+        vitals.polled_at, vitals.caught_up = now, self.caught_up.is_set()
+        if self.metrics.due(now):
+            lag = unread(self._consumer, self._read_to)
+            if lag is not None:
+                vitals.lag, vitals.assigned = lag, len(lag)
 
     def _collect(self) -> list[Message]:
         deadline = time.monotonic() + self.max_wait
@@ -124,6 +154,7 @@ class Projector:
         return drained(self._consumer, self._read_to)
 
     def _write(self, batch: list[Message]) -> None:
+        started = time.perf_counter()
         records = [
             LogRecord(m.topic() or "", m.partition() or 0, m.offset() or 0, m.value() or b"")
             for m in batch
@@ -140,9 +171,14 @@ class Projector:
                 self._producer.send(dead_letter(msg, self.name, exc.reason_code, str(exc)))
             self._producer.flush()
         self.writer.record_positions(result.positions)
+        self.metrics.vitals.committed_at = time.monotonic()
         self.stats.consumed += len(records)
         self.stats.projected += result.projected
         self.stats.rejected += len(result.rejected)
+        self.stats.reasons.update(exc.reason_code for _, exc in result.rejected)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        for m in batch:
+            self.metrics.observe_age(m.timestamp()[1])
         self.stats.batches += 1
         for name, n in result.by_type.items():
             self.stats.by_type[name] = self.stats.by_type.get(name, 0) + n

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from labeltrail.config import Settings
 
-__all__ = ["consumer_config", "drained", "high_watermark", "make_consumer"]
+__all__ = ["consumer_config", "drained", "high_watermark", "make_consumer", "unread"]
 
 
 def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:
@@ -62,6 +62,23 @@ def drained(consumer: Consumer, next_offsets: dict[tuple[str, int], int]) -> boo
         if next_offsets.get((tp.topic, tp.partition), low) < high:
             return False
     return True
+
+
+def unread(
+    consumer: Consumer, next_offsets: dict[tuple[str, int], int]
+) -> dict[tuple[str, int], int] | None:
+    """Records not yet read per assigned partition, from the cached watermarks (0 where none
+    is cached yet); None when the consumer cannot tell its assignment (it is closing)."""
+    try:
+        assignment = consumer.assignment()
+    except (KafkaException, RuntimeError):
+        return None
+    lag = {}
+    for tp in assignment:
+        key = (tp.topic, tp.partition)
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        lag[key] = max(high - next_offsets.get(key, low), 0) if high >= 0 else 0
+    return lag
 
 
 def make_consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:

@@ -20,13 +20,13 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 
 from labeltrail.config import Settings
 from labeltrail.events.topics import topic_name
 from labeltrail.folds.base import Fold
 from labeltrail.kafka.commits import Commits
-from labeltrail.kafka.consumer import drained, make_consumer
+from labeltrail.kafka.consumer import drained, make_consumer, unread
 from labeltrail.kafka.metrics import ServiceMetrics, serve_metrics, state_entries
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.progress import Progress
@@ -199,7 +199,7 @@ class StageRunner:
         vitals.caught_up = self.caught_up.is_set()
         if not self.metrics.due(now):
             return
-        lag = self._partition_lag()
+        lag = unread(self._consumer, self._read_to)
         if lag is not None:
             vitals.lag, vitals.assigned = lag, len(lag)
         vitals.committed_at = self._commits.committed_at
@@ -211,21 +211,8 @@ class StageRunner:
 
     def _lag(self) -> int | None:
         """Records not yet read on the assigned partitions (from cached watermarks)."""
-        lag = self._partition_lag()
+        lag = unread(self._consumer, self._read_to)
         return None if lag is None else sum(lag.values())
-
-    def _partition_lag(self) -> dict[tuple[str, int], int] | None:
-        """Records not yet read per assigned partition (0 until its watermark is known)."""
-        try:
-            assignment = self._consumer.assignment()
-        except KafkaException:
-            return None
-        lag = {}
-        for tp in assignment:
-            key = (tp.topic, tp.partition)
-            low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            lag[key] = max(high - self._read_to.get(key, low), 0) if high >= 0 else 0
-        return lag
 
     def _fetch(self) -> list[Message]:
         """What is already fetched, up to a batch; else wait briefly for the first record.

@@ -58,6 +58,9 @@ def serve(make_fold: Callable[[Settings], Fold], *, scalable: bool = False) -> i
     log.info("%s: reading %s", fold.name, ", ".join(runner.topics))
     try:
         stats = runner.run(stop)
+    except LabeltrailError as exc:  # a taken metrics port and the like: one line, the cause
+        log.error("%s: %s", fold.name, exc)
+        return 1
     except Exception:
         log.exception("%s: stopped by an error", fold.name)
         return 1

@@ -84,6 +84,7 @@ def test_the_readme_table_shows_each_default() -> None:
         ("LABELTRAIL_PRELABELS", "true", "tasking.prelabels", True),
         ("LABELTRAIL_AUTO_ACCEPT_THRESHOLD", "0.97", "labels.auto_accept_threshold", 0.97),
         ("LABELTRAIL_RELIABILITY_REFIT_ON_DRAIN", "1", "reliability.refit_on_drain", True),
+        ("LABELTRAIL_RELIABILITY_SUSPEND_FLOOR", "0.6", "reliability.suspend_floor", 0.6),
         ("LABELTRAIL_IAA_ALLOWED_LATENESS", "PT2H", "iaa.allowed_lateness", dt.timedelta(hours=2)),
         ("LABELTRAIL_LEARNING_MODELS_DIR", "/m", "learning.models_dir", Path("/m")),
         ("LABELTRAIL_LEARNING_GATE_TOLERANCE", "0.05", "learning.gate_tolerance", 0.05),

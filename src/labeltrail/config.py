@@ -96,6 +96,22 @@ class ReliabilitySettings(_Section):
     input is drained: right for a finite replay (the demo), wrong for a live service (the
     runner drains whenever it is caught up), where refits follow event time only."""
 
+    suspend: bool = True
+    """``LABELTRAIL_RELIABILITY_SUSPEND``: quality control acts: an annotator whose honeypot
+    and gold accuracy falls below the floor is suspended (``AnnotatorSuspended``, actor
+    ``qc``): tasking gives them nothing new and reassigns their open tasks."""
+
+    suspend_floor: float = Field(0.7, gt=0.0, lt=1.0)
+    """``LABELTRAIL_RELIABILITY_SUSPEND_FLOOR``: the accuracy floor."""
+
+    suspend_probability: float = Field(0.95, ge=0.5, lt=1.0)
+    """``LABELTRAIL_RELIABILITY_SUSPEND_PROBABILITY``: suspend when the Beta posterior puts
+    more than this probability on an accuracy below the floor."""
+
+    suspend_min_results: int = Field(10, ge=1)
+    """``LABELTRAIL_RELIABILITY_SUSPEND_MIN_RESULTS``: never on fewer honeypot and gold
+    results (since registration or the last reinstatement)."""
+
 
 class IaaSettings(_Section):
     """The inter-annotator agreement stage (``LABELTRAIL_IAA_*``)."""

@@ -67,7 +67,8 @@ def make_labels(settings: Settings) -> LabelsFold:
 
 
 def make_reliability(settings: Settings) -> ReliabilityFold:
-    return ReliabilityFold(ReliabilityConfig(refit_on_drain=settings.reliability.refit_on_drain))
+    """The reliability stage: its section's refit and quality-control (suspension) knobs."""
+    return ReliabilityFold(ReliabilityConfig(**settings.reliability.model_dump()))
 
 
 def make_iaa(settings: Settings) -> IaaFold:

@@ -105,3 +105,16 @@ def test_a_manual_suspension_is_not_repeated_by_qc() -> None:
 
 def test_qc_can_be_turned_off() -> None:
     assert _feed(ReliabilityFold(ReliabilityConfig(suspend=False)), _failing("a1")) == []
+
+
+def test_the_stage_takes_its_floor_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labeltrail.config import Settings
+    from labeltrail.stages import make_reliability
+
+    monkeypatch.setenv("LABELTRAIL_RELIABILITY_SUSPEND_FLOOR", "0.15")
+    monkeypatch.setenv("LABELTRAIL_RELIABILITY_SUSPEND_MIN_RESULTS", "12")
+    config = make_reliability(Settings()).config
+    assert (config.suspend_floor, config.suspend_min_results) == (0.15, 12)
+    assert _feed(make_reliability(Settings()), _failing("a1")) == []  # 2 in 14 is not below 0.15
+    monkeypatch.setenv("LABELTRAIL_RELIABILITY_SUSPEND", "false")
+    assert make_reliability(Settings()).config.suspend is False

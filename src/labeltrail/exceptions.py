@@ -4,6 +4,7 @@
 
     LabeltrailError
     ├── ConfigurationError          a setting is missing or invalid
+    ├── InvalidLinesError           an input file's lines or fields are invalid (all listed)
     ├── NotFittedError              an estimator (quality or learning) used before ``fit``
     ├── ContractError               the Avro contracts are unreadable or inconsistent
     ├── SerializationError          an event could not be encoded or decoded
@@ -23,12 +24,17 @@ callers use (``labeltrail.quality.VoteFormatError`` is this module's class, not 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 __all__ = [
     "ArtifactError",
     "ConfigurationError",
     "ContractError",
+    "InvalidLinesError",
     "LabeltrailError",
     "LearningError",
+    "LineError",
     "NotFittedError",
     "QualityError",
     "SchemaInvalidError",
@@ -46,6 +52,30 @@ class LabeltrailError(Exception):
 
 class ConfigurationError(LabeltrailError):
     """A setting is missing or invalid."""
+
+
+@dataclass(frozen=True)
+class LineError:
+    """One problem in an input file, at its line (1-based)."""
+
+    line: int
+    message: str
+
+
+class InvalidLinesError(LabeltrailError):
+    """One or more input lines (or fields) are not valid; nothing was produced.
+
+    Input is checked all or nothing (comments, gold sets, label schemas, annotator pools):
+    every problem is listed, each with its line.
+    """
+
+    what: ClassVar[str] = "line"
+
+    def __init__(self, errors: list[LineError]) -> None:
+        self.errors = errors
+        shown = "\n".join(f"  line {e.line}: {e.message}" for e in errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(f"{len(errors)} invalid {self.what}(s), nothing produced:\n{shown}{more}")
 
 
 class NotFittedError(LabeltrailError, AttributeError):

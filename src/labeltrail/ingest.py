@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -20,7 +19,7 @@ from labeltrail.events.base import Event, utc_now
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import CommentPosted
 from labeltrail.events.serde import encode
-from labeltrail.exceptions import LabeltrailError
+from labeltrail.exceptions import InvalidLinesError, LabeltrailError, LineError
 
 __all__ = [
     "COMMENT_FIELDS",
@@ -44,24 +43,6 @@ RecordFits = Callable[[bytes, bytes], bool]
 
 COMMENT_FIELDS = frozenset(CommentPosted.model_fields) - {"envelope"}
 """The fields a comment line may have."""
-
-
-@dataclass(frozen=True)
-class LineError:
-    line: int
-    message: str
-
-
-class InvalidLinesError(LabeltrailError):
-    """One or more input lines are not valid; nothing was produced."""
-
-    what: ClassVar[str] = "line"
-
-    def __init__(self, errors: list[LineError]) -> None:
-        self.errors = errors
-        shown = "\n".join(f"  line {e.line}: {e.message}" for e in errors[:20])
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        super().__init__(f"{len(errors)} invalid {self.what}(s), nothing produced:\n{shown}{more}")
 
 
 class InvalidCommentError(InvalidLinesError):

@@ -9,6 +9,7 @@ from labeltrail.cli import annotate, audit, learning, quality, replay
 from labeltrail.cli.export import export_app
 from labeltrail.cli.main import app, audit_app
 from labeltrail.cli.projections import projections_app
+from labeltrail.cli.registry import annotators_app, schema_app
 from labeltrail.cli.report import report
 
 __all__ = ["app"]
@@ -20,4 +21,6 @@ annotate.register(app)
 replay.register(app)
 app.add_typer(projections_app, name="projections")
 app.add_typer(export_app, name="export")
+app.add_typer(schema_app, name="schema")
+app.add_typer(annotators_app, name="annotators")
 app.command("report")(report)

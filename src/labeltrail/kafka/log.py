@@ -11,11 +11,11 @@ from confluent_kafka import Message, TopicPartition
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.serde import decode
+from labeltrail.events.serde import decode, event_type_of
 from labeltrail.exceptions import LabeltrailError, SerializationError
 from labeltrail.kafka.consumer import high_watermark, make_consumer
 
-__all__ = ["end_positions", "read_until", "read_values"]
+__all__ = ["end_positions", "read_kinds", "read_until", "read_values"]
 
 
 def end_positions(settings: Settings, topics: Sequence[str]) -> list[LogPosition]:
@@ -79,6 +79,24 @@ def read_values(
         **{"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 8 * 1024 * 1024},
     ):
         yield [msg.value() or b"" for msg in messages]
+
+
+def read_kinds(
+    settings: Settings, topics: Sequence[str], kinds: frozenset[str], *, timeout: float = 60.0
+) -> list[Event]:
+    """The events of ``kinds`` on ``topics`` up to their end now, in log order within each
+    partition; records of other types are skipped undecoded (a registry read beside the
+    honeypot results that share its topic), undecodable ones skipped as :func:`read_until`
+    does."""
+    out: list[Event] = []
+    for values in read_values(settings, end_positions(settings, topics), timeout=timeout):
+        for value in values:
+            try:
+                if event_type_of(value) in kinds:
+                    out.append(decode(value))
+            except SerializationError:
+                continue
+    return out
 
 
 def _fetched(

@@ -3,11 +3,14 @@ partial result, and the checks against what is already published."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
 from labeltrail.events import AnnotatorRegistered, AnnotatorReinstated, AnnotatorSuspended
+from labeltrail.gold import parse_gold
+from labeltrail.ingest import parse_comments
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.ontology.files import (
     AnnotatorStatus,
@@ -64,6 +67,24 @@ def test_the_examples_parse() -> None:
     pool = parse_pool((EXAMPLES / "annotators.csv").read_text())
     assert {e.pool for e in pool} == {"crowd", "expert"}
     assert all(e.demographics == {} for e in pool if not e.consented)
+
+
+def test_the_example_comments_and_gold_set_are_what_the_generator_writes(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("generate", EXAMPLES / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path)
+    for name in ("comments.jsonl", "gold.jsonl"):
+        assert (tmp_path / name).read_bytes() == (EXAMPLES / name).read_bytes(), name
+    comments = parse_comments((EXAMPLES / "comments.jsonl").read_bytes().splitlines())
+    ids = {c.comment_id for c in comments}
+    assert len(comments) == 200 and sum(1 for c in comments if c.parent_ids) > 40
+    assert all(set(c.parent_ids) <= ids for c in comments)  # every thread is in the file
+    gold = parse_gold((EXAMPLES / "gold.jsonl").read_bytes().splitlines(), gold_set="first-day")
+    classes = parse_schema_file((EXAMPLES / "ontology.yaml").read_text()).event.classes
+    assert sorted({g.verdict.label for g in gold}) == sorted(classes)
+    assert {g.verdict.schema_version for g in gold} == {"v1"}
 
 
 def test_every_bad_field_is_named_with_its_line() -> None:

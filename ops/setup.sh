@@ -41,6 +41,18 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The reference Java clients of the interop tests (tests/interop, docs/producers.md): Apache
+# Avro and kafka-clients from Maven Central (ops/interop/pom.xml), and a harness javac compiles.
+if ! command -v javac >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing Debian's JDK (javac) for the Java interop tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
+fi
+if command -v javac >/dev/null 2>&1; then
+  .venv/bin/python ops/interop/interop.py build >/dev/null
+else
+  echo "setup: javac not found; the Java interop tests will be skipped (they fail under CI=true)" >&2
+fi
+
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   .venv/bin/python ops/kafka/local_kafka.py start
 else

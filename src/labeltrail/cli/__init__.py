@@ -5,7 +5,7 @@ Every group is registered here, explicitly; each command is a thin call into the
 
 from __future__ import annotations
 
-from labeltrail.cli import annotate, audit, learning, quality, replay
+from labeltrail.cli import annotate, audit, learning, ops, quality, replay
 from labeltrail.cli.export import export_app
 from labeltrail.cli.main import app, audit_app
 from labeltrail.cli.projections import projections_app
@@ -19,6 +19,7 @@ quality.register(app)
 learning.register(app)
 annotate.register(app)
 replay.register(app)
+ops.register(app)
 app.add_typer(projections_app, name="projections")
 app.add_typer(export_app, name="export")
 app.add_typer(schema_app, name="schema")

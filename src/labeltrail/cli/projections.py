@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import threading
 from typing import Annotated
 
@@ -48,7 +49,10 @@ def run(
         apply_ddl(client)
         projector = Projector(client, settings, batch_size=batch_size)
         if follow:
-            projector.run(threading.Event())
+            stop = threading.Event()  # SIGTERM (supervisord, `labeltrail down`) ends a batch
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            projector.run(stop)
         else:
             run_until_caught_up(projector)
     except LabeltrailError as exc:

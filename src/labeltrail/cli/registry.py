@@ -42,6 +42,9 @@ annotators_app = typer.Typer(
     no_args_is_help=True,
 )
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")]
+CheckFlag = Annotated[
+    bool, typer.Option("--check", help="Only check the file (no broker); publish nothing.")
+]
 Reason = Annotated[str, typer.Option("--reason", help="Why (recorded on the event).")]
 Actor = Annotated[
     str | None, typer.Option("--actor", help="Who acts (recorded; default: your user name).")
@@ -116,6 +119,7 @@ def _schema_row(event: LabelSchemaPublished) -> dict[str, Any]:
 @schema_app.command("publish")
 def schema_publish(
     path: Annotated[Path, typer.Argument(help="The ontology file (YAML).")],
+    check: CheckFlag = False,
 ) -> None:
     """Check an ontology file and publish it as a LabelSchemaPublished; all or nothing, and
     the same file twice adds nothing."""
@@ -123,6 +127,9 @@ def schema_publish(
         parsed = parse_schema_file(_read(path))
     except LabeltrailError as exc:
         raise fail(f"{path}: {exc}", 2) from exc
+    if check:
+        console.print(f"{path}: schema {parsed.event.version} is valid (nothing published)")
+        return
     settings = _connected()
     try:
         event = plan_schema(parsed, _schemas(settings))
@@ -188,6 +195,7 @@ def _status(settings: Settings) -> AnnotatorStatus:
 @annotators_app.command("register")
 def annotators_register(
     path: Annotated[Path, typer.Argument(help="The pool file (CSV with a header).")],
+    check: CheckFlag = False,
 ) -> None:
     """Check a pool file and register each annotator (AnnotatorRegistered); all or nothing,
     and the same file twice adds nothing."""
@@ -195,6 +203,9 @@ def annotators_register(
         rows = parse_pool(_read(path))
     except LabeltrailError as exc:
         raise fail(f"{path}: {exc}", 2) from exc
+    if check:
+        console.print(f"{path}: {len(rows)} annotator(s), valid (nothing published)")
+        return
     settings = _connected()
     try:
         new = plan_pool(rows, _status(settings).registered.values())

@@ -2,7 +2,8 @@
 
 Start from :class:`Votes` (long format -> integer codes), then a consensus estimator
 (:class:`MajorityVote`, :class:`WeightedMajorityVote`, :class:`DawidSkene`,
-:class:`OneCoinDawidSkene`, :class:`MACE`, :class:`GLAD`), the agreement functions and the
+:class:`OneCoinDawidSkene`, :class:`PooledDawidSkene` (the default), :class:`MACE`,
+:class:`GLAD`), the agreement functions and the
 reliability helpers.
 No Kafka, faust, ClickHouse or pandas import anywhere in this package (the import-linter
 contracts in ``pyproject.toml`` enforce it).
@@ -16,6 +17,7 @@ from labeltrail.quality.consensus import MajorityVote, WeightedMajorityVote
 from labeltrail.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
 from labeltrail.quality.glad import GLAD
 from labeltrail.quality.mace import MACE
+from labeltrail.quality.pooled import PooledDawidSkene
 
 __all__ = [
     "GLAD",
@@ -26,6 +28,7 @@ __all__ = [
     "MajorityVote",
     "NotFittedError",
     "OneCoinDawidSkene",
+    "PooledDawidSkene",
     "QualityError",
     "VoteFormatError",
     "Votes",

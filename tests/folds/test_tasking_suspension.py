@@ -133,7 +133,7 @@ def test_work_is_held_while_too_few_are_eligible_and_released_on_reinstatement()
         fold.apply(_suspended(annotator), POS)
     assert fold.apply(_scored("c1"), POS) == []
     reason = fold.held_reason()
-    assert reason is not None and "2 of 3 crowd annotators registered (4 suspended)" in reason
+    assert reason is not None and "2 of 3 crowd annotators not suspended (4 are)" in reason
     out = fold.apply(_reinstated("a3"), POS)
     (task,) = _tasks(out)
     assert sorted(task.annotators) == ["a3", "a4", "a5"]

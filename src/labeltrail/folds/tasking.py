@@ -243,9 +243,9 @@ class TaskingFold:
             why: list[str] = []
             if self.current is None:
                 why.append("no label schema published yet")
-            needed = max(self.config.redundancy, self.config.min_crowd_pool)
-            if len(self._eligible("crowd")) < needed:
-                why.append(self._crowd_short(needed))
+            short = self._crowd_short()
+            if short is not None:
+                why.append(short)
             unknown = sum(1 for c in self.held if c not in self.comments)
             if unknown:
                 why.append(f"{unknown} of them scored but not yet posted")
@@ -262,27 +262,28 @@ class TaskingFold:
         return "; ".join(parts) or None
 
     def _unready(self, comment_id: str) -> str | None:
-        cfg = self.config
         if comment_id not in self.comments:
             return f"score for unknown comment {comment_id}"
         if self.current is None:
             return "no label schema published"
-        needed = max(cfg.redundancy, cfg.min_crowd_pool)
-        have = len(self._eligible("crowd"))
-        if have < needed:
-            out = len(self.pools["crowd"]) - have
-            return f"{have} crowd annotators{f' ({out} suspended)' if out else ''}, {needed} needed"
-        return None
+        return self._crowd_short()
 
     def _eligible(self, pool: str) -> set[str]:
         """The pool's annotators who may be given work: registered and not suspended."""
         return self.pools[pool] - self.suspended if self.suspended else self.pools[pool]
 
-    def _crowd_short(self, needed: int) -> str:
-        have = len(self._eligible("crowd"))
-        out = len(self.pools["crowd"]) - have
-        suspended = f" ({out} suspended)" if out else ""
-        return f"{have} of {needed} crowd annotators registered{suspended}"
+    def _crowd_short(self) -> str | None:
+        """Why the crowd cannot take work yet: too few registered (``min_crowd_pool``, for
+        rebuilds that choose alike) or too few of them not suspended; None when it can."""
+        cfg = self.config
+        registered, eligible = len(self.pools["crowd"]), len(self._eligible("crowd"))
+        needed = max(cfg.redundancy, cfg.min_crowd_pool)
+        if registered < needed:
+            return f"{registered} of {needed} crowd annotators registered"
+        if eligible < cfg.redundancy:
+            out = registered - eligible
+            return f"{eligible} of {cfg.redundancy} crowd annotators not suspended ({out} are)"
+        return None
 
     def _release(self, comment_ids: list[str]) -> list[Output]:
         out: list[Output] = []

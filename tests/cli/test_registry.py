@@ -19,7 +19,6 @@ from labeltrail.events import AnnotatorSuspended, LabelSchemaPublished
 from tests.probes import read_topic
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-pytestmark = pytest.mark.integration
 
 
 def _run(settings: Settings, *args: str) -> tuple[int, str]:
@@ -34,6 +33,7 @@ def _run(settings: Settings, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.integration
 def test_schema_publish_list_show_and_twice_adds_nothing(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
@@ -66,6 +66,7 @@ def test_schema_publish_list_show_and_twice_adds_nothing(
     assert code == 3 and "no schema version 'v7'" in out
 
 
+@pytest.mark.integration
 def test_a_schema_file_with_a_duplicate_class_publishes_nothing(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
@@ -80,6 +81,7 @@ def test_a_schema_file_with_a_duplicate_class_publishes_nothing(
     assert read_topic(pipeline_settings, "schemas") == []
 
 
+@pytest.mark.integration
 def test_a_pool_row_without_consent_but_with_demographics_publishes_nothing(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
@@ -93,6 +95,7 @@ def test_a_pool_row_without_consent_but_with_demographics_publishes_nothing(
     assert read_topic(pipeline_settings, "annotators") == []
 
 
+@pytest.mark.integration
 def test_register_suspend_reinstate_and_the_audit_trail(pipeline_settings: Settings) -> None:
     s = pipeline_settings
     pool = str(EXAMPLES / "annotators.csv")
@@ -155,3 +158,17 @@ def test_register_suspend_reinstate_and_the_audit_trail(pipeline_settings: Setti
         assert who == [("lead", "copy-pasted answers")]
     finally:
         client.close()
+
+
+def test_check_validates_without_a_broker(tmp_path: Path) -> None:
+    """``--check`` reads no topic: it works with no broker at the configured address."""
+    nowhere = Settings(kafka_bootstrap_servers="127.0.0.1:1", topic_prefix="unused")
+    code, out = _run(nowhere, "schema", "publish", str(EXAMPLES / "ontology.yaml"), "--check")
+    assert code == 0 and "schema v1 is valid (nothing published)" in out, out
+    pool = tmp_path / "pool.csv"
+    pool.write_text(POOL_HEADER + "a1,crowd,en-US,en,no,18-24\n")
+    code, out = _run(nowhere, "annotators", "register", str(pool), "--check")
+    assert code == 2 and "line 2: demographics.age_band" in out, out
+
+
+POOL_HEADER = "annotator_id,pool,locale,languages,consent,demographics.age_band\n"

@@ -22,6 +22,14 @@ from labeltrail.learning.publish import file_sha256
 
 __all__ = ["OnnxTextScorer", "margins"]
 
+_ORT_ERRORS: tuple[type[Exception], ...] = tuple(
+    v
+    for v in vars(ort.capi.onnxruntime_pybind11_state).values()
+    if isinstance(v, type) and issubclass(v, Exception)
+)
+"""onnxruntime's own errors (``Fail``, ``InvalidProtobuf``, ``InvalidGraph``, ...): they share
+no base class but ``Exception``; a file that is not a model raises ``InvalidProtobuf``."""
+
 
 class OnnxTextScorer:
     """Texts -> probabilities ``(n, n_classes)`` with an onnxruntime session.
@@ -62,7 +70,7 @@ class OnnxTextScorer:
             )
             self.classes: list[str] = list(json.loads(meta["labeltrail.classes"]))
             self.metadata: dict[str, Any] = json.loads(meta.get("labeltrail.metadata", "{}"))
-        except (KeyError, ValueError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
+        except (KeyError, ValueError, *_ORT_ERRORS) as exc:
             raise ArtifactError(f"{path}: not a labeltrail ONNX model ({exc})") from exc
         self.path = path
         self.batch_size = batch_size

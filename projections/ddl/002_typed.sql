@@ -273,10 +273,16 @@ CREATE TABLE IF NOT EXISTS labels
     adjudication_id  Nullable(String),
     machine_made     Bool,
     gold_label       Nullable(String),
-    source_positions Array(Tuple(topic String, partition UInt32, offset UInt64))
+    source_positions Array(Tuple(topic String, partition UInt32, offset UInt64)),
+    run_id           String
 )
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (comment_id, schema_version, event_id);
+
+-- LabelCommitted v2 (a database made before it): the labeling run ('' for the live labels;
+-- a run's labels come from the relabels topic, labeltrail relabel). Every query of the live
+-- labels reads run_id = ''.
+ALTER TABLE labels ADD COLUMN IF NOT EXISTS run_id String AFTER source_positions;
 
 -- HoneypotScored
 CREATE TABLE IF NOT EXISTS honeypot_results

@@ -81,6 +81,7 @@ FROM
                (recorded_at, occurred_at, event_id)) AS latest,
         max(recorded_at) AS committed_at
     FROM labels FINAL
+    WHERE run_id = ''
     GROUP BY comment_id, schema_version
 );
 

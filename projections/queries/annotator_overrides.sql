@@ -7,7 +7,7 @@ SELECT 'overridden' AS role, l.comment_id AS comment_id, l.schema_version AS sch
        v.label AS their_label, l.label AS final_label, a.reviewer_id AS reviewer_id,
        a.note AS note, l.recorded_at AS at
 FROM (SELECT * FROM votes FINAL WHERE annotator_id = {annotator:String}) AS v
-INNER JOIN (SELECT * FROM labels FINAL WHERE route = 'adjudication') AS l
+INNER JOIN (SELECT * FROM labels FINAL WHERE route = 'adjudication' AND run_id = '') AS l
     ON l.comment_id = v.comment_id AND l.schema_version = v.schema_version
 LEFT JOIN (SELECT * FROM adjudications FINAL) AS a ON a.adjudication_id = l.adjudication_id
 WHERE has(l.vote_ids, v.vote_id) AND v.label != l.label

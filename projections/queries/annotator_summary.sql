@@ -37,7 +37,7 @@ SELECT
     ) AS agreement_with_final,
     (SELECT count()
      FROM (SELECT * FROM votes FINAL WHERE annotator_id = {annotator:String}) AS v
-     INNER JOIN (SELECT * FROM labels FINAL WHERE route = 'adjudication') AS l
+     INNER JOIN (SELECT * FROM labels FINAL WHERE route = 'adjudication' AND run_id = '') AS l
         ON l.comment_id = v.comment_id AND l.schema_version = v.schema_version
      WHERE has(l.vote_ids, v.vote_id) AND v.label != l.label) AS overridden,
     (SELECT count() FROM adjudications FINAL WHERE reviewer_id = {annotator:String}) AS reviews,

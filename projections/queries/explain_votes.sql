@@ -5,7 +5,8 @@
 WITH target AS (
     SELECT *
     FROM labels FINAL
-    WHERE label_id = {label:String} OR event_id = {label:String} OR comment_id = {label:String}
+    WHERE label_id = {label:String} OR event_id = {label:String}
+       OR (comment_id = {label:String} AND run_id = '')
     ORDER BY recorded_at DESC, occurred_at DESC, event_id DESC
     LIMIT 1
 )

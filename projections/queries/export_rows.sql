@@ -4,7 +4,9 @@
 -- adjudication and the gold-set verdict known by then. Everything is read from records before
 -- the positions, so a later vote, label or schema change cannot alter an export.
 -- Parameters: schema_version String, at DateTime64(3, 'UTC'),
---             positions String (JSON [[topic, partition, end_offset], ...])
+--             positions String (JSON [[topic, partition, end_offset], ...]),
+--             and with run String (a labeling run's id) that run's labels instead of the live
+--             pipeline's (clickhouse.client.LIVE_LABELS)
 WITH
     labels_sel AS (
         SELECT
@@ -16,6 +18,7 @@ WITH
                 (recorded_at, occurred_at, event_id)) AS l
         FROM labels FINAL
         WHERE schema_version = {schema_version:String}
+          AND run_id = ''
           AND recorded_at <= {at:DateTime64(3, 'UTC')}
           AND arrayExists(p -> p.1 = topic AND p.2 = partition AND offset < p.3,
                 JSONExtract({positions:String}, 'Array(Tuple(String, UInt32, UInt64))'))

@@ -23,7 +23,8 @@
 -- ClickHouse write the sorted rows itself (far cheaper than Python rows).
 -- Parameters: comment_id String ('' for every comment), at DateTime64(3, 'UTC'),
 --             schema_version String ('' for every version), time String ('recorded' or
---             'event')
+--             'event'); with run String (a labeling run's id), that run's labels instead of
+--             the live pipeline's (clickhouse.client.LIVE_LABELS)
 WITH
     (
         SELECT (groupArray(supersedes), groupArray(version), groupArray(old_label_policy))
@@ -85,6 +86,7 @@ FROM
     WHERE if({time:String} = 'event', occurred_at, recorded_at) <= {at:DateTime64(3, 'UTC')}
       AND ({comment_id:String} = '' OR comment_id = {comment_id:String})
       AND ({schema_version:String} = '' OR schema_version = {schema_version:String})
+      AND run_id = ''
     WINDOW per_version AS (PARTITION BY comment_id, schema_version)
 )
 WHERE key = latest_key

@@ -124,9 +124,10 @@ def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
                 f'note: "{p["note"]}"; context seen: {", ".join(p["context_seen"]) or "-"}',
             ]
         case "LabelCommitted":
+            run = f" . labeling run {p['run_id']}" if p.get("run_id") else ""
             return [
                 f"label committed: {p['label']} . {p['schema_version']} . route={p['route']} "
-                f"confidence={p['confidence']:.2f}",
+                f"confidence={p['confidence']:.2f}{run}",
                 f"method={p['method']} votes={len(p['vote_ids'])} "
                 f"annotators={', '.join(p['annotator_ids']) or '-'}"
                 + (f" adjudication={p['adjudication_id'][:8]}" if p.get("adjudication_id") else ""),

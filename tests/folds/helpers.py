@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from labeltrail.events.base import Event
 from labeltrail.events.topics import topic_for
@@ -21,16 +22,26 @@ def suffix_topic(event: Event) -> str:
 
 
 def run_in_memory(
-    platform: Platform, extra_folds: Sequence[Fold] = (), *, consensus: str | None = None
+    platform: Platform,
+    extra_folds: Sequence[Fold] = (),
+    *,
+    consensus: str | None = None,
+    threshold: float | None = None,
 ) -> Replay:
     """The platform through the loop's folds, then ``extra_folds`` (e.g. reliability, iaa);
-    ``consensus`` names the consensus method (the fold's default when None)."""
+    ``consensus`` names the consensus method (the fold's default when None), ``threshold``
+    its agreement threshold (likewise)."""
+    config = ConsensusConfig()
+    if consensus:
+        config = replace(config, method=consensus)
+    if threshold is not None:
+        config = replace(config, agreement_threshold=threshold)
     replay = Replay(
         [
             SimulatedScorer(platform),
             TaskingFold(TaskingConfig(gold_set_size=platform.config.n_gold)),
             SimulatedAnnotators(platform),
-            ConsensusFold(ConsensusConfig(method=consensus)) if consensus else ConsensusFold(),
+            ConsensusFold(config),
             LabelsFold(),
             *extra_folds,
         ],

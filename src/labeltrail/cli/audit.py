@@ -145,6 +145,10 @@ def label_as_of(
     fmt: Annotated[
         str, typer.Option("--format", help="Format for --out (default: from its suffix).")
     ] = "",
+    run: Annotated[
+        str,
+        typer.Option(help="A labeling run's labels (labeltrail relabel) instead of the live ones."),
+    ] = "",
 ) -> None:
     """Labels as they stood at a time: the latest by then, per schema version.
 
@@ -170,6 +174,7 @@ def label_as_of(
         "at": sql_time(when),
         "schema_version": schema_version,
         "time": clock,
+        "run": run,
     }
     if comment != "all" or schema_version:
         _known_or_fail(params)  # before connecting: no client is held while it exits

@@ -35,6 +35,9 @@ def create(
     at: Annotated[str, typer.Option(help="Time the export stands at (ISO-8601) or 'now'.")] = (
         "now"
     ),
+    run: Annotated[
+        str, typer.Option(help="Export the labels of this labeling run (labeltrail relabel).")
+    ] = "",
 ) -> None:
     """Write Parquet and JSONL rows and a manifest; record ExportCreated with its hash."""
     from labeltrail.clickhouse.client import apply_ddl, client_from
@@ -46,7 +49,12 @@ def create(
         client = client_from(settings)
         apply_ddl(client)
         event = create_export(
-            client, settings, schema_version=schema_version, out_dir=out, as_of=_time(at)
+            client,
+            settings,
+            schema_version=schema_version,
+            out_dir=out,
+            as_of=_time(at),
+            run=run,
         )
     except (LabeltrailError, ValueError) as exc:
         raise fail(exc) from exc

@@ -18,16 +18,7 @@ import typer
 
 from labeltrail.cli.common import fail
 from labeltrail.exceptions import QualityError
-from labeltrail.quality import (
-    GLAD,
-    MACE,
-    TIE_RULE,
-    DawidSkene,
-    MajorityVote,
-    OneCoinDawidSkene,
-    Votes,
-    WeightedMajorityVote,
-)
+from labeltrail.quality import TIE_RULE, Votes
 from labeltrail.quality._base import Aggregator
 from labeltrail.quality.agreement import (
     cohen_kappa_table,
@@ -35,6 +26,7 @@ from labeltrail.quality.agreement import (
     krippendorff_alpha_counts,
 )
 from labeltrail.quality.agreement_items import bootstrap_ci
+from labeltrail.quality.methods import make_method
 
 __all__ = ["register"]
 
@@ -110,15 +102,7 @@ GOLD_METHODS = (Method.ds, Method.glad)
 
 
 def _model(method: Method) -> Aggregator:
-    models: dict[Method, Aggregator] = {
-        Method.mv: MajorityVote(),
-        Method.wmv: WeightedMajorityVote(),
-        Method.ds: DawidSkene(),
-        Method.ods: OneCoinDawidSkene(),
-        Method.mace: MACE(),
-        Method.glad: GLAD(),
-    }
-    return models[method]
+    return make_method(method.value)
 
 
 def aggregate(

@@ -157,9 +157,24 @@ def _sendable(name: str) -> str:
     return "\n".join(line for line in lines if not line.lstrip().startswith("--"))
 
 
+LIVE_LABELS = "run_id = ''"
+"""How a named query reads the live pipeline's labels (LabelCommitted v2 carries a run id; the
+labels of a labeling run, ``labeltrail relabel``, share the ``labels`` table)."""
+
+
+def _sendable_with(name: str, parameters: dict[str, Any]) -> str:
+    """The query as sent: given a ``run`` parameter, the labels it reads are that labeling
+    run's (:data:`LIVE_LABELS` becomes ``run_id = {run:String}``, still a server-side
+    parameter); without one, the live labels, as before runs existed."""
+    sql = _sendable(name)
+    if "run" in parameters:
+        sql = sql.replace(LIVE_LABELS, "run_id = {run:String}")
+    return sql
+
+
 def run_named(client: Client, name: str, **parameters: Any) -> list[dict[str, Any]]:
     """Run a named query with server-side parameters (never string-built SQL)."""
-    result = client.query(_sendable(name), parameters=parameters)
+    result = client.query(_sendable_with(name, parameters), parameters=parameters)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
 
@@ -169,7 +184,9 @@ def run_named_arrow(client: Client, name: str, **parameters: Any) -> pa.Table:
     For bulk reads: clickhouse-connect builds Python rows one value at a time, which for
     800,000 label rows with arrays costs several times the query itself.
     """
-    return client.query_arrow(_sendable(name), parameters=parameters, use_strings=True)
+    return client.query_arrow(
+        _sendable_with(name, parameters), parameters=parameters, use_strings=True
+    )
 
 
 def stream_named(
@@ -193,7 +210,7 @@ def stream_named(
     for column in order_by:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
             raise LabeltrailError(f"not a column name: {column!r}")
-    sql = _sendable(name)
+    sql = _sendable_with(name, parameters)
     if order_by:
         sql = f"SELECT * FROM (\n{sql}\n) ORDER BY {', '.join(order_by)}"
     # Over HTTP the bytes arrive as the server writes them; chdb materializes a result that

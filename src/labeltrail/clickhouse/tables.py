@@ -248,6 +248,7 @@ TABLES: tuple[TypedTable, ...] = (
         _field("machine_made", pa.bool_()),
         _field("gold_label", _STR),
         _field("source_positions", _POSITIONS),
+        _text("run_id"),
     ),
     _table(
         "honeypot_results",

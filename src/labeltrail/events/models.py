@@ -262,6 +262,13 @@ class LabelCommitted(Event):
     machine_made: bool = False
     gold_label: str | None = None
     source_positions: list[LogPosition] = []
+    run_id: str | None = Field(
+        None,
+        description=(
+            "The labeling run that made it (labeltrail relabel), on the relabels topic; "
+            "None for the live pipeline's labels (v2)."
+        ),
+    )
 
 
 class HoneypotScored(Event):

@@ -60,6 +60,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("adjudications", "comment_id", ("AdjudicationRecorded",), doc="Expert verdicts."),
     TopicSpec("labels", "comment_id", ("LabelCommitted",), doc="Labels that passed QC."),
     TopicSpec(
+        "relabels",
+        "comment_id",
+        ("LabelCommitted",),
+        doc="Labels of labeling runs (labeltrail relabel), each naming its run; not live labels.",
+    ),
+    TopicSpec(
         "quality",
         "annotator_id",
         (

@@ -37,6 +37,7 @@ from labeltrail.export.manifest import (
     render_manifest,
 )
 from labeltrail.folds.export_rows import (
+    RUN_PARAM,
     ExportFold,
     canonical_from_sql,
     content_hash,
@@ -75,15 +76,21 @@ def sql_time(value: dt.datetime) -> str:
 
 
 def export_rows_sql(
-    client: Client, schema_version: str, as_of: dt.datetime, positions: list[LogPosition]
+    client: Client,
+    schema_version: str,
+    as_of: dt.datetime,
+    positions: list[LogPosition],
+    run: str = "",
 ) -> list[dict[str, Any]]:
-    """Canonical export rows, read from ClickHouse with the ``export_rows`` named query."""
+    """Canonical export rows, read from ClickHouse with the ``export_rows`` named query
+    (``run``: the labels of that labeling run instead of the live ones)."""
     rows = run_named(
         client,
         "export_rows",
         schema_version=schema_version,
         at=sql_time(as_of),
         positions=json.dumps([[p.topic, p.partition, p.offset] for p in positions]),
+        run=run,
     )
     return [canonical_from_sql(r, schema_version) for r in rows]
 
@@ -176,8 +183,12 @@ def create_export(
     out_dir: Path,
     as_of: dt.datetime | None = None,
     producer: EventProducer | None = None,
+    run: str = "",
 ) -> ExportCreated:
     """Write ``<out_dir>/<export_id>/`` (rows.parquet, rows.jsonl, manifest.json) and record it.
+
+    ``run``: export the labels of that labeling run (``labeltrail relabel``), read from the
+    relabels topic too; it is recorded in ``aggregator_params`` so ``verify`` rebuilds them.
 
     The manifest holds no time of writing and no location, so the same export built twice
     (same positions and ``as_of``) gives the same bytes in every file.
@@ -185,13 +196,16 @@ def create_export(
     The projection is first brought up to the export's positions if it is behind them.
     """
     as_of = as_of or utc_now()
-    topics = [topic_name(settings.topic_prefix, s) for s in EXPORT_TOPICS]
+    suffixes = (*EXPORT_TOPICS, *(("relabels",) if run else ()))
+    topics = [topic_name(settings.topic_prefix, s) for s in suffixes]
     positions = end_positions(settings, topics)
     _ensure_projected(client, settings, positions)
-    rows = export_rows_sql(client, schema_version, as_of, positions)
+    rows = export_rows_sql(client, schema_version, as_of, positions, run)
+    if run and not rows:
+        raise LabeltrailError(f"no labels of run {run!r} under {schema_version} by {as_of}")
     data = jsonl(rows)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    export_id = export_id_for(schema_version, sql_time(as_of), positions)
+    export_id = export_id_for(schema_version, sql_time(as_of), positions, run)
     directory = (out_dir / export_id).resolve()
     files = _write_files(directory, rows, data)
     event = export_created(
@@ -203,6 +217,7 @@ def create_export(
         digest=digest,
         row_count=len(rows),
         uri=directory.as_uri(),
+        run=run,
     )
     manifest = render_manifest(event, files)
     (directory / MANIFEST).write_bytes(manifest)
@@ -233,7 +248,9 @@ class VerifyResult:
 
 def rebuild_rows(settings: Settings, export: ExportCreated | Manifest) -> list[dict[str, Any]]:
     """The export's rows, rebuilt from the log up to its positions (no ClickHouse)."""
-    fold = ExportFold(export.schema_version, export.as_of)
+    fold = ExportFold(
+        export.schema_version, export.as_of, export.aggregator_params.get(RUN_PARAM, "")
+    )
     for event, position in read_until(settings, export.log_positions):
         fold.apply(event, position)
     return fold.rows()

@@ -29,7 +29,9 @@ from labeltrail.events.models import (
 __all__ = [
     "AGGREGATOR",
     "AGGREGATOR_PARAMS",
+    "RUN_PARAM",
     "ExportFold",
+    "aggregator_params",
     "canonical_from_sql",
     "content_hash",
     "export_created",
@@ -48,6 +50,16 @@ AGGREGATOR_PARAMS: dict[str, str] = {
     "votes": "the label's vote_ids",
 }
 """The selection rule, recorded in every ExportCreated."""
+
+RUN_PARAM = "run"
+"""The aggregator parameter naming the labeling run an export takes its labels from
+(``labeltrail export create --run``); absent: the live pipeline's labels."""
+
+
+def aggregator_params(run: str = "") -> dict[str, str]:
+    """:data:`AGGREGATOR_PARAMS`, with the run when one is named."""
+    return {**AGGREGATOR_PARAMS, RUN_PARAM: run} if run else dict(AGGREGATOR_PARAMS)
+
 
 _ORDER = tuple[dt.datetime, dt.datetime, str]
 
@@ -182,11 +194,13 @@ class ExportFold:
 
     Feed it every record before the export's positions, in log order per partition; events
     recorded after ``as_of`` are ignored, and a repeated event id keeps its first copy (as the
-    ClickHouse tables do).
+    ClickHouse tables do). ``run``: take the labels of that labeling run (``run_id``), not the
+    live pipeline's.
     """
 
     schema_version: str
     as_of: dt.datetime
+    run: str = ""
     seen: set[str] = field(default_factory=set)
     labels: dict[str, LabelCommitted] = field(default_factory=dict)
     votes: dict[str, list[VoteCast]] = field(default_factory=dict)
@@ -200,7 +214,9 @@ class ExportFold:
         if event.envelope.recorded_at > self.as_of:
             return
         match event:
-            case LabelCommitted() if event.schema_version == self.schema_version:
+            case LabelCommitted() if (
+                event.schema_version == self.schema_version and (event.run_id or "") == self.run
+            ):
                 current = self.labels.get(event.comment_id)
                 if current is None or _key(event) > _key(current):
                     self.labels[event.comment_id] = event
@@ -268,7 +284,9 @@ class ExportFold:
         return out
 
 
-def export_id_for(schema_version: str, as_of_key: str, positions: Sequence[LogPosition]) -> str:
+def export_id_for(
+    schema_version: str, as_of_key: str, positions: Sequence[LogPosition], run: str = ""
+) -> str:
     """An export's id, derived from what it covers (``as_of_key``: the time as the caller has
     always written it into the id), so an export made again has the same id."""
     return derive_id(
@@ -277,7 +295,7 @@ def export_id_for(schema_version: str, as_of_key: str, positions: Sequence[LogPo
         as_of_key,
         [f"{p.topic}:{p.partition}:{p.offset}" for p in positions],
         AGGREGATOR,
-        [f"{k}={v}" for k, v in AGGREGATOR_PARAMS.items()],
+        [f"{k}={v}" for k, v in aggregator_params(run).items()],
     )
 
 
@@ -292,6 +310,7 @@ def export_created(
     row_count: int,
     uri: str,
     occurred_at: dt.datetime | None = None,
+    run: str = "",
 ) -> ExportCreated:
     """The ``ExportCreated`` of an export; its event id follows from the export id and the
     content hash."""
@@ -304,7 +323,7 @@ def export_created(
         as_of=as_of,
         log_positions=list(positions),
         aggregator=AGGREGATOR,
-        aggregator_params=AGGREGATOR_PARAMS,
+        aggregator_params=aggregator_params(run),
         content_hash=digest,
         row_count=row_count,
         uri=uri,

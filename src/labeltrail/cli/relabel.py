@@ -1,0 +1,209 @@
+"""``labeltrail relabel``: what would the labels be under another consensus method?
+
+Reads the schemas, the committed labels and the votes from the log (every topic's end taken
+first: the positions the run covers), recomputes the labels of record with a method of the
+quality core's registry (``quality.methods``, the one ``labeltrail aggregate`` uses) on the
+batch path (``folds.relabel``), and either reports the difference (``--dry-run``) or commits
+the run's labels to the relabels topic, each naming the run, the method and its parameters
+(``docs/replay.md``, "What-if relabeling").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from labeltrail.cli.common import console, fail, require_kafka
+from labeltrail.config import Settings
+from labeltrail.events.base import LogPosition
+from labeltrail.events.models import LabelCommitted
+from labeltrail.exceptions import LabeltrailError, QualityError
+from labeltrail.folds.relabel import ItemLabel, Relabeling
+
+__all__ = ["History", "read_history", "register", "relabel"]
+
+BAD_INPUT = 2
+
+
+@dataclass
+class History:
+    """What a run reads from the log, and the positions it read up to."""
+
+    positions: list[LogPosition]
+    classes: dict[str, list[str]]
+    labels: list[tuple[LabelCommitted, LogPosition]]
+    votes: list[Any]
+    slices: dict[str, str]
+
+
+def read_history(settings: Settings, *, slices: bool = True) -> History:
+    """Schemas, labels and votes (and the comments' slices) up to the topics' current ends."""
+    from labeltrail.events.columnar import VoteRow, decode_rows
+    from labeltrail.events.models import CommentPosted, LabelSchemaPublished, VoteCast
+    from labeltrail.events.topics import topic_name
+    from labeltrail.kafka.log import end_positions, read_until, read_values
+
+    suffixes = ["schemas", "labels", "votes", *(["comments"] if slices else [])]
+    names = {s: topic_name(settings.topic_prefix, s) for s in suffixes}
+    ends = end_positions(settings, list(names.values()))
+
+    def at(suffix: str) -> list[LogPosition]:
+        return [p for p in ends if p.topic == names[suffix]]
+
+    classes: dict[str, list[str]] = {}
+    for event, _ in read_until(settings, at("schemas")):
+        if isinstance(event, LabelSchemaPublished):
+            classes[event.version] = list(event.classes)
+    labels = [
+        (e, p) for e, p in read_until(settings, at("labels")) if isinstance(e, LabelCommitted)
+    ]
+    votes: list[VoteRow] = []
+    for values in read_values(settings, at("votes")):
+        for row in decode_rows(values).rows:
+            if type(row) is VoteRow:
+                votes.append(row)
+            elif isinstance(row, VoteCast):
+                votes.append(VoteRow.of(row))
+    by_comment: dict[str, str] = {}
+    if slices:
+        for values in read_values(settings, at("comments")):
+            for row in decode_rows(values).rows:
+                if isinstance(row, CommentPosted):
+                    by_comment.setdefault(row.comment_id, row.attributes.get("slice", ""))
+    covered = [p for p in ends if p.topic != names.get("comments")]
+    return History(covered, classes, labels, votes, by_comment)
+
+
+def _sample(item: ItemLabel) -> dict[str, Any]:
+    return {
+        "comment_id": item.comment_id,
+        "schema_version": item.schema_version,
+        "route": item.route,
+        "slice": item.slice,
+        "classes": item.classes,
+        "committed": {"label": item.old_label, "posterior": item.old_posterior},
+        "relabeled": {"label": item.new_label, "posterior": item.new_posterior},
+        "votes": [{"annotator_id": a, "label": lab} for a, lab in item.votes],
+    }
+
+
+def _print(run: Relabeling, samples: list[ItemLabel], run_id: str, dry_run: bool) -> None:
+    s = run.summary()
+    params = ",".join(f"{k}={v}" for k, v in sorted(run.params.items())) or "-"
+    console.print(
+        f"{'dry run' if dry_run else 'run ' + run_id}: method {run.method} ({params}) on "
+        f"{s['items']} labels, {s['votes']} votes; committed with "
+        f"{s['committed_methods']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"changed {s['changed']} of {s['items']}", highlight=False)
+    for key in ("by_class", "by_slice", "by_schema_version", "by_route"):
+        console.print(f"  {key}: {json.dumps(s[key])}", highlight=False, soft_wrap=True)
+    console.print(
+        f"  adjudicated items whose crowd label under {run.method} is the expert's: "
+        f"{s['agrees_with_expert']} of {s['adjudicated']}",
+        highlight=False,
+    )
+    for item in samples:
+        votes = " ".join(f"{a}:{lab}" for a, lab in item.votes)
+        console.print(
+            escape(
+                f"  {item.comment_id} {item.schema_version} ({item.route}, slice "
+                f"{item.slice or '-'}): {item.old_label} {item.old_posterior} -> "
+                f"{item.new_label} {item.new_posterior}; votes {votes}"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def relabel(
+    method: Annotated[str, typer.Option(help="consensus method: mv, wmv, ds, ods, mace, glad")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="a method parameter key=value (repeatable)"),
+    ] = None,
+    schema_version: Annotated[
+        str, typer.Option("--schema-version", help="only this schema version ('' for all)")
+    ] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="report the difference, commit nothing")
+    ] = False,
+    samples: Annotated[int, typer.Option(help="changed items to show at most", min=0)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Recompute the committed labels under another method: the difference, or a new run.
+
+    With --dry-run: how many labels change, by class, slice, schema version and route, and
+    sample items with both posteriors and their votes. Without: commits the run's labels to
+    the relabels topic (each names the run id, method and parameters) and prints the run id,
+    for 'audit label-as-of --run' and 'export create --run'. Bad input (unknown method, a
+    parameter it does not take, a schema version with no votes): exit 2, nothing committed.
+    """
+    from labeltrail.folds.relabel import labels_of_record, run_id_for, run_labels
+    from labeltrail.folds.relabel import relabel as compute
+    from labeltrail.quality.methods import make_method, parse_params
+
+    try:
+        params = parse_params(param or [])
+        make_method(method, params)
+    except QualityError as exc:
+        raise fail(exc, BAD_INPUT) from exc
+    settings = Settings()
+    require_kafka(settings)
+    try:
+        history = read_history(settings, slices=True)
+        record = labels_of_record(history.labels)
+        run = compute(
+            record,
+            history.votes,
+            history.classes,
+            method,
+            params,
+            schema_version=schema_version,
+            slices=history.slices,
+        )
+    except QualityError as exc:
+        raise fail(exc, BAD_INPUT) from exc
+    except LabeltrailError as exc:
+        raise fail(exc) from exc
+    run_id = run_id_for(method, run.params, schema_version, history.positions)
+    shown = run.changed[:samples]
+    if not dry_run:
+        _commit(settings, run_labels(run, record, run_id))
+    if as_json:
+        body = {
+            **run.summary(),
+            "dry_run": dry_run,
+            "run_id": None if dry_run else run_id,
+            "positions": [p.model_dump() for p in history.positions],
+            "samples": [_sample(i) for i in shown],
+        }
+        typer.echo(json.dumps(body))
+    else:
+        _print(run, shown, run_id, dry_run)
+        if not dry_run:
+            console.print(f"committed run {run_id}: {len(run.items)} labels", highlight=False)
+
+
+def _commit(settings: Settings, labels: list[LabelCommitted]) -> None:
+    from labeltrail.events.topics import topic_name
+    from labeltrail.kafka.admin import ensure_topics
+    from labeltrail.kafka.producer import EventProducer
+
+    ensure_topics(settings)
+    topic = topic_name(settings.topic_prefix, "relabels")
+    producer = EventProducer(settings)
+    for label in labels:
+        producer.send(label, topic=topic)
+    producer.flush()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``labeltrail relabel`` to the main app."""
+    app.command("relabel")(relabel)

@@ -40,6 +40,7 @@ class Method(StrEnum):
     ods = "ods"
     mace = "mace"
     glad = "glad"
+    pds = "pds"
 
 
 class Metric(StrEnum):
@@ -98,7 +99,7 @@ def _votes(path: Path) -> Votes:
         raise fail(f"{path}: {exc}", 2) from exc
 
 
-GOLD_METHODS = (Method.ds, Method.glad)
+GOLD_METHODS = (Method.ds, Method.glad, Method.pds)
 
 
 def _model(method: Method) -> Aggregator:
@@ -107,10 +108,12 @@ def _model(method: Method) -> Aggregator:
 
 def aggregate(
     votes_csv: Annotated[Path, typer.Argument(help="CSV with columns item, annotator, label")],
-    method: Annotated[Method, typer.Option(help="consensus method")] = Method.ds,
+    method: Annotated[
+        Method, typer.Option(help="consensus method (default pds: docs/quality.md)")
+    ] = Method.pds,
     gold: Annotated[
         Path | None,
-        typer.Option(help="CSV item,label; held fixed by ds and glad (others ignore it)"),
+        typer.Option(help="CSV item,label; held fixed by ds, pds and glad (others ignore it)"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="output CSV (default: stdout)")] = None,
 ) -> None:

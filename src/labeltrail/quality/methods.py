@@ -18,8 +18,9 @@ from labeltrail.quality.consensus import MajorityVote, WeightedMajorityVote
 from labeltrail.quality.dawid_skene import DawidSkene, OneCoinDawidSkene
 from labeltrail.quality.glad import GLAD
 from labeltrail.quality.mace import MACE
+from labeltrail.quality.pooled import PooledDawidSkene
 
-__all__ = ["METHODS", "make_method", "method_parameters", "parse_params"]
+__all__ = ["DEFAULT_METHOD", "METHODS", "make_method", "method_parameters", "parse_params"]
 
 METHODS: dict[str, type[Aggregator]] = {
     "mv": MajorityVote,
@@ -28,8 +29,12 @@ METHODS: dict[str, type[Aggregator]] = {
     "ods": OneCoinDawidSkene,
     "mace": MACE,
     "glad": GLAD,
+    "pds": PooledDawidSkene,
 }
 """Method name -> estimator class."""
+
+DEFAULT_METHOD = "pds"
+"""The method used when none is named (docs/quality.md, "Default method")."""
 
 _NOT_TEXT = ("weights",)
 """Constructor arguments that are not given as text (per-annotator weights)."""

@@ -10,9 +10,9 @@ nothing, and writes events that the projector puts in ClickHouse (``label_schema
 from __future__ import annotations
 
 import getpass
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -41,6 +41,8 @@ annotators_app = typer.Typer(
     help="The annotator registry: register a pool, list, suspend, reinstate.",
     no_args_is_help=True,
 )
+Parsed = TypeVar("Parsed")
+Planned = TypeVar("Planned")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")]
 CheckFlag = Annotated[
     bool, typer.Option("--check", help="Only check the file (no broker); publish nothing.")
@@ -116,6 +118,29 @@ def _schema_row(event: LabelSchemaPublished) -> dict[str, Any]:
     }
 
 
+def _planned(
+    path: Path,
+    check: bool,
+    parse: Callable[[str], Parsed],
+    valid: Callable[[Parsed], str],
+    plan: Callable[[Settings, Parsed], Planned],
+) -> tuple[Settings, Planned] | None:
+    """Check the file whole (exit 2 on any problem); with ``check``, stop there (no broker);
+    else plan it against the log (exit 2 on a conflict). None when only checked."""
+    try:
+        parsed = parse(_read(path))
+    except LabeltrailError as exc:
+        raise fail(f"{path}: {exc}", 2) from exc
+    if check:
+        console.print(f"{path}: {valid(parsed)}, valid (nothing published)")
+        return None
+    settings = _connected()
+    try:
+        return settings, plan(settings, parsed)
+    except LabeltrailError as exc:
+        raise fail(f"{path}: {exc}", 2) from exc
+
+
 @schema_app.command("publish")
 def schema_publish(
     path: Annotated[Path, typer.Argument(help="The ontology file (YAML).")],
@@ -123,20 +148,18 @@ def schema_publish(
 ) -> None:
     """Check an ontology file and publish it as a LabelSchemaPublished; all or nothing, and
     the same file twice adds nothing."""
-    try:
-        parsed = parse_schema_file(_read(path))
-    except LabeltrailError as exc:
-        raise fail(f"{path}: {exc}", 2) from exc
-    if check:
-        console.print(f"{path}: schema {parsed.event.version} is valid (nothing published)")
+    planned = _planned(
+        path,
+        check,
+        parse_schema_file,
+        lambda parsed: f"schema {parsed.event.version}",
+        lambda settings, parsed: (parsed.event.version, plan_schema(parsed, _schemas(settings))),
+    )
+    if planned is None:
         return
-    settings = _connected()
-    try:
-        event = plan_schema(parsed, _schemas(settings))
-    except LabeltrailError as exc:
-        raise fail(f"{path}: {exc}", 2) from exc
+    settings, (version, event) = planned
     if event is None:
-        console.print(f"schema {parsed.event.version} is already published: nothing to do")
+        console.print(f"schema {version} is already published: nothing to do")
         return
     _publish(settings, [event])
     replaces = f", supersedes {event.supersedes} ({event.old_label_policy})"
@@ -199,24 +222,22 @@ def annotators_register(
 ) -> None:
     """Check a pool file and register each annotator (AnnotatorRegistered); all or nothing,
     and the same file twice adds nothing."""
-    try:
-        rows = parse_pool(_read(path))
-    except LabeltrailError as exc:
-        raise fail(f"{path}: {exc}", 2) from exc
-    if check:
-        console.print(f"{path}: {len(rows)} annotator(s), valid (nothing published)")
+    planned = _planned(
+        path,
+        check,
+        parse_pool,
+        lambda rows: f"{len(rows)} annotator(s)",
+        lambda settings, rows: (len(rows), plan_pool(rows, _status(settings).registered.values())),
+    )
+    if planned is None:
         return
-    settings = _connected()
-    try:
-        new = plan_pool(rows, _status(settings).registered.values())
-    except LabeltrailError as exc:
-        raise fail(f"{path}: {exc}", 2) from exc
+    settings, (n_rows, new) = planned
     if new:
         _publish(settings, new)
     pools = {p: sum(1 for e in new if e.pool == p) for p in ("crowd", "expert")}
     console.print(
         f"registered {len(new)} annotator(s) (crowd {pools['crowd']}, expert "
-        f"{pools['expert']}); {len(rows) - len(new)} already registered as in the file"
+        f"{pools['expert']}); {n_rows - len(new)} already registered as in the file"
     )
 
 

@@ -1,4 +1,5 @@
-"""Label ontology versions and the decomposition of a comment into atomic questions."""
+"""Label ontology versions, the decomposition of a comment into atomic questions, and (in
+``files``) reading a team's own ontology YAML and annotator pool CSV into events."""
 
 from labeltrail.ontology.schema import (
     MODERATION_CLASSES,

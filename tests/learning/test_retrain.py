@@ -17,6 +17,7 @@ from labeltrail.events.models import (
     ExportCreated,
     LabelCommitted,
     ModelPublished,
+    ModelRefused,
 )
 from labeltrail.folds.base import Rejected
 from labeltrail.folds.export_rows import AGGREGATOR, AGGREGATOR_PARAMS, ExportFold, content_hash
@@ -296,3 +297,58 @@ def test_gold_labels_never_train_even_when_the_export_cuts_before_their_verdicts
     labeled = {e.comment_id for e in labels}
     assert model.metrics["gold.all.n"] == len(gold & labeled) > 0
     assert model.metrics["train.rows"] == len(labeled - gold)
+
+
+def test_the_trainer_refuses_a_model_worse_on_gold_than_the_live_one_through_the_gate(
+    world: World, tmp_path: Path
+) -> None:
+    """An export cut at day 0 (before the experts' relabel) trains a model blind on the coded
+    slice; with the full log's model live, the gate refuses it, and a restart re-derives the
+    refusal without training."""
+    factories = Factories()
+    fold = _fold(tmp_path, factories, every_labels=0)
+    replay = Replay([fold], _topic)
+    replay.append(world.day0)
+    replay.run()
+    day0 = export_of(replay.log, FAR)
+    replay.append(world.later)
+    replay.append([export_of(replay.log, FAR)])
+    replay.run()
+    [live] = _of(replay.log, "models", ModelPublished)
+    assert live.baseline_version is None and live.schema_version == "v3"
+    assert fold.live() == live
+
+    replay.append([day0])
+    replay.run()
+    assert _of(replay.log, "models", ModelPublished) == [live], "nothing published"
+    [refused] = _of(replay.log, "models.refused", ModelRefused)
+    assert refused.baseline_version == live.model_version and CODED in refused.worse_slices
+    assert (
+        refused.metrics[f"baseline.{CODED}.accuracy"] - refused.metrics[f"gold.{CODED}.accuracy"]
+        > refused.tolerance
+    )
+    assert refused.envelope.causation_id == day0.event_id and factories.trained == 2
+    # The refused artifact stays, with the manifest `labeltrail model publish --force` reads.
+    folder = tmp_path / refused.model_version
+    assert (folder / "model.onnx").is_file() and (folder / "refused.json").is_file()
+    assert (
+        f'"model_version": "{refused.model_version}"'
+        in (folder / "model.manifest.json").read_text()
+    )
+    assert fold.live() == live
+
+    again = Factories()
+    restart = Replay([_fold(tmp_path, again, every_labels=0)], _topic)
+    restart.append(
+        [
+            e
+            for t, events in replay.log.items()
+            for e in events
+            if t not in ("models", "models.refused")
+        ]
+    )
+    restart.run()
+    assert [e.event_id for e in _of(restart.log, "models.refused", ModelRefused)] == [
+        refused.event_id
+    ]
+    assert again.trained == 0

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from labeltrail.cli import app
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.config import Settings
 from labeltrail.events import AdjudicationRecorded, CommentPosted
-from labeltrail.events.base import LogPosition
+from labeltrail.events.base import Event, LogPosition
 from labeltrail.folds.tasking import TaskingFold
 from labeltrail.gold import InvalidGoldError, parse_gold
 from labeltrail.kafka.admin import ensure_topics
+from tests.audit.history import project
 from tests.probes import read_topic
+
+T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
 
 ITEM = {
     "comment_id": "g-1",
@@ -160,3 +166,117 @@ def test_an_invalid_gold_file_produces_nothing(pipeline_settings: Settings, tmp_
     assert "line 2: label" in result.output
     assert read_topic(pipeline_settings, "gold") == []
     assert read_topic(pipeline_settings, "adjudications") == []
+
+
+# gold candidates: confident expert verdicts, promoted into a gold set ------------------------
+
+
+def _posted(cid: str) -> CommentPosted:
+    return CommentPosted.create(
+        producer="ingest",
+        id_parts=("c", cid),
+        occurred_at=T0,
+        comment_id=cid,
+        video_id="v-1",
+        author_hash="h",
+        text=f"the words of {cid}",
+        posted_at=T0,
+        source="product_log",
+    )
+
+
+def _verdict(cid: str, label: str, confidence: float, n: int = 1) -> AdjudicationRecorded:
+    return AdjudicationRecorded.create(
+        producer="annotate",
+        id_parts=("adj", cid, n),
+        occurred_at=T0 + dt.timedelta(hours=n),
+        adjudication_id=f"adj-{cid}-{n}",
+        request_id=f"r-{cid}",
+        task_id=f"t-{cid}-{n}",
+        comment_id=cid,
+        schema_version="v3",
+        reviewer_id=f"e-0{n}",
+        label=label,
+        confidence=confidence,
+    )
+
+
+@pytest.fixture
+def adjudicated(pipeline_settings: Settings) -> Iterator[dict[str, Event]]:
+    """ClickHouse (the test's chdb) holding: a confident verdict (c-sure), an unsure one (c-unsure),
+    two experts who disagree (c-split), an item already in gold (g-1), a comment never
+    adjudicated (c-none). The client stays open: chdb shares its path within a process."""
+    comments = {cid: _posted(cid) for cid in ("c-sure", "c-unsure", "c-split", "c-none")}
+    (gold,) = parse_gold([json.dumps(ITEM)], gold_set="s0")
+    events: list[Event] = [
+        *comments.values(),
+        _verdict("c-sure", "harassment", 0.95),
+        _verdict("c-unsure", "mild", 0.6),
+        _verdict("c-split", "harassment", 0.95),
+        _verdict("c-split", "non-toxic", 0.97, n=2),
+        gold.comment,
+        gold.verdict,
+        _verdict("g-1", "harassment", 0.99),
+    ]
+    client = client_from(pipeline_settings)
+    apply_ddl(client)
+    project(client, events)
+    yield dict(comments)
+    client.close()
+
+
+def _cli(settings: Settings, *args: str) -> Result:
+    env = {**_env(settings), "LABELTRAIL_CLICKHOUSE_DSN": settings.clickhouse_dsn}
+    return CliRunner().invoke(app, ["gold", *args], env=env)
+
+
+@pytest.mark.integration
+def test_confident_agreeing_expert_verdicts_are_the_candidates(
+    pipeline_settings: Settings, adjudicated: dict[str, Event]
+) -> None:
+    result = _cli(pipeline_settings, "candidates", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    assert (row["comment_id"], row["label"], row["reviewer_id"]) == ("c-sure", "harassment", "e-01")
+    assert row["confidence"] == 0.95 and row["text"] == "the words of c-sure"
+    result = _cli(pipeline_settings, "candidates", "--json", "--min-confidence", "0.5")
+    assert sorted(r["comment_id"] for r in json.loads(result.output)) == ["c-sure", "c-unsure"]
+    table = _cli(pipeline_settings, "candidates")
+    assert table.exit_code == 0 and "c-sure" in table.output
+
+
+@pytest.mark.integration
+def test_promote_copies_the_posted_comment_and_the_verdict_into_the_gold_set(
+    pipeline_settings: Settings, adjudicated: dict[str, Event]
+) -> None:
+    settings = pipeline_settings
+    ensure_topics(settings)
+    # All or nothing: one id that is not a candidate, nothing published.
+    refused = _cli(settings, "promote", "c-sure", "c-split", "c-none", "--set", "day2")
+    assert refused.exit_code == 2, refused.output
+    assert "c-split: not a gold candidate" in refused.output
+    assert "c-none: not a gold candidate" in refused.output
+    assert read_topic(settings, "gold") == [] and read_topic(settings, "adjudications") == []
+
+    for _ in range(2):
+        result = _cli(settings, "promote", "c-sure", "--set", "day2")
+        assert result.exit_code == 0, result.output
+        assert "promoted 1 item(s) to gold set 'day2'" in result.output
+    gold = read_topic(settings, "gold")
+    assert len({e.event_id for e in gold}) == 2  # promoting again added nothing new
+    comment = next(e for e in gold if isinstance(e, CommentPosted))
+    assert comment == adjudicated["c-sure"]  # the very event that was posted
+    verdict = next(e for e in read_topic(settings, "adjudications"))
+    assert isinstance(verdict, AdjudicationRecorded)
+    assert verdict.request_id == "gold:day2" and verdict.task_id == "gold:c-sure"
+    assert (verdict.label, verdict.reviewer_id, verdict.confidence) == ("harassment", "e-01", 0.95)
+
+    # Tasking, which saw the comment posted, takes its gold copy and the verdict as gold.
+    fold = TaskingFold()
+    out = fold.apply(adjudicated["c-sure"], LogPosition(topic="comments", partition=0, offset=0))
+    for offset, event in enumerate(gold):
+        out += fold.apply(event, LogPosition(topic="gold", partition=0, offset=offset))
+    assert out == [] and fold.gold == {"c-sure": "harassment"}
+    # Once the projector has written the gold verdict, the item is no longer a candidate.
+    project(client_from(settings), [verdict], consumer="promoted")
+    assert json.loads(_cli(settings, "candidates", "--json").output) == []

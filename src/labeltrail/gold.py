@@ -4,17 +4,24 @@ Each item becomes its verdict (request id ``gold:<set>``) on ``adjudications`` a
 and its comment on ``gold`` (and ``comments`` with ``post=True``); ids derive from the set name
 and comment id, and the lines are checked all or nothing as :mod:`labeltrail.ingest` checks
 them (``docs/pipeline.md``, "Input").
+
+A gold set also grows from the pipeline's own work: an item an expert adjudicated with a
+confident verdict is a gold *candidate* (``labeltrail gold candidates``, read from ClickHouse),
+and :func:`promoted` turns a candidate into the same two events, the comment being the one
+posted (``labeltrail gold promote``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from labeltrail.events.base import utc_now
+from labeltrail.events.base import Envelope, utc_now
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import GOLD_REQUEST_PREFIX, AdjudicationRecorded, CommentPosted
 from labeltrail.ingest import (
@@ -30,7 +37,7 @@ from labeltrail.ingest import (
     unlimited,
 )
 
-__all__ = ["GoldItem", "InvalidGoldError", "parse_gold"]
+__all__ = ["GoldItem", "InvalidGoldError", "gold_verdict", "parse_gold", "promoted"]
 
 PRODUCER = "gold-cli"
 _VERDICT_FIELDS = ("label", "reviewer_id", "schema_version", "confidence", "note")
@@ -101,8 +108,17 @@ def _item(fields: dict[str, Any], verdict: dict[str, Any], gold_set: str) -> Gol
         id_parts=("gold", gold_set, fields.get("comment_id")),
         **fields,
     )
+    return GoldItem(comment, gold_verdict(comment, gold_set, **verdict))
+
+
+def gold_verdict(
+    comment: CommentPosted, gold_set: str, *, confidence: float = 1.0, **verdict: Any
+) -> AdjudicationRecorded:
+    """The gold verdict on ``comment`` in ``gold_set`` (``label``, ``reviewer_id``,
+    ``schema_version``, optional ``note``): its ids derive from the set and the comment id, so
+    the same item twice is the same event."""
     cid = comment.comment_id
-    recorded = AdjudicationRecorded.create(
+    return AdjudicationRecorded.create(
         producer=PRODUCER,
         occurred_at=comment.posted_at,
         id_parts=("gold", gold_set, cid),
@@ -111,7 +127,38 @@ def _item(fields: dict[str, Any], verdict: dict[str, Any], gold_set: str) -> Gol
         request_id=f"{GOLD_REQUEST_PREFIX}{gold_set}",
         task_id=f"gold:{cid}",
         comment_id=cid,
-        confidence=verdict.pop("confidence", 1.0),
+        confidence=confidence,
         **verdict,
     )
-    return GoldItem(comment, recorded)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def promoted(candidate: Mapping[str, Any], gold_set: str) -> GoldItem:
+    """A ``gold_candidates`` row as a gold item of ``gold_set``: the comment exactly as it was
+    posted (its own event, which tasking takes again without complaint), and a gold verdict
+    carrying the expert's label, reviewer and confidence."""
+    envelope = Envelope(
+        event_id=candidate["comment_event_id"],
+        event_type="CommentPosted",
+        occurred_at=_utc(candidate["comment_occurred_at"]),
+        recorded_at=_utc(candidate["comment_recorded_at"]),
+        producer=candidate["comment_producer"],
+        causation_id=candidate["comment_causation_id"] or None,
+        correlation_id=candidate["comment_correlation_id"] or None,
+    )
+    comment = CommentPosted.model_validate(
+        {**json.loads(candidate["comment_payload"]), "envelope": envelope}
+    )
+    verdict = gold_verdict(
+        comment,
+        gold_set,
+        label=candidate["label"],
+        reviewer_id=candidate["reviewer_id"],
+        schema_version=candidate["schema_version"],
+        confidence=candidate["confidence"],
+        note=f"promoted from adjudication {candidate['adjudication_event_id']}",
+    )
+    return GoldItem(comment, verdict)

@@ -6,13 +6,17 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from labeltrail.cli.common import console, fail, require_kafka
+from labeltrail.cli.common import console, err, fail, require_kafka
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
+
+if TYPE_CHECKING:
+    from labeltrail.gold import GoldItem
+    from labeltrail.kafka.producer import EventProducer
 
 app = typer.Typer(help="labeltrail: an event-sourced labeling pipeline.", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit queries, read from ClickHouse.", no_args_is_help=True)
@@ -137,7 +141,6 @@ def gold_publish(
     Each line is a comment as `labeltrail ingest` reads it, plus label, reviewer_id,
     schema_version and optional confidence and note. Publishing again adds nothing.
     """
-    from labeltrail.events.topics import topic_name
     from labeltrail.gold import parse_gold
     from labeltrail.kafka.producer import EventProducer
 
@@ -149,6 +152,17 @@ def gold_publish(
         items = parse_gold(lines, gold_set=gold_set, fits=producer.fits)
     except LabeltrailError as exc:
         raise fail(exc, 2) from exc
+    _send_gold(settings, producer, items, post=post)
+    console.print(f"published {len(items)} gold item(s) to set {gold_set!r}")
+
+
+def _send_gold(
+    settings: Settings, producer: EventProducer, items: list[GoldItem], *, post: bool = False
+) -> None:
+    """Each item's verdict to adjudications and gold, its comment to gold (and with ``post``
+    to comments), flushed."""
+    from labeltrail.events.topics import topic_name
+
     gold = topic_name(settings.topic_prefix, "gold")
     for item in items:
         producer.send(item.verdict)
@@ -160,7 +174,64 @@ def gold_publish(
         producer.flush()
     except LabeltrailError as exc:
         raise fail(exc) from exc
-    console.print(f"published {len(items)} gold item(s) to set {gold_set!r}")
+
+
+MinConfidence = Annotated[
+    float,
+    typer.Option(min=0.0, max=1.0, help="The least expert confidence a candidate may have."),
+]
+CANDIDATE_COLUMNS = ("comment_id", "schema_version", "label", "confidence", "reviewer_id", "text")
+
+
+def _candidates(min_confidence: float, comment_ids: list[str]) -> list[dict[str, Any]]:
+    from labeltrail.cli.audit import run_query
+
+    return run_query("gold_candidates", min_confidence=min_confidence, comment_ids=comment_ids)
+
+
+@gold_app.command("candidates")
+def gold_candidates(
+    min_confidence: MinConfidence = 0.9,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Items an expert adjudicated with a confident verdict (every verdict agreeing, the least
+    confident at least --min-confidence) that are not in a gold set yet, from ClickHouse."""
+    from labeltrail.audit import emit
+
+    rows = _candidates(min_confidence, [])
+    if as_json:
+        for row in rows:
+            row.pop("comment_payload")
+    emit(rows, as_json=as_json, title="gold candidates", console=console, columns=CANDIDATE_COLUMNS)
+
+
+@gold_app.command("promote")
+def gold_promote(
+    items: Annotated[list[str], typer.Argument(help="Comment ids of gold candidates.")],
+    gold_set: Annotated[str, typer.Option("--set", help="The gold set's name.")] = "gold",
+    min_confidence: MinConfidence = 0.9,
+) -> None:
+    """Add gold candidates to a gold set, as `gold publish` would: their verdicts to
+    adjudications and gold, their comments (as posted) to gold. All or nothing: an id that is
+    not a candidate is an error and nothing is published; promoting again adds nothing."""
+    from labeltrail.gold import promoted
+    from labeltrail.kafka.producer import EventProducer
+
+    settings = Settings()
+    rows = _candidates(min_confidence, sorted(set(items)))
+    found = {row["comment_id"] for row in rows}
+    missing = [item for item in dict.fromkeys(items) if item not in found]
+    if missing:
+        why = "no confident, agreeing expert verdict, or in gold already"
+        for item in missing:
+            err.print(f"{item}: not a gold candidate ({why})", markup=False, soft_wrap=True)
+        n = len(set(items))
+        raise fail(f"{len(missing)} of {n} item(s) not gold candidates; nothing published", 2)
+    require_kafka(settings)
+    producer = EventProducer(settings)
+    promotions = [promoted(row, gold_set) for row in rows]
+    _send_gold(settings, producer, promotions)
+    console.print(f"promoted {len(promotions)} item(s) to gold set {gold_set!r}")
 
 
 @topics_app.command("create")

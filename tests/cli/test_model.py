@@ -22,8 +22,6 @@ from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.config import Settings
 from labeltrail.events import CommentPosted, ModelPublished, ModelRefused
-from labeltrail.events.topics import topic_name
-from labeltrail.gold import parse_gold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.ontology.schema import MODERATION_CLASSES, moderation_schema_v3
@@ -91,35 +89,36 @@ def _manifest(model: Path, **fields: object) -> Path:
     return path
 
 
-def _seed(settings: Settings) -> None:
-    """Schema v3 and a gold set: every toy template once, harassment on the coded slice."""
+def _seed(settings: Settings, tmp_path: Path) -> None:
+    """Schema v3 and a gold set (through ``labeltrail gold publish``): every toy template
+    once, harassment on the coded slice."""
     ensure_topics(settings)
-    lines = [
-        json.dumps(
-            {
-                "comment_id": f"g-{cls}-{i}",
-                "video_id": "v-gold",
-                "author_hash": "a",
-                "text": f"{text} lol 3",
-                "source": "pool",
-                "posted_at": "2024-09-01T10:00:00+00:00",
-                "attributes": {"slice": CODED if cls == "harassment" else "plain"},
-                "label": cls,
-                "reviewer_id": "expert-1",
-                "schema_version": "v3",
-            }
-        )
-        for cls in MODERATION_CLASSES
-        for i, text in enumerate(TOY[cls])
-    ]
     producer = EventProducer(settings)
     producer.send(moderation_schema_v3())
-    gold = topic_name(settings.topic_prefix, "gold")
-    for item in parse_gold(lines, gold_set="day1"):
-        producer.send(item.verdict)
-        producer.send(item.verdict, topic=gold)
-        producer.send(item.comment, topic=gold)
     producer.flush()
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "comment_id": f"g-{cls}-{i}",
+                    "video_id": "v-gold",
+                    "author_hash": "a",
+                    "text": f"{text} lol 3",
+                    "source": "pool",
+                    "posted_at": "2024-09-01T10:00:00+00:00",
+                    "attributes": {"slice": CODED if cls == "harassment" else "plain"},
+                    "label": cls,
+                    "reviewer_id": "expert-1",
+                    "schema_version": "v3",
+                }
+            )
+            for cls in MODERATION_CLASSES
+            for i, text in enumerate(TOY[cls])
+        )
+    )
+    code, out = _run(settings, tmp_path / "models", "gold", "publish", str(gold))
+    assert code == 0, out
 
 
 def _models(settings: Settings) -> list[ModelPublished]:
@@ -142,7 +141,7 @@ def test_a_model_worse_on_a_gold_slice_is_refused_and_published_only_with_force(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     s, store = pipeline_settings, tmp_path / "models"
-    _seed(s)
+    _seed(s, tmp_path)
     good = _train(tmp_path / "good.onnx", blind=False)
     _manifest(good, model_version="tox-1")
     blind = _train(tmp_path / "blind.onnx", blind=True, seed=1)
@@ -209,7 +208,7 @@ def test_a_better_model_is_published_and_the_scorer_swaps_it_in(
     from labeltrail.ml.train_job import onnx_scorer
 
     s, store = pipeline_settings, tmp_path / "models"
-    _seed(s)
+    _seed(s, tmp_path)
     blind = _train(tmp_path / "blind.onnx", blind=True)
     _manifest(blind)
     good = _train(tmp_path / "good.onnx", blind=False, seed=1)
@@ -261,7 +260,7 @@ def test_bad_models_and_manifests_are_clear_errors_and_nothing_is_published(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     s, store = pipeline_settings, tmp_path / "models"
-    _seed(s)
+    _seed(s, tmp_path)
     model = _train(tmp_path / "m.onnx", blind=False)
 
     def refused(*args: str) -> str:

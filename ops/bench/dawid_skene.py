@@ -11,9 +11,14 @@ measured per side. Crowd-Kit needs a pandas DataFrame, which it builds from the 
 Figures, each one JSON line {"figure", "value", "unit", "peer", "peer_value", "ratio"} with
 ratio > 1 meaning labeltrail is better:
 
-* ``ds_*_like_for_like_50_iterations``: both sides run exactly 50 EM iterations (ours tol=0).
-* ``ds_*_ours_tol1e-5_vs_peer_50_iterations``: ours stops at its default tol=1e-5 (fewer
-  iterations), the peer runs its 50; a fair "default against default" figure, not like for like.
+* ``ds_*_like_for_like_50_iterations_float32`` and ``..._float64``: both sides run exactly 50
+  EM iterations (ours ``tol=0``; Crowd-Kit ``tol=-inf``, so its stopping rule never fires: with
+  its default ``tol=1e-5`` it stopped early and the "like for like" peer did less work), ours
+  in each of its two precisions (float32 is its default; Crowd-Kit computes in float64).
+  ``em_iterations`` shows both sides' counts, which must be equal.
+* ``ds_*_default_vs_default``: each side as shipped, ours ``DawidSkene()`` (tol=1e-5, at most
+  100 iterations, float32) against Crowd-Kit's ``DawidSkene()`` (tol=1e-5, at most 100): each
+  stops by its own rule; not like for like, the iteration counts say how far apart.
 * ``glad_*_like_for_like_10_iterations_glad``: GLAD on GLAD_SCALE (5,000 items, 30 annotators,
   3 votes each = 15,000 votes), both sides exactly 10 EM iterations of 25 conjugate-gradient
   steps (ours tol=0; Crowd-Kit tol=-inf so its stopping rule never fires).
@@ -33,6 +38,7 @@ import numpy as np
 SCALES = {"small": (50_000, 60), "article": (800_000, 240)}
 GLAD_SCALE = (5_000, 30)
 DS_ITER, GLAD_ITER = 50, 10
+PRECISIONS = ("float32", "float64")
 
 WORKER = r"""
 import json, resource, sys, time
@@ -61,8 +67,12 @@ elif side.startswith("ours"):
     from labeltrail.quality import DawidSkene, Votes
     t0 = time.perf_counter()
     votes = Votes.from_codes(item, ann, lab)
-    tol = 0.0 if side == "ours_fixed50" else 1e-5
-    model = DawidSkene(max_iter=50, tol=tol).fit(votes)
+    if side == "ours_default":
+        model = DawidSkene()
+    else:
+        precision = "float64" if side.endswith("float64") else "float32"
+        model = DawidSkene(max_iter=50, tol=0.0, precision=precision)
+    model.fit(votes)
     pred = model.labels_
     seconds = time.perf_counter() - t0
     n_iter = model.n_iter_
@@ -71,7 +81,7 @@ else:
     from crowdkit.aggregation import DawidSkene
     t0 = time.perf_counter()
     df = pd.DataFrame({"task": item, "worker": ann, "label": lab})
-    model = DawidSkene(n_iter=50)
+    model = DawidSkene() if side == "crowdkit_default" else DawidSkene(n_iter=50, tol=-float("inf"))
     res = model.fit_predict(df)
     pred = res.reindex(np.arange(truth.size)).to_numpy()
     seconds = time.perf_counter() - t0
@@ -133,9 +143,10 @@ def main() -> None:
     glad_ours = glad_peer = None
     with tempfile.TemporaryDirectory() as folder:
         _save(crowd, folder)
-        ours = _run("ours", folder)
-        fixed = _run("ours_fixed50", folder)
-        peer = None if args.skip_peer else _run("crowdkit", folder)
+        fixed = {p: _run(f"ours_fixed50_{p}", folder) for p in PRECISIONS}
+        peer = None if args.skip_peer else _run("crowdkit_fixed50", folder)
+        ours = _run("ours_default", folder)
+        default_peer = None if args.skip_peer else _run("crowdkit_default", folder)
         if not args.no_glad:
             _save(glad_crowd, folder)
             glad_ours = _run("ours_glad", folder)
@@ -143,17 +154,20 @@ def main() -> None:
     info = {"scale": args.scale, "votes": int(crowd.item.size), "seed": args.seed}
     raw = {
         "info": info,
-        "ds_ours_tol1e-5": ours,
-        "ds_ours_50_iterations": fixed,
+        **{f"ds_ours_50_iterations_{p}": fixed[p] for p in PRECISIONS},
         "ds_crowdkit_50_iterations": peer,
+        "ds_ours_default": ours,
+        "ds_crowdkit_default": default_peer,
         "glad_votes": int(glad_crowd.item.size),
         "glad_ours_10_iterations": glad_ours,
         "glad_crowdkit_10_iterations": glad_peer,
     }
     print(json.dumps(raw), file=sys.stderr)
-    ds_peer = f"crowd-kit DawidSkene(n_iter={DS_ITER})"
-    _rows(f"ds_*_like_for_like_{DS_ITER}_iterations_{args.scale}", fixed, peer, ds_peer)
-    _rows(f"ds_*_ours_tol1e-5_vs_peer_{DS_ITER}_iterations_{args.scale}", ours, peer, ds_peer)
+    ds_peer = f"crowd-kit DawidSkene(n_iter={DS_ITER}, tol=-inf), float64"
+    for p in PRECISIONS:
+        _rows(f"ds_*_like_for_like_{DS_ITER}_iterations_{p}_{args.scale}", fixed[p], peer, ds_peer)
+    default_name = "crowd-kit DawidSkene() (n_iter=100, tol=1e-5)"
+    _rows(f"ds_*_default_vs_default_{args.scale}", ours, default_peer, default_name)
     if glad_ours is not None:
         glad_peer_name = f"crowd-kit GLAD(n_iter={GLAD_ITER}, tol=-inf)"
         _rows(

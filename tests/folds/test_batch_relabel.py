@@ -1,0 +1,193 @@
+"""``folds.relabel``: the committed labels recomputed under another method, without a broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from labeltrail.events.base import LogPosition
+from labeltrail.events.columnar import VoteRow
+from labeltrail.events.models import LabelCommitted, LabelSchemaPublished, VoteCast
+from labeltrail.exceptions import QualityError
+from labeltrail.folds.relabel import labels_of_record, relabel, run_id_for, run_labels
+from labeltrail.ontology.schema import MODERATION_CLASSES
+from labeltrail.quality import DawidSkene, Votes
+from labeltrail.sim import Platform, PlatformConfig
+from tests.folds.helpers import run_in_memory
+
+T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
+CLASSES = list(MODERATION_CLASSES)
+
+
+def _label(
+    comment: str,
+    label: str,
+    votes: list[str],
+    *,
+    route: str = "consensus",
+    minutes: int = 0,
+    run_id: str | None = None,
+) -> LabelCommitted:
+    return LabelCommitted.create(
+        producer="tests",
+        id_parts=(comment, label, route, minutes, run_id),
+        occurred_at=T0,
+        recorded_at=T0 + dt.timedelta(minutes=minutes),
+        label_id=f"l-{comment}-{label}-{minutes}",
+        comment_id=comment,
+        schema_version="v3",
+        label=label,
+        classes=CLASSES,
+        distribution=[1.0 if c == label else 0.0 for c in CLASSES],
+        confidence=1.0,
+        route=route,
+        method="mv" if route == "consensus" else "expert-adjudication",
+        vote_ids=votes,
+        annotator_ids=[],
+        run_id=run_id,
+    )
+
+
+def _vote(vote_id: str, comment: str, annotator: str, label: str) -> VoteRow:
+    return VoteRow(vote_id, f"t-{comment}", comment, annotator, "v3", label, vote_id, 0)
+
+
+def _at(i: int) -> LogPosition:
+    return LogPosition(topic="x.labels", partition=0, offset=i)
+
+
+def test_the_label_of_record_is_the_latest_live_one() -> None:
+    first = _label("c1", "mild", ["v1"], minutes=1)
+    later = _label("c1", "hate", ["v1"], minutes=2)
+    run = _label("c1", "threats", ["v1"], minutes=3, run_id="r")
+    record = labels_of_record([(first, _at(0)), (later, _at(1)), (run, _at(2))])
+    assert record == {("c1", "v3"): (later, _at(1))}
+
+
+def test_ties_go_to_the_first_class_in_schema_order_not_alphabetical() -> None:
+    """'non-toxic' comes before 'mild' in the schema, after it in sorted order."""
+    record = labels_of_record([(_label("c1", "non-toxic", ["v1", "v2"]), _at(0))])
+    votes = [_vote("v1", "c1", "a", "mild"), _vote("v2", "c1", "b", "non-toxic")]
+    run = relabel(record, votes, {"v3": CLASSES}, "mv")
+    (item,) = run.items
+    assert item.new_label == "non-toxic" and not item.changed
+    assert item.new_posterior == [0.5, 0.5, 0.0, 0.0, 0.0]
+    assert item.votes == [("a", "mild"), ("b", "non-toxic")]
+
+
+def test_verdicts_are_carried_and_only_crowd_labels_change() -> None:
+    record = labels_of_record(
+        [
+            (_label("c1", "mild", ["v1", "v2", "v3"]), _at(0)),
+            (_label("c2", "hate", ["v4", "v5", "v6"], route="adjudication"), _at(1)),
+        ]
+    )
+    votes = [
+        _vote("v1", "c1", "a", "hate"),
+        _vote("v2", "c1", "b", "hate"),
+        _vote("v3", "c1", "c", "mild"),
+        _vote("v4", "c2", "a", "mild"),
+        _vote("v5", "c2", "b", "mild"),
+        _vote("v6", "c2", "c", "hate"),
+        _vote("v1", "c1", "a", "threats"),  # a second copy of a vote id: the first counts
+    ]
+    run = relabel(record, votes, {"v3": CLASSES}, "mv")
+    by_comment = {i.comment_id: i for i in run.items}
+    assert by_comment["c1"].new_label == "hate" and by_comment["c1"].changed
+    assert by_comment["c2"].new_label == "hate" and not by_comment["c2"].changed
+    assert by_comment["c2"].crowd_label == "mild"
+    summary = run.summary()
+    assert summary["changed"] == 1 and summary["votes"] == 6
+    assert summary["by_class"] == {"mild->hate": 1}
+    assert summary["by_route"] == {
+        "adjudication": {"items": 1, "changed": 0},
+        "consensus": {"items": 1, "changed": 1},
+    }
+    assert (summary["adjudicated"], summary["agrees_with_expert"]) == (1, 0)
+
+    run_id = run_id_for("mv", run.params, "", [_at(9)])
+    assert run_id == run_id_for("mv", dict(run.params), "", [_at(9)])
+    assert run_id != run_id_for("mv", run.params, "", [_at(10)])
+    events = {e.comment_id: e for e in run_labels(run, record, run_id)}
+    assert {e.run_id for e in events.values()} == {run_id}
+    assert events["c1"].label == "hate" and events["c1"].method == "mv"
+    assert events["c1"].source_positions == [_at(0)]
+    assert events["c1"].envelope.causation_id == record[("c1", "v3")][0].event_id
+    assert events["c2"].label == "hate" and events["c2"].method == "expert-adjudication"
+    assert events["c2"].method_params["run"] == run_id
+    assert {e.label_id for e in events.values()}.isdisjoint(
+        {label.label_id for label, _ in record.values()}
+    )
+    again = {e.comment_id: e for e in run_labels(run, record, run_id)}
+    assert {c: e.event_id for c, e in again.items()} == {c: e.event_id for c, e in events.items()}
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "version", "message"),
+    [
+        ("nope", {}, "", "unknown method 'nope'"),
+        ("ds", {"colour": "red"}, "", "takes no parameter 'colour'"),
+        ("ds", {"max_iter": "x"}, "", "is not a int"),
+        ("glad", {"learn_priors": "maybe"}, "", "is not a bool"),
+        ("ds", {}, "v9", "schema version 'v9' has no votes"),
+    ],
+)
+def test_bad_input_is_a_quality_error(
+    method: str, params: dict[str, str], version: str, message: str
+) -> None:
+    record = labels_of_record([(_label("c1", "mild", ["v1"]), _at(0))])
+    with pytest.raises(QualityError, match=message):
+        relabel(
+            record, [_vote("v1", "c1", "a", "mild")], {"v3": CLASSES}, method, params,
+            schema_version=version,
+        )  # fmt: skip
+
+
+def test_no_vote_named_on_the_log_is_an_error() -> None:
+    record = labels_of_record([(_label("c1", "mild", ["v1"]), _at(0))])
+    with pytest.raises(QualityError, match="names a vote"):
+        relabel(record, [], {"v3": CLASSES}, "mv")
+
+
+def test_a_simulated_history_by_majority_vote() -> None:
+    """The method it was committed with changes nothing; Dawid-Skene changes exactly the
+    labels its own fit on the same votes gives another class, all of them split items."""
+    replay = run_in_memory(
+        Platform(PlatformConfig.sized(80, seed=5)), consensus="mv", threshold=0.3
+    )
+    events = [e for es in replay.log.values() for e in es]
+    labels = [(e, _at(i)) for i, e in enumerate(events) if isinstance(e, LabelCommitted)]
+    votes = [VoteRow.of(e) for e in events if isinstance(e, VoteCast)]
+    classes = {e.version: list(e.classes) for e in events if isinstance(e, LabelSchemaPublished)}
+    record = labels_of_record(labels)
+
+    assert relabel(record, votes, classes, "mv").changed == []
+
+    run = relabel(record, votes, classes, "ds")
+    rows = [(c, a, lab) for c, _, a, lab in _named_votes(record, votes)]
+    coded = Votes.from_long(*(np.asarray(col, dtype=object) for col in zip(*rows, strict=True)),
+                            classes=classes["v3"])  # fmt: skip
+    fitted = DawidSkene().fit(coded)
+    expected = dict(
+        zip(coded.item_ids.tolist(), coded.decode(fitted.labels_).tolist(), strict=True)
+    )
+    crowd = [i for i in run.items if i.route == "consensus"]
+    assert run.changed
+    assert all(i.new_label == expected[i.comment_id] for i in crowd)
+    for item in run.changed:
+        counts = Counter(lab for _, lab in item.votes)
+        assert len(counts) > 1 and counts[item.old_label] > counts[item.new_label]
+
+
+def _named_votes(
+    record: dict[tuple[str, str], tuple[LabelCommitted, LogPosition]], votes: list[VoteRow]
+) -> list[tuple[str, str, str, str]]:
+    by_id = {v.vote_id: v for v in votes}
+    return [
+        (label.comment_id, vote_id, by_id[vote_id].annotator_id, by_id[vote_id].label)
+        for label, _ in record.values()
+        for vote_id in label.vote_ids
+    ]

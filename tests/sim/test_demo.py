@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from labeltrail.clickhouse.client import client_from
 from labeltrail.config import Settings
 from labeltrail.sim import Platform, PlatformConfig
-from labeltrail.sim.demo import DEMO_DAYS, run_demo
+from labeltrail.sim.demo import DEMO_COMMENTS, DEMO_DAYS, run_demo
 from tests.folds.helpers import final_labels, run_in_memory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -87,6 +88,20 @@ def _assert_a_month_of_windows(settings: Settings) -> None:
             ).result_rows
         )
         assert windows.get("day", 0) >= 20 and windows.get("week", 0) >= 4, windows
+
+
+def test_the_demo_finds_the_blind_spot_in_its_first_week(pipeline_settings: Settings) -> None:
+    """The article's timeline: the coded-harassment blind spot (high agreement, low gold
+    accuracy) is flagged in the first week of the month, on the demo's own platform."""
+    config = PlatformConfig.sized(DEMO_COMMENTS, seed=7, days=DEMO_DAYS)
+    result = run_demo(pipeline_settings, config=config, timeout=600)
+    weeks = sorted(start for window, start, slice_, _, _ in result.blind_spots if window == "week")
+    assert weeks, "no weekly blind-spot alert"
+    assert all("coded_harassment" in s for _, _, s, _, _ in result.blind_spots)
+    first_monday = config.start.date() - dt.timedelta(days=config.start.weekday())
+    assert weeks[0] == first_monday.isoformat()
+    gold_accuracy = [g for w, start, _, _, g in result.blind_spots if start == weeks[0]]
+    assert all(g < 0.5 for g in gold_accuracy)
 
 
 def test_killed_demo_reruns_without_duplicates(pipeline_settings: Settings) -> None:

@@ -29,14 +29,16 @@ app.add_typer(gold_app, name="gold")
 
 @app.command()
 def demo(
-    comments: Annotated[int, typer.Option(help="Comments to simulate.")] = 2_000,
+    comments: Annotated[
+        int | None, typer.Option(help="Comments to simulate [default: the demo's 6,000].")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 7,
     timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 900.0,
 ) -> None:
     """Run the simulated platform through the real broker into ClickHouse, then trace."""
     from labeltrail.clickhouse.client import shown_dsn
     from labeltrail.sim import PlatformConfig
-    from labeltrail.sim.demo import DEMO_DAYS, run_demo
+    from labeltrail.sim.demo import DEMO_COMMENTS, DEMO_DAYS, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.monotonic()
@@ -50,7 +52,9 @@ def demo(
     try:
         result = run_demo(
             settings,
-            config=PlatformConfig.sized(comments, seed=seed, days=DEMO_DAYS),
+            config=PlatformConfig.sized(
+                DEMO_COMMENTS if comments is None else comments, seed=seed, days=DEMO_DAYS
+            ),
             timeout=timeout,
             progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
         )

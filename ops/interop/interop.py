@@ -12,9 +12,11 @@ Usage::
     python ops/interop/interop.py fetch       # jars into var/interop/lib (no-op when there)
     python ops/interop/interop.py build       # fetch, then javac the harness
     python ops/interop/interop.py run fingerprint schemas/avro
+    python ops/interop/interop.py fetch-registry   # Apicurio Registry into var/interop/apicurio
+    python ops/interop/interop.py registry 8081    # run one (in-memory) until Ctrl-C
 
 State lives under ``LABELTRAIL_INTEROP_HOME`` (default ``<repo>/var/interop``): ``lib/``,
-``classes/``. Standard library only.
+``classes/``, ``apicurio/``. Standard library only.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -145,6 +150,88 @@ def run(*args: str, stdin: str = "", timeout: float = 120.0) -> str:
     return proc.stdout
 
 
+# --------------------------------------------------------------------------------------------
+# A schema registry: Apicurio Registry from Maven Central, in-memory storage
+
+
+APICURIO = "io.apicurio:apicurio-registry-app:2.6.13.Final:tar.gz:all"
+"""Apicurio Registry's own distribution (a Quarkus runner jar and its lib/), published to
+Maven Central beside the app: Apache-2.0, no Docker, an in-memory (H2) store by default, and
+a Confluent-compatible API under ``/apis/ccompat/v7``."""
+CCOMPAT = "/apis/ccompat/v7"
+
+
+def fetch_registry(root: Path | None = None) -> Path:
+    """The unpacked Apicurio distribution under ``<home>/apicurio`` (fetched once)."""
+    root = root or home()
+    target = root / "apicurio"
+    version = APICURIO.split(":")[2]
+    with _locked(root):
+        if (target / ".fetched").is_file() and (target / ".fetched").read_text().strip() == version:
+            return target
+        download = root / "download"
+        cmd = [_require_mvn(), "-B", "-q", "-f", str(POM)]
+        cmd += ["org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy"]
+        cmd += [f"-Dartifact={APICURIO}", f"-Dinterop.lib.dir={download}"]  # the copy goes there
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        archives = sorted(download.glob("apicurio-registry-app-*.tar.gz"))
+        if proc.returncode != 0 or not archives:
+            raise InteropError(f"Maven could not fetch {APICURIO}:\n{_mvn_output(proc)}")
+        staging = root / "apicurio.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        with tarfile.open(archives[-1]) as tar:
+            tar.extractall(staging, filter="data")
+        (staging / ".fetched").write_text(version + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        shutil.rmtree(download, ignore_errors=True)
+    return target
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/subjects", timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def registry(port: int = 0, timeout: float = 120.0) -> Iterator[str]:
+    """A fresh in-memory registry on 127.0.0.1 for the ``with`` block; yields its
+    Confluent-compatible URL, and ends the process it started (by its id) afterwards."""
+    dist = fetch_registry()
+    runner = next(dist.glob("apicurio-registry-app-*-runner.jar"))
+    port = port or _free_port()
+    log = home() / f"apicurio-{port}.log"
+    cmd = [_require_java(), "-Xmx512m", *JVM_OPTS[1:], f"-Dquarkus.http.port={port}"]
+    cmd += ["-Dquarkus.http.host=127.0.0.1", "-jar", str(runner)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=dist, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}{CCOMPAT}"
+    try:
+        deadline = time.monotonic() + timeout
+        while not _answers(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise InteropError(f"Apicurio Registry did not start on port {port}:\n{tail}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -152,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
             print(fetch())
         elif argv[:1] == ["build"]:
             print(harness())
+        elif argv[:1] == ["fetch-registry"]:
+            print(fetch_registry())
+        elif argv[:1] == ["registry"]:  # in the foreground until Ctrl-C
+            with registry(int(argv[1]) if len(argv) > 1 else 8081) as url:
+                print(url, flush=True)
+                while True:
+                    time.sleep(3600)
         elif argv[:1] == ["run"] and len(argv) > 1:
             sys.stdout.write(run(*argv[1:], stdin="" if sys.stdin.isatty() else sys.stdin.read()))
         else:

@@ -307,6 +307,15 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, ge=1)
     """``LABELTRAIL_TOPIC_REPLICATION``: replication factor for new topics."""
 
+    wire_format: str = Field("single-object", pattern="^(single-object|registry)$")
+    """``LABELTRAIL_WIRE_FORMAT``: how events are written, ``single-object`` (Avro's
+    single-object encoding, no registry) or ``registry`` (Confluent framing: a schema id from
+    the schema registry); either is read (docs/producers.md)."""
+
+    schema_registry_url: str | None = None
+    """``LABELTRAIL_SCHEMA_REGISTRY_URL``: a Confluent-compatible schema registry; needed to
+    write ``registry`` and to read Confluent-framed records."""
+
     clickhouse_dsn: str = "chdb://var/labeltrail/clickhouse"
     """``LABELTRAIL_CLICKHOUSE_DSN``: ``chdb:///<dir>`` (in process) or ``http://host:8123/db``."""
 

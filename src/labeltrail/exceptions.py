@@ -119,6 +119,13 @@ class WrongTopicError(SerializationError):
     reason_code = "wrong_topic"
 
 
+class RegistryUnavailableError(SerializationError):
+    """A Confluent-framed message whose schema the schema registry could not be asked for
+    (down, unreachable, or none configured)."""
+
+    reason_code = "registry_unavailable"
+
+
 # the quality core -------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -124,3 +124,16 @@ def java() -> Java:
     except RuntimeError as exc:  # no java, javac or mvn; a fetch or compile that failed
         unavailable(f"the Java interop harness is not available: {exc}")
     return Java(module)
+
+
+@pytest.fixture(scope="session")
+def registry_url() -> Iterator[str]:
+    """A fresh Apicurio Registry (in memory) for this test session: its Confluent-compatible
+    URL. Started from Maven Central's distribution (``ops/interop/interop.py``), stopped after."""
+    module = load_interop()
+    try:
+        module.fetch_registry()
+    except RuntimeError as exc:
+        unavailable(f"no schema registry to test against: {exc}")
+    with module.registry() as url:
+        yield url

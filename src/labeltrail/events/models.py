@@ -470,6 +470,7 @@ DeadLetterReason = Literal[
     "wrong_topic",
     "fold_error",
     "output_too_large",
+    "registry_unavailable",
 ]
 
 

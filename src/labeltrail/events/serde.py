@@ -4,7 +4,9 @@ A message is ``C3 01``, the writer schema's 8-byte CRC-64-AVRO fingerprint (litt
 the Avro specification and its Java ``BinaryMessageEncoder`` write it) and the Avro body, so no
 registry is needed: the reader knows every committed version. Readers also take the legacy
 header (the fingerprint's bytes reversed, written by labeltrail 0.1.0) until
-:data:`~labeltrail.events.avro.LEGACY_ORDER_REMOVED_IN`. The compiled
+:data:`~labeltrail.events.avro.LEGACY_ORDER_REMOVED_IN`. A record in the Confluent framing
+(``00``, a schema id) is read through the :class:`FramedReader` the schema registry adapter
+installs (:mod:`labeltrail.kafka.registry`). The compiled
 codec (native, or :mod:`labeltrail.events.codec`) is the hot path for current contracts;
 fastavro + pydantic decode older writer versions, uncompiled models and every message the
 compiled reader does not accept, so a bad message is rejected with exactly the reason
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Any
+from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 from pydantic import ValidationError
@@ -30,16 +32,59 @@ from labeltrail.events.base import Event
 from labeltrail.events.codec import compiled as _compiled
 from labeltrail.events.models import EVENT_TYPES
 from labeltrail.exceptions import (
+    RegistryUnavailableError,
     SchemaInvalidError,
     SerializationError,
     UndecodableError,
     UnknownEventTypeError,
 )
 
-__all__ = ["MAGIC", "decode", "encode", "encode_with", "event_type_of"]
+__all__ = [
+    "CONFLUENT_MAGIC",
+    "MAGIC",
+    "FramedReader",
+    "decode",
+    "encode",
+    "encode_with",
+    "event_type_of",
+    "read_framed_with",
+]
 
 MAGIC = b"\xc3\x01"
 _HEADER = len(MAGIC) + 8
+CONFLUENT_MAGIC = b"\x00"
+"""The first byte of the Confluent framing: then a 4-byte big-endian schema id, the body."""
+
+
+class FramedReader(Protocol):
+    """Reads Confluent-framed messages: the schema registry adapter
+    (:mod:`labeltrail.kafka.registry`) installs one with :func:`read_framed_with`."""
+
+    def name_of(self, data: bytes) -> str:
+        """The event type of the message's writer schema (a SerializationError if unknown)."""
+
+    def record_of(self, data: bytes, name: str) -> dict[str, Any]:
+        """The record, resolved to the current contract of ``name``."""
+
+
+_framed: list[FramedReader] = []
+
+
+def read_framed_with(reader: FramedReader | None) -> None:
+    """Make :func:`decode` and :func:`event_type_of` read Confluent-framed messages with
+    ``reader`` (None: refuse them again)."""
+    _framed[:] = [reader] if reader is not None else []
+
+
+def _framed_reader(data: bytes) -> FramedReader:
+    if not _framed:
+        schema_id = int.from_bytes(data[1:5], "big") if len(data) >= 5 else None
+        raise RegistryUnavailableError(
+            f"a Confluent-framed message (schema id {schema_id}) and no schema registry "
+            "configured (LABELTRAIL_SCHEMA_REGISTRY_URL)"
+        )
+    return _framed[0]
+
 
 # encoding ----------------------------------------------------------------------------------
 
@@ -94,7 +139,10 @@ def encode_with(schema: Any, fp: bytes, record: dict[str, Any]) -> bytes:
 
 
 def event_type_of(data: bytes) -> str:
-    """The event type a message claims, from its fingerprint, without decoding the body."""
+    """The event type a message claims, from its fingerprint (or its registry schema id),
+    without decoding the body."""
+    if data[:1] == CONFLUENT_MAGIC:
+        return _framed_reader(data).name_of(data)
     return _writer(data).name
 
 
@@ -113,6 +161,10 @@ def decode(data: bytes) -> Event:
     Raises :class:`UndecodableError`, :class:`UnknownEventTypeError` or
     :class:`SchemaInvalidError`; each carries the dead-letter ``reason_code``.
     """
+    if data[:1] == CONFLUENT_MAGIC:
+        reader = _framed_reader(data)
+        name = reader.name_of(data)
+        return _validated(name, reader.record_of(data, name))
     writer = _writer(data)
     name = writer.name
     compiled = _compiled(name)
@@ -140,6 +192,11 @@ def _decode_general(data: bytes, name: str) -> Event:
         raise UndecodableError(f"corrupt {name} body: {type(exc).__name__}: {exc}") from exc
     if buf.tell() != len(data):
         raise UndecodableError(f"{len(data) - buf.tell()} trailing bytes after {name} body")
+    return _validated(name, record)
+
+
+def _validated(name: str, record: Any) -> Event:
+    """The event model of a decoded record, or SchemaInvalidError saying what is wrong."""
     model = EVENT_TYPES.get(name)
     if model is None:
         raise UnknownEventTypeError(f"no model for event type {name!r}")

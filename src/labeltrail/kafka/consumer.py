@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from labeltrail.config import Settings
+from labeltrail.kafka.registry import codec_for
 
 __all__ = ["consumer_config", "drained", "high_watermark", "make_consumer", "unread"]
 
@@ -82,5 +83,7 @@ def unread(
 
 
 def make_consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
-    """A consumer of the settings' cluster in ``group`` (see :func:`consumer_config`)."""
+    """A consumer of the settings' cluster in ``group`` (see :func:`consumer_config`); with a
+    schema registry configured, Confluent-framed records decode through it."""
+    codec_for(settings)
     return Consumer(consumer_config(settings, group, **overrides))

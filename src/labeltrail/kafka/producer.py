@@ -12,6 +12,7 @@ from labeltrail.events.base import Event
 from labeltrail.events.serde import encode
 from labeltrail.events.topics import topic_for
 from labeltrail.exceptions import LabeltrailError
+from labeltrail.kafka.registry import codec_for
 
 __all__ = [
     "RECORD_OVERHEAD_BYTES",
@@ -62,6 +63,14 @@ class EventEncoder:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._topics: dict[tuple[str, str | None], str] = {}
+        registry = codec_for(settings)  # also reads Confluent-framed records from now on
+        self._registry = registry if settings.wire_format == "registry" else None
+
+    def encode(self, event: Event, topic: str) -> bytes:
+        """The event's value in the configured wire format (``LABELTRAIL_WIRE_FORMAT``)."""
+        if self._registry is not None:
+            return self._registry.encode(event, topic)
+        return encode(event)
 
     def topic_of(self, event: Event) -> str:
         cls = type(event)
@@ -78,7 +87,10 @@ class EventEncoder:
 
     def records(self, events: list[Event]) -> list[tuple[str, bytes, bytes]]:
         """(topic, key, value) of every event: :class:`RecordTooLargeError` if any is over."""
-        records = [(self.topic_of(e), e.key.encode(), encode(e)) for e in events]
+        records = []
+        for event in events:
+            topic = self.topic_of(event)
+            records.append((topic, event.key.encode(), self.encode(event, topic)))
         for topic, key, value in records:
             self._check_size(topic, key, value)
         return records
@@ -126,7 +138,8 @@ class EventProducer(EventEncoder):
 
     def send(self, event: Event, *, topic: str | None = None) -> None:
         """Queue one event (its topic from the registry unless given)."""
-        self.send_raw(topic or self.topic_of(event), event.key.encode(), encode(event))
+        topic = topic or self.topic_of(event)
+        self.send_raw(topic, event.key.encode(), self.encode(event, topic))
 
     def send_all(self, events: list[Event]) -> None:
         """Queue every event, or none: :class:`RecordTooLargeError` if any is over the limit."""

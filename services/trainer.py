@@ -7,8 +7,8 @@ checks parity with. Every ``LABELTRAIL_TRAINER_EVERY_LABELS`` new committed labe
 per slice, gates it against the live model (the last on the models topic: worse on any gold
 slice by more than ``LABELTRAIL_LEARNING_GATE_TOLERANCE``, it is a ModelRefused on
 ``models.refused`` instead) and publishes ModelPublished to the compacted models topic, where
-the scorer picks it up. Artifacts go to ``LABELTRAIL_LEARNING_MODELS_DIR`` (shared with the scorer). Not
-``scalable``: one copy reads every partition.
+the scorer picks it up. Artifacts go to ``LABELTRAIL_LEARNING_MODELS_DIR`` (shared with the
+scorer). Not ``scalable``: one copy reads every partition.
 """
 
 from labeltrail.kafka.serve import serve

@@ -22,13 +22,18 @@ from labeltrail.learning.publish import file_sha256
 
 __all__ = ["OnnxTextScorer", "margins"]
 
-_ORT_ERRORS: tuple[type[Exception], ...] = tuple(
-    v
-    for v in vars(ort.capi.onnxruntime_pybind11_state).values()
-    if isinstance(v, type) and issubclass(v, Exception)
+_LOAD_ERRORS: tuple[type[Exception], ...] = (
+    KeyError,
+    ValueError,
+    *(
+        v
+        for v in vars(ort.capi.onnxruntime_pybind11_state).values()
+        if isinstance(v, type) and issubclass(v, Exception)
+    ),
 )
-"""onnxruntime's own errors (``Fail``, ``InvalidProtobuf``, ``InvalidGraph``, ...): they share
-no base class but ``Exception``; a file that is not a model raises ``InvalidProtobuf``."""
+"""A file that is not a labeltrail model: missing metadata, or one of onnxruntime's own errors
+(``Fail``, ``InvalidProtobuf``, ``InvalidGraph``, ...), which share no base class but
+``Exception``; a text file named ``.onnx`` raises ``InvalidProtobuf``."""
 
 
 class OnnxTextScorer:
@@ -70,7 +75,7 @@ class OnnxTextScorer:
             )
             self.classes: list[str] = list(json.loads(meta["labeltrail.classes"]))
             self.metadata: dict[str, Any] = json.loads(meta.get("labeltrail.metadata", "{}"))
-        except (KeyError, ValueError, *_ORT_ERRORS) as exc:
+        except _LOAD_ERRORS as exc:
             raise ArtifactError(f"{path}: not a labeltrail ONNX model ({exc})") from exc
         self.path = path
         self.batch_size = batch_size

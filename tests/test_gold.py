@@ -20,6 +20,7 @@ from labeltrail.folds.tasking import TaskingFold
 from labeltrail.gold import InvalidGoldError, parse_gold
 from labeltrail.kafka.admin import ensure_topics
 from tests.audit.history import project
+from tests.folds.test_tasking_suspension import comment as posted
 from tests.probes import read_topic
 
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
@@ -171,20 +172,6 @@ def test_an_invalid_gold_file_produces_nothing(pipeline_settings: Settings, tmp_
 # gold candidates: confident expert verdicts, promoted into a gold set ------------------------
 
 
-def _posted(cid: str) -> CommentPosted:
-    return CommentPosted.create(
-        producer="ingest",
-        id_parts=("c", cid),
-        occurred_at=T0,
-        comment_id=cid,
-        video_id="v-1",
-        author_hash="h",
-        text=f"the words of {cid}",
-        posted_at=T0,
-        source="product_log",
-    )
-
-
 def _verdict(cid: str, label: str, confidence: float, n: int = 1) -> AdjudicationRecorded:
     return AdjudicationRecorded.create(
         producer="annotate",
@@ -206,7 +193,9 @@ def adjudicated(pipeline_settings: Settings) -> Iterator[dict[str, Event]]:
     """ClickHouse (the test's chdb) holding: a confident verdict (c-sure), an unsure one (c-unsure),
     two experts who disagree (c-split), an item already in gold (g-1), a comment never
     adjudicated (c-none). The client stays open: chdb shares its path within a process."""
-    comments = {cid: _posted(cid) for cid in ("c-sure", "c-unsure", "c-split", "c-none")}
+    comments = {
+        cid: posted(cid, T0, "product_log") for cid in ("c-sure", "c-unsure", "c-split", "c-none")
+    }
     (gold,) = parse_gold([json.dumps(ITEM)], gold_set="s0")
     events: list[Event] = [
         *comments.values(),
@@ -238,7 +227,7 @@ def test_confident_agreeing_expert_verdicts_are_the_candidates(
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
     assert (row["comment_id"], row["label"], row["reviewer_id"]) == ("c-sure", "harassment", "e-01")
-    assert row["confidence"] == 0.95 and row["text"] == "the words of c-sure"
+    assert row["confidence"] == 0.95 and row["text"] == "text of c-sure"
     result = _cli(pipeline_settings, "candidates", "--json", "--min-confidence", "0.5")
     assert sorted(r["comment_id"] for r in json.loads(result.output)) == ["c-sure", "c-unsure"]
     table = _cli(pipeline_settings, "candidates")

@@ -3,51 +3,21 @@ gold accuracy falls below the floor, with the evidence; without Kafka."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Literal
-
 import pytest
 from scipy import stats
 
-from labeltrail.events import LogPosition
 from labeltrail.events.models import AnnotatorReinstated, AnnotatorSuspended, HoneypotScored
-from labeltrail.folds.base import Output
 from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
-
-POS = LogPosition(topic="x", partition=0, offset=0)
-T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
-HoneypotSource = Literal["honeypot", "gold", "adjudication"]
-
-
-def _result(
-    annotator: str, i: int, correct: bool, source: HoneypotSource = "honeypot"
-) -> HoneypotScored:
-    return HoneypotScored.create(
-        producer="t",
-        id_parts=("hp", annotator, i, source),
-        occurred_at=T0 + dt.timedelta(minutes=i),
-        annotator_id=annotator,
-        task_id=f"t{i}",
-        vote_id=f"v-{annotator}-{i}",
-        comment_id=f"g{i}",
-        schema_version="v3",
-        source=source,
-        expected_label="harassment",
-        given_label="harassment" if correct else "non-toxic",
-        correct=correct,
-    )
+from tests.folds.test_reliability import POS, honeypot, run
 
 
 def _feed(fold: ReliabilityFold, results: list[HoneypotScored]) -> list[AnnotatorSuspended]:
-    out: list[Output] = []
-    for result in results:
-        out += fold.apply(result, POS)
-    return [o for o in out if isinstance(o, AnnotatorSuspended)]
+    return [o for o in run(fold, list(results)) if isinstance(o, AnnotatorSuspended)]
 
 
 def _failing(annotator: str, start: int = 0, n: int = 14) -> list[HoneypotScored]:
     """Two right, then wrong: P(accuracy < 0.7) passes 0.95 at the 10th result."""
-    return [_result(annotator, start + i, i < 2) for i in range(n)]
+    return [honeypot(annotator, i < 2, start + i) for i in range(n)]
 
 
 def test_failing_honeypots_suspend_once_with_the_evidence() -> None:
@@ -71,15 +41,15 @@ def test_failing_honeypots_suspend_once_with_the_evidence() -> None:
 
 def test_a_good_annotator_and_too_little_evidence_are_left_alone() -> None:
     fold = ReliabilityFold()
-    assert _feed(fold, [_result("good", i, i % 5 != 0) for i in range(40)]) == []
-    assert _feed(fold, [_result("new", i, False) for i in range(9)]) == []
+    assert _feed(fold, [honeypot("good", i % 5 != 0, i) for i in range(40)]) == []
+    assert _feed(fold, [honeypot("new", False, i) for i in range(9)]) == []
 
 
 def test_adjudication_feedback_is_not_evidence_for_suspension() -> None:
     fold = ReliabilityFold()
-    results = [_result("a1", i, False, source="adjudication") for i in range(20)]
+    results = [honeypot("a1", False, i, "adjudication") for i in range(20)]
     assert _feed(fold, results) == []
-    assert _feed(fold, [_result("a1", 100 + i, i < 2, source="gold") for i in range(10)])
+    assert _feed(fold, [honeypot("a1", i < 2, 100 + i, "gold") for i in range(10)])
 
 
 def test_a_reinstatement_starts_the_evidence_afresh() -> None:
@@ -90,8 +60,8 @@ def test_a_reinstatement_starts_the_evidence_afresh() -> None:
     )
     assert fold.apply(reinstated, POS) == []
     # Nine more failures are not yet ten results since the reinstatement.
-    assert _feed(fold, [_result("a1", 100 + i, False) for i in range(9)]) == []
-    assert len(_feed(fold, [_result("a1", 200, False)])) == 1
+    assert _feed(fold, [honeypot("a1", False, 100 + i) for i in range(9)]) == []
+    assert len(_feed(fold, [honeypot("a1", False, 200)])) == 1
 
 
 def test_a_manual_suspension_is_not_repeated_by_qc() -> None:

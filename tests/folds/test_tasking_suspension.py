@@ -3,6 +3,9 @@ reassigned, and work again after a reinstatement; without Kafka."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Literal
+
 from labeltrail.events import (
     AdjudicationRecorded,
     AdjudicationRequested,
@@ -61,15 +64,20 @@ def _vote(task: TaskCreated, annotator: str) -> VoteCast:
     )
 
 
-def _comment(cid: str) -> CommentPosted:
+def comment(
+    cid: str, at: dt.datetime = T0, source: Literal["pool", "product_log"] = "pool"
+) -> CommentPosted:
+    """A posted comment whose id derives from ``cid`` (the same event each time)."""
     return CommentPosted.create(
         producer="t",
+        id_parts=("c", cid),
+        occurred_at=at,
         comment_id=cid,
         video_id="v",
         author_hash="h",
         text=f"text of {cid}",
-        posted_at=T0,
-        source="pool",
+        posted_at=at,
+        source=source,
     )
 
 
@@ -117,7 +125,7 @@ def test_a_suspended_annotator_gets_no_new_task_until_reinstated() -> None:
     fold = _fold()
     fold.apply(_suspended("a1"), POS)
     for i in range(40):
-        fold.apply(_comment(f"k{i}"), POS)
+        fold.apply(comment(f"k{i}"), POS)
     out = _apply(fold, *(_scored(f"k{i}") for i in range(20)))
     assert len(_tasks(out)) == 20
     assert all("a1" not in t.annotators for t in _tasks(out))

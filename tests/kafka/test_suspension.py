@@ -32,6 +32,7 @@ from labeltrail.gold import parse_gold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.ontology import MODERATION_CLASSES, moderation_schema_v3
+from tests.folds.test_tasking_suspension import comment as posted
 from tests.kafka.histories import read
 from tests.kafka.runners import run_stage
 
@@ -51,20 +52,6 @@ def _settings(base: Settings) -> Settings:
     return base.model_copy(update={"tasking": tasking})
 
 
-def _comment(cid: str, at: dt.datetime) -> CommentPosted:
-    return CommentPosted.create(
-        producer="test",
-        id_parts=("c", cid),
-        occurred_at=at,
-        comment_id=cid,
-        video_id="v1",
-        author_hash="h",
-        text=f"comment {cid}",
-        posted_at=at,
-        source="product_log",
-    )
-
-
 def _scored(comment: CommentPosted) -> CommentScored:
     return CommentScored.create(
         producer="test",
@@ -82,7 +69,7 @@ def _scored(comment: CommentPosted) -> CommentScored:
 
 def _comments(producer: EventProducer, start: int, n: int) -> None:
     for i in range(start, start + n):
-        comment = _comment(f"c{i:03d}", T0 + dt.timedelta(minutes=i))
+        comment = posted(f"c{i:03d}", T0 + dt.timedelta(minutes=i), "product_log")
         producer.send(comment)
         producer.send(_scored(comment))
     producer.flush()

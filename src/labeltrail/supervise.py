@@ -21,12 +21,13 @@ import fcntl
 import inspect
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import xmlrpc.client
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -139,10 +140,18 @@ def _ini(value: Path | str) -> str:
 
 
 def render_config(
-    run: RunDir, progs: Sequence[Program], *, python: str = sys.executable, cwd: Path
+    run: RunDir,
+    progs: Sequence[Program],
+    *,
+    python: str = sys.executable,
+    cwd: Path,
+    environment: Mapping[str, str] | None = None,
 ) -> str:
     """supervisord's configuration: a private unix socket, logs under the run directory, and
-    every program restarted whenever it exits, stopped with its whole process group."""
+    every program restarted whenever it exits, stopped with its whole process group.
+
+    The programs inherit the environment of whoever starts supervisord, plus ``environment``.
+    """
     lines = [
         "; written by `labeltrail up`; rewritten on the next one",
         "[unix_http_server]",
@@ -156,6 +165,11 @@ def render_config(
         f"directory={_ini(cwd)}",
         "identifier=labeltrail",
         "nodaemon=false",
+        *(
+            ["environment=" + ",".join(f'{k}="{_ini(v)}"' for k, v in environment.items())]
+            if environment
+            else []
+        ),
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
@@ -195,14 +209,21 @@ def render_config(
 
 
 class Supervisor:
-    """supervisord's XML-RPC interface on the run directory's unix socket."""
+    """supervisord's XML-RPC interface on the run directory's unix socket (a context
+    manager: its connection is closed on exit)."""
 
     def __init__(self, run: RunDir) -> None:
         from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
 
         self.run = run
-        transport = SupervisorTransport(None, None, f"unix://{run.socket}")
-        self._proxy: Any = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        self._transport = SupervisorTransport(None, None, f"unix://{run.socket}")
+        self._proxy: Any = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=self._transport)
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._transport.close()
 
     @property
     def rpc(self) -> Any:
@@ -270,7 +291,12 @@ def _wait(what: str, ready: Any, timeout: float) -> None:
 
 
 def up(
-    run: RunDir, progs: Sequence[Program], *, cwd: Path | None = None, timeout: float = 60.0
+    run: RunDir,
+    progs: Sequence[Program],
+    *,
+    cwd: Path | None = None,
+    environment: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
 ) -> UpResult:
     """Start supervisord with ``progs`` and wait until every one has stayed up
     ``START_SECONDS``.
@@ -281,11 +307,11 @@ def up(
     :class:`SupervisorError` naming the programs that did not start, with the last line of
     each one's log.
     """
-    with run.locked():
-        sup = Supervisor(run)
+    with run.locked(), Supervisor(run) as sup:
         started = not sup.alive()
         run.logs.mkdir(parents=True, exist_ok=True)
-        run.conf.write_text(render_config(run, progs, cwd=(cwd or Path.cwd()).resolve()))
+        here = (cwd or Path.cwd()).resolve()
+        run.conf.write_text(render_config(run, progs, cwd=here, environment=environment))
         if started:
             _spawn_supervisord(run)
             _wait("supervisord did not answer", sup.alive, 30.0)
@@ -334,8 +360,7 @@ def _pid_alive(pid: int) -> bool:
 def down(run: RunDir, *, timeout: float = STOP_WAIT_SECONDS + 30.0) -> list[str] | None:
     """Stop every program (SIGTERM to its process group, SIGKILL after ``STOP_WAIT_SECONDS``),
     then supervisord; returns the names stopped, or None when nothing was running here."""
-    with run.locked():
-        sup = Supervisor(run)
+    with run.locked(), Supervisor(run) as sup:
         if not sup.alive():
             return None
         pid = sup.pid()
@@ -368,12 +393,13 @@ def restarts(run: RunDir) -> Counter[str]:
 def process_status(run: RunDir) -> list[ProcessStatus] | None:
     """Every supervised program's state, PID, uptime and restarts; None when no supervisord
     runs here."""
-    sup = Supervisor(run)
-    if not sup.alive():
-        return None
+    with Supervisor(run) as sup:
+        if not sup.alive():
+            return None
+        infos = sup.processes()
     counts = restarts(run)
     out = []
-    for info in sup.processes():
+    for info in infos:
         if info["name"] == "restarts":
             continue
         running = info["statename"] == "RUNNING"
@@ -422,6 +448,11 @@ class StageStatus:
     partitions: list[Any]
     """:class:`labeltrail.kafka.lag.PartitionLag` of every input partition the group commits."""
     dead_lettered: int
+    metrics: dict[str, Any] | None = None
+    """What the running stage reports (:func:`labeltrail.kafka.metrics.read`): ``processed``,
+    ``rejected`` by reason, ``healthy`` and more; None when metrics are off or it does not
+    answer (``metrics_error`` says why)."""
+    metrics_error: str | None = None
 
     @property
     def lag(self) -> int:
@@ -471,8 +502,48 @@ def stage_status(settings: Settings, names: Sequence[str] | None = None) -> list
     for name in names if names is not None else list(STAGES):
         group = f"{settings.topic_prefix}.{name}"  # the runners' group (StageRunner.group)
         topics = [topic_name(settings.topic_prefix, s) for s in _committed_inputs(name)]
-        out.append(StageStatus(name, group, group_lag(settings, group, topics), dead[name]))
+        metrics, error = _metrics_of(settings, name)
+        out.append(
+            StageStatus(name, group, group_lag(settings, group, topics), dead[name], metrics, error)
+        )
     return out
+
+
+def _metrics_of(settings: Settings, service: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The service's own figures from its metrics server, or why there are none."""
+    from labeltrail.kafka.metrics import metrics_url, read
+
+    url = metrics_url(settings, service)
+    if url is None:
+        return None, "metrics are off (LABELTRAIL_METRICS_PORT unset)"
+    try:
+        return read(url), None
+    except LabeltrailError as exc:
+        return None, str(exc)
+
+
+METRICS_BASE_PORT = 9400
+"""Where ``labeltrail up`` looks for a free block of metrics ports when none is configured."""
+
+METRICS_BLOCK = 10
+"""Ports per block: a base port plus each service's offset (``kafka.metrics.PORT_OFFSETS``)."""
+
+
+def free_metrics_port(host: str, start: int = METRICS_BASE_PORT, tries: int = 50) -> int:
+    """The first base port from ``start`` (in steps of a block) whose whole block is free."""
+    for base in range(start, start + tries * METRICS_BLOCK, METRICS_BLOCK):
+        if all(_port_free(host, base + i) for i in range(METRICS_BLOCK)):
+            return base
+    raise SupervisorError(f"no free block of {METRICS_BLOCK} metrics ports from {start}")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 if __name__ == "__main__":

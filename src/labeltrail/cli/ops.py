@@ -29,7 +29,7 @@ TOKENS_FILE = Path("var/annotate/tokens.txt")
 CLUSTER_FILE = "cluster.json"
 """Where ``up`` records the cluster and topic prefix its processes use (no secret)."""
 
-CLUSTER_KEYS = ("kafka_bootstrap_servers", "topic_prefix")
+CLUSTER_KEYS = ("kafka_bootstrap_servers", "topic_prefix", "metrics_port", "metrics_host")
 
 RunDirOption = Annotated[
     Path, typer.Option("--run-dir", help="supervisord's config, socket, PID file and logs.")
@@ -71,11 +71,17 @@ def _frontend_args(settings: Settings) -> list[str] | None:
 def _running_settings(settings: Settings, run_dir: Path) -> Settings:
     """``settings`` on the cluster and prefix that ``up`` recorded under ``run_dir`` (the
     supervised processes use those, whatever this shell's environment says)."""
+    recorded = _recorded(run_dir)
+    return settings.model_copy(update={k: recorded[k] for k in CLUSTER_KEYS if k in recorded})
+
+
+def _recorded(run_dir: Path) -> dict[str, Any]:
+    """What ``up`` recorded under ``run_dir`` (:data:`CLUSTER_KEYS`), or nothing."""
     try:
         recorded = json.loads(run_dir.joinpath(CLUSTER_FILE).read_text())
     except (OSError, ValueError):
-        return settings
-    return settings.model_copy(update={k: recorded[k] for k in CLUSTER_KEYS if k in recorded})
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def up(
@@ -92,7 +98,7 @@ def up(
     """Start every stage service, the projector and the annotation frontend under supervisord
     (restarted when they exit); running it again starts no duplicate."""
     from labeltrail.kafka.admin import ensure_topics
-    from labeltrail.supervise import programs
+    from labeltrail.supervise import free_metrics_port, programs
     from labeltrail.supervise import up as start
 
     settings = Settings()
@@ -110,7 +116,14 @@ def up(
     try:
         ensure_topics(settings)  # once, before nine processes race to create them
         progs = programs(without, frontend_args=frontend_args or ())
-        result = start(run, progs, timeout=timeout)
+        environment = {}
+        if not settings.metrics_port:  # status reads processed and rejected from /metrics
+            port = _recorded(run_dir).get("metrics_port") or free_metrics_port(
+                settings.metrics_host
+            )
+            environment["LABELTRAIL_METRICS_PORT"] = str(port)
+            settings = settings.model_copy(update={"metrics_port": port})
+        result = start(run, progs, environment=environment, timeout=timeout)
     except LabeltrailError as exc:
         raise fail(exc) from exc
     run.root.joinpath(CLUSTER_FILE).write_text(
@@ -172,6 +185,11 @@ def status(
                     "lag": s.lag,
                     "committed": s.committed,
                     "dead_lettered": s.dead_lettered,
+                    "processed": _figure(s, "processed"),
+                    "rejected": _figure(s, "rejected"),
+                    "healthy": _figure(s, "healthy"),
+                    "metrics": s.metrics,
+                    "metrics_error": s.metrics_error,
                     "partitions": [{**asdict(p), "lag": p.lag} for p in s.partitions],
                 }
                 for s in stages
@@ -183,6 +201,18 @@ def status(
         _print_status(run_dir, processes, stages, settings.topic_prefix)
     if kafka_error is not None:
         raise fail(kafka_error)
+
+
+def _figure(stage: Any, key: str) -> Any:
+    """``processed``, ``rejected`` (all reasons) or ``healthy`` from the stage's metrics."""
+    if stage.metrics is None:
+        return None
+    if key == "healthy":
+        return stage.metrics.get("health", {}).get("healthy")
+    value = stage.metrics.get(key)
+    if isinstance(value, dict):
+        return int(sum(value.values()))
+    return None if value is None else int(value)
 
 
 def _print_status(run_dir: Path, processes: Any, stages: Any, prefix: str) -> None:
@@ -198,19 +228,31 @@ def _print_status(run_dir: Path, processes: Any, stages: Any, prefix: str) -> No
             )
     if not stages:
         return
+    columns = ("lag", "committed", "processed", "rejected", "dead letters", "healthy")
     console.print(
-        f"\n{'stage':<12} {'lag':>7} {'committed':>10} {'dead letters':>13}  ({prefix}.*)"
+        f"\n{'stage':<12} " + " ".join(f"{c:>12}" for c in columns) + f"  (topics {prefix}.*)",
+        highlight=False,
     )
     for s in stages:
-        console.print(
-            f"{s.name:<12} {s.lag:>7} {s.committed:>10} {s.dead_lettered:>13}", highlight=False
+        figures = (
+            s.lag,
+            s.committed,
+            _figure(s, "processed"),
+            _figure(s, "rejected"),
+            s.dead_lettered,
+            _figure(s, "healthy"),
         )
-        behind = [p for p in s.partitions if p.lag]
-        for p in behind:
-            console.print(
-                f"  {p.topic}[{p.partition}] committed {p.committed} end {p.end} lag {p.lag}",
-                highlight=False,
-            )
+        shown = ("-" if f is None else str(f) for f in figures)
+        console.print(f"{s.name:<12} " + " ".join(f"{f:>12}" for f in shown), highlight=False)
+        for p in s.partitions:
+            if p.lag:
+                console.print(
+                    f"  {p.topic}[{p.partition}] committed {p.committed} end {p.end} lag {p.lag}",
+                    highlight=False,
+                )
+    off = next((s.metrics_error for s in stages if s.metrics_error), None)
+    if off:
+        console.print(f"processed, rejected, healthy: - where {off}", highlight=False)
 
 
 def serve(name: Annotated[str, typer.Argument(help="The stage to run.")]) -> None:

@@ -313,6 +313,7 @@ def up(
         here = (cwd or Path.cwd()).resolve()
         run.conf.write_text(render_config(run, progs, cwd=here, environment=environment))
         if started:
+            run.events.unlink(missing_ok=True)  # restarts are counted per supervisord run
             _spawn_supervisord(run)
             _wait("supervisord did not answer", sup.alive, 30.0)
         else:

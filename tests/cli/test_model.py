@@ -183,6 +183,17 @@ def test_a_model_worse_on_a_gold_slice_is_refused_and_published_only_with_force(
     assert code == 0 and "already published: nothing to do" in out, out
     assert len(_models(s)) == 2
 
+    listed = CliRunner().invoke(app, ["model", "list", "--json"], env=_env(s, store))
+    assert listed.exit_code == 0, listed.output
+    rows = [
+        (r["model_version"], r["status"], r["baseline_version"]) for r in json.loads(listed.stdout)
+    ]
+    assert rows == [
+        ("tox-1", "published", ""),
+        ("tox-2", "forced", "tox-1"),
+        ("tox-2", "refused", "tox-1"),
+    ]
+
     client = client_from(s)
     try:
         apply_ddl(client)

@@ -9,18 +9,22 @@ what they name is invalid (every problem listed, nothing published), 3 refused b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from labeltrail.cli.common import console, err, fail, require_kafka
 from labeltrail.config import Settings
+from labeltrail.events.models import ModelPublished, ModelRefused
 from labeltrail.exceptions import LabeltrailError
 
 __all__ = ["model_app"]
 
-model_app = typer.Typer(help="Models: publish one through the gate.", no_args_is_help=True)
+model_app = typer.Typer(
+    help="Models: publish one through the gate, list what was published and refused.",
+    no_args_is_help=True,
+)
 
 REFUSED = 3
 
@@ -80,3 +84,41 @@ def publish(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _row(event: ModelPublished | ModelRefused, status: str, reason: str) -> dict[str, Any]:
+    return {
+        "model_version": event.model_version,
+        "status": status,
+        "schema_version": event.schema_version or "",
+        "baseline_version": event.baseline_version or "",
+        "gold_accuracy": event.metrics.get("gold.all.accuracy"),
+        "reason": reason,
+        "at": event.envelope.occurred_at,
+        "producer": event.envelope.producer,
+        "artifact_sha256": event.artifact_sha256,
+        "export_id": event.export_id or "",
+    }
+
+
+@model_app.command("list")
+def list_models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Every model on the log, oldest first (the last is live), and every refusal: the
+    gate's baseline, forced publishes with their reason, the slices a refusal was worse on."""
+    from labeltrail.audit import emit
+    from labeltrail.ml.publish import read_model_log
+
+    settings = Settings()
+    require_kafka(settings)
+    try:
+        log = read_model_log(settings)
+    except LabeltrailError as exc:
+        raise fail(exc) from exc
+    rows = [
+        _row(m, "forced" if m.forced else "published", m.force_reason) for m in log.models.values()
+    ]
+    rows += [_row(r, "refused", r.reason) for r in log.refusals.values()]
+    columns = ("model_version", "status", "baseline_version", "gold_accuracy", "reason", "at")
+    emit(rows, as_json=as_json, title="models", console=console, columns=columns)

@@ -48,7 +48,14 @@ from labeltrail.learning.publish import (
 )
 from labeltrail.ml.scoring import OnnxTextScorer
 
-__all__ = ["InvalidModelError", "ModelLog", "PublishResult", "publish_model", "read_manifest"]
+__all__ = [
+    "InvalidModelError",
+    "ModelLog",
+    "PublishResult",
+    "publish_model",
+    "read_manifest",
+    "read_model_log",
+]
 
 PRODUCER = "model-cli"
 TOPICS = ("schemas", "exports", "models", "models.refused", "gold")
@@ -126,6 +133,17 @@ class PublishResult:
     decision: GateDecision | None = None
     gold_items: int = 0
     new: bool = True
+
+
+def read_model_log(settings: Settings) -> ModelLog:
+    """The schemas, exports, models, refusals and gold set on the log now (the topics are
+    created first when missing: ``models.refused`` is newer than some clusters)."""
+    from labeltrail.kafka.admin import ensure_topics
+    from labeltrail.kafka.log import end_positions, read_until
+
+    ensure_topics(settings)
+    topics = [topic_name(settings.topic_prefix, s) for s in TOPICS]
+    return ModelLog.of(e for e, _ in read_until(settings, end_positions(settings, topics)))
 
 
 def read_manifest(path: Path) -> ModelManifest:
@@ -232,8 +250,6 @@ def publish_model(
     manifest or reference, and :class:`ArtifactError` when the live model's artifact cannot
     be loaded to compare with.
     """
-    from labeltrail.kafka.admin import ensure_topics
-    from labeltrail.kafka.log import end_positions, read_until
     from labeltrail.kafka.producer import EventProducer
     from labeltrail.ml.train_job import onnx_scorer
 
@@ -255,9 +271,7 @@ def publish_model(
         raise InvalidModelError(problems)
     version = manifest.model_version or f"m-{scorer.sha256[:13]}"
 
-    ensure_topics(settings)
-    topics = [topic_name(settings.topic_prefix, s) for s in TOPICS]
-    log = ModelLog.of(e for e, _ in read_until(settings, end_positions(settings, topics)))
+    log = read_model_log(settings)
     problems = _problems(manifest, scorer, version, log)
     if problems:
         raise InvalidModelError(problems)

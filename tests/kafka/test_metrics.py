@@ -102,7 +102,7 @@ def _feed(settings: Settings) -> str:
     producer = EventProducer(settings)
     for value in (
         encode(_event("VoteCast", "ordinary-1")),
-        b"\x00not avro at all",
+        b"not avro at all",
         encode(sample_event("CommentPosted")),  # foreign on votes
         encode(_event("VoteCast", POISON_ID)),
         encode(_event("VoteCast", "ordinary-2")),

@@ -122,6 +122,7 @@ class Projector:
                 idle_since = idle_since or now
                 if now - idle_since >= idle_seconds and self._at_end():
                     self.caught_up.set()
+                    self._report_vitals(force=True)
         except BaseException as exc:
             self.metrics.vitals.failure = repr(exc)
             raise
@@ -131,11 +132,11 @@ class Projector:
                 server.close()
         return self.stats
 
-    def _report_vitals(self) -> None:
+    def _report_vitals(self, *, force: bool = False) -> None:
         vitals = self.metrics.vitals
         now = time.monotonic()
         vitals.polled_at, vitals.caught_up = now, self.caught_up.is_set()
-        if self.metrics.due(now):
+        if self.metrics.due(now, force=force):
             lag = unread(self._consumer, self._read_to)
             if lag is not None:
                 vitals.lag, vitals.assigned = lag, len(lag)

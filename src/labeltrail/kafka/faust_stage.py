@@ -299,7 +299,6 @@ class FaustStage:
                 raise self.failure
             lag = await self._lag_now()
             self._lag = sum(lag.values())
-            self._report_vitals(lag)
             quiet = time.monotonic() - self._last_progress
             if self._lag and quiet > self.stall_seconds:
                 raise StageFailedError(
@@ -313,6 +312,7 @@ class FaustStage:
                 # StageRunner: a downstream reader or a supervisor may rely on it.
                 await self.app.consumer.commit()
                 self.caught_up = True
+            self._report_vitals(lag)
             self._write_status(quiet)
         except asyncio.CancelledError:
             raise

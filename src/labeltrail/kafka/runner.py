@@ -174,6 +174,7 @@ class StageRunner:
                         if self.finite or self._drain_requested.is_set():
                             self._drain()
                         self.caught_up.set()
+                        self._report_vitals(force=True)
                         self._progress.tick(caught_up=True)
             self._settle()
         except BaseException as exc:
@@ -190,14 +191,14 @@ class StageRunner:
                 server.close()
         return self.stats
 
-    def _report_vitals(self) -> None:
+    def _report_vitals(self, *, force: bool = False) -> None:
         """Tell the metrics what only this thread may ask the consumer: that it polls, the
         lag per partition, the commit state (refreshed every ``VITALS_EVERY_S``)."""
         vitals = self.metrics.vitals
         now = time.monotonic()
         vitals.polled_at = now
         vitals.caught_up = self.caught_up.is_set()
-        if not self.metrics.due(now):
+        if not self.metrics.due(now, force=force):
             return
         lag = unread(self._consumer, self._read_to)
         if lag is not None:

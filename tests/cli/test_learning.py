@@ -31,6 +31,14 @@ def test_train_then_score(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     model = tmp_path / "v1" / "model.onnx"
     assert model.is_file() and '"model_version": "v1"' in result.stdout
+    manifest = json.loads((tmp_path / "v1" / "model.manifest.json").read_text())
+    assert manifest == {
+        "model_version": "v1",
+        "classes": CLASSES,
+        "schema_version": "v3",
+        "export_id": None,
+        "export_hash": None,
+    }
     lines = tmp_path / "texts.txt"
     lines.write_text("great video thanks\nlog off you clown\n")
     scored = runner.invoke(app, ["score", str(model), str(lines)])

@@ -39,10 +39,19 @@ def train(
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     buckets: Annotated[int, typer.Option(help="Hashed n-gram buckets.")] = 2**18,
     dim: Annotated[int, typer.Option(help="Embedding and hidden width.")] = 64,
+    schema_version: Annotated[
+        str, typer.Option(help="The label schema version it predicts (in its manifest).")
+    ] = "v3",
 ) -> None:
-    """Train on soft labels (confidence-weighted), export ONNX, print its ModelPublished."""
+    """Train on soft labels (confidence-weighted), export ONNX with its manifest (for
+    `labeltrail model publish`), print its ModelPublished."""
     from labeltrail.learning.features import HashingFeaturizer
-    from labeltrail.learning.publish import artifact_path, model_published
+    from labeltrail.learning.publish import (
+        ModelManifest,
+        artifact_path,
+        model_published,
+        write_manifest,
+    )
     from labeltrail.ml.training import SoftLabelTrainer
 
     try:
@@ -59,13 +68,18 @@ def train(
             seed=seed,
         )
         trainer.fit([r["text"] for r in rows], targets, weights)
-        trainer.export_onnx(artifact_path(models_dir, version), metadata={"rows": len(rows)})
+        path = trainer.export_onnx(artifact_path(models_dir, version), metadata={"rows": len(rows)})
+        manifest = ModelManifest(
+            model_version=version, classes=classes, schema_version=schema_version, export_id=None
+        )
+        write_manifest(path, manifest)
         event = model_published(
             models_dir, version, classes, export_id=None, export_hash=None, metrics={}
         )
     except (OSError, KeyError, IndexError, ValueError, LabeltrailError) as exc:
         raise fail(exc, 2) from exc
     err.print(f"trained on {len(rows)} rows in {trainer.fit_seconds_:.1f}s")
+    err.print(f"publish it through the gate: labeltrail model publish {path}")
     console.print_json(event.model_dump_json())
 
 

@@ -7,6 +7,7 @@ import threading
 from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.config import settings
+from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.admin import ensure_topics
 
 
@@ -19,7 +20,11 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    Projector(client, config).run(stop)
+    try:
+        Projector(client, config).run(stop)
+    except LabeltrailError as exc:  # a taken metrics port and the like: one line, the cause
+        logging.getLogger("projector").error("%s", exc)
+        return 1
     return 0
 
 

@@ -43,7 +43,7 @@ from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.records import StageStats
 from labeltrail.kafka.runner import StageRunner
 from tests.events.samples import sample_event
-from tests.kafka.runners import faust_status, start_faust, stop_faust
+from tests.kafka.runners import faust_log, faust_status, start_faust, stop_faust
 from tests.kafka.test_runner_contract import POISON_ID, _event
 from tests.probes import read_topic
 
@@ -232,6 +232,22 @@ def test_a_taken_metrics_port_is_a_clear_error_before_anything_is_read(
     assert f"metrics port {port}" in message and "already in use" in message
     assert "LABELTRAIL_METRICS_PORT" in message
     assert runner.stats.consumed == 0
+
+
+def test_a_faust_worker_on_a_taken_port_exits_1_naming_it(
+    fed: tuple[Settings, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, url, _ = fed
+    port = int(url.rsplit(":", 1)[1])
+    monkeypatch.setenv("LABELTRAIL_METRICS_PORT", str(settings.metrics_port))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        proc = start_faust(f"{__name__}:echo", settings, tmp_path)
+        assert proc.wait(120) == 1
+    log = faust_log(tmp_path)
+    assert f"metrics port {port} on 127.0.0.1 is already in use" in log, log[-2000:]
+    assert faust_status(tmp_path) == {}  # it never started
 
 
 def test_healthz_is_503_with_the_reason_when_the_stage_is_stuck() -> None:

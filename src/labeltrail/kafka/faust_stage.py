@@ -365,8 +365,12 @@ class FaustStage:
         """Restore, then run the worker until SIGTERM/SIGINT or failure; 0 on a clean stop.
 
         With metrics on, ``/metrics`` and ``/healthz`` are served from before the restore (a
-        taken port: :class:`~labeltrail.kafka.metrics.MetricsPortInUseError` at once)."""
-        server = serve_metrics(self.metrics, self.config)
+        taken port: exit code 1 at once, the log naming the port)."""
+        try:
+            server = serve_metrics(self.metrics, self.config)
+        except LabeltrailError as exc:  # a taken port: one line with the cause, exit 1
+            log.critical("%s", exc)
+            return 1
         try:
             self.restore()
             self._worker = faust.Worker(self.app, loglevel=self.loglevel, quiet=True)

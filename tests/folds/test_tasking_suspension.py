@@ -215,3 +215,13 @@ def test_an_open_expert_task_goes_to_another_expert_with_what_the_first_was_show
     )
     fold.apply(verdict, POS)
     assert fold.apply(_suspended(assigned.annotator_id, actor="lead-1"), POS) == []
+
+
+def test_answered_work_leaves_nothing_behind() -> None:
+    """What reassignment keeps grows with the open work, not with every task ever made."""
+    fold = _fold()
+    (task,) = _tasks(fold.apply(_scored("c1"), POS))
+    (again,) = _tasks(fold.apply(_suspended(task.annotators[0]), POS))
+    assert fold.live == {task.task_id: 3}
+    _apply(fold, *(_vote(task, a) for a in task.annotators[1:]), _vote(again, again.annotators[0]))
+    assert (fold.open, fold.crew, fold.live) == ({}, {}, {})

@@ -143,8 +143,11 @@ class TaskingFold:
     open: dict[str, dict[str, _Open]] = field(default_factory=dict)
     """Unanswered crowd and expert assignments, by annotator, then task id."""
     crew: dict[str, set[str]] = field(default_factory=dict)
-    """Everyone a task (by its root task id) was ever given to: a reassignment goes to someone
-    else, so no annotator answers one item twice."""
+    """Everyone a task (by its root task id) was ever given to, while a share of it is open: a
+    reassignment goes to someone else, so no annotator answers one item twice."""
+    live: dict[str, int] = field(default_factory=dict)
+    """Open (or orphaned) shares per root task id: a root's crew is dropped with its last, so
+    the state grows with the open work, not with every task ever made."""
     orphans: dict[tuple[str, str], tuple[_Open, AnnotatorSuspended]] = field(default_factory=dict)
     """Open shares of suspended annotators that no eligible annotator could take yet, by (task
     id, suspended annotator); retried when an annotator registers or is reinstated."""
@@ -419,11 +422,23 @@ class TaskingFold:
     def _opened(self, share: _Open) -> None:
         self.open.setdefault(share.assigned.annotator_id, {})[share.task.task_id] = share
         self.crew.setdefault(share.root, set()).add(share.assigned.annotator_id)
+        self.live[share.root] = self.live.get(share.root, 0) + 1
+
+    def _closed(self, root: str) -> None:
+        left = self.live.pop(root) - 1
+        if left:
+            self.live[root] = left
+        else:
+            del self.crew[root]
 
     def _answered(self, annotator: str, task_id: str) -> None:
         shares = self.open.get(annotator)
-        if shares is not None and shares.pop(task_id, None) is not None and not shares:
+        share = shares.pop(task_id, None) if shares is not None else None
+        if share is None:
+            return
+        if not shares:
             del self.open[annotator]
+        self._closed(share.root)
 
     def _suspend(self, event: AnnotatorSuspended) -> list[Output]:
         """Out of every draw from now on; each task they left open is given to the next
@@ -440,6 +455,7 @@ class TaskingFold:
         task = share.task
         label = self.labels.get(task.comment_id)
         if label is not None and label.schema_version == task.schema_version:
+            self._closed(share.root)
             return []  # the item is labeled: its open share is no longer needed
         pool = share.assigned.pool
         free = self._eligible(pool) - self.crew.get(share.root, set())
@@ -461,6 +477,7 @@ class TaskingFold:
             prior_votes=share.assigned.prior_votes,
         )
         self._opened(_Open(new, assigned, share.root))
+        self._closed(share.root)
         return [new, assigned]
 
     def _retry_orphans(self) -> list[Output]:

@@ -225,3 +225,17 @@ def test_answered_work_leaves_nothing_behind() -> None:
     assert fold.live == {task.task_id: 3}
     _apply(fold, *(_vote(task, a) for a in task.annotators[1:]), _vote(again, again.annotators[0]))
     assert (fold.open, fold.crew, fold.live) == ({}, {}, {})
+
+
+def test_a_vote_read_before_its_task_closes_it() -> None:
+    """A rebuild reads votes beside scores: a share answered before its task is read is not
+    open, and a suspension does not pass it on."""
+    (task,) = _tasks(_fold().apply(_scored("c1"), POS))
+    fold = _fold()
+    fold.apply(_vote(task, task.annotators[0]), POS)
+    fold.apply(_scored("c1"), POS)
+    assert task.annotators[0] not in fold.open
+    assert fold.apply(_suspended(task.annotators[0]), POS) == []
+    # The others' shares are open, and a reassignment of one avoids the one who answered.
+    (again,) = _tasks(fold.apply(_suspended(task.annotators[1]), POS))
+    assert again.annotators[0] not in task.annotators

@@ -145,6 +145,9 @@ class TaskingFold:
     crew: dict[str, set[str]] = field(default_factory=dict)
     """Everyone a task (by its root task id) was ever given to, while a share of it is open: a
     reassignment goes to someone else, so no annotator answers one item twice."""
+    answered: set[tuple[str, str]] = field(default_factory=set)
+    """(task id, annotator) of every vote and verdict read, so that a task read after its
+    answer (a rebuild reads votes beside scores) is not taken for open."""
     live: dict[str, int] = field(default_factory=dict)
     """Open (or orphaned) shares per root task id: a root's crew is dropped with its last, so
     the state grows with the open work, not with every task ever made."""
@@ -420,9 +423,12 @@ class TaskingFold:
     # suspension and reassignment ---------------------------------------------------------
 
     def _opened(self, share: _Open) -> None:
-        self.open.setdefault(share.assigned.annotator_id, {})[share.task.task_id] = share
-        self.crew.setdefault(share.root, set()).add(share.assigned.annotator_id)
-        self.live[share.root] = self.live.get(share.root, 0) + 1
+        annotator, root = share.assigned.annotator_id, share.root
+        if (share.task.task_id, annotator) in self.answered:
+            return  # the answer was read first (topics are read side by side)
+        self.open.setdefault(annotator, {})[share.task.task_id] = share
+        self.crew.setdefault(root, set()).update(share.task.annotators)
+        self.live[root] = self.live.get(root, 0) + 1
 
     def _closed(self, root: str) -> None:
         left = self.live.pop(root) - 1
@@ -432,6 +438,7 @@ class TaskingFold:
             del self.crew[root]
 
     def _answered(self, annotator: str, task_id: str) -> None:
+        self.answered.add((task_id, annotator))
         shares = self.open.get(annotator)
         share = shares.pop(task_id, None) if shares is not None else None
         if share is None:

@@ -130,18 +130,19 @@ def _refusals(settings: Settings) -> list[ModelRefused]:
 
 
 @pytest.fixture
-def onnx() -> None:
+def day_one(pipeline_settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
+    """The runtimes, schema v3 and the gold set on the log; the settings and models dir."""
     require("torch")
     require("onnxscript")
     require("onnxruntime")
+    _seed(pipeline_settings, tmp_path)
+    return pipeline_settings, tmp_path / "models"
 
 
-@pytest.mark.usefixtures("onnx")
 def test_a_model_worse_on_a_gold_slice_is_refused_and_published_only_with_force(
-    pipeline_settings: Settings, tmp_path: Path
+    day_one: tuple[Settings, Path], tmp_path: Path
 ) -> None:
-    s, store = pipeline_settings, tmp_path / "models"
-    _seed(s, tmp_path)
+    s, store = day_one
     good = _train(tmp_path / "good.onnx", blind=False)
     _manifest(good, model_version="tox-1")
     blind = _train(tmp_path / "blind.onnx", blind=True, seed=1)
@@ -210,16 +211,14 @@ def test_a_model_worse_on_a_gold_slice_is_refused_and_published_only_with_force(
         client.close()
 
 
-@pytest.mark.usefixtures("onnx")
 def test_a_better_model_is_published_and_the_scorer_swaps_it_in(
-    pipeline_settings: Settings, tmp_path: Path
+    day_one: tuple[Settings, Path], tmp_path: Path
 ) -> None:
     from labeltrail.folds.scorer import ScorerFold
     from labeltrail.kafka.runner import StageRunner
     from labeltrail.ml.train_job import onnx_scorer
 
-    s, store = pipeline_settings, tmp_path / "models"
-    _seed(s, tmp_path)
+    s, store = day_one
     blind = _train(tmp_path / "blind.onnx", blind=True)
     _manifest(blind)
     good = _train(tmp_path / "good.onnx", blind=False, seed=1)
@@ -266,12 +265,10 @@ def test_a_better_model_is_published_and_the_scorer_swaps_it_in(
     assert getattr(score, "model_version", None) == good_model.model_version
 
 
-@pytest.mark.usefixtures("onnx")
 def test_bad_models_and_manifests_are_clear_errors_and_nothing_is_published(
-    pipeline_settings: Settings, tmp_path: Path
+    day_one: tuple[Settings, Path], tmp_path: Path
 ) -> None:
-    s, store = pipeline_settings, tmp_path / "models"
-    _seed(s, tmp_path)
+    s, store = day_one
     model = _train(tmp_path / "m.onnx", blind=False)
 
     def refused(*args: str) -> str:

@@ -6,6 +6,7 @@ COPY src ./src
 COPY schemas ./schemas
 COPY projections ./projections
 COPY services ./services
+COPY ops/docker ./ops/docker
 ARG EXTRAS=score
 # The native event codec (native/) is not built here: the image has no Rust toolchain, so the
 # codec runs its pure-Python path, with the same bytes and events (docs/streaming.md).

@@ -133,6 +133,20 @@ def test_older_writer_version_resolves_to_current_reader() -> None:
     assert decoded.vote_id == event.vote_id
 
 
+def test_a_model_published_before_the_gate_reads_as_not_forced() -> None:
+    """ModelPublished v1 records (no schema version, baseline or force) read with v2's
+    defaults: not forced, no baseline."""
+    v1 = next(w for w in writer_schemas().values() if w.name == "ModelPublished" and w.version == 1)
+    event = sample_event("ModelPublished")
+    record = event.model_dump()
+    for added in ("schema_version", "baseline_version", "forced", "force_reason"):
+        record.pop(added)
+    decoded = decode(encode_with(v1.schema, v1.fingerprint, record))
+    assert isinstance(decoded, type(event)) and decoded.model_version == event.model_version
+    assert (decoded.forced, decoded.force_reason, decoded.baseline_version) == (False, "", None)
+    assert decoded.schema_version is None
+
+
 def test_undecodable_bytes() -> None:
     with pytest.raises(UndecodableError, match="marker"):
         decode(b'{"json": "not avro"}')

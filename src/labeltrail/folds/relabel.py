@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from labeltrail.events.base import LogPosition
 from labeltrail.events.columnar import VoteRow
@@ -115,32 +116,113 @@ class ItemLabel:
 
 
 @dataclass
+class _Version:
+    """One schema version: its labels of record and the method fitted on the votes they name,
+    as arrays over its items (``crowd`` -1 where an item has no vote)."""
+
+    items: list[Item]
+    labels: list[LabelCommitted]
+    classes: list[str]
+    crowd: NDArray[np.int64]
+    """(n_items,) the method's class code of each item"""
+    posterior: NDArray[np.float64]
+    """(n_items, n_classes) the method's posteriors, rounded"""
+    vote_item: NDArray[np.int64]
+    """(n_votes,) the item of each vote"""
+    vote_annotator: NDArray[Any]
+    vote_label: NDArray[Any]
+    new: list[str] = field(init=False)
+    """each item's label in the run"""
+    _order: NDArray[np.int64] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        classes, crowd = self.classes, self.crowd.tolist()
+        self.new = [
+            classes[c] if c >= 0 and label.route == _CROWD else label.label
+            for c, label in zip(crowd, self.labels, strict=True)
+        ]
+
+    def changed(self) -> list[int]:
+        pairs = zip(self.new, self.labels, strict=True)
+        return [i for i, (new, label) in enumerate(pairs) if new != label.label]
+
+    def votes_of(self, i: int) -> list[tuple[str, str]]:
+        """(annotator, label) of item ``i``'s votes, in the order read."""
+        if self._order is None:
+            self._order = np.argsort(self.vote_item, kind="stable")
+        order = self._order
+        lo, hi = np.searchsorted(self.vote_item[order], [i, i + 1])
+        at = order[lo:hi]
+        return list(
+            zip(self.vote_annotator[at].tolist(), self.vote_label[at].tolist(), strict=True)
+        )
+
+    def item(self, i: int, slices: Mapping[str, str]) -> ItemLabel:
+        label = self.labels[i]
+        crowd = int(self.crowd[i])
+        posterior = list(label.distribution)
+        if crowd >= 0 and label.route == _CROWD:
+            posterior = self.posterior[i].tolist()
+        return ItemLabel(
+            comment_id=label.comment_id,
+            schema_version=label.schema_version,
+            route=label.route,
+            classes=list(label.classes),
+            old_label=label.label,
+            old_posterior=list(label.distribution),
+            new_label=self.new[i],
+            new_posterior=posterior,
+            crowd_label=None if crowd < 0 else self.classes[crowd],
+            votes=self.votes_of(i),
+            slice=slices.get(label.comment_id, ""),
+        )
+
+
+@dataclass
 class Relabeling:
-    """A run's labels and how they differ from the labels of record."""
+    """A run's labels and how they differ from the labels of record, held as arrays per schema
+    version; :class:`ItemLabel` rows are made only for what is asked (the changed items for a
+    report, every item for a commit)."""
 
     method: str
     params: dict[str, str]
     """every parameter of the method, as text (the given ones and the defaults)"""
-    items: list[ItemLabel] = field(default_factory=list)
-    votes: int = 0
+    versions: list[_Version] = field(default_factory=list)
+    slices: Mapping[str, str] = field(default_factory=dict)
     committed_methods: Counter[str] = field(default_factory=Counter)
     """the methods of the labels of record (e.g. ``mv`` for a history committed by majority
     vote, ``expert-adjudication`` for verdicts)"""
 
     @property
+    def votes(self) -> int:
+        return sum(int(v.vote_item.shape[0]) for v in self.versions)
+
+    @property
+    def items(self) -> list[ItemLabel]:
+        return [v.item(i, self.slices) for v in self.versions for i in range(len(v.items))]
+
+    @property
     def changed(self) -> list[ItemLabel]:
-        return [i for i in self.items if i.changed]
+        return [v.item(i, self.slices) for v in self.versions for i in v.changed()]
 
     def summary(self) -> dict[str, Any]:
         """Counts: items, votes, changed; changes by class (old -> new), by slice, schema
         version and route; adjudicated items whose crowd label under the method agrees with
         the expert."""
         changed = self.changed
-        adjudicated = [i for i in self.items if i.route == "adjudication" and i.crowd_label]
+        routes: Counter[str] = Counter()
+        adjudicated = agrees = 0
+        for v in self.versions:
+            crowd = v.crowd.tolist()
+            for c, label in zip(crowd, v.labels, strict=True):
+                routes[label.route] += 1
+                if label.route == "adjudication" and c >= 0:
+                    adjudicated += 1
+                    agrees += v.classes[c] == label.label
         return {
             "method": self.method,
             "params": self.params,
-            "items": len(self.items),
+            "items": sum(routes.values()),
             "votes": self.votes,
             "changed": len(changed),
             "by_class": _counts(f"{i.old_label}->{i.new_label}" for i in changed),
@@ -148,10 +230,10 @@ class Relabeling:
             "by_schema_version": _counts(i.schema_version for i in changed),
             "by_route": {
                 route: {"items": n, "changed": sum(1 for i in changed if i.route == route)}
-                for route, n in sorted(Counter(i.route for i in self.items).items())
+                for route, n in sorted(routes.items())
             },
-            "adjudicated": len(adjudicated),
-            "agrees_with_expert": sum(1 for i in adjudicated if i.crowd_label == i.old_label),
+            "adjudicated": adjudicated,
+            "agrees_with_expert": agrees,
             "committed_methods": dict(sorted(self.committed_methods.items())),
         }
 
@@ -198,93 +280,84 @@ def relabel(
     does not take, or a schema version (given, or of any label when none is) with no votes.
     """
     given = dict(params or {})
-    model_check = make_method(method, given)  # unknown method or parameter: fails first
-    del model_check
+    make_method(method, given)  # an unknown method or parameter fails before any work
     resolved = {k: str(v) for k, v in method_parameters(method).items()} | given
     table = _VoteTable.of(votes)
-    versions = sorted({v for _, v in record})
-    if schema_version:
-        versions = [schema_version]
-    run = Relabeling(method, resolved)
+    versions = [schema_version] if schema_version else sorted({v for _, v in record})
+    run = Relabeling(method, resolved, slices=slices or {})
     for version in versions:
         items = sorted(item for item in record if item[1] == version)
-        crowd = _crowd_labels(record, items, table, classes.get(version), method, given)
-        if crowd is None and schema_version:
+        fitted = _fit(
+            [record[i][0] for i in items], items, table, classes.get(version), method, given
+        )
+        if not fitted.vote_item.shape[0] and schema_version:
             raise QualityError(f"schema version {version!r} has no votes to relabel")
-        posteriors, crowd_votes = crowd or ({}, {})
-        for item in items:
-            label = record[item][0]
-            run.committed_methods[label.method] += 1
-            run.items.append(_item_label(label, posteriors.get(item), crowd_votes, slices))
-        run.votes += sum(len(crowd_votes.get(i, ())) for i in items)
+        run.versions.append(fitted)
+        run.committed_methods.update(label.method for label in fitted.labels)
     if not run.votes:
         raise QualityError("no committed label names a vote on the log: nothing to relabel")
     return run
 
 
-def _crowd_labels(
-    record: Mapping[Item, tuple[LabelCommitted, LogPosition]],
+def _fit(
+    labels: list[LabelCommitted],
     items: list[Item],
     table: _VoteTable,
     classes: list[str] | None,
     method: str,
     params: Mapping[str, str],
-) -> tuple[dict[Item, tuple[str, list[float]]], dict[Item, list[tuple[str, str]]]] | None:
-    """The method fitted on the crowd votes the items' labels name: each item's (label,
-    posterior), and its votes. None when they name no vote that was read."""
+) -> _Version:
+    """The method fitted once on every vote the labels name (items in code order, classes in
+    schema order, annotators in order of first vote: no sort of the ids)."""
     codes: list[int] = []
     rows: list[int] = []
-    for code, item in enumerate(items):
-        index = table.index
-        for vote_id in record[item][0].vote_ids:
+    index = table.index
+    for code, label in enumerate(labels):
+        for vote_id in label.vote_ids:
             row = index.get(vote_id)
             if row is not None:
                 codes.append(code)
                 rows.append(row)
-    if not rows:
-        return None
     at = np.asarray(rows, dtype=np.int64)
     annotators = np.asarray(table.annotators, dtype=object)[at]
     answers = np.asarray(table.labels, dtype=object)[at]
+    vote_item = np.asarray(codes, dtype=np.int64)
     if classes is None:
         classes = sorted(set(answers.tolist()))
-    votes = Votes.from_long(np.asarray(codes, dtype=np.int64), annotators, answers, classes=classes)
-    model = make_method(method, params).fit(votes)
-    posterior = np.round(np.asarray(model.posteriors_, dtype=np.float64), _PLACES)
-    names = [classes[k] for k in model.labels_.tolist()]
-    fitted = {
-        items[int(code)]: (names[n], posterior[n].tolist())
-        for n, code in enumerate(votes.item_ids.tolist())
-    }
-    per_item: dict[Item, list[tuple[str, str]]] = {}
-    for code, a, lab in zip(codes, annotators.tolist(), answers.tolist(), strict=True):
-        per_item.setdefault(items[code], []).append((a, lab))
-    return fitted, per_item
-
-
-def _item_label(
-    label: LabelCommitted,
-    crowd: tuple[str, list[float]] | None,
-    votes: Mapping[Item, list[tuple[str, str]]],
-    slices: Mapping[str, str] | None,
-) -> ItemLabel:
-    item = (label.comment_id, label.schema_version)
-    new_label, new_posterior = label.label, list(label.distribution)
-    if label.route == _CROWD and crowd is not None:
-        new_label, new_posterior = crowd
-    return ItemLabel(
-        comment_id=label.comment_id,
-        schema_version=label.schema_version,
-        route=label.route,
-        classes=list(label.classes),
-        old_label=label.label,
-        old_posterior=list(label.distribution),
-        new_label=new_label,
-        new_posterior=new_posterior,
-        crowd_label=None if crowd is None else crowd[0],
-        votes=list(votes.get(item, ())),
-        slice=(slices or {}).get(label.comment_id, ""),
+    n, k = len(items), len(classes)
+    if not rows:
+        empty = np.zeros((n, k))
+        return _Version(
+            items,
+            labels,
+            classes,
+            np.full(n, -1, dtype=np.int64),
+            empty,
+            vote_item,
+            annotators,
+            answers,
+        )
+    class_code = {c: j for j, c in enumerate(classes)}
+    try:
+        label_codes = np.fromiter((class_code[a] for a in answers.tolist()), np.int64, len(rows))
+    except KeyError as exc:
+        raise QualityError(f"a vote's label {exc.args[0]!r} is not a class") from exc
+    who: dict[str, int] = {}
+    annotator_codes = np.fromiter(
+        (who.setdefault(a, len(who)) for a in annotators.tolist()), np.int64, len(rows)
     )
+    coded = Votes(
+        vote_item,
+        annotator_codes,
+        label_codes,
+        np.arange(n),
+        np.asarray(list(who), dtype=object),
+        np.asarray(classes, dtype=object),
+    )
+    model = make_method(method, params).fit(coded)
+    crowd = np.where(np.bincount(vote_item, minlength=n) > 0, model.labels_, -1)
+    posterior = np.asarray(np.round(model.posteriors_, _PLACES), dtype=np.float64)
+    return _Version(items, labels, classes, crowd, posterior, vote_item, annotators, answers)
 
 
 def run_labels(

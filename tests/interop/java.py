@@ -100,6 +100,19 @@ class Java:
             out.append((int(partition), key, from_json(name, record)))
         return out
 
+    def encode_registry(self, url: str, records: Iterable[tuple[str, Event]]) -> list[bytes]:
+        """Java's Confluent-framed bytes of (topic, event) records, registered under the
+        subject ``<topic>-<record full name>`` in the registry at ``url``."""
+        lines = [f"{topic}\t{type(e).__name__}\t{to_json(e)}" for topic, e in records]
+        out = self.run("encode-registry", url, self.schemas, lines=lines)
+        return [bytes.fromhex(h) for h in out]
+
+    def decode_registry(self, url: str, messages: Iterable[bytes]) -> list[Event]:
+        """Java's reading of Confluent-framed messages (writer schema fetched by id)."""
+        lines = [m.hex() for m in messages]
+        out = self.run("decode-registry", url, self.schemas, lines=lines)
+        return [from_json(*line.split("\t")) for line in out]
+
 
 def to_json(event: Event) -> str:
     """The event in Avro's JSON encoding (unions tagged by branch), as Java's JsonDecoder reads."""

@@ -30,6 +30,8 @@ from labeltrail.sim import Platform, PlatformConfig
 from labeltrail.sim.demo import DEMO_DAYS, run_demo
 from tests.events.samples import sample_event
 from tests.folds.helpers import final_labels, run_in_memory
+from tests.interop.java import Java
+from tests.interop.test_codec import _records
 from tests.kafka.runners import run_stage
 from tests.probes import read_topic
 from tests.sim.test_demo import _labels_from_clickhouse
@@ -58,6 +60,24 @@ def test_every_event_type_round_trips_under_its_own_subject(codec: RegistryCodec
         subjects.add(subject_of(topic, name))
     assert subjects <= set(codec.client.get_subjects())
     assert codec.client.get_latest_version(subject_of("rt1.comments", "CommentPosted"))
+
+
+def test_java_and_labeltrail_read_each_others_registry_format(
+    codec: RegistryCodec, java: Java
+) -> None:
+    """For every event type and a simulated history: Java (writing the framing by hand, as any
+    client of the registry API may) registers its schema under the same subject, and each side
+    decodes what the other wrote (the writer schema fetched by id)."""
+    read_framed_with(codec)
+    encoder = EventEncoder(Settings(topic_prefix="java"))
+    events = _records()
+    records = [(encoder.topic_of(e), e) for e in events]
+    theirs = java.encode_registry(codec.url, records)
+    ours = [codec.encode(e, topic) for topic, e in records]
+    for event, their, our in zip(events, theirs, ours, strict=True):
+        assert their[:1] == our[:1] == b"\x00", type(event).__name__
+        assert decode(their) == event
+    assert java.decode_registry(codec.url, ours) == list(events)
 
 
 def test_a_breaking_contract_change_is_refused(codec: RegistryCodec) -> None:

@@ -6,6 +6,11 @@ import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -16,12 +21,15 @@ import java.util.Properties;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaNormalization;
 import org.apache.avro.generic.GenericData;
 import org.apache.avro.generic.GenericDatumReader;
 import org.apache.avro.generic.GenericDatumWriter;
 import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.BinaryEncoder;
 import org.apache.avro.io.DecoderFactory;
 import org.apache.avro.io.EncoderFactory;
 import org.apache.avro.io.JsonEncoder;
@@ -54,7 +62,17 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * produce-raw BOOTSTRAP TOPIC       "key\thex" in (any bytes), "partition\toffset" out
  * consume BOOTSTRAP TOPIC SCHEMA_DIR COUNT TIMEOUT_MS
  *                                    "partition\toffset\tkey\tName\tjson" out, COUNT records
+ * encode-registry REGISTRY SCHEMA_DIR
+ *                                    "topic\tName\tjson" in, Confluent-framed bytes (hex) out
+ * decode-registry REGISTRY SCHEMA_DIR
+ *                                    hex in, "Name\tjson" out
  * </pre>
+ *
+ * <p>The registry commands speak the Confluent wire format by hand, as any client of a
+ * Confluent-compatible registry may: register the schema under its subject
+ * ({@code <topic>-<full record name>}, TopicRecordNameStrategy) to get its id, write
+ * {@code 00}, the id (4 bytes, big-endian) and the Avro body; read by fetching the writer
+ * schema by id and resolving it to the reader's schema.
  */
 public final class Interop {
   private Interop() {}
@@ -165,9 +183,84 @@ public final class Interop {
       case "consume" ->
           consume(args[1], args[2], new Contracts(new File(args[3])), Integer.parseInt(args[4]),
               Long.parseLong(args[5]), out);
+      case "encode-registry" -> {
+        Registry r = new Registry(args[1], new Contracts(new File(args[2])));
+        for (String line; (line = in.readLine()) != null; ) {
+          String[] p = line.split("\t", 3);
+          out.println(hex.formatHex(r.encode(p[0], p[1], p[2])));
+        }
+      }
+      case "decode-registry" -> {
+        Registry r = new Registry(args[1], new Contracts(new File(args[2])));
+        for (String line; (line = in.readLine()) != null; ) {
+          GenericRecord record = r.decode(hex.parseHex(line.strip()));
+          out.println(record.getSchema().getName() + "\t" + r.contracts.json(record));
+        }
+      }
       default -> throw new IllegalArgumentException("unknown command " + args[0]);
     }
     out.flush();
+  }
+
+  /** A client of a Confluent-compatible schema registry's REST API. */
+  static final class Registry {
+    final String url;
+    final Contracts contracts;
+    final HttpClient http = HttpClient.newHttpClient();
+    final ObjectMapper json = new ObjectMapper();
+    final Map<String, Integer> ids = new TreeMap<>();
+    final Map<Integer, Schema> schemas = new TreeMap<>();
+
+    Registry(String url, Contracts contracts) {
+      this.url = url.replaceAll("/+$", "");
+      this.contracts = contracts;
+    }
+
+    JsonNode call(String method, String path, String body) throws IOException, InterruptedException {
+      HttpRequest.Builder req = HttpRequest.newBuilder(URI.create(url + path))
+          .header("Content-Type", "application/vnd.schemaregistry.v1+json");
+      req = body == null ? req.GET() : req.method(method, HttpRequest.BodyPublishers.ofString(body));
+      HttpResponse<String> res = http.send(req.build(), HttpResponse.BodyHandlers.ofString());
+      if (res.statusCode() / 100 != 2) {
+        throw new IOException(method + " " + path + ": " + res.statusCode() + " " + res.body());
+      }
+      return json.readTree(res.body());
+    }
+
+    byte[] encode(String topic, String name, String record) throws Exception {
+      Schema s = contracts.current.get(name);
+      String subject = topic + "-" + s.getFullName();
+      Integer id = ids.get(subject);
+      if (id == null) {
+        String body = json.writeValueAsString(Map.of("schema", s.toString()));
+        id = call("POST", "/subjects/" + subject + "/versions", body).get("id").asInt();
+        ids.put(subject, id);
+      }
+      GenericRecord value = new GenericDatumReader<GenericRecord>(s)
+          .read(null, DecoderFactory.get().jsonDecoder(s, record));
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      out.write(0);
+      out.write(ByteBuffer.allocate(4).putInt(id).array());
+      BinaryEncoder enc = EncoderFactory.get().directBinaryEncoder(out, null);
+      new GenericDatumWriter<GenericRecord>(s).write(value, enc);
+      enc.flush();
+      return out.toByteArray();
+    }
+
+    GenericRecord decode(byte[] message) throws Exception {
+      if (message.length < 5 || message[0] != 0) {
+        throw new IllegalArgumentException("not Confluent-framed");
+      }
+      int id = ByteBuffer.wrap(message, 1, 4).getInt();
+      Schema writer = schemas.get(id);
+      if (writer == null) {
+        writer = new Schema.Parser().parse(call("GET", "/schemas/ids/" + id, null).get("schema").asText());
+        schemas.put(id, writer);
+      }
+      Schema reader = contracts.current.get(writer.getName());
+      return new GenericDatumReader<GenericRecord>(writer, reader).read(null,
+          DecoderFactory.get().binaryDecoder(message, 5, message.length - 5, null));
+    }
   }
 
   interface Value {

@@ -77,7 +77,10 @@ def publish(
             "(--force --reason '...' to publish it anyway)",
             REFUSED,
         )
-    forced = " (FORCED over the gate: recorded)" if getattr(event, "forced", False) else ""
+    if getattr(event, "forced", False):
+        forced = " (FORCED over the gate: recorded)"
+    else:
+        forced = " (--force not needed: the gate passed it)" if force else ""
     console.print(
         f"published model {event.model_version} ({result.gold_items} gold items; "
         f"{decision.reason() if decision else ''}){forced}",

@@ -62,18 +62,22 @@ DOCKER_PROBE_TIMEOUT_S = 3.0
 BROKER_START_TIMEOUT_S = 90.0
 
 
-def load_local_kafka() -> ModuleType:
-    """Import ops/kafka/local_kafka.py (``ops`` is not a package)."""
-    name = "labeltrail_ops_local_kafka"
+def load_ops_script(path: Path, name: str) -> ModuleType:
+    """Import a script under ops/ as module ``name`` (``ops`` is not a package), once."""
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, LOCAL_KAFKA_SCRIPT)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {LOCAL_KAFKA_SCRIPT}")
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while the body runs
     spec.loader.exec_module(module)
     return module
+
+
+def load_local_kafka() -> ModuleType:
+    """Import ops/kafka/local_kafka.py."""
+    return load_ops_script(LOCAL_KAFKA_SCRIPT, "labeltrail_ops_local_kafka")
 
 
 # --------------------------------------------------------------------------------------------

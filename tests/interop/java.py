@@ -7,9 +7,7 @@ A missing Java, javac or Maven is :func:`tests.unavailable.unavailable`: a failu
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +18,7 @@ from fastavro import json_reader, json_writer
 
 from labeltrail.events import EVENT_TYPES, Event
 from labeltrail.events.avro import committed_schemas, schema_dir
+from tests.kafka_fixture import load_ops_script
 from tests.unavailable import unavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,17 +26,8 @@ SCRIPT = REPO_ROOT / "ops" / "interop" / "interop.py"
 
 
 def load_interop() -> ModuleType:
-    """Import ops/interop/interop.py (``ops`` is not a package)."""
-    name = "labeltrail_ops_interop"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {SCRIPT}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """Import ops/interop/interop.py."""
+    return load_ops_script(SCRIPT, "labeltrail_ops_interop")
 
 
 class Java:

@@ -49,6 +49,7 @@ if ! command -v javac >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-ge
 fi
 if command -v javac >/dev/null 2>&1; then
   .venv/bin/python ops/interop/interop.py build >/dev/null
+  .venv/bin/python ops/interop/interop.py fetch-registry >/dev/null  # Apicurio, for the registry tests
 else
   echo "setup: javac not found; the Java interop tests will be skipped (they fail under CI=true)" >&2
 fi

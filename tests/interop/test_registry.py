@@ -137,6 +137,7 @@ def test_unknown_schema_ids_and_a_registry_that_cannot_be_reached(codec: Registr
 CONFIG = PlatformConfig.sized(80, seed=4, days=DEMO_DAYS)
 
 
+@pytest.mark.slow
 def test_the_pipeline_runs_in_the_registry_format(
     pipeline_settings: Settings, registry_url: str
 ) -> None:

@@ -192,7 +192,10 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "tolerance": 0.02,
         "worse_slices": ["coded_harassment"],
         "reason": "worse on gold than m2 on coded_harassment",
-        "metrics": {"gold.coded_harassment.accuracy": 0.4, "baseline.coded_harassment.accuracy": 1.0},
+        "metrics": {
+            "gold.coded_harassment.accuracy": 0.4,
+            "baseline.coded_harassment.accuracy": 1.0,
+        },
     },
     "ExportCreated": {
         "export_id": "x1",

@@ -54,26 +54,26 @@ def read_history(settings: Settings, *, slices: bool = True) -> History:
     def at(suffix: str) -> list[LogPosition]:
         return [p for p in ends if p.topic == names[suffix]]
 
+    # Two reads, not one per topic: a consumer's start costs about a second of waiting.
+    # Schemas and labels as events with their positions (a run's label points at its label
+    # of record); votes and comments as values, decoded columnar.
     classes: dict[str, list[str]] = {}
-    for event, _ in read_until(settings, at("schemas")):
+    labels: list[tuple[LabelCommitted, LogPosition]] = []
+    for event, position in read_until(settings, at("schemas") + at("labels")):
         if isinstance(event, LabelSchemaPublished):
             classes[event.version] = list(event.classes)
-    labels = [
-        (e, p) for e, p in read_until(settings, at("labels")) if isinstance(e, LabelCommitted)
-    ]
+        elif isinstance(event, LabelCommitted) and position.topic == names["labels"]:
+            labels.append((event, position))
     votes: list[VoteRow] = []
-    for values in read_values(settings, at("votes")):
+    by_comment: dict[str, str] = {}
+    for values in read_values(settings, at("votes") + (at("comments") if slices else [])):
         for row in decode_rows(values).rows:
             if type(row) is VoteRow:
                 votes.append(row)
             elif isinstance(row, VoteCast):
                 votes.append(VoteRow.of(row))
-    by_comment: dict[str, str] = {}
-    if slices:
-        for values in read_values(settings, at("comments")):
-            for row in decode_rows(values).rows:
-                if isinstance(row, CommentPosted):
-                    by_comment.setdefault(row.comment_id, row.attributes.get("slice", ""))
+            elif isinstance(row, CommentPosted):
+                by_comment.setdefault(row.comment_id, row.attributes.get("slice", ""))
     covered = [p for p in ends if p.topic != names.get("comments")]
     return History(covered, classes, labels, votes, by_comment)
 

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from labeltrail.config import Settings
-from labeltrail.sim import Platform, PlatformConfig
+from labeltrail.sim import PlatformConfig
 from labeltrail.sim.demo import DemoResult, run_demo
-from tests.folds.helpers import final_labels, run_in_memory
 from tests.kafka_fixture import load_local_kafka
-from tests.sim.test_demo import _assert_no_duplicates, _labels_from_clickhouse
+from tests.sim.test_demo import _assert_labels_match_the_folds, _assert_no_duplicates
 from tests.unavailable import unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -96,6 +95,5 @@ def test_broker_restart_mid_run_loses_nothing(own_broker: tuple[str, Path], tmp_
     assert not errors, errors
     assert result[0].dead_letters == 0
     assert result[0].seconds > 6.0, "the run should have spanned the broker restart"
-    reference = final_labels(run_in_memory(Platform(CONFIG)).log["labels"])
-    assert _labels_from_clickhouse(settings) == reference
+    _assert_labels_match_the_folds(settings, CONFIG)
     _assert_no_duplicates(settings)

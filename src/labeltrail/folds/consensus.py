@@ -3,7 +3,10 @@
 The posterior weights each vote by its annotator's current reliability (the latest
 AnnotatorReliabilityUpdated: a Dawid-Skene confusion matrix where one exists, else the
 honeypot/gold accuracy as a one-coin model, else ``prior_accuracy``). The weights used are
-recorded in the update's ``method_params``, so every label can be explained. Per-item
+recorded in the update's ``method_params``, with the estimates behind them by event id and the
+prior (``estimates``, ``prior_accuracy``), so every label can be explained and its posterior
+made again from the log whatever order the stage read votes and estimates in
+(:func:`~labeltrail.folds.consensus_weights.reproduce_posterior`). Per-item
 agreement is the share of agreeing vote pairs (Fleiss' per-item P_i); below the threshold a
 complete item goes to adjudication.
 
@@ -113,6 +116,8 @@ class _Running(NamedTuple):
     epoch: int
     """the fold's ``_epoch`` when ``weights`` and ``logp`` were made"""
     weights: str
+    estimates: str
+    """the estimates behind ``weights``, by event id (empty for ``mv``)"""
     logp: list[float]
     """the running log-posterior (empty for ``mv``)"""
 
@@ -161,6 +166,8 @@ class ConsensusFold:
         threshold = f"{self.config.agreement_threshold:.2f}"
         self._params = {"tie_rule": TIE_RULE, "agreement": "pairwise", "threshold": threshold}
         self._mv = self.config.method == "mv"
+        if not self._mv:
+            self._params["prior_accuracy"] = repr(self.config.prior_accuracy)
 
     # entry points ------------------------------------------------------------------------
 
@@ -307,8 +314,8 @@ class ConsensusFold:
         if known is not None and len(known.vote_ids) != len(votes) - 1:
             known = None
         tally = _tally(votes) if known is None else _extended(known, votes, vote)
-        weights, logp = self._weights_and_logp(known, votes, vote, classes)
-        state = _Running(*tally, self._epoch, weights, logp)
+        weights, used, logp = self._weights_and_logp(known, votes, vote, classes)
+        state = _Running(*tally, self._epoch, weights, used, logp)
         posterior = (
             self._posterior(votes, classes) if self._mv else self.reliability.posterior(logp)
         )
@@ -325,19 +332,23 @@ class ConsensusFold:
 
     def _weights_and_logp(
         self, known: _Running | None, votes: list[VoteRow], vote: VoteRow, classes: list[str]
-    ) -> tuple[str, list[float]]:
-        """The weights text and the running log-posterior: the previous update's extended by
-        ``vote`` unless a reliability or a schema came since, else from all the votes."""
+    ) -> tuple[str, str, list[float]]:
+        """The weights text, the estimates behind them and the running log-posterior: the
+        previous update's extended by ``vote`` unless a reliability or a schema came since,
+        else from all the votes."""
         weight_text = self.reliability.weight_text
-        mv = self._mv
         if known is None or known.epoch != self._epoch:
             weights = ",".join([weight_text(v.annotator_id) for v in votes])
-            return weights, [] if mv else self.reliability.log_posterior(votes, classes)
+            if self._mv:
+                return weights, "", []
+            used = ",".join([self.reliability.estimate_text(v.annotator_id) for v in votes])
+            return weights, used, self.reliability.log_posterior(votes, classes)
         weights = f"{known.weights},{weight_text(vote.annotator_id)}"
-        if mv:
-            return weights, known.logp
+        if self._mv:
+            return weights, "", known.logp
+        used = f"{known.estimates},{self.reliability.estimate_text(vote.annotator_id)}"
         column = self.reliability.columns(vote.annotator_id, classes)[vote.label]
-        return weights, add_column(known.logp, column)
+        return weights, used, add_column(known.logp, column)
 
     def _row(
         self,
@@ -368,6 +379,7 @@ class ConsensusFold:
                 "agreement": "pairwise",
                 **self._params,
                 "weights": state.weights,
+                **({"estimates": state.estimates} if state.estimates else {}),
             },
             classes,
             posterior,

@@ -9,14 +9,14 @@ until its reliability changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from labeltrail.events.models import AnnotatorReliabilityUpdated
+from labeltrail.events.models import AnnotatorReliabilityUpdated, ConsensusUpdated
 from labeltrail.quality.item import add_column, confusion_columns, normalise, one_coin_columns
 
-__all__ = ["Reliabilities", "Voted"]
+__all__ = ["PRIOR", "Reliabilities", "Voted", "parse_estimates", "reproduce_posterior"]
 
 _NORMALISED_MAX = 200_000
 
@@ -26,6 +26,21 @@ class Voted(Protocol):
     def annotator_id(self) -> str: ...
     @property
     def label(self) -> str: ...
+
+
+PRIOR = "prior"
+"""What ``estimates`` names for an annotator weighted at the prior accuracy (no estimate yet)."""
+
+
+def parse_estimates(text: str) -> list[tuple[str, str]]:
+    """``method_params["estimates"]`` -> [(annotator, event id or :data:`PRIOR`)], in vote
+    order."""
+    out: list[tuple[str, str]] = []
+    for part in text.split(","):
+        if part:
+            annotator, _, used = part.rpartition("@")
+            out.append((annotator, used))
+    return out
 
 
 _PREFERENCE = ("dawid_skene", "beta_gold", "adjudication")
@@ -43,6 +58,8 @@ class Reliabilities:
     )
     _weight: dict[str, str] = field(default_factory=dict, repr=False)
     """annotator -> ``"<id>=<accuracy:.3f>"``, until its reliability changes."""
+    _used: dict[str, str] = field(default_factory=dict, repr=False)
+    """annotator -> ``"<id>@<estimate's event id>"`` (``@prior`` without one), likewise."""
     _normalised: dict[tuple[float, ...], list[float]] = field(default_factory=dict, repr=False)
     """log-posterior -> posterior: items with the same votes' columns share one (a pure
     function of the key, so a hit returns what a recomputation would)."""
@@ -51,6 +68,7 @@ class Reliabilities:
         self.latest[(event.annotator_id, event.method)] = event
         self._columns.pop(event.annotator_id, None)
         self._weight.pop(event.annotator_id, None)
+        self._used.pop(event.annotator_id, None)
 
     def estimate(self, annotator: str) -> AnnotatorReliabilityUpdated | None:
         for method in _PREFERENCE:
@@ -69,6 +87,29 @@ class Reliabilities:
         if text is None:
             text = self._weight[annotator] = f"{annotator}={self.accuracy(annotator):.3f}"
         return text
+
+    def estimate_text(self, annotator: str) -> str:
+        """``"<id>@<event id>"``: the estimate behind the annotator's column (the one
+        :meth:`estimate` prefers, whose confusion matrix or accuracy :meth:`columns` uses), or
+        ``"<id>@prior"``; an update's ``method_params["estimates"]`` lists one per vote, so
+        :meth:`from_estimates` can make its posterior again."""
+        text = self._used.get(annotator)
+        if text is None:
+            known = self.estimate(annotator)
+            used = known.envelope.event_id if known is not None else PRIOR
+            text = self._used[annotator] = f"{annotator}@{used}"
+        return text
+
+    @classmethod
+    def from_estimates(
+        cls, prior_accuracy: float, estimates: Iterable[AnnotatorReliabilityUpdated]
+    ) -> Reliabilities:
+        """The reliabilities an update saw, from the estimates its ``estimates`` names (read
+        back from the log by event id): each annotator's column is then the one it had."""
+        out = cls(prior_accuracy)
+        for estimate in estimates:
+            out.update(estimate)
+        return out
 
     def columns(self, annotator: str, classes: list[str]) -> dict[str, list[float]]:
         """answer -> [log P(answer | truth = c) for c in classes], cached per annotator: from
@@ -104,3 +145,21 @@ class Reliabilities:
                 self._normalised.clear()
             shared = self._normalised[key] = normalise(logp)
         return list(shared)
+
+
+def reproduce_posterior(
+    update: ConsensusUpdated,
+    votes: Mapping[str, Voted],
+    estimates: Mapping[str, AnnotatorReliabilityUpdated],
+) -> list[float]:
+    """The posterior of a reliability-weighted ``update`` made again from what it records: its
+    votes (by id, in its order) and the estimates its ``method_params["estimates"]`` names (by
+    event id) at its ``prior_accuracy``. Equal to ``update.posterior`` whatever order the stage
+    read votes and estimates in; a missing vote or estimate raises ``KeyError``."""
+    params = update.method_params
+    named = [e for _, e in parse_estimates(params.get("estimates", "")) if e != PRIOR]
+    reliability = Reliabilities.from_estimates(
+        float(params["prior_accuracy"]), [estimates[e] for e in named]
+    )
+    item_votes = [votes[v] for v in update.vote_ids]
+    return reliability.posterior(reliability.log_posterior(item_votes, list(update.classes)))

@@ -91,6 +91,8 @@ def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
             ]
         case "TaskCreated":
             extra = f", expected {p['expected_label']}" if p.get("expected_label") else ""
+            if p["reason"] == "reassigned":
+                extra += ": a suspended annotator's open share, given to the next of its draw"
             return [
                 f"task {p['task_id'][:8]} kind={p['kind']} reason={p['reason']} "
                 f"schema={p['schema_version']} x{p['redundancy']}{extra}",

@@ -239,3 +239,23 @@ def test_a_vote_read_before_its_task_closes_it() -> None:
     # The others' shares are open, and a reassignment of one avoids the one who answered.
     (again,) = _tasks(fold.apply(_suspended(task.annotators[1]), POS))
     assert again.annotators[0] not in task.annotators
+
+
+def test_the_trace_says_why_a_task_was_reassigned() -> None:
+    from labeltrail.audit import render_trace
+
+    fold = _fold()
+    (task,) = _tasks(fold.apply(_scored("c1"), POS))
+    suspension = _suspended(task.annotators[0])
+    rows = [
+        {
+            "occurred_at": e.envelope.occurred_at,
+            "event_type": type(e).__name__,
+            "payload": e.model_dump_json(exclude={"envelope"}),
+            "annotator_id": getattr(e, "annotator_id", ""),
+        }
+        for e in fold.apply(suspension, POS)
+        if isinstance(e, TaskCreated | TaskAssigned)
+    ]
+    text = "\n".join(render_trace(rows))
+    assert "reason=reassigned" in text and "a suspended annotator's open share" in text

@@ -111,11 +111,12 @@ def up(
             f"annotate: not started, no annotator tokens: issue some with `labeltrail annotate"
             f" token ID --tokens-file {TOKENS_FILE}`, then run labeltrail up again",
             highlight=False,
+            soft_wrap=True,
         )
     run = RunDir(run_dir)
     try:
-        ensure_topics(settings)  # once, before nine processes race to create them
         progs = programs(without, frontend_args=frontend_args or ())
+        ensure_topics(settings)  # once, before nine processes race to create them
         environment = {}
         if not settings.metrics_port:  # status reads processed and rejected from /metrics
             port = _recorded(run_dir).get("metrics_port") or free_metrics_port(

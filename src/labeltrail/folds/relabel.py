@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -244,23 +246,28 @@ def _counts(keys: Iterable[str]) -> dict[str, int]:
 
 @dataclass
 class _VoteTable:
-    """Every vote read, first copy of each vote id, as aligned lists."""
+    """Every vote read (the first copy of each vote id): its row by vote id, and the
+    annotators and labels as arrays."""
 
     index: dict[str, int]
-    annotators: list[str]
-    labels: list[str]
+    annotators: NDArray[Any]
+    labels: NDArray[Any]
 
     @classmethod
     def of(cls, votes: Iterable[VoteRow]) -> _VoteTable:
-        index: dict[str, int] = {}
-        annotators: list[str] = []
-        labels: list[str] = []
-        for v in votes:
-            if v.vote_id not in index:
-                index[v.vote_id] = len(annotators)
-                annotators.append(v.annotator_id)
-                labels.append(v.label)
-        return cls(index, annotators, labels)
+        rows = list(votes)
+        ids = list(map(itemgetter(0), rows))
+        # dict() keeps the last value of a repeated key: built backwards, the first copy wins.
+        index = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))
+        return cls(
+            index,
+            np.asarray(list(map(itemgetter(3), rows)), dtype=object),
+            np.asarray(list(map(itemgetter(5), rows)), dtype=object),
+        )
+
+
+def _codes(values: list[Any], order: Mapping[Any, int]) -> NDArray[np.int64]:
+    return np.fromiter(map(order.__getitem__, values), np.int64, len(values))
 
 
 def relabel(
@@ -309,23 +316,20 @@ def _fit(
 ) -> _Version:
     """The method fitted once on every vote the labels name (items in code order, classes in
     schema order, annotators in order of first vote: no sort of the ids)."""
-    codes: list[int] = []
-    rows: list[int] = []
-    index = table.index
-    for code, label in enumerate(labels):
-        for vote_id in label.vote_ids:
-            row = index.get(vote_id)
-            if row is not None:
-                codes.append(code)
-                rows.append(row)
-    at = np.asarray(rows, dtype=np.int64)
-    annotators = np.asarray(table.annotators, dtype=object)[at]
-    answers = np.asarray(table.labels, dtype=object)[at]
-    vote_item = np.asarray(codes, dtype=np.int64)
+    # The join of each label's vote ids to the votes read, as C-level maps: no Python
+    # statement per vote.
+    named = list(chain.from_iterable(label.vote_ids for label in labels))
+    per_label = np.fromiter(map(len, (label.vote_ids for label in labels)), np.int64, len(labels))
+    found = np.fromiter(map(table.index.get, named, repeat(-1)), np.int64, len(named))
+    known = found >= 0
+    at = found[known]
+    vote_item = np.repeat(np.arange(len(labels), dtype=np.int64), per_label)[known]
+    annotators = table.annotators[at]
+    answers = table.labels[at]
     if classes is None:
         classes = sorted(set(answers.tolist()))
     n, k = len(items), len(classes)
-    if not rows:
+    if not at.size:
         empty = np.zeros((n, k))
         return _Version(
             items,
@@ -337,15 +341,13 @@ def _fit(
             annotators,
             answers,
         )
-    class_code = {c: j for j, c in enumerate(classes)}
     try:
-        label_codes = np.fromiter((class_code[a] for a in answers.tolist()), np.int64, len(rows))
+        label_codes = _codes(answers.tolist(), {c: j for j, c in enumerate(classes)})
     except KeyError as exc:
         raise QualityError(f"a vote's label {exc.args[0]!r} is not a class") from exc
-    who: dict[str, int] = {}
-    annotator_codes = np.fromiter(
-        (who.setdefault(a, len(who)) for a in annotators.tolist()), np.int64, len(rows)
-    )
+    names = annotators.tolist()
+    who = {a: j for j, a in enumerate(dict.fromkeys(names))}
+    annotator_codes = _codes(names, who)
     coded = Votes(
         vote_item,
         annotator_codes,

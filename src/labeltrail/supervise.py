@@ -43,9 +43,11 @@ __all__ = [
     "StageStatus",
     "Supervisor",
     "down",
+    "frontend_url",
     "listen",
     "process_status",
     "programs",
+    "projector_status",
     "render_config",
     "restarts",
     "stage_status",
@@ -372,6 +374,21 @@ def down(run: RunDir, *, timeout: float = STOP_WAIT_SECONDS + 30.0) -> list[str]
         return sorted(n for n in names if n != "restarts")
 
 
+def frontend_url(run: RunDir) -> str | None:
+    """The annotation frontend's base URL, as its current process logged it on start (the
+    port may have been picked: ``LABELTRAIL_ANNOTATE_PORT=0``); None before it serves."""
+    try:
+        lines = run.log_of("annotate").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("labeltrail annotate: shutting down"):
+            return None
+        if line.startswith("labeltrail annotate: serving "):
+            return line.split()[3]
+    return None
+
+
 def restarts(run: RunDir) -> Counter[str]:
     """How often each program was started again after it exited or failed to start (by the
     event listener's record; a start after ``down`` or a manual stop is not a restart)."""
@@ -508,6 +525,12 @@ def stage_status(settings: Settings, names: Sequence[str] | None = None) -> list
             StageStatus(name, group, group_lag(settings, group, topics), dead[name], metrics, error)
         )
     return out
+
+
+def projector_status(settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
+    """The projector's own figures (its positions live in ClickHouse, which the running
+    projector owns, so its lag comes from its metrics server), or why there are none."""
+    return _metrics_of(settings, "projector")
 
 
 def _metrics_of(settings: Settings, service: str) -> tuple[dict[str, Any] | None, str | None]:

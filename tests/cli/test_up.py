@@ -204,6 +204,8 @@ def test_up_supervises_every_service_and_down_leaves_nothing_running(ops: Ops) -
     # the scorer's own counters, from its metrics server (started before the comments came)
     assert scorer["processed"] == COMMENTS and scorer["rejected"] == 1, scorer["metrics_error"]
     assert scorer["healthy"] is True
+    assert doc["frontend_url"].startswith("http://127.0.0.1:")  # the port it picked
+    assert doc["projector"]["metrics"]["stage"] == "projector", doc["projector"]
     text = ops.status()
     assert "restarts" in text and "dead letters" in text and "tasking" in text
 

@@ -162,10 +162,17 @@ def status(
     """Each supervised process (state, PID, uptime, restarts) and each stage's consumer lag
     per partition and dead letters, read from the configured cluster."""
     from labeltrail.kafka.admin import require_kafka
-    from labeltrail.supervise import process_status, stage_status
+    from labeltrail.supervise import (
+        frontend_url,
+        process_status,
+        projector_status,
+        stage_status,
+    )
 
     settings = Settings()
-    processes = process_status(RunDir(run_dir))
+    run = RunDir(run_dir)
+    processes = process_status(run)
+    url = frontend_url(run) if processes is not None else None
     if processes is not None:
         settings = _running_settings(settings, run_dir)
     stages = []
@@ -175,10 +182,12 @@ def status(
         stages = stage_status(settings)
     except LabeltrailError as exc:
         kafka_error = str(exc)
+    projector, projector_error = projector_status(settings)
     if as_json:
         doc: dict[str, Any] = {
             "run_dir": str(run_dir),
             "processes": None if processes is None else [asdict(p) for p in processes],
+            "frontend_url": url,
             "topic_prefix": settings.topic_prefix,
             "stages": {
                 s.name: {
@@ -195,11 +204,20 @@ def status(
                 }
                 for s in stages
             },
+            "projector": {"metrics": projector, "metrics_error": projector_error},
             "kafka_error": kafka_error,
         }
         print(json.dumps(doc, indent=2))
     else:
         _print_status(run_dir, processes, stages, settings.topic_prefix)
+        if url:
+            console.print(f"annotation frontend: {url}", highlight=False)
+        if projector is not None:
+            console.print(
+                f"projector: lag {projector.get('lag')}, "
+                f"healthy {projector.get('health', {}).get('healthy')}",
+                highlight=False,
+            )
     if kafka_error is not None:
         raise fail(kafka_error)
 

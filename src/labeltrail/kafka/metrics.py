@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -182,6 +182,22 @@ def state_entries(fold: object) -> int:
     return total
 
 
+def _by(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    metric: str,
+    help_: str,
+    stage: str,
+    labels: list[str],
+    values: Mapping[Any, float],
+) -> Metric:
+    """One family of ``stage``'s samples, one per tuple of label values (``values``' keys),
+    in a stable order."""
+    family = kind(metric, help_, labels=["stage", *labels])
+    for key, n in sorted(values.items()):
+        family.add_metric([stage, *key], n)
+    return family
+
+
 class _Collector:
     """Reads a runner's counters and vitals when scraped (nothing is counted twice)."""
 
@@ -208,41 +224,39 @@ class _Collector:
             ("labeltrail_records_processed", "Live records processed.", s.processed),
             ("labeltrail_records_skipped", "Processed records of a type not taken.", s.skipped),
         ):
-            family = CounterMetricFamily(metric, help_, labels=["stage"])
-            family.add_metric([name], value)
-            yield family
-        rejected = CounterMetricFamily(
+            yield _by(CounterMetricFamily, metric, help_, name, [], {(): value})
+        yield _by(
+            CounterMetricFamily,
             "labeltrail_records_rejected",
             "Records dead-lettered, by reason code.",
-            labels=["stage", "reason"],
+            name,
+            ["reason"],
+            {(reason,): n for reason, n in dict(s.reasons).items()},
         )
-        for reason, n in sorted(dict(s.reasons).items()):
-            rejected.add_metric([name, reason], n)
-        yield rejected
-        emitted = CounterMetricFamily(
+        yield _by(
+            CounterMetricFamily,
             "labeltrail_events_emitted",
             "Events written, by topic and event type.",
-            labels=["stage", "topic", "type"],
+            name,
+            ["topic", "type"],
+            dict(s.emitted_by),
         )
-        for (topic, kind), n in sorted(dict(s.emitted_by).items()):
-            emitted.add_metric([name, topic, kind], n)
-        yield emitted
-        blind = CounterMetricFamily(
+        yield _by(
+            CounterMetricFamily,
             "labeltrail_blind_spots_flagged",
             "Agreement windows closed with the blind-spot flag, by slice.",
-            labels=["stage", "slice"],
+            name,
+            ["slice"],
+            {(slice_,): n for slice_, n in dict(s.blind_spots).items()},
         )
-        for slice_, n in sorted(dict(s.blind_spots).items()):
-            blind.add_metric([name, slice_], n)
-        yield blind
-        lag = GaugeMetricFamily(
+        yield _by(
+            GaugeMetricFamily,
             "labeltrail_consumer_lag",
             "Records not yet read, per assigned partition.",
-            labels=["stage", "topic", "partition"],
+            name,
+            ["topic", "partition"],
+            {(topic, str(partition)): n for (topic, partition), n in dict(v.lag).items()},
         )
-        for (topic, partition), n in sorted(dict(v.lag).items()):
-            lag.add_metric([name, topic, str(partition)], n)
-        yield lag
         now = time.monotonic()
         healthy, _ = v.health(now)
         gauges: tuple[tuple[str, str, float], ...] = (
@@ -261,17 +275,16 @@ class _Collector:
             ("labeltrail_healthy", "1 when /healthz answers 200.", int(healthy)),
         )
         for gauge_name, gauge_help, figure in gauges:
-            gauge = GaugeMetricFamily(gauge_name, gauge_help, labels=["stage"])
-            gauge.add_metric([name], figure)
-            yield gauge
+            yield _by(GaugeMetricFamily, gauge_name, gauge_help, name, [], {(): figure})
         if self.state is not None:
-            gauge = GaugeMetricFamily(
+            yield _by(
+                GaugeMetricFamily,
                 "labeltrail_fold_state_entries",
                 "Entries in the fold's containers (its state's size).",
-                labels=["stage"],
+                name,
+                [],
+                {(): self.state()},
             )
-            gauge.add_metric([name], self.state())
-            yield gauge
 
 
 class ServiceMetrics:

@@ -220,3 +220,22 @@ def test_up_supervises_every_service_and_down_leaves_nothing_running(ops: Ops) -
     assert "nothing is running" in quiet.stdout
     assert process_status(ops.run) is None
     assert "no supervised processes" in ops.status()
+
+
+def test_down_stops_what_a_dead_supervisord_left_running(ops: Ops) -> None:
+    """supervisord killed: its programs run on, `up` refuses to start a second copy of them,
+    `down` stops them."""
+    ops("up", *(arg for name in sorted(EVERY - {"iaa"}) for arg in ("--without", name)))
+    iaa = ops.processes()["iaa"].pid
+    supervisord = int(ops.run.pidfile.read_text())
+    os.kill(supervisord, signal.SIGKILL)
+    _until("supervisord gone", lambda: process_status(ops.run) is None)
+    os.kill(iaa, 0)  # still running, orphaned
+
+    refused = ops("up", check=False)
+    assert refused.returncode == 1
+    assert f"iaa {iaa}" in refused.stderr and "labeltrail down" in refused.stderr
+
+    assert "stopped iaa" in ops("down").stdout
+    assert _processes_in(ops.cwd) == []
+    assert "nothing is running" in ops("down").stdout

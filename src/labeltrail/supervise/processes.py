@@ -1,72 +1,39 @@
-"""Every labeltrail service as one supervised set of processes (``labeltrail up``, ``down``,
-``status``).
-
-supervisord (the ``supervisor`` package) does the supervising: it starts each stage service,
-the projector and the annotation frontend, restarts one that dies, rotates their logs and
-stops them (the whole process group) on ``down``. This module only writes its configuration
-under the run directory (default ``var/labeltrail/run``), starts it daemonized and talks to it
-over its XML-RPC interface on a unix socket there. The one thing supervisord does not keep is
-a restart count: a small event listener (:func:`listen`, ``python -m labeltrail.supervise``)
-appends every process state change to ``events.jsonl`` and :func:`restarts` counts them.
-
-What the processes are doing comes from Kafka, not from them: each stage's consumer lag per
-partition (its group's committed offsets against the log's ends) and the dead letters each
-stage wrote (:func:`stage_status`).
-"""
+"""supervisord itself: its configuration, starting and stopping it, and its view of each
+program (over its XML-RPC interface on the run directory's unix socket)."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import inspect
-import json
-import os
-import socket
+import signal
 import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
+from labeltrail.supervise.events import orphans, pid_alive, restarts, signal_group
+from labeltrail.supervise.files import (
+    START_SECONDS,
+    STOP_WAIT_SECONDS,
+    RunDir,
+    SupervisorError,
+)
 
 __all__ = [
-    "RUN_DIR",
     "ProcessStatus",
     "Program",
-    "RunDir",
-    "StageStatus",
     "Supervisor",
+    "UpResult",
     "down",
-    "frontend_url",
-    "listen",
     "process_status",
     "programs",
-    "projector_status",
     "render_config",
-    "restarts",
-    "stage_status",
     "up",
 ]
-
-RUN_DIR = Path("var/labeltrail/run")
-"""Where ``labeltrail up`` keeps supervisord's configuration, socket, PID file and the logs
-(relative to the directory it is run from, like the embedded ClickHouse directory)."""
-
-START_SECONDS = 3
-"""A process counts as started once it has run this long (supervisord's ``startsecs``)."""
-
-STOP_WAIT_SECONDS = 30
-"""SIGTERM, then SIGKILL after this long: a stage finishes its batch and commits first."""
-
-
-class SupervisorError(LabeltrailError):
-    """supervisord could not be started, reached or stopped."""
 
 
 @dataclass(frozen=True)
@@ -93,47 +60,6 @@ def programs(without: Sequence[str] = (), *, frontend_args: Sequence[str] = ()) 
         names = ", ".join(p.name for p in every)
         raise LabeltrailError(f"unknown service(s) {', '.join(sorted(unknown))}; known: {names}")
     return [p for p in every if p.name not in without]
-
-
-@dataclass(frozen=True)
-class RunDir:
-    """The files of one supervised set of processes."""
-
-    root: Path
-
-    @property
-    def conf(self) -> Path:
-        return self.root / "supervisord.conf"
-
-    @property
-    def socket(self) -> Path:
-        return self.root / "supervisor.sock"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.root / "supervisord.pid"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def events(self) -> Path:
-        return self.root / "events.jsonl"
-
-    def log_of(self, name: str) -> Path:
-        return self.logs / f"{name}.log"
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """One ``up`` or ``down`` at a time on this directory."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ini(value: Path | str) -> str:
@@ -311,6 +237,13 @@ def up(
     """
     with run.locked(), Supervisor(run) as sup:
         started = not sup.alive()
+        left = orphans(run) if started else {}
+        if left:
+            pids = ", ".join(f"{n} {p}" for n, p in sorted(left.items()))
+            raise SupervisorError(
+                f"processes of a supervisord that is gone still run here ({pids}); "
+                "labeltrail down stops them"
+            )
         run.logs.mkdir(parents=True, exist_ok=True)
         here = (cwd or Path.cwd()).resolve()
         run.conf.write_text(render_config(run, progs, cwd=here, environment=environment))
@@ -350,62 +283,30 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "empty log"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def down(run: RunDir, *, timeout: float = STOP_WAIT_SECONDS + 30.0) -> list[str] | None:
     """Stop every program (SIGTERM to its process group, SIGKILL after ``STOP_WAIT_SECONDS``),
-    then supervisord; returns the names stopped, or None when nothing was running here."""
+    then supervisord; returns the names stopped, or None when nothing was running here.
+
+    When supervisord itself died (killed, out of memory), its programs keep running: those
+    are found through the event listener's record and stopped the same way.
+    """
     with run.locked(), Supervisor(run) as sup:
         if not sup.alive():
-            return None
+            left = orphans(run)
+            for pgid in left.values():
+                signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
+            while any(pid_alive(p) for p in left.values()) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            for pgid in left.values():
+                signal_group(pgid, signal.SIGKILL)
+            return sorted(n for n in left if n != "restarts") if left else None
         pid = sup.pid()
         names = [p["name"] for p in sup.processes() if p["statename"] == "RUNNING"]
         sup.rpc.stopAllProcesses(True)
         sup.rpc.shutdown()
-        _wait(f"supervisord (pid {pid}) did not exit", lambda: not _pid_alive(pid), timeout)
+        _wait(f"supervisord (pid {pid}) did not exit", lambda: not pid_alive(pid), timeout)
         return sorted(n for n in names if n != "restarts")
-
-
-def frontend_url(run: RunDir) -> str | None:
-    """The annotation frontend's base URL, as its current process logged it on start (the
-    port may have been picked: ``LABELTRAIL_ANNOTATE_PORT=0``); None before it serves."""
-    try:
-        lines = run.log_of("annotate").read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        if line.startswith("labeltrail annotate: shutting down"):
-            return None
-        if line.startswith("labeltrail annotate: serving "):
-            return line.split()[3]
-    return None
-
-
-def restarts(run: RunDir) -> Counter[str]:
-    """How often each program was started again after it exited or failed to start (by the
-    event listener's record; a start after ``down`` or a manual stop is not a restart)."""
-    counts: Counter[str] = Counter()
-    try:
-        lines = run.events.read_text().splitlines()
-    except OSError:
-        return counts
-    for line in lines:
-        with contextlib.suppress(ValueError, KeyError):
-            event = json.loads(line)
-            if event["event"] == "PROCESS_STATE_STARTING" and event["from_state"] in {
-                "EXITED",
-                "BACKOFF",
-            }:
-                counts[event["name"]] += 1
-    return counts
 
 
 def process_status(run: RunDir) -> list[ProcessStatus] | None:
@@ -433,142 +334,3 @@ def process_status(run: RunDir) -> list[ProcessStatus] | None:
             )
         )
     return out
-
-
-def listen(events: Path, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
-    """supervisord event listener: append each process state change to ``events`` as a JSON
-    line (``event``, ``name``, ``from_state``, ``pid``, ``expected``, ``time``)."""
-    from supervisor import childutils
-
-    while True:
-        headers, payload = childutils.listener.wait(stdin, stdout)
-        body_line, _, _ = payload.partition("\n")
-        body = childutils.get_headers(body_line)
-        record = {
-            "event": headers["eventname"],
-            "name": body.get("processname", ""),
-            "from_state": body.get("from_state", ""),
-            "pid": body.get("pid"),
-            "expected": body.get("expected"),
-            "time": time.time(),
-        }
-        with events.open("a") as out:
-            out.write(json.dumps(record) + "\n")
-        childutils.listener.ok(stdout)
-
-
-@dataclass(frozen=True)
-class StageStatus:
-    """What a stage's consumer group has done, read from Kafka."""
-
-    name: str
-    group: str
-    partitions: list[Any]
-    """:class:`labeltrail.kafka.lag.PartitionLag` of every input partition the group commits."""
-    dead_lettered: int
-    metrics: dict[str, Any] | None = None
-    """What the running stage reports (:func:`labeltrail.kafka.metrics.read`): ``processed``,
-    ``rejected`` by reason, ``healthy`` and more; None when metrics are off or it does not
-    answer (``metrics_error`` says why)."""
-    metrics_error: str | None = None
-
-    @property
-    def lag(self) -> int:
-        return sum(p.lag for p in self.partitions)
-
-    @property
-    def committed(self) -> int:
-        """Records the group has dealt with (processed, skipped or rejected): the sum of its
-        committed offsets."""
-        return sum(p.committed or 0 for p in self.partitions)
-
-
-def _committed_inputs(name: str) -> list[str]:
-    """Topic suffixes whose offsets the stage's group commits: every input, except the
-    broadcast registries a scalable stage reads whole outside the group."""
-    from labeltrail.kafka.scaleout import BROADCAST_INPUTS
-    from labeltrail.stages import STAGES
-
-    stage = STAGES[name]
-    fold_class = inspect.signature(stage.make, eval_str=True).return_annotation
-    inputs: tuple[str, ...] = fold_class.inputs
-    return [s for s in inputs if not (stage.scalable and s in BROADCAST_INPUTS)]
-
-
-def dead_letters_by_stage(settings: Settings) -> Counter[str]:
-    """Dead letters on ``<prefix>.deadletter`` so far, by the stage that wrote them."""
-    from labeltrail.events.models import DeadLettered
-    from labeltrail.events.topics import topic_name
-    from labeltrail.kafka.log import end_positions, read_until
-
-    topic = topic_name(settings.topic_prefix, "deadletter")
-    counts: Counter[str] = Counter()
-    for event, _position in read_until(settings, end_positions(settings, [topic])):
-        if isinstance(event, DeadLettered):
-            counts[event.stage] += 1
-    return counts
-
-
-def stage_status(settings: Settings, names: Sequence[str] | None = None) -> list[StageStatus]:
-    """Each stage's lag per input partition and its dead letters (the configured cluster)."""
-    from labeltrail.events.topics import topic_name
-    from labeltrail.kafka.lag import group_lag
-    from labeltrail.stages import STAGES
-
-    dead = dead_letters_by_stage(settings)
-    out = []
-    for name in names if names is not None else list(STAGES):
-        group = f"{settings.topic_prefix}.{name}"  # the runners' group (StageRunner.group)
-        topics = [topic_name(settings.topic_prefix, s) for s in _committed_inputs(name)]
-        metrics, error = _metrics_of(settings, name)
-        out.append(
-            StageStatus(name, group, group_lag(settings, group, topics), dead[name], metrics, error)
-        )
-    return out
-
-
-def projector_status(settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
-    """The projector's own figures (its positions live in ClickHouse, which the running
-    projector owns, so its lag comes from its metrics server), or why there are none."""
-    return _metrics_of(settings, "projector")
-
-
-def _metrics_of(settings: Settings, service: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The service's own figures from its metrics server, or why there are none."""
-    from labeltrail.kafka.metrics import metrics_url, read
-
-    url = metrics_url(settings, service)
-    if url is None:
-        return None, "metrics are off (LABELTRAIL_METRICS_PORT unset)"
-    try:
-        return read(url), None
-    except LabeltrailError as exc:
-        return None, str(exc)
-
-
-METRICS_BASE_PORT = 9400
-"""Where ``labeltrail up`` looks for a free block of metrics ports when none is configured."""
-
-METRICS_BLOCK = 10
-"""Ports per block: a base port plus each service's offset (``kafka.metrics.PORT_OFFSETS``)."""
-
-
-def free_metrics_port(host: str, start: int = METRICS_BASE_PORT, tries: int = 50) -> int:
-    """The first base port from ``start`` (in steps of a block) whose whole block is free."""
-    for base in range(start, start + tries * METRICS_BLOCK, METRICS_BLOCK):
-        if all(_port_free(host, base + i) for i in range(METRICS_BLOCK)):
-            return base
-    raise SupervisorError(f"no free block of {METRICS_BLOCK} metrics ports from {start}")
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-if __name__ == "__main__":
-    listen(Path(sys.argv[1]))

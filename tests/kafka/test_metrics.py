@@ -43,7 +43,7 @@ from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.records import StageStats
 from labeltrail.kafka.runner import StageRunner
 from tests.events.samples import sample_event
-from tests.kafka.runners import faust_log, faust_status, start_faust, stop_faust
+from tests.kafka.runners import faust_log, faust_status, start_faust, start_service, stop_faust
 from tests.kafka.test_runner_contract import POISON_ID, _event
 from tests.probes import read_topic
 
@@ -250,6 +250,22 @@ def test_a_faust_worker_on_a_taken_port_exits_1_naming_it(
     assert faust_status(tmp_path) == {}  # it never started
 
 
+def test_a_stage_service_on_a_taken_port_exits_1_naming_it(
+    fed: tuple[Settings, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, url, _ = fed
+    port = int(url.rsplit(":", 1)[1])
+    monkeypatch.setenv("LABELTRAIL_METRICS_PORT", str(settings.metrics_port))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        proc, log = start_service("consensus", "confluent", settings, tmp_path)
+        assert proc.wait(120) == 1
+    text = log.read_text()
+    assert f"consensus: metrics port {port} on 127.0.0.1 is already in use" in text, text
+    assert "Traceback" not in text
+
+
 def test_healthz_is_503_with_the_reason_when_the_stage_is_stuck() -> None:
     metrics = ServiceMetrics("tasking", StageStats)
     server = MetricsServer(metrics, "127.0.0.1", 0)
@@ -259,7 +275,11 @@ def test_healthz_is_503_with_the_reason_when_the_stage_is_stuck() -> None:
         assert status == 503 and body["problems"] == ["has not polled its consumer yet"]
         now = time.monotonic()
         vitals = metrics.vitals
-        vitals.polled_at, vitals.assigned = now, 3
+        vitals.polled_at = now
+        assert _healthz(url)[1]["problems"] == ["no partitions assigned"]
+        vitals.must_own_partitions = False  # a scale-out worker beyond the partition count
+        assert _healthz(url)[0] == 200
+        vitals.must_own_partitions, vitals.assigned = True, 3
         assert _healthz(url)[0] == 200
         vitals.uncommitted, vitals.committed_at = 7, now - metrics_module.COMMIT_STALE_S - 5
         status, body = _healthz(url)

@@ -376,7 +376,20 @@ def run_labels(
         label, position = record[(item.comment_id, item.schema_version)]
         crowd = label.route == _CROWD
         label_id = derive_id("label", item.comment_id, item.schema_version, label.route, run_id)
-        params = {**run.params, "tie_rule": TIE_RULE, "relabels": label.label_id}
+        changes: dict[str, Any] = {
+            "label_id": label_id,
+            "source_positions": [position],
+            "run_id": run_id,
+            "method_params": {**label.method_params, "run": run_id},
+        }
+        if crowd:
+            changes |= {
+                "label": item.new_label,
+                "distribution": item.new_posterior,
+                "confidence": max(item.new_posterior),
+                "method": run.method,
+                "method_params": {**run.params, "tie_rule": TIE_RULE, "relabels": label.label_id},
+            }
         out.append(
             LabelCommitted.create(
                 producer=PRODUCER,
@@ -384,23 +397,7 @@ def run_labels(
                 occurred_at=label.envelope.occurred_at,
                 causation_id=label.event_id,
                 correlation_id=item.comment_id,
-                label_id=label_id,
-                comment_id=item.comment_id,
-                schema_version=item.schema_version,
-                label=item.new_label,
-                classes=item.classes,
-                distribution=item.new_posterior,
-                confidence=max(item.new_posterior) if item.new_posterior else label.confidence,
-                route=label.route,
-                method=run.method if crowd else label.method,
-                method_params=params if crowd else {**label.method_params, "run": run_id},
-                vote_ids=list(label.vote_ids),
-                annotator_ids=list(label.annotator_ids),
-                adjudication_id=label.adjudication_id,
-                machine_made=label.machine_made,
-                gold_label=label.gold_label,
-                source_positions=[position],
-                run_id=run_id,
+                **(label.model_dump(exclude={"envelope"}) | changes),
             )
         )
     return out

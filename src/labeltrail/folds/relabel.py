@@ -136,6 +136,8 @@ class _Version:
     new: list[str] = field(init=False)
     """each item's label in the run"""
     _order: NDArray[np.int64] | None = field(default=None, init=False, repr=False)
+    _bounds: list[int] = field(default_factory=list, init=False, repr=False)
+    """where each item's votes start in ``_order`` (made with it, once)"""
 
     def __post_init__(self) -> None:
         classes, crowd = self.classes, self.crowd.tolist()
@@ -152,9 +154,9 @@ class _Version:
         """(annotator, label) of item ``i``'s votes, in the order read."""
         if self._order is None:
             self._order = np.argsort(self.vote_item, kind="stable")
-        order = self._order
-        lo, hi = np.searchsorted(self.vote_item[order], [i, i + 1])
-        at = order[lo:hi]
+            ends = np.arange(len(self.items) + 1)
+            self._bounds = np.searchsorted(self.vote_item[self._order], ends).tolist()
+        at = self._order[self._bounds[i] : self._bounds[i + 1]]
         return list(
             zip(self.vote_annotator[at].tolist(), self.vote_label[at].tolist(), strict=True)
         )

@@ -152,3 +152,31 @@ def test_the_demo_changes_settings_not_folds() -> None:
     )
     assert settings.tasking.min_crowd_pool == 0  # the original is untouched
     assert make("iaa", settings).config.close_on_drain is False  # type: ignore[attr-defined]
+
+
+def test_kafka_security_reaches_librdkafka_and_refuses_half_configurations(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LABELTRAIL_KAFKA_SECURITY_PROTOCOL", "ssl")
+    monkeypatch.setenv("LABELTRAIL_KAFKA_SSL_CA_FILE", str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("LABELTRAIL_KAFKA_SSL_CERT_FILE", str(tmp_path / "me.pem"))
+    monkeypatch.setenv("LABELTRAIL_KAFKA_SSL_KEY_FILE", str(tmp_path / "me.key"))
+    monkeypatch.setenv("LABELTRAIL_KAFKA_SSL_KEY_PASSWORD", "hunter4")
+    settings = Settings()
+    assert "hunter4" not in repr(settings) and "hunter4" not in settings.model_dump_json()
+    conf = settings.kafka_config()
+    assert conf["security.protocol"] == "SSL"
+    assert conf["ssl.ca.location"] == str(tmp_path / "ca.pem")
+    assert conf["ssl.certificate.location"] == str(tmp_path / "me.pem")
+    assert conf["ssl.key.location"] == str(tmp_path / "me.key")
+    assert conf["ssl.key.password"] == "hunter4"
+    monkeypatch.delenv("LABELTRAIL_KAFKA_SSL_KEY_FILE")
+    with pytest.raises(ValidationError, match="both LABELTRAIL_KAFKA_SSL_CERT_FILE"):
+        Settings()
+    monkeypatch.setenv("LABELTRAIL_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.delenv("LABELTRAIL_KAFKA_SSL_CERT_FILE")
+    with pytest.raises(ValidationError, match="SASL_SSL needs LABELTRAIL_KAFKA_SASL_MECHANISM"):
+        Settings()
+    monkeypatch.setenv("LABELTRAIL_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    with pytest.raises(ValidationError, match="TLS files are set but"):
+        Settings()

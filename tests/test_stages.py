@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from labeltrail.config import Settings
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.folds.base import Rejected
+from labeltrail.folds.iaa import IaaConfig, IaaFold
+from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
+from labeltrail.folds.replay import Replay
+from labeltrail.folds.tasking import TaskingFold
 from labeltrail.folds.trainer import RetrainFold
 from labeltrail.learning.retrain import RetrainConfig, model_version_for
-from labeltrail.stages import make
+from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
+from labeltrail.stages import STAGES, make, tasking_config
+from tests.folds.helpers import suffix_topic
 
 
 def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,3 +43,57 @@ def test_the_version_changes_with_the_model_not_with_the_schedule() -> None:
     assert version != model_version_for("export-2", base)
     assert version != model_version_for("export-1", replace(base, epochs=base.epochs + 1))
     assert version != model_version_for("export-1", replace(base, seed=1))
+
+
+class _Recording:
+    """A fold that records the topic of each of its outputs (what its ACLs must allow)."""
+
+    def __init__(self, fold: Any, wrote: set[str]) -> None:
+        self.fold, self.wrote = fold, wrote
+        self.name, self.inputs = fold.name, fold.inputs
+
+    def _record(self, outputs: list[Any]) -> list[Any]:
+        self.wrote.update(suffix_topic(o) for o in outputs if not isinstance(o, Rejected))
+        return outputs
+
+    def apply(self, event: Event, position: LogPosition) -> list[Any]:
+        return self._record(self.fold.apply(event, position))
+
+    def drain(self) -> list[Any]:
+        drain = getattr(self.fold, "drain", None)
+        return self._record(drain() if drain is not None else [])
+
+
+def test_each_stage_writes_only_the_topics_its_registry_entry_declares() -> None:
+    """STAGES[...].writes and the fold's inputs are the stages' ACLs (ops/kafka/acls.py): a
+    stage writing elsewhere would be refused on a secured cluster. The demo's world, in
+    memory, through the real folds (the scorer and trainer are simulated there)."""
+    settings = Settings()
+    platform = Platform(PlatformConfig.sized(200, seed=3, days=14))
+    wrote: dict[str, set[str]] = {name: set() for name in STAGES}
+    folds = {
+        "tasking": TaskingFold(
+            tasking_config(
+                settings,
+                min_crowd_pool=len(platform.crowd_ids),
+                gold_set_size=platform.config.n_gold,
+            )
+        ),
+        "consensus": make("consensus", settings),
+        "labels": make("labels", settings),
+        "reliability": ReliabilityFold(ReliabilityConfig(refit_on_drain=True)),
+        "iaa": IaaFold(IaaConfig(close_on_drain=True)),
+    }
+    for name, fold in folds.items():
+        assert isinstance(fold, STAGES[name].fold) and fold.inputs == STAGES[name].reads
+    recorded = [_Recording(fold, wrote[name]) for name, fold in folds.items()]
+    replay = Replay(
+        [SimulatedScorer(platform), recorded[0], SimulatedAnnotators(platform), *recorded[1:]],
+        suffix_topic,
+    )
+    replay.append(platform.inputs())
+    replay.run()
+    for name in folds:
+        assert wrote[name], name
+        assert wrote[name] <= set(STAGES[name].writes), name
+    assert wrote["tasking"] >= {"tasks", "tasks.crowd", "tasks.expert"}

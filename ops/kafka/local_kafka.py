@@ -22,6 +22,14 @@ State lives under ``--state-dir`` (env ``LABELTRAIL_KAFKA_HOME``, default ``<rep
 Importable: :func:`ensure_broker` returns the bootstrap string, :func:`start_broker` also says
 whether this call started the broker, :func:`stop_broker` and :func:`broker_status`.
 
+A *secured* broker (``start_broker(state_dir, port=..., secure=Secured(...))``, importable only,
+always in its own state dir and ports, never the shared 9092 one) serves SASL_SSL
+(SCRAM-SHA-512) on ``port`` and mutual TLS (``ssl.client.auth=required``) on
+``Secured.ssl_port``, with PEM key and trust stores, the StandardAuthorizer (no ACL: denied)
+and super users for the broker's own certificate and the admin user; its SCRAM users are
+created when the storage is formatted (``--add-scram``). ``Secured.lib_dir`` reuses the jars
+already fetched elsewhere. See docs/security.md.
+
 Standard library only; ``confluent_kafka`` is used for the readiness check when importable
 (otherwise readiness is the "Kafka Server started" log line plus an open port).
 """
@@ -43,7 +51,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -80,6 +88,75 @@ TOOL_JVM_OPTS = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 
 class LocalKafkaError(RuntimeError):
     """The local broker could not be fetched, started or stopped; the message says why."""
+
+
+@dataclass(frozen=True)
+class Secured:
+    """The listeners, stores and users of a secured broker (all files PEM)."""
+
+    ssl_port: int
+    """The mutual TLS listener (the broker's own connections use it too)."""
+    keystore: Path
+    """The broker's private key (unencrypted PKCS#8) and certificate chain, in one PEM file."""
+    truststore: Path
+    """The CA certificates that sign the broker's and the clients' certificates."""
+    admin: tuple[str, str] = ("admin", "admin-secret")
+    """A SCRAM-SHA-512 super user (name, password); the readiness check connects as it."""
+    users: tuple[tuple[str, str], ...] = ()
+    """More SCRAM-SHA-512 users (name, password), created when the storage is formatted."""
+    broker: str = "broker"
+    """The CN of the keystore's certificate: a super user (its own replication and control)."""
+    super_users: tuple[str, ...] = ()
+    """More super users: certificate CNs or SCRAM names."""
+    lib_dir: Path | None = field(default=None)
+    """Jars already fetched (e.g. the shared broker's ``var/kafka/lib``), linked, not fetched."""
+
+    def client_conf(self, bootstrap: str) -> dict[str, object]:
+        """librdkafka settings of the admin over SASL_SSL (what the readiness check uses)."""
+        return {
+            "bootstrap.servers": bootstrap,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": self.admin[0],
+            "sasl.password": self.admin[1],
+            "ssl.ca.location": str(self.truststore),
+        }
+
+    def properties(self, port: int, controller_port: int) -> dict[str, str]:
+        """What a secured broker's server.properties differs in."""
+        supers = [self.broker, self.admin[0], *self.super_users]
+        return {
+            "listeners": (
+                f"SASL_SSL://{HOST}:{port},SSL://{HOST}:{self.ssl_port},"
+                f"CONTROLLER://{HOST}:{controller_port}"
+            ),
+            "advertised.listeners": f"SASL_SSL://{HOST}:{port},SSL://{HOST}:{self.ssl_port}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:SSL",
+            "inter.broker.listener.name": "SSL",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.truststore),
+            # SSL listeners (clients and the broker's own) must show a certificate; the
+            # SASL_SSL listener ignores this unprefixed setting (KIP-684).
+            "ssl.client.auth": "required",
+            # A certificate's principal is its CN: User:tasking, not the whole DN.
+            "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)(,.*)?$/$1/,DEFAULT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": ";".join(f"User:{name}" for name in supers),
+        }
+
+    def scram_args(self) -> list[str]:
+        """``kafka-storage format`` arguments that create the SCRAM users."""
+        args = []
+        for name, password in (self.admin, *self.users):
+            args += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        return args
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,8 +485,11 @@ def _cluster_id(layout: Layout) -> str:
     return cid
 
 
-def server_properties(layout: Layout, port: int, controller_port: int) -> str:
-    """server.properties for one combined broker+controller node on 127.0.0.1."""
+def server_properties(
+    layout: Layout, port: int, controller_port: int, secure: Secured | None = None
+) -> str:
+    """server.properties for one combined broker+controller node on 127.0.0.1 (``secure``:
+    with the TLS and SASL listeners and the authorizer of :class:`Secured` instead)."""
     props = {
         # KRaft combined mode with a static quorum of one voter (format WITHOUT --standalone).
         "process.roles": "broker,controller",
@@ -447,6 +527,8 @@ def server_properties(layout: Layout, port: int, controller_port: int) -> str:
         "log.retention.hours": "24",
         "log.segment.bytes": str(64 * 1024 * 1024),
     }
+    if secure is not None:
+        props.update(secure.properties(port, controller_port))
     header = (
         "# Written by ops/kafka/local_kafka.py on every start; edits here are overwritten.\n"
         f"# Single-node KRaft broker for development and tests on {HOST}.\n"
@@ -458,7 +540,9 @@ def _classpath(layout: Layout) -> str:
     return str(layout.lib / "*")
 
 
-def _format_storage(layout: Layout, java: str, cluster_id: str) -> None:
+def _format_storage(
+    layout: Layout, java: str, cluster_id: str, extra: tuple[str, ...] = ()
+) -> None:
     cmd = [
         java,
         *TOOL_JVM_OPTS,
@@ -474,6 +558,7 @@ def _format_storage(layout: Layout, java: str, cluster_id: str) -> None:
         "-c",
         str(layout.server_properties),
         "--ignore-formatted",
+        *extra,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -495,28 +580,29 @@ def _have_confluent_kafka() -> bool:
     return True
 
 
-def _quiet_client_conf(bootstrap: str) -> dict[str, object]:
+def _quiet_client_conf(bootstrap: str, secure: Secured | None = None) -> dict[str, object]:
     # log_level 0: librdkafka would print "Connection refused" lines while the broker boots.
-    return {"bootstrap.servers": bootstrap, "log_level": 0}
+    conf = secure.client_conf(bootstrap) if secure is not None else {}
+    return {"bootstrap.servers": bootstrap, **conf, "log_level": 0}
 
 
-def _metadata_ok(bootstrap: str) -> bool:
+def _metadata_ok(bootstrap: str, secure: Secured | None = None) -> bool:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
     try:
-        md = AdminClient(_quiet_client_conf(bootstrap)).list_topics(timeout=2)
+        md = AdminClient(_quiet_client_conf(bootstrap, secure)).list_topics(timeout=2)
     except KafkaException:
         return False
     return bool(md.brokers)
 
 
-def _round_trip(bootstrap: str, deadline: float) -> None:
+def _round_trip(bootstrap: str, deadline: float, secure: Secured | None = None) -> None:
     """Create the scratch topic, produce one record, read it back through a consumer group."""
     from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    conf = _quiet_client_conf(bootstrap)
+    conf = _quiet_client_conf(bootstrap, secure)
     admin = AdminClient(conf)
     futures = admin.create_topics([NewTopic(SCRATCH_TOPIC, 1, 1)], operation_timeout=10)
     try:
@@ -567,6 +653,7 @@ def _wait_ready(
     bootstrap: str,
     timeout: float,
     log_offsets: tuple[int, int] = (0, 0),
+    secure: Secured | None = None,
 ) -> None:
     """Wait until the broker serves; ``pid``: fail early if that process exits.
 
@@ -587,9 +674,9 @@ def _wait_ready(
             if not use_client:
                 if READY_LINE in _tail(layout.server_log, 10**6, log_offsets[0]):
                     return
-            elif _metadata_ok(bootstrap):
+            elif _metadata_ok(bootstrap, secure):
                 try:
-                    _round_trip(bootstrap, deadline)
+                    _round_trip(bootstrap, deadline, secure)
                     return
                 except Exception as exc:  # KafkaException or our timeout: retry until deadline
                     last_error = f"last readiness error: {exc!r}\n"
@@ -651,11 +738,13 @@ def start_broker(
     kafka_version: str | None = None,
     throughput: bool = False,
     quiet: bool = False,
+    secure: Secured | None = None,
 ) -> BrokerInfo:
     """Start the broker (fetching jars first if needed) or reuse the one already serving.
 
     Reuses, in order: the live broker recorded in this state dir's pid file; a Kafka broker
     already answering on the port (``owned=False``: started elsewhere, never stopped by us).
+    ``secure``: a secured broker (:class:`Secured`); give it a state dir of its own.
     """
     layout = _layout(state_dir)
     port = port or default_port()
@@ -673,7 +762,7 @@ def start_broker(
                     f"the broker of {layout.root} already runs on {running_bootstrap} "
                     f"(PID {pid}); stop it first to use port {port}"
                 )
-            _wait_ready(layout, None, bootstrap, timeout)
+            _wait_ready(layout, None, bootstrap, timeout, secure=secure)
             _log(f"reusing broker PID {pid} on {bootstrap}", quiet)
             return BrokerInfo(
                 bootstrap,
@@ -685,7 +774,7 @@ def start_broker(
             )
 
         if _port_open(port) or _port_open(controller_port):
-            if _have_confluent_kafka() and _metadata_ok(bootstrap):
+            if _have_confluent_kafka() and _metadata_ok(bootstrap, secure):
                 _log(f"a Kafka broker not started from {layout.root} answers on {bootstrap}", quiet)
                 return BrokerInfo(
                     bootstrap, port, controller_port, None, str(layout.root), "?", owned=False
@@ -696,13 +785,18 @@ def start_broker(
             )
 
         java = _require_java()
+        if secure is not None and secure.lib_dir is not None and not layout.lib.exists():
+            layout.lib.symlink_to(Path(secure.lib_dir).resolve(), target_is_directory=True)
         _fetch_locked(layout, version, quiet)
         for d in (layout.data, layout.logs):
             d.mkdir(parents=True, exist_ok=True)
-        layout.server_properties.write_text(server_properties(layout, port, controller_port))
+        layout.server_properties.write_text(
+            server_properties(layout, port, controller_port, secure)
+        )
 
         t0 = time.monotonic()
-        _format_storage(layout, java, _cluster_id(layout))
+        scram = tuple(secure.scram_args()) if secure is not None else ()
+        _format_storage(layout, java, _cluster_id(layout), scram)
         t_format = time.monotonic() - t0
 
         jvm = [*JVM_OPTS, *([] if throughput else JVM_FAST_START)]
@@ -727,10 +821,11 @@ def start_broker(
             "controller_port": controller_port,
             "kafka_version": version,
             "started_at": time.time(),
+            "secure": secure is not None,
         }
         layout.info_file.write_text(json.dumps(info, indent=2) + "\n")
         try:
-            _wait_ready(layout, pid, bootstrap, timeout, log_offsets)
+            _wait_ready(layout, pid, bootstrap, timeout, log_offsets, secure)
         except BaseException:
             _terminate(pid, DEFAULT_STOP_GRACE_S)
             _clear_pid(layout)
@@ -813,7 +908,11 @@ def broker_status(state_dir: str | os.PathLike[str] | None = None) -> dict[str, 
         return None
     info = _read_info(layout)
     info["pid"] = pid
-    info["answers"] = _kafka_answers(str(info.get("bootstrap", f"{HOST}:{default_port()}")))
+    bootstrap = str(info.get("bootstrap", f"{HOST}:{default_port()}"))
+    # A secured broker takes no anonymous client: its open port is all status can tell.
+    secured = bool(info.get("secure"))
+    port = int(bootstrap.rsplit(":", 1)[1])
+    info["answers"] = _port_open(port) if secured else _kafka_answers(bootstrap)
     return info
 
 

@@ -3,7 +3,8 @@
 Pipeline-wide settings sit at the root (Kafka, topics, ClickHouse, the runner, and the three
 routing decisions the scorer, tasking and consensus share); each stage or command with knobs
 of its own has a section (``settings.tasking``, ``settings.labels``, ``settings.reliability``,
-``settings.iaa``, ``settings.learning``, ``settings.trainer``, ``settings.annotate``). A section
+``settings.iaa``, ``settings.learning``, ``settings.trainer``, ``settings.annotate``, and
+``settings.kafka``, how Kafka clients authenticate). A section
 is itself a ``BaseSettings`` with its own variable prefix, built when the root is, so every
 variable keeps its name. ``KAFKA_BOOTSTRAP_SERVERS`` is read as is, because that is the name
 operators already use. Change settings with ``model_copy(update=...)`` (a section's too), never
@@ -17,12 +18,13 @@ import datetime as dt
 from functools import cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "AnnotateSettings",
     "IaaSettings",
+    "KafkaSecuritySettings",
     "LabelsSettings",
     "LearningSettings",
     "ReliabilitySettings",
@@ -242,6 +244,91 @@ class AnnotateSettings(_Section):
     """``LABELTRAIL_ANNOTATE_READY_TIMEOUT``: seconds to wait for the task log to be read."""
 
 
+class KafkaSecuritySettings(_Section):
+    """How every Kafka client authenticates to the cluster (``LABELTRAIL_KAFKA_*``):
+    PLAINTEXT, TLS with mutual TLS, or SASL (SCRAM or PLAIN) over TLS (docs/security.md).
+    The address is the root's ``kafka_bootstrap_servers``."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_KAFKA_")
+
+    security_protocol: str = Field("PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_SSL|SASL_PLAINTEXT)$")
+    """``LABELTRAIL_KAFKA_SECURITY_PROTOCOL``: PLAINTEXT, SSL (TLS; mutual TLS with a client
+    certificate), SASL_SSL (SASL over TLS) or SASL_PLAINTEXT (SASL without TLS: tests only)."""
+
+    sasl_mechanism: str | None = Field(None, pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$")
+    """``LABELTRAIL_KAFKA_SASL_MECHANISM``: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (required
+    with a SASL protocol)."""
+
+    sasl_username: str | None = None
+    """``LABELTRAIL_KAFKA_SASL_USERNAME``: the SASL user, the principal ``User:<name>``."""
+
+    sasl_password: SecretStr | None = None
+    """``LABELTRAIL_KAFKA_SASL_PASSWORD``: kept secret until a client is built."""
+
+    ssl_ca_file: Path | None = None
+    """``LABELTRAIL_KAFKA_SSL_CA_FILE``: PEM certificates that sign the brokers' (unset: the
+    system's trust store)."""
+
+    ssl_cert_file: Path | None = None
+    """``LABELTRAIL_KAFKA_SSL_CERT_FILE``: this client's PEM certificate, for mutual TLS."""
+
+    ssl_key_file: Path | None = None
+    """``LABELTRAIL_KAFKA_SSL_KEY_FILE``: the PEM private key of that certificate."""
+
+    ssl_key_password: SecretStr | None = None
+    """``LABELTRAIL_KAFKA_SSL_KEY_PASSWORD``: the key's password, if it is encrypted."""
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecuritySettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol.endswith("SSL")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"{self.security_protocol} needs LABELTRAIL_KAFKA_SASL_MECHANISM, "
+                "LABELTRAIL_KAFKA_SASL_USERNAME and LABELTRAIL_KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and (self.sasl_mechanism or self.sasl_username):
+            raise ValueError(
+                f"SASL settings are set but LABELTRAIL_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.security_protocol} (SASL_SSL uses them)"
+            )
+        if not tls and (self.ssl_ca_file or self.ssl_cert_file or self.ssl_key_file):
+            raise ValueError(
+                f"TLS files are set but LABELTRAIL_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.security_protocol} (SSL or SASL_SSL use them)"
+            )
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ValueError(
+                "mutual TLS needs both LABELTRAIL_KAFKA_SSL_CERT_FILE and "
+                "LABELTRAIL_KAFKA_SSL_KEY_FILE"
+            )
+        return self
+
+    def librdkafka(self) -> dict[str, str]:
+        """These settings in librdkafka's terms (the only place the secrets are revealed)."""
+        conf = {"security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_file:
+            conf["ssl.ca.location"] = str(self.ssl_ca_file)
+        if self.ssl_cert_file:
+            conf["ssl.certificate.location"] = str(self.ssl_cert_file)
+        if self.ssl_key_file:
+            conf["ssl.key.location"] = str(self.ssl_key_file)
+        if self.ssl_key_password is not None:
+            conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+        return conf
+
+
 class Settings(BaseSettings):
     """labeltrail's settings (frozen; ``model_copy(update=...)`` makes a changed one)."""
 
@@ -257,18 +344,6 @@ class Settings(BaseSettings):
     )
     """``KAFKA_BOOTSTRAP_SERVERS``: the Kafka cluster to use (unset: the local broker on
     ``LABELTRAIL_KAFKA_PORT``)."""
-
-    kafka_security_protocol: str = "PLAINTEXT"
-    """``LABELTRAIL_KAFKA_SECURITY_PROTOCOL``: PLAINTEXT, SSL, SASL_SSL, ..."""
-
-    kafka_sasl_mechanism: str | None = None
-    """``LABELTRAIL_KAFKA_SASL_MECHANISM``: e.g. PLAIN or SCRAM-SHA-512."""
-
-    kafka_sasl_username: str | None = None
-    """``LABELTRAIL_KAFKA_SASL_USERNAME``."""
-
-    kafka_sasl_password: SecretStr | None = None
-    """``LABELTRAIL_KAFKA_SASL_PASSWORD``: kept secret until a client is built."""
 
     kafka_message_max_bytes: int = Field(1_000_000, ge=64 * 1024)
     """``LABELTRAIL_KAFKA_MESSAGE_MAX_BYTES``: the largest record a producer sends (librdkafka's
@@ -353,19 +428,17 @@ class Settings(BaseSettings):
     annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
     """The annotation frontend."""
 
+    kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
+    """How every Kafka client authenticates: TLS, mutual TLS, SASL (docs/security.md)."""
+
     def kafka_config(self) -> dict[str, str | int | float | bool]:
-        """librdkafka settings for this cluster (the only place the secret is revealed)."""
-        conf: dict[str, str | int | float | bool] = {
+        """librdkafka settings for this cluster: its address and how to authenticate
+        (:meth:`KafkaSecuritySettings.librdkafka`). Every Kafka client labeltrail builds
+        starts from it (faust's from the same section, ``labeltrail.kafka.security``)."""
+        return {
             "bootstrap.servers": self.kafka_bootstrap_servers,
-            "security.protocol": self.kafka_security_protocol,
+            **self.kafka.librdkafka(),
         }
-        if self.kafka_sasl_mechanism:
-            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username:
-            conf["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password is not None:
-            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
-        return conf
 
 
 @cache

@@ -106,21 +106,33 @@ def make_trainer(settings: Settings) -> RetrainFold:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: its fold's factory, and whether copies of it share a consumer group
-    (its keyed inputs are co-partitioned; see :mod:`labeltrail.kafka.scaleout`)."""
+    """One stage: its fold's factory and class, the topics it writes, and whether copies of it
+    share a consumer group (its keyed inputs are co-partitioned; see
+    :mod:`labeltrail.kafka.scaleout`). What it reads is its fold's ``inputs``; together they
+    are the stage's ACLs on a secured cluster (``ops/kafka/acls.py``, docs/security.md)."""
 
     make: Callable[[Settings], Fold]
+    fold: type[Fold]
+    writes: tuple[str, ...]
+    """Topic suffixes of its outputs (besides ``deadletter``, which every stage writes)."""
     scalable: bool = False
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Its input topic suffixes: the fold class's ``inputs``, without building the fold."""
+        return tuple(self.fold.inputs)
 
 
 STAGES: dict[str, Stage] = {
-    "tasking": Stage(make_tasking, scalable=True),
-    "consensus": Stage(make_consensus, scalable=True),
-    "labels": Stage(make_labels, scalable=True),
-    "reliability": Stage(make_reliability),
-    "iaa": Stage(make_iaa),
-    "scorer": Stage(make_scorer),
-    "trainer": Stage(make_trainer),
+    "tasking": Stage(
+        make_tasking, TaskingFold, ("tasks", "tasks.crowd", "tasks.expert"), scalable=True
+    ),
+    "consensus": Stage(make_consensus, ConsensusFold, ("consensus", "quality"), scalable=True),
+    "labels": Stage(make_labels, LabelsFold, ("labels",), scalable=True),
+    "reliability": Stage(make_reliability, ReliabilityFold, ("quality",)),
+    "iaa": Stage(make_iaa, IaaFold, ("iaa",)),
+    "scorer": Stage(make_scorer, ScorerFold, ("scores",)),
+    "trainer": Stage(make_trainer, RetrainFold, ("exports", "models", "models.refused")),
 }
 """Every pipeline stage a service runs, by name."""
 

@@ -21,6 +21,7 @@ from labeltrail.config import Settings
 from labeltrail.events.topics import TOPICS, TopicSpec, topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.consumer import high_watermark, make_consumer
+from labeltrail.kafka.security import first_refusal
 
 __all__ = [
     "PREFLIGHT_TIMEOUT_S",
@@ -75,10 +76,13 @@ def _connect(settings: Settings, timeout: float) -> tuple[AdminClient, ClusterMe
         return admin, admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         admin.poll(0)  # serves error_cb: the first error says why (refused, unresolved, ...)
+        refused = first_refusal(settings, [*errors, exc.args[0]])
         first = errors[0].str() if errors else exc.args[0].str()
     # Let the client go now: its threads keep reconnecting (and logging) while anything holds
     # it, and the traceback of the error below would hold this frame's locals.
     del admin, errors
+    if refused is not None:  # it answered, and said no: a wrong password, an expired cert
+        raise refused from None
     raise _unavailable(settings, timeout, first) from None
 
 

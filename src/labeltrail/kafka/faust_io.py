@@ -4,15 +4,14 @@ encodes a record's outputs for the agent to send."""
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 import faust
 
 from labeltrail.config import Settings
 from labeltrail.events.base import Event
-from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.producer import EventEncoder
+from labeltrail.kafka.security import ssl_context
 
 __all__ = ["Outbox", "Record", "brokers", "credentials"]
 
@@ -64,17 +63,20 @@ def brokers(config: Settings) -> list[str]:
     return [f"kafka://{h.strip()}" for h in config.kafka_bootstrap_servers.split(",")]
 
 
-def credentials(config: Settings) -> faust.SASLCredentials | None:
-    """The settings' SASL credentials for faust (None for PLAINTEXT)."""
-    protocol = config.kafka_security_protocol.upper()
+def credentials(config: Settings) -> faust.types.auth.CredentialsT | None:
+    """The settings' credentials for faust: the same ``settings.kafka`` section librdkafka
+    clients get, with TLS as an :class:`ssl.SSLContext` (None for PLAINTEXT)."""
+    section = config.kafka
+    protocol = section.security_protocol
+    context = ssl_context(section)
     if protocol == "PLAINTEXT":
         return None
-    if protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
-        raise LabeltrailError(f"faust stages do not support security protocol {protocol}")
-    password = config.kafka_sasl_password
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = section.sasl_password
     return faust.SASLCredentials(
-        username=config.kafka_sasl_username,
+        username=section.sasl_username,
         password=password.get_secret_value() if password is not None else None,
-        mechanism=config.kafka_sasl_mechanism or "PLAIN",
-        ssl_context=ssl.create_default_context() if protocol == "SASL_SSL" else None,
+        mechanism=section.sasl_mechanism,
+        ssl_context=context,
     )

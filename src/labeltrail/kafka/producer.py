@@ -13,6 +13,7 @@ from labeltrail.events.serde import encode
 from labeltrail.events.topics import topic_for
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.registry import codec_for
+from labeltrail.kafka.security import refusal
 
 __all__ = [
     "RECORD_OVERHEAD_BYTES",
@@ -134,7 +135,8 @@ class EventProducer(EventEncoder):
         else:
             del self._unacked[ticket]
         if err is not None:
-            self._errors.append(f"{msg.topic()}: {err}")
+            refused = refusal(self._settings, err, doing="write to", resource=msg.topic() or "")
+            self._errors.append(str(refused) if refused else f"{msg.topic()}: {err}")
 
     def send(self, event: Event, *, topic: str | None = None) -> None:
         """Queue one event (its topic from the registry unless given)."""

@@ -397,6 +397,14 @@ class Settings(BaseSettings):
     clickhouse_password: SecretStr | None = None
     """``LABELTRAIL_CLICKHOUSE_PASSWORD``: for a server DSN without an inline password."""
 
+    clickhouse_http_port: int = Field(0, ge=0, le=65535)
+    """``LABELTRAIL_CLICKHOUSE_HTTP_PORT``: the port where a projector on a ``chdb://``
+    directory serves its engine read-only over ClickHouse's HTTP interface, so readers query
+    while it projects (docs/audit.md). 0: any free port (the CLI finds it in the directory)."""
+
+    clickhouse_http_host: str = "127.0.0.1"
+    """``LABELTRAIL_CLICKHOUSE_HTTP_HOST``: the address that read endpoint listens on."""
+
     agreement_threshold: float = Field(0.85, ge=0.0, le=1.0)
     """``LABELTRAIL_AGREEMENT_THRESHOLD``: per-item agreement below it goes to an expert."""
 

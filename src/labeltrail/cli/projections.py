@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import signal
 import threading
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from labeltrail.cli.common import console, fail
 from labeltrail.config import Settings
 from labeltrail.exceptions import LabeltrailError
+
+if TYPE_CHECKING:
+    from labeltrail.clickhouse.endpoint import ReadEndpoint
+    from labeltrail.clickhouse.projector import Projector
 
 __all__ = ["projections_app"]
 
@@ -25,7 +31,7 @@ def apply() -> None:
     from labeltrail.clickhouse.client import apply_ddl, client_from
 
     try:
-        applied = apply_ddl(client_from(Settings()))
+        applied = apply_ddl(client_from(Settings(), own=True))
     except LabeltrailError as exc:
         raise fail(exc) from exc
     console.print("applied " + ", ".join(applied))
@@ -36,8 +42,12 @@ def run(
     follow: Annotated[bool, typer.Option(help="Keep projecting after catching up.")] = False,
     batch_size: Annotated[int, typer.Option(help="Records per batch.")] = 5_000,
 ) -> None:
-    """Project every topic into ClickHouse, resuming at the recorded positions."""
-    from labeltrail.clickhouse.client import apply_ddl, client_from
+    """Project every topic into ClickHouse, resuming at the recorded positions.
+
+    On a chdb directory it also serves the engine read-only over ClickHouse's HTTP interface
+    (``LABELTRAIL_CLICKHOUSE_HTTP_PORT``), so readers query while it projects.
+    """
+    from labeltrail.clickhouse.client import apply_ddl, chdb_directory, client_from
     from labeltrail.clickhouse.projector import Projector
     from labeltrail.clickhouse.rebuild import run_until_caught_up
     from labeltrail.kafka.admin import require_kafka
@@ -45,20 +55,52 @@ def run(
     settings = Settings()
     try:
         require_kafka(settings)
-        client = client_from(settings)
+        client = client_from(settings, own=True)
         apply_ddl(client)
         projector = Projector(client, settings, batch_size=batch_size)
-        if follow:
-            stop = threading.Event()  # SIGTERM (supervisord, `labeltrail down`) ends a batch
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            signal.signal(signal.SIGINT, lambda *_: stop.set())
-            projector.run(stop)
-        else:
-            run_until_caught_up(projector)
+        with contextlib.ExitStack() as serving:
+            directory = chdb_directory(settings.clickhouse_dsn)
+            if directory is not None:
+                endpoint = serving.enter_context(_read_endpoint(settings, directory, projector))
+                console.print(f"serving {directory} read-only at {endpoint.url}", highlight=False)
+            if follow:
+                stop = threading.Event()  # SIGTERM (supervisord, `labeltrail down`) ends a batch
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                signal.signal(signal.SIGINT, lambda *_: stop.set())
+                projector.run(stop)
+            else:
+                run_until_caught_up(projector)
     except LabeltrailError as exc:
         raise fail(exc) from exc
     s = projector.stats
     console.print(f"projected {s.projected}, rejected {s.rejected}, batches {s.batches}")
+
+
+def _read_endpoint(settings: Settings, directory: Path, projector: Projector) -> ReadEndpoint:
+    from labeltrail.clickhouse.client import engine_session
+    from labeltrail.clickhouse.endpoint import ReadEndpoint
+
+    return ReadEndpoint(
+        lambda: engine_session(directory),
+        projector.engine_lock,
+        host=settings.clickhouse_http_host,
+        port=settings.clickhouse_http_port,
+        directory=directory,
+    )
+
+
+@projections_app.command("endpoint")
+def endpoint() -> None:
+    """Print the URL where the running projector serves its chdb directory read-only."""
+    from labeltrail.clickhouse.client import chdb_directory, live_endpoint
+
+    directory = chdb_directory(Settings().clickhouse_dsn)
+    if directory is None:
+        raise fail("the configured ClickHouse is a server (LABELTRAIL_CLICKHOUSE_DSN): query it")
+    url, why_not = live_endpoint(directory)
+    if url is None:
+        raise fail(f"no projector serves {directory}: {why_not}")
+    print(url)
 
 
 @projections_app.command("rebuild")

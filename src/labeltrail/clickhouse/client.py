@@ -4,19 +4,27 @@
 ClickHouse engine in this process (one process owns a directory at a time);
 ``http(s)://user@host:port/database`` talks to a server, with the password from
 ``LABELTRAIL_CLICKHOUSE_PASSWORD`` (or inline in the DSN). The same SQL serves both.
+
+While a projector owns a chdb directory it serves the engine read-only over ClickHouse's HTTP
+interface (:mod:`labeltrail.clickhouse.endpoint`) and writes the endpoint into the directory;
+``client_from`` then reads through it, so every reading command works while it projects.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import urllib.request
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 import pyarrow as pa
+from clickhouse_connect import common as connect_options
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import SecretStr
@@ -65,7 +73,19 @@ def projections_dir() -> Path:
     raise ConfigurationError("projections/ not found next to the package")
 
 
-def client_from(settings: Settings, *, dsn: str | None = None) -> Client:
+ENDPOINT_FILE = "labeltrail-endpoint.json"
+"""Where, in a chdb directory, its owning projector writes its read endpoint's URL."""
+
+
+class EngineSession(Protocol):
+    """One session on the embedded engine (a chdb connection): what the read endpoint uses."""
+
+    def query(self, query: str, format: str = ..., params: Any = ...) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def client_from(settings: Settings, *, dsn: str | None = None, own: bool = False) -> Client:
     """A clickhouse-connect client for the settings' ClickHouse: the one way labeltrail opens it.
 
     ``dsn`` names another database reached with the same credentials (a rebuild's target, a
@@ -73,8 +93,64 @@ def client_from(settings: Settings, *, dsn: str | None = None) -> Client:
     the settings' password (``LABELTRAIL_CLICKHOUSE_PASSWORD``, over any inline one) and TLS
     when its scheme is ``https``; the user, database, port and client options (``?ca_cert=``,
     ``?verify=``) come from the DSN itself.
+
+    A chdb directory that a running projector owns is read through the projector's read-only
+    endpoint (found in the directory); ``own`` (the projector itself, DDL) opens the engine
+    and never the endpoint.
     """
-    return _open(dsn or settings.clickhouse_dsn, settings.clickhouse_password)
+    return _open(dsn or settings.clickhouse_dsn, settings.clickhouse_password, own=own)
+
+
+def chdb_directory(dsn: str) -> Path | None:
+    """The directory of a ``chdb://`` DSN; None for a server DSN."""
+    if not dsn.startswith("chdb://"):
+        return None
+    path = dsn.removeprefix("chdb://")
+    if path in ("", "/"):
+        raise ConfigurationError("chdb DSN needs a directory: chdb:///path/to/dir")
+    return Path(path)
+
+
+def engine_session(directory: Path) -> EngineSession:
+    """A new session on the embedded engine of ``directory`` (this process must own it: a
+    chdb engine serves one directory per process, any number of sessions)."""
+    import chdb
+
+    return cast("EngineSession", chdb.connect(os.path.realpath(directory)))
+
+
+def live_endpoint(directory: Path) -> tuple[str | None, str]:
+    """The URL of the read endpoint serving ``directory`` if it answers ``/ping``; else None
+    and why not."""
+    path = directory / ENDPOINT_FILE
+    try:
+        url = str(json.loads(path.read_text())["url"])
+    except FileNotFoundError:
+        return None, f"it left no endpoint in {path}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"its endpoint file {path} is unreadable ({exc})"
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
+            if answer.read() == b"Ok.\n":
+                return url, ""
+    except OSError as exc:
+        return None, f"its endpoint {url} (from {path}) does not answer ({exc})"
+    return None, f"its endpoint {url} (from {path}) is not a ClickHouse endpoint"
+
+
+def _endpoint_client(url: str) -> Client:
+    """A client of a projector's read endpoint. It reports every setting read-only (the
+    queries run at readonly=1) yet applies the settings a request carries before it locks the
+    session, so the settings labeltrail passes (output formats) are sent, not refused here."""
+    connect_options.set_setting("invalid_setting_action", "send")
+    parts = urlsplit(url)
+    return clickhouse_connect.get_client(
+        interface="http",
+        host=parts.hostname,
+        port=parts.port,
+        autogenerate_session_id=False,
+        compress=False,
+    )
 
 
 def shown_dsn(dsn: str) -> str:
@@ -86,16 +162,18 @@ def shown_dsn(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
-def _open(dsn: str, password: SecretStr | None) -> Client:
+def _open(dsn: str, password: SecretStr | None, *, own: bool = False) -> Client:
     """The client for ``dsn``; the password is revealed only in the call that opens it."""
     where = shown_dsn(dsn)
+    directory = chdb_directory(dsn)
     try:
-        if dsn.startswith("chdb://"):
-            path = dsn.removeprefix("chdb://")
-            if path in ("", "/"):
-                raise ConfigurationError("chdb DSN needs a directory: chdb:///path/to/dir")
-            Path(path).mkdir(parents=True, exist_ok=True)
-            return clickhouse_connect.get_client(interface="chdb", path=path)
+        if directory is not None:
+            if not own and (directory / ENDPOINT_FILE).is_file():
+                url, _ = live_endpoint(directory)
+                if url is not None:
+                    return _endpoint_client(url)
+            directory.mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(interface="chdb", path=str(directory))
         if dsn.startswith(("http://", "https://")):
             # clickhouse-connect takes TLS from the port (8443) unless told: the scheme says it.
             kwargs: dict[str, Any] = {"dsn": dsn, "interface": urlsplit(dsn).scheme}
@@ -105,10 +183,15 @@ def _open(dsn: str, password: SecretStr | None) -> Client:
     except ClickHouseError as exc:
         raise ClickHouseUnavailableError(f"cannot open ClickHouse at {where}: {exc}") from exc
     except Exception as exc:
-        if "Cannot lock file" in str(exc):
+        if "Cannot lock file" in str(exc) and directory is not None:
+            url, why_not = (None, "") if own else live_endpoint(directory)
+            if url is not None:  # its projector started serving meanwhile
+                return _endpoint_client(url)
             raise ClickHouseUnavailableError(
-                f"{dsn} is open in another process (one process owns a chdb directory); "
-                "stop it or query through a server DSN"
+                f"{dsn} is open in another process (one process owns a chdb directory)"
+                + (f" and {why_not}" if why_not else "")
+                + "; a projector serves it to readers while it runs (docs/audit.md), "
+                "otherwise stop that process or query through a server DSN"
             ) from exc
         raise ClickHouseUnavailableError(f"cannot open ClickHouse at {where}: {exc}") from exc
     raise ConfigurationError(f"unsupported ClickHouse DSN {where!r}: use chdb:/// or http(s)://")
@@ -221,11 +304,4 @@ def stream_named(
             sql, parameters=parameters, settings=_STREAM_SETTINGS, fmt=STREAM_FORMATS[fmt]
         ),
     )
-    written = 0
-    try:
-        while chunk := stream.read(1 << 20):
-            out.write(chunk)
-            written += len(chunk)
-    finally:
-        stream.close()
-    return written
+    return path.stat().st_size

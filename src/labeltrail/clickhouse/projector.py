@@ -82,6 +82,9 @@ class Projector:
         self.writer = BatchWriter(
             client, self.consumer_name, on_topic=events_on(settings.topic_prefix)
         )
+        self.engine_lock = threading.Lock()
+        """Held for each batch, data and positions: its read endpoint (``projections run`` on a
+        chdb directory) takes it for every query, so a read sees whole batches only."""
         self._consumer = make_consumer(settings, self.consumer_name)
         self._producer = EventProducer(settings) if emit_dead_letters else None
         # What has been read, per partition: the client's position is unknown until the
@@ -91,7 +94,8 @@ class Projector:
         """Its registry and vitals; a "commit" is the write of its positions to ClickHouse."""
 
     def _assign(self) -> None:
-        stored = self.writer.stored_positions()
+        with self.engine_lock:
+            stored = self.writer.stored_positions()
         meta = self._consumer.list_topics(timeout=30)
         assignment = []
         for topic in self.topics:
@@ -165,13 +169,14 @@ class Projector:
         }
         for r in records:
             self._read_to[(r.topic, r.partition)] = r.offset + 1
-        result = self.writer.write_records(records)
-        if result.rejected and self._producer is not None:
-            for record, exc in result.rejected:
-                msg = messages[(record.topic, record.partition, record.offset)]
-                self._producer.send(dead_letter(msg, self.name, exc.reason_code, str(exc)))
-            self._producer.flush()
-        self.writer.record_positions(result.positions)
+        with self.engine_lock:
+            result = self.writer.write_records(records)
+            if result.rejected and self._producer is not None:
+                for record, exc in result.rejected:
+                    msg = messages[(record.topic, record.partition, record.offset)]
+                    self._producer.send(dead_letter(msg, self.name, exc.reason_code, str(exc)))
+                self._producer.flush()
+            self.writer.record_positions(result.positions)
         self.metrics.vitals.committed_at = time.monotonic()
         self.stats.consumed += len(records)
         self.stats.projected += result.projected

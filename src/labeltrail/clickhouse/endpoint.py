@@ -1,0 +1,363 @@
+"""Serve the projector's embedded engine over ClickHouse's HTTP interface, read-only.
+
+A chdb directory is owned by one process: while ``labeltrail projections run`` projects, no
+other process can open it. So the projector serves its own engine the way a ClickHouse server
+does (``GET /ping``; ``GET|POST /?query=...`` with ``database``, ``default_format``,
+``param_<name>``, settings as parameters, the query in the body or a form), and every reader,
+``labeltrail audit``/``report``/``export``, clickhouse-connect with an ``http://`` DSN, curl,
+reads through it (docs/audit.md, "Querying while it projects").
+
+Read-only by the engine, not by inspecting SQL: each request gets its own engine session, which
+applies the request's settings, then ``SET readonly = 1`` (after which no setting, write, DDL,
+table function or temporary table is allowed, and ``readonly`` cannot be lowered), and only
+then runs the query. Consistent: every engine call, the projector's batch writes and these
+reads, takes one lock, so a read sees whole batches (all tables at the same batch boundary),
+never half of one; concurrent reads on a chdb engine also clobber each other's query
+parameters, which the lock rules out. The server is aiohttp's (already the annotation
+frontend's), on its own event loop in a thread; a query runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from labeltrail.clickhouse.client import ENDPOINT_FILE, EngineSession
+from labeltrail.exceptions import LabeltrailError
+
+__all__ = ["EndpointPortInUseError", "ReadEndpoint", "query_format"]
+
+log = logging.getLogger(__name__)
+
+TRANSPORT_PARAMS = frozenset(
+    {
+        "query",
+        "database",
+        "default_format",
+        "user",
+        "password",
+        "quota_key",
+        "query_id",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "compress",
+        "decompress",
+        "buffer_size",
+        "wait_end_of_query",
+        "client_protocol_version",
+        "enable_http_compression",
+        "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms",
+        "role",
+        "readonly",  # always 1 here; a request cannot ask for less
+    }
+)
+"""Request parameters that are not engine settings (as a ClickHouse server reads them)."""
+
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
+_ERROR_CODE = re.compile(r"Code: (\d+)\.")
+_STATUS_BY_CODE = {
+    62: 400,  # SYNTAX_ERROR
+    164: 403,  # READONLY
+    497: 403,  # ACCESS_DENIED
+    60: 404,  # UNKNOWN_TABLE
+    81: 404,  # UNKNOWN_DATABASE
+    115: 400,  # UNKNOWN_SETTING
+}
+_CONTENT_TYPES = {
+    "TabSeparated": "text/tab-separated-values; charset=UTF-8",
+    "TSV": "text/tab-separated-values; charset=UTF-8",
+    "TabSeparatedWithNames": "text/tab-separated-values; charset=UTF-8",
+    "TSVWithNames": "text/tab-separated-values; charset=UTF-8",
+    "CSV": "text/csv; charset=UTF-8; header=absent",
+    "CSVWithNames": "text/csv; charset=UTF-8; header=present",
+    "JSON": "application/json; charset=UTF-8",
+    "JSONCompact": "application/json; charset=UTF-8",
+    "JSONEachRow": "application/x-ndjson; charset=UTF-8",
+}
+
+
+class EndpointPortInUseError(LabeltrailError):
+    """The read endpoint's port is taken."""
+
+
+def query_format(query: str, default: str) -> str:
+    """The format a query's result comes in: its own ``FORMAT`` clause, else ``default``."""
+    found = _TRAILING_FORMAT.search(query)
+    return found.group(1) if found else default
+
+
+@dataclass(frozen=True)
+class _Request:
+    query: str
+    fmt: str
+    database: str | None
+    settings: dict[str, str]
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    body: bytes
+    rows_read: int = 0
+    bytes_read: int = 0
+    elapsed: float = 0.0
+
+
+class QueryError(Exception):
+    """The engine refused or failed a query: its ClickHouse message and code."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        found = _ERROR_CODE.search(message)
+        self.code = int(found.group(1)) if found else 1000
+        start = message.find("Code: ")
+        self.text = message[start:].strip() if start > 0 else message.strip()
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class ReadEndpoint:
+    """ClickHouse's HTTP interface over one embedded engine, read-only, in a thread.
+
+    ``connect`` opens a new session on the engine (:func:`labeltrail.clickhouse.client.
+    engine_session`); ``lock`` is the one the projector holds while it writes a batch.
+    Binding happens in the constructor, so a taken port is an error there; ``port`` 0 takes a
+    free one. The endpoint's URL is written to ``<directory>/labeltrail-endpoint.json`` for the
+    CLI to find, and removed on :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], EngineSession],
+        lock: threading.Lock,
+        *,
+        host: str,
+        port: int,
+        directory: Path | None = None,
+    ) -> None:
+        self._connect = connect
+        self._lock = lock
+        self._directory = directory
+        self._sock = socket.socket(
+            socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
+        )
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host, port))
+        except OSError as exc:
+            self._sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise EndpointPortInUseError(
+                    f"the projector's read endpoint cannot listen on {host}:{port}: the port is "
+                    "already in use (another projector, or a ClickHouse server, listens there); "
+                    "set LABELTRAIL_CLICKHOUSE_HTTP_PORT to a free port, or 0 for any free one"
+                ) from exc
+            raise LabeltrailError(
+                f"the projector's read endpoint cannot listen on {host}:{port}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        self._sock.listen(128)
+        self.host = host
+        self.port = int(self._sock.getsockname()[1])
+        self.timezone = self._engine_timezone()
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(started,), name="clickhouse-read-endpoint", daemon=True
+        )
+        self._thread.start()
+        started.wait(30)
+        if self._directory is not None:
+            self._write_endpoint_file()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _serve(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/ping", self._ping)
+        app.router.add_route("*", "/", self._query)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.SockSite(self._runner, self._sock)
+        self._loop.run_until_complete(site.start())
+        started.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def close(self) -> None:
+        """Stop serving and remove the endpoint file (if it is still this one's)."""
+        if self._directory is not None:
+            path = self._directory / ENDPOINT_FILE
+            try:
+                if json.loads(path.read_text()).get("pid") == os.getpid():
+                    path.unlink()
+            except (OSError, ValueError):
+                pass
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._sock.close()
+
+    def __enter__(self) -> ReadEndpoint:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _write_endpoint_file(self) -> None:
+        assert self._directory is not None
+        path = self._directory / ENDPOINT_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": self.url, "pid": os.getpid(), "readonly": 1}) + "\n")
+        tmp.replace(path)
+
+    # -- the engine --------------------------------------------------------------------------
+
+    def _engine_timezone(self) -> str:
+        answer = self._run(_Request("SELECT timezone()", "TabSeparated", None, {}, {}))
+        return answer.body.decode().strip() or "UTC"
+
+    def _run(self, request: _Request) -> _Answer:
+        """Run one request in its own read-only session, between the projector's batches."""
+        with self._lock:
+            session = self._connect()
+            try:
+                try:
+                    if request.database:
+                        db = request.database.replace("`", "``")
+                        session.query(f"USE `{db}`", "TabSeparated")
+                    for name, value in request.settings.items():
+                        session.query(f"SET {name} = {_quoted(value)}", "TabSeparated")
+                    session.query("SET readonly = 1", "TabSeparated")
+                    result = session.query(request.query, request.fmt, params=request.params)
+                except Exception as exc:  # chdb raises its own error types; keep its message
+                    raise QueryError(str(exc)) from exc
+                return _Answer(
+                    result.bytes() or b"",
+                    int(result.rows_read()),
+                    int(result.bytes_read()),
+                    float(result.elapsed()),
+                )
+            finally:
+                session.close()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return web.Response(text="Ok.\n")
+
+    async def _query(self, request: web.Request) -> web.StreamResponse:
+        query_id = request.query.get("query_id") or str(uuid.uuid4())
+        headers = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": self.timezone}
+        try:
+            parsed = await self._parse(request)
+        except QueryError as exc:
+            return _error(exc, headers)
+        if not parsed.query.strip():
+            if request.method in ("GET", "HEAD") and not request.query:
+                return web.Response(text="Ok.\n", headers=headers)  # as ClickHouse: GET / is Ok.
+            empty = QueryError("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
+            return _error(empty, headers)
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(None, self._run, parsed)
+        except QueryError as exc:
+            return _error(exc, headers)
+        fmt = query_format(parsed.query, parsed.fmt)
+        headers["X-ClickHouse-Format"] = fmt
+        headers["X-ClickHouse-Summary"] = json.dumps(
+            {
+                "read_rows": str(answer.rows_read),
+                "read_bytes": str(answer.bytes_read),
+                "written_rows": "0",
+                "written_bytes": "0",
+                "total_rows_to_read": str(answer.rows_read),
+                "result_rows": "0",
+                "result_bytes": str(len(answer.body)),
+                "elapsed_ns": str(int(answer.elapsed * 1e9)),
+            }
+        )
+        headers["Content-Type"] = _CONTENT_TYPES.get(fmt, "application/octet-stream")
+        response = web.Response(body=answer.body, headers=headers)
+        if request.query.get("enable_http_compression") == "1":
+            response.enable_compression()  # gzip or deflate, as Accept-Encoding asks
+        return response
+
+    async def _parse(self, request: web.Request) -> _Request:
+        fields: dict[str, str] = dict(request.query)
+        query = fields.get("query", "")
+        # As ClickHouse: a multipart form carries the query and parameters; any other body
+        # (curl --data-binary sends it as a urlencoded form) is the query's text.
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            for name, value in form.items():
+                if isinstance(value, str):
+                    fields[name] = value
+            query = fields.get("query", "")
+        elif request.can_read_body:
+            body = await request.read()
+            if body:
+                try:
+                    text = body.decode()
+                except UnicodeDecodeError as exc:
+                    raise QueryError(
+                        "Code: 27. DB::Exception: the query is not UTF-8 text "
+                        "(this endpoint is read-only: it takes no data). (CANNOT_PARSE_INPUT)"
+                    ) from exc
+                query = f"{query}\n{text}" if query else text
+        settings = _settings(fields)
+        params = {k.removeprefix("param_"): v for k, v in fields.items() if k.startswith("param_")}
+        return _Request(
+            query=query,
+            fmt=fields.get("default_format") or "TabSeparated",
+            database=fields.get("database") or None,
+            settings=settings,
+            params=params,
+        )
+
+
+def _settings(fields: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in fields.items():
+        if name in TRANSPORT_PARAMS or name.startswith("param_"):
+            continue
+        if not _SETTING_NAME.match(name):
+            raise QueryError(
+                f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)"
+            )
+        out[name] = value
+    return out
+
+
+def _error(exc: QueryError, headers: dict[str, str]) -> web.Response:
+    headers = {**headers, "X-ClickHouse-Exception-Code": str(exc.code)}
+    status = _STATUS_BY_CODE.get(exc.code, 500)
+    return web.Response(
+        status=status,
+        text=exc.text + "\n",
+        headers={**headers, "Content-Type": "text/plain; charset=UTF-8"},
+    )

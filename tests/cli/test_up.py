@@ -239,3 +239,16 @@ def test_down_stops_what_a_dead_supervisord_left_running(ops: Ops) -> None:
     assert "stopped iaa" in ops("down").stdout
     assert _processes_in(ops.cwd) == []
     assert "nothing is running" in ops("down").stdout
+
+
+def test_up_starts_the_local_broker_only_on_the_embedded_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from labeltrail.cli.ops import _embedded_broker
+
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "LABELTRAIL_KAFKA_BOOTSTRAP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LABELTRAIL_KAFKA_PORT", "19092")
+    assert _embedded_broker(Settings())
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")  # a cluster chosen
+    assert not _embedded_broker(Settings())

@@ -89,8 +89,23 @@ def _assert_no_duplicates(settings: Settings) -> None:
         assert per_label == []
 
 
+def _librdkafka_clients() -> int:
+    """Kafka clients alive in this process: librdkafka runs one ``rdk:main`` thread each."""
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:  # the thread ended meanwhile
+            continue
+    return names.count("rdk:main")
+
+
 def test_demo_runs_end_to_end_and_traces_from_clickhouse(pipeline_settings: Settings) -> None:
+    clients = _librdkafka_clients()
     result = run_demo(pipeline_settings, config=CONFIG, timeout=300)
+    # Every stage's and the projector's clients are released when the demo ends (they used to
+    # live on, reconnecting for the rest of the process to whatever broker they had).
+    assert _librdkafka_clients() <= clients
     assert result.table_counts["CommentPosted"] == len(Platform(CONFIG).comments)
     assert result.table_counts["VoteCast"] > 0
     assert result.labels_by_route.get("adjudication", 0) > 0

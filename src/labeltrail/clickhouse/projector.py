@@ -132,6 +132,8 @@ class Projector:
             raise
         finally:
             self._consumer.close()
+            if self._producer is not None:
+                self._producer.close()
             if server is not None:
                 server.close()
         return self.stats

@@ -188,6 +188,17 @@ class EventProducer(EventEncoder):
             raise ProduceError(f"{remaining} messages not delivered within {timeout}s")
         self._raise_errors()
 
+    def close(self) -> None:
+        """Release the client now (its connections and librdkafka threads) instead of when
+        the object is collected, which may be never while anything still holds its owner
+        (the demo's stage runners outlived their run, and their producers kept reconnecting
+        to a broker long gone). Whatever is still unacknowledged is dropped, not awaited:
+        callers flush first where it matters, and nothing is committed on the strength of an
+        unacknowledged send."""
+        self._producer.purge()
+        self._producer.poll(0)
+        self._producer.close()
+
     @property
     def failed(self) -> bool:
         """Whether any delivery has failed (then it stays failed: see :meth:`delivered`)."""

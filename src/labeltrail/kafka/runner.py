@@ -235,6 +235,7 @@ class StageRunner:
 
     def _close(self) -> None:
         self._consumer.close()
+        self._producer.close()
 
     def _at_end(self) -> bool:
         return drained(self._consumer, self._read_to)

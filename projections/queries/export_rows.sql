@@ -6,7 +6,11 @@
 -- Parameters: schema_version String, at DateTime64(3, 'UTC'),
 --             positions String (JSON [[topic, partition, end_offset], ...]),
 --             and with run String (a labeling run's id) that run's labels instead of the live
---             pipeline's (clickhouse.client.LIVE_LABELS)
+--             pipeline's (clickhouse.client.LIVE_LABELS);
+--             from_comment, to_comment String: only comments in [from_comment, to_comment)
+--             ('' leaves that end open). An export reads its rows a range of comment ids at a
+--             time (label_key_marks), so no query holds every label: a label's votes,
+--             adjudication and gold verdict are those of its own comment, in the same range.
 WITH
     labels_sel AS (
         SELECT
@@ -20,6 +24,8 @@ WITH
         WHERE schema_version = {schema_version:String}
           AND run_id = ''
           AND recorded_at <= {at:DateTime64(3, 'UTC')}
+          AND comment_id >= {from_comment:String}
+          AND ({to_comment:String} = '' OR comment_id < {to_comment:String})
           AND arrayExists(p -> p.1 = topic AND p.2 = partition AND offset < p.3,
                 JSONExtract({positions:String}, 'Array(Tuple(String, UInt32, UInt64))'))
         GROUP BY comment_id
@@ -45,6 +51,8 @@ WITH
         FROM adjudications FINAL
         WHERE schema_version = {schema_version:String}
           AND recorded_at <= {at:DateTime64(3, 'UTC')}
+          AND comment_id >= {from_comment:String}
+          AND ({to_comment:String} = '' OR comment_id < {to_comment:String})
           AND arrayExists(p -> p.1 = topic AND p.2 = partition AND offset < p.3,
                 JSONExtract({positions:String}, 'Array(Tuple(String, UInt32, UInt64))'))
         GROUP BY adjudication_id
@@ -54,6 +62,8 @@ WITH
         FROM adjudications FINAL
         WHERE is_gold AND schema_version = {schema_version:String}
           AND recorded_at <= {at:DateTime64(3, 'UTC')}
+          AND comment_id >= {from_comment:String}
+          AND ({to_comment:String} = '' OR comment_id < {to_comment:String})
           AND arrayExists(p -> p.1 = topic AND p.2 = partition AND offset < p.3,
                 JSONExtract({positions:String}, 'Array(Tuple(String, UInt32, UInt64))'))
         GROUP BY comment_id

@@ -154,14 +154,16 @@ def label_as_of(
 
     By recorded time (default) or event time (``--time event``). ``--json`` and ``--out`` are
     written by ClickHouse itself (JSON array, CSV with names, Parquet), sorted by comment and
-    version: no Python row per label, so every label of a large history comes out in the time
-    of the query. The table is for people (Python rows, the key columns unless ``--wide``).
+    version, streamed in bounded memory: no Python row per label, so every label of a large
+    history comes out in the time of the query. The table is for people (Python rows, the key
+    columns unless ``--wide``).
     """
     from labeltrail.clickhouse.client import (
         STREAM_FORMATS,
         client_from,
         run_named_arrow,
         stream_named,
+        write_named,
     )
     from labeltrail.export.build import sql_time
 
@@ -181,10 +183,7 @@ def label_as_of(
     try:
         client = client_from(Settings())
         if out is not None:
-            with out.open("wb") as sink:
-                stream_named(
-                    client, "label_as_of", sink, fmt=file_format, order_by=LABEL_ORDER, **params
-                )
+            write_named(client, "label_as_of", out, fmt=file_format, order_by=LABEL_ORDER, **params)
             return
         if as_json:
             sys.stdout.flush()

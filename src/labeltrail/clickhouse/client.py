@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect import common as connect_options
+from clickhouse_connect.driver.binding import format_str
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import SecretStr
@@ -33,10 +34,12 @@ from labeltrail.config import Settings
 from labeltrail.exceptions import ConfigurationError, LabeltrailError
 
 __all__ = [
+    "BULK_SETTINGS",
     "ClickHouseUnavailableError",
     "Client",
     "apply_ddl",
     "client_from",
+    "is_embedded",
     "named_query",
     "projections_dir",
     "reference_query",
@@ -44,20 +47,41 @@ __all__ = [
     "run_named_arrow",
     "shown_dsn",
     "stream_named",
+    "write_named",
 ]
 
 STREAM_FORMATS = {"json": "JSONEachRow", "csv": "CSVWithNames", "parquet": "Parquet"}
 """Formats ClickHouse writes itself for bulk output, by the name the CLI takes."""
 
-_STREAM_SETTINGS: dict[str, Any] = {
-    # The same values as labeltrail.audit.to_jsonable gives Python rows: one JSON array,
-    # times as ISO-8601 UTC with milliseconds ("...T00:00:20.123Z"), 64-bit counts as
-    # numbers, tuples as arrays.
-    "output_format_json_array_of_rows": 1,
+_JSON_SETTINGS: dict[str, Any] = {
+    # The same values as labeltrail.audit.to_jsonable gives Python rows: times as ISO-8601 UTC
+    # with milliseconds ("...T00:00:20.123Z"), 64-bit counts as numbers, tuples as arrays.
     "output_format_json_quote_64bit_integers": 0,
     "output_format_json_named_tuples_as_objects": 0,
     "date_time_output_format": "iso",
 }
+
+BULK_SETTINGS: dict[str, Any] = {
+    # label_as_of reads `labels` in its key order (comment_id, schema_version, event_id) through
+    # FINAL and its window, so neither the window nor the ORDER BY comment_id, schema_version
+    # around it sorts every row: the window's input is read in order (off by default), the
+    # window runs in one stream (so its output keeps the order) and the final sort only orders
+    # the rows of one comment.
+    "optimize_read_in_window_order": 1,
+    "query_plan_enable_multithreading_after_window_functions": 0,
+    # A GROUP BY on a key prefix (export_rows groups labels by comment_id) streams in order.
+    "optimize_aggregation_in_order": 1,
+    # A plan that must still sort or group everything spills to disk past these, not to memory.
+    "max_bytes_before_external_sort": 256 << 20,
+    "max_bytes_before_external_group_by": 256 << 20,
+    # ClickHouse's Parquet writer holds a row group in memory (default 1,000,000 rows).
+    "output_format_parquet_row_group_size": 65_536,
+    # The ceiling: a bulk query past it fails with ClickHouse's memory error instead of taking
+    # the machine (docs/audit.md, "A year of data on one machine").
+    "max_memory_usage": 2 << 30,
+}
+"""Settings of every bulk read (``stream_named``, ``write_named``, the export's chunks): bounded
+memory whatever the size of the history (docs/audit.md, "A year of data on one machine")."""
 
 
 class ClickHouseUnavailableError(LabeltrailError):
@@ -272,6 +296,57 @@ def run_named_arrow(client: Client, name: str, **parameters: Any) -> pa.Table:
     )
 
 
+def _settings_clause(settings: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{key} = {format_str(value) if isinstance(value, str) else value}"
+        for key, value in settings.items()
+    )
+
+
+def _bulk_query(name: str, parameters: dict[str, Any], order_by: Sequence[str]) -> str:
+    """The named query wrapped for bulk output: ordered by ``order_by`` (identifiers from the
+    caller's code, never user input)."""
+    for column in order_by:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
+            raise LabeltrailError(f"not a column name: {column!r}")
+    sql = f"SELECT * FROM (\n{_sendable_with(name, parameters)}\n)"
+    return f"{sql} ORDER BY {', '.join(order_by)}" if order_by else sql
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in STREAM_FORMATS:
+        raise LabeltrailError(f"unknown output format {fmt!r}: one of {sorted(STREAM_FORMATS)}")
+
+
+def _copy(stream: BinaryIO, out: BinaryIO, *, json_array: bool = False) -> int:
+    """Copy ``stream`` to ``out`` a megabyte at a time; the bytes written. ``json_array``:
+    the stream is JSON lines (one object per line; JSON strings hold no raw newline) and is
+    written as one JSON array, laid out as ClickHouse lays out its own."""
+    written = 0
+
+    def put(data: bytes) -> None:
+        nonlocal written
+        out.write(data)
+        written += len(data)
+
+    tail = b""  # json_array: the last two bytes, held back (the last row's ",\n")
+    try:
+        if json_array:
+            put(b"[\n")
+        while chunk := stream.read(1 << 20):
+            if not json_array:
+                put(chunk)
+                continue
+            data = tail + chunk.replace(b"\n", b",\n")
+            put(data[:-2])
+            tail = data[-2:]
+    finally:
+        stream.close()
+    if json_array:
+        put(b"\n]\n" if tail else b"]\n")
+    return written
+
+
 def stream_named(
     client: Client,
     name: str,
@@ -283,25 +358,58 @@ def stream_named(
 ) -> int:
     """Write a named query's rows to ``out`` in a format ClickHouse writes itself; the bytes.
 
-    For bulk output (``label-as-of all``: 800,000 rows): no Python row is built, the server's
-    bytes are copied through. ``fmt`` is a key of :data:`STREAM_FORMATS`; ``json`` is one
-    JSON array with the values :func:`labeltrail.audit.to_jsonable` gives the same rows.
-    ``order_by`` names result columns (identifiers from the caller's code, never user input).
+    For bulk output (``label-as-of all``: 8,000,000 rows in a year): no Python row is built,
+    the server's bytes are copied through under :data:`BULK_SETTINGS`. ``fmt`` is a key of
+    :data:`STREAM_FORMATS`; ``json`` is one JSON array with the values
+    :func:`labeltrail.audit.to_jsonable` gives the same rows, streamed on every engine: it
+    is read as JSON lines, a block at a time, and written as one array. CSV and Parquet are
+    streamed over HTTP; chdb materializes those in one buffer (a format with a header or a
+    footer), so to a file use :func:`write_named`, which lets the engine write it.
     """
-    if fmt not in STREAM_FORMATS:
-        raise LabeltrailError(f"unknown output format {fmt!r}: one of {sorted(STREAM_FORMATS)}")
-    for column in order_by:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
-            raise LabeltrailError(f"not a column name: {column!r}")
-    sql = _sendable_with(name, parameters)
-    if order_by:
-        sql = f"SELECT * FROM (\n{sql}\n) ORDER BY {', '.join(order_by)}"
-    # Over HTTP the bytes arrive as the server writes them; chdb materializes a result that
-    # carries settings in one buffer (still ClickHouse's bytes, no Python rows).
-    stream = cast(
-        "BinaryIO",
-        client.raw_stream(
-            sql, parameters=parameters, settings=_STREAM_SETTINGS, fmt=STREAM_FORMATS[fmt]
-        ),
+    _check_format(fmt)
+    settings = {**BULK_SETTINGS, **(_JSON_SETTINGS if fmt == "json" else {})}
+    # The settings ride in the query's own SETTINGS clause: chdb streams a result only when
+    # the call carries no settings of its own (clickhouse-connect applies those with SET).
+    sql = f"{_bulk_query(name, parameters, order_by)}\nSETTINGS {_settings_clause(settings)}"
+    wire = "JSONEachRow" if fmt == "json" else STREAM_FORMATS[fmt]
+    stream = cast("BinaryIO", client.raw_stream(sql, parameters=parameters, fmt=wire))
+    return _copy(stream, out, json_array=fmt == "json")
+
+
+def is_embedded(client: Client) -> bool:
+    """Whether ``client`` runs the engine in this process (chdb), not a server."""
+    return client.uri.startswith("chdb:")
+
+
+def write_named(
+    client: Client,
+    name: str,
+    path: Path,
+    *,
+    fmt: str = "json",
+    order_by: Sequence[str] = (),
+    **parameters: Any,
+) -> int:
+    """Write a named query's rows to the file ``path`` (replaced if it exists); its size.
+
+    On chdb the engine writes the file itself (``INTO OUTFILE ... TRUNCATE``, under
+    :data:`BULK_SETTINGS`): the rows go from the query to the file a block at a time (a
+    Parquet row group at a time), in any format. Over HTTP the server's stream is copied
+    (:func:`stream_named`). ``json`` is one JSON array, CSV has a header.
+    """
+    _check_format(fmt)
+    if not is_embedded(client):
+        with path.open("wb") as sink:
+            return stream_named(client, name, sink, fmt=fmt, order_by=order_by, **parameters)
+    settings = {
+        **BULK_SETTINGS,
+        **(_JSON_SETTINGS | {"output_format_json_array_of_rows": 1} if fmt == "json" else {}),
+    }
+    target = format_str(str(path.resolve()))
+    client.command(
+        f"{_bulk_query(name, parameters, order_by)}\n"
+        f"INTO OUTFILE {target} TRUNCATE COMPRESSION 'none' FORMAT {STREAM_FORMATS[fmt]}\n"
+        f"SETTINGS {_settings_clause(settings)}",
+        parameters=parameters,
     )
     return path.stat().st_size

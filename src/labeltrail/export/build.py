@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
+import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +52,14 @@ from labeltrail.kafka.log import end_positions, read_until
 from labeltrail.kafka.producer import EventProducer
 
 __all__ = [
+    "EXPORT_CHUNK_ROWS",
     "EXPORT_FILES",
     "EXPORT_TOPICS",
+    "PARQUET_ROW_GROUP",
     "VerifyResult",
+    "comment_ranges",
     "create_export",
+    "export_row_chunks",
     "export_rows_sql",
     "find_export",
     "read_parquet_rows",
@@ -75,6 +82,57 @@ def sql_time(value: dt.datetime) -> str:
     return value.isoformat(sep=" ", timespec="milliseconds")
 
 
+EXPORT_CHUNK_ROWS = 50_000
+"""About how many rows of ``labels`` one export query reads (a range of comment ids): the
+query, the Python rows of the chunk and its Parquet row groups stay bounded at any scale."""
+
+PARQUET_ROW_GROUP = 65_536
+"""Rows per row group of ``rows.parquet``, whatever the chunks: the same export gives the same
+bytes however its rows were read (an export of fewer rows has one row group, as before)."""
+
+
+def comment_ranges(
+    client: Client, rows_per_range: int = EXPORT_CHUNK_ROWS
+) -> list[tuple[str, str]]:
+    """Ranges ``[from, to)`` of comment ids (``""``: that end open) holding about
+    ``rows_per_range`` rows of ``labels`` each, in order, read from its primary index
+    (named query ``label_key_marks``: ``mergeTreeIndex``, ClickHouse 24.1 and later)."""
+    bounds: list[str] = []
+    rows = 0
+    for mark in run_named(client, "label_key_marks"):
+        if rows >= rows_per_range and mark["comment_id"] > (bounds[-1] if bounds else ""):
+            bounds.append(mark["comment_id"])
+            rows = 0
+        rows += mark["rows"]
+    edges = ["", *bounds, ""]
+    return list(itertools.pairwise(edges))
+
+
+def export_row_chunks(
+    client: Client,
+    schema_version: str,
+    as_of: dt.datetime,
+    positions: list[LogPosition],
+    run: str = "",
+    rows_per_range: int = EXPORT_CHUNK_ROWS,
+) -> Iterator[list[dict[str, Any]]]:
+    """Canonical export rows, read from ClickHouse with the ``export_rows`` named query a range
+    of comment ids at a time (:func:`comment_ranges`): each chunk sorted by comment id, the
+    chunks in order (``run``: the labels of that labeling run instead of the live ones)."""
+    for start, end in comment_ranges(client, rows_per_range):
+        rows = run_named(
+            client,
+            "export_rows",
+            schema_version=schema_version,
+            at=sql_time(as_of),
+            positions=json.dumps([[p.topic, p.partition, p.offset] for p in positions]),
+            run=run,
+            from_comment=start,
+            to_comment=end,
+        )
+        yield [canonical_from_sql(r, schema_version) for r in rows]
+
+
 def export_rows_sql(
     client: Client,
     schema_version: str,
@@ -82,17 +140,13 @@ def export_rows_sql(
     positions: list[LogPosition],
     run: str = "",
 ) -> list[dict[str, Any]]:
-    """Canonical export rows, read from ClickHouse with the ``export_rows`` named query
-    (``run``: the labels of that labeling run instead of the live ones)."""
-    rows = run_named(
-        client,
-        "export_rows",
-        schema_version=schema_version,
-        at=sql_time(as_of),
-        positions=json.dumps([[p.topic, p.partition, p.offset] for p in positions]),
-        run=run,
-    )
-    return [canonical_from_sql(r, schema_version) for r in rows]
+    """Every canonical export row at once (:func:`export_row_chunks`, joined): for small
+    exports and tests; :func:`create_export` writes the chunks as they come."""
+    return [
+        r
+        for chunk in export_row_chunks(client, schema_version, as_of, positions, run)
+        for r in chunk
+    ]
 
 
 def _ensure_projected(client: Client, settings: Settings, positions: list[LogPosition]) -> None:
@@ -159,14 +213,50 @@ EXPORT_FILES = ("rows.jsonl", "rows.parquet")
 """The files of an export directory besides its manifest."""
 
 
-def _write_files(directory: Path, rows: list[dict[str, Any]], data: bytes) -> dict[str, str]:
-    """Write the rows; the ``sha256`` of each file's bytes by its name."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "rows.jsonl").write_bytes(data)
+def _parquet_table(rows: list[dict[str, Any]]) -> pa.Table:
     ordered = sorted(rows, key=lambda r: str(r["comment_id"]))
     flat = [{**r, "method_params": list(r["method_params"].items())} for r in ordered]
-    pq.write_table(pa.Table.from_pylist(flat, schema=_PARQUET), directory / "rows.parquet")
-    return {name: file_sha256(directory / name) for name in EXPORT_FILES}
+    return pa.Table.from_pylist(flat, schema=_PARQUET)
+
+
+@dataclass
+class _Written:
+    """What writing an export's files gave: each file's ``sha256`` by name, the content hash
+    (of ``rows.jsonl``) and the row count."""
+
+    files: dict[str, str]
+    digest: str
+    rows: int
+
+
+def _write_files(directory: Path, chunks: Iterable[list[dict[str, Any]]]) -> _Written:
+    """Write the rows a chunk at a time (chunks in comment order): ``rows.jsonl`` hashed as it
+    is written, ``rows.parquet`` in row groups of :data:`PARQUET_ROW_GROUP` rows."""
+    directory.mkdir(parents=True, exist_ok=True)
+    content = hashlib.sha256()
+    count = 0
+    pending = pa.Table.from_pylist([], schema=_PARQUET)
+    with (
+        (directory / "rows.jsonl").open("wb") as lines,
+        pq.ParquetWriter(directory / "rows.parquet", _PARQUET) as parquet,
+    ):
+        for rows in chunks:
+            data = jsonl(rows)
+            lines.write(data)
+            content.update(data)
+            count += len(rows)
+            pending = pa.concat_tables([pending, _parquet_table(rows)])
+            full = pending.num_rows - pending.num_rows % PARQUET_ROW_GROUP
+            if full:
+                parquet.write_table(
+                    pending.slice(0, full).combine_chunks(), row_group_size=PARQUET_ROW_GROUP
+                )
+                pending = pending.slice(full)
+        if pending.num_rows or not count:  # an empty export still has its (empty) table
+            parquet.write_table(pending.combine_chunks(), row_group_size=PARQUET_ROW_GROUP)
+    digest = "sha256:" + content.hexdigest()
+    files = {"rows.jsonl": digest, "rows.parquet": file_sha256(directory / "rows.parquet")}
+    return _Written(files, digest, count)
 
 
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
@@ -200,26 +290,34 @@ def create_export(
     topics = [topic_name(settings.topic_prefix, s) for s in suffixes]
     positions = end_positions(settings, topics)
     _ensure_projected(client, settings, positions)
-    rows = export_rows_sql(client, schema_version, as_of, positions, run)
-    if run and not rows:
-        raise LabeltrailError(f"no labels of run {run!r} under {schema_version} by {as_of}")
-    data = jsonl(rows)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
     export_id = export_id_for(schema_version, sql_time(as_of), positions, run)
     directory = (out_dir / export_id).resolve()
-    files = _write_files(directory, rows, data)
+    # Written beside the directory first and moved in whole: an export that fails half way
+    # (or a run without labels) leaves no files under the export's name.
+    staging = directory.with_name(f".{export_id}.partial")
+    try:
+        written = _write_files(
+            staging, export_row_chunks(client, schema_version, as_of, positions, run)
+        )
+        if run and not written.rows:
+            raise LabeltrailError(f"no labels of run {run!r} under {schema_version} by {as_of}")
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in EXPORT_FILES:
+            (staging / name).replace(directory / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     event = export_created(
         producer=PRODUCER,
         export_id=export_id,
         schema_version=schema_version,
         as_of=as_of,
         positions=positions,
-        digest=digest,
-        row_count=len(rows),
+        digest=written.digest,
+        row_count=written.rows,
         uri=directory.as_uri(),
         run=run,
     )
-    manifest = render_manifest(event, files)
+    manifest = render_manifest(event, written.files)
     (directory / MANIFEST).write_bytes(manifest)
     # The manifest's own hash goes on the log: with it, a manifest rehashed after its files were
     # changed no longer matches what the export recorded.

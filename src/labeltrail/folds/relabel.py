@@ -360,7 +360,10 @@ def _fit(
     )
     model = make_method(method, params).fit(coded)
     crowd = np.where(np.bincount(vote_item, minlength=n) > 0, model.labels_, -1)
-    posterior = np.asarray(np.round(model.posteriors_, _PLACES), dtype=np.float64)
+    # float64 before rounding: a float32 posterior rounded in float32 is not 6 places.
+    posterior = np.round(np.asarray(model.posteriors_, dtype=np.float64), _PLACES).astype(
+        np.float64
+    )
     return _Version(items, labels, classes, crowd, posterior, vote_item, annotators, answers)
 
 

@@ -25,7 +25,14 @@ from labeltrail.config import Settings
 from labeltrail.ingest import parse_comments
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.stages import STAGES
-from labeltrail.supervise import RUN_DIR, ProcessStatus, RunDir, process_status, stage_status
+from labeltrail.supervise import (
+    RUN_DIR,
+    ProcessStatus,
+    RunDir,
+    down,
+    process_status,
+    stage_status,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -140,7 +147,9 @@ def ops(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Ops]:
     try:
         yield cli
     finally:
-        cli("down", check=False)
+        # In this process, not through the CLI: whatever failed, nothing may outlive the test
+        # (a supervisord whose directory pytest deletes would run on unreachable).
+        down(cli.run)
 
 
 def test_up_supervises_every_service_and_down_leaves_nothing_running(ops: Ops) -> None:
@@ -210,8 +219,8 @@ def test_up_supervises_every_service_and_down_leaves_nothing_running(ops: Ops) -
     assert "restarts" in text and "dead letters" in text and "tasking" in text
 
     pids = [p.pid for p in ops.processes().values()]
-    down = ops("down")
-    assert "supervisord exited" in down.stdout
+    stopped = ops("down")
+    assert "supervisord exited" in stopped.stdout
     assert _processes_in(ops.cwd) == [], "processes left running after down"
     for pid in pids:
         with pytest.raises(ProcessLookupError):

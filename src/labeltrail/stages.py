@@ -129,7 +129,9 @@ STAGES: dict[str, Stage] = {
     ),
     "consensus": Stage(make_consensus, ConsensusFold, ("consensus", "quality"), scalable=True),
     "labels": Stage(make_labels, LabelsFold, ("labels",), scalable=True),
-    "reliability": Stage(make_reliability, ReliabilityFold, ("quality",)),
+    "reliability": Stage(
+        make_reliability, ReliabilityFold, ("quality", "annotators.status")
+    ),
     "iaa": Stage(make_iaa, IaaFold, ("iaa",)),
     "scorer": Stage(make_scorer, ScorerFold, ("scores",)),
     "trainer": Stage(make_trainer, RetrainFold, ("exports", "models", "models.refused")),

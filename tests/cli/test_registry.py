@@ -107,7 +107,7 @@ def test_register_suspend_reinstate_and_the_audit_trail(pipeline_settings: Setti
 
     code, out = _run(s, "annotators", "suspend", "crowd-404", "--reason", "spam")
     assert code == 2 and "'crowd-404' is not registered" in out and "nothing published" in out
-    assert read_topic(s, "quality") == []
+    assert read_topic(s, "annotators.status") == []
 
     code, out = _run(
         s,
@@ -130,9 +130,9 @@ def test_register_suspend_reinstate_and_the_audit_trail(pipeline_settings: Setti
     assert status["crowd-001"]["demographics"]["age_band"] == "25-34"
     code, out = _run(s, "annotators", "reinstate", "crowd-006", "--reason", "appeal upheld")
     assert code == 0 and "crowd-006 is active" in out
-    quality = read_topic(s, "quality")
-    assert [type(e).__name__ for e in quality] == ["AnnotatorSuspended", "AnnotatorReinstated"]
-    assert isinstance(quality[0], AnnotatorSuspended) and quality[0].actor == "lead"
+    status_log = read_topic(s, "annotators.status")
+    assert [type(e).__name__ for e in status_log] == ["AnnotatorSuspended", "AnnotatorReinstated"]
+    assert isinstance(status_log[0], AnnotatorSuspended) and status_log[0].actor == "lead"
 
     assert _run(s, "schema", "publish", str(EXAMPLES / "ontology.yaml"))[0] == 0
     client = client_from(s)

@@ -169,7 +169,7 @@ def test_a_failing_annotator_is_suspended_their_tasks_reassigned_until_reinstate
     for stage in ("consensus", "reliability"):
         outcome = run_stage("confluent", f"labeltrail.stages:make_{stage}", settings, tmp_path)
         assert outcome.code == 0, outcome.error
-    suspensions = _of(settings, "quality", AnnotatorSuspended)
+    suspensions = _of(settings, "annotators.status", AnnotatorSuspended)
     assert [s.annotator_id for s in suspensions] == [BAD]  # type: ignore[attr-defined]
     (suspension,) = suspensions
     assert isinstance(suspension, AnnotatorSuspended) and suspension.actor == "qc"

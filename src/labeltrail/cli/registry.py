@@ -210,7 +210,7 @@ def schema_show(
 
 def _status(settings: Settings) -> AnnotatorStatus:
     status = AnnotatorStatus()
-    for event in _on_log(settings, ["annotators", "quality"], AnnotatorStatus.kinds):
+    for event in _on_log(settings, ["annotators", "annotators.status"], AnnotatorStatus.kinds):
         status.apply(event)
     return status
 

@@ -428,9 +428,9 @@ class AnnotatorSuspended(Event):
     """An annotator was suspended: tasking gives them no new task until reinstated.
 
     Written by a person (``labeltrail annotators suspend``) or by quality control (actor
-    ``qc``) with the evidence it acted on. It travels on the quality topic, which is kept whole:
-    the compacted annotator registry keeps one record per id, and a status record there would
-    compact the registration away.
+    ``qc``) with the evidence it acted on. It travels on ``annotators.status``, which is kept
+    whole: the compacted annotator registry keeps one record per id, and a status record there
+    would compact the registration away.
     """
 
     key_field: ClassVar[str] = "annotator_id"

@@ -68,13 +68,17 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "quality",
         "annotator_id",
-        (
-            "HoneypotScored",
-            "AnnotatorReliabilityUpdated",
-            "AnnotatorSuspended",
-            "AnnotatorReinstated",
+        ("HoneypotScored", "AnnotatorReliabilityUpdated"),
+        doc="Honeypot results and annotator reliability.",
+    ),
+    TopicSpec(
+        "annotators.status",
+        "annotator_id",
+        ("AnnotatorSuspended", "AnnotatorReinstated"),
+        doc=(
+            "Suspensions and reinstatements (kept whole: a status must not compact away the "
+            "registration, and tasking reads these without the quality topic's bulk)."
         ),
-        doc="Honeypot results, annotator reliability, suspensions and reinstatements.",
     ),
     TopicSpec("iaa", "slice", ("IaaWindowClosed",), doc="Agreement windows and alerts."),
     TopicSpec("feedback", "comment_id", ("FeedbackReceived",), doc="Production signals."),

@@ -95,7 +95,13 @@ class ReliabilityFold:
 
     config: ReliabilityConfig = field(default_factory=ReliabilityConfig)
     name: str = "reliability"
-    inputs: tuple[str, ...] = ("schemas", "votes", "adjudications", "quality")
+    inputs: tuple[str, ...] = (
+        "schemas",
+        "votes",
+        "adjudications",
+        "quality",
+        "annotators.status",
+    )
     accepts: ClassVar[frozenset[str]] = frozenset(
         {
             "LabelSchemaPublished",

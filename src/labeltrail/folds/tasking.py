@@ -2,7 +2,7 @@
 
 The fold decides what is tasked, when (input waits for its comment, the schema and the crowd
 pool) and who gets it: ``redundancy`` distinct crowd annotators by rendezvous hashing, so the
-choice replays exactly. A suspended annotator (``AnnotatorSuspended``, on the quality topic) is
+choice replays exactly. A suspended annotator (``AnnotatorSuspended``, on ``annotators.status``) is
 out of the draw until reinstated, and the tasks they left open go to the next annotator of the
 same draw (``docs/pipeline.md``, "Suspension and reassignment"). It builds the events with
 :mod:`~labeltrail.folds.task_events` and pairs honeypots with
@@ -122,7 +122,7 @@ class TaskingFold:
         "consensus",
         "votes",
         "labels",
-        "quality",
+        "annotators.status",
     )
     schemas: dict[str, LabelSchemaPublished] = field(default_factory=dict)
     pools: dict[str, set[str]] = field(default_factory=lambda: {"crowd": set(), "expert": set()})

@@ -33,7 +33,9 @@ __all__ = ["BROADCAST_INPUTS", "GroupStageRunner"]
 
 log = logging.getLogger(__name__)
 
-BROADCAST_INPUTS = frozenset({"schemas", "annotators", "quality", "models", "gold"})
+BROADCAST_INPUTS = frozenset(
+    {"schemas", "annotators", "annotators.status", "quality", "models", "gold"}
+)
 """Inputs every worker reads whole: registries, not keyed work."""
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "PREFLIGHT_TIMEOUT_S",
     "KafkaUnavailableError",
     "TopicInfo",
+    "admin_client",
     "describe_topics",
     "ensure_topics",
     "require_kafka",
@@ -84,6 +85,11 @@ def _connect(settings: Settings, timeout: float) -> tuple[AdminClient, ClusterMe
     if refused is not None:  # it answered, and said no: a wrong password, an expired cert
         raise refused from None
     raise _unavailable(settings, timeout, first) from None
+
+
+def admin_client(settings: Settings, *, timeout: float = PREFLIGHT_TIMEOUT_S) -> AdminClient:
+    """A quiet admin client of a cluster that answered (as :func:`require_kafka` checks)."""
+    return _connect(settings, timeout)[0]
 
 
 def require_kafka(settings: Settings, *, timeout: float = PREFLIGHT_TIMEOUT_S) -> ClusterMetadata:

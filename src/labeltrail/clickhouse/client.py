@@ -12,6 +12,7 @@ interface (:mod:`labeltrail.clickhouse.endpoint`) and writes the endpoint into t
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -24,10 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 import pyarrow as pa
-from clickhouse_connect import common as connect_options
 from clickhouse_connect.driver.binding import format_str
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import SecretStr
 
 from labeltrail.config import Settings
@@ -162,11 +161,24 @@ def live_endpoint(directory: Path) -> tuple[str | None, str]:
     return None, f"its endpoint {url} (from {path}) is not a ClickHouse endpoint"
 
 
+def _locked(directory: Path) -> bool:
+    """Whether a process holds the engine lock on ``directory`` (ClickHouse flocks its
+    ``status`` file; chdb's error no longer says so). Only asked after an open failed: a new
+    descriptor conflicts with this process's own lock too."""
+    try:
+        with (directory / "status").open("rb") as status:
+            try:
+                fcntl.flock(status, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(status, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
 def _endpoint_client(url: str) -> Client:
-    """A client of a projector's read endpoint. It reports every setting read-only (the
-    queries run at readonly=1) yet applies the settings a request carries before it locks the
-    session, so the settings labeltrail passes (output formats) are sent, not refused here."""
-    connect_options.set_setting("invalid_setting_action", "send")
+    """A client of a projector's read endpoint (uncompressed: it is on this machine)."""
     parts = urlsplit(url)
     return clickhouse_connect.get_client(
         interface="http",
@@ -204,10 +216,8 @@ def _open(dsn: str, password: SecretStr | None, *, own: bool = False) -> Client:
             if password is not None:
                 kwargs["password"] = password.get_secret_value()
             return clickhouse_connect.get_client(**kwargs)
-    except ClickHouseError as exc:
-        raise ClickHouseUnavailableError(f"cannot open ClickHouse at {where}: {exc}") from exc
-    except Exception as exc:
-        if "Cannot lock file" in str(exc) and directory is not None:
+    except Exception as exc:  # chdb's and clickhouse-connect's errors alike
+        if directory is not None and ("Cannot lock file" in str(exc) or _locked(directory)):
             url, why_not = (None, "") if own else live_endpoint(directory)
             if url is not None:  # its projector started serving meanwhile
                 return _endpoint_client(url)

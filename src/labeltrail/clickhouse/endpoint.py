@@ -7,13 +7,18 @@ does (``GET /ping``; ``GET|POST /?query=...`` with ``database``, ``default_forma
 ``labeltrail audit``/``report``/``export``, clickhouse-connect with an ``http://`` DSN, curl,
 reads through it (docs/audit.md, "Querying while it projects").
 
-Read-only by the engine, not by inspecting SQL: each request gets its own engine session, which
-applies the request's settings, then ``SET readonly = 1`` (after which no setting, write, DDL,
-table function or temporary table is allowed, and ``readonly`` cannot be lowered), and only
-then runs the query. Consistent: every engine call, the projector's batch writes and these
-reads, takes one lock, so a read sees whole batches (all tables at the same batch boundary),
-never half of one; concurrent reads on a chdb engine also clobber each other's query
-parameters, which the lock rules out. The server is aiohttp's (already the annotation
+Read-only by the engine and its own parser, not by pattern-matching SQL: each request gets its
+own engine session at ``readonly = 2`` (no write, no DDL, and ``readonly`` cannot be lowered;
+settings may change, as labeltrail's queries and clickhouse-connect need). Before it runs, the
+engine parses the text (``formatQuery``: one statement only; ``EXPLAIN AST``): only SELECT,
+SHOW, DESCRIBE, EXISTS and EXPLAIN pass, no ``INTO OUTFILE``, no table function but the
+generators (``numbers``, ``zeros``, ...), no ``file()``: what a ClickHouse user granted only
+SELECT may do, since the embedded engine's one user holds every grant (it reads files, and
+``readonly`` alone stops neither ``file()`` nor ``INSERT INTO FUNCTION``). The statement run is
+the one the engine formatted. Consistent: every engine call, the projector's batch writes and
+these reads, takes one lock, so a read sees whole batches (all tables at the same batch
+boundary), never half of one; concurrent queries on a chdb engine also clobber each other's
+query parameters, which the lock rules out. The server is aiohttp's (already the annotation
 frontend's), on its own event loop in a thread; a query runs in a worker thread.
 """
 
@@ -37,7 +42,7 @@ from aiohttp import web
 from labeltrail.clickhouse.client import ENDPOINT_FILE, EngineSession
 from labeltrail.exceptions import LabeltrailError
 
-__all__ = ["EndpointPortInUseError", "ReadEndpoint", "query_format"]
+__all__ = ["EndpointPortInUseError", "QueryError", "ReadEndpoint", "query_format", "vet"]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +67,23 @@ TRANSPORT_PARAMS = frozenset(
         "send_progress_in_http_headers",
         "http_headers_progress_interval_ms",
         "role",
-        "readonly",  # always 1 here; a request cannot ask for less
+        "readonly",  # always 2 here: a request cannot lower it (nor lock out SETTINGS clauses)
     }
 )
 """Request parameters that are not engine settings (as a ClickHouse server reads them)."""
 
+READ_STATEMENTS = ("Select", "Show", "Describe", "Exists", "Explain")
+"""The AST roots (``EXPLAIN AST``'s first line) of the statements the endpoint runs."""
+
+GENERATORS = frozenset(
+    {"numbers", "numbers_mt", "zeros", "zeros_mt", "generate_series", "generateseries", "values"}
+)
+"""Table functions that read nothing outside the query (any other one is refused)."""
+
+OUTSIDE_FUNCTIONS = frozenset({"file", "catboostevaluate"})
+"""Ordinary functions that read the machine's files."""
+
+_AST_LINE = re.compile(r"^( *)(\w+)(?: (\S+))?")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
@@ -131,6 +148,44 @@ class QueryError(Exception):
 
 def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _escaped(value: str) -> str:
+    """A query parameter's value in ClickHouse's text escaping (as in HTTP ``param_``)."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _refused(what: str) -> QueryError:
+    return QueryError(
+        f"Code: 164. DB::Exception: {what}: this endpoint is read-only (SELECT, SHOW, DESCRIBE, "
+        "EXISTS, EXPLAIN over the projected tables). (READONLY)"
+    )
+
+
+def vet(ast: str, formatted: str) -> None:
+    """Refuse a statement, from the engine's ``EXPLAIN AST`` of it and its formatted text,
+    that is not a read of the projected tables (raises :class:`QueryError`, code 164)."""
+    lines = ast.splitlines()
+    root = lines[0].strip() if lines else ""
+    if not root.startswith(READ_STATEMENTS):
+        raise _refused(f"{root.split(' ')[0] or 'an empty statement'} is not a read")
+    if any(line.startswith("INTO OUTFILE") for line in formatted.splitlines()):
+        raise _refused("INTO OUTFILE writes a file")
+    parents: list[tuple[int, str]] = []
+    for line in lines:
+        found = _AST_LINE.match(line)
+        if not found:
+            continue
+        depth, node, name = len(found.group(1)), found.group(2), (found.group(3) or "")
+        while parents and parents[-1][0] >= depth:
+            parents.pop()
+        if node == "Function":
+            under_table = bool(parents) and parents[-1][1] == "TableExpression"
+            if under_table and name.lower() not in GENERATORS:
+                raise _refused(f"table function {name}() reads outside the projected tables")
+            if name.lower() in OUTSIDE_FUNCTIONS:
+                raise _refused(f"{name}() reads the machine's files")
+        parents.append((depth, node))
 
 
 class ReadEndpoint:
@@ -233,7 +288,7 @@ class ReadEndpoint:
         assert self._directory is not None
         path = self._directory / ENDPOINT_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"url": self.url, "pid": os.getpid(), "readonly": 1}) + "\n")
+        tmp.write_text(json.dumps({"url": self.url, "pid": os.getpid()}) + "\n")
         tmp.replace(path)
 
     # -- the engine --------------------------------------------------------------------------
@@ -253,8 +308,9 @@ class ReadEndpoint:
                         session.query(f"USE `{db}`", "TabSeparated")
                     for name, value in request.settings.items():
                         session.query(f"SET {name} = {_quoted(value)}", "TabSeparated")
-                    session.query("SET readonly = 1", "TabSeparated")
-                    result = session.query(request.query, request.fmt, params=request.params)
+                    session.query("SET readonly = 2", "TabSeparated")
+                    statement = self._vetted(session, request.query, request.params)
+                    result = session.query(statement, request.fmt, params=request.params)
                 except Exception as exc:  # chdb raises its own error types; keep its message
                     raise QueryError(str(exc)) from exc
                 return _Answer(
@@ -265,6 +321,21 @@ class ReadEndpoint:
                 )
             finally:
                 session.close()
+
+    @staticmethod
+    def _vetted(session: EngineSession, query: str, params: dict[str, str]) -> str:
+        """The statement to run: ``query`` as the engine formats it, if it is one read."""
+        sql = "SELECT formatQuery({q:String})"
+        formatted = str(
+            session.query(sql, "TSVRaw", params={"q": _escaped(query)}).bytes().decode()
+        )
+        if not formatted.strip():
+            raise _refused("an empty statement")
+        ast = str(
+            session.query(f"EXPLAIN AST {formatted}", "TSVRaw", params=params).bytes().decode()
+        )
+        vet(ast, formatted)
+        return formatted
 
     # -- HTTP ------------------------------------------------------------------------------
 

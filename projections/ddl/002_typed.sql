@@ -385,10 +385,16 @@ CREATE TABLE IF NOT EXISTS feedback
     comment_id     String,
     kind           LowCardinality(String),
     label          Nullable(String),
-    actor_hash     String
+    actor_hash     String,
+    actor_kind     LowCardinality(String),
+    note           String
 )
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (comment_id, event_id);
+
+-- FeedbackReceived v2 (a database made before it): who gave the feedback and why.
+ALTER TABLE feedback ADD COLUMN IF NOT EXISTS actor_kind LowCardinality(String) AFTER actor_hash;
+ALTER TABLE feedback ADD COLUMN IF NOT EXISTS note String AFTER actor_kind;
 
 -- ModelPublished
 CREATE TABLE IF NOT EXISTS models

@@ -125,6 +125,13 @@ def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
                 f" (confidence {p['confidence']:.2f})",
                 f'note: "{p["note"]}"; context seen: {", ".join(p["context_seen"]) or "-"}',
             ]
+        case "FeedbackReceived":
+            said = f" says {p['label']!r}" if p.get("label") else ""
+            note = f': "{p["note"]}"' if p.get("note") else ""
+            return [
+                f"feedback {p['feedback_id']}: {p['kind']} by {p.get('actor_kind', 'unknown')} "
+                f"{p['actor_hash'][:12]}{said}{note}"
+            ]
         case "LabelCommitted":
             run = f" . labeling run {p['run_id']}" if p.get("run_id") else ""
             return [
@@ -133,6 +140,11 @@ def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
                 f"method={p['method']} votes={len(p['vote_ids'])} "
                 f"annotators={', '.join(p['annotator_ids']) or '-'}"
                 + (f" adjudication={p['adjudication_id'][:8]}" if p.get("adjudication_id") else ""),
+                (
+                    f"supersedes the label after feedback {p['method_params']['feedback']}"
+                    if "feedback" in p.get("method_params", {})
+                    else ""
+                ),
                 "from log positions: "
                 + ", ".join(
                     f"{s['topic']}[{s['partition']}]@{s['offset']}" for s in p["source_positions"]

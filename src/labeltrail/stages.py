@@ -16,6 +16,7 @@ from typing import Any
 from labeltrail.config import Settings
 from labeltrail.folds.base import Fold
 from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.folds.feedback import FeedbackFold
 from labeltrail.folds.iaa import IaaConfig, IaaFold
 from labeltrail.folds.labels import LabelsFold
 from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
@@ -29,6 +30,7 @@ __all__ = [
     "Stage",
     "make",
     "make_consensus",
+    "make_feedback",
     "make_iaa",
     "make_labels",
     "make_reliability",
@@ -64,6 +66,11 @@ def make_consensus(settings: Settings) -> ConsensusFold:
 
 def make_labels(settings: Settings) -> LabelsFold:
     return LabelsFold(auto_accept_threshold=settings.labels.auto_accept_threshold)
+
+
+def make_feedback(settings: Settings) -> FeedbackFold:
+    """The feedback stage: production feedback that contradicts a label opens an expert review."""
+    return FeedbackFold()
 
 
 def make_reliability(settings: Settings) -> ReliabilityFold:
@@ -133,6 +140,7 @@ STAGES: dict[str, Stage] = {
         make_reliability, ReliabilityFold, ("quality", "annotators.status")
     ),
     "iaa": Stage(make_iaa, IaaFold, ("iaa",)),
+    "feedback": Stage(make_feedback, FeedbackFold, ("consensus",), scalable=True),
     "scorer": Stage(make_scorer, ScorerFold, ("scores",)),
     "trainer": Stage(make_trainer, RetrainFold, ("exports", "models", "models.refused")),
 }

@@ -303,6 +303,8 @@ TABLES: tuple[TypedTable, ...] = (
         _field("kind", _STR),
         _field("label", _STR),
         _field("actor_hash", _STR),
+        _field("actor_kind", _STR),
+        _text("note"),
     ),
     _table(
         "models",

@@ -20,6 +20,7 @@ __all__ = [
     "DEAD_LETTER_PREFIX",
     "EVENT_TYPES",
     "GOLD_REQUEST_PREFIX",
+    "ActorKind",
     "AdjudicationRecorded",
     "AdjudicationRequested",
     "AnnotatorRegistered",
@@ -56,9 +57,13 @@ TaskReason = Literal[
     "honeypot",
     "relabel",
     "reassigned",
+    "production_feedback",
+    "import",
 ]
 """Why a task was made; ``reassigned``: the open share of a suspended annotator's task, given to
-another annotator (caused by the ``AnnotatorSuspended``)."""
+another annotator (caused by the ``AnnotatorSuspended``); ``production_feedback``: an expert
+review of a committed label an appeal or a moderator override contradicts (the feedback stage);
+``import``: a task of a past campaign brought in by ``labeltrail import votes``."""
 
 
 class CommentPosted(Event):
@@ -325,8 +330,19 @@ class IaaWindowClosed(Event):
     blind_spot: bool = False
 
 
+ActorKind = Literal["user", "author", "moderator", "trusted_flagger", "unknown"]
+"""Who gave production feedback: a viewer, the comment's author, a moderator, a trusted
+flagger; ``unknown`` for feedback recorded before v2."""
+
+
 class FeedbackReceived(Event):
-    """A production signal: a user flag, an appeal or a moderator override."""
+    """A production signal: a user flag, an appeal or a moderator override.
+
+    Its event time (``occurred_at``) is when the feedback was given. ``label`` is the class the
+    actor says is right (a flag's category, an appeal's or override's verdict). An appeal or an
+    override that contradicts the committed label opens an expert review
+    (``folds.feedback``); flags are recorded as a weak source.
+    """
 
     key_field: ClassVar[str] = "comment_id"
 
@@ -335,6 +351,8 @@ class FeedbackReceived(Event):
     kind: Literal["user_flag", "appeal", "moderator_override"]
     label: str | None = None
     actor_hash: str
+    actor_kind: ActorKind = Field(default="unknown", description="Who gave it (v2).")
+    note: str = Field(default="", description="The actor's reason, as given (v2).")
 
 
 class ModelPublished(Event):

@@ -26,6 +26,7 @@ from labeltrail.events.models import (
 )
 from labeltrail.folds.base import Output, Pos, build_event
 from labeltrail.folds.consensus import ConsensusRow, RequestRow
+from labeltrail.folds.feedback import FEEDBACK_REQUEST_PREFIX
 from labeltrail.learning.prelabel import auto_accept_label
 
 __all__ = ["LabelRow", "LabelsFold", "soft_from_confidence"]
@@ -202,6 +203,11 @@ class LabelsFold:
         if crowd is not None and request is not None:
             positions.insert(0, crowd[1].to_model())
         label_id = derive_id("label", a.comment_id, a.schema_version, "adjudication", a.event_id)
+        params = {"reviewer": a.reviewer_id, "overrides": "crowd"}
+        if a.request_id.startswith(FEEDBACK_REQUEST_PREFIX):
+            # A review production feedback asked for: the verdict supersedes the live label.
+            feedback = a.request_id.removeprefix(FEEDBACK_REQUEST_PREFIX)
+            params = {"reviewer": a.reviewer_id, "overrides": "label", "feedback": feedback}
         return LabelCommitted.create(
             producer=PRODUCER,
             id_parts=(label_id,),
@@ -217,7 +223,7 @@ class LabelsFold:
             confidence=a.confidence,
             route="adjudication",
             method="expert-adjudication",
-            method_params={"reviewer": a.reviewer_id, "overrides": "crowd"},
+            method_params=params,
             vote_ids=vote_ids,
             annotator_ids=[*crowd_annotators, a.reviewer_id],
             adjudication_id=a.adjudication_id,

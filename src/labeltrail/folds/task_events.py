@@ -159,8 +159,10 @@ def expert_task(
     task_id: str,
     expert: str,
     cost_usd: float,
+    reason: TaskReason = "adjudication",
 ) -> TaskCreated:
-    """An adjudication task for one expert, under the request's schema version."""
+    """An adjudication task for one expert, under the request's schema version (``reason``
+    ``production_feedback`` for the review of a label production feedback contradicts)."""
     questions = [q.question_id for q in schema.questions] if schema else []
     return _task(
         task_id,
@@ -168,7 +170,7 @@ def expert_task(
         request.comment_id,
         request.schema_version,
         "expert",
-        "adjudication",
+        reason,
         questions,
         [expert],
         redundancy=1,

@@ -35,6 +35,7 @@ from labeltrail.events.models import (
 )
 from labeltrail.folds.base import Output, Rejected, stable_id
 from labeltrail.folds.draws import rank
+from labeltrail.folds.feedback import FEEDBACK_REQUEST_PREFIX
 from labeltrail.folds.honeypots import HoneypotPairing
 from labeltrail.folds.task_events import (
     assignment,
@@ -533,13 +534,20 @@ class TaskingFold:
     def _expert_task(self, request: AdjudicationRequested) -> list[Output]:
         comment = self.comments[request.comment_id]
         experts = self._eligible("expert")
-        task_id = stable_id("task", request.comment_id, request.schema_version, "expert")
+        # One adjudication per item; a review production feedback asks for is one per feedback
+        # (the item may have been adjudicated before).
+        review = request.request_id.startswith(FEEDBACK_REQUEST_PREFIX)
+        parts = (request.request_id,) if review else ()
+        task_id = stable_id("task", request.comment_id, request.schema_version, "expert", *parts)
         if task_id in self.tasked:
             return []
         self.tasked.add(task_id)
         expert = rank(experts, task_id, first=1)[0]
         schema = self.schemas.get(request.schema_version)
-        task = expert_task(request, schema, task_id, expert, self.config.expert_cost_usd)
+        reason: TaskReason = "production_feedback" if review else "adjudication"
+        task = expert_task(
+            request, schema, task_id, expert, self.config.expert_cost_usd, reason=reason
+        )
         # Experts need what the crowd lacked: the thread the comment answers, and the votes.
         context = [self.comments[p].text for p in comment.parent_ids if p in self.comments]
         prior = [

@@ -3,12 +3,13 @@ partition (``labeltrail status``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 
 from labeltrail.config import Settings
+from labeltrail.events.base import LogPosition
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.admin import PREFLIGHT_TIMEOUT_S, _quiet_admin
 from labeltrail.kafka.log import end_positions
@@ -32,33 +33,52 @@ class PartitionLag:
 
 
 def group_lag(
-    settings: Settings, group: str, topics: Sequence[str], *, timeout: float = 30.0
-) -> list[PartitionLag]:
-    """Every partition of ``topics`` (missing topics left out) with the group's committed offset.
+    settings: Settings, groups: Mapping[str, Sequence[str]], *, timeout: float = 30.0
+) -> dict[str, list[PartitionLag]]:
+    """For each consumer group, every partition of its topics (missing topics left out) with
+    the group's committed offset.
 
-    Ends are read from each partition's leader (:func:`labeltrail.kafka.log.end_positions`),
-    committed offsets with the admin API, which does not join the group.
+    The log's ends are read once for all groups, from each partition's leader
+    (:func:`labeltrail.kafka.log.end_positions`); the committed offsets with the admin API,
+    all groups at once, without joining any.
     """
-    ends = end_positions(settings, topics)
-    if not ends:
-        return []
-    admin, _errors = _quiet_admin(settings)
-    request = ConsumerGroupTopicPartitions(
-        group, [TopicPartition(p.topic, p.partition) for p in ends]
-    )
-    try:
-        future = admin.list_consumer_group_offsets(
-            [request], request_timeout=max(timeout, PREFLIGHT_TIMEOUT_S)
-        )[group]
-        result = future.result(timeout=timeout)
-    except (KafkaException, TimeoutError) as exc:
-        raise LabeltrailError(f"cannot read the offsets of group {group}: {exc}") from exc
-    committed = {
-        (tp.topic, tp.partition): tp.offset
-        for tp in result.topic_partitions or []
-        if tp.error is None and tp.offset >= 0
+    wanted = sorted({t for topics in groups.values() for t in topics})
+    ends = end_positions(settings, wanted)
+    by_topic: dict[str, list[LogPosition]] = {}
+    for position in ends:
+        by_topic.setdefault(position.topic, []).append(position)
+    partitions = {
+        group: [p for t in topics for p in by_topic.get(t, [])] for group, topics in groups.items()
     }
-    return [
-        PartitionLag(p.topic, p.partition, p.offset, committed.get((p.topic, p.partition)))
-        for p in ends
-    ]
+    admin, _errors = _quiet_admin(settings)
+    futures = {
+        group: admin.list_consumer_group_offsets(
+            [
+                ConsumerGroupTopicPartitions(
+                    group, [TopicPartition(p.topic, p.partition) for p in mine]
+                )
+            ],
+            request_timeout=max(timeout, PREFLIGHT_TIMEOUT_S),
+        )[group]
+        for group, mine in partitions.items()
+        if mine
+    }
+    out: dict[str, list[PartitionLag]] = {}
+    for group, mine in partitions.items():
+        if group not in futures:
+            out[group] = []
+            continue
+        try:
+            result = futures[group].result(timeout=timeout)
+        except (KafkaException, TimeoutError) as exc:
+            raise LabeltrailError(f"cannot read the offsets of group {group}: {exc}") from exc
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in result.topic_partitions or []
+            if tp.error is None and tp.offset >= 0
+        }
+        out[group] = [
+            PartitionLag(p.topic, p.partition, p.offset, committed.get((p.topic, p.partition)))
+            for p in mine
+        ]
+    return out

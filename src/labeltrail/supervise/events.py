@@ -15,7 +15,15 @@ from typing import TextIO
 
 from labeltrail.supervise.files import RunDir
 
-__all__ = ["frontend_url", "listen", "orphans", "pid_alive", "restarts", "signal_group"]
+__all__ = [
+    "frontend_url",
+    "listen",
+    "orphans",
+    "pid_alive",
+    "restarts",
+    "running_pids",
+    "signal_group",
+]
 
 
 def pid_alive(pid: int) -> bool:
@@ -28,10 +36,8 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def orphans(run: RunDir) -> dict[str, int]:
-    """Programs still running from a supervisord that is gone: ``{name: pid}`` of each last
-    started process (by the event listener's record) that is alive and still runs labeltrail.
-    Each is its own process group's leader (supervisord starts them so)."""
+def running_pids(run: RunDir) -> dict[str, int]:
+    """The PID each program last started with, by the listener's record (``{name: pid}``)."""
     last: dict[str, int] = {}
     try:
         lines = run.events.read_text().splitlines()
@@ -42,8 +48,15 @@ def orphans(run: RunDir) -> dict[str, int]:
             event = json.loads(line)
             if event["event"] == "PROCESS_STATE_RUNNING":
                 last[event["name"]] = int(event["pid"])
+    return last
+
+
+def orphans(run: RunDir) -> dict[str, int]:
+    """Programs still running from a supervisord that is gone: ``{name: pid}`` of each last
+    started process (by the event listener's record) that is alive and still runs labeltrail.
+    Each is its own process group's leader (supervisord starts them so)."""
     found = {}
-    for name, pid in last.items():
+    for name, pid in running_pids(run).items():
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:

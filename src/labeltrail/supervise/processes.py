@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from labeltrail.exceptions import LabeltrailError
-from labeltrail.supervise.events import orphans, pid_alive, restarts, signal_group
+from labeltrail.supervise.events import (
+    orphans,
+    pid_alive,
+    restarts,
+    running_pids,
+    signal_group,
+)
 from labeltrail.supervise.files import (
     START_SECONDS,
     STOP_WAIT_SECONDS,
@@ -265,8 +271,15 @@ def up(
         def settled() -> bool:
             return all(p["statename"] != "STARTING" for p in sup.processes())
 
+        def recorded() -> bool:
+            """The listener has written down every running program's PID, so a supervisord
+            that dies from now on leaves no process that :func:`orphans` cannot find."""
+            running = {p["pid"] for p in sup.processes() if p["statename"] == "RUNNING"}
+            return running <= set(running_pids(run).values())
+
         with contextlib.suppress(SupervisorError):
             _wait("", settled, timeout)
+            _wait("", recorded, timeout)
         result = UpResult(started, sup.pid(), process_status(run) or [])
     failed = [p for p in result.processes if p.state != "RUNNING"]
     if failed:

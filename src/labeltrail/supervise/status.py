@@ -84,14 +84,21 @@ def stage_status(settings: Settings, names: Sequence[str] | None = None) -> list
     from labeltrail.stages import STAGES
 
     dead = dead_letters_by_stage(settings)
+    groups = {  # the runners' group of each stage (StageRunner.group)
+        name: f"{settings.topic_prefix}.{name}"
+        for name in (names if names is not None else list(STAGES))
+    }
+    lags = group_lag(
+        settings,
+        {
+            group: [topic_name(settings.topic_prefix, s) for s in _committed_inputs(name)]
+            for name, group in groups.items()
+        },
+    )
     out = []
-    for name in names if names is not None else list(STAGES):
-        group = f"{settings.topic_prefix}.{name}"  # the runners' group (StageRunner.group)
-        topics = [topic_name(settings.topic_prefix, s) for s in _committed_inputs(name)]
+    for name, group in groups.items():
         metrics, error = _metrics_of(settings, name)
-        out.append(
-            StageStatus(name, group, group_lag(settings, group, topics), dead[name], metrics, error)
-        )
+        out.append(StageStatus(name, group, lags[group], dead[name], metrics, error))
     return out
 
 

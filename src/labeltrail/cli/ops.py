@@ -211,13 +211,10 @@ def status(
     else:
         _print_status(run_dir, processes, stages, settings.topic_prefix)
         if url:
-            console.print(f"annotation frontend: {url}", highlight=False)
+            print(f"annotation frontend: {url}")
         if projector is not None:
-            console.print(
-                f"projector: lag {projector.get('lag')}, "
-                f"healthy {projector.get('health', {}).get('healthy')}",
-                highlight=False,
-            )
+            health = projector.get("health", {}).get("healthy")
+            print(f"projector: lag {projector.get('lag')}, healthy {health}")
     if kafka_error is not None:
         raise fail(kafka_error)
 
@@ -235,23 +232,19 @@ def _figure(stage: Any, key: str) -> Any:
 
 
 def _print_status(run_dir: Path, processes: Any, stages: Any, prefix: str) -> None:
+    """Plain lines (as ``topics list``): a table is never wrapped by the terminal's width."""
     if processes is None:
-        console.print(f"no supervised processes under {run_dir} (labeltrail up starts them)")
+        print(f"no supervised processes under {run_dir} (labeltrail up starts them)")
     else:
-        console.print(f"{'process':<12} {'state':<9} {'pid':>7} {'uptime':>9} {'restarts':>8}")
+        print(f"{'process':<12} {'state':<9} {'pid':>7} {'uptime':>9} {'restarts':>8}")
         for p in processes:
-            console.print(
-                f"{p.name:<12} {p.state:<9} {p.pid or '-':>7} {_uptime(p.uptime_s):>9} "
-                f"{p.restarts:>8}",
-                highlight=False,
-            )
+            uptime = _uptime(p.uptime_s)
+            print(f"{p.name:<12} {p.state:<9} {p.pid or '-':>7} {uptime:>9} {p.restarts:>8}")
     if not stages:
         return
+    print(f"\nstages on topics {prefix}.*")
     columns = ("lag", "committed", "processed", "rejected", "dead letters", "healthy")
-    console.print(
-        f"\n{'stage':<12} " + " ".join(f"{c:>12}" for c in columns) + f"  (topics {prefix}.*)",
-        highlight=False,
-    )
+    print(f"{'stage':<12} " + " ".join(f"{c:>12}" for c in columns))
     for s in stages:
         figures = (
             s.lag,
@@ -261,17 +254,13 @@ def _print_status(run_dir: Path, processes: Any, stages: Any, prefix: str) -> No
             s.dead_lettered,
             _figure(s, "healthy"),
         )
-        shown = ("-" if f is None else str(f) for f in figures)
-        console.print(f"{s.name:<12} " + " ".join(f"{f:>12}" for f in shown), highlight=False)
+        print(f"{s.name:<12} " + " ".join(f"{'-' if f is None else f:>12}" for f in figures))
         for p in s.partitions:
             if p.lag:
-                console.print(
-                    f"  {p.topic}[{p.partition}] committed {p.committed} end {p.end} lag {p.lag}",
-                    highlight=False,
-                )
+                print(f"  {p.topic}[{p.partition}] committed {p.committed} end {p.end} lag {p.lag}")
     off = next((s.metrics_error for s in stages if s.metrics_error), None)
     if off:
-        console.print(f"processed, rejected, healthy: - where {off}", highlight=False)
+        print(f"processed, rejected, healthy: - where {off}")
 
 
 def serve(name: Annotated[str, typer.Argument(help="The stage to run.")]) -> None:

@@ -161,6 +161,8 @@ def test_readers_query_while_the_projector_projects(
     proc = _start_projector(settings, log)
     try:
         url = _wait_for_endpoint(directory, proc, log)
+        shown = _labeltrail(settings, "projections", "endpoint")
+        assert (shown.returncode, shown.stdout.strip()) == (0, url), shown.stderr
         stream = _Stream(settings, events)
 
         client = client_from(settings)  # the directory is owned: the endpoint, by itself
@@ -197,6 +199,7 @@ def test_readers_query_while_the_projector_projects(
             if stream.sent == len(events) and seen[-1]["events"] == len(events):
                 break
             assert proc.poll() is None, log.read_text()[-3000:]
+            assert stream.error is None, stream.error
             assert time.monotonic() < deadline, (seen[-1], stream.sent, len(events))
         stream.join()
 

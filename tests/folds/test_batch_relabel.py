@@ -9,14 +9,31 @@ import numpy as np
 import pytest
 
 from labeltrail.events.base import LogPosition
-from labeltrail.events.columnar import VoteRow
-from labeltrail.events.models import LabelCommitted, LabelSchemaPublished, VoteCast
+from labeltrail.events.columnar import LabelCommittedRow, VoteRow
+from labeltrail.events.models import (
+    ConsensusUpdated,
+    LabelCommitted,
+    LabelSchemaPublished,
+    TaskCreated,
+    VoteCast,
+)
 from labeltrail.exceptions import QualityError
-from labeltrail.folds.relabel import labels_of_record, relabel, run_id_for, run_labels
+from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
+from labeltrail.folds.consensus_weights import PRIOR, reproduce_posterior
+from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.relabel import (
+    RELIABILITY_WEIGHTED,
+    labels_of_record,
+    relabel,
+    run_id_for,
+    run_labels,
+)
+from labeltrail.ontology import moderation_schema_v3
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from labeltrail.quality import DawidSkene, Votes
 from labeltrail.sim import Platform, PlatformConfig
 from tests.folds.helpers import run_in_memory
+from tests.folds.test_consensus_reproduce import _estimate
 
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
 CLASSES = list(MODERATION_CLASSES)
@@ -64,7 +81,7 @@ def test_the_label_of_record_is_the_latest_live_one() -> None:
     later = _label("c1", "hate", ["v1"], minutes=2)
     run = _label("c1", "threats", ["v1"], minutes=3, run_id="r")
     record = labels_of_record([(first, _at(0)), (later, _at(1)), (run, _at(2))])
-    assert record == {("c1", "v3"): (later, _at(1))}
+    assert record == {("c1", "v3"): (LabelCommittedRow.of(later), _at(1))}
 
 
 def test_ties_go_to_the_first_class_in_schema_order_not_alphabetical() -> None:
@@ -193,3 +210,98 @@ def _named_votes(
         for label, _ in record.values()
         for vote_id in label.vote_ids
     ]
+
+
+def test_reliability_weighted_reproduces_the_labels_it_committed() -> None:
+    """The live consensus fold weighs each vote by the estimate it had read (a one-coin
+    accuracy, a Dawid-Skene confusion matrix, or the prior); a run under
+    ``reliability-weighted`` makes every crowd label again from the estimates it records:
+    nothing changes, to the last digit, while majority vote changes the split items the
+    weights decided."""
+    fold = ConsensusFold(ConsensusConfig(agreement_threshold=0.3, method=RELIABILITY_WEIGHTED))
+    labels_fold = LabelsFold()
+    schema = moderation_schema_v3()
+    labels_fold.apply(schema, _at(0))
+    fold.apply(schema, _at(0))
+    estimates = [
+        _estimate("a1", 0.95),
+        _estimate("a2", 0.4, confusion=True),
+        _estimate("a3", 0.55),
+        _estimate("a1", 0.9, confusion=True),
+    ]
+    rng = np.random.default_rng(3)
+    votes: list[VoteCast] = []
+    committed: list[tuple[LabelCommitted, LogPosition]] = []
+    updates: dict[str, ConsensusUpdated] = {}
+    for n in range(40):
+        if n % 10 == 0:
+            fold.apply(estimates[n // 10], _at(n))
+        comment = f"c{n}"
+        fold.apply(_task(comment), _at(n))
+        for annotator in ("a1", "a2", "a3"):
+            answer = CLASSES[int(rng.integers(0, 2))]
+            vote = _cast(f"v{n}{annotator}", comment, annotator, answer)
+            votes.append(vote)
+            for out in fold.apply(vote, _at(n)):
+                if isinstance(out, ConsensusUpdated):
+                    updates[out.event_id] = out
+                for label in labels_fold.apply(out, _at(n)):
+                    if isinstance(label, LabelCommitted):
+                        committed.append((label, _at(len(committed))))
+    record = labels_of_record(committed)
+    by_id = {e.envelope.event_id: e for e in estimates}
+    rows = [VoteRow.of(v) for v in votes]
+    named = {e for label, _ in committed for e in label.method_params["estimates"].split(",")}
+    assert {e.rpartition("@")[2] for e in named} >= {PRIOR, *by_id}  # every kind is used
+
+    run = relabel(record, rows, {"v3": CLASSES}, RELIABILITY_WEIGHTED, estimates=by_id)
+    summary = run.summary()
+    assert summary["changed"] == 0 and summary["posterior_changed"] == 0
+    assert summary["committed_methods"] == {RELIABILITY_WEIGHTED: len(committed)}
+    by_vote = {v.vote_id: v for v in votes}
+    for item in run.items:
+        label = record[(item.comment_id, "v3")][0]
+        source = updates[next(e.envelope.causation_id for e, _ in committed
+                              if e.label_id == label.label_id)]  # fmt: skip
+        assert item.new_posterior == reproduce_posterior(source, by_vote, by_id)
+
+    mv = relabel(record, rows, {"v3": CLASSES}, "mv").summary()
+    assert mv["changed"] > 0 and mv["posterior_changed"] == len(committed)
+
+    with pytest.raises(QualityError, match="is not on the quality topic"):
+        relabel(record, rows, {"v3": CLASSES}, RELIABILITY_WEIGHTED, estimates={})
+    with pytest.raises(QualityError, match="takes no parameter 'k'"):
+        relabel(record, rows, {"v3": CLASSES}, RELIABILITY_WEIGHTED, {"k": "1"})
+    by_mv = labels_of_record([(_label("c1", "mild", ["v1"]), _at(0))])
+    with pytest.raises(QualityError, match="records no reliability estimates"):
+        relabel(by_mv, [_vote("v1", "c1", "a", "mild")], {"v3": CLASSES}, RELIABILITY_WEIGHTED)
+
+
+def _task(comment: str) -> TaskCreated:
+    return TaskCreated.create(
+        producer="t",
+        id_parts=("t", comment),
+        task_id=f"t-{comment}",
+        comment_id=comment,
+        schema_version="v3",
+        kind="crowd",
+        reason="random_audit",
+        questions=[],
+        redundancy=3,
+        annotators=["a1", "a2", "a3"],
+    )
+
+
+def _cast(vote_id: str, comment: str, annotator: str, label: str) -> VoteCast:
+    return VoteCast.create(
+        producer="t",
+        id_parts=(vote_id,),
+        occurred_at=T0,
+        vote_id=vote_id,
+        task_id=f"t-{comment}",
+        comment_id=comment,
+        annotator_id=annotator,
+        schema_version="v3",
+        label=label,
+        time_spent_ms=1000,
+    )

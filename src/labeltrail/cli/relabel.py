@@ -20,9 +20,10 @@ from rich.markup import escape
 from labeltrail.cli.common import console, fail, require_kafka
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition
-from labeltrail.events.models import LabelCommitted
+from labeltrail.events.columnar import LabelCommittedRow
+from labeltrail.events.models import AnnotatorReliabilityUpdated, LabelCommitted
 from labeltrail.exceptions import LabeltrailError, QualityError
-from labeltrail.folds.relabel import ItemLabel, Relabeling
+from labeltrail.folds.relabel import RELIABILITY_WEIGHTED, ItemLabel, Relabeling
 
 __all__ = ["History", "read_history", "register", "relabel"]
 
@@ -35,38 +36,53 @@ class History:
 
     positions: list[LogPosition]
     classes: dict[str, list[str]]
-    labels: list[tuple[LabelCommitted, LogPosition]]
+    labels: list[tuple[LabelCommittedRow, tuple[str, int, int]]]
+    """each committed label (the columnar reader's row) and (topic, partition, offset)"""
     votes: list[Any]
     slices: dict[str, str]
+    estimates: dict[str, AnnotatorReliabilityUpdated]
+    """the reliability estimates by event id (read only when asked for)"""
 
 
-def read_history(settings: Settings, *, slices: bool = True) -> History:
-    """Schemas, labels and votes (and the comments' slices) up to the topics' current ends."""
-    from labeltrail.events.columnar import VoteRow, decode_rows
+def read_history(settings: Settings, *, slices: bool = True, estimates: bool = False) -> History:
+    """Schemas, labels and votes (and the comments' slices, the reliability estimates) up to
+    the topics' current ends."""
+    from labeltrail.events.columnar import VoteRow, decode_label_rows, decode_rows
     from labeltrail.events.models import CommentPosted, LabelSchemaPublished, VoteCast
-    from labeltrail.events.topics import topic_name
-    from labeltrail.kafka.log import end_positions, read_until, read_values
+    from labeltrail.events.topics import topic_for, topic_name
+    from labeltrail.kafka.log import end_positions, read_records, read_values
 
+    quality = topic_for("AnnotatorReliabilityUpdated", settings.topic_prefix)
     suffixes = ["schemas", "labels", "votes", *(["comments"] if slices else [])]
     names = {s: topic_name(settings.topic_prefix, s) for s in suffixes}
-    ends = end_positions(settings, list(names.values()))
+    ends = end_positions(settings, [*names.values(), *([quality] if estimates else [])])
 
-    def at(suffix: str) -> list[LogPosition]:
-        return [p for p in ends if p.topic == names[suffix]]
+    def at(*topics: str) -> list[LogPosition]:
+        return [p for p in ends if p.topic in topics]
 
     # Two reads, not one per topic: a consumer's start costs about a second of waiting.
-    # Schemas and labels as events with their positions (a run's label points at its label
-    # of record); votes and comments as values, decoded columnar.
+    # Schemas, labels and estimates with their positions (a run's label points at its label
+    # of record), labels as columnar rows; votes and comments as values, decoded columnar.
     classes: dict[str, list[str]] = {}
-    labels: list[tuple[LabelCommitted, LogPosition]] = []
-    for event, position in read_until(settings, at("schemas") + at("labels")):
-        if isinstance(event, LabelSchemaPublished):
-            classes[event.version] = list(event.classes)
-        elif isinstance(event, LabelCommitted) and position.topic == names["labels"]:
-            labels.append((event, position))
+    labels: list[tuple[LabelCommittedRow, tuple[str, int, int]]] = []
+    found: dict[str, AnnotatorReliabilityUpdated] = {}
+    first = at(names["schemas"], names["labels"], *([quality] if estimates else []))
+    for values, where in read_records(settings, first):
+        keep = [i for i, w in enumerate(where) if w[0] != quality]
+        decoded = decode_label_rows([values[i] for i in keep])
+        for i, row in zip(decoded.indices, decoded.rows, strict=True):
+            if isinstance(row, LabelSchemaPublished):
+                classes[row.version] = list(row.classes)
+            elif type(row) is LabelCommittedRow and where[keep[i]][0] == names["labels"]:
+                labels.append((row, where[keep[i]]))
+        for i in sorted(set(range(len(values))) - set(keep)):
+            # of the quality topic only the estimates are decoded, not the honeypot results
+            estimate = _decoded(values[i], "AnnotatorReliabilityUpdated")
+            if isinstance(estimate, AnnotatorReliabilityUpdated):
+                found[estimate.envelope.event_id] = estimate
     votes: list[VoteRow] = []
     by_comment: dict[str, str] = {}
-    for values in read_values(settings, at("votes") + (at("comments") if slices else [])):
+    for values in read_values(settings, at(names["votes"], names.get("comments", ""))):
         for row in decode_rows(values).rows:
             if type(row) is VoteRow:
                 votes.append(row)
@@ -75,7 +91,19 @@ def read_history(settings: Settings, *, slices: bool = True) -> History:
             elif isinstance(row, CommentPosted):
                 by_comment.setdefault(row.comment_id, row.attributes.get("slice", ""))
     covered = [p for p in ends if p.topic != names.get("comments")]
-    return History(covered, classes, labels, votes, by_comment)
+    return History(covered, classes, labels, votes, by_comment, found)
+
+
+def _decoded(value: bytes, event_type: str) -> object:
+    """The event if the record claims ``event_type`` and decodes, else None (undecodable
+    records are skipped, as every log reader does)."""
+    from labeltrail.events.serde import decode, event_type_of
+    from labeltrail.exceptions import SerializationError
+
+    try:
+        return decode(value) if event_type_of(value) == event_type else None
+    except SerializationError:
+        return None
 
 
 def _sample(item: ItemLabel) -> dict[str, Any]:
@@ -123,7 +151,13 @@ def _print(run: Relabeling, samples: list[ItemLabel], run_id: str, dry_run: bool
 
 
 def relabel(
-    method: Annotated[str, typer.Option(help="consensus method: mv, wmv, ds, ods, mace, glad")],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="consensus method: pds, mv, wmv, ds, ods, mace, glad, or reliability-weighted "
+            "(the live stage's: each label made again from the estimates it records)"
+        ),
+    ],
     param: Annotated[
         list[str] | None,
         typer.Option("--param", help="a method parameter key=value (repeatable)"),
@@ -145,19 +179,19 @@ def relabel(
     for 'audit label-as-of --run' and 'export create --run'. Bad input (unknown method, a
     parameter it does not take, a schema version with no votes): exit 2, nothing committed.
     """
-    from labeltrail.folds.relabel import labels_of_record, run_id_for, run_labels
+    from labeltrail.folds.relabel import check_method, labels_of_record, run_id_for, run_labels
     from labeltrail.folds.relabel import relabel as compute
-    from labeltrail.quality.methods import make_method, parse_params
+    from labeltrail.quality.methods import parse_params
 
     try:
         params = parse_params(param or [])
-        make_method(method, params)
+        check_method(method, params)
     except QualityError as exc:
         raise fail(exc, BAD_INPUT) from exc
     settings = Settings()
     require_kafka(settings)
     try:
-        history = read_history(settings, slices=True)
+        history = read_history(settings, slices=True, estimates=method == RELIABILITY_WEIGHTED)
         record = labels_of_record(history.labels)
         run = compute(
             record,
@@ -167,6 +201,7 @@ def relabel(
             params,
             schema_version=schema_version,
             slices=history.slices,
+            estimates=history.estimates,
         )
     except QualityError as exc:
         raise fail(exc, BAD_INPUT) from exc

@@ -23,7 +23,7 @@ from fastavro.schema import parse_schema
 
 from labeltrail.events.avro import accepted_writers, committed_schemas, schema_dir
 from labeltrail.events.base import EPOCH, Event, epoch_millis
-from labeltrail.events.models import TaskCreated, TaskKind, TaskReason, VoteCast
+from labeltrail.events.models import LabelCommitted, TaskCreated, TaskKind, TaskReason, VoteCast
 from labeltrail.events.native import native as labeltrail_native
 from labeltrail.events.plan import Plan, contract
 from labeltrail.events.serde import MAGIC, decode
@@ -31,8 +31,10 @@ from labeltrail.exceptions import SerializationError
 
 __all__ = [
     "DecodedRows",
+    "LabelCommittedRow",
     "TaskRow",
     "VoteRow",
+    "decode_label_rows",
     "decode_rows",
 ]
 
@@ -93,7 +95,45 @@ class TaskRow(NamedTuple):
         )
 
 
-Decoded = VoteRow | TaskRow | Event
+class LabelCommittedRow(NamedTuple):
+    """A ``LabelCommitted`` without its model: every field but ``source_positions`` (where the
+    label's own inputs were read), and of the envelope its id and times (integer
+    milliseconds). What a bulk reader of committed labels needs (``labeltrail relabel``)."""
+
+    label_id: str
+    comment_id: str
+    schema_version: str
+    label: str
+    classes: list[str]
+    distribution: list[float]
+    confidence: float
+    route: str
+    method: str
+    method_params: dict[str, str]
+    vote_ids: list[str]
+    annotator_ids: list[str]
+    adjudication_id: str | None
+    machine_made: bool
+    gold_label: str | None
+    run_id: str | None
+    event_id: str
+    occurred_ms: int
+    recorded_ms: int
+
+    @classmethod
+    def of(cls, label: LabelCommitted) -> LabelCommittedRow:
+        env = label.envelope
+        return cls._make(
+            [
+                *(getattr(label, f) for f in cls._fields[:16]),
+                env.event_id,
+                epoch_millis(env.occurred_at),
+                epoch_millis(env.recorded_at),
+            ]
+        )
+
+
+Decoded = VoteRow | TaskRow | LabelCommittedRow | Event
 
 
 @dataclass
@@ -220,6 +260,19 @@ _ROWS: dict[str, tuple[type[VoteRow] | type[TaskRow], dict[str, tuple[str, ...]]
 }
 """Per hot type, its row and where each row field comes from in the record."""
 
+_ENVELOPE_FIELDS = {
+    "event_id": ("envelope", "event_id"),
+    "occurred_ms": ("envelope", "occurred_at"),
+    "recorded_ms": ("envelope", "recorded_at"),
+}
+_LABEL_ROWS: dict[str, tuple[type[LabelCommittedRow], dict[str, tuple[str, ...]]]] = {
+    "LabelCommitted": (
+        LabelCommittedRow,
+        {**{f: (f,) for f in LabelCommittedRow._fields[:16]}, **_ENVELOPE_FIELDS},
+    ),
+}
+"""The committed labels' row (read by :func:`decode_label_rows`)."""
+
 
 def _row_plan(plan: Plan, name: str, where: dict[tuple[str, ...], int]) -> Plan:
     """A record plan for the native rows reader: no models; the row slot of each picked field;
@@ -250,10 +303,20 @@ def _row_plan(plan: Plan, name: str, where: dict[tuple[str, ...], int]) -> Plan:
 @cache
 def _native_rows() -> Any:
     """The native batch reader of the hot types' rows, or None (the fastavro path)."""
+    return _native_reader(_ROWS)
+
+
+@cache
+def _native_label_rows() -> Any:
+    """The native batch reader of :class:`LabelCommittedRow`, or None (the per-event path)."""
+    return _native_reader(_LABEL_ROWS)
+
+
+def _native_reader(types: dict[str, tuple[Any, dict[str, tuple[str, ...]]]]) -> Any:
     if labeltrail_native is None:
         return None
     kinds = []
-    for name, (row, fields) in _ROWS.items():
+    for name, (row, fields) in types.items():
         found = contract(name)
         if found is None:
             return None
@@ -292,4 +355,31 @@ def decode_rows(values: Sequence[bytes]) -> DecodedRows:
             continue
         rows.append(event)
         indices.append(i)
+    return out
+
+
+def decode_label_rows(values: Sequence[bytes]) -> DecodedRows:
+    """Decode a batch of the labels topic: a :class:`LabelCommittedRow` for each
+    ``LabelCommitted``, anything else as :func:`~labeltrail.events.serde.decode` gives it (the
+    event, or its error). The native reader checks every constraint of the model by its plan,
+    as the native codec does; a record it does not vouch for (or every record, without the
+    native codec) goes through ``decode``, and a ``LabelCommitted`` from there becomes its row.
+    """
+    native = _native_label_rows()
+    pre: list[Any] = native.rows(values) if native is not None else [None] * len(values)
+    out = DecodedRows()
+    for i, data in enumerate(values):
+        row = pre[i]
+        if row is not None:
+            out.fast += 1
+        else:
+            try:
+                row = decode(data)
+            except SerializationError as exc:
+                out.errors.append((i, exc))
+                continue
+            if isinstance(row, LabelCommitted):
+                row = LabelCommittedRow.of(row)
+        out.rows.append(row)
+        out.indices.append(i)
     return out

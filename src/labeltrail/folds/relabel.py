@@ -18,7 +18,18 @@ routing:
 
 The label of record of an item is its latest live ``LabelCommitted`` (recorded time, then
 event time, then event id: ``v_current_labels``'s order); labels of runs (``run_id`` set) are
-never one. ``docs/replay.md`` ("What-if relabeling").
+never one. Labels are read as :class:`~labeltrail.events.columnar.LabelCommittedRow` (the
+columnar reader's rows; an event is made into one).
+
+``reliability-weighted`` (the live consensus stage's method) is not a batch estimator: its
+weights are the reliability estimates the stage had read when the vote arrived. Each of its
+labels records them (``method_params["estimates"]``, one per vote, with ``prior_accuracy``:
+the consensus update's parameters, which the labels fold copies), so a run under it makes
+each crowd label's posterior again from its votes and those estimates (read from the quality
+topic by event id) with the consensus fold's own rules
+(:class:`~labeltrail.folds.consensus_weights.Reliabilities`, as
+:func:`~labeltrail.folds.consensus_weights.reproduce_posterior` does): on the history it
+committed, nothing changes. ``docs/replay.md`` ("What-if relabeling").
 """
 
 from __future__ import annotations
@@ -33,18 +44,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from labeltrail.events.base import LogPosition
-from labeltrail.events.columnar import VoteRow
+from labeltrail.events.base import LogPosition, from_epoch_millis
+from labeltrail.events.columnar import LabelCommittedRow, VoteRow
 from labeltrail.events.ids import derive_id
-from labeltrail.events.models import LabelCommitted
+from labeltrail.events.models import AnnotatorReliabilityUpdated, LabelCommitted
 from labeltrail.exceptions import QualityError
+from labeltrail.folds.consensus_weights import PRIOR, Reliabilities, parse_estimates
 from labeltrail.quality import TIE_RULE, Votes
 from labeltrail.quality.methods import make_method, method_parameters
 
 __all__ = [
     "PRODUCER",
+    "RELIABILITY_WEIGHTED",
     "ItemLabel",
     "Relabeling",
+    "check_method",
     "labels_of_record",
     "relabel",
     "run_id_for",
@@ -56,28 +70,62 @@ _CROWD = "consensus"
 _PLACES = 6
 """Posteriors are rounded as the consensus fold rounds them (``quality.item.normalise``)."""
 
+RELIABILITY_WEIGHTED = "reliability-weighted"
+"""The live consensus stage's method: a run under it reproduces each label from the
+estimates it records (module doc); it takes no parameter."""
+
 Item = tuple[str, str]
 """(comment id, schema version)"""
+Label = LabelCommittedRow
+Position = LogPosition | tuple[str, int, int]
+"""where a label was read: a ``LogPosition`` or (topic, partition, offset)"""
+Record = Mapping[Item, tuple[Label, Position]]
 
 
-def _order(label: LabelCommitted) -> tuple[Any, ...]:
-    env = label.envelope
-    return (env.recorded_at, env.occurred_at, env.event_id)
+def _order(label: Label) -> tuple[int, int, str]:
+    return (label.recorded_ms, label.occurred_ms, label.event_id)
 
 
 def labels_of_record(
-    labels: Iterable[tuple[LabelCommitted, LogPosition]],
-) -> dict[Item, tuple[LabelCommitted, LogPosition]]:
+    labels: Iterable[tuple[LabelCommitted | Label, Position]],
+) -> dict[Item, tuple[Label, Position]]:
     """Each item's latest live label and where it was read (labels of runs are left out)."""
-    out: dict[Item, tuple[LabelCommitted, LogPosition]] = {}
+    out: dict[Item, tuple[Label, Position]] = {}
     for label, position in labels:
         if label.run_id is not None:
             continue
-        item = (label.comment_id, label.schema_version)
+        row = LabelCommittedRow.of(label) if isinstance(label, LabelCommitted) else label
+        item = (row.comment_id, row.schema_version)
         known = out.get(item)
-        if known is None or _order(label) > _order(known[0]):
-            out[item] = (label, position)
+        if known is None or _order(row) > _order(known[0]):
+            out[item] = (row, position)
     return out
+
+
+def check_method(method: str, params: Mapping[str, str]) -> None:
+    """Raise :class:`~labeltrail.exceptions.QualityError` for an unknown method or a parameter
+    it does not take (before anything is read)."""
+    if method == RELIABILITY_WEIGHTED:
+        for key in params:
+            raise QualityError(
+                f"{RELIABILITY_WEIGHTED} takes no parameter {key!r}: it reproduces each label "
+                "from the reliability estimates the label records"
+            )
+        return
+    make_method(method, params)
+
+
+def _resolved(method: str, given: Mapping[str, str]) -> dict[str, str]:
+    if method == RELIABILITY_WEIGHTED:
+        return {}
+    return {k: str(v) for k, v in method_parameters(method).items()} | dict(given)
+
+
+def _logpos(position: Position) -> LogPosition:
+    if isinstance(position, LogPosition):
+        return position
+    topic, partition, offset = position
+    return LogPosition(topic=topic, partition=partition, offset=offset)
 
 
 def run_id_for(
@@ -123,7 +171,7 @@ class _Version:
     as arrays over its items (``crowd`` -1 where an item has no vote)."""
 
     items: list[Item]
-    labels: list[LabelCommitted]
+    labels: list[Label]
     classes: list[str]
     crowd: NDArray[np.int64]
     """(n_items,) the method's class code of each item"""
@@ -149,6 +197,17 @@ class _Version:
     def changed(self) -> list[int]:
         pairs = zip(self.new, self.labels, strict=True)
         return [i for i, (new, label) in enumerate(pairs) if new != label.label]
+
+    def posterior_shift(self) -> NDArray[np.float64]:
+        """(n_items,) the largest change of any class's probability between the label of
+        record's posterior and the run's (0 where the run carries the label)."""
+        crowd = (self.crowd >= 0) & np.array([label.route == _CROWD for label in self.labels])
+        shift = np.zeros(len(self.items))
+        at = np.flatnonzero(crowd)
+        if at.size:
+            old = np.array([self.labels[i].distribution for i in at.tolist()], dtype=np.float64)
+            shift[at] = np.abs(old - self.posterior[at]).max(axis=1)
+        return shift
 
     def votes_of(self, i: int) -> list[tuple[str, str]]:
         """(annotator, label) of item ``i``'s votes, in the order read."""
@@ -214,6 +273,8 @@ class Relabeling:
         version and route; adjudicated items whose crowd label under the method agrees with
         the expert."""
         changed = self.changed
+        shifts = [v.posterior_shift() for v in self.versions]
+        shift = np.concatenate(shifts) if shifts else np.zeros(0)
         routes: Counter[str] = Counter()
         adjudicated = agrees = 0
         for v in self.versions:
@@ -229,6 +290,8 @@ class Relabeling:
             "items": sum(routes.values()),
             "votes": self.votes,
             "changed": len(changed),
+            "posterior_changed": int(np.count_nonzero(shift)),
+            "max_posterior_change": round(float(shift.max(initial=0.0)), _PLACES),
             "by_class": _counts(f"{i.old_label}->{i.new_label}" for i in changed),
             "by_slice": _counts(i.slice for i in changed),
             "by_schema_version": _counts(i.schema_version for i in changed),
@@ -273,7 +336,7 @@ def _codes(values: list[Any], order: Mapping[Any, int]) -> NDArray[np.int64]:
 
 
 def relabel(
-    record: Mapping[Item, tuple[LabelCommitted, LogPosition]],
+    record: Record,
     votes: Iterable[VoteRow],
     classes: Mapping[str, list[str]],
     method: str,
@@ -281,24 +344,29 @@ def relabel(
     *,
     schema_version: str = "",
     slices: Mapping[str, str] | None = None,
+    estimates: Mapping[str, AnnotatorReliabilityUpdated] | None = None,
 ) -> Relabeling:
     """The labels of record recomputed under ``method`` (see the module doc).
 
     ``classes``: each schema version's classes in schema order (the tie rule's order).
+    ``estimates``: the reliability estimates by event id (``reliability-weighted`` only).
     Raises :class:`~labeltrail.exceptions.QualityError` for an unknown method, a parameter it
-    does not take, or a schema version (given, or of any label when none is) with no votes.
+    does not take, or a schema version (given, or of any label when none is) with no votes;
+    under ``reliability-weighted``, for a crowd label that records no estimates or names an
+    estimate or vote not on the log.
     """
     given = dict(params or {})
-    make_method(method, given)  # an unknown method or parameter fails before any work
-    resolved = {k: str(v) for k, v in method_parameters(method).items()} | given
+    check_method(method, given)  # an unknown method or parameter fails before any work
     table = _VoteTable.of(votes)
     versions = [schema_version] if schema_version else sorted({v for _, v in record})
-    run = Relabeling(method, resolved, slices=slices or {})
+    run = Relabeling(method, _resolved(method, given), slices=slices or {})
     for version in versions:
         items = sorted(item for item in record if item[1] == version)
-        fitted = _fit(
-            [record[i][0] for i in items], items, table, classes.get(version), method, given
-        )
+        labels = [record[i][0] for i in items]
+        if method == RELIABILITY_WEIGHTED:
+            fitted = _reproduce(labels, items, table, classes.get(version), estimates or {})
+        else:
+            fitted = _fit(labels, items, table, classes.get(version), method, given)
         if not fitted.vote_item.shape[0] and schema_version:
             raise QualityError(f"schema version {version!r} has no votes to relabel")
         run.versions.append(fitted)
@@ -308,8 +376,26 @@ def relabel(
     return run
 
 
+@dataclass
+class _Joined:
+    """The votes the labels name, found among the votes read: per vote named, its label and
+    where it is in the table (-1: not on the log)."""
+
+    per_label: NDArray[np.int64]
+    found: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, labels: list[Label], table: _VoteTable) -> _Joined:
+        # The join of each label's vote ids to the votes read, as C-level maps: no Python
+        # statement per vote.
+        named = list(chain.from_iterable(label.vote_ids for label in labels))
+        per_label = np.fromiter(map(len, (label.vote_ids for label in labels)), np.int64)
+        found = np.fromiter(map(table.index.get, named, repeat(-1)), np.int64, len(named))
+        return cls(per_label, found)
+
+
 def _fit(
-    labels: list[LabelCommitted],
+    labels: list[Label],
     items: list[Item],
     table: _VoteTable,
     classes: list[str] | None,
@@ -318,14 +404,10 @@ def _fit(
 ) -> _Version:
     """The method fitted once on every vote the labels name (items in code order, classes in
     schema order, annotators in order of first vote: no sort of the ids)."""
-    # The join of each label's vote ids to the votes read, as C-level maps: no Python
-    # statement per vote.
-    named = list(chain.from_iterable(label.vote_ids for label in labels))
-    per_label = np.fromiter(map(len, (label.vote_ids for label in labels)), np.int64, len(labels))
-    found = np.fromiter(map(table.index.get, named, repeat(-1)), np.int64, len(named))
-    known = found >= 0
-    at = found[known]
-    vote_item = np.repeat(np.arange(len(labels), dtype=np.int64), per_label)[known]
+    joined = _Joined.of(labels, table)
+    known = joined.found >= 0
+    at = joined.found[known]
+    vote_item = np.repeat(np.arange(len(labels), dtype=np.int64), joined.per_label)[known]
     annotators = table.annotators[at]
     answers = table.labels[at]
     if classes is None:
@@ -367,9 +449,93 @@ def _fit(
     return _Version(items, labels, classes, crowd, posterior, vote_item, annotators, answers)
 
 
+def _reproduce(
+    labels: list[Label],
+    items: list[Item],
+    table: _VoteTable,
+    classes: list[str] | None,
+    estimates: Mapping[str, AnnotatorReliabilityUpdated],
+) -> _Version:
+    """Each reliability-weighted crowd label's posterior made again from its votes and the
+    estimates it records, by the consensus fold's rules: each vote's log-likelihood column is
+    the one :class:`Reliabilities` gives its annotator under the named estimate (computed
+    once per annotator, estimate and prior), the columns are summed per item in vote order
+    (the fold's float additions, in its order) and :meth:`Reliabilities.posterior` normalises
+    and rounds the sum; the label is the first class with the top value. Verdicts and
+    machine-made labels are carried (no crowd label: their estimates are not recorded)."""
+    joined = _Joined.of(labels, table)
+    vote_item = np.repeat(np.arange(len(labels), dtype=np.int64), joined.per_label)
+    known = joined.found >= 0
+    at = joined.found[known]
+    annotators, answers = table.annotators[at], table.labels[at]
+    names, given = annotators.tolist(), answers.tolist()
+    if classes is None:
+        classes = sorted(set(given))
+    n, k = len(items), len(classes)
+    crowd = np.full(n, -1, dtype=np.int64)
+    posterior = np.zeros((n, k))
+    is_crowd = np.array([label.route == _CROWD for label in labels], dtype=bool)
+    if not is_crowd.any():
+        return _Version(
+            items, labels, classes, crowd, posterior, vote_item[known], annotators, answers
+        )
+    if not known[is_crowd[vote_item]].all():
+        missing = int(np.count_nonzero(~known[is_crowd[vote_item]]))
+        raise QualityError(f"{missing} vote(s) a crowd label names are not on the log")
+    # Per crowd vote: the estimate its label names for it (in vote order, one per vote).
+    named: list[str] = []
+    priors: list[str] = []
+    for label in (label for label, crowd_ in zip(labels, is_crowd, strict=True) if crowd_):
+        params = label.method_params
+        if "estimates" not in params or "prior_accuracy" not in params:
+            raise QualityError(
+                f"label {label.label_id} (method {label.method}) records no reliability "
+                f"estimates: {RELIABILITY_WEIGHTED} reproduces only the labels it committed"
+            )
+        used = parse_estimates(params["estimates"])
+        if len(used) != len(label.vote_ids) or list(label.classes) != classes:
+            raise QualityError(f"label {label.label_id}: its estimates or classes do not fit")
+        named.extend(e for _, e in used)
+        priors.extend(repeat(params["prior_accuracy"], len(used)))
+    crowd_votes = np.flatnonzero(is_crowd[vote_item])
+    columns: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    logp = np.empty((crowd_votes.size, k))
+    for j, v in enumerate(crowd_votes.tolist()):
+        key = (names[v], named[j], priors[j])
+        cols = columns.get(key)
+        if cols is None:
+            cols = columns[key] = _columns(key, classes, estimates)
+        logp[j] = cols[given[v]]
+    # Sums per item in vote order (a reduction along axis 0 adds row after row).
+    crowd_items = vote_item[crowd_votes]
+    starts = np.flatnonzero(np.r_[True, crowd_items[1:] != crowd_items[:-1]])
+    sums = np.add.reduceat(logp, starts, axis=0)
+    shared = Reliabilities(0.0)
+    for i, row in zip(crowd_items[starts].tolist(), sums.tolist(), strict=True):
+        posterior[i] = shared.posterior(row)
+    crowd[crowd_items[starts]] = posterior[crowd_items[starts]].argmax(axis=1)
+    return _Version(items, labels, classes, crowd, posterior, vote_item[known], annotators, answers)
+
+
+def _columns(
+    key: tuple[str, str, str],
+    classes: list[str],
+    estimates: Mapping[str, AnnotatorReliabilityUpdated],
+) -> dict[str, list[float]]:
+    """An annotator's log-likelihood columns under one named estimate (or the prior)."""
+    annotator, used, prior = key
+    if used == PRIOR:
+        known: list[AnnotatorReliabilityUpdated] = []
+    elif used in estimates:
+        known = [estimates[used]]
+    else:
+        raise QualityError(f"reliability estimate {used} is not on the quality topic")
+    return Reliabilities.from_estimates(float(prior), known).columns(annotator, classes)
+
+
 def run_labels(
     run: Relabeling,
-    record: Mapping[Item, tuple[LabelCommitted, LogPosition]],
+    record: Record,
     run_id: str,
 ) -> list[LabelCommitted]:
     """The run's ``LabelCommitted`` events: one per item, naming the run, the method and its
@@ -383,26 +549,34 @@ def run_labels(
         label_id = derive_id("label", item.comment_id, item.schema_version, label.route, run_id)
         changes: dict[str, Any] = {
             "label_id": label_id,
-            "source_positions": [position],
+            "source_positions": [_logpos(position)],
             "run_id": run_id,
             "method_params": {**label.method_params, "run": run_id},
         }
         if crowd:
+            # reliability-weighted keeps the estimates (and weights) its label recorded
+            kept = label.method_params if run.method == RELIABILITY_WEIGHTED else {}
             changes |= {
                 "label": item.new_label,
                 "distribution": item.new_posterior,
                 "confidence": max(item.new_posterior),
                 "method": run.method,
-                "method_params": {**run.params, "tie_rule": TIE_RULE, "relabels": label.label_id},
+                "method_params": {
+                    **kept,
+                    **run.params,
+                    "tie_rule": TIE_RULE,
+                    "relabels": label.label_id,
+                },
             }
+        fields = dict(zip(label._fields[:16], label[:16], strict=True))
         out.append(
             LabelCommitted.create(
                 producer=PRODUCER,
                 id_parts=(label_id,),
-                occurred_at=label.envelope.occurred_at,
+                occurred_at=from_epoch_millis(label.occurred_ms),
                 causation_id=label.event_id,
                 correlation_id=item.comment_id,
-                **(label.model_dump(exclude={"envelope"}) | changes),
+                **(fields | changes),
             )
         )
     return out

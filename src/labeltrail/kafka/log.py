@@ -15,7 +15,10 @@ from labeltrail.events.serde import decode, event_type_of
 from labeltrail.exceptions import LabeltrailError, SerializationError
 from labeltrail.kafka.consumer import high_watermark, make_consumer
 
-__all__ = ["end_positions", "read_kinds", "read_until", "read_values"]
+__all__ = ["end_positions", "read_kinds", "read_records", "read_until", "read_values"]
+
+_BULK_FETCH = {"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 8 * 1024 * 1024}
+"""Consumer settings of the bulk readers (large fetches)."""
 
 
 def end_positions(settings: Settings, topics: Sequence[str]) -> list[LogPosition]:
@@ -76,9 +79,32 @@ def read_values(
         "replay-reader",
         batch,
         timeout,
-        **{"fetch.max.bytes": 64 * 1024 * 1024, "max.partition.fetch.bytes": 8 * 1024 * 1024},
+        **_BULK_FETCH,
     ):
         yield [msg.value() or b"" for msg in messages]
+
+
+def read_records(
+    settings: Settings,
+    positions: Sequence[LogPosition],
+    *,
+    batch: int = 20_000,
+    timeout: float = 600.0,
+) -> Iterator[tuple[list[bytes], list[tuple[str, int, int]]]]:
+    """As :func:`read_values`, with each value's (topic, partition, offset): for a columnar
+    reader whose rows must say where they were read (``labeltrail relabel``'s labels)."""
+    for messages in _fetched(
+        settings,
+        positions,
+        "replay-reader",
+        batch,
+        timeout,
+        **_BULK_FETCH,
+    ):
+        yield (
+            [msg.value() or b"" for msg in messages],
+            [(msg.topic() or "", msg.partition() or 0, msg.offset() or 0) for msg in messages],
+        )
 
 
 def read_kinds(

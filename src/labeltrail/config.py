@@ -98,6 +98,11 @@ class ReliabilitySettings(_Section):
     input is drained: right for a finite replay (the demo), wrong for a live service (the
     runner drains whenever it is caught up), where refits follow event time only."""
 
+    refit_method: str = Field("pds", pattern="^(pds|ds)$")
+    """``LABELTRAIL_RELIABILITY_REFIT_METHOD``: the refit's model: ``pds`` (pooled-prior
+    Bayesian Dawid-Skene, the project's default method) or ``ds`` (plain Dawid-Skene); the
+    reliability-weighted consensus weighs votes by the confusion matrices it publishes."""
+
     suspend: bool = True
     """``LABELTRAIL_RELIABILITY_SUSPEND``: quality control acts: an annotator whose honeypot
     and gold accuracy falls below the floor is suspended (``AnnotatorSuspended``, actor

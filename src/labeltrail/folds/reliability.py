@@ -38,6 +38,7 @@ from labeltrail.events.models import (
 from labeltrail.folds.base import Output
 from labeltrail.quality import DawidSkene, PooledDawidSkene, Votes
 from labeltrail.quality.reliability import BetaReliability, update_reliability
+from labeltrail.quality.methods import DEFAULT_METHOD
 
 __all__ = ["WEEK_ORIGIN", "ReliabilityConfig", "ReliabilityFold", "boundary_after"]
 
@@ -72,10 +73,11 @@ class ReliabilityConfig:
     refit_lateness: dt.timedelta = dt.timedelta(days=1)
     min_votes: int = 5
     max_iter: int = 100
-    refit_method: str = "ds"
-    """The refit's model: ``ds`` (Dawid-Skene) or ``pds`` (pooled-prior Bayesian Dawid-Skene,
-    the ``aggregate`` default; not yet the refit default, as it changes the pinned ids and
-    weights of tests/test_behaviour.py: docs/quality.md, "Default method")."""
+    refit_method: str = DEFAULT_METHOD
+    """The refit's model: ``pds`` (pooled-prior Bayesian Dawid-Skene, the project's default
+    method, as ``labeltrail aggregate`` uses) or ``ds`` (plain Dawid-Skene); setting
+    ``LABELTRAIL_RELIABILITY_REFIT_METHOD``. The reliability-weighted consensus weighs votes by
+    the confusion matrices the refit publishes (docs/quality.md, "Default method")."""
     retention: dt.timedelta = dt.timedelta(days=28)
     refit_on_drain: bool = False
     suspend: bool = True

@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS events
     INDEX idx_event_id event_id TYPE bloom_filter GRANULARITY 4
 )
 ENGINE = ReplacingMergeTree(replace_rank)
-ORDER BY (comment_id, event_id);
+ORDER BY (comment_id, event_id)
+-- erasable (docs/erasure.md): replaced parts are dropped within a second of an erasure
+SETTINGS cleanup_delay_period = 1, cleanup_delay_period_random_add = 0;
 
 -- Where the projector has read up to. A batch's position rows are inserted after every table
 -- row of that batch, so a restart resumes at the first position not yet fully in ClickHouse;

@@ -3,7 +3,8 @@
 -- replace_rank (earliest copy on the log wins) with event_id in the key. Query with FINAL or
 -- through the v_* views. Column lists are kept in step with src/labeltrail/clickhouse/tables.py.
 
--- CommentPosted
+-- CommentPosted (erasable: labeltrail erase re-projects its rows and has ClickHouse drop the
+-- replaced parts at once, so the cleanup thread runs every second; docs/erasure.md)
 CREATE TABLE IF NOT EXISTS comments
 (
     event_id       String,
@@ -26,7 +27,8 @@ CREATE TABLE IF NOT EXISTS comments
     attributes     Map(String, String)
 )
 ENGINE = ReplacingMergeTree(replace_rank)
-ORDER BY (comment_id, event_id);
+ORDER BY (comment_id, event_id)
+SETTINGS cleanup_delay_period = 1, cleanup_delay_period_random_add = 0;
 
 -- LabelSchemaPublished
 CREATE TABLE IF NOT EXISTS label_schemas
@@ -133,7 +135,8 @@ CREATE TABLE IF NOT EXISTS assignments
     cost_usd            Float64
 )
 ENGINE = ReplacingMergeTree(replace_rank)
-ORDER BY (comment_id, event_id);
+ORDER BY (comment_id, event_id)
+SETTINGS cleanup_delay_period = 1, cleanup_delay_period_random_add = 0;
 
 -- VoteCast
 CREATE TABLE IF NOT EXISTS votes
@@ -585,3 +588,26 @@ ORDER BY (source_topic, event_id);
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_size Int64 AFTER payload_hex;
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_sha256 String AFTER payload_size;
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS payload_truncated Bool AFTER payload_sha256;
+
+-- CommentsErased: who erased which comments, and which data keys were destroyed (no author).
+CREATE TABLE IF NOT EXISTS erasures
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    erasure_id     String,
+    subject        LowCardinality(String),
+    comment_ids    Array(String),
+    key_ids        Array(String),
+    actor          String,
+    reason         String
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (erasure_id, event_id);

@@ -41,6 +41,8 @@ CREATE VIEW IF NOT EXISTS v_annotator_suspensions AS SELECT * FROM annotator_sus
 
 CREATE VIEW IF NOT EXISTS v_annotator_reinstatements AS SELECT * FROM annotator_reinstatements FINAL;
 
+CREATE VIEW IF NOT EXISTS v_erasures AS SELECT * FROM erasures FINAL;
+
 CREATE VIEW IF NOT EXISTS v_dead_letters AS SELECT * FROM dead_letters FINAL;
 
 -- The gold set: expert verdicts recorded as gold (request id 'gold:...'), latest per item.

@@ -194,6 +194,16 @@ class TrainerSettings(_Section):
     """``LABELTRAIL_TRAINER_THREADS``: torch threads (more than free cores slows sparse updates)."""
 
 
+class ErasureSettings(_Section):
+    """Crypto-shredding of comment text (``LABELTRAIL_ERASURE_*``, ``docs/erasure.md``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_ERASURE_")
+
+    enabled: bool = True
+    """``LABELTRAIL_ERASURE_ENABLED``: seal each comment's text and author under a data key of
+    its own when it is produced, so ``labeltrail erase`` can destroy them."""
+
+
 class AnnotateSettings(_Section):
     """The annotation frontend (``LABELTRAIL_ANNOTATE_*``)."""
 
@@ -440,6 +450,9 @@ class Settings(BaseSettings):
 
     annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
     """The annotation frontend."""
+
+    erasure: ErasureSettings = Field(default_factory=ErasureSettings)
+    """Sealing comment text so that it can be erased."""
 
     kafka: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
     """How every Kafka client authenticates: TLS, mutual TLS, SASL (docs/security.md)."""

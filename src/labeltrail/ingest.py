@@ -13,11 +13,11 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from labeltrail.events.base import Event, utc_now
 from labeltrail.events.ids import derive_id
-from labeltrail.events.models import CommentPosted
+from labeltrail.events.models import COMMENT_TEXT_MAX, CommentPosted
 from labeltrail.events.serde import encode
 from labeltrail.exceptions import InvalidLinesError, LabeltrailError, LineError
 
@@ -129,6 +129,13 @@ def record_problem(event: Event, fits: RecordFits) -> str | None:
     )
 
 
+class _Posted(BaseModel):
+    """What a producer may post beyond the contract: the contract's text bound leaves room for
+    the sealed form (``events.crypto``), the posted text is held to ``COMMENT_TEXT_MAX``."""
+
+    text: str = Field(max_length=COMMENT_TEXT_MAX)
+
+
 def ingested_comment(fields: dict[str, Any], *, producer: str) -> CommentPosted:
     """A comment line as a CommentPosted whose id is derived from its content (see the module
     docstring); ``posted_at`` defaults to now. Raises ValidationError."""
@@ -136,6 +143,7 @@ def ingested_comment(fields: dict[str, Any], *, producer: str) -> CommentPosted:
     event = CommentPosted.create(
         producer=producer, occurred_at=None, **({"posted_at": utc_now()} | fields)
     )
+    _Posted(text=event.text)
     content = event.model_dump(
         mode="json", exclude={"envelope", "posted_at"} if defaulted else {"envelope"}
     )

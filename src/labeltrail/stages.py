@@ -23,6 +23,7 @@ from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.folds.scorer import ScorerFold
 from labeltrail.folds.tasking import TaskingConfig, TaskingFold
 from labeltrail.folds.trainer import RetrainFold
+from labeltrail.kafka.keys import KafkaKeyStore
 from labeltrail.learning.retrain import RetrainConfig
 
 __all__ = [
@@ -96,6 +97,7 @@ def make_scorer(settings: Settings) -> ScorerFold:
         models_dir=learning.models_dir,
         threshold=settings.low_margin_threshold,
         auto_accept_threshold=learning.auto_accept_threshold,
+        keyring=KafkaKeyStore(settings),
     )
 
 
@@ -108,6 +110,7 @@ def make_trainer(settings: Settings) -> RetrainFold:
         load_scorer=onnx_scorer,
         config=RetrainConfig(**settings.trainer.model_dump()),
         gate_tolerance=settings.learning.gate_tolerance,
+        keyring=KafkaKeyStore(settings),
     )
 
 

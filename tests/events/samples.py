@@ -227,6 +227,14 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "reason": "retrained on the coded-harassment guideline",
         "actor": "expert-1",
     },
+    "CommentsErased": {
+        "erasure_id": "e-1",
+        "subject": "author",
+        "comment_ids": ["c-1f8a"],
+        "key_ids": ["k-1"],
+        "actor": "dpo-1",
+        "reason": "request 42",
+    },
     "DeadLettered": {
         "source_topic": "labeltrail.votes",
         "source_partition": 1,

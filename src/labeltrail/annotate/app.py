@@ -35,6 +35,7 @@ from labeltrail.annotate.sink import PublishError
 from labeltrail.annotate.static import APP_CSS, APP_JS
 from labeltrail.annotate.validate import SubmissionRejected, build_outcome
 from labeltrail.annotate.views import render_page
+from labeltrail.events.crypto import reveal_event
 from labeltrail.events.models import TaskAssigned
 
 __all__ = ["COOKIE", "Frontend", "create_app"]
@@ -120,6 +121,8 @@ def _render_task(request: web.Request, task: TaskAssigned | None) -> web.StreamR
     schema = fe.queue.schema(task.schema_version)
     if schema is None:
         return error(request, 503, "Schema unknown", f"schema {task.schema_version} not read yet")
+    if fe.keyring is not None:
+        task = reveal_event(task, fe.keyring)
     fe.metrics.tasks_served.labels(task.pool).inc()
     if wants_json(request):
         data = task.model_dump(mode="json", exclude={"envelope", "cost_usd"})

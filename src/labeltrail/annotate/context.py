@@ -14,6 +14,7 @@ from labeltrail.annotate.ratelimit import RateLimiter
 from labeltrail.annotate.sessions import SessionStore
 from labeltrail.annotate.sink import Sink
 from labeltrail.annotate.views import render_page
+from labeltrail.events.crypto import Keyring
 
 __all__ = [
     "ANNOTATOR",
@@ -50,6 +51,9 @@ class Frontend:
     is_ready: Callable[[], bool] = lambda: True
     secure_cookie: bool = False
     empty_refresh_s: int = 5
+    keyring: Keyring | None = None
+    """Opens sealed comment text when a task is shown (``docs/erasure.md``); an erased text
+    shows as erased, whenever the task was read."""
 
 
 FRONTEND = web.AppKey("frontend", Frontend)

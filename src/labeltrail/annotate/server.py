@@ -27,6 +27,7 @@ from labeltrail.annotate.sessions import SessionStore
 from labeltrail.annotate.sink import Sink
 from labeltrail.config import Settings
 from labeltrail.exceptions import ConfigurationError
+from labeltrail.kafka.keys import KafkaKeyStore
 
 __all__ = ["AnnotateService", "background_server", "serve"]
 
@@ -69,6 +70,7 @@ class AnnotateService:
             metrics=self.metrics,
             is_ready=lambda: self.feed.caught_up.is_set() and self.feed.failed is None,
             secure_cookie=config.secure_cookie,
+            keyring=KafkaKeyStore(settings),
         )
         self._runner: web.AppRunner | None = None
         self.url = ""

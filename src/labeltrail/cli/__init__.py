@@ -5,7 +5,7 @@ Every group is registered here, explicitly; each command is a thin call into the
 
 from __future__ import annotations
 
-from labeltrail.cli import annotate, audit, feedback, learning, ops, quality, relabel, replay
+from labeltrail.cli import annotate, audit, erase, feedback, learning, ops, quality, relabel, replay
 from labeltrail.cli.export import export_app
 from labeltrail.cli.main import app, audit_app
 from labeltrail.cli.model import model_app
@@ -22,6 +22,7 @@ annotate.register(app)
 replay.register(app)
 relabel.register(app)
 ops.register(app)
+erase.register(app)
 feedback.register(app, audit_app)
 app.add_typer(projections_app, name="projections")
 app.add_typer(export_app, name="export")

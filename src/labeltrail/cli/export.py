@@ -111,6 +111,14 @@ def verify(
     else:
         checked = ", ".join(result.checked_files) or "none"
         console.print(f"files    {checked} in {directory}", soft_wrap=True, highlight=False)
+    if result.erased:
+        shown = ", ".join(result.erased[:5]) + (" ..." if len(result.erased) > 5 else "")
+        console.print(
+            f"erased   {len(result.erased)} comment(s) since (their labels still verify; their "
+            f"text and author read as erased): {shown}",
+            soft_wrap=True,
+            highlight=False,
+        )
     for problem in result.problems:
         err.print(f"[bold red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     if not result.ok:

@@ -111,6 +111,7 @@ def ingest(
 ) -> None:
     """Validate comments and produce them as CommentPosted; all or nothing."""
     from labeltrail.ingest import parse_comments
+    from labeltrail.kafka.keys import seal_comments
     from labeltrail.kafka.producer import EventProducer
 
     settings = Settings()
@@ -121,9 +122,9 @@ def ingest(
         events = parse_comments(lines, fits=producer.fits)
     except LabeltrailError as exc:
         raise fail(exc, 2) from exc
-    for event in events:
-        producer.send(event)
     try:
+        for event in seal_comments(settings, events):
+            producer.send(event)
         producer.flush()
     except LabeltrailError as exc:
         raise fail(exc) from exc
@@ -166,15 +167,17 @@ def _send_gold(
     """Each item's verdict to adjudications and gold, its comment to gold (and with ``post``
     to comments), flushed."""
     from labeltrail.events.topics import topic_name
+    from labeltrail.kafka.keys import seal_comments
 
     gold = topic_name(settings.topic_prefix, "gold")
-    for item in items:
-        producer.send(item.verdict)
-        producer.send(item.verdict, topic=gold)
-        producer.send(item.comment, topic=gold)
-        if post:
-            producer.send(item.comment)
     try:
+        comments = seal_comments(settings, [item.comment for item in items])
+        for item, comment in zip(items, comments, strict=True):
+            producer.send(item.verdict)
+            producer.send(item.verdict, topic=gold)
+            producer.send(comment, topic=gold)
+            if post:
+                producer.send(comment)
         producer.flush()
     except LabeltrailError as exc:
         raise fail(exc) from exc

@@ -21,6 +21,7 @@ from labeltrail.clickhouse.writer import BatchWriter, LogRecord
 from labeltrail.config import Settings
 from labeltrail.events.topics import TOPICS, events_on, topic_name
 from labeltrail.kafka.consumer import drained, make_consumer, unread
+from labeltrail.kafka.keys import KafkaKeyStore
 from labeltrail.kafka.metrics import ServiceMetrics, serve_metrics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageStats, dead_letter
@@ -79,8 +80,13 @@ class Projector:
         self.topics = [
             topic_name(settings.topic_prefix, spec.suffix) for spec in TOPICS if not spec.mirror
         ]
+        self.keyring = KafkaKeyStore(settings)
+        """Reveals sealed comment text; erased text reads as erased (``docs/erasure.md``)."""
         self.writer = BatchWriter(
-            client, self.consumer_name, on_topic=events_on(settings.topic_prefix)
+            client,
+            self.consumer_name,
+            on_topic=events_on(settings.topic_prefix),
+            keyring=self.keyring,
         )
         self.engine_lock = threading.Lock()
         """Held for each batch, data and positions: its read endpoint (``projections run`` on a
@@ -132,6 +138,7 @@ class Projector:
             raise
         finally:
             self._consumer.close()
+            self.keyring.close()
             if self._producer is not None:
                 self._producer.close()
             if server is not None:

@@ -380,6 +380,16 @@ TABLES: tuple[TypedTable, ...] = (
         _field("evidence", _MAP),
     ),
     _table(
+        "erasures",
+        "CommentsErased",
+        _field("erasure_id", _STR),
+        _field("subject", _STR),
+        _field("comment_ids", _STRS),
+        _field("key_ids", _STRS),
+        _field("actor", _STR),
+        _field("reason", _STR),
+    ),
+    _table(
         "dead_letters",
         "DeadLettered",
         _field("source_topic", _STR),

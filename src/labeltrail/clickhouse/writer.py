@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from labeltrail.clickhouse.client import Client
+from labeltrail.clickhouse.erasure import erase_comments
 from labeltrail.clickhouse.tables import RAW_TABLE, TABLES, Projection
 from labeltrail.events.base import Event
+from labeltrail.events.crypto import ForgettingKeyring, reveal_event
+from labeltrail.events.models import CommentsErased
 from labeltrail.events.serde import decode
 from labeltrail.events.topics import foreign
 from labeltrail.exceptions import SerializationError, WrongTopicError
@@ -49,13 +52,22 @@ class BatchWriter:
     """Writes batches of log records into ClickHouse for one consumer name."""
 
     def __init__(
-        self, client: Client, consumer: str, *, on_topic: dict[str, frozenset[str]] | None = None
+        self,
+        client: Client,
+        consumer: str,
+        *,
+        on_topic: dict[str, frozenset[str]] | None = None,
+        keyring: ForgettingKeyring | None = None,
     ) -> None:
         """``on_topic``: the event types each topic carries (:func:`events_on`); a record of
-        another type is rejected as ``wrong_topic`` instead of projected. None: no check."""
+        another type is rejected as ``wrong_topic`` instead of projected. None: no check.
+        ``keyring``: sealed comment text is revealed with it (erased text reads as erased),
+        and a ``CommentsErased`` re-projects its comments (``docs/erasure.md``); None: sealed
+        text is projected as it is on the log."""
         self.client = client
         self.consumer = consumer
         self.on_topic = on_topic
+        self.keyring = keyring
 
     def stored_positions(self) -> dict[tuple[str, int], int]:
         """The next offset to read per (topic, partition), as recorded with the data."""
@@ -90,6 +102,10 @@ class BatchWriter:
             except SerializationError as exc:
                 result.rejected.append((record, exc))
                 continue
+            if self.keyring is not None:
+                if isinstance(event, CommentsErased):
+                    self.keyring.forget(event.key_ids)
+                event = reveal_event(event, self.keyring)
             items.append((event, record.topic, record.partition, record.offset))
             result.by_type[event.envelope.event_type] += 1
         result.rows = self.write_events(items)
@@ -102,6 +118,10 @@ class BatchWriter:
         projection.extend(items)
         for name, table in projection.arrow_tables().items():
             self.client.insert_arrow(name, table)
+        if self.keyring is not None:
+            for event, *_ in items:
+                if isinstance(event, CommentsErased):
+                    erase_comments(self.client, event.comment_ids)
         return Counter(projection.counts)
 
     def record_positions(self, positions: dict[tuple[str, int], int]) -> None:

@@ -16,11 +16,13 @@ from pydantic import Field, model_validator
 from labeltrail.events.base import Event, LogPosition, Millis, Record
 
 __all__ = [
+    "COMMENT_TEXT_MAX",
     "DEAD_LETTER_PAYLOAD_MAX",
     "DEAD_LETTER_PREFIX",
     "EVENT_TYPES",
     "GOLD_REQUEST_PREFIX",
     "ActorKind",
+    "SEALED_TEXT_MAX",
     "AdjudicationRecorded",
     "AdjudicationRequested",
     "AnnotatorRegistered",
@@ -29,6 +31,7 @@ __all__ = [
     "AnnotatorSuspended",
     "CommentPosted",
     "CommentScored",
+    "CommentsErased",
     "ConsensusUpdated",
     "DeadLettered",
     "ExportCreated",
@@ -66,6 +69,14 @@ review of a committed label an appeal or a moderator override contradicts (the f
 ``import``: a task of a past campaign brought in by ``labeltrail import votes``."""
 
 
+COMMENT_TEXT_MAX = 10_000
+"""The longest comment text a producer may post, in characters."""
+
+SEALED_TEXT_MAX = 60_000
+"""The longest text field the contract carries: a posted text of ``COMMENT_TEXT_MAX``
+characters sealed (``events.crypto``: up to 4 bytes a character, base64, the key id)."""
+
+
 class CommentPosted(Event):
     """A comment entered the system, from the product log or the unlabeled pool."""
 
@@ -73,8 +84,17 @@ class CommentPosted(Event):
 
     comment_id: str = Field(min_length=1)
     video_id: str = Field(min_length=1)
-    author_hash: str = Field(description="Hashed author id; never the raw id.")
-    text: str = Field(min_length=1, max_length=10_000)
+    author_hash: str = Field(
+        description="Hashed author id; never the raw id (sealed with erasure on)."
+    )
+    text: str = Field(
+        min_length=1,
+        max_length=SEALED_TEXT_MAX,
+        description=(
+            "At most COMMENT_TEXT_MAX characters as posted (ingest checks); sealed "
+            "(events.crypto) with erasure on."
+        ),
+    )
     posted_at: Millis
     source: Literal["product_log", "pool"]
     parent_ids: list[str] = Field(default=[], description="Thread context: parent comment ids.")
@@ -472,6 +492,20 @@ class AnnotatorReinstated(Event):
     evidence: dict[str, str] = Field(default={}, description="What the decision rests on.")
 
 
+class CommentsErased(Event):
+    """Comments were erased: their data keys destroyed, so their text and author read as
+    erased everywhere (``labeltrail erase``, ``docs/erasure.md``). Names no author."""
+
+    key_field: ClassVar[str] = "erasure_id"
+
+    erasure_id: str = Field(min_length=1)
+    subject: Literal["author", "comment"] = Field(description="What the request named.")
+    comment_ids: list[str] = Field(description="The comments whose keys were destroyed.")
+    key_ids: list[str] = Field(description="The data keys destroyed (tombstoned).")
+    actor: str = Field(min_length=1, description="Who asked: a person's id.")
+    reason: str = Field(default="", description="E.g. the request's ticket.")
+
+
 DEAD_LETTER_PAYLOAD_MAX = 64 * 1024
 """A rejected value up to this size travels whole in its dead letter; a larger one by
 reference (size, SHA-256, the first ``DEAD_LETTER_PREFIX`` bytes), so that the dead letter
@@ -576,6 +610,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AnnotatorRegistered,
         AnnotatorSuspended,
         AnnotatorReinstated,
+        CommentsErased,
         DeadLettered,
     )
 }

@@ -107,6 +107,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec("deadletter", "source_topic", ("DeadLettered",), doc="Every rejected input."),
     TopicSpec(
+        "erasures",
+        "erasure_id",
+        ("CommentsErased",),
+        single_partition=True,
+        doc="Erasures (labeltrail erase): which comments' keys were destroyed, by whom (kept whole).",
+    ),
+    TopicSpec(
         "gold",
         "comment_id",
         ("CommentPosted", "AdjudicationRecorded"),

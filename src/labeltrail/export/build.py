@@ -28,7 +28,7 @@ from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.clickhouse.writer import BatchWriter
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition, utc_now
-from labeltrail.events.models import ExportCreated
+from labeltrail.events.models import CommentsErased, ExportCreated
 from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.export.manifest import (
@@ -48,7 +48,7 @@ from labeltrail.folds.export_rows import (
     export_id_for,
     jsonl,
 )
-from labeltrail.kafka.log import end_positions, read_until
+from labeltrail.kafka.log import end_positions, read_kinds, read_until
 from labeltrail.kafka.producer import EventProducer
 
 __all__ = [
@@ -338,6 +338,9 @@ class VerifyResult:
     rebuilt_rows: int
     checked_files: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    erased: tuple[str, ...] = ()
+    """Comments of the export erased since (``labeltrail erase``): their labels still verify,
+    their text and author read as erased (``docs/erasure.md``)."""
 
     @property
     def ok(self) -> bool:
@@ -360,6 +363,18 @@ def _reproduces(recorded: str, rebuilt: str) -> list[str]:
     return [f"the rows rebuilt from the log hash to {rebuilt}, the export records {recorded}"]
 
 
+def erased_since(settings: Settings, rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The comments of ``rows`` erased by now (``CommentsErased`` on the erasures topic)."""
+    topic = topic_name(settings.topic_prefix, "erasures")
+    gone = {
+        c
+        for e in read_kinds(settings, [topic], frozenset({"CommentsErased"}))
+        if isinstance(e, CommentsErased)
+        for c in e.comment_ids
+    }
+    return tuple(sorted(gone.intersection(r["comment_id"] for r in rows)))
+
+
 def verify_export(settings: Settings, export: ExportCreated) -> VerifyResult:
     """Rebuild an export from the log and compare hashes (no file is read)."""
     rows = rebuild_rows(settings, export)
@@ -370,6 +385,7 @@ def verify_export(settings: Settings, export: ExportCreated) -> VerifyResult:
         rebuilt,
         len(rows),
         problems=tuple(_reproduces(export.content_hash, rebuilt)),
+        erased=erased_since(settings, rows),
     )
 
 
@@ -441,6 +457,7 @@ def verify_directory(settings: Settings, directory: Path) -> VerifyResult:
         len(rows),
         check.checked,
         tuple(problems),
+        erased_since(settings, rows),
     )
 
 

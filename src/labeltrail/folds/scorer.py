@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.crypto import Keyring, reveal
 from labeltrail.events.models import CommentPosted, CommentScored, ModelPublished
 from labeltrail.exceptions import ArtifactError
 from labeltrail.folds.base import Output, Rejected
@@ -56,6 +57,8 @@ class ScorerFold:
     model_version: str | None = None
     held: dict[str, CommentPosted] = field(default_factory=dict)
     swaps: int = 0
+    keyring: Keyring | None = None
+    """Opens sealed comment text (``docs/erasure.md``); an erased text is scored as erased."""
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
         match event:
@@ -94,7 +97,9 @@ class ScorerFold:
         """Score a batch (the bulk path calls this directly with many comments)."""
         if self.scorer is None or self.model_version is None:
             raise ArtifactError("no model loaded")
-        probs = self.scorer.predict_proba([c.text for c in comments])
+        keyring = self.keyring
+        texts = [c.text if keyring is None else reveal(c.text, keyring) for c in comments]
+        probs = self.scorer.predict_proba(texts)
         margin = margins(probs)
         classes = list(self.scorer.classes)
         out: list[CommentScored] = []

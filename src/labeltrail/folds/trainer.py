@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.crypto import Keyring, reveal
 from labeltrail.events.models import (
     GOLD_REQUEST_PREFIX,
     AdjudicationRecorded,
@@ -77,6 +78,9 @@ class RetrainFold:
     name: str = "trainer"
     inputs: tuple[str, ...] = ("comments", "adjudications", "votes", "labels", "exports", "models")
     texts: dict[str, str] = field(default_factory=dict)
+    """As read: sealed with erasure on, opened with ``keyring`` only to train (so a comment
+    erased since it was read is trained on as erased)."""
+    keyring: Keyring | None = None
     slices: dict[str, str] = field(default_factory=dict)
     labels: list[tuple[LogPosition, LabelCommitted]] = field(default_factory=list)
     gold: list[tuple[LogPosition, AdjudicationRecorded]] = field(default_factory=list)
@@ -99,6 +103,13 @@ class RetrainFold:
     def __post_init__(self) -> None:
         self._rows = ExportFold(self.config.schema_version, _FOREVER)
         self._latest_recorded: dt.datetime | None = None
+
+    def plain_texts(self) -> dict[str, str]:
+        """The texts read, opened (erased ones read as erased)."""
+        if self.keyring is None:
+            return self.texts
+        keyring = self.keyring
+        return {c: reveal(t, keyring) for c, t in self.texts.items()}
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
         self.read_to[(position.topic, position.partition)] = position.offset + 1
@@ -255,9 +266,10 @@ class RetrainFold:
             for g in [*gold_events, *committed_gold]
             if g.request_id.startswith(GOLD_REQUEST_PREFIX)
         }
+        texts = self.plain_texts()
         training = training_set_from_labels(
             labels,
-            self.texts,
+            texts,
             cfg.classes,
             schema_version=cfg.schema_version,
             exclude=verdict.keys(),
@@ -270,7 +282,7 @@ class RetrainFold:
                     f"fewer than {cfg.min_rows}"
                 )
             ]
-        gold = GoldSet.from_verdicts(verdict, self.texts, self.slices)
+        gold = GoldSet.from_verdicts(verdict, texts, self.slices)
         version = model_version_for(export.export_id, cfg)
         manifest = {
             "log_positions": [f"{p.topic}:{p.partition}:{p.offset}" for p in export.log_positions],

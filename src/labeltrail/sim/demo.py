@@ -24,6 +24,7 @@ from labeltrail.clickhouse.trace import causal_order
 from labeltrail.config import Settings
 from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import end_offset, ensure_topics
+from labeltrail.kafka.keys import seal_comments
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.quality.blindspots import is_high_agreement
@@ -70,10 +71,12 @@ def seed_platform(settings: Settings, platform: Platform) -> int:
     if end_offset(settings, "comments") >= len(platform.comments):
         log.info("inputs already on the log; resuming")
         return 0
-    seed_events = platform.inputs()
+    n_copies = len(platform.gold_topic_events())
+    sealed = seal_comments(settings, [*platform.gold_topic_events(), *platform.inputs()])
+    copies, seed_events = sealed[:n_copies], sealed[n_copies:]
     producer = EventProducer(settings)
     gold = topic_name(settings.topic_prefix, "gold")
-    for copy in platform.gold_topic_events():
+    for copy in copies:
         producer.send(copy, topic=gold)
     for event in seed_events:
         producer.send(event)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from labeltrail.cli import annotate, audit, erase, feedback, learning, ops, quality, relabel, replay
 from labeltrail.cli.export import export_app
+from labeltrail.cli.imports import import_app
 from labeltrail.cli.main import app, audit_app
 from labeltrail.cli.model import model_app
 from labeltrail.cli.projections import projections_app
@@ -26,6 +27,7 @@ erase.register(app)
 feedback.register(app, audit_app)
 app.add_typer(projections_app, name="projections")
 app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
 app.add_typer(model_app, name="model")
 app.add_typer(schema_app, name="schema")
 app.add_typer(annotators_app, name="annotators")

@@ -138,12 +138,21 @@ class PublishResult:
 def read_model_log(settings: Settings) -> ModelLog:
     """The schemas, exports, models, refusals and gold set on the log now (the topics are
     created first when missing: ``models.refused`` is newer than some clusters)."""
+    from labeltrail.events.crypto import reveal_event
     from labeltrail.kafka.admin import ensure_topics
+    from labeltrail.kafka.keys import KafkaKeyStore
     from labeltrail.kafka.log import end_positions, read_until
 
     ensure_topics(settings)
     topics = [topic_name(settings.topic_prefix, s) for s in TOPICS]
-    return ModelLog.of(e for e, _ in read_until(settings, end_positions(settings, topics)))
+    keyring = KafkaKeyStore(settings)  # the gold texts, opened (docs/erasure.md)
+    try:
+        return ModelLog.of(
+            reveal_event(e, keyring)
+            for e, _ in read_until(settings, end_positions(settings, topics))
+        )
+    finally:
+        keyring.close()
 
 
 def read_manifest(path: Path) -> ModelManifest:

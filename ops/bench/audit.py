@@ -39,12 +39,20 @@ import io
 import json
 import os
 import random
+import re
+import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
 
 from labeltrail.audit import to_jsonable
 from labeltrail.cli.audit import LABEL_ORDER
@@ -73,10 +81,18 @@ from labeltrail.events import (
     VoteCast,
     encode,
 )
+from labeltrail.export.build import write_export
 from labeltrail.ontology import moderation_schema_v3
 
 CLASSES = ["non-toxic", "mild", "harassment", "hate", "threats"]
-SCALES = {"small": (4_000, 1), "article": (20_000, 40)}  # (sample comments, clones)
+SCALES = {
+    "small": (4_000, 1),
+    "article": (20_000, 40),
+    "x3": (20_000, 120),
+    "x5": (20_000, 200),
+    "x10": (20_000, 400),
+}
+"""(sample comments, clones): article is the article's scale (800,000 labels); xN is N times it."""
 T0 = dt.datetime(2024, 9, 2, tzinfo=dt.UTC)
 
 
@@ -289,10 +305,17 @@ _ID_COLUMNS = {
 }
 
 
-def _clone(client: Any, copies: int) -> None:
-    """Copy every comment-keyed table ``copies - 1`` more times with suffixed ids."""
+BULK_TABLES = ("comments", "labels", "votes", "adjudications")
+"""The tables label-as-of and the export read (``--clone bulk``)."""
+
+
+def _clone(client: Any, copies: int, only: tuple[str, ...] = ()) -> None:
+    """Copy every comment-keyed table (or those in ``only``) ``copies - 1`` more times with
+    suffixed ids."""
     for (table,) in client.query("SHOW TABLES").result_rows:
         if table.startswith("v_") or table in ("consumer_positions", "label_schemas"):
+            continue
+        if only and table not in only:
             continue
         cols = client.query(f"DESCRIBE TABLE {table}").result_rows
         exprs = []
@@ -328,7 +351,9 @@ def _figure(
     }
 
 
-def _build(client: Any, sample: int, copies: int, seed: int) -> tuple[int, float]:
+def _build(
+    client: Any, sample: int, copies: int, seed: int, only: tuple[str, ...] = ()
+) -> tuple[int, float]:
     """Project the synthetic sample and clone it; (events projected, seconds)."""
     t = time.perf_counter()
     records = _records(sample, seed)
@@ -344,7 +369,7 @@ def _build(client: Any, sample: int, copies: int, seed: int) -> tuple[int, float
     print(f"projected {len(records):,} events in {seconds:.1f}s", file=sys.stderr)
     if copies > 1:
         t = time.perf_counter()
-        _clone(client, copies)
+        _clone(client, copies, only)
         print(f"cloned x{copies} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
     return len(records), seconds
 
@@ -473,18 +498,205 @@ def _label_as_of_figures(client: Any, labels: int) -> list[dict[str, Any]]:
     ]
 
 
-def _cli_figure(dsn: str, labels: int) -> dict[str, Any]:
-    """``labeltrail audit label-as-of all --json`` end to end, as its own process."""
+AT = "2100-01-01 00:00:00.000"
+"""label-as-of and the export stand after every event of the history."""
+
+GOAL_MB = 2048.0
+"""Peak memory goal of label-as-of all and export create at ten times the article's scale."""
+
+
+def _peak_mb(usage: Any) -> float:
+    return float(usage.ru_maxrss) / 1024  # kilobytes on Linux
+
+
+def _measured(
+    args: list[str], *, env: dict[str, str], limit_gb: float
+) -> tuple[bytes, float, float]:
+    """Run ``args`` as its own process: (stdout, wall seconds, peak RSS in MB).
+
+    The peak is the process's own (``os.wait4``'s rusage of that child). A watchdog kills it
+    past ``limit_gb`` of RSS (the machine is shared): the figure then fails the run.
+    """
+    t = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(args, stdout=out, env=env)
+        killed = threading.Event()
+
+        def watch() -> None:
+            status = f"/proc/{proc.pid}/status"
+            while proc.returncode is None and not killed.is_set():
+                try:
+                    with open(status) as fh:
+                        rss_kb = next(int(x.split()[1]) for x in fh if x.startswith("VmRSS:"))
+                except (OSError, StopIteration):
+                    return
+                if rss_kb > limit_gb * 1024 * 1024:
+                    killed.set()
+                    os.kill(proc.pid, signal.SIGKILL)
+                    return
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t
+        watcher.join()
+        if killed.is_set():
+            raise SystemExit(f"{' '.join(args[:6])}... passed {limit_gb} GB of RSS: killed")
+        if proc.returncode:
+            raise SystemExit(f"{' '.join(args[:6])}... exited {proc.returncode}")
+        out.seek(0)
+        return out.read(), seconds, _peak_mb(usage)
+
+
+def _memory_figure(what: str, mb: float, goal: bool = False) -> dict[str, Any]:
+    if goal:
+        return _figure(f"{what}, peak RSS", mb, "MB", "goal", GOAL_MB, GOAL_MB / mb)
+    return _figure(f"{what}, peak RSS", mb, "MB")
+
+
+def _cli_figures(
+    dsn: str, workdir: str, labels: int, limit_gb: float, trace: bool = True
+) -> list[dict[str, Any]]:
+    """The CLI as its own processes, end to end (start-up, opening the database, the query,
+    the output): time and peak RSS of each."""
     cli = os.path.join(os.path.dirname(sys.executable), "labeltrail")
     env = {**os.environ, "LABELTRAIL_CLICKHOUSE_DSN": dsn}
-    args = [cli, "audit", "label-as-of", "all", "--at", "2100-01-01", "--schema-version", "v3"]
+    as_of = [cli, "audit", "label-as-of", "all", "--at", "2100-01-01", "--schema-version", "v3"]
+    parquet = os.path.join(workdir, "labels.parquet")
+    figures: list[dict[str, Any]] = []
+    runs = [
+        ("labeltrail audit trace c-0000007", [cli, "audit", "trace", "c-0000007"], False),
+        (f"labeltrail audit label-as-of all --json, {labels:,} labels", [*as_of, "--json"], False),
+        (
+            f"labeltrail audit label-as-of all --out labels.parquet, {labels:,} labels",
+            [*as_of, "--out", parquet],
+            True,
+        ),
+    ]
+    for what, args, goal in runs[0 if trace else 1 :]:
+        _, seconds, mb = _measured(args, env=env, limit_gb=limit_gb)
+        figures += [_figure(f"{what}, end to end", seconds, "s"), _memory_figure(what, mb, goal)]
+    if pq.ParquetFile(parquet).metadata.num_rows != labels:
+        raise SystemExit("labels.parquet does not hold one row per label")
+    os.unlink(parquet)
+    return figures
+
+
+def _export_positions(client: Any) -> list[LogPosition]:
+    """The end of every partition the history's labels, votes and adjudications came from:
+    the positions of an export of all of it (the bench has no Kafka log)."""
+    rows = client.query(
+        "SELECT topic, partition, max(offset) + 1 FROM ("
+        " SELECT topic, partition, offset FROM labels UNION ALL"
+        " SELECT topic, partition, offset FROM votes UNION ALL"
+        " SELECT topic, partition, offset FROM adjudications"
+        ") GROUP BY topic, partition ORDER BY topic, partition"
+    ).result_rows
+    return [LogPosition(topic=t, partition=p, offset=o) for t, p, o in rows]
+
+
+def _export_figures(client: Any, workdir: str, labels: int) -> list[dict[str, Any]]:
+    """``write_export`` (what ``labeltrail export create`` does after reading the log's end
+    positions): the rows from ClickHouse a range at a time, rows.jsonl and rows.parquet
+    written and hashed, the manifest."""
+    out = os.path.join(workdir, "exports")
+    shutil.rmtree(out, ignore_errors=True)
+    at = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
     t = time.perf_counter()
-    with open(os.devnull, "wb") as null:
-        subprocess.run([*args, "--json"], stdout=null, env=env, check=True)
-    seconds = time.perf_counter() - t
-    return _figure(
-        f"labeltrail audit label-as-of all --json, {labels:,} labels, end to end", seconds, "s"
+    event = write_export(
+        client,
+        Path(out),
+        schema_version="v3",
+        as_of=at,
+        positions=_export_positions(client),
     )
+    seconds = time.perf_counter() - t
+    size = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file())
+    shutil.rmtree(out, ignore_errors=True)
+    if event.row_count != labels:
+        raise SystemExit(f"the export holds {event.row_count:,} rows, not {labels:,}")
+    print(f"export {event.export_id}: {event.row_count:,} rows, {size:,} bytes", file=sys.stderr)
+    return [_figure(f"export create (write_export), {labels:,} labels, in process", seconds, "s")]
+
+
+def _settle(client: Any) -> float:
+    """Wait until the engine has no merge running (chdb merges in the process that opened the
+    directory: a freshly cloned history would otherwise be merged inside the first measured
+    process, in its time and memory); the seconds waited."""
+    t = time.perf_counter()
+    quiet = 0
+    while quiet < 3:
+        time.sleep(1)
+        busy = client.query("SELECT count() FROM system.merges").result_rows[0][0]
+        quiet = 0 if busy else quiet + 1
+    return time.perf_counter() - t
+
+
+def _totals(client: Any) -> tuple[int, int, int, int]:
+    row = client.query(
+        "SELECT (SELECT count() FROM events), (SELECT count() FROM comments), "
+        "(SELECT count() FROM votes), (SELECT count() FROM labels)"
+    ).result_rows[0]
+    return row[0], row[1], row[2], row[3]
+
+
+def _child(part: str, args: argparse.Namespace) -> int:
+    """One part's figures, measured in this process (the parent reads its peak RSS)."""
+    client = client_from(Settings(), dsn=f"chdb://{args.dir}")
+    totals = _totals(client)
+    if part == "trace":
+        figures = _trace_figures(client, args.seed, totals[0])
+    elif part == "label-as-of":
+        figures = _label_as_of_figures(client, totals[1])
+    else:
+        figures = _export_figures(client, args.dir, totals[3])
+    client.close()
+    for f in figures:
+        print(json.dumps(f))
+    return 0
+
+
+IN_PROCESS = {
+    "trace": "trace p50/p95 in process (60 comments, both formulations)",
+    "label-as-of": "label-as-of all in process (Arrow, argMax peer, streamed JSON, earlier JSON)",
+    "export": "export create (write_export) in process",
+}
+"""The parts measured inside a child process of the bench, by name: what its RSS figure says."""
+
+HOLDS_EVERY_LABEL = {"label-as-of"}
+"""Parts whose peers hold every label in memory by design (Arrow tables, Python rows): past the
+article's scale they run only when --only names them."""
+
+
+def _ratio_figures(
+    figures: list[dict[str, Any]], baseline: str, scale: str
+) -> list[dict[str, Any]]:
+    """Each timed figure over the same figure at article scale (``--baseline``: the output of
+    an article run); for label-as-of against the goal of 5x."""
+    article: dict[str, float] = {}
+    with open(baseline) as fh:
+        for line in fh:
+            f = json.loads(line)
+            article.setdefault(_scale_free(f["figure"]), f["value"])
+    out = []
+    for f in figures:
+        before = article.get(_scale_free(f["figure"]))
+        if f["unit"] not in ("s", "MB") or before is None or f["peer"] is not None:
+            continue
+        growth = f["value"] / before
+        name = f"{_scale_free(f['figure'])}: {scale} over article"
+        if "label-as-of all --out" in name and f["unit"] == "s":
+            out.append(_figure(name, growth, "x", "goal", 5.0, 5.0 / growth))
+        else:
+            out.append(_figure(name, growth, "x"))
+    return out
+
+
+def _scale_free(name: str) -> str:
+    """A figure's name with its counts (``800,000 labels``) as ``N``, to match it across scales."""
+    return re.sub(r"\d[\d,]* (labels|events)", r"N \1", name)
 
 
 def main() -> int:
@@ -499,12 +711,37 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        default="trace,label-as-of,cli",
-        help="comma-separated parts to measure: trace, label-as-of, cli",
+        default="",
+        help="comma-separated parts to measure: trace, label-as-of, cli, export (default: all; "
+        "label-as-of only up to the article's scale)",
     )
+    parser.add_argument(
+        "--max-rss-gb",
+        type=float,
+        default=8.0,
+        help="kill a measured process past this RSS (the machine is shared)",
+    )
+    parser.add_argument(
+        "--clone",
+        choices=("all", "bulk"),
+        default="all",
+        help="clone every table (default), or only those label-as-of and the export read "
+        f"({', '.join(BULK_TABLES)}): the others stay at the sample's size, trace is not measured",
+    )
+    parser.add_argument("--baseline", help="figures of an article run: add xN-over-article ratios")
+    parser.add_argument("--child", choices=sorted(IN_PROCESS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    parts = set(args.only.split(","))
+    if args.child:
+        return _child(args.child, args)
     sample, copies = SCALES[args.scale]
+    large = copies > SCALES["article"][1]
+    parts = (
+        set(args.only.split(","))
+        if args.only
+        else {"trace", "cli", "export", *(() if large else HOLDS_EVERY_LABEL)}
+    )
+    if args.clone == "bulk":
+        parts.discard("trace")
     load_start = os.getloadavg()
     figures: list[dict[str, Any]] = []
     if not args.reuse:
@@ -512,26 +749,39 @@ def main() -> int:
     client = client_from(Settings(), dsn=f"chdb://{args.dir}")
     apply_ddl(client)
     if not args.reuse or not client.query("SELECT count() FROM events").result_rows[0][0]:
-        projected, seconds = _build(client, sample, copies, args.seed)
-        figures.append(
+        t = time.perf_counter()
+        only = BULK_TABLES if args.clone == "bulk" else ()
+        projected, seconds = _build(client, sample, copies, args.seed, only)
+        figures += [
             _figure(
                 f"projection rebuild rate ({projected:,} events via BatchWriter)",
                 projected / seconds,
                 "events/s",
-            )
-        )
-    totals = client.query(
-        "SELECT (SELECT count() FROM events), (SELECT count() FROM comments), "
-        "(SELECT count() FROM votes), (SELECT count() FROM labels)"
-    ).result_rows[0]
+            ),
+            _figure(f"build x{copies} (project and clone)", time.perf_counter() - t, "s"),
+            _memory_figure(
+                f"build x{copies} (project and clone)",
+                _peak_mb(resource.getrusage(resource.RUSAGE_SELF)),
+            ),
+        ]
+    print(f"merges settled in {_settle(client):.0f}s", file=sys.stderr)
+    totals = _totals(client)
     print("events {:,} comments {:,} votes {:,} labels {:,}".format(*totals), file=sys.stderr)
-    if "trace" in parts:
-        figures += _trace_figures(client, args.seed, totals[0])
-    if "label-as-of" in parts:
-        figures += _label_as_of_figures(client, totals[1])
-    client.close()  # one process owns a chdb directory: the CLI's process needs it
+    client.close()  # one process owns a chdb directory: each measured process opens it
+    me = [sys.executable, os.path.abspath(__file__), "--dir", args.dir, "--seed", str(args.seed)]
+    for part, what in IN_PROCESS.items():
+        if part in parts:
+            out, _, mb = _measured(
+                [*me, "--child", part], env=dict(os.environ), limit_gb=args.max_rss_gb
+            )
+            figures += [json.loads(line) for line in out.decode().splitlines()]
+            figures.append(_memory_figure(what, mb, goal=part == "export"))
     if "cli" in parts:
-        figures.append(_cli_figure(f"chdb://{args.dir}", totals[1]))
+        figures += _cli_figures(
+            f"chdb://{args.dir}", args.dir, totals[1], args.max_rss_gb, args.clone == "all"
+        )
+    if args.baseline:
+        figures += _ratio_figures(figures, args.baseline, args.scale)
     load_end = os.getloadavg()
     figures += [
         _figure("load average (1 min) at start", load_start[0], "load"),

@@ -67,6 +67,7 @@ __all__ = [
     "sql_time",
     "verify_directory",
     "verify_export",
+    "write_export",
 ]
 
 EXPORT_TOPICS = ("labels", "votes", "adjudications")
@@ -82,7 +83,7 @@ def sql_time(value: dt.datetime) -> str:
     return value.isoformat(sep=" ", timespec="milliseconds")
 
 
-EXPORT_CHUNK_ROWS = 50_000
+EXPORT_CHUNK_ROWS = 20_000
 """About how many rows of ``labels`` one export query reads (a range of comment ids): the
 query, the Python rows of the chunk and its Parquet row groups stay bounded at any scale."""
 
@@ -265,6 +266,55 @@ def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
     return [{**r, "method_params": dict(r["method_params"] or [])} for r in rows]
 
 
+def write_export(
+    client: Client,
+    out_dir: Path,
+    *,
+    schema_version: str,
+    as_of: dt.datetime,
+    positions: list[LogPosition],
+    run: str = "",
+) -> ExportCreated:
+    """Write ``<out_dir>/<export_id>/`` (rows.parquet, rows.jsonl, manifest.json) from
+    ClickHouse up to ``positions``, a chunk of rows at a time; the ``ExportCreated`` recording
+    it (with its manifest hash), not yet sent (:func:`create_export` sends it)."""
+    export_id = export_id_for(schema_version, sql_time(as_of), positions, run)
+    directory = (out_dir / export_id).resolve()
+    # Written beside the directory first and moved in whole: an export that fails half way
+    # (or a run without labels) leaves no files under the export's name.
+    staging = directory.with_name(f".{export_id}.partial")
+    try:
+        written = _write_files(
+            staging,
+            export_row_chunks(
+                client, schema_version, as_of, positions, run, rows_per_range=EXPORT_CHUNK_ROWS
+            ),
+        )
+        if run and not written.rows:
+            raise LabeltrailError(f"no labels of run {run!r} under {schema_version} by {as_of}")
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in EXPORT_FILES:
+            (staging / name).replace(directory / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    event = export_created(
+        producer=PRODUCER,
+        export_id=export_id,
+        schema_version=schema_version,
+        as_of=as_of,
+        positions=positions,
+        digest=written.digest,
+        row_count=written.rows,
+        uri=directory.as_uri(),
+        run=run,
+    )
+    manifest = render_manifest(event, written.files)
+    (directory / MANIFEST).write_bytes(manifest)
+    # The manifest's own hash goes on the log: with it, a manifest rehashed after its files were
+    # changed no longer matches what the export recorded.
+    return event.model_copy(update={"manifest_hash": json.loads(manifest)["manifest_hash"]})
+
+
 def create_export(
     client: Client,
     settings: Settings,
@@ -290,38 +340,9 @@ def create_export(
     topics = [topic_name(settings.topic_prefix, s) for s in suffixes]
     positions = end_positions(settings, topics)
     _ensure_projected(client, settings, positions)
-    export_id = export_id_for(schema_version, sql_time(as_of), positions, run)
-    directory = (out_dir / export_id).resolve()
-    # Written beside the directory first and moved in whole: an export that fails half way
-    # (or a run without labels) leaves no files under the export's name.
-    staging = directory.with_name(f".{export_id}.partial")
-    try:
-        written = _write_files(
-            staging, export_row_chunks(client, schema_version, as_of, positions, run)
-        )
-        if run and not written.rows:
-            raise LabeltrailError(f"no labels of run {run!r} under {schema_version} by {as_of}")
-        directory.mkdir(parents=True, exist_ok=True)
-        for name in EXPORT_FILES:
-            (staging / name).replace(directory / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    event = export_created(
-        producer=PRODUCER,
-        export_id=export_id,
-        schema_version=schema_version,
-        as_of=as_of,
-        positions=positions,
-        digest=written.digest,
-        row_count=written.rows,
-        uri=directory.as_uri(),
-        run=run,
+    event = write_export(
+        client, out_dir, schema_version=schema_version, as_of=as_of, positions=positions, run=run
     )
-    manifest = render_manifest(event, written.files)
-    (directory / MANIFEST).write_bytes(manifest)
-    # The manifest's own hash goes on the log: with it, a manifest rehashed after its files were
-    # changed no longer matches what the export recorded.
-    event = event.model_copy(update={"manifest_hash": json.loads(manifest)["manifest_hash"]})
     sink = producer or EventProducer(settings)
     sink.send(event)
     sink.flush()

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     ResourcePatternType,
@@ -146,7 +148,32 @@ def apply(settings: Settings, prefix: str | None = None, *, timeout: float = 30.
         except KafkaException as exc:
             refused = refusal(settings, exc.args[0], doing="alter", resource="ACLs")
             raise (refused or LabeltrailError(f"cannot create {binding}: {exc}")) from exc
+    _await(admin, wanted, timeout)
     return len(wanted)
+
+
+def _await(admin: Any, wanted: list[AclBinding], timeout: float) -> None:
+    """Until the broker's authorizer has them: the controller commits ACLs first, brokers
+    apply them from the metadata log a moment later."""
+    anything: Any = None  # a filter's None matches every name, principal and host
+    every = AclBindingFilter(
+        ResourceType.ANY,
+        anything,
+        ResourcePatternType.ANY,
+        anything,
+        anything,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        have = set(admin.describe_acls(every, request_timeout=timeout).result(timeout=timeout))
+        missing = [b for b in wanted if b not in have]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise LabeltrailError(f"{len(missing)} ACLs not in force after {timeout:g} s")
+        time.sleep(0.2)
 
 
 def set_password(settings: Settings, user: str, password: str, *, timeout: float = 30.0) -> None:

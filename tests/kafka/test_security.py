@@ -8,6 +8,7 @@ admin; then each service principal connects with nothing but the ``settings.kafk
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ from labeltrail.config import KafkaSecuritySettings, Settings
 from labeltrail.events.models import LabelCommitted, VoteCast
 from labeltrail.kafka.admin import end_offset, ensure_topics, require_kafka
 from labeltrail.kafka.producer import EventProducer, ProduceError
-from labeltrail.kafka.security import KafkaAuthenticationError
+from labeltrail.kafka.runner import StageRunner
+from labeltrail.kafka.security import KafkaAuthenticationError, KafkaAuthorizationError
 from labeltrail.sim import Platform, PlatformConfig
 from tests.folds.helpers import run_in_memory
 from tests.kafka import histories
@@ -220,8 +222,11 @@ def test_the_frontend_writes_votes_but_is_refused_labels_and_nothing_is_written(
     frontend.send(vote)
     frontend.flush(30)  # its own kind of event: allowed
     frontend.send(label)
-    with pytest.raises(ProduceError) as refused:
-        frontend.flush(30)
+    try:
+        with pytest.raises(ProduceError) as refused:
+            frontend.flush(30)
+    finally:
+        frontend.close()
     message = str(refused.value)
     assert f"Kafka refused User:frontend to write to topic {prefix}.labels" in message
     assert "no ACL allows it" in message and "KafkaError{" not in message
@@ -258,3 +263,23 @@ def _connects(settings: Settings, within: float = 20.0) -> None:
         except KafkaAuthenticationError:
             if time.monotonic() > deadline:
                 raise
+
+
+def test_a_stage_run_by_a_principal_without_read_on_an_input_stops_naming_it(
+    cluster: Cluster, prefix: str, admin: Settings
+) -> None:
+    """The frontend's principal, in its own consumer group, may read votes and schemas but not
+    the consensus stage's other inputs: the runner stops naming the topic, once, instead of
+    logging librdkafka's error forever, and writes nothing."""
+    histories.produce(admin, histories.inputs())
+    as_frontend = cluster.scram("frontend", PASSWORDS["frontend"], prefix)
+    runner = StageRunner(
+        histories.make_consensus(as_frontend), as_frontend, group=f"{prefix}.annotate"
+    )
+    with pytest.raises(KafkaAuthorizationError) as refused:
+        runner.run(threading.Event(), idle_seconds=0.5)
+    message = str(refused.value)
+    assert re.match(
+        rf"Kafka refused User:frontend to read topic {prefix}\.(quality|tasks):", message
+    )
+    assert end_offset(admin, "consensus") == 0

@@ -37,6 +37,7 @@ from labeltrail.kafka.records import (
     held_dead_letter,
     msg_at,
 )
+from labeltrail.kafka.security import refusal
 
 __all__ = [
     "StageRunner",
@@ -249,6 +250,9 @@ class StageRunner:
         for msg in messages:
             err = msg.error()
             if err is not None:
+                refused = refusal(self.settings, err, doing="read", resource=msg.topic() or "")
+                if refused is not None:  # no ACL for an input: retrying will not help
+                    raise refused
                 if err.fatal():
                     raise RuntimeError(f"{self.fold.name}: fatal consumer error {err}")
                 # Transport errors and the like: the client reconnects by itself.

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -48,31 +49,29 @@ class Cluster:
     identities: dict[str, Identity]
 
     def scram(self, user: str, password: str, prefix: str) -> Settings:
-        return Settings(
-            kafka_bootstrap_servers=self.sasl,
-            topic_prefix=prefix,
-            topic_partitions=3,
-            kafka=KafkaSecuritySettings(
-                security_protocol="SASL_SSL",
-                sasl_mechanism="SCRAM-SHA-512",
-                sasl_username=user,
-                sasl_password=password,
-                ssl_ca_file=self.authority.file,
-            ),
+        """A client of the SASL_SSL listener as SCRAM user ``user``."""
+        return self._client(
+            self.sasl,
+            prefix,
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username=user,
+            sasl_password=password,
         )
 
     def mtls(self, identity: str, prefix: str) -> Settings:
+        """A client of the mutual TLS listener with ``identity``'s certificate."""
         me = self.identities[identity]
+        return self._client(
+            self.tls, prefix, security_protocol="SSL", ssl_cert_file=me.cert, ssl_key_file=me.key
+        )
+
+    def _client(self, bootstrap: str, prefix: str, **section: Any) -> Settings:
         return Settings(
-            kafka_bootstrap_servers=self.tls,
+            kafka_bootstrap_servers=bootstrap,
             topic_prefix=prefix,
             topic_partitions=3,
-            kafka=KafkaSecuritySettings(
-                security_protocol="SSL",
-                ssl_ca_file=self.authority.file,
-                ssl_cert_file=me.cert,
-                ssl_key_file=me.key,
-            ),
+            kafka=KafkaSecuritySettings(ssl_ca_file=self.authority.file, **section),
         )
 
 

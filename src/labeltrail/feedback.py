@@ -13,22 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
-
-from pydantic import ValidationError
 
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import FeedbackReceived
-from labeltrail.exceptions import InvalidLinesError, LineError
-from labeltrail.ingest import (
-    RecordFits,
-    describe,
-    json_objects,
-    record_problem,
-    shorten,
-    unknown_fields,
-    unlimited,
-)
+from labeltrail.exceptions import InvalidLinesError
+from labeltrail.ingest import RecordFits, aware_time, parse_lines, unlimited
 
 __all__ = ["FEEDBACK_FIELDS", "InvalidFeedbackError", "feedback_event", "parse_feedback"]
 
@@ -53,9 +44,7 @@ def feedback_event(fields: dict[str, Any], *, producer: str) -> FeedbackReceived
     Raises ValidationError (a missing or malformed field) or ValueError (an override without
     a label, a missing time)."""
     fields = dict(fields)
-    at = fields.pop("at", None)
-    if at is None:
-        raise ValueError("at: required (when the feedback was given, ISO 8601 with a zone)")
+    at = aware_time(fields.pop("at", None), "at")
     kind = fields.get("kind")
     if kind == "moderator_override" and not fields.get("label"):
         raise ValueError("label: a moderator override names the label it sets")
@@ -82,39 +71,12 @@ def parse_feedback(
     usual actor) and note. The same feedback again is produced once; a feedback id repeated
     with another content is an error.
     """
-    events: list[FeedbackReceived] = []
-    errors: list[LineError] = []
-    first: dict[str, tuple[int, str]] = {}
-    for number, fields in json_objects(lines, errors):
-        problem = unknown_fields(fields, FEEDBACK_FIELDS, "feedback")
-        if problem is not None:
-            errors.append(LineError(number, problem))
-            continue
-        try:
-            event = feedback_event(fields, producer=producer)
-        except ValidationError as exc:
-            errors.append(LineError(number, describe(exc, "feedback")))
-            continue
-        except ValueError as exc:
-            errors.append(LineError(number, str(exc)))
-            continue
-        earlier = first.get(event.feedback_id)
-        if earlier is not None:
-            if earlier[1] != event.event_id:
-                errors.append(
-                    LineError(
-                        number,
-                        f"feedback_id: {shorten(repr(event.feedback_id))} is on line "
-                        f"{earlier[0]} with another content",
-                    )
-                )
-            continue
-        problem = record_problem(event, fits)
-        if problem is not None:
-            errors.append(LineError(number, problem))
-            continue
-        first[event.feedback_id] = (number, event.event_id)
-        events.append(event)
-    if errors:
-        raise InvalidFeedbackError(errors)
-    return events
+    return parse_lines(
+        lines,
+        allowed=FEEDBACK_FIELDS,
+        what="feedback",
+        build=partial(feedback_event, producer=producer),
+        key="feedback_id",
+        error=InvalidFeedbackError,
+        fits=fits,
+    )

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from labeltrail.events.base import Event, to_utc_millis
+from labeltrail.events.base import Event
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     AnnotatorRegistered,
@@ -49,6 +49,7 @@ from labeltrail.events.models import (
 from labeltrail.exceptions import InvalidLinesError, LineError
 from labeltrail.ingest import (
     RecordFits,
+    aware_time,
     describe,
     ingested_comment,
     record_problem,
@@ -98,15 +99,6 @@ class Annotation:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
-def _time(value: object) -> dt.datetime:
-    if not isinstance(value, str) or not value:
-        raise ValueError("a time is required (ISO 8601 with a zone)")
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"{shorten(value)!r} has no time zone")
-    return to_utc_millis(parsed)
-
-
 def read_csv(text: str, errors: list[LineError]) -> list[Annotation]:
     """The annotations of a CSV (:data:`CSV_COLUMNS`); problems go to ``errors``."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -126,7 +118,7 @@ def read_csv(text: str, errors: list[LineError]) -> list[Annotation]:
                     item_id=_required(row, "item_id"),
                     annotator_id=_required(row, "annotator_id"),
                     label=_required(row, "label"),
-                    at=_time(row.get("annotated_at")),
+                    at=aware_time(row.get("annotated_at"), "annotated_at"),
                     text=row.get("text") or None,
                     annotation_id=row.get("annotation_id") or None,
                     confidence=None if confidence is None else float(confidence),
@@ -226,7 +218,7 @@ def read_label_studio(
                         item_id=str(item),
                         annotator_id=_annotator(annotation.get("completed_by")),
                         label=_choice(annotation.get("result"), from_name),
-                        at=_time(annotation.get("created_at")),
+                        at=aware_time(annotation.get("created_at"), "created_at"),
                         text=body if isinstance(body, str) and body else None,
                         annotation_id=str(annotation["id"]) if "id" in annotation else None,
                         time_spent_ms=round(float(lead) * 1000) if lead is not None else 0,

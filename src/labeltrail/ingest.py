@@ -9,13 +9,15 @@ a broker failure completes it without duplicates. What is and is not detected:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from labeltrail.events.base import Event, utc_now
+from labeltrail.events.base import Event, to_utc_millis, utc_now
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import COMMENT_TEXT_MAX, CommentPosted
 from labeltrail.events.serde import encode
@@ -27,15 +29,19 @@ __all__ = [
     "InvalidLinesError",
     "LineError",
     "RecordFits",
+    "aware_time",
     "describe",
     "ingested_comment",
     "json_objects",
     "parse_comments",
+    "parse_lines",
     "record_problem",
     "shorten",
     "unknown_fields",
     "unlimited",
 ]
+
+E = TypeVar("E", bound=Event)
 
 RecordFits = Callable[[bytes, bytes], bool]
 """Whether a record of this key and value is within the producer's size limit
@@ -158,6 +164,75 @@ def unlimited(key: bytes, value: bytes) -> bool:
     return True
 
 
+def aware_time(value: object, name: str) -> dt.datetime:
+    """An input field's ISO 8601 time with a zone, as UTC milliseconds; ValueError names the
+    field (``name``) when it is missing, unparsable or has no zone."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name}: required (ISO 8601 with a zone)")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name}: {shorten(value)!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{name}: {shorten(value)!r} has no time zone")
+    return to_utc_millis(parsed)
+
+
+def parse_lines(
+    lines: Iterable[bytes | str],
+    *,
+    allowed: frozenset[str],
+    what: str,
+    build: Callable[[dict[str, Any]], E],
+    key: str,
+    error: type[InvalidLinesError],
+    fits: RecordFits = unlimited,
+    once: str = "",
+) -> list[E]:
+    """JSON lines into events, each encoded and size-checked with ``fits``; all or nothing
+    (``error`` lists every bad line). A line may have only the ``allowed`` fields; ``build``
+    makes its event (a ValidationError or ValueError is the line's error); the same ``key``
+    field again with the same event id is returned once, with another content it is an error
+    (``once`` says why, in that message)."""
+    events: list[E] = []
+    errors: list[LineError] = []
+    first: dict[str, tuple[int, str]] = {}
+    for number, fields in json_objects(lines, errors):
+        problem = unknown_fields(fields, allowed, what)
+        if problem is not None:
+            errors.append(LineError(number, problem))
+            continue
+        try:
+            event = build(fields)
+        except ValidationError as exc:
+            errors.append(LineError(number, describe(exc, what)))
+            continue
+        except ValueError as exc:
+            errors.append(LineError(number, str(exc)))
+            continue
+        value = str(getattr(event, key))
+        earlier = first.get(value)
+        if earlier is not None:
+            line, event_id = earlier
+            if event_id != event.event_id:
+                errors.append(
+                    LineError(
+                        number,
+                        f"{key}: {_short(value)} is on line {line} with another content{once}",
+                    )
+                )
+            continue  # the same event again: produced once
+        problem = record_problem(event, fits)
+        if problem is not None:
+            errors.append(LineError(number, problem))
+            continue
+        first[value] = (number, event.event_id)
+        events.append(event)
+    if errors:
+        raise error(errors)
+    return events
+
+
 def parse_comments(
     lines: Iterable[bytes | str], *, producer: str = "ingest-cli", fits: RecordFits = unlimited
 ) -> list[CommentPosted]:
@@ -168,37 +243,13 @@ def parse_comments(
     posted_at (ISO 8601 with a zone), parent_ids and attributes. A repeated identical comment
     is returned once; a comment id repeated with another content is an error.
     """
-    events: list[CommentPosted] = []
-    errors: list[LineError] = []
-    first: dict[str, tuple[int, str]] = {}
-    for number, fields in json_objects(lines, errors):
-        problem = unknown_fields(fields, COMMENT_FIELDS, "comment")
-        if problem is not None:
-            errors.append(LineError(number, problem))
-            continue
-        try:
-            event = ingested_comment(fields, producer=producer)
-        except ValidationError as exc:
-            errors.append(LineError(number, describe(exc, "comment")))
-            continue
-        earlier = first.get(event.comment_id)
-        if earlier is not None:
-            line, event_id = earlier
-            if event_id != event.event_id:
-                errors.append(
-                    LineError(
-                        number,
-                        f"comment_id: {_short(event.comment_id)} is on line {line} with "
-                        "another content (a comment is posted once)",
-                    )
-                )
-            continue  # the same comment again: the same event, produced once
-        problem = record_problem(event, fits)
-        if problem is not None:
-            errors.append(LineError(number, problem))
-            continue
-        first[event.comment_id] = (number, event.event_id)
-        events.append(event)
-    if errors:
-        raise InvalidCommentError(errors)
-    return events
+    return parse_lines(
+        lines,
+        allowed=COMMENT_FIELDS,
+        what="comment",
+        build=partial(ingested_comment, producer=producer),
+        key="comment_id",
+        error=InvalidCommentError,
+        fits=fits,
+        once=" (a comment is posted once)",
+    )

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from labeltrail.annotate.validate import build_outcome
-from labeltrail.cli import app
 from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
@@ -41,7 +39,7 @@ from labeltrail.events.models import (
 )
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
-from tests.kafka.runners import run_stage
+from tests.cli.helpers import cli, cli_rows, run_registered_stage
 from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
@@ -49,22 +47,6 @@ pytestmark = pytest.mark.integration
 AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
 CLASSES = ["ok", "toxic"]
 CROWD = ["a1", "a2", "a3"]
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    return {
-        "LABELTRAIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap_servers,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "LABELTRAIL_TOPIC_PREFIX": settings.topic_prefix,
-        "LABELTRAIL_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "LABELTRAIL_CLICKHOUSE_DSN": settings.clickhouse_dsn,
-        "COLUMNS": "200",
-    }
-
-
-def cli(settings: Settings, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args), env=_env(settings))
-    return result.exit_code, result.output
 
 
 def _history() -> list[Event]:
@@ -162,12 +144,6 @@ FEEDBACK = [
 ]
 
 
-def _stage(name: str, settings: Settings, tmp: Path) -> dict[str, Any]:
-    outcome = run_stage("confluent", f"labeltrail.stages:make_{name}", settings, tmp, finite=True)
-    assert outcome.code == 0, outcome.error
-    return outcome.stats
-
-
 def test_feedback_reaches_an_expert_and_the_verdict_supersedes_the_label(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
@@ -191,7 +167,7 @@ def test_feedback_reaches_an_expert_and_the_verdict_supersedes_the_label(
     assert flag.actor_kind == "trusted_flagger"
     assert next(e for e in on_log if e.feedback_id == "f1").actor_kind == "author"
 
-    stats = _stage("feedback", settings, tmp_path / "feedback")
+    stats = run_registered_stage("feedback", settings, tmp_path / "feedback")
     assert stats["rejected"] == 1
     consensus = read_topic(settings, "consensus")
     requests = [e for e in consensus if isinstance(e, AdjudicationRequested)]
@@ -200,7 +176,7 @@ def test_feedback_reaches_an_expert_and_the_verdict_supersedes_the_label(
     letters = [e for e in read_topic(settings, "deadletter") if isinstance(e, DeadLettered)]
     assert [d.reason for d in letters] == ["feedback f5 for unknown comment nope"]
 
-    _stage("tasking", settings, tmp_path / "tasking")
+    run_registered_stage("tasking", settings, tmp_path / "tasking")
     made = read_topic(settings, "tasks")
     tasks = [e for e in made if isinstance(e, TaskCreated) and e.kind == "expert"]
     assert sorted(t.request_id or "" for t in tasks) == ["feedback:f1", "feedback:f2"]
@@ -223,7 +199,7 @@ def test_feedback_reaches_an_expert_and_the_verdict_supersedes_the_label(
         producer.send(outcome)
     producer.flush()
 
-    _stage("labels", settings, tmp_path / "labels")
+    run_registered_stage("labels", settings, tmp_path / "labels")
     labels = [
         e
         for e in read_topic(settings, "labels")
@@ -241,20 +217,20 @@ def test_feedback_reaches_an_expert_and_the_verdict_supersedes_the_label(
     run_until_caught_up(Projector(client, settings))
     client.close()
 
-    rows = _json(settings, "audit", "overturns", "--by", "class")
+    rows = cli_rows(settings, "audit", "overturns", "--by", "class")
     assert {r["key"]: (r["reviews"], r["overturned"], r["upheld"]) for r in rows} == {
         "toxic": (1, 1, 0),
         "ok": (1, 0, 1),
     }
     assert next(r for r in rows if r["key"] == "toxic")["overturn_rate"] == 1.0
-    rows = _json(settings, "audit", "overturns", "--by", "annotator")
+    rows = cli_rows(settings, "audit", "overturns", "--by", "annotator")
     assert {r["key"]: r["overturned"] for r in rows} == {"a1": 1, "a2": 1, "a3": 1}
     assert all(r["reviews"] == 2 for r in rows)
-    rows = _json(settings, "audit", "overturns", "--by", "slice")
+    rows = cli_rows(settings, "audit", "overturns", "--by", "slice")
     assert {r["key"]: r["reviews"] for r in rows} == {"en": 2}
-    rows = _json(settings, "audit", "overturns", "--by", "kind")
+    rows = cli_rows(settings, "audit", "overturns", "--by", "kind")
     assert {r["key"] for r in rows} == {"appeal by author", "moderator_override by moderator"}
-    rows = _json(settings, "audit", "overturns", "--by", "schema_version")
+    rows = cli_rows(settings, "audit", "overturns", "--by", "schema_version")
     assert [(r["key"], r["decided"], r["pending"]) for r in rows] == [("v1", 2, 0)]
 
     code, text = cli(settings, "audit", "trace", "c1")
@@ -264,18 +240,10 @@ def test_feedback_reaches_an_expert_and_the_verdict_supersedes_the_label(
     assert "supersedes the label after feedback f1" in text
     assert "reason=production_feedback" in text
 
-    rows = _json(settings, "audit", "label-as-of", "c1", "--at", "now")
+    rows = cli_rows(settings, "audit", "label-as-of", "c1", "--at", "now")
     assert [(r["label"], r["route"]) for r in rows] == [("ok", "adjudication")]
     count = client_from(settings).query("SELECT count() FROM feedback FINAL").result_rows
     assert count == [(5,)]
-
-
-def _json(settings: Settings, *args: str) -> list[dict[str, Any]]:
-    code, out = cli(settings, *args, "--json")
-    assert code == 0, out
-    body = json.loads(out)
-    assert isinstance(body, list)
-    return body
 
 
 def test_bad_feedback_is_refused_whole_with_every_line(
@@ -304,7 +272,7 @@ def test_bad_feedback_is_refused_whole_with_every_line(
         (3, "kind"),
         (4, "at: required"),
         (5, "actor_kind"),
-        (6, "occurred_at"),
+        (6, "at: 'yesterday' is not an ISO 8601 time"),
         (7, "is on line 1 with another content"),
         (8, "'stars': not a field of a feedback"),
         (9, "not JSON"),

@@ -85,7 +85,8 @@ def test_an_appeal_against_the_label_opens_one_review_with_the_votes() -> None:
     assert request.reason == "production_feedback"
     assert request.vote_ids == ["v1", "v2", "v3"] and request.schema_version == "v1"
     assert request.envelope.causation_id == appeal.event_id
-    assert run(FeedbackFold(), comment(), label(), appeal)[0].event_id == request.event_id
+    again = run(FeedbackFold(), comment(), label(), appeal)[0]
+    assert isinstance(again, AdjudicationRequested) and again.event_id == request.event_id
 
 
 def test_agreement_flags_and_labeling_runs_open_nothing() -> None:

@@ -18,7 +18,7 @@ from labeltrail.events.serde import decode, encode
 from labeltrail.exceptions import SerializationError
 from labeltrail.ontology import moderation_schema_v3
 from tests.events.implementations import IMPLEMENTATIONS, use
-from tests.folds.test_columnar import _error, _record
+from tests.folds.test_columnar import _error, _record, corrupt
 
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
 CLASSES = ["non-toxic", "mild", "harassment", "hate", "threats"]
@@ -113,18 +113,5 @@ def test_what_decode_rejects_is_rejected_the_same_way(data: bytes) -> None:
 def test_corrupted_labels_decode_as_decode_says(seed: int) -> None:
     """Random byte flips, cuts and tails: per record, the same row or the same error."""
     rng = random.Random(seed)
-    values = []
-    for n in range(6):
-        data = bytearray(encode(_label(n)))
-        for _ in range(rng.randint(0, 3)):
-            if not data:
-                break
-            what = rng.random()
-            if what < 0.6:
-                data[rng.randrange(len(data))] = rng.randrange(256)
-            elif what < 0.8:
-                del data[rng.randrange(len(data)) :]
-            else:
-                data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 3)))
-        values.append(bytes(data))
+    values = [corrupt(encode(_label(n)), rng) for n in range(6)]
     assert _got(values) == [_expected(v) for v in values]

@@ -34,6 +34,7 @@ from labeltrail.quality import DawidSkene, Votes
 from labeltrail.sim import Platform, PlatformConfig
 from tests.folds.helpers import run_in_memory
 from tests.folds.test_consensus_reproduce import _estimate
+from tests.folds.test_folds import _vote as cast
 
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
 CLASSES = list(MODERATION_CLASSES)
@@ -240,7 +241,10 @@ def test_reliability_weighted_reproduces_the_labels_it_committed() -> None:
         fold.apply(_task(comment), _at(n))
         for annotator in ("a1", "a2", "a3"):
             answer = CLASSES[int(rng.integers(0, 2))]
-            vote = _cast(f"v{n}{annotator}", comment, annotator, answer)
+            vote = cast(
+                annotator, answer, vote_id=f"v{n}{annotator}", comment_id=comment,
+                task_id=f"t-{comment}",
+            )  # fmt: skip
             votes.append(vote)
             for out in fold.apply(vote, _at(n)):
                 if isinstance(out, ConsensusUpdated):
@@ -289,19 +293,4 @@ def _task(comment: str) -> TaskCreated:
         questions=[],
         redundancy=3,
         annotators=["a1", "a2", "a3"],
-    )
-
-
-def _cast(vote_id: str, comment: str, annotator: str, label: str) -> VoteCast:
-    return VoteCast.create(
-        producer="t",
-        id_parts=(vote_id,),
-        occurred_at=T0,
-        vote_id=vote_id,
-        task_id=f"t-{comment}",
-        comment_id=comment,
-        annotator_id=annotator,
-        schema_version="v3",
-        label=label,
-        time_spent_ms=1000,
     )

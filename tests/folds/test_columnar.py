@@ -177,17 +177,22 @@ def test_corrupted_records_decode_as_decode_says(seed: int) -> None:
     values = []
     for n in range(8):
         event: Event = _vote(n) if rng.random() < 0.6 else _task(n)
-        data = bytearray(encode(event))
-        for _ in range(rng.randint(0, 3)):
-            what = rng.random()
-            if not data:
-                break
-            if what < 0.6:
-                i = rng.randrange(len(data))
-                data[i] = rng.randrange(256)
-            elif what < 0.8:
-                del data[rng.randrange(len(data)) :]
-            else:
-                data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 3)))
-        values.append(bytes(data))
+        values.append(corrupt(encode(event), rng))
     assert _got(values) == [_expected(v) for v in values]
+
+
+def corrupt(value: bytes, rng: random.Random) -> bytes:
+    """``value`` with up to three random byte flips, cuts or tails."""
+    data = bytearray(value)
+    for _ in range(rng.randint(0, 3)):
+        what = rng.random()
+        if not data:
+            break
+        if what < 0.6:
+            i = rng.randrange(len(data))
+            data[i] = rng.randrange(256)
+        elif what < 0.8:
+            del data[rng.randrange(len(data)) :]
+        else:
+            data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 3)))
+    return bytes(data)

@@ -361,8 +361,9 @@ def relabel(
     versions = [schema_version] if schema_version else sorted({v for _, v in record})
     run = Relabeling(method, _resolved(method, given), slices=slices or {})
     for version in versions:
-        items = sorted(item for item in record if item[1] == version)
-        labels = [record[i][0] for i in items]
+        of_version = sorted((item, read) for item, read in record.items() if item[1] == version)
+        items = [item for item, _ in of_version]
+        labels = [label for _, (label, _) in of_version]
         if method == RELIABILITY_WEIGHTED:
             fitted = _reproduce(labels, items, table, classes.get(version), estimates or {})
         else:

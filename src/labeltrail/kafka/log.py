@@ -73,14 +73,7 @@ def read_values(
     """The raw values of every record before ``positions``, in fetched batches (log order
     within each partition), for a caller that decodes a batch at a time
     (``events.columnar.decode_rows``): a replay of the log at batch speed."""
-    for messages in _fetched(
-        settings,
-        positions,
-        "replay-reader",
-        batch,
-        timeout,
-        **_BULK_FETCH,
-    ):
+    for messages in _fetched(settings, positions, "replay-reader", batch, timeout, **_BULK_FETCH):
         yield [msg.value() or b"" for msg in messages]
 
 
@@ -93,14 +86,7 @@ def read_records(
 ) -> Iterator[tuple[list[bytes], list[tuple[str, int, int]]]]:
     """As :func:`read_values`, with each value's (topic, partition, offset): for a columnar
     reader whose rows must say where they were read (``labeltrail relabel``'s labels)."""
-    for messages in _fetched(
-        settings,
-        positions,
-        "replay-reader",
-        batch,
-        timeout,
-        **_BULK_FETCH,
-    ):
+    for messages in _fetched(settings, positions, "replay-reader", batch, timeout, **_BULK_FETCH):
         yield (
             [msg.value() or b"" for msg in messages],
             [(msg.topic() or "", msg.partition() or 0, msg.offset() or 0) for msg in messages],

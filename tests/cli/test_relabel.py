@@ -5,6 +5,9 @@ splits pass the gate and carry a crowd label) is on the log. Relabeling it with 
 changes nothing; Dawid-Skene changes some crowd labels, each the one Dawid-Skene fitted on the
 same votes gives; bad input commits nothing; a committed run is on the relabels topic, in
 ``audit trace``, ``audit label-as-of --run`` and an export that ``export verify`` reproduces.
+The demo's own history (labels committed ``reliability-weighted`` by the live stages)
+relabeled with its method changes nothing; under majority vote, exactly the labels the
+weights decided.
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.config import Settings
-from labeltrail.events import Event, LabelCommitted, VoteCast
+from labeltrail.events import AnnotatorReliabilityUpdated, Event, LabelCommitted, VoteCast
+from labeltrail.events.columnar import LabelCommittedRow
 from labeltrail.events.models import LabelSchemaPublished
+from labeltrail.folds.consensus_weights import PRIOR, parse_estimates
+from labeltrail.folds.relabel import labels_of_record
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.quality import DawidSkene, Votes
 from labeltrail.sim import Platform, PlatformConfig
+from labeltrail.sim.demo import DEMO_DAYS, run_demo
 from tests.folds.helpers import run_in_memory
 from tests.probes import read_topic
 
@@ -72,17 +79,22 @@ class History:
         return [e for e in self.events if isinstance(e, LabelCommitted)]
 
 
-@pytest.fixture(scope="module")
-def history(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
-    """The platform run through the real folds in memory (majority vote, threshold 0.3), its
-    log produced to the broker as the live stages would have written it."""
-    root = tmp_path_factory.mktemp("relabel")
-    settings = Settings(
+def _settings(kafka_bootstrap: str, root: Path) -> Settings:
+    """The real broker under a topic prefix of its own, an embedded ClickHouse under root."""
+    return Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}",
         topic_partitions=3,
         clickhouse_dsn=f"chdb://{root / 'clickhouse'}",
     )
+
+
+@pytest.fixture(scope="module")
+def history(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    """The platform run through the real folds in memory (majority vote, threshold 0.3), its
+    log produced to the broker as the live stages would have written it."""
+    root = tmp_path_factory.mktemp("relabel")
+    settings = _settings(kafka_bootstrap, root)
     ensure_topics(settings)
     replay = run_in_memory(
         Platform(PlatformConfig.sized(N, seed=SEED)), consensus="mv", threshold=THRESHOLD
@@ -233,3 +245,72 @@ def test_a_committed_run_is_traceable_queryable_and_exported_reproducibly(
 
     code, text = history.cli("relabel", "--method", "nope", "--dry-run")
     assert code == 2
+
+
+@pytest.fixture(scope="module")
+def demo(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> History:
+    """The demo (``run_demo``: every stage live on the broker, labels committed
+    ``reliability-weighted``) at 500 comments, enough for its votes to meet honeypot and
+    Dawid-Skene estimates (about a quarter of the weights are named estimates, not the prior)."""
+    root = tmp_path_factory.mktemp("relabel-demo")
+    settings = _settings(kafka_bootstrap, root)
+    run_demo(settings, config=PlatformConfig.sized(500, seed=5, days=DEMO_DAYS), timeout=400)
+    return History(settings, read_topic(settings, "labels"), root)
+
+
+def _estimates_named(label: LabelCommitted | LabelCommittedRow) -> list[str]:
+    return [e for _, e in parse_estimates(label.method_params.get("estimates", ""))]
+
+
+def test_the_demo_relabeled_with_its_own_method_changes_nothing(demo: History) -> None:
+    """Each crowd label is made again from its votes and the estimates it records (read
+    from the quality topic by id): the same label and the same posterior, to the digit."""
+    labels = demo.labels()
+    crowd = [e for e in labels if e.route == "consensus"]
+    assert crowd and {e.method for e in crowd} == {"reliability-weighted"}
+    named = {e for label in crowd for e in _estimates_named(label)} - {PRIOR}
+    assert named, "the demo's weights must include estimates read from the log"
+    body = demo.json("relabel", "--method", "reliability-weighted", "--dry-run")
+    assert body["items"] == len({(e.comment_id, e.schema_version) for e in labels})
+    assert body["changed"] == 0 and body["posterior_changed"] == 0
+    assert body["committed_methods"]["reliability-weighted"] == len(crowd)
+    code, text = demo.cli("relabel", "--method", "reliability-weighted", "--param", "k=1")
+    assert code == 2 and "takes no parameter 'k'" in text
+
+
+def test_the_demo_under_majority_vote_differs_where_the_weights_decided(demo: History) -> None:
+    """Majority vote gives every crowd label its votes' most frequent class (first in schema
+    order on a tie) with vote shares as the posterior. The demo's weights are the reliability
+    estimates, some of them Dawid-Skene confusion matrices that read an annotator's answer as
+    evidence for another class (an annotator who answers 'threats' for harassment), so a label
+    changes exactly where the weighted posterior's top class is not the majority's, and those
+    labels name a Dawid-Skene estimate (whether any vote met such an estimate depends on how
+    the live consensus stage interleaved the quality topic with the votes: on a fresh broker
+    none did, on the shared one 12 labels changed). A posterior changes wherever the weighted
+    one is not the vote shares: on unanimous items 1.0 against the weighted value below it."""
+    votes = {e.vote_id: e for e in read_topic(demo.settings, "votes") if isinstance(e, VoteCast)}
+    estimates = {
+        e.envelope.event_id: e
+        for e in read_topic(demo.settings, "quality")
+        if isinstance(e, AnnotatorReliabilityUpdated)
+    }
+    record = labels_of_record((e, ("", 0, 0)) for e in demo.labels())
+    crowd = [label for label, _ in record.values() if label.route == "consensus"]
+    expected, shifted = {}, 0
+    for label in crowd:
+        counts = Counter(votes[v].label for v in label.vote_ids)
+        top = max(counts.values())
+        majority = next(c for c in label.classes if counts.get(c) == top)
+        if majority != label.label:
+            expected[label.comment_id] = majority
+        shares = [round(counts.get(c, 0) / len(label.vote_ids), 6) for c in label.classes]
+        shifted += shares != label.distribution
+    body = demo.json("relabel", "--method", "mv", "--dry-run", "--samples", "10000")
+    assert body["changed"] == len(expected)
+    assert {s["comment_id"]: s["relabeled"]["label"] for s in body["samples"]} == expected
+    assert body["posterior_changed"] == shifted > 0
+    assert body["by_route"]["adjudication"]["changed"] == 0
+    by_comment = {e.comment_id: e for e in crowd}
+    for comment in expected:
+        methods = {estimates[e].method for e in _estimates_named(by_comment[comment]) if e != PRIOR}
+        assert "dawid_skene" in methods, comment

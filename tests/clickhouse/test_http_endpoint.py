@@ -229,6 +229,14 @@ def test_readers_query_while_the_projector_projects(
             assert status == 403 and "readonly" in body.lower(), (statement, status, body)
             with pytest.raises(Exception, match=r"(?i)readonly"):
                 plain.command(statement)
+        # A result is sent as the engine streams it; a failure after the first blocks still
+        # reaches the client as ClickHouse's error, not as a short result.
+        big = client.query("SELECT number FROM numbers(2000000)")
+        assert len(big.result_rows) == 2_000_000
+        with pytest.raises(Exception, match="boom"):
+            _ = client.query(
+                "SELECT throwIf(number = 1500000, 'boom') FROM numbers(2000000)"
+            ).result_rows
         status, body = _http(url, "SELECT 1; DROP TABLE votes")
         assert status == 400 and "Multi-statements are not allowed" in body, body
         status, body = _http(url, "SELECT 1", method="GET")

@@ -30,12 +30,14 @@ import json
 import logging
 import os
 import re
+import secrets
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -71,6 +73,29 @@ TRANSPORT_PARAMS = frozenset(
     }
 )
 """Request parameters that are not engine settings (as a ClickHouse server reads them)."""
+
+BLOCK_FORMATS = frozenset(
+    {
+        "Native",
+        "RowBinary",
+        "TabSeparated",
+        "TSV",
+        "TabSeparatedRaw",
+        "TSVRaw",
+        "CSV",
+        "JSONEachRow",
+        "JSONCompactEachRow",
+    }
+)
+"""Formats whose blocks concatenate into the whole result (no header or footer): answered as
+the engine streams them, a block at a time, instead of materialized."""
+
+STALLED_WRITE_SECONDS = 60.0
+"""How long a streamed answer waits for its reader to take a block before it is dropped (the
+query holds the projector's lock meanwhile)."""
+
+ARRAY_OF_ROWS = "output_format_json_array_of_rows"
+"""The setting that gives JSONEachRow a header and a footer (then it is materialized)."""
 
 READ_STATEMENTS = ("Select", "Show", "Describe", "Exists", "Explain")
 """The AST roots (``EXPLAIN AST``'s first line) of the statements the endpoint runs."""
@@ -133,6 +158,38 @@ class _Answer:
     rows_read: int = 0
     bytes_read: int = 0
     elapsed: float = 0.0
+
+
+class _Blocks:
+    """A query's result as the engine streams it, holding the engine lock and its session
+    until :meth:`close`."""
+
+    def __init__(self, stream: Any, session: EngineSession, lock: threading.Lock) -> None:
+        self._stream, self._session, self._lock = stream, session, lock
+        self._closed = False
+
+    def next(self) -> bytes:
+        """The next block's bytes; empty at the end."""
+        while True:
+            try:
+                chunk = next(self._stream)
+            except StopIteration:
+                return b""
+            except Exception as exc:
+                raise QueryError(str(exc)) from exc
+            data = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
+            if data:
+                return bytes(data)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._stream.close()
+        finally:
+            self._session.close()
+            self._lock.release()
 
 
 class QueryError(Exception):
@@ -303,13 +360,7 @@ class ReadEndpoint:
             session = self._connect()
             try:
                 try:
-                    if request.database:
-                        db = request.database.replace("`", "``")
-                        session.query(f"USE `{db}`", "TabSeparated")
-                    for name, value in request.settings.items():
-                        session.query(f"SET {name} = {_quoted(value)}", "TabSeparated")
-                    session.query("SET readonly = 2", "TabSeparated")
-                    statement = self._vetted(session, request.query, request.params)
+                    statement = self._prepare(session, request)
                     result = session.query(statement, request.fmt, params=request.params)
                 except Exception as exc:  # chdb raises its own error types; keep its message
                     raise QueryError(str(exc)) from exc
@@ -321,6 +372,30 @@ class ReadEndpoint:
                 )
             finally:
                 session.close()
+
+    def _open(self, request: _Request) -> _Blocks:
+        """Start one request's query as a stream of blocks; it holds the lock until closed."""
+        self._lock.acquire()
+        session = self._connect()
+        try:
+            statement = self._prepare(session, request)
+            stream = session.send_query(statement, request.fmt, params=request.params)
+        except BaseException as exc:
+            session.close()
+            self._lock.release()
+            raise QueryError(str(exc)) from exc
+        return _Blocks(stream, session, self._lock)
+
+    def _prepare(self, session: EngineSession, request: _Request) -> str:
+        """Set the session up for ``request`` (database, its settings, read-only); the
+        statement to run."""
+        if request.database:
+            db = request.database.replace("`", "``")
+            session.query(f"USE `{db}`", "TabSeparated")
+        for name, value in request.settings.items():
+            session.query(f"SET {name} = {_quoted(value)}", "TabSeparated")
+        session.query("SET readonly = 2", "TabSeparated")
+        return self._vetted(session, request.query, request.params)
 
     @staticmethod
     def _vetted(session: EngineSession, query: str, params: dict[str, str]) -> str:
@@ -354,12 +429,17 @@ class ReadEndpoint:
                 return web.Response(text="Ok.\n", headers=headers)  # as ClickHouse: GET / is Ok.
             empty = QueryError("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
             return _error(empty, headers)
+        fmt = query_format(parsed.query, parsed.fmt)
+        headers["X-ClickHouse-Format"] = fmt
+        headers["Content-Type"] = _CONTENT_TYPES.get(fmt, "application/octet-stream")
+        if fmt in BLOCK_FORMATS and not any(
+            ARRAY_OF_ROWS in text for text in (parsed.query, *parsed.settings)
+        ):
+            return await self._stream(request, parsed, headers)
         try:
             answer = await asyncio.get_running_loop().run_in_executor(None, self._run, parsed)
         except QueryError as exc:
             return _error(exc, headers)
-        fmt = query_format(parsed.query, parsed.fmt)
-        headers["X-ClickHouse-Format"] = fmt
         headers["X-ClickHouse-Summary"] = json.dumps(
             {
                 "read_rows": str(answer.rows_read),
@@ -372,11 +452,48 @@ class ReadEndpoint:
                 "elapsed_ns": str(int(answer.elapsed * 1e9)),
             }
         )
-        headers["Content-Type"] = _CONTENT_TYPES.get(fmt, "application/octet-stream")
         response = web.Response(body=answer.body, headers=headers)
         if request.query.get("enable_http_compression") == "1":
             response.enable_compression()  # gzip or deflate, as Accept-Encoding asks
         return response
+
+    async def _stream(
+        self, request: web.Request, parsed: _Request, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Send the result a block at a time, as the engine makes it (bounded memory); an
+        error after the first block ends the body with ClickHouse's message inside the
+        exception tag of the response's ``X-ClickHouse-Exception-Tag``, as a server does."""
+        loop = asyncio.get_running_loop()
+        try:
+            blocks = await loop.run_in_executor(None, self._open, parsed)
+        except QueryError as exc:
+            return _error(exc, headers)
+        try:
+            try:
+                block = await loop.run_in_executor(None, blocks.next)
+            except QueryError as exc:
+                return _error(exc, headers)
+            tag = secrets.token_hex(8)
+            response = web.StreamResponse(headers={**headers, "X-ClickHouse-Exception-Tag": tag})
+            if request.query.get("enable_http_compression") == "1":
+                response.enable_compression()
+            await response.prepare(request)
+            while block:
+                # A reader that stops reading would hold the projector's lock: drop it instead.
+                await asyncio.wait_for(response.write(block), STALLED_WRITE_SECONDS)
+                try:
+                    block = await loop.run_in_executor(None, blocks.next)
+                except QueryError as exc:  # marked as a server marks it (25.11 and later)
+                    message = f"{exc.text}\n".encode()
+                    await response.write(
+                        b"__exception__\r\n%s\r\n%s%d %s\r\n__exception__\r\n"
+                        % (tag.encode(), message, len(message), tag.encode())
+                    )
+                    break
+            await response.write_eof()
+            return response
+        finally:
+            await loop.run_in_executor(None, blocks.close)
 
     async def _parse(self, request: web.Request) -> _Request:
         fields: dict[str, str] = dict(request.query)

@@ -94,6 +94,14 @@ def up(
         typer.Option(help="On the embedded default, start the local broker if none answers."),
     ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every process.")] = 60.0,
+    fused: Annotated[
+        bool | None,
+        typer.Option(
+            "--fused/--separate",
+            help="Tasking, consensus, labels, reliability, iaa and feedback as one process"
+            " (default: LABELTRAIL_FUSED).",
+        ),
+    ] = None,
 ) -> None:
     """Start every stage service, the projector and the annotation frontend under supervisord
     (restarted when they exit); running it again starts no duplicate."""
@@ -115,7 +123,8 @@ def up(
         )
     run = RunDir(run_dir)
     try:
-        progs = programs(without, frontend_args=frontend_args or ())
+        together = settings.fused if fused is None else fused
+        progs = programs(without, frontend_args=frontend_args or (), fused=together)
         ensure_topics(settings)  # once, before nine processes race to create them
         environment = {}
         if not settings.metrics_port:  # status reads processed and rejected from /metrics
@@ -254,7 +263,7 @@ def _print_status(run_dir: Path, processes: Any, stages: Any, prefix: str) -> No
             s.dead_lettered,
             _figure(s, "healthy"),
         )
-        print(f"{s.name:<12} " + " ".join(f"{'-' if f is None else f:>12}" for f in figures))
+        print(f"{s.name:<12} " + " ".join(f"{'-' if f is None else str(f):>12}" for f in figures))
         for p in s.partitions:
             if p.lag:
                 print(f"  {p.topic}[{p.partition}] committed {p.committed} end {p.end} lag {p.lag}")
@@ -263,12 +272,24 @@ def _print_status(run_dir: Path, processes: Any, stages: Any, prefix: str) -> No
         print(f"processed, rejected, healthy: - where {off}")
 
 
-def serve(name: Annotated[str, typer.Argument(help="The stage to run.")]) -> None:
+def serve(
+    name: Annotated[str, typer.Argument(help="The stage to run, or `fused`.")],
+    scalable: Annotated[
+        bool,
+        typer.Option(help="fused: one worker of several, running only the scalable stages."),
+    ] = False,
+) -> None:
     """Run one stage service in the foreground until SIGTERM (what `labeltrail up` supervises,
-    and `python services/NAME.py` runs)."""
+    and `python services/NAME.py` runs); `fused` runs the fused stages as one process."""
     from labeltrail.kafka.serve import serve as run
     from labeltrail.stages import STAGES
 
+    if name == "fused":
+        from labeltrail.kafka.fused import serve_fused
+        from labeltrail.stages import FUSED, fused
+
+        names = [n for n in FUSED if STAGES[n].scalable] if scalable else list(FUSED)
+        raise typer.Exit(serve_fused(lambda config: fused(config, names), scalable=scalable))
     stage = STAGES.get(name)
     if stage is None:
         raise fail(f"unknown stage {name!r}; stages: {', '.join(STAGES)}", 2)

@@ -153,6 +153,21 @@ class _Request:
 
 
 @dataclass(frozen=True)
+class _Statement:
+    """A vetted statement: the text to run (as the engine formatted it) and its AST root."""
+
+    query: str
+    root: str
+
+    def startswith(self, kinds: tuple[str, ...]) -> bool:
+        return self.root.startswith(kinds)
+
+
+SELECT = ("Select",)
+"""The AST roots chdb can stream (``send_query`` refuses SHOW, DESCRIBE, EXISTS, EXPLAIN)."""
+
+
+@dataclass(frozen=True)
 class _Answer:
     body: bytes
     rows_read: int = 0
@@ -186,7 +201,9 @@ class _Blocks:
             return
         self._closed = True
         try:
-            self._stream.close()
+            close = getattr(self._stream, "close", None)
+            if close is not None:
+                close()
         finally:
             self._session.close()
             self._lock.release()
@@ -361,7 +378,7 @@ class ReadEndpoint:
             try:
                 try:
                     statement = self._prepare(session, request)
-                    result = session.query(statement, request.fmt, params=request.params)
+                    result = session.query(statement.query, request.fmt, params=request.params)
                 except Exception as exc:  # chdb raises its own error types; keep its message
                     raise QueryError(str(exc)) from exc
                 return _Answer(
@@ -379,14 +396,17 @@ class ReadEndpoint:
         session = self._connect()
         try:
             statement = self._prepare(session, request)
-            stream = session.send_query(statement, request.fmt, params=request.params)
+            if statement.startswith(SELECT):
+                stream = session.send_query(statement.query, request.fmt, params=request.params)
+            else:  # chdb streams only a SELECT; SHOW, DESCRIBE, ... are small
+                stream = iter([session.query(statement.query, request.fmt, params=request.params)])
         except BaseException as exc:
             session.close()
             self._lock.release()
             raise QueryError(str(exc)) from exc
         return _Blocks(stream, session, self._lock)
 
-    def _prepare(self, session: EngineSession, request: _Request) -> str:
+    def _prepare(self, session: EngineSession, request: _Request) -> _Statement:
         """Set the session up for ``request`` (database, its settings, read-only); the
         statement to run."""
         if request.database:
@@ -398,7 +418,7 @@ class ReadEndpoint:
         return self._vetted(session, request.query, request.params)
 
     @staticmethod
-    def _vetted(session: EngineSession, query: str, params: dict[str, str]) -> str:
+    def _vetted(session: EngineSession, query: str, params: dict[str, str]) -> _Statement:
         """The statement to run: ``query`` as the engine formats it, if it is one read."""
         sql = "SELECT formatQuery({q:String})"
         formatted = str(
@@ -410,7 +430,7 @@ class ReadEndpoint:
             session.query(f"EXPLAIN AST {formatted}", "TSVRaw", params=params).bytes().decode()
         )
         vet(ast, formatted)
-        return formatted
+        return _Statement(formatted, ast.lstrip().split(" ", 1)[0].strip())
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ the run's labels to the relabels topic, each naming the run, the method and its 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -47,10 +48,8 @@ class History:
 def read_history(settings: Settings, *, slices: bool = True, estimates: bool = False) -> History:
     """Schemas, labels and votes (and the comments' slices, the reliability estimates) up to
     the topics' current ends."""
-    from labeltrail.events.columnar import VoteRow, decode_label_rows, decode_rows
-    from labeltrail.events.models import CommentPosted, LabelSchemaPublished, VoteCast
     from labeltrail.events.topics import topic_for, topic_name
-    from labeltrail.kafka.log import end_positions, read_records, read_values
+    from labeltrail.kafka.log import end_positions, read_records
 
     quality = topic_for("AnnotatorReliabilityUpdated", settings.topic_prefix)
     suffixes = ["schemas", "labels", "votes", *(["comments"] if slices else [])]
@@ -60,29 +59,65 @@ def read_history(settings: Settings, *, slices: bool = True, estimates: bool = F
     def at(*topics: str) -> list[LogPosition]:
         return [p for p in ends if p.topic in topics]
 
-    # Two reads, not one per topic: a consumer's start costs about a second of waiting.
-    # Schemas, labels and estimates with their positions (a run's label points at its label
-    # of record), labels as columnar rows; votes and comments as values, decoded columnar.
+    # Two reads, not one per topic, side by side: a consumer's start and its last fetch cost
+    # about a second of waiting each. Schemas, labels and estimates with their positions (a
+    # run's label points at its label of record), labels as columnar rows, in a thread; votes
+    # and comments as values, decoded columnar, here.
     classes: dict[str, list[str]] = {}
     labels: list[tuple[LabelCommittedRow, tuple[str, int, int]]] = []
     found: dict[str, AnnotatorReliabilityUpdated] = {}
     first = at(names["schemas"], names["labels"], *([quality] if estimates else []))
-    for values, where in read_records(settings, first):
-        keep = [i for i, w in enumerate(where) if w[0] != quality]
-        decoded = decode_label_rows([values[i] for i in keep])
-        for i, row in zip(decoded.indices, decoded.rows, strict=True):
-            if isinstance(row, LabelSchemaPublished):
-                classes[row.version] = list(row.classes)
-            elif type(row) is LabelCommittedRow and where[keep[i]][0] == names["labels"]:
-                labels.append((row, where[keep[i]]))
-        for i in sorted(set(range(len(values))) - set(keep)):
-            # of the quality topic only the estimates are decoded, not the honeypot results
-            estimate = _decoded(values[i], "AnnotatorReliabilityUpdated")
-            if isinstance(estimate, AnnotatorReliabilityUpdated):
-                found[estimate.envelope.event_id] = estimate
+
+    def read_labels() -> None:
+        for values, where in read_records(settings, first):
+            _labels_batch(values, where, quality, names["labels"], classes, labels, found)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(read_labels)
+        votes, by_comment = _read_votes(settings, at(names["votes"], names.get("comments", "")))
+        reading.result()
+    covered = [p for p in ends if p.topic != names.get("comments")]
+    return History(covered, classes, labels, votes, by_comment, found)
+
+
+def _labels_batch(
+    values: list[bytes],
+    where: list[tuple[str, int, int]],
+    quality: str,
+    labels_topic: str,
+    classes: dict[str, list[str]],
+    labels: list[tuple[LabelCommittedRow, tuple[str, int, int]]],
+    found: dict[str, AnnotatorReliabilityUpdated],
+) -> None:
+    """One fetched batch of the schemas, labels and quality topics, into the three."""
+    from labeltrail.events.columnar import decode_label_rows
+    from labeltrail.events.models import LabelSchemaPublished
+
+    keep = [i for i, w in enumerate(where) if w[0] != quality]
+    decoded = decode_label_rows([values[i] for i in keep])
+    for i, row in zip(decoded.indices, decoded.rows, strict=True):
+        if isinstance(row, LabelSchemaPublished):
+            classes[row.version] = list(row.classes)
+        elif type(row) is LabelCommittedRow and where[keep[i]][0] == labels_topic:
+            labels.append((row, where[keep[i]]))
+    for i in sorted(set(range(len(values))) - set(keep)):
+        # of the quality topic only the estimates are decoded, not the honeypot results
+        estimate = _decoded(values[i], "AnnotatorReliabilityUpdated")
+        if isinstance(estimate, AnnotatorReliabilityUpdated):
+            found[estimate.envelope.event_id] = estimate
+
+
+def _read_votes(
+    settings: Settings, positions: list[LogPosition]
+) -> tuple[list[Any], dict[str, str]]:
+    """The votes as rows and each comment's slice, up to ``positions``."""
+    from labeltrail.events.columnar import VoteRow, decode_rows
+    from labeltrail.events.models import CommentPosted, VoteCast
+    from labeltrail.kafka.log import read_values
+
     votes: list[VoteRow] = []
     by_comment: dict[str, str] = {}
-    for values in read_values(settings, at(names["votes"], names.get("comments", ""))):
+    for values in read_values(settings, positions):
         for row in decode_rows(values).rows:
             if type(row) is VoteRow:
                 votes.append(row)
@@ -90,8 +125,7 @@ def read_history(settings: Settings, *, slices: bool = True, estimates: bool = F
                 votes.append(VoteRow.of(row))
             elif isinstance(row, CommentPosted):
                 by_comment.setdefault(row.comment_id, row.attributes.get("slice", ""))
-    covered = [p for p in ends if p.topic != names.get("comments")]
-    return History(covered, classes, labels, votes, by_comment, found)
+    return votes, by_comment
 
 
 def _decoded(value: bytes, event_type: str) -> object:

@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,17 @@ Label = LabelCommittedRow
 Position = LogPosition | tuple[str, int, int]
 """where a label was read: a ``LogPosition`` or (topic, partition, offset)"""
 Record = Mapping[Item, tuple[Label, Position]]
+
+
+_LABEL = attrgetter("label")
+_VOTE_IDS = attrgetter("vote_ids")
+_ROUTE = attrgetter("route")
+
+
+def _is_crowd(labels: list[Label]) -> NDArray[np.bool_]:
+    """(n_labels,) whether each label came through the agreement gate (route consensus)."""
+    routes: NDArray[Any] = np.asarray(list(map(_ROUTE, labels)), dtype=object)
+    return np.asarray(routes == _CROWD, dtype=bool)
 
 
 def _order(label: Label) -> tuple[int, int, str]:
@@ -183,25 +194,28 @@ class _Version:
     vote_label: NDArray[Any]
     new: list[str] = field(init=False)
     """each item's label in the run"""
+    _old: NDArray[Any] = field(init=False, repr=False)
+    """each item's label of record"""
     _order: NDArray[np.int64] | None = field(default=None, init=False, repr=False)
     _bounds: list[int] = field(default_factory=list, init=False, repr=False)
     """where each item's votes start in ``_order`` (made with it, once)"""
 
     def __post_init__(self) -> None:
-        classes, crowd = self.classes, self.crowd.tolist()
-        self.new = [
-            classes[c] if c >= 0 and label.route == _CROWD else label.label
-            for c, label in zip(crowd, self.labels, strict=True)
-        ]
+        old = np.asarray(list(map(_LABEL, self.labels)), dtype=object)
+        named = np.asarray([*self.classes, ""], dtype=object)[self.crowd]  # -1: ""
+        self._old = old
+        self.new = np.where((self.crowd >= 0) & _is_crowd(self.labels), named, old).tolist()
 
     def changed(self) -> list[int]:
-        pairs = zip(self.new, self.labels, strict=True)
-        return [i for i, (new, label) in enumerate(pairs) if new != label.label]
+        changed: list[int] = np.flatnonzero(
+            np.asarray(self.new, dtype=object) != self._old
+        ).tolist()
+        return changed
 
     def posterior_shift(self) -> NDArray[np.float64]:
         """(n_items,) the largest change of any class's probability between the label of
         record's posterior and the run's (0 where the run carries the label)."""
-        crowd = (self.crowd >= 0) & np.array([label.route == _CROWD for label in self.labels])
+        crowd = (self.crowd >= 0) & _is_crowd(self.labels)
         shift = np.zeros(len(self.items))
         at = np.flatnonzero(crowd)
         if at.size:
@@ -389,8 +403,9 @@ class _Joined:
     def of(cls, labels: list[Label], table: _VoteTable) -> _Joined:
         # The join of each label's vote ids to the votes read, as C-level maps: no Python
         # statement per vote.
-        named = list(chain.from_iterable(label.vote_ids for label in labels))
-        per_label = np.fromiter(map(len, (label.vote_ids for label in labels)), np.int64)
+        ids = list(map(_VOTE_IDS, labels))
+        named = list(chain.from_iterable(ids))
+        per_label = np.fromiter(map(len, ids), np.int64, len(ids))
         found = np.fromiter(map(table.index.get, named, repeat(-1)), np.int64, len(named))
         return cls(per_label, found)
 
@@ -475,7 +490,7 @@ def _reproduce(
     n, k = len(items), len(classes)
     crowd = np.full(n, -1, dtype=np.int64)
     posterior = np.zeros((n, k))
-    is_crowd = np.array([label.route == _CROWD for label in labels], dtype=bool)
+    is_crowd = _is_crowd(labels)
     if not is_crowd.any():
         return _Version(
             items, labels, classes, crowd, posterior, vote_item[known], annotators, answers

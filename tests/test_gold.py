@@ -16,9 +16,11 @@ from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.config import Settings
 from labeltrail.events import AdjudicationRecorded, CommentPosted
 from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.crypto import reveal_event
 from labeltrail.folds.tasking import TaskingFold
 from labeltrail.gold import InvalidGoldError, parse_gold
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.keys import KafkaKeyStore
 from tests.audit.history import project
 from tests.folds.test_tasking_suspension import comment as posted
 from tests.probes import read_topic
@@ -254,7 +256,12 @@ def test_promote_copies_the_posted_comment_and_the_verdict_into_the_gold_set(
     gold = read_topic(settings, "gold")
     assert len({e.event_id for e in gold}) == 2  # promoting again added nothing new
     comment = next(e for e in gold if isinstance(e, CommentPosted))
-    assert comment == adjudicated["c-sure"]  # the very event that was posted
+    # the very event that was posted, sealed for erasure (docs/erasure.md)
+    keyring = KafkaKeyStore(settings)
+    try:
+        assert reveal_event(comment, keyring) == adjudicated["c-sure"]
+    finally:
+        keyring.close()
     verdict = next(e for e in read_topic(settings, "adjudications"))
     assert isinstance(verdict, AdjudicationRecorded)
     assert verdict.request_id == "gold:day2" and verdict.task_id == "gold:c-sure"

@@ -14,9 +14,7 @@ from pathlib import Path
 import lz4.block
 import pytest
 from confluent_kafka import TopicPartition
-from typer.testing import CliRunner
 
-from labeltrail.cli import app
 from labeltrail.clickhouse.client import Client, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
@@ -29,6 +27,7 @@ from labeltrail.kafka.keys import KafkaKeyStore, erase
 from labeltrail.kafka.log import read_kinds
 from labeltrail.sim import Platform, PlatformConfig, demo
 from labeltrail.sim.demo import DEMO_DAYS, run_demo
+from tests.cli.test_registry import _run as _cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -124,18 +123,6 @@ def _counts(client: Client) -> tuple[int, int, int]:
     )
 
 
-def _cli(settings: Settings, *args: str) -> tuple[int, str]:
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "LABELTRAIL_TOPIC_PREFIX": settings.topic_prefix,
-        "LABELTRAIL_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "COLUMNS": "200",
-    }
-    result = CliRunner().invoke(app, list(args), env=env)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, result.output
-
-
 def _world() -> tuple[Platform, list[CommentPosted], list[CommentPosted]]:
     """The demo's world with every text made unique (so a search for it is exact), and two
     authors: A wrote a thread parent (its text travels as context in its replies' tasks) and
@@ -226,6 +213,15 @@ def test_an_erased_author_leaves_no_plaintext_and_every_label_stays(
         assert not _in_files(tmp_path, a_texts)
         assert _in_files(tmp_path, b_texts) == set(b_texts)
 
+        # One comment of B, through the command: only it goes.
+        code, out = _cli(settings, "erase", "--comment", b_comments[0].comment_id)
+        assert code == 0 and "erased 1 comment(s)" in out, out
+        run_until_caught_up(Projector(client, settings), timeout=180)
+        assert set(_in_tables(client, b_texts)) == set(b_texts[1:])
+        assert _in_files(tmp_path, b_texts) == set(b_texts[1:])
+        code, out = _cli(settings, "erase", "--comment", b_comments[0].comment_id)
+        assert code == 2 and "erased already" in out, out
+
     # Topics: the raw bytes of every record carry neither text nor author id.
     assert not _in_topics(settings, [*a_texts, author_a.encode()])
     # The log reads it as erased, other comments as they were.
@@ -243,7 +239,8 @@ def test_an_erased_author_leaves_no_plaintext_and_every_label_stays(
         keyring.close()
     assert all(read[e.comment_id].text == ERASED for e in a_comments)
     assert all(read[e.comment_id].author_hash == ERASED for e in a_comments)
-    assert all(read[e.comment_id].text == e.text for e in b_comments)
+    assert read[b_comments[0].comment_id].text == ERASED
+    assert all(read[e.comment_id].text == e.text for e in b_comments[1:])
     # An export made before still verifies, and says what is now erased.
     result = verify_directory(settings, Path(export.uri.removeprefix("file://")))
     assert result.erased
@@ -251,4 +248,5 @@ def test_an_erased_author_leaves_no_plaintext_and_every_label_stays(
     directory = Path(export.uri.removeprefix("file://"))
     lines = (directory / "rows.jsonl").read_text().splitlines()
     exported = {json.loads(line)["comment_id"] for line in lines if line}
-    assert set(result.erased) == exported & set(erasure.comment_ids)
+    gone = {*erasure.comment_ids, b_comments[0].comment_id}
+    assert set(result.erased) == exported & gone

@@ -44,6 +44,7 @@ __all__ = [
     "ModelRefused",
     "PriorVote",
     "Question",
+    "QuestionLabelCommitted",
     "TaskAssigned",
     "TaskCreated",
     "VoteCast",
@@ -294,6 +295,32 @@ class LabelCommitted(Event):
             "None for the live pipeline's labels (v2)."
         ),
     )
+
+
+class QuestionLabelCommitted(Event):
+    """One atomic question's consensus for a comment, committed with its own agreement.
+
+    Made once an item's crowd consensus is complete (``ConsensusUpdated`` status ``passed`` or
+    ``adjudication``), from the ``answers`` of exactly the votes that consensus counted: the
+    majority answer (ties: the first answer in the schema's order), each answer's share of the
+    votes and the share of agreeing vote pairs (the quality core's per-item rules). Committed
+    whether or not the agreement is high: ``agreement`` says how far it can be trusted.
+    """
+
+    key_field: ClassVar[str] = "comment_id"
+
+    label_id: str
+    comment_id: str
+    schema_version: str
+    question_id: str
+    answer: str
+    answers: list[str] = Field(description="The question's answers, in the schema's order.")
+    distribution: list[Probability] = Field(description="Each answer's share of the votes.")
+    agreement: float = Field(ge=0.0, le=1.0, description="Share of agreeing vote pairs.")
+    method: str
+    vote_ids: list[str] = Field(description="The votes that answered the question.")
+    annotator_ids: list[str]
+    consensus_id: str = Field(description="The ConsensusUpdated whose votes it counts.")
 
 
 class HoneypotScored(Event):
@@ -600,6 +627,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AdjudicationRequested,
         AdjudicationRecorded,
         LabelCommitted,
+        QuestionLabelCommitted,
         HoneypotScored,
         AnnotatorReliabilityUpdated,
         IaaWindowClosed,

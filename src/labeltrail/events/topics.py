@@ -66,6 +66,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         doc="Labels of labeling runs (labeltrail relabel), each naming its run; not live labels.",
     ),
     TopicSpec(
+        "questions",
+        "comment_id",
+        ("QuestionLabelCommitted",),
+        doc="Per-question consensus of each complete item (targets a group? a threat? ...).",
+    ),
+    TopicSpec(
         "quality",
         "annotator_id",
         ("HoneypotScored", "AnnotatorReliabilityUpdated"),

@@ -40,12 +40,12 @@ from labeltrail.events.models import (
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from tests.cli.helpers import cli, cli_rows, run_registered_stage
+from tests.folds.test_feedback import CLASSES, label
 from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
 
 AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
-CLASSES = ["ok", "toxic"]
 CROWD = ["a1", "a2", "a3"]
 
 
@@ -106,24 +106,8 @@ def _history() -> list[Event]:
             for who in CROWD
         ]
         events += votes
-        events.append(
-            LabelCommitted.create(
-                producer="test",
-                id_parts=(cid, "label"),
-                occurred_at=AT + dt.timedelta(minutes=n),
-                label_id=f"label-{cid}",
-                comment_id=cid,
-                schema_version="v1",
-                label=value,
-                classes=CLASSES,
-                distribution=[0.1, 0.9] if value == "toxic" else [0.9, 0.1],
-                confidence=0.9,
-                route="consensus",
-                method="mv",
-                vote_ids=[v.vote_id for v in votes],
-                annotator_ids=CROWD,
-            )
-        )
+        at = AT + dt.timedelta(minutes=n)
+        events.append(label(cid, value, vote_ids=[v.vote_id for v in votes], at=at))
     return events
 
 

@@ -7,6 +7,7 @@ The integration test (tests/cli/test_feedback.py) drives the same stage on the b
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.models import (
@@ -36,11 +37,18 @@ def comment(cid: str = "c1") -> CommentPosted:
     )
 
 
-def label(cid: str = "c1", value: str = "toxic", run_id: str | None = None) -> LabelCommitted:
+def label(
+    cid: str = "c1",
+    value: str = "toxic",
+    run_id: str | None = None,
+    vote_ids: Sequence[str] = ("v1", "v2", "v3"),
+    at: dt.datetime = AT,
+) -> LabelCommitted:
+    """A crowd label by a1, a2 and a3 (tests/cli/test_feedback.py puts it on the log)."""
     return LabelCommitted.create(
         producer="test",
         id_parts=(cid, value, run_id),
-        occurred_at=AT,
+        occurred_at=at,
         label_id=f"l-{cid}-{value}",
         comment_id=cid,
         schema_version="v1",
@@ -50,7 +58,7 @@ def label(cid: str = "c1", value: str = "toxic", run_id: str | None = None) -> L
         confidence=0.9,
         route="consensus",
         method="mv",
-        vote_ids=["v1", "v2", "v3"],
+        vote_ids=list(vote_ids),
         annotator_ids=["a1", "a2", "a3"],
         run_id=run_id,
     )

@@ -379,6 +379,13 @@ class Settings(BaseSettings):
     """``LABELTRAIL_RUNNER``: what feeds a stage service's fold from Kafka, ``confluent`` (the
     StageRunner) or ``faust`` (a faust worker); same guarantees, see docs/streaming.md."""
 
+    fused: bool = False
+    """``LABELTRAIL_FUSED``: ``labeltrail up`` runs every stage but the scorer and the trainer
+    (tasking, consensus, labels, reliability, iaa...) as one process (``labeltrail serve
+    fused``) instead of one each: what one writes for another is handed over in memory and
+    still written to its topic. The separate services scale out; the fused one is for a small
+    deployment (docs/streaming.md)."""
+
     metrics_port: int = Field(0, ge=0, le=65535 - 9)
     """``LABELTRAIL_METRICS_PORT``: base port of the services' ``/metrics`` and ``/healthz``;
     each service listens on it plus its own offset (projector 0, tasking 1, consensus 2,

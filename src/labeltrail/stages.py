@@ -8,7 +8,7 @@ its torch trainer (imported only when the trainer is built: the ``train`` extra)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -23,12 +23,15 @@ from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.folds.scorer import ScorerFold
 from labeltrail.folds.tasking import TaskingConfig, TaskingFold
 from labeltrail.folds.trainer import RetrainFold
+from labeltrail.kafka.fused import FusedFold, Member
 from labeltrail.kafka.keys import KafkaKeyStore
 from labeltrail.learning.retrain import RetrainConfig
 
 __all__ = [
+    "FUSED",
     "STAGES",
     "Stage",
+    "fused",
     "make",
     "make_consensus",
     "make_feedback",
@@ -153,3 +156,16 @@ STAGES: dict[str, Stage] = {
 def make(stage: str, settings: Settings) -> Fold:
     """The named stage's fold, built from ``settings``."""
     return STAGES[stage].make(settings)
+
+
+FUSED: tuple[str, ...] = tuple(name for name in STAGES if name not in ("scorer", "trainer"))
+"""The stages the fused process runs (``LABELTRAIL_FUSED``, docs/streaming.md), in the order a
+record read by several of them is handed to each: every stage but the two that load models."""
+
+
+def fused(settings: Settings, names: Sequence[str] = FUSED) -> FusedFold:
+    """The named stages as one fused fold (:mod:`labeltrail.kafka.fused`); the topics the other
+    registered stages write are consumed from Kafka, never handed over in memory."""
+    members = tuple(Member(STAGES[n].make(settings), STAGES[n].writes) for n in names)
+    outside = frozenset(s for n, st in STAGES.items() if n not in names for s in st.writes)
+    return FusedFold(members, outside)

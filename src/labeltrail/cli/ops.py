@@ -98,7 +98,7 @@ def up(
         bool | None,
         typer.Option(
             "--fused/--separate",
-            help="Tasking, consensus, labels, reliability, iaa and feedback as one process"
+            help="Every stage but the scorer and the trainer as one process"
             " (default: LABELTRAIL_FUSED).",
         ),
     ] = None,

@@ -81,7 +81,7 @@ class StageRunner:
         are idle, as the demo does."""
         self.settings = settings
         self.stats = StageStats()
-        self._producer = EventProducer(settings)
+        self._producer = self._new_producer(settings)
         self._use_fold(fold)
         self.group = group or f"{settings.topic_prefix}.{fold.name}"
         self.topics = [topic_name(settings.topic_prefix, s) for s in fold.inputs]
@@ -112,6 +112,10 @@ class StageRunner:
     def _membership(self, settings: Settings) -> dict[str, Any]:
         """Group membership settings of the consumer (the scale-out runner joins a group)."""
         return {}
+
+    def _new_producer(self, settings: Settings) -> EventProducer:
+        """Its producer (the fused runner's also hands its outputs over in memory)."""
+        return EventProducer(settings)
 
     def _assign(self) -> None:
         meta = self._consumer.list_topics(timeout=30)
@@ -259,9 +263,14 @@ class StageRunner:
                 log.warning("%s: consumer: %s", self.fold.name, err)
                 continue
             self._one(msg)
-        self._commits.end_batch()
+        self._end_batch()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self._freeze_state()
+
+    def _end_batch(self) -> None:
+        """Close the batch: its offsets wait for the outputs sent so far (the fused runner
+        first hands its outputs to the fused stages that read them)."""
+        self._commits.end_batch()
 
     def _freeze_state(self, *, force: bool = False) -> None:
         """Collect the young generations, then exempt what survives from later collections.

@@ -29,7 +29,7 @@ from labeltrail.folds.base import Fold
 from labeltrail.kafka.consumer import high_watermark, make_consumer
 from labeltrail.kafka.runner import StageRunner
 
-__all__ = ["BROADCAST_INPUTS", "GroupStageRunner"]
+__all__ = ["BROADCAST_INPUTS", "GroupStageRunner", "read_to_end"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,25 @@ BROADCAST_INPUTS = frozenset(
     {"schemas", "annotators", "annotators.status", "quality", "models", "gold"}
 )
 """Inputs every worker reads whole: registries, not keyed work."""
+
+
+def read_to_end(
+    consumer: Consumer,
+    partitions: list[TopicPartition],
+    apply: Callable[[Message], None],
+    batch_size: int = 500,
+) -> None:
+    """Hand every record of ``partitions``, from the start to their end as of now, to
+    ``apply`` (with ``consumer``, which is assigned to them and nothing else)."""
+    parts = [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
+    ends = {(tp.topic, tp.partition): high_watermark(consumer, tp) for tp in parts}
+    consumer.assign(parts)
+    read: dict[tuple[str, int], int] = {}
+    while any(read.get(k, 0) < end for k, end in ends.items()):
+        for msg in consumer.consume(batch_size, timeout=0.5):
+            if msg.error() is None:
+                read[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
+                apply(msg)
 
 
 class GroupStageRunner(StageRunner):
@@ -100,19 +119,12 @@ class GroupStageRunner(StageRunner):
         """Read every broadcast partition from the start to its current end."""
         meta = self._broadcast.list_topics(timeout=30).topics
         parts = [
-            TopicPartition(t, p, OFFSET_BEGINNING)
+            TopicPartition(t, p)
             for t in self.broadcast_topics
             if t in meta
-            for p in sorted(meta[t].partitions)
+            for p in meta[t].partitions
         ]
-        ends = {(tp.topic, tp.partition): high_watermark(self._broadcast, tp) for tp in parts}
-        self._broadcast.assign(parts)
-        read: dict[tuple[str, int], int] = {}
-        while any(read.get(k, 0) < end for k, end in ends.items()):
-            for msg in self._broadcast.consume(self.batch_size, timeout=0.5):
-                if msg.error() is None:
-                    read[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
-                    self._apply_broadcast(msg)
+        read_to_end(self._broadcast, parts, self._apply_broadcast, self.batch_size)
         self._producer.flush()
 
     def _between_batches(self) -> None:

@@ -16,7 +16,7 @@ from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.kafka.scaleout import GroupStageRunner
 
-__all__ = ["serve"]
+__all__ = ["run_until_signalled", "serve", "topics_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,7 @@ def serve(make_fold: Callable[[Settings], Fold], *, scalable: bool = False) -> i
     rebuilt from the log on start), instead of idling with zero progress.
     """
     config = settings()
-    try:
-        ensure_topics(config)  # fails within seconds, in one line, when no broker answers
-    except LabeltrailError as exc:
-        log.error("%s", exc)
+    if not topics_ready(config):
         return 1
     if config.runner == "faust":
         from labeltrail.kafka.faust_stage import serve_faust  # faust loads only when used
@@ -46,6 +43,22 @@ def serve(make_fold: Callable[[Settings], Fold], *, scalable: bool = False) -> i
         runner = GroupStageRunner(lambda: make_fold(config), config)
     else:
         runner = StageRunner(make_fold(config), config)
+    return run_until_signalled(runner)
+
+
+def topics_ready(config: Settings) -> bool:
+    """Create the pipeline's topics; False (said in one line) when no broker answers, which
+    it tells within seconds."""
+    try:
+        ensure_topics(config)
+    except LabeltrailError as exc:
+        log.error("%s", exc)
+        return False
+    return True
+
+
+def run_until_signalled(runner: StageRunner) -> int:
+    """Run ``runner`` until SIGTERM or SIGINT; returns the exit code (1 on a failure)."""
     fold = runner.fold
     stop = threading.Event()
 

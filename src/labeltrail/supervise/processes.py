@@ -52,13 +52,19 @@ class Program:
     args: tuple[str, ...]
 
 
-def programs(without: Sequence[str] = (), *, frontend_args: Sequence[str] = ()) -> list[Program]:
+def programs(
+    without: Sequence[str] = (), *, frontend_args: Sequence[str] = (), fused: bool = False
+) -> list[Program]:
     """Every stage service of :data:`labeltrail.stages.STAGES`, the projector and the
     annotation frontend (``frontend_args`` added to ``annotate serve``), less the names in
-    ``without``."""
-    from labeltrail.stages import STAGES
+    ``without``. ``fused``: the stages of :data:`labeltrail.stages.FUSED` as one process,
+    ``fused`` (docs/streaming.md)."""
+    from labeltrail.stages import FUSED, STAGES
 
     every = [Program(name, "stage", ("serve", name)) for name in STAGES]
+    if fused:
+        every = [p for p in every if p.name not in FUSED]
+        every.insert(0, Program("fused", "stage", ("serve", "fused")))
     every.append(Program("projector", "projector", ("projections", "run", "--follow")))
     every.append(Program("annotate", "frontend", ("annotate", "serve", *frontend_args)))
     unknown = set(without) - {p.name for p in every}

@@ -1,0 +1,307 @@
+"""Several stages in one process: what one fused stage writes for another is handed over in memory.
+
+A small deployment runs tasking, consensus, labels, reliability and IAA as one process (the
+*fused* runner) instead of one process per stage. Every output is still written to its topic,
+so the log, the projections and every audit answer are those of the separate services; what
+changes is who reads it back. An output on a topic that only fused stages write (tasks,
+consensus, labels, quality, annotators.status) is not consumed from Kafka again: once the broker
+has acknowledged it, its delivery report (the very record, with its partition and offset) is
+handed to every fused stage that reads the topic. Only inputs from outside the fused set
+(comments, votes, adjudications, schemas, annotators, gold, scores...) are consumed.
+
+Each fused stage keeps its own fold and its own
+:class:`~labeltrail.kafka.records.RecordHandler`, and a handed-over record goes through that
+handler exactly as a consumed one would (decode, skip, dead letter, count), at its real log
+position: a fold sees what it would see as a separate service, each topic in its log order.
+
+Commits: a batch of external records is closed only once every output it caused, in every
+fused stage, down the whole chain, is acknowledged and handed over; then its offsets wait for
+the producer ticket as in the :class:`~labeltrail.kafka.runner.StageRunner`. A restart restores
+each fused stage from the log as its own service would: the topics only fused stages write are
+read from the start to their end as of the start (their owned partitions), then the external
+inputs up to the fused group's committed offsets, each record through each reader's restore
+path; after that, external input is processed live.
+
+Scale-out: :class:`GroupFusedRunner` is the fused runner over a consumer group; it runs only
+scalable stages (co-partitioned keyed inputs), since reliability and IAA need every vote. The
+separate services remain the way to scale a stage on its own (docs/streaming.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, Message, TopicPartition
+
+from labeltrail.config import Settings, settings
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.topics import topic_name
+from labeltrail.folds.base import Fold, Output
+from labeltrail.kafka.consumer import make_consumer
+from labeltrail.kafka.producer import EventProducer
+from labeltrail.kafka.records import RecordHandler, StageStats
+from labeltrail.kafka.runner import StageRunner
+from labeltrail.kafka.scaleout import BROADCAST_INPUTS, GroupStageRunner, read_to_end
+from labeltrail.kafka.serve import run_until_signalled, topics_ready
+
+__all__ = [
+    "FusedFold",
+    "FusedRunner",
+    "GroupFusedRunner",
+    "HandoverProducer",
+    "Member",
+    "serve_fused",
+]
+
+log = logging.getLogger(__name__)
+
+HANDOVER_WAIT_S = 0.05
+"""How long one wait for the delivery reports of outputs still to be handed over lasts."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One fused stage: its fold and the topic suffixes it writes (the stage registry's)."""
+
+    fold: Fold
+    writes: tuple[str, ...]
+
+
+@dataclass
+class FusedFold:
+    """The fused stages as the runner's one fold: ``inputs`` are the topics consumed from
+    Kafka (every member's inputs but the topics handed over in memory).
+
+    ``outside_writes``: topics that something outside the fused set also writes (a stage that
+    runs on its own); those are consumed like any external input and never handed over.
+    """
+
+    members: tuple[Member, ...]
+    outside_writes: frozenset[str] = frozenset()
+    name: str = "fused"
+    inputs: tuple[str, ...] = field(init=False)
+    internal: frozenset[str] = field(init=False)
+    """Topic suffixes handed over in memory: written only by members, read by a member."""
+
+    def __post_init__(self) -> None:
+        written = {s for m in self.members for s in m.writes} - self.outside_writes
+        read = [s for m in self.members for s in m.fold.inputs]
+        self.internal = frozenset(s for s in read if s in written)
+        self.inputs = tuple(dict.fromkeys(s for s in read if s not in self.internal))
+
+    @property
+    def folds(self) -> tuple[Fold, ...]:
+        return tuple(m.fold for m in self.members)
+
+    def apply(self, event: Event, position: LogPosition) -> list[Output]:
+        """Not used: the runner hands every record to each member's own handler."""
+        raise TypeError("a FusedFold is run by the FusedRunner, member by member")
+
+
+class HandoverProducer(EventProducer):
+    """The producer of the fused stages: it also keeps the delivery report of every record on a
+    topic handed over in memory (``handover_topics``, full names), in acknowledgement order."""
+
+    def __init__(self, settings: Settings, handover_topics: frozenset[str]) -> None:
+        super().__init__(settings)
+        self.handover_topics = handover_topics
+        self.delivered_records: deque[Message] = deque()
+        """Acknowledged records to hand over, oldest first."""
+        self.awaiting = 0
+        """Records on a handed-over topic sent and not acknowledged yet."""
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
+        super().send_raw(topic, key, value)
+        if topic in self.handover_topics:
+            self.awaiting += 1
+
+    def _on_delivery(self, ticket: int, err: KafkaError | None, msg: Message) -> None:
+        super()._on_delivery(ticket, err, msg)
+        if msg.topic() in self.handover_topics:
+            self.awaiting -= 1
+            if err is None:
+                self.delivered_records.append(msg)
+
+    def raise_failed(self) -> None:
+        """Raise :class:`~labeltrail.kafka.producer.ProduceError` if any delivery failed."""
+        self._raise_errors()
+
+
+class _Fused(StageRunner):
+    """What both fused runners add to the stage runner they extend."""
+
+    fold: FusedFold  # type: ignore[assignment]
+    _producer: HandoverProducer
+
+    def _new_producer(self, settings: Settings) -> EventProducer:
+        return HandoverProducer(settings, frozenset())
+
+    def _use_fold(self, fold: Fold) -> None:
+        assert isinstance(fold, FusedFold)
+        super()._use_fold(fold)
+        prefix = self.settings.topic_prefix
+        self._producer.handover_topics = frozenset(topic_name(prefix, s) for s in fold.internal)
+        if not hasattr(self, "member_stats"):
+            self.member_stats: dict[str, StageStats] = {f.name: StageStats() for f in fold.folds}
+            """What each fused stage did, as its own service would count it."""
+        self._readers: dict[str, list[RecordHandler]] = {}
+        self._handlers: list[RecordHandler] = []
+        for member in fold.folds:
+            handler = RecordHandler(member, prefix, self.member_stats[member.name], self._producer)
+            self._handlers.append(handler)
+            for suffix in member.inputs:
+                self._readers.setdefault(topic_name(prefix, suffix), []).append(handler)
+
+    # restore ------------------------------------------------------------------------------
+
+    def _internal_whole(self, suffix: str) -> bool:
+        """Whether every partition of a handed-over topic is this worker's to restore."""
+        return True
+
+    def _start_restore(self, partitions: list[TopicPartition]) -> None:
+        self._restore_internal({tp.partition for tp in partitions})
+        super()._start_restore(partitions)
+
+    def _restore_internal(self, owned: set[int]) -> None:
+        """Restore every member from the handed-over topics, to their end as of now."""
+        prefix = self.settings.topic_prefix
+        reader = make_consumer(self.settings, f"{self.group}.restore.{uuid.uuid4().hex[:8]}")
+        try:
+            meta = reader.list_topics(timeout=30).topics
+            parts = [
+                TopicPartition(topic, p)
+                for suffix in sorted(self.fold.internal)
+                if (topic := topic_name(prefix, suffix)) in meta
+                for p in sorted(meta[topic].partitions)
+                if self._internal_whole(suffix) or p in owned
+            ]
+
+            def restore(msg: Message) -> None:
+                topic, partition, offset = (
+                    msg.topic() or "",
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                )
+                for handler in self._readers.get(topic, ()):
+                    handler.restore(msg, topic, partition, offset)
+
+            read_to_end(reader, parts, restore, self.batch_size)
+        finally:
+            reader.close()
+
+    # processing ---------------------------------------------------------------------------
+
+    def _one(self, msg: Message) -> None:
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        key = (topic, partition)
+        self._read_to[key] = offset + 1
+        self.stats.consumed += 1
+        if offset >= self._resume_at.get(key, 0):
+            self.stats.processed += 1
+            for handler in self._readers.get(topic, ()):
+                handler.live(msg, topic, partition, offset)
+            self.metrics.observe_age(msg.timestamp()[1])
+        else:
+            self.stats.restored += 1
+            for handler in self._readers.get(topic, ()):
+                handler.restore(msg, topic, partition, offset)
+        self._commits.done(key, offset + 1)
+
+    def _apply_broadcast(self, msg: Message) -> None:
+        for handler in self._readers.get(msg.topic() or "", ()):
+            handler.broadcast(msg)
+
+    def _between_batches(self) -> None:
+        super()._between_batches()  # broadcast input (scale-out) may release outputs too
+        self._hand_over()
+
+    def _end_batch(self) -> None:
+        self._hand_over()
+        self.stats.emitted = self._producer.sent
+        super()._end_batch()
+
+    def _hand_over(self) -> None:
+        """Hand every acknowledged output on a handed-over topic to the members that read it,
+        until nothing the batch caused, down the whole chain, is left unacknowledged."""
+        producer = self._producer
+        records = producer.delivered_records
+        while True:
+            producer.poll(0)
+            producer.raise_failed()
+            while records:
+                msg = records.popleft()
+                topic, partition, offset = (
+                    msg.topic() or "",
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                )
+                for handler in self._readers.get(topic, ()):
+                    handler.live(msg, topic, partition, offset)
+            if producer.awaiting <= 0:
+                return
+            producer.poll(HANDOVER_WAIT_S)
+
+    def _drain(self) -> None:
+        """Drain each member in turn, handing what each settles to the members after it."""
+        self._drain_requested.clear()
+        for handler in self._handlers:
+            handler.drain()
+            self._hand_over()
+        self._producer.flush()
+        self.drain_done.set()
+
+
+class FusedRunner(_Fused):
+    """The fused stages over every partition of their inputs, in one process."""
+
+    def __init__(
+        self,
+        fold: FusedFold,
+        settings: Settings,
+        *,
+        group: str | None = None,
+        batch_size: int = 500,
+        finite: bool = False,
+    ) -> None:
+        super().__init__(fold, settings, group=group, batch_size=batch_size, finite=finite)
+
+
+class GroupFusedRunner(_Fused, GroupStageRunner):
+    """One worker of the fused (scalable) stages, sharing the keyed partitions with others.
+
+    Topics handed over in memory are keyed like the inputs they come from, so a worker
+    restores only the partitions it owns; the broadcast ones it restores whole.
+    """
+
+    def __init__(
+        self,
+        make_fold: Callable[[], FusedFold],
+        settings: Settings,
+        *,
+        group: str | None = None,
+        batch_size: int = 500,
+        finite: bool = False,
+    ) -> None:
+        super().__init__(make_fold, settings, group=group, batch_size=batch_size, finite=finite)
+
+    def _internal_whole(self, suffix: str) -> bool:
+        return suffix in BROADCAST_INPUTS
+
+
+def serve_fused(make_fold: Callable[[Settings], FusedFold], *, scalable: bool = False) -> int:
+    """Run the fused stages ``make_fold(settings)`` until SIGTERM or SIGINT; returns the exit
+    code. ``scalable``: as one worker of several (:class:`GroupFusedRunner`)."""
+    config = settings()
+    if not topics_ready(config):
+        return 1
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    runner = (
+        GroupFusedRunner(lambda: make_fold(config), config)
+        if scalable
+        else FusedRunner(make_fold(config), config)
+    )
+    return run_until_signalled(runner)

@@ -11,7 +11,8 @@ once to ``bench-relabel-s<seed>-n<comments>.*`` (schemas, tasks, votes, labels) 
 
 **Ours:** what ``labeltrail relabel --dry-run`` runs, without the comments (slices are a report
 detail): ``cli.relabel.read_history`` (the schemas, the labels and the votes read from the
-broker, votes through ``events.columnar.decode_rows``), ``folds.relabel.labels_of_record`` and
+broker side by side, labels through ``events.columnar.decode_label_rows``, votes through
+``events.columnar.decode_rows``), ``folds.relabel.labels_of_record`` and
 ``folds.relabel.relabel`` (the method fitted once over every item of the version). The read is
 timed once and each method's computation apart; a method's end-to-end time is the read plus its
 computation.

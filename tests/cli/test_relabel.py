@@ -276,6 +276,15 @@ def test_the_demo_relabeled_with_its_own_method_changes_nothing(demo: History) -
     assert body["committed_methods"]["reliability-weighted"] == len(crowd)
     code, text = demo.cli("relabel", "--method", "reliability-weighted", "--param", "k=1")
     assert code == 2 and "takes no parameter 'k'" in text
+    # Committed, the run's crowd labels are those of record again, each naming its estimates.
+    run_id = demo.json("relabel", "--method", "reliability-weighted")["run_id"]
+    run = [e for e in read_topic(demo.settings, "relabels") if e.run_id == run_id]
+    assert len(run) == body["items"]
+    of_record = {e.label_id: e for e in labels}
+    for label in (e for e in run if e.route == "consensus"):
+        source = of_record[label.method_params["relabels"]]
+        assert (label.label, label.distribution) == (source.label, source.distribution)
+        assert label.method_params["estimates"] == source.method_params["estimates"]
 
 
 def test_the_demo_under_majority_vote_differs_where_the_weights_decided(demo: History) -> None:

@@ -287,6 +287,36 @@ ORDER BY (comment_id, schema_version, event_id);
 -- labels reads run_id = ''.
 ALTER TABLE labels ADD COLUMN IF NOT EXISTS run_id String AFTER source_positions;
 
+-- QuestionLabelCommitted: one atomic question's consensus for a complete item, with its own
+-- agreement (folds/questions.py).
+CREATE TABLE IF NOT EXISTS question_labels
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    label_id       String,
+    comment_id     String,
+    schema_version LowCardinality(String),
+    question_id    LowCardinality(String),
+    answer         String,
+    answers        Array(String),
+    distribution   Array(Float64),
+    agreement      Float64,
+    method         LowCardinality(String),
+    vote_ids       Array(String),
+    annotator_ids  Array(String),
+    consensus_id   String
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, schema_version, question_id, event_id);
+
 -- HoneypotScored
 CREATE TABLE IF NOT EXISTS honeypot_results
 (

@@ -21,6 +21,8 @@ CREATE VIEW IF NOT EXISTS v_adjudications AS SELECT * FROM adjudications FINAL;
 
 CREATE VIEW IF NOT EXISTS v_labels AS SELECT * FROM labels FINAL;
 
+CREATE VIEW IF NOT EXISTS v_question_labels AS SELECT * FROM question_labels FINAL;
+
 CREATE VIEW IF NOT EXISTS v_honeypot_results AS SELECT * FROM honeypot_results FINAL;
 
 CREATE VIEW IF NOT EXISTS v_reliability AS SELECT * FROM reliability FINAL;

@@ -19,6 +19,7 @@ from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.folds.feedback import FeedbackFold
 from labeltrail.folds.iaa import IaaConfig, IaaFold
 from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.questions import QuestionsFold
 from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.folds.scorer import ScorerFold
 from labeltrail.folds.tasking import TaskingConfig, TaskingFold
@@ -37,6 +38,7 @@ __all__ = [
     "make_feedback",
     "make_iaa",
     "make_labels",
+    "make_questions",
     "make_reliability",
     "make_scorer",
     "make_tasking",
@@ -70,6 +72,10 @@ def make_consensus(settings: Settings) -> ConsensusFold:
 
 def make_labels(settings: Settings) -> LabelsFold:
     return LabelsFold(auto_accept_threshold=settings.labels.auto_accept_threshold)
+
+
+def make_questions(settings: Settings) -> QuestionsFold:
+    return QuestionsFold()
 
 
 def make_feedback(settings: Settings) -> FeedbackFold:
@@ -142,9 +148,8 @@ STAGES: dict[str, Stage] = {
     ),
     "consensus": Stage(make_consensus, ConsensusFold, ("consensus", "quality"), scalable=True),
     "labels": Stage(make_labels, LabelsFold, ("labels",), scalable=True),
-    "reliability": Stage(
-        make_reliability, ReliabilityFold, ("quality", "annotators.status")
-    ),
+    "questions": Stage(make_questions, QuestionsFold, ("questions", "consensus")),
+    "reliability": Stage(make_reliability, ReliabilityFold, ("quality", "annotators.status")),
     "iaa": Stage(make_iaa, IaaFold, ("iaa",)),
     "feedback": Stage(make_feedback, FeedbackFold, ("consensus",), scalable=True),
     "scorer": Stage(make_scorer, ScorerFold, ("scores",)),

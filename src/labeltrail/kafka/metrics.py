@@ -62,6 +62,7 @@ PORT_OFFSETS: dict[str, int] = {
     "iaa": 5,
     "scorer": 6,
     "trainer": 7,
+    "questions": 8,
 }
 """Each service's port is ``LABELTRAIL_METRICS_PORT`` plus its offset here."""
 

@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labeltrail.events import columnar
+from labeltrail.events.avro import writer_schemas
 from labeltrail.events.base import LogPosition, epoch_millis
 from labeltrail.events.columnar import LabelCommittedRow, decode_label_rows
 from labeltrail.events.models import LabelCommitted
-from labeltrail.events.serde import decode, encode
+from labeltrail.events.serde import decode, encode, encode_with
 from labeltrail.exceptions import SerializationError
 from labeltrail.ontology import moderation_schema_v3
 from tests.events.implementations import IMPLEMENTATIONS, use
@@ -115,3 +116,14 @@ def test_corrupted_labels_decode_as_decode_says(seed: int) -> None:
     rng = random.Random(seed)
     values = [corrupt(encode(_label(n)), rng) for n in range(6)]
     assert _got(values) == [_expected(v) for v in values]
+
+
+def test_an_older_writer_version_is_read_through_decode() -> None:
+    """A label written under contract v1 (no ``run_id``) becomes its row through ``decode``."""
+    v1 = next(w for w in writer_schemas().values() if w.name == "LabelCommitted" and w.version == 1)
+    record = _label(3).model_dump()
+    del record["run_id"]
+    data = encode_with(v1.schema, v1.fingerprint, record)
+    decoded = decode_label_rows([data])
+    assert decoded.fast == 0 and decoded.rows == [LabelCommittedRow.of(decode(data))]
+    assert decoded.rows[0].run_id is None

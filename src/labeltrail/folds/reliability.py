@@ -37,8 +37,8 @@ from labeltrail.events.models import (
 )
 from labeltrail.folds.base import Output
 from labeltrail.quality import DawidSkene, PooledDawidSkene, Votes
-from labeltrail.quality.reliability import BetaReliability, update_reliability
 from labeltrail.quality.methods import DEFAULT_METHOD
+from labeltrail.quality.reliability import BetaReliability, update_reliability
 
 __all__ = ["WEEK_ORIGIN", "ReliabilityConfig", "ReliabilityFold", "boundary_after"]
 

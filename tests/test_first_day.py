@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-import uuid
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

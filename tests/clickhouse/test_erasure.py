@@ -24,33 +24,26 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[Client]:
+    """A fresh chdb database (as tests/clickhouse/test_tables.py's)."""
     ch = client_from(Settings(clickhouse_dsn=f"chdb://{tmp_path}"))
     apply_ddl(ch)
     yield ch
     ch.close()
 
 
-def _thread() -> tuple[CommentPosted, CommentPosted, TaskAssigned]:
-    """A parent by one author, a reply by another, and the reply's task carrying the parent."""
+def _comment(cid: str, author: str, text: str, parents: list[str]) -> CommentPosted:
     base = sample_event("CommentPosted")
     assert isinstance(base, CommentPosted)
-    parent = base.model_copy(
-        update={
-            "envelope": base.envelope.model_copy(update={"event_id": "e-parent"}),
-            "comment_id": "c-parent",
-            "author_hash": "author-a",
-            "text": "the parent, written by A, secret-parent-text",
-            "parent_ids": [],
-        }
-    )
-    reply = base.model_copy(
-        update={
-            "envelope": base.envelope.model_copy(update={"event_id": "e-reply"}),
-            "comment_id": "c-reply",
-            "author_hash": "author-b",
-            "text": "the reply, written by B, kept-reply-text",
-            "parent_ids": ["c-parent"],
-        }
+    envelope = base.envelope.model_copy(update={"event_id": f"e-{cid}"})
+    fields = {"comment_id": cid, "author_hash": author, "text": text, "parent_ids": parents}
+    return base.model_copy(update={"envelope": envelope, **fields})
+
+
+def _thread() -> tuple[CommentPosted, CommentPosted, TaskAssigned]:
+    """A parent by one author, a reply by another, and the reply's task carrying the parent."""
+    parent = _comment("c-parent", "author-a", "the parent, written by A, secret-parent-text", [])
+    reply = _comment(
+        "c-reply", "author-b", "the reply, written by B, kept-reply-text", ["c-parent"]
     )
     task = sample_event("TaskAssigned")
     assert isinstance(task, TaskAssigned)
@@ -75,13 +68,13 @@ def test_erased_rows_read_as_a_projection_after_the_erasure_and_leave_no_part(
     assert result.lingering == []
     assert not outdated_parts(client, "events")
 
-    comments = dict(
-        client.query("SELECT comment_id, tuple(text, author_hash) FROM comments FINAL").result_rows
-    )
+    rows = client.query("SELECT comment_id, text, author_hash FROM comments FINAL").result_rows
+    comments = {r[0]: (r[1], r[2]) for r in rows}
     assert comments == {"c-parent": (ERASED, ERASED), "c-reply": (reply.text, "author-b")}
     context = client.query("SELECT context FROM assignments FINAL").result_rows
     assert context == [([ERASED, "other"],)]
-    payloads = dict(client.query("SELECT event_id, payload FROM events FINAL").result_rows)
+    rows = client.query("SELECT event_id, payload FROM events FINAL").result_rows
+    payloads = {r[0]: r[1] for r in rows}
     expected = [erased(e, ["c-parent"], [parent.text]) for e in (parent, reply, task)]
     assert payloads == {e.event_id: e.model_dump_json(exclude={"envelope"}) for e in expected}
     assert _in_files(tmp_path, [secret, kept]) == {kept}

@@ -20,12 +20,13 @@ import json
 import os
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -82,33 +83,44 @@ class Votes:
         return "non-toxic"
 
 
+def _api(url: str, annotator: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """One call to the frontend's JSON API with the annotator's bearer token."""
+    headers = {
+        "Authorization": f"Bearer {annotator}:{_token(annotator)}",
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+    }
+    data = json.dumps(body).encode() if body is not None else None
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data=data, headers=headers), timeout=30
+        ) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+
 def _answer_all(url: str, annotator: str, votes: Votes, stop: threading.Event) -> int:
     """Fetch and answer this annotator's tasks until ``stop`` (an empty queue is polled: more
     tasks arrive while others vote)."""
     answered = 0
-    headers = {"Authorization": f"Bearer {annotator}:{_token(annotator)}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
-        while not stop.is_set():
-            got = http.get("/tasks/next")
-            assert got.status_code == 200, got.text
-            task = got.json()["task"]
-            if task is None:
-                stop.wait(0.3)
-                continue
-            expert = task["pool"] == "expert"
-            if expert:
-                label = VERDICT if task["comment_id"] == TARGET else None
-                label = label or votes.label("", task["comment_id"], task["text"])
-                body: dict[str, Any] = {
-                    "label": label,
-                    "confidence": 0.95,
-                    "note": "read the thread",
-                }
-            else:
-                body = {"label": votes.label(annotator, task["comment_id"], task["text"])}
-            sent = http.post(f"/tasks/{task['assignment_id']}", json=body)
-            assert sent.status_code == 200, (sent.status_code, sent.text)
-            answered += 1
+    while not stop.is_set():
+        status, got = _api(f"{url}/tasks/next", annotator)
+        assert status == 200, got
+        task = got["task"]
+        if task is None:
+            stop.wait(0.3)
+            continue
+        if task["pool"] == "expert":
+            label = VERDICT if task["comment_id"] == TARGET else None
+            label = label or votes.label("", task["comment_id"], task["text"])
+            body: dict[str, Any] = {"label": label, "confidence": 0.95, "note": "read the thread"}
+        else:
+            body = {"label": votes.label(annotator, task["comment_id"], task["text"])}
+        status, sent = _api(f"{url}/tasks/{task['assignment_id']}", annotator, body)
+        assert status == 200, (status, sent)
+        answered += 1
     return answered
 
 
@@ -201,7 +213,6 @@ def test_first_day_from_the_example_files_with_no_simulated_part(day: Ops) -> No
     started = time.monotonic()
     day("up")
     settings = day.settings()
-    url = json.loads(day.status("--json"))["frontend_url"]
 
     # The team's files, each through its command (and again: nothing added).
     day("schema", "publish", str(EXAMPLES / "ontology.yaml"))
@@ -214,6 +225,7 @@ def test_first_day_from_the_example_files_with_no_simulated_part(day: Ops) -> No
     assert "produced 200" in day("ingest", str(EXAMPLES / "comments.jsonl")).stdout
 
     # One crowd annotator in a real browser, then everyone through the HTTP API.
+    url = _until("the frontend's address", lambda: json.loads(day.status("--json"))["frontend_url"])
     votes = Votes()
     assert len(_in_browser(url, votes, 3)) == 3
     stop = threading.Event()

@@ -5,9 +5,13 @@
 a. **Live votes/s, tasking to commit.** A simulated platform (``Platform(PlatformConfig.sized
    (n))``) is produced with its model scores; tasking, the simulated annotators, consensus and
    labels then run as StageRunner processes (one process each). The rate is VoteCast records
-   over the time from the first vote's timestamp to the last LabelCommitted's. Peers, over the
-   same VoteCast records: a bare faust pass-through agent and a raw confluent-kafka consume ->
-   Avro decode -> encode -> produce loop (each rate from its first to its last output).
+   over the time from the first vote's timestamp to the last LabelCommitted's. Then the same
+   platform on fresh topics with tasking, consensus and labels fused in one FusedRunner process
+   (``labeltrail.kafka.fused``) beside the annotators: its rate, the stages' CPU per vote after
+   start-up, the broker's CPU per vote, records read from Kafka and written per vote, each
+   beside the separate processes'. Peers, over the same VoteCast records: a bare faust
+   pass-through agent and a raw confluent-kafka consume -> Avro decode -> encode -> produce
+   loop (each rate from its first to its last output).
 b. **p99 latency** from a VoteCast's produce call to the arrival, at a downstream consumer, of
    the ConsensusUpdated it caused, with votes paced at 1,000/s into a consensus stage that
    holds the tasks already. Peer: the same fold run by the faust stage
@@ -120,13 +124,27 @@ class LiveRun:
     votes: list[tuple[bytes | None, bytes]]
     """The VoteCast records (key, value), for the pass-through peers."""
     consumed: int
-    """Records the four stages read, summed (restore included)."""
+    """Records the stage processes read from Kafka, summed (restore included)."""
     produced: int
-    """Records the four stages wrote (outputs and dead letters), summed."""
+    """Records the stage processes wrote (outputs and dead letters), summed."""
+    stage_consumed: int
+    """Records the pipeline's stages read from Kafka (the simulated annotators not counted)."""
+    stage_produced: int
+    """Records the pipeline's stages wrote (the simulated annotators not counted)."""
+    stage_cpu_s: float
+    """CPU seconds the pipeline's stages spent after start-up (the annotators not counted)."""
+    broker_cpu_s: float | None
+    """CPU seconds of the broker during the run (None when it runs elsewhere)."""
 
 
-def live(settings: Settings, n_comments: int) -> LiveRun:
-    """Run the live stages over a simulated platform."""
+SEPARATE = ("tasking", "annotators", "consensus", "labels")
+"""One process per stage (the simulated annotators are the load, not the pipeline)."""
+FUSED = ("fused", "annotators")
+"""Tasking, consensus and labels in one FusedRunner process, and the annotators."""
+
+
+def live(settings: Settings, n_comments: int, kinds: tuple[str, ...] = SEPARATE) -> LiveRun:
+    """Run the live stages (``kinds``, one process each) over a simulated platform."""
     from labeltrail.events.base import LogPosition
     from labeltrail.ontology import moderation_schema_v3
     from labeltrail.sim import Platform, PlatformConfig, SimulatedScorer
@@ -145,13 +163,13 @@ def live(settings: Settings, n_comments: int) -> LiveRun:
     for event in [*seed, *comments, *scores]:
         producer.send(event)
     producer.flush()
-    note(f"live: {len(comments)} comments, {len(scores)} scores produced; starting 4 stages")
+    note(f"live: {len(comments)} comments, {len(scores)} scores produced; starting {kinds}")
 
     stop = SPAWN.Event()
     procs, flags = [], []
-    kinds = ("tasking", "annotators", "consensus", "labels")
     broker_before = broker_cpu_seconds()
     cpu = {kind: SPAWN.Value("d", 0.0) for kind in kinds}
+    cpu_start = {kind: SPAWN.Value("d", 0.0) for kind in kinds}
     produced = {kind: SPAWN.Value("q", 0) for kind in kinds}
     for kind in kinds:
         ready, caught_up = SPAWN.Event(), SPAWN.Event()
@@ -159,7 +177,11 @@ def live(settings: Settings, n_comments: int) -> LiveRun:
         proc = SPAWN.Process(
             target=stage_process,
             args=(kind, settings.model_dump_json(), n_comments, stop, ready, caught_up, consumed),
-            kwargs={"cpu_seconds": cpu[kind], "emitted": produced[kind]},
+            kwargs={
+                "cpu_seconds": cpu[kind],
+                "emitted": produced[kind],
+                "cpu_at_start": cpu_start[kind],
+            },
             name=f"stage-{kind}",
         )
         proc.start()
@@ -198,14 +220,13 @@ def live(settings: Settings, n_comments: int) -> LiveRun:
     last_label = max(ts for _, _, ts in labels)
     seconds = (last_label - first_vote) / 1000
     note(f"live: {len(votes)} votes, {len(labels)} labels in {seconds:.2f}s")
-    note(
-        "live: process CPU (start-up and restore included) "
-        + ", ".join(
-            f"{k} {cpu[k].value:.1f}s ({cpu[k].value / max(len(votes), 1) * 1e6:.0f} us/vote)"
-            for k in kinds
-        )
-    )
     n_votes = max(len(votes), 1)
+    used = {k: cpu[k].value - cpu_start[k].value for k in kinds}
+    note(
+        "live: process CPU after start-up "
+        + ", ".join(f"{k} {used[k]:.1f}s ({used[k] / n_votes * 1e6:.0f} us/vote)" for k in kinds)
+    )
+    broker_s = None
     if broker_before is not None and broker_after is not None:
         broker_s = broker_after - broker_before
         note(f"live: broker CPU {broker_s:.1f}s ({broker_s / n_votes * 1e6:.0f} us/vote)")
@@ -216,11 +237,62 @@ def live(settings: Settings, n_comments: int) -> LiveRun:
             for k, f in zip(kinds, flags, strict=True)
         )
     )
+    stages = [i for i, k in enumerate(kinds) if k != "annotators"]
     return LiveRun(
         rate=len(votes) / seconds,
         votes=[(k, v) for k, v, _ in votes],
         consumed=sum(f[2].value for f in flags),
         produced=sum(v.value for v in produced.values()),
+        stage_consumed=sum(flags[i][2].value for i in stages),
+        stage_produced=sum(produced[kinds[i]].value for i in stages),
+        stage_cpu_s=sum(used[kinds[i]] for i in stages),
+        broker_cpu_s=broker_s,
+    )
+
+
+def fused_figures(separate: LiveRun, fused: LiveRun) -> None:
+    """The fused process beside the separate stage processes, same platform, same run."""
+    n_sep, n_fused = max(len(separate.votes), 1), max(len(fused.votes), 1)
+    emit(
+        "live votes/s tasking to commit (fused: tasking, consensus, labels in 1 process)",
+        fused.rate,
+        "votes/s",
+        "separate StageRunner processes (tasking, consensus, labels)",
+        separate.rate,
+        higher=True,
+    )
+    emit(
+        "stage CPU per vote after start-up (fused process)",
+        fused.stage_cpu_s / n_fused * 1e6,
+        "us/vote",
+        "separate processes: tasking + consensus + labels",
+        separate.stage_cpu_s / n_sep * 1e6,
+        higher=False,
+    )
+    if fused.broker_cpu_s is not None and separate.broker_cpu_s is not None:
+        emit(
+            "broker CPU per vote (fused; simulated annotators' traffic included)",
+            fused.broker_cpu_s / n_fused * 1e6,
+            "us/vote",
+            "separate processes",
+            separate.broker_cpu_s / n_sep * 1e6,
+            higher=False,
+        )
+    emit(
+        "records read from Kafka per vote by the stages (fused)",
+        fused.stage_consumed / n_fused,
+        "records/vote",
+        "separate processes",
+        separate.stage_consumed / n_sep,
+        higher=False,
+    )
+    emit(
+        "records written per vote by the stages (fused)",
+        fused.stage_produced / n_fused,
+        "records/vote",
+        "separate processes",
+        separate.stage_produced / n_sep,
+        higher=False,
     )
 
 
@@ -467,7 +539,22 @@ def main() -> None:
         run = live(live_settings, scale.live_comments)
         live_rate = run.rate
     if "a" in args.only:
+        fused_settings = base.model_copy(update={"topic_prefix": f"{prefix}fused"})
+        fused = live(fused_settings, scale.live_comments, FUSED)
+        fused_figures(run, fused)
         peers = passthrough_peers(live_settings, run.votes)
+        for name, peer in (
+            ("faust", "faust pass-through agent"),
+            ("confluent", "confluent-kafka decode/encode pass-through"),
+        ):
+            emit(
+                "live votes/s tasking to commit (fused: tasking, consensus, labels in 1 process)",
+                fused.rate,
+                "votes/s",
+                peer,
+                peers[name],
+                higher=True,
+            )
         # Each record the stages move is at least a consume and a decode, or an encode and a
         # produce: half of what the confluent peer does per record (one of each). At half the
         # peer's process CPU per record, the pipeline's record volume alone needs this much

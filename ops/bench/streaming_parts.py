@@ -36,6 +36,7 @@ from labeltrail.folds.labels import LabelsFold
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.consumer import consumer_config
 from labeltrail.kafka.producer import producer_config
+from labeltrail.kafka.runner import StageRunner
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.ontology.schema import MODERATION_CLASSES
 
@@ -248,6 +249,21 @@ def _make_fold(kind: str, n_comments: int) -> Fold:
     raise ValueError(kind)
 
 
+FUSED_KINDS = ("tasking", "consensus", "labels")
+"""The stages the benchmark's fused process runs (the simulated annotators stay outside)."""
+
+
+def _make_runner(kind: str, n_comments: int, settings: Settings) -> StageRunner:
+    """A StageRunner of one stage, or for ``fused`` the FusedRunner of ``FUSED_KINDS``."""
+    from labeltrail.kafka.fused import FusedFold, FusedRunner, Member
+    from labeltrail.stages import STAGES
+
+    if kind != "fused":
+        return StageRunner(_make_fold(kind, n_comments), settings)
+    members = tuple(Member(_make_fold(k, n_comments), STAGES[k].writes) for k in FUSED_KINDS)
+    return FusedRunner(FusedFold(members), settings)
+
+
 def stage_process(
     kind: str,
     settings_json: str,
@@ -258,19 +274,22 @@ def stage_process(
     consumed: Synchronized[int],
     cpu_seconds: Synchronized[float] | None = None,
     emitted: Synchronized[int] | None = None,
+    cpu_at_start: Synchronized[float] | None = None,
 ) -> None:
     """One StageRunner in its own process; mirrors its progress (and, if given, the process's
     CPU time and the records it produced) into shared values.
 
     With ``LABELTRAIL_BENCH_PROFILE=<dir>`` the runner thread runs under cProfile (timed in
     the thread's CPU time) and its stats are written to ``<dir>/<kind>-<pid>.prof`` when the
-    stage stops.
+    stage stops. ``cpu_at_start`` gets the process's CPU time once the runner is built (imports
+    and start-up before it), so the CPU a stage spends on its records is the difference.
+    ``kind`` ``fused`` runs the stages of ``FUSED_KINDS`` in one FusedRunner.
     """
-    from labeltrail.kafka.runner import StageRunner
-
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.model_validate_json(settings_json)
-    runner = StageRunner(_make_fold(kind, n_comments), settings)
+    runner = _make_runner(kind, n_comments, settings)
+    if cpu_at_start is not None:
+        cpu_at_start.value = time.process_time()
     local_stop = threading.Event()
     profile_dir = os.environ.get("LABELTRAIL_BENCH_PROFILE")
 
@@ -424,10 +443,11 @@ def emit(
 
 def broker_cpu_seconds() -> float | None:
     """CPU time (user + system) of the local broker's JVM so far, if it runs on this machine
-    (``ops/kafka/local_kafka.py``); None otherwise."""
+    (``ops/kafka/local_kafka.py``; ``LABELTRAIL_BENCH_BROKER_PID``: a broker of another state
+    directory); None otherwise."""
     pid_file = Path(__file__).resolve().parents[2] / "var" / "kafka" / "broker.pid"
     try:
-        pid = int(pid_file.read_text().strip())
+        pid = int(os.environ.get("LABELTRAIL_BENCH_BROKER_PID") or pid_file.read_text().strip())
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, ValueError):
         return None

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from confluent_kafka import KafkaError, Message, TopicPartition
 
@@ -43,7 +44,7 @@ from labeltrail.events.topics import topic_name
 from labeltrail.folds.base import Fold, Output
 from labeltrail.kafka.consumer import make_consumer
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.records import RecordHandler, StageStats
+from labeltrail.kafka.records import RecordHandler, StageStats, msg_at
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.kafka.scaleout import BROADCAST_INPUTS, GroupStageRunner, read_to_end
 from labeltrail.kafka.serve import run_until_signalled, topics_ready
@@ -104,27 +105,53 @@ class FusedFold:
 
 class HandoverProducer(EventProducer):
     """The producer of the fused stages: it also keeps the delivery report of every record on a
-    topic handed over in memory (``handover_topics``, full names), in acknowledgement order."""
+    topic handed over in memory (``handover_topics``, full names), in acknowledgement order,
+    with the *cause* it was sent for: the external batch (a generation number) whose
+    consequences, down the chain, it is part of."""
 
     def __init__(self, settings: Settings, handover_topics: frozenset[str]) -> None:
         super().__init__(settings)
         self.handover_topics = handover_topics
-        self.delivered_records: deque[Message] = deque()
-        """Acknowledged records to hand over, oldest first."""
-        self.awaiting = 0
-        """Records on a handed-over topic sent and not acknowledged yet."""
+        self.delivered_records: deque[tuple[int, Message]] = deque()
+        """(cause, record) of acknowledged records to hand over, oldest first."""
+        self.cause = 0
+        """The generation whose consequences are being sent now."""
+        self.unhanded: Counter[int] = Counter()
+        """Records on a handed-over topic sent and not handed over yet, by cause."""
+        self._ticket_cause: dict[int, int] = {0: 0}
+
+    def caused_by(self, cause: int) -> None:
+        """What is sent from now on is a consequence of generation ``cause``."""
+        if cause != self.cause:
+            self.cause = cause
+            self.checkpoint()
+
+    def checkpoint(self) -> int:
+        closed = super().checkpoint()
+        if closed not in self._unacked:  # nothing of it awaits a delivery report
+            self._ticket_cause.pop(closed, None)
+        self._ticket_cause[self._ticket] = self.cause
+        return closed
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         super().send_raw(topic, key, value)
         if topic in self.handover_topics:
-            self.awaiting += 1
+            self.unhanded[self.cause] += 1
 
     def _on_delivery(self, ticket: int, err: KafkaError | None, msg: Message) -> None:
         super()._on_delivery(ticket, err, msg)
-        if msg.topic() in self.handover_topics:
-            self.awaiting -= 1
-            if err is None:
-                self.delivered_records.append(msg)
+        cause = self._ticket_cause[ticket]
+        if ticket not in self._unacked and ticket != self._ticket:
+            del self._ticket_cause[ticket]
+        if err is None and msg.topic() in self.handover_topics:
+            self.delivered_records.append((cause, msg))
+        # A failed delivery stays unhanded: raise_failed() stops the runner before any commit.
+
+    def handed(self, cause: int) -> None:
+        """One record of ``cause`` was handed over."""
+        self.unhanded[cause] -= 1
+        if not self.unhanded[cause]:
+            del self.unhanded[cause]
 
     def raise_failed(self) -> None:
         """Raise :class:`~labeltrail.kafka.producer.ProduceError` if any delivery failed."""
@@ -148,6 +175,12 @@ class _Fused(StageRunner):
         if not hasattr(self, "member_stats"):
             self.member_stats: dict[str, StageStats] = {f.name: StageStats() for f in fold.folds}
             """What each fused stage did, as its own service would count it."""
+            self._generation = 0
+            """The current external batch's number: what it causes is sent under it."""
+            self._batch_offsets: dict[tuple[str, int], int] = {}
+            self._waiting_offsets: dict[int, dict[tuple[str, int], int]] = {}
+            """Next offsets of closed batches, by generation, until all they caused is
+            handed over."""
         self._readers: dict[str, list[RecordHandler]] = {}
         self._handlers: list[RecordHandler] = []
         for member in fold.folds:
@@ -163,6 +196,8 @@ class _Fused(StageRunner):
         return True
 
     def _start_restore(self, partitions: list[TopicPartition]) -> None:
+        self._batch_offsets = {}  # a new assignment starts from the committed offsets
+        self._waiting_offsets.clear()
         self._restore_internal({tp.partition for tp in partitions})
         super()._start_restore(partitions)
 
@@ -180,36 +215,35 @@ class _Fused(StageRunner):
                 if self._internal_whole(suffix) or p in owned
             ]
 
-            def restore(msg: Message) -> None:
-                topic, partition, offset = (
-                    msg.topic() or "",
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                )
-                for handler in self._readers.get(topic, ()):
-                    handler.restore(msg, topic, partition, offset)
-
-            read_to_end(reader, parts, restore, self.batch_size)
+            read_to_end(reader, parts, partial(self._to_readers, live=False), self.batch_size)
         finally:
             reader.close()
 
     # processing ---------------------------------------------------------------------------
 
+    def _to_readers(self, msg: Message, *, live: bool) -> None:
+        """Apply ``msg`` to every member that reads its topic: live, or only to restore."""
+        topic, partition, offset = msg_at(msg)
+        for handler in self._readers.get(topic, ()):
+            if live:
+                handler.live(msg, topic, partition, offset)
+            else:
+                handler.restore(msg, topic, partition, offset)
+
     def _one(self, msg: Message) -> None:
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        topic, partition, offset = msg_at(msg)
         key = (topic, partition)
         self._read_to[key] = offset + 1
         self.stats.consumed += 1
-        if offset >= self._resume_at.get(key, 0):
+        live = offset >= self._resume_at.get(key, 0)
+        self._producer.caused_by(self._generation)
+        self._to_readers(msg, live=live)
+        if live:
             self.stats.processed += 1
-            for handler in self._readers.get(topic, ()):
-                handler.live(msg, topic, partition, offset)
             self.metrics.observe_age(msg.timestamp()[1])
         else:
             self.stats.restored += 1
-            for handler in self._readers.get(topic, ()):
-                handler.restore(msg, topic, partition, offset)
-        self._commits.done(key, offset + 1)
+        self._batch_offsets[key] = offset + 1
 
     def _apply_broadcast(self, msg: Message) -> None:
         for handler in self._readers.get(msg.topic() or "", ()):
@@ -220,37 +254,67 @@ class _Fused(StageRunner):
         self._hand_over()
 
     def _end_batch(self) -> None:
+        """Close the batch; its offsets wait until all it caused is handed over, then for
+        the producer ticket (:meth:`_release`). Meanwhile the next batch is read."""
+        if self._batch_offsets:
+            self._waiting_offsets[self._generation] = self._batch_offsets
+            self._batch_offsets = {}
+        self._generation += 1
         self._hand_over()
         self.stats.emitted = self._producer.sent
-        super()._end_batch()
 
-    def _hand_over(self) -> None:
-        """Hand every acknowledged output on a handed-over topic to the members that read it,
-        until nothing the batch caused, down the whole chain, is left unacknowledged."""
+    def _awaiting(self) -> bool:
+        return bool(self._producer.unhanded or self._waiting_offsets) or super()._awaiting()
+
+    def _settle(self) -> None:
+        if not self._commits.failed:
+            self._hand_over(block=True)
+        super()._settle()
+
+    def _hand_over(self, *, block: bool = False) -> None:
+        """Hand every acknowledged output on a handed-over topic to the members that read it
+        (``block``: until nothing sent is left unacknowledged, down the whole chain), then
+        release the offsets of the batches whose consequences are all handed over."""
         producer = self._producer
         records = producer.delivered_records
         while True:
             producer.poll(0)
             producer.raise_failed()
             while records:
-                msg = records.popleft()
-                topic, partition, offset = (
-                    msg.topic() or "",
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                )
-                for handler in self._readers.get(topic, ()):
-                    handler.live(msg, topic, partition, offset)
-            if producer.awaiting <= 0:
-                return
+                cause, msg = records.popleft()
+                producer.caused_by(cause)
+                self._to_readers(msg, live=True)
+                producer.handed(cause)
+            if not block or not producer.unhanded:
+                break
             producer.poll(HANDOVER_WAIT_S)
+        self._release()
+
+    def _release(self) -> None:
+        """Give the commit queue the offsets of every batch, oldest first, of which nothing
+        it caused is left to hand over; they commit once the producer ticket closed now (all
+        sent so far) is acknowledged."""
+        unhanded = self._producer.unhanded
+        oldest = min(unhanded) if unhanded else None
+        released = False
+        while self._waiting_offsets:
+            generation = next(iter(self._waiting_offsets))
+            if oldest is not None and oldest <= generation:
+                break
+            for key, at in self._waiting_offsets.pop(generation).items():
+                self._commits.done(key, at)
+            released = True
+        if released:
+            self._commits.end_batch()
+        else:
+            self._commits.commit_delivered()
 
     def _drain(self) -> None:
         """Drain each member in turn, handing what each settles to the members after it."""
         self._drain_requested.clear()
         for handler in self._handlers:
             handler.drain()
-            self._hand_over()
+            self._hand_over(block=True)
         self._producer.flush()
         self.drain_done.set()
 

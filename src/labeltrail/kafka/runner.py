@@ -229,11 +229,15 @@ class StageRunner:
         messages: list[Message] = self._consumer.consume(self.batch_size, timeout=0)
         if messages:
             return messages
-        wait = INFLIGHT_WAIT_S if self._commits.waiting else IDLE_WAIT_S
+        wait = INFLIGHT_WAIT_S if self._awaiting() else IDLE_WAIT_S
         first = self._consumer.poll(wait)
         if first is None:
             return []
         return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
+
+    def _awaiting(self) -> bool:
+        """Whether outputs still await acknowledgement or offsets their commit."""
+        return self._commits.waiting
 
     def _between_batches(self) -> None:
         """A hook for subclasses (the scale-out runner reads its broadcast inputs here)."""

@@ -1,7 +1,8 @@
 -- export_rows: the rows of a versioned training export: for each comment, the latest label under
 -- one schema version that was recorded by `at` and lies before the export's log positions, with
 -- its soft label, the crowd votes it came from (annotator, answer, confidence, time), the
--- adjudication and the gold-set verdict known by then. Everything is read from records before
+-- adjudication, the gold-set verdict and the latest committed consensus of each atomic
+-- question (question_labels) known by then. Everything is read from records before
 -- the positions, so a later vote, label or schema change cannot alter an export.
 -- Parameters: schema_version String, at DateTime64(3, 'UTC'),
 --             positions String (JSON [[topic, partition, end_offset], ...]),
@@ -67,6 +68,23 @@ WITH
           AND arrayExists(p -> p.1 = topic AND p.2 = partition AND offset < p.3,
                 JSONExtract({positions:String}, 'Array(Tuple(String, UInt32, UInt64))'))
         GROUP BY comment_id
+    ),
+    questions_sel AS (
+        SELECT comment_id, arraySort(x -> x.1, groupArray(q)) AS questions
+        FROM (
+            SELECT comment_id,
+                   argMax(tuple(question_id, answer, answers, distribution, agreement, label_id),
+                          (recorded_at, occurred_at, event_id)) AS q
+            FROM question_labels FINAL
+            WHERE schema_version = {schema_version:String}
+              AND recorded_at <= {at:DateTime64(3, 'UTC')}
+              AND comment_id >= {from_comment:String}
+              AND ({to_comment:String} = '' OR comment_id < {to_comment:String})
+              AND arrayExists(p -> p.1 = topic AND p.2 = partition AND offset < p.3,
+                    JSONExtract({positions:String}, 'Array(Tuple(String, UInt32, UInt64))'))
+            GROUP BY comment_id, question_id
+        )
+        GROUP BY comment_id
     )
 SELECT
     s.comment_id AS comment_id,
@@ -89,10 +107,12 @@ SELECT
     tupleElement(a.a, 3) AS adjudicated_confidence,
     tupleElement(a.a, 4) AS adjudication_note,
     tupleElement(a.a, 5) AS adjudicated_at,
-    g.gold_label AS gold_label
+    g.gold_label AS gold_label,
+    q.questions AS questions
 FROM labels_sel AS s
 LEFT JOIN votes_sel AS v ON v.comment_id = s.comment_id
 LEFT JOIN adj_sel AS a ON a.adjudication_id = tupleElement(s.l, 13)
 LEFT JOIN gold_sel AS g ON g.comment_id = s.comment_id
+LEFT JOIN questions_sel AS q ON q.comment_id = s.comment_id
 ORDER BY comment_id
 SETTINGS join_use_nulls = 1

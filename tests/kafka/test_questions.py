@@ -4,6 +4,7 @@ then the projector into ClickHouse (chdb), read back as an auditor would."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from contextlib import closing
 from pathlib import Path
@@ -23,6 +24,7 @@ from labeltrail.events.models import (
     TaskCreated,
     VoteCast,
 )
+from labeltrail.export.build import create_export, read_parquet_rows, verify_export
 from labeltrail.folds.questions import NEEDS_CONTEXT
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
@@ -122,7 +124,7 @@ def test_questions_are_committed_projected_and_route_to_an_expert(
         producer.send(event)
     producer.flush()
 
-    for stage in ("consensus", "questions", "tasking"):
+    for stage in ("consensus", "questions", "tasking", "labels"):
         outcome = run_stage("confluent", f"labeltrail.stages:make_{stage}", settings, tmp_path)
         assert outcome.code == 0 and outcome.stats["rejected"] == 0, (stage, outcome)
 
@@ -171,3 +173,23 @@ def test_questions_are_committed_projected_and_route_to_an_expert(
             "SELECT comment_id FROM v_adjudication_requests WHERE reason = 'needs_context'"
         ).result_rows
         assert [r[0] for r in routed] == ["c-1"]
+
+        # Exported per question: each row carries every question's answer and agreement, and
+        # the export is rebuilt from the log (the questions topic is among its positions).
+        export = create_export(client, settings, schema_version="v3", out_dir=tmp_path / "x")
+    assert any(p.topic.endswith(".questions") for p in export.log_positions)
+    directory = tmp_path / "x" / export.export_id
+    rows = {
+        r["comment_id"]: r
+        for r in map(json.loads, (directory / "rows.jsonl").read_text().splitlines())
+    }
+    assert sorted(rows) == ["c-1", "c-2"]
+    asked = {q["question_id"]: q for q in rows["c-1"]["questions"]}
+    assert sorted(asked) == sorted(q.question_id for q in V3_QUESTIONS)
+    assert asked["q2_targets_group"]["answer"] == "no"
+    assert asked["q2_targets_group"]["agreement"] == pytest.approx(1 / 3)
+    assert asked["q4_needs_context"]["answer"] == "yes"
+    parquet = {r["comment_id"]: r for r in read_parquet_rows(directory / "rows.parquet")}
+    assert parquet == rows
+    result = verify_export(settings, export)
+    assert not result.problems and result.rebuilt_hash == export.content_hash

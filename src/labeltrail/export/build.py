@@ -1,10 +1,11 @@
 """Create a versioned export from ClickHouse, and verify one by rebuilding it from the log.
 
 An export names everything it depends on (schema version, ``as_of``, the end offset of every
-partition of the labels, votes and adjudications topics, aggregator and parameters), so
-``verify`` can replay the log up to those positions through :class:`ExportFold` and get the
-same content hash however much the log has grown; :func:`verify_directory` also checks the
-files against the manifest and the log (``docs/audit.md``, "Versioned exports").
+partition of the labels, votes, adjudications and questions topics, aggregator and
+parameters), so ``verify`` can replay the log up to those positions through
+:class:`ExportFold` and get the same content hash however much the log has grown;
+:func:`verify_directory` also checks the files against the manifest and the log
+(``docs/audit.md``, "Versioned exports").
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ __all__ = [
     "write_export",
 ]
 
-EXPORT_TOPICS = ("labels", "votes", "adjudications")
+EXPORT_TOPICS = ("labels", "votes", "adjudications", "questions")
 """The topics an export is built from; its positions name every partition of each."""
 
 PRODUCER = "export"
@@ -206,6 +207,21 @@ _PARQUET = pa.schema(
         ),
         ("gold_label", pa.string()),
         ("gold_agrees", pa.bool_()),
+        (
+            "questions",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("question_id", pa.string()),
+                        ("answer", pa.string()),
+                        ("answers", pa.list_(pa.string())),
+                        ("distribution", pa.list_(pa.float64())),
+                        ("agreement", pa.float64()),
+                        ("label_id", pa.string()),
+                    ]
+                )
+            ),
+        ),
     ]
 )
 
@@ -263,7 +279,13 @@ def _write_files(directory: Path, chunks: Iterable[list[dict[str, Any]]]) -> _Wr
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
     """The canonical rows held in an export's ``rows.parquet``."""
     rows = pq.read_table(path).to_pylist()
-    return [{**r, "method_params": dict(r["method_params"] or [])} for r in rows]
+    out = []
+    for r in rows:
+        # A row without per-question labels has no ``questions`` key (the canonical rows).
+        questions = r.pop("questions", None)
+        extra = {"questions": questions} if questions else {}
+        out.append({**r, **extra, "method_params": dict(r["method_params"] or [])})
+    return out
 
 
 def write_export(

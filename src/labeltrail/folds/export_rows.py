@@ -23,6 +23,7 @@ from labeltrail.events.models import (
     AdjudicationRecorded,
     ExportCreated,
     LabelCommitted,
+    QuestionLabelCommitted,
     VoteCast,
 )
 
@@ -83,6 +84,25 @@ def _vote(annotator: str, label: str, confidence: float | None, at: Any, vote_id
     }
 
 
+def _question(
+    question_id: str,
+    answer: str,
+    answers: Sequence[str],
+    distribution: Sequence[float],
+    agreement: float,
+    label_id: str,
+) -> dict[str, Any]:
+    """One question's committed consensus as an export row holds it."""
+    return {
+        "question_id": question_id,
+        "answer": answer,
+        "answers": list(answers),
+        "distribution": [float(p) for p in distribution],
+        "agreement": float(agreement),
+        "label_id": label_id,
+    }
+
+
 def _row(
     *,
     comment_id: str,
@@ -91,14 +111,21 @@ def _row(
     votes: Sequence[dict[str, Any]],
     adjudication: dict[str, Any] | None,
     gold_label: str | None,
+    questions: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    """A canonical row. ``questions`` (the latest committed consensus of each atomic question,
+    :class:`~labeltrail.events.models.QuestionLabelCommitted`) is a key only when there is
+    one: a row without any keeps the shape, and so the hash, it had before questions were
+    committed (an export made then verifies as it did)."""
     ordered = sorted(
         votes, key=lambda v: (v["voted_at"], v["annotator_id"], v["vote_id"], json.dumps(v))
     )
     times = [v["voted_at"] for v in ordered]
+    extra = {"questions": sorted(questions, key=lambda q: q["question_id"])} if questions else {}
     return {
         "comment_id": comment_id,
         "schema_version": schema_version,
+        **extra,
         **label,
         "annotators": ordered,
         "n_votes": len(ordered),
@@ -150,6 +177,7 @@ def canonical_from_sql(row: Mapping[str, Any], schema_version: str) -> dict[str,
         votes=votes,
         adjudication=adjudication,
         gold_label=row["gold_label"],
+        questions=[_question(*q) for q in (row.get("questions") or [])],
     )
 
 
@@ -190,7 +218,8 @@ def _key(event: Event) -> _ORDER:
 
 @dataclass
 class ExportFold:
-    """Rebuilds export rows from the events of the labels, votes and adjudications topics.
+    """Rebuilds export rows from the events of the labels, votes, adjudications and questions
+    topics.
 
     Feed it every record before the export's positions, in log order per partition; events
     recorded after ``as_of`` are ignored, and a repeated event id keeps its first copy (as the
@@ -206,6 +235,8 @@ class ExportFold:
     votes: dict[str, list[VoteCast]] = field(default_factory=dict)
     adjudications: dict[str, AdjudicationRecorded] = field(default_factory=dict)
     gold: dict[str, AdjudicationRecorded] = field(default_factory=dict)
+    questions: dict[str, dict[str, QuestionLabelCommitted]] = field(default_factory=dict)
+    """comment -> question -> the latest committed consensus of the question"""
 
     def apply(self, event: Event, position: LogPosition | None = None) -> None:
         if event.event_id in self.seen:
@@ -222,6 +253,11 @@ class ExportFold:
                     self.labels[event.comment_id] = event
             case VoteCast():
                 self.votes.setdefault(event.vote_id, []).append(event)
+            case QuestionLabelCommitted() if event.schema_version == self.schema_version:
+                asked = self.questions.setdefault(event.comment_id, {})
+                known = asked.get(event.question_id)
+                if known is None or _key(event) > _key(known):
+                    asked[event.question_id] = event
             case AdjudicationRecorded() if event.schema_version == self.schema_version:
                 self._keep_latest(self.adjudications, event.adjudication_id, event)
                 if event.request_id.startswith(GOLD_REQUEST_PREFIX):
@@ -279,6 +315,17 @@ class ExportFold:
                     votes=votes,
                     adjudication=adjudication,
                     gold_label=gold.label if gold is not None else None,
+                    questions=[
+                        _question(
+                            q.question_id,
+                            q.answer,
+                            q.answers,
+                            q.distribution,
+                            q.agreement,
+                            q.label_id,
+                        )
+                        for q in self.questions.get(comment_id, {}).values()
+                    ],
                 )
             )
         return out

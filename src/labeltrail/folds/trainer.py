@@ -28,6 +28,7 @@ from labeltrail.events.models import (
     LabelCommitted,
     ModelPublished,
     ModelRefused,
+    QuestionLabelCommitted,
     VoteCast,
 )
 from labeltrail.exceptions import LearningError
@@ -55,7 +56,7 @@ __all__ = ["RetrainFold"]
 log = logging.getLogger(__name__)
 
 PRODUCER = "trainer"
-EXPORT_TOPICS = ("labels", "votes", "adjudications")
+EXPORT_TOPICS = ("labels", "votes", "adjudications", "questions")
 _FOREVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 Partition = tuple[str, int]
@@ -76,7 +77,15 @@ class RetrainFold:
     config: RetrainConfig = field(default_factory=RetrainConfig)
     gate_tolerance: float = DEFAULT_TOLERANCE
     name: str = "trainer"
-    inputs: tuple[str, ...] = ("comments", "adjudications", "votes", "labels", "exports", "models")
+    inputs: tuple[str, ...] = (
+        "comments",
+        "adjudications",
+        "votes",
+        "labels",
+        "questions",
+        "exports",
+        "models",
+    )
     texts: dict[str, str] = field(default_factory=dict)
     """As read: sealed with erasure on, opened with ``keyring`` only to train (so a comment
     erased since it was read is trained on as erased)."""
@@ -122,6 +131,9 @@ class RetrainFold:
                     missing.discard(f"text:{event.comment_id}")
             case VoteCast():
                 self._exportable(event, position, "votes")
+            case QuestionLabelCommitted():
+                # Exports carry each question's consensus (their positions include the topic).
+                self._exportable(event, position, "questions")
             case AdjudicationRecorded():
                 self._exportable(event, position, "adjudications")
                 self.adjudications[event.adjudication_id] = event

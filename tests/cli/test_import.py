@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import json
 from collections import Counter, defaultdict
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.config import Settings
+from labeltrail.events.crypto import ERASED, is_sealed, reveal_event
 from labeltrail.events.models import (
     AnnotatorRegistered,
     CommentPosted,
@@ -34,7 +36,9 @@ from labeltrail.events.models import (
 )
 from labeltrail.imports import convabuse_csv
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.keys import KafkaKeyStore
 from tests.cli.helpers import cli, cli_rows, run_registered_stage
+from tests.kafka.test_erasure import _in_topics
 from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
@@ -262,3 +266,43 @@ def test_bad_imports_are_refused_whole_with_a_clear_error(
     assert code == 2 and "no schema version 'v9' is published" in out, out
     for suffix in ("votes", "tasks", "comments", "annotators"):
         assert read_topic(settings, suffix) == [], suffix
+
+
+def test_an_imported_comment_is_sealed_and_can_be_erased(
+    pipeline_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imported text goes through ``seal_comments`` like ingest's: no plaintext on any topic,
+    and ``erase --comment`` forgets it; with erasure off it is produced in the clear."""
+    settings = pipeline_settings
+    _publish_schema(settings)
+    secret = "an imported remark its author asked us to forget"
+    header = "item_id,annotator_id,label,annotated_at,text\n"
+    path = tmp_path / "votes.csv"
+    path.write_text(
+        header
+        + f"old-1,a,not_abusive,2022-01-01T00:00:00Z,{secret}\n"
+        + f"old-1,b,ambiguous,2022-01-01T00:05:00Z,{secret}\n"
+    )
+    args = ("import", "votes", str(path), "--format", "csv", "--schema-version", VERSION)
+    code, out = cli(settings, *args)
+    assert code == 0, out
+
+    assert _in_topics(settings, [secret.encode()]) == set()
+    (posted,) = [e for e in read_topic(settings, "comments") if isinstance(e, CommentPosted)]
+    assert is_sealed(posted.text) and is_sealed(posted.author_hash)
+    with closing(KafkaKeyStore(settings)) as keyring:
+        assert reveal_event(posted, keyring).text == secret
+
+    code, out = cli(settings, "erase", "--comment", "old-1", "--reason", "test")
+    assert code == 0 and "erased 1 comment(s)" in out, out
+    with closing(KafkaKeyStore(settings)) as keyring:
+        assert reveal_event(posted, keyring).text == ERASED
+
+    monkeypatch.setenv("LABELTRAIL_ERASURE_ENABLED", "false")
+    path.write_text(header + "old-2,a,not_abusive,2022-01-02T00:00:00Z,said in the clear\n")
+    code, out = cli(settings, *args)
+    assert code == 0, out
+    plain = [e for e in read_topic(settings, "comments") if isinstance(e, CommentPosted)]
+    assert [e.text for e in plain if e.comment_id == "old-2"] == ["said in the clear"]
+    code, out = cli(settings, "erase", "--comment", "old-2")
+    assert code == 2 and "no sealed comment of comment 'old-2'" in out, out

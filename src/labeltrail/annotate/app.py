@@ -87,9 +87,28 @@ async def index(request: web.Request) -> web.StreamResponse:
     return see_other("/tasks/next")
 
 
+def _suspended(request: web.Request) -> web.Response | None:
+    """403 with the reason while the annotator is suspended (``AnnotatorSuspended`` on
+    ``annotators.status``, until an ``AnnotatorReinstated``): no task is served, no answer taken."""
+    fe = fe_of(request)
+    reason = fe.queue.suspension(request[ANNOTATOR])
+    if reason is None:
+        return None
+    fe.metrics.rejected.labels("suspended").inc()
+    return error(
+        request,
+        403,
+        "Suspended",
+        f"you are suspended ({reason}): no tasks are served and no answers taken until you "
+        "are reinstated",
+    )
+
+
 async def next_task(request: web.Request) -> web.StreamResponse:
     fe = fe_of(request)
     annotator: str = request[ANNOTATOR]
+    if (refused := _suspended(request)) is not None:
+        return refused
     task = fe.queue.next_for(annotator) if fe.is_ready() else None
     return _render_task(request, task)
 
@@ -97,6 +116,8 @@ async def next_task(request: web.Request) -> web.StreamResponse:
 async def show_task(request: web.Request) -> web.StreamResponse:
     fe = fe_of(request)
     annotator: str = request[ANNOTATOR]
+    if (refused := _suspended(request)) is not None:
+        return refused
     task = fe.queue.get(annotator, request.match_info["assignment_id"])
     if task is None:
         return error(request, 404, "Not found", "no such task in your queue")
@@ -149,6 +170,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     annotator: str = request[ANNOTATOR]
     assignment_id = request.match_info["assignment_id"]
+    if (refused := _suspended(request)) is not None:
+        return refused
     wait = fe.submit_limit.take(annotator)
     if wait:
         fe.metrics.rejected.labels("rate_limited").inc()

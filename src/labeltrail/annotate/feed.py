@@ -1,8 +1,9 @@
 """The task feed: reads the task, schema and answer topics into a :class:`TaskQueue`.
 
-It assigns itself every partition of ``tasks.crowd``, ``tasks.expert``, ``schemas``, ``votes``
-and ``adjudications`` from the beginning and commits nothing: on every start the queues are
-rebuilt from the log, and tasks whose answer is already on the log are not served again.
+It assigns itself every partition of ``tasks.crowd``, ``tasks.expert``, ``schemas``, ``votes``,
+``adjudications`` and ``annotators.status`` (suspensions and reinstatements) from the
+beginning and commits nothing: on every start the queues are rebuilt from the log, and tasks
+whose answer is already on the log are not served again.
 ``caught_up`` is set once the records that existed at start have been read; the frontend is
 not ready (``/readyz`` answers 503, task pages wait) until then.
 """
@@ -26,6 +27,8 @@ from labeltrail.annotate.queue import TaskQueue
 from labeltrail.config import Settings
 from labeltrail.events.models import (
     AdjudicationRecorded,
+    AnnotatorReinstated,
+    AnnotatorSuspended,
     LabelSchemaPublished,
     TaskAssigned,
     VoteCast,
@@ -45,7 +48,14 @@ _SETTLING = {
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError._TIMED_OUT,
 }
-FEED_TOPICS = ("tasks.crowd", "tasks.expert", "schemas", "votes", "adjudications")
+FEED_TOPICS = (
+    "tasks.crowd",
+    "tasks.expert",
+    "schemas",
+    "votes",
+    "adjudications",
+    "annotators.status",
+)
 
 
 class TaskFeed:
@@ -145,6 +155,12 @@ class TaskFeed:
             case LabelSchemaPublished():
                 self.queue.add_schema(event)
                 outcome = "schema"
+            case AnnotatorSuspended():
+                self.queue.suspend(event.annotator_id, event.reason)
+                outcome = "suspension"
+            case AnnotatorReinstated():
+                self.queue.reinstate(event.annotator_id)
+                outcome = "reinstatement"
             case _:
                 outcome = "ignored"
         self.metrics.feed_records.labels(outcome).inc()

@@ -56,6 +56,7 @@ class TaskQueue:
         self._claimed: set[str] = set()
         self._served_at: dict[str, float] = {}
         self._schemas: dict[str, LabelSchemaPublished] = {}
+        self._suspended: dict[str, str] = {}  # annotator -> reason, until reinstated
         for schema in schemas if schemas is not None else [moderation_schema_v3()]:
             self.add_schema(schema)
 
@@ -64,6 +65,16 @@ class TaskQueue:
     def add_schema(self, schema: LabelSchemaPublished) -> None:
         with self._lock:
             self._schemas[schema.version] = schema
+
+    def suspend(self, annotator: str, reason: str) -> None:
+        """``AnnotatorSuspended``: serve the annotator nothing and take no answer from them."""
+        with self._lock:
+            self._suspended[annotator] = reason
+
+    def reinstate(self, annotator: str) -> None:
+        """``AnnotatorReinstated``: the annotator is served again."""
+        with self._lock:
+            self._suspended.pop(annotator, None)
 
     def offer(self, task: TaskAssigned) -> bool:
         """Queue a task unless it was answered already; True if it is (now) pending."""
@@ -91,6 +102,11 @@ class TaskQueue:
     def schema(self, version: str) -> LabelSchemaPublished | None:
         with self._lock:
             return self._schemas.get(version)
+
+    def suspension(self, annotator: str) -> str | None:
+        """Why the annotator is suspended, or None if they are not."""
+        with self._lock:
+            return self._suspended.get(annotator)
 
     def next_for(self, annotator: str) -> TaskAssigned | None:
         """The annotator's oldest unanswered, unclaimed task, marked as served."""

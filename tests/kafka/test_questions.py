@@ -21,7 +21,6 @@ from labeltrail.events.models import (
     CommentPosted,
     QuestionLabelCommitted,
     TaskAssigned,
-    TaskCreated,
     VoteCast,
 )
 from labeltrail.export.build import create_export, read_parquet_rows, verify_export
@@ -29,13 +28,13 @@ from labeltrail.folds.questions import NEEDS_CONTEXT
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.ontology import V3_QUESTIONS, moderation_schema_v3
+from tests.folds.test_questions import CROWD, task
 from tests.kafka.runners import run_stage
 from tests.kafka.test_reliability_iaa import read
 
 pytestmark = pytest.mark.integration
 
 T0 = dt.datetime(2024, 9, 2, 9, 0, tzinfo=dt.UTC)
-CROWD = ("a1", "a2", "a3")
 THREAD = "the thread this reply answers"
 
 
@@ -75,21 +74,7 @@ def story() -> list[Event]:
             )
         )
     for cid, context in [("c-1", ("yes", "yes", "no")), ("c-2", ("no", "no", "no"))]:
-        events.append(
-            TaskCreated.create(
-                producer="test",
-                id_parts=("task", cid),
-                occurred_at=T0,
-                task_id=f"t-{cid}",
-                comment_id=cid,
-                schema_version="v3",
-                kind="crowd",
-                reason="low_confidence",
-                questions=[q.question_id for q in V3_QUESTIONS],
-                redundancy=3,
-                annotators=list(CROWD),
-            )
-        )
+        events.append(task(cid))
         for j, (annotator, needs) in enumerate(zip(CROWD, context, strict=True)):
             events.append(
                 VoteCast.create(

@@ -97,3 +97,12 @@ def test_each_stage_writes_only_the_topics_its_registry_entry_declares() -> None
         assert wrote[name], name
         assert wrote[name] <= set(STAGES[name].writes), name
     assert wrote["tasking"] >= {"tasks", "tasks.crowd", "tasks.expert"}
+
+
+def test_the_stages_that_open_comment_text_declare_it() -> None:
+    """``Stage.opens_text`` is what grants a stage READ on the key topic (ops/kafka/acls.py):
+    it holds exactly for the stages whose fold is built with the key store."""
+    settings = Settings()
+    for name, stage in STAGES.items():
+        fold = stage.make(settings)
+        assert (getattr(fold, "keyring", None) is not None) == stage.opens_text, name

@@ -5,6 +5,9 @@ One principal per service, ``User:<service>`` (its SASL user, or its certificate
 
 - each stage of :data:`labeltrail.stages.STAGES` reads its fold's inputs, writes its declared
   outputs and the dead-letter topic, and uses the consumer groups ``<prefix>.<stage>*``;
+- a service that opens sealed comment text (a stage with ``Stage.opens_text``, the frontend:
+  :data:`FRONTEND_OPENS_TEXT`) also reads the key topic ``<prefix>.keys`` (docs/erasure.md);
+  its key store assigns partitions and commits nothing, so it needs no group of its own;
 - the projector reads every topic of the prefix and writes dead letters (group
   ``<prefix>.projector``);
 - the annotation frontend (``User:frontend``) reads its feed's topics
@@ -13,8 +16,11 @@ One principal per service, ``User:<service>`` (its SASL user, or its certificate
 - every principal may DESCRIBE the prefix's topics, so a service checks that they exist
   without trying to create them.
 
-Operators (``labeltrail topics create``, ``schema publish``, ``gold publish``, ``ingest``) run as
-a super user of the cluster. docs/security.md shows the table (``table``) and how to rotate.
+Operators (``labeltrail topics create``, ``schema publish``, ``gold publish``, ``ingest``,
+``import votes``, ``model publish``, ``erase``, the demo) run as a super user of the cluster: the
+commands that seal comments create the key topic and write keys, ``erase`` writes
+``<prefix>.erasures`` and the keys' tombstones. docs/security.md shows the table (``table``) and
+how to rotate.
 
 Usage (connects with the ``LABELTRAIL_KAFKA_*`` settings of a super user)::
 
@@ -50,12 +56,16 @@ from labeltrail.config import Settings
 from labeltrail.events.topics import TOPICS, topic_for, topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.admin import admin_client
+from labeltrail.kafka.keys import KEY_TOPIC
 from labeltrail.kafka.security import refusal
 from labeltrail.stages import STAGES
 
 DEADLETTER = "deadletter"
 FRONTEND_EVENTS = ("VoteCast", "AdjudicationRecorded")
 """What the annotation frontend publishes (``annotate.views``): the topics it may write."""
+FRONTEND_OPENS_TEXT = True
+"""The frontend opens a task's sealed text and context when it shows it (``annotate.server``
+builds it with the key store), so it reads the key topic."""
 EVERY_TOPIC = "*"
 SCRAM_ITERATIONS = 8192
 
@@ -69,10 +79,20 @@ class Grant:
     writes: tuple[str, ...]
     group: str
     """Its consumer groups: every group id that starts with ``<prefix>.<group>``."""
+    opens_text: bool = False
+    """It opens sealed comment text: it reads the key topic too (:meth:`reading`)."""
 
     @property
     def principal(self) -> str:
         return f"User:{self.service}"
+
+    @property
+    def reading(self) -> tuple[str, ...]:
+        """The topics it reads: ``reads``, and the key topic if it opens text (unless it reads
+        every topic anyway)."""
+        if not self.opens_text or EVERY_TOPIC in self.reads or KEY_TOPIC in self.reads:
+            return self.reads
+        return (*self.reads, KEY_TOPIC)
 
 
 def _suffix(event_type: str) -> str:
@@ -82,15 +102,16 @@ def _suffix(event_type: str) -> str:
 def grants() -> list[Grant]:
     """Every service's grant, from the stage registry, the frontend's feed and the topics."""
     out = [
-        Grant(name, stage.reads, (*stage.writes, DEADLETTER), name)
+        Grant(name, stage.reads, (*stage.writes, DEADLETTER), name, stage.opens_text)
         for name, stage in STAGES.items()
     ]
-    out.append(Grant("projector", (EVERY_TOPIC,), (DEADLETTER,), "projector"))
+    # the projector opens text too (docs/erasure.md); reading every topic, it reads the keys
+    out.append(Grant("projector", (EVERY_TOPIC,), (DEADLETTER,), "projector", True))
     frontend_writes = tuple(dict.fromkeys(_suffix(e) for e in FRONTEND_EVENTS))
-    out.append(Grant("frontend", FEED_TOPICS, frontend_writes, "annotate"))
-    known = {spec.suffix for spec in TOPICS} | {EVERY_TOPIC}
+    out.append(Grant("frontend", FEED_TOPICS, frontend_writes, "annotate", FRONTEND_OPENS_TEXT))
+    known = {spec.suffix for spec in TOPICS} | {EVERY_TOPIC, KEY_TOPIC}
     for grant in out:
-        unknown = set(grant.reads + grant.writes) - known
+        unknown = set(grant.reading + grant.writes) - known
         if unknown:
             raise LabeltrailError(f"{grant.service}: no such topics {sorted(unknown)}")
     return out
@@ -109,7 +130,7 @@ def bindings(prefix: str) -> list[AclBinding]:
     for grant in grants():
         who = grant.principal
         add(topic, f"{prefix}.", prefixed, who, AclOperation.DESCRIBE)
-        for suffix in grant.reads:
+        for suffix in grant.reading:
             if suffix == EVERY_TOPIC:
                 add(topic, f"{prefix}.", prefixed, who, AclOperation.READ)
             else:
@@ -132,7 +153,7 @@ def table(prefix: str = "labeltrail") -> str:
     ]
     for grant in grants():
         lines.append(
-            f"| `{grant.principal}` | {topics(grant.reads)} | {topics(grant.writes)} "
+            f"| `{grant.principal}` | {topics(grant.reading)} | {topics(grant.writes)} "
             f"| `{prefix}.{grant.group}*` |"
         )
     return "\n".join(lines) + "\n"

@@ -135,6 +135,9 @@ class Stage:
     writes: tuple[str, ...]
     """Topic suffixes of its outputs (besides ``deadletter``, which every stage writes)."""
     scalable: bool = False
+    opens_text: bool = False
+    """It opens sealed comment text with the key store (its fold gets a ``keyring``,
+    docs/erasure.md), so it also reads the key topic (``kafka.keys.KEY_TOPIC``)."""
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -152,8 +155,10 @@ STAGES: dict[str, Stage] = {
     "reliability": Stage(make_reliability, ReliabilityFold, ("quality", "annotators.status")),
     "iaa": Stage(make_iaa, IaaFold, ("iaa",)),
     "feedback": Stage(make_feedback, FeedbackFold, ("consensus",), scalable=True),
-    "scorer": Stage(make_scorer, ScorerFold, ("scores",)),
-    "trainer": Stage(make_trainer, RetrainFold, ("exports", "models", "models.refused")),
+    "scorer": Stage(make_scorer, ScorerFold, ("scores",), opens_text=True),
+    "trainer": Stage(
+        make_trainer, RetrainFold, ("exports", "models", "models.refused"), opens_text=True
+    ),
 }
 """Every pipeline stage a service runs, by name."""
 

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -20,8 +21,10 @@ from typing import Any
 import pytest
 
 from labeltrail.config import KafkaSecuritySettings, Settings
-from labeltrail.events.models import LabelCommitted, VoteCast
+from labeltrail.events.crypto import key_id_of, reveal_event
+from labeltrail.events.models import CommentPosted, LabelCommitted, VoteCast
 from labeltrail.kafka.admin import end_offset, ensure_topics, require_kafka
+from labeltrail.kafka.keys import KafkaKeyStore, seal_comments
 from labeltrail.kafka.producer import EventProducer, ProduceError
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.kafka.security import KafkaAuthenticationError, KafkaAuthorizationError
@@ -231,6 +234,25 @@ def test_the_frontend_writes_votes_but_is_refused_labels_and_nothing_is_written(
     assert "no ACL allows it" in message and "KafkaError{" not in message
     assert end_offset(admin, "votes") == 1
     assert end_offset(admin, "labels") == 0
+
+
+def test_the_frontend_opens_sealed_text_but_cannot_destroy_its_key(
+    cluster: Cluster, prefix: str, admin: Settings
+) -> None:
+    """A service that opens text reads the key topic (``opens_text``); only an operator writes
+    it: the frontend's tombstone is refused and the key still opens the text."""
+    log = run_in_memory(Platform(PlatformConfig.sized(60))).log
+    comment = log["comments"][0]
+    assert isinstance(comment, CommentPosted)
+    (sealed,) = seal_comments(admin, [comment])  # as an operator (ingest): makes the key
+    key_id = key_id_of(sealed.text)
+    assert key_id is not None
+    with closing(KafkaKeyStore(cluster.scram("frontend", PASSWORDS["frontend"], prefix))) as keys:
+        assert reveal_event(sealed, keys).text == comment.text
+        with pytest.raises(ProduceError, match="not acknowledged"):
+            keys.destroy([key_id])
+    with closing(KafkaKeyStore(admin)) as keys:
+        assert reveal_event(sealed, keys).text == comment.text
 
 
 def test_the_documented_acl_table_is_the_one_the_script_applies(acls: ModuleType) -> None:

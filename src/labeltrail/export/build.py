@@ -29,7 +29,7 @@ from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.clickhouse.writer import BatchWriter
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition, utc_now
-from labeltrail.events.models import CommentsErased, ExportCreated
+from labeltrail.events.models import CommentsErased, ExportCreated, LabelSchemaPublished
 from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.export.manifest import (
@@ -41,13 +41,17 @@ from labeltrail.export.manifest import (
     render_manifest,
 )
 from labeltrail.folds.export_rows import (
+    PRIOR_PARAM,
     RUN_PARAM,
     ExportFold,
+    Migration,
     canonical_from_sql,
     content_hash,
     export_created,
     export_id_for,
     jsonl,
+    migration_of,
+    prior_columns,
 )
 from labeltrail.kafka.log import end_positions, read_kinds, read_until
 from labeltrail.kafka.producer import EventProducer
@@ -63,8 +67,10 @@ __all__ = [
     "export_row_chunks",
     "export_rows_sql",
     "find_export",
+    "parquet_schema",
     "read_parquet_rows",
     "rebuild_rows",
+    "schema_migration",
     "sql_time",
     "verify_directory",
     "verify_export",
@@ -117,10 +123,12 @@ def export_row_chunks(
     positions: list[LogPosition],
     run: str = "",
     rows_per_range: int = EXPORT_CHUNK_ROWS,
+    prior: str = "",
 ) -> Iterator[list[dict[str, Any]]]:
     """Canonical export rows, read from ClickHouse with the ``export_rows`` named query a range
     of comment ids at a time (:func:`comment_ranges`): each chunk sorted by comment id, the
-    chunks in order (``run``: the labels of that labeling run instead of the live ones)."""
+    chunks in order (``run``: the labels of that labeling run instead of the live ones;
+    ``prior``: each row also carries that older version's label, ``export_prior_labels``)."""
     for start, end in comment_ranges(client, rows_per_range):
         rows = run_named(
             client,
@@ -132,7 +140,35 @@ def export_row_chunks(
             from_comment=start,
             to_comment=end,
         )
-        yield [canonical_from_sql(r, schema_version) for r in rows]
+        if prior:
+            old = _prior_labels(client, prior, as_of, positions, start, end)
+            rows = [{**r, **old.get(r["comment_id"], _NO_PRIOR)} for r in rows]
+        yield [canonical_from_sql(r, schema_version, prior) for r in rows]
+
+
+_NO_PRIOR = {"prior_label": None, "prior_confidence": None}
+
+
+def _prior_labels(
+    client: Client,
+    prior: str,
+    as_of: dt.datetime,
+    positions: list[LogPosition],
+    start: str,
+    end: str,
+) -> dict[str, dict[str, Any]]:
+    """comment id -> its latest live label under ``prior`` (``prior_label``,
+    ``prior_confidence``) in ``[start, end)``, up to the export's time and positions."""
+    rows = run_named(
+        client,
+        "export_prior_labels",
+        prior_version=prior,
+        at=sql_time(as_of),
+        positions=json.dumps([[p.topic, p.partition, p.offset] for p in positions]),
+        from_comment=start,
+        to_comment=end,
+    )
+    return {r["comment_id"]: r for r in rows}
 
 
 def export_rows_sql(
@@ -230,10 +266,22 @@ EXPORT_FILES = ("rows.jsonl", "rows.parquet")
 """The files of an export directory besides its manifest."""
 
 
-def _parquet_table(rows: list[dict[str, Any]]) -> pa.Table:
+def parquet_schema(prior: str = "") -> pa.Schema:
+    """The Parquet schema of an export's rows; with ``prior`` (its schema keeps that older
+    version's labels as features) two more columns, ``prior_label_<prior>`` and
+    ``prior_confidence_<prior>``."""
+    if not prior:
+        return _PARQUET
+    label_column, confidence_column = prior_columns(prior)
+    return _PARQUET.append(pa.field(label_column, pa.string())).append(
+        pa.field(confidence_column, pa.float64())
+    )
+
+
+def _parquet_table(rows: list[dict[str, Any]], schema: pa.Schema = _PARQUET) -> pa.Table:
     ordered = sorted(rows, key=lambda r: str(r["comment_id"]))
     flat = [{**r, "method_params": list(r["method_params"].items())} for r in ordered]
-    return pa.Table.from_pylist(flat, schema=_PARQUET)
+    return pa.Table.from_pylist(flat, schema=schema)
 
 
 @dataclass
@@ -246,23 +294,25 @@ class _Written:
     rows: int
 
 
-def _write_files(directory: Path, chunks: Iterable[list[dict[str, Any]]]) -> _Written:
+def _write_files(
+    directory: Path, chunks: Iterable[list[dict[str, Any]]], schema: pa.Schema = _PARQUET
+) -> _Written:
     """Write the rows a chunk at a time (chunks in comment order): ``rows.jsonl`` hashed as it
     is written, ``rows.parquet`` in row groups of :data:`PARQUET_ROW_GROUP` rows."""
     directory.mkdir(parents=True, exist_ok=True)
     content = hashlib.sha256()
     count = 0
-    pending = pa.Table.from_pylist([], schema=_PARQUET)
+    pending = pa.Table.from_pylist([], schema=schema)
     with (
         (directory / "rows.jsonl").open("wb") as lines,
-        pq.ParquetWriter(directory / "rows.parquet", _PARQUET) as parquet,
+        pq.ParquetWriter(directory / "rows.parquet", schema) as parquet,
     ):
         for rows in chunks:
             data = jsonl(rows)
             lines.write(data)
             content.update(data)
             count += len(rows)
-            pending = pa.concat_tables([pending, _parquet_table(rows)])
+            pending = pa.concat_tables([pending, _parquet_table(rows, schema)])
             full = pending.num_rows - pending.num_rows % PARQUET_ROW_GROUP
             if full:
                 parquet.write_table(
@@ -296,11 +346,13 @@ def write_export(
     as_of: dt.datetime,
     positions: list[LogPosition],
     run: str = "",
+    prior: str = "",
 ) -> ExportCreated:
     """Write ``<out_dir>/<export_id>/`` (rows.parquet, rows.jsonl, manifest.json) from
     ClickHouse up to ``positions``, a chunk of rows at a time; the ``ExportCreated`` recording
-    it (with its manifest hash), not yet sent (:func:`create_export` sends it)."""
-    export_id = export_id_for(schema_version, sql_time(as_of), positions, run)
+    it (with its manifest hash), not yet sent (:func:`create_export` sends it). ``prior``: the
+    rows carry that older version's labels as feature columns (``keep_as_feature``)."""
+    export_id = export_id_for(schema_version, sql_time(as_of), positions, run, prior)
     directory = (out_dir / export_id).resolve()
     # Written beside the directory first and moved in whole: an export that fails half way
     # (or a run without labels) leaves no files under the export's name.
@@ -309,8 +361,15 @@ def write_export(
         written = _write_files(
             staging,
             export_row_chunks(
-                client, schema_version, as_of, positions, run, rows_per_range=EXPORT_CHUNK_ROWS
+                client,
+                schema_version,
+                as_of,
+                positions,
+                run,
+                rows_per_range=EXPORT_CHUNK_ROWS,
+                prior=prior,
             ),
+            parquet_schema(prior),
         )
         if run and not written.rows:
             raise LabeltrailError(f"no labels of run {run!r} under {schema_version} by {as_of}")
@@ -329,6 +388,7 @@ def write_export(
         row_count=written.rows,
         uri=directory.as_uri(),
         run=run,
+        prior=prior,
     )
     manifest = render_manifest(event, written.files)
     (directory / MANIFEST).write_bytes(manifest)
@@ -356,19 +416,53 @@ def create_export(
     (same positions and ``as_of``) gives the same bytes in every file.
 
     The projection is first brought up to the export's positions if it is behind them.
+
+    The schema versions on the log decide two things (:func:`schema_migration`): a version
+    whose labels a later one discards (policy ``discard``) is refused; a version that kept its
+    predecessor's labels as features (``keep_as_feature``) exports them as the columns
+    ``prior_label_<old>`` and ``prior_confidence_<old>``.
     """
     as_of = as_of or utc_now()
+    prior = schema_migration(settings, schema_version).prior
     suffixes = (*EXPORT_TOPICS, *(("relabels",) if run else ()))
     topics = [topic_name(settings.topic_prefix, s) for s in suffixes]
     positions = end_positions(settings, topics)
     _ensure_projected(client, settings, positions)
     event = write_export(
-        client, out_dir, schema_version=schema_version, as_of=as_of, positions=positions, run=run
+        client,
+        out_dir,
+        schema_version=schema_version,
+        as_of=as_of,
+        positions=positions,
+        run=run,
+        prior=prior,
     )
     sink = producer or EventProducer(settings)
     sink.send(event)
     sink.flush()
     return event
+
+
+def schema_migration(settings: Settings, schema_version: str) -> Migration:
+    """What the schema versions on the log now say about exporting ``schema_version``; raises
+    if a later version discarded its labels (``old_label_policy`` ``discard``)."""
+    schemas = [
+        e
+        for e in read_kinds(
+            settings,
+            [topic_name(settings.topic_prefix, "schemas")],
+            frozenset({"LabelSchemaPublished"}),
+        )
+        if isinstance(e, LabelSchemaPublished)
+    ]
+    migration = migration_of(schemas, schema_version)
+    if migration.discarded_by:
+        raise LabeltrailError(
+            f"no export under {schema_version}: schema {migration.discarded_by} superseded it "
+            f"with the migration policy 'discard', so its labels are no longer exported "
+            f"(export under {migration.discarded_by})"
+        )
+    return migration
 
 
 @dataclass(frozen=True)
@@ -393,7 +487,10 @@ class VerifyResult:
 def rebuild_rows(settings: Settings, export: ExportCreated | Manifest) -> list[dict[str, Any]]:
     """The export's rows, rebuilt from the log up to its positions (no ClickHouse)."""
     fold = ExportFold(
-        export.schema_version, export.as_of, export.aggregator_params.get(RUN_PARAM, "")
+        export.schema_version,
+        export.as_of,
+        export.aggregator_params.get(RUN_PARAM, ""),
+        export.aggregator_params.get(PRIOR_PARAM, ""),
     )
     for event, position in read_until(settings, export.log_positions):
         fold.apply(event, position)

@@ -23,6 +23,7 @@ from labeltrail.events.models import (
     AdjudicationRecorded,
     ExportCreated,
     LabelCommitted,
+    LabelSchemaPublished,
     QuestionLabelCommitted,
     VoteCast,
 )
@@ -30,8 +31,10 @@ from labeltrail.events.models import (
 __all__ = [
     "AGGREGATOR",
     "AGGREGATOR_PARAMS",
+    "PRIOR_PARAM",
     "RUN_PARAM",
     "ExportFold",
+    "Migration",
     "aggregator_params",
     "canonical_from_sql",
     "content_hash",
@@ -39,6 +42,8 @@ __all__ = [
     "export_id_for",
     "iso",
     "jsonl",
+    "migration_of",
+    "prior_columns",
 ]
 
 AGGREGATOR = "latest-committed-label"
@@ -57,9 +62,48 @@ RUN_PARAM = "run"
 (``labeltrail export create --run``); absent: the live pipeline's labels."""
 
 
-def aggregator_params(run: str = "") -> dict[str, str]:
-    """:data:`AGGREGATOR_PARAMS`, with the run when one is named."""
-    return {**AGGREGATOR_PARAMS, RUN_PARAM: run} if run else dict(AGGREGATOR_PARAMS)
+PRIOR_PARAM = "prior_labels"
+"""The aggregator parameter naming the older schema version whose labels an export carries as
+feature columns (its schema superseded that version with ``keep_as_feature``); absent: none."""
+
+
+def aggregator_params(run: str = "", prior: str = "") -> dict[str, str]:
+    """:data:`AGGREGATOR_PARAMS`, with the run and the prior version when they are named."""
+    params = dict(AGGREGATOR_PARAMS)
+    if run:
+        params[RUN_PARAM] = run
+    if prior:
+        params[PRIOR_PARAM] = prior
+    return params
+
+
+def prior_columns(prior: str) -> tuple[str, str]:
+    """The feature columns an export carries for the labels of ``prior``:
+    ``prior_label_<prior>`` and ``prior_confidence_<prior>``."""
+    return f"prior_label_{prior}", f"prior_confidence_{prior}"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What the schema versions on the log say about exporting under one version.
+
+    ``prior``: the version it superseded with ``keep_as_feature`` (its labels travel as
+    feature columns), else ``""``. ``discarded_by``: a later version that superseded it with
+    ``discard`` (its labels are not to be exported any more), else ``""``."""
+
+    prior: str = ""
+    discarded_by: str = ""
+
+
+def migration_of(schemas: Iterable[LabelSchemaPublished], version: str) -> Migration:
+    """:class:`Migration` of ``version`` from the ``LabelSchemaPublished`` read so far."""
+    prior = discarded_by = ""
+    for schema in schemas:
+        if schema.version == version and schema.old_label_policy == "keep_as_feature":
+            prior = schema.supersedes or ""
+        if schema.supersedes == version and schema.old_label_policy == "discard":
+            discarded_by = discarded_by or schema.version
+    return Migration(prior, discarded_by)
 
 
 _ORDER = tuple[dt.datetime, dt.datetime, str]
@@ -112,16 +156,26 @@ def _row(
     adjudication: dict[str, Any] | None,
     gold_label: str | None,
     questions: Sequence[dict[str, Any]] = (),
+    prior: tuple[str, str | None, float | None] | None = None,
 ) -> dict[str, Any]:
     """A canonical row. ``questions`` (the latest committed consensus of each atomic question,
     :class:`~labeltrail.events.models.QuestionLabelCommitted`) is a key only when there is
     one: a row without any keeps the shape, and so the hash, it had before questions were
-    committed (an export made then verifies as it did)."""
+    committed (an export made then verifies as it did). ``prior``: (older version, its latest
+    label of the comment, that label's confidence), the feature columns of
+    :func:`prior_columns`, only in an export whose schema keeps the older labels as features."""
     ordered = sorted(
         votes, key=lambda v: (v["voted_at"], v["annotator_id"], v["vote_id"], json.dumps(v))
     )
     times = [v["voted_at"] for v in ordered]
-    extra = {"questions": sorted(questions, key=lambda q: q["question_id"])} if questions else {}
+    extra: dict[str, Any] = {}
+    if questions:
+        extra["questions"] = sorted(questions, key=lambda q: q["question_id"])
+    if prior is not None:
+        version, prior_label, prior_confidence = prior
+        label_column, confidence_column = prior_columns(version)
+        extra[label_column] = prior_label
+        extra[confidence_column] = None if prior_confidence is None else float(prior_confidence)
     return {
         "comment_id": comment_id,
         "schema_version": schema_version,
@@ -156,8 +210,11 @@ def _label_fields(**f: Any) -> dict[str, Any]:
     }
 
 
-def canonical_from_sql(row: Mapping[str, Any], schema_version: str) -> dict[str, Any]:
-    """A canonical row from one ``export_rows`` result row."""
+def canonical_from_sql(
+    row: Mapping[str, Any], schema_version: str, prior: str = ""
+) -> dict[str, Any]:
+    """A canonical row from one ``export_rows`` result row (with ``prior``, the row also holds
+    ``prior_label`` and ``prior_confidence``: the latest label of that version)."""
     label = _label_fields(**{k: row[k] for k in _LABEL_KEYS})
     adjudication = None
     if row["adjudication_id"] is not None:
@@ -178,6 +235,7 @@ def canonical_from_sql(row: Mapping[str, Any], schema_version: str) -> dict[str,
         adjudication=adjudication,
         gold_label=row["gold_label"],
         questions=[_question(*q) for q in (row.get("questions") or [])],
+        prior=(prior, row["prior_label"], row["prior_confidence"]) if prior else None,
     )
 
 
@@ -224,14 +282,17 @@ class ExportFold:
     Feed it every record before the export's positions, in log order per partition; events
     recorded after ``as_of`` are ignored, and a repeated event id keeps its first copy (as the
     ClickHouse tables do). ``run``: take the labels of that labeling run (``run_id``), not the
-    live pipeline's.
+    live pipeline's. ``prior``: an older version whose latest live label of each comment the
+    rows carry as feature columns (:func:`prior_columns`).
     """
 
     schema_version: str
     as_of: dt.datetime
     run: str = ""
+    prior: str = ""
     seen: set[str] = field(default_factory=set)
     labels: dict[str, LabelCommitted] = field(default_factory=dict)
+    prior_labels: dict[str, LabelCommitted] = field(default_factory=dict)
     votes: dict[str, list[VoteCast]] = field(default_factory=dict)
     adjudications: dict[str, AdjudicationRecorded] = field(default_factory=dict)
     gold: dict[str, AdjudicationRecorded] = field(default_factory=dict)
@@ -251,6 +312,12 @@ class ExportFold:
                 current = self.labels.get(event.comment_id)
                 if current is None or _key(event) > _key(current):
                     self.labels[event.comment_id] = event
+            case LabelCommitted() if (
+                self.prior and event.schema_version == self.prior and not event.run_id
+            ):
+                current = self.prior_labels.get(event.comment_id)
+                if current is None or _key(event) > _key(current):
+                    self.prior_labels[event.comment_id] = event
             case VoteCast():
                 self.votes.setdefault(event.vote_id, []).append(event)
             case QuestionLabelCommitted() if event.schema_version == self.schema_version:
@@ -307,6 +374,12 @@ class ExportFold:
                     "recorded_at": iso(adj.envelope.recorded_at),
                 }
             gold = self.gold.get(comment_id)
+            old = self.prior_labels.get(comment_id)
+            prior = (
+                (self.prior, old.label if old else None, old.confidence if old else None)
+                if self.prior
+                else None
+            )
             out.append(
                 _row(
                     comment_id=comment_id,
@@ -326,13 +399,18 @@ class ExportFold:
                         )
                         for q in self.questions.get(comment_id, {}).values()
                     ],
+                    prior=prior,
                 )
             )
         return out
 
 
 def export_id_for(
-    schema_version: str, as_of_key: str, positions: Sequence[LogPosition], run: str = ""
+    schema_version: str,
+    as_of_key: str,
+    positions: Sequence[LogPosition],
+    run: str = "",
+    prior: str = "",
 ) -> str:
     """An export's id, derived from what it covers (``as_of_key``: the time as the caller has
     always written it into the id), so an export made again has the same id."""
@@ -342,7 +420,7 @@ def export_id_for(
         as_of_key,
         [f"{p.topic}:{p.partition}:{p.offset}" for p in positions],
         AGGREGATOR,
-        [f"{k}={v}" for k, v in aggregator_params(run).items()],
+        [f"{k}={v}" for k, v in aggregator_params(run, prior).items()],
     )
 
 
@@ -358,6 +436,7 @@ def export_created(
     uri: str,
     occurred_at: dt.datetime | None = None,
     run: str = "",
+    prior: str = "",
 ) -> ExportCreated:
     """The ``ExportCreated`` of an export; its event id follows from the export id and the
     content hash."""
@@ -370,7 +449,7 @@ def export_created(
         as_of=as_of,
         log_positions=list(positions),
         aggregator=AGGREGATOR,
-        aggregator_params=aggregator_params(run),
+        aggregator_params=aggregator_params(run, prior),
         content_hash=digest,
         row_count=row_count,
         uri=uri,

@@ -253,47 +253,53 @@ def live(settings: Settings, n_comments: int, kinds: tuple[str, ...] = SEPARATE)
 def fused_figures(separate: LiveRun, fused: LiveRun) -> None:
     """The fused process beside the separate stage processes, same platform, same run."""
     n_sep, n_fused = max(len(separate.votes), 1), max(len(fused.votes), 1)
-    emit(
-        "live votes/s tasking to commit (fused: tasking, consensus, labels in 1 process)",
-        fused.rate,
-        "votes/s",
-        "separate StageRunner processes (tasking, consensus, labels)",
-        separate.rate,
-        higher=True,
-    )
-    emit(
-        "stage CPU per vote after start-up (fused process)",
-        fused.stage_cpu_s / n_fused * 1e6,
-        "us/vote",
-        "separate processes: tasking + consensus + labels",
-        separate.stage_cpu_s / n_sep * 1e6,
-        higher=False,
-    )
-    if fused.broker_cpu_s is not None and separate.broker_cpu_s is not None:
-        emit(
-            "broker CPU per vote (fused; simulated annotators' traffic included)",
-            fused.broker_cpu_s / n_fused * 1e6,
+    rows: list[tuple[str, float, float, str, str, bool]] = [
+        (
+            "live votes/s tasking to commit (fused: tasking, consensus, labels in 1 process)",
+            fused.rate,
+            separate.rate,
+            "votes/s",
+            "separate StageRunner processes (tasking, consensus, labels)",
+            True,
+        ),
+        (
+            "stage CPU per vote after start-up (fused process)",
+            fused.stage_cpu_s / n_fused * 1e6,
+            separate.stage_cpu_s / n_sep * 1e6,
             "us/vote",
+            "separate processes: tasking + consensus + labels",
+            False,
+        ),
+        (
+            "records read from Kafka per vote by the stages (fused)",
+            fused.stage_consumed / n_fused,
+            separate.stage_consumed / n_sep,
+            "records/vote",
             "separate processes",
-            separate.broker_cpu_s / n_sep * 1e6,
-            higher=False,
+            False,
+        ),
+        (
+            "records written per vote by the stages (fused)",
+            fused.stage_produced / n_fused,
+            separate.stage_produced / n_sep,
+            "records/vote",
+            "separate processes",
+            False,
+        ),
+    ]
+    if fused.broker_cpu_s is not None and separate.broker_cpu_s is not None:
+        rows.append(
+            (
+                "broker CPU per vote (fused; simulated annotators' traffic included)",
+                fused.broker_cpu_s / n_fused * 1e6,
+                separate.broker_cpu_s / n_sep * 1e6,
+                "us/vote",
+                "separate processes",
+                False,
+            )
         )
-    emit(
-        "records read from Kafka per vote by the stages (fused)",
-        fused.stage_consumed / n_fused,
-        "records/vote",
-        "separate processes",
-        separate.stage_consumed / n_sep,
-        higher=False,
-    )
-    emit(
-        "records written per vote by the stages (fused)",
-        fused.stage_produced / n_fused,
-        "records/vote",
-        "separate processes",
-        separate.stage_produced / n_sep,
-        higher=False,
-    )
+    for figure, ours, theirs, unit, peer, higher in rows:
+        emit(figure, ours, unit, peer, theirs, higher=higher)
 
 
 def _rate_of(settings: Settings, topic: str) -> float:
@@ -542,6 +548,20 @@ def main() -> None:
         fused_settings = base.model_copy(update={"topic_prefix": f"{prefix}fused"})
         fused = live(fused_settings, scale.live_comments, FUSED)
         fused_figures(run, fused)
+        # The same platform: the fused process must commit the very labels, ids included.
+        ours, theirs = live_labels(fused_settings), live_labels(live_settings)
+        same = sum(1 for k, v in theirs.items() if ours.get(k) == v)
+        note(f"fused: {same}/{len(theirs)} labels equal to the separate run's, {len(ours)} in all")
+        emit(
+            "fused labels equal to the separate processes' (share, label ids included)",
+            same / max(len(theirs), 1),
+            "share",
+            "separate processes",
+            1.0,
+            higher=True,
+        )
+        if same != len(theirs) or len(ours) != len(theirs):
+            raise SystemExit("the fused process committed other labels than the separate ones")
         peers = passthrough_peers(live_settings, run.votes)
         for name, peer in (
             ("faust", "faust pass-through agent"),

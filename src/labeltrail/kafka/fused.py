@@ -1,7 +1,8 @@
 """Several stages in one process: what one fused stage writes for another is handed over in memory.
 
-A small deployment runs tasking, consensus, labels, reliability and IAA as one process (the
-*fused* runner) instead of one process per stage. Every output is still written to its topic,
+A small deployment runs every stage but the scorer and the trainer (tasking, consensus, labels,
+reliability, IAA...; ``labeltrail.stages.FUSED``) as one process (the *fused* runner) instead of
+one process per stage. Every output is still written to its topic,
 so the log, the projections and every audit answer are those of the separate services; what
 changes is who reads it back. An output on a topic that only fused stages write (tasks,
 consensus, labels, quality, annotators.status) is not consumed from Kafka again: once the broker
@@ -14,13 +15,16 @@ Each fused stage keeps its own fold and its own
 handler exactly as a consumed one would (decode, skip, dead letter, count), at its real log
 position: a fold sees what it would see as a separate service, each topic in its log order.
 
-Commits: a batch of external records is closed only once every output it caused, in every
-fused stage, down the whole chain, is acknowledged and handed over; then its offsets wait for
-the producer ticket as in the :class:`~labeltrail.kafka.runner.StageRunner`. A restart restores
-each fused stage from the log as its own service would: the topics only fused stages write are
-read from the start to their end as of the start (their owned partitions), then the external
-inputs up to the fused group's committed offsets, each record through each reader's restore
-path; after that, external input is processed live.
+Commits: a batch's offsets are released to the commit queue only once every output it
+caused, in every fused stage, down the whole chain, is acknowledged and handed over (each
+record is sent under the batch, the *generation*, that caused it); then they wait for the
+producer ticket as in the :class:`~labeltrail.kafka.runner.StageRunner`. Meanwhile the
+runner reads and applies the next batches.
+
+A restart restores each fused stage from the log as its own service would: the topics only
+fused stages write are read from the start to their end as of the start (their owned
+partitions), then the external inputs up to the fused group's committed offsets, each record
+through each reader's restore path; after that, external input is processed live.
 
 Scale-out: :class:`GroupFusedRunner` is the fused runner over a consumer group; it runs only
 scalable stages (co-partitioned keyed inputs), since reliability and IAA need every vote. The

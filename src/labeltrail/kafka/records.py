@@ -216,6 +216,8 @@ class RecordHandler:
             # fold may have changed its state before it raised; a restore repeats exactly that.
             log.exception("%s: the fold raised on %s[%s]@%s", self.fold.name, *msg_at(msg))
             return "fold_error", f"{type(exc).__name__}: {exc}"
+        if not outputs:  # most records: no output, nothing to send or count
+            return None
         events = [o for o in outputs if isinstance(o, Event)]
         try:
             self.outbox.send_all(events)

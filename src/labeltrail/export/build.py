@@ -129,46 +129,21 @@ def export_row_chunks(
     of comment ids at a time (:func:`comment_ranges`): each chunk sorted by comment id, the
     chunks in order (``run``: the labels of that labeling run instead of the live ones;
     ``prior``: each row also carries that older version's label, ``export_prior_labels``)."""
+    at = sql_time(as_of)
+    where = json.dumps([[p.topic, p.partition, p.offset] for p in positions])
     for start, end in comment_ranges(client, rows_per_range):
-        rows = run_named(
-            client,
-            "export_rows",
-            schema_version=schema_version,
-            at=sql_time(as_of),
-            positions=json.dumps([[p.topic, p.partition, p.offset] for p in positions]),
-            run=run,
-            from_comment=start,
-            to_comment=end,
-        )
-        if prior:
-            old = _prior_labels(client, prior, as_of, positions, start, end)
+        window = {"at": at, "positions": where, "from_comment": start, "to_comment": end}
+        rows = run_named(client, "export_rows", schema_version=schema_version, run=run, **window)
+        if prior:  # each comment's latest live label under the older version, same window
+            old = {
+                r["comment_id"]: r
+                for r in run_named(client, "export_prior_labels", prior_version=prior, **window)
+            }
             rows = [{**r, **old.get(r["comment_id"], _NO_PRIOR)} for r in rows]
         yield [canonical_from_sql(r, schema_version, prior) for r in rows]
 
 
 _NO_PRIOR = {"prior_label": None, "prior_confidence": None}
-
-
-def _prior_labels(
-    client: Client,
-    prior: str,
-    as_of: dt.datetime,
-    positions: list[LogPosition],
-    start: str,
-    end: str,
-) -> dict[str, dict[str, Any]]:
-    """comment id -> its latest live label under ``prior`` (``prior_label``,
-    ``prior_confidence``) in ``[start, end)``, up to the export's time and positions."""
-    rows = run_named(
-        client,
-        "export_prior_labels",
-        prior_version=prior,
-        at=sql_time(as_of),
-        positions=json.dumps([[p.topic, p.partition, p.offset] for p in positions]),
-        from_comment=start,
-        to_comment=end,
-    )
-    return {r["comment_id"]: r for r in rows}
 
 
 def export_rows_sql(

@@ -1,34 +1,50 @@
 """Benchmark the audit layer on the embedded engine (chdb): projection rate, trace latency,
-label-as-of for every label.
+label-as-of for every label, export create; time and peak memory of each.
 
-    .venv/bin/python ops/bench/audit.py [--scale small|article] [--dir /tmp/bench-audit]
-        [--reuse] [--only trace,label-as-of,cli]
+    .venv/bin/python ops/bench/audit.py [--scale small|article|x3|x5|x10]
+        [--dir /tmp/bench-audit] [--reuse] [--clone all|bulk]
+        [--only trace,label-as-of,cli,export] [--max-rss-gb 8] [--baseline article.jsonl]
 
 1. A synthetic history with the article's shape (3 crowd votes per comment, consensus updates,
    15% adjudicated, 5% honeypots; fixed seed) is built as event objects and Avro-encoded, then
    fed to ``BatchWriter.write_records`` in batches: the projector's real path (decode, typed
    rows, one Arrow insert per table, positions), without the Kafka read. The rate is events/s.
-2. To reach the article's scale (800,000 comments, 2.4 million votes and what they cause),
-   that projected sample is cloned inside ClickHouse with rewritten ids (INSERT ... SELECT),
-   so every table holds the full volume. ``--reuse`` skips 1 and 2 when ``--dir`` already
-   holds a database (left by an earlier run at the same scale), to measure only the queries.
-3. ``trace`` latency: ``full_trace`` (the named queries trace + trace_links) for 60 random
-   comments (p50, p95), interleaved per comment with the earlier formulations of both queries
-   (``EARLIER_TRACE``, ``EARLIER_TRACE_LINKS`` below) in alternating order, checked to give the
-   same rows.
-4. ``label-as-of`` for every label: the named query for all comments at one time, fetched
-   as Arrow, beside the query's earlier formulation (an argMax over a wide tuple, grouped by
-   comment and version: ``ARGMAX_LABEL_AS_OF`` below) on the same data in the same run, both
-   checked to return the same rows; then the CLI's ``--json`` as it is now (ClickHouse's own
-   JSON, sorted there: ``stream_named``) beside what it did before (Arrow, sorted, Python rows,
-   ``json.dumps``), both to /dev/null, checked to parse to the same rows for one comment.
-5. ``cli``: ``labeltrail audit label-as-of all --json`` as its own process, end to end
-   (start-up, opening the database, the query, 800,000 rows to /dev/null).
-6. The load average at the start and at the end (the machine is shared; latencies move with
+2. To reach the article's scale (800,000 comments, 2.4 million votes and what they cause), or
+   N times it (``xN``: x10 is 8 million labels, about 106 million events), that projected
+   sample is cloned inside ClickHouse with rewritten ids (INSERT ... SELECT), so every table
+   holds the full volume (``--clone bulk``: only the tables label-as-of and the export read;
+   trace is then not measured). ``--reuse`` skips 1 and 2 when ``--dir`` already holds a
+   database (left by an earlier run at the same scale), to measure only the queries. Before
+   measuring, the engine's background merges are let finish (chdb merges in the process that
+   opened the directory: otherwise inside the first measured process).
+3. Every part runs as its own process; its peak RSS (``/usr/bin/time``'s %M of that process) is
+   a figure beside its time, and a watchdog kills it past ``--max-rss-gb`` (the machine is
+   shared):
+   - ``trace``: ``full_trace`` (the named queries trace + trace_links) for 60 random comments
+     (p50, p95), interleaved per comment with the earlier formulations of both queries
+     (``EARLIER_TRACE``, ``EARLIER_TRACE_LINKS`` below) in alternating order, checked to give
+     the same rows.
+   - ``label-as-of`` (up to the article's scale unless named: its peers hold every label in
+     memory by design): the named query for all comments at one time, fetched as Arrow,
+     beside its earlier formulation (an argMax over a wide tuple: ``ARGMAX_LABEL_AS_OF``
+     below), both checked to return the same rows; then the CLI's ``--json`` as it is now
+     (``stream_named``) beside what it did before (Arrow, sorted, Python rows, ``json.dumps``),
+     both to /dev/null, checked to parse to the same rows for one comment.
+   - ``export``: ``write_export`` (what ``labeltrail export create`` does once it has the log's
+     end positions; the bench has no Kafka log, so the positions are the end of what the
+     tables hold): rows read a range of comment ids at a time, rows.jsonl and rows.parquet
+     written and hashed, the manifest.
+   - ``cli``: ``labeltrail audit trace``, ``audit label-as-of all --json`` (to /dev/null) and
+     ``audit label-as-of all --out labels.parquet``, each its own process end to end
+     (start-up, opening the database, the query, the output).
+4. ``--baseline``: the figures of an article run; each timed and memory figure is then also
+   given as its growth over the article's (label-as-of ``--out`` against the goal of 5x).
+5. The load average at the start and at the end (the machine is shared; latencies move with
    it).
 
 Ends with one JSON object per figure per line:
-{"figure", "value", "unit", "peer", "peer_value", "ratio"}.
+{"figure", "value", "unit", "peer", "peer_value", "ratio"} (peer null where there is none;
+ratio > 1: ours better).
 """
 
 from __future__ import annotations
@@ -510,44 +526,57 @@ def _peak_mb(usage: Any) -> float:
 
 
 def _measured(
-    args: list[str], *, env: dict[str, str], limit_gb: float
+    args: list[str], *, env: dict[str, str], limit_gb: float, capture: bool = False
 ) -> tuple[bytes, float, float]:
-    """Run ``args`` as its own process: (stdout, wall seconds, peak RSS in MB).
+    """Run ``args`` as its own process: (its stdout if ``capture``, wall seconds, peak RSS in
+    MB).
 
-    The peak is the process's own (``os.wait4``'s rusage of that child). A watchdog kills it
-    past ``limit_gb`` of RSS (the machine is shared): the figure then fails the run.
+    The peak is read by ``/usr/bin/time`` (``%M``), which starts the process from its own
+    small one: a process started from this one would count this one's peak as its own (Linux
+    carries the peak RSS of the address space a process replaces at exec). A watchdog kills
+    the process past ``limit_gb`` of RSS (the machine is shared): the run then fails.
     """
     t = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(args, stdout=out, env=env)
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = os.path.join(tmp, "peak")
+        out = open(os.path.join(tmp, "out"), "w+b") if capture else subprocess.DEVNULL  # noqa: SIM115
+        timed = ["/usr/bin/time", "-f", "%M", "-o", peak_file, *args]
+        proc = subprocess.Popen(timed, stdout=out, env=env)
         killed = threading.Event()
 
         def watch() -> None:
-            status = f"/proc/{proc.pid}/status"
-            while proc.returncode is None and not killed.is_set():
+            while proc.poll() is None:
                 try:
-                    with open(status) as fh:
-                        rss_kb = next(int(x.split()[1]) for x in fh if x.startswith("VmRSS:"))
-                except (OSError, StopIteration):
-                    return
-                if rss_kb > limit_gb * 1024 * 1024:
-                    killed.set()
-                    os.kill(proc.pid, signal.SIGKILL)
-                    return
+                    with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as fh:
+                        pids = [int(p) for p in fh.read().split()]
+                    for pid in pids:
+                        with open(f"/proc/{pid}/status") as fh:
+                            kb = next(int(x.split()[1]) for x in fh if x.startswith("VmRSS:"))
+                        if kb > limit_gb * 1024 * 1024:
+                            killed.set()
+                            os.kill(pid, signal.SIGKILL)
+                except (OSError, StopIteration, ValueError):
+                    pass
                 time.sleep(0.1)
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        code = proc.wait()
         seconds = time.perf_counter() - t
         watcher.join()
         if killed.is_set():
             raise SystemExit(f"{' '.join(args[:6])}... passed {limit_gb} GB of RSS: killed")
-        if proc.returncode:
-            raise SystemExit(f"{' '.join(args[:6])}... exited {proc.returncode}")
-        out.seek(0)
-        return out.read(), seconds, _peak_mb(usage)
+        if code:
+            raise SystemExit(f"{' '.join(args[:6])}... exited {code}")
+        with open(peak_file) as fh:
+            peak_mb = int(fh.read().split()[-1]) / 1024
+        stdout = b""
+        if capture:
+            assert not isinstance(out, int)
+            out.seek(0)
+            stdout = out.read()
+            out.close()
+        return stdout, seconds, peak_mb
 
 
 def _memory_figure(what: str, mb: float, goal: bool = False) -> dict[str, Any]:
@@ -772,7 +801,7 @@ def main() -> int:
     for part, what in IN_PROCESS.items():
         if part in parts:
             out, _, mb = _measured(
-                [*me, "--child", part], env=dict(os.environ), limit_gb=args.max_rss_gb
+                [*me, "--child", part], env=dict(os.environ), limit_gb=args.max_rss_gb, capture=True
             )
             figures += [json.loads(line) for line in out.decode().splitlines()]
             figures.append(_memory_figure(what, mb, goal=part == "export"))

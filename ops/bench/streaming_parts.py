@@ -238,8 +238,18 @@ def _make_fold(kind: str, n_comments: int) -> Fold:
     from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators
 
     if kind == "tasking":
-        # The honeypot rate holds when the config knows the gold set's size.
-        return TaskingFold(TaskingConfig(gold_set_size=PlatformConfig.sized(n_comments).n_gold))
+        # The honeypot rate holds when the config knows the gold set's size. Tasking waits
+        # for the whole pool (as the demo does): else whom it picks for the first tasks
+        # depends on how many registrations it happened to read before them, and two runs
+        # of the same platform (fused and separate) assign other annotators.
+        config = PlatformConfig.sized(n_comments)
+        return TaskingFold(
+            TaskingConfig(
+                gold_set_size=config.n_gold,
+                min_crowd_pool=config.n_crowd,
+                min_expert_pool=config.n_experts,
+            )
+        )
     if kind == "annotators":
         return SimulatedAnnotators(Platform(PlatformConfig.sized(n_comments)))
     if kind == "consensus":

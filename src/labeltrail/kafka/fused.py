@@ -324,37 +324,18 @@ class _Fused(StageRunner):
 
 
 class FusedRunner(_Fused):
-    """The fused stages over every partition of their inputs, in one process."""
-
-    def __init__(
-        self,
-        fold: FusedFold,
-        settings: Settings,
-        *,
-        group: str | None = None,
-        batch_size: int = 500,
-        finite: bool = False,
-    ) -> None:
-        super().__init__(fold, settings, group=group, batch_size=batch_size, finite=finite)
+    """The fused stages (a :class:`FusedFold`) over every partition of their inputs, in one
+    process; constructed as a :class:`~labeltrail.kafka.runner.StageRunner` is."""
 
 
 class GroupFusedRunner(_Fused, GroupStageRunner):
-    """One worker of the fused (scalable) stages, sharing the keyed partitions with others.
+    """One worker of the fused (scalable) stages, sharing the keyed partitions with others;
+    constructed as a :class:`~labeltrail.kafka.scaleout.GroupStageRunner` is, from a factory
+    of :class:`FusedFold`.
 
     Topics handed over in memory are keyed like the inputs they come from, so a worker
     restores only the partitions it owns; the broadcast ones it restores whole.
     """
-
-    def __init__(
-        self,
-        make_fold: Callable[[], FusedFold],
-        settings: Settings,
-        *,
-        group: str | None = None,
-        batch_size: int = 500,
-        finite: bool = False,
-    ) -> None:
-        super().__init__(make_fold, settings, group=group, batch_size=batch_size, finite=finite)
 
     def _internal_whole(self, suffix: str) -> bool:
         return suffix in BROADCAST_INPUTS

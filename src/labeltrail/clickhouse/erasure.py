@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,33 @@ class ErasureResult:
 
     rows: dict[str, int] = field(default_factory=dict)
     lingering: list[str] = field(default_factory=list)
+
+
+_DELETE_ROUNDS = 5
+_PART_BLOCKS = re.compile(r"_(\d+)_(\d+)_\d+(?:_\d+)?$")
+
+
+def _newest_block(part: str) -> int:
+    """The highest block number a part holds (``<partition>_<min>_<max>_<level>[_<mutation>]``)."""
+    found = _PART_BLOCKS.search(part)
+    return int(found.group(2)) if found else -1
+
+
+def _stale_parts(client: Client, table: str, event_ids: list[str]) -> list[str]:
+    """The parts of ``table`` holding an older copy of one of ``event_ids`` (the newest copy,
+    the one just inserted, is in the part with the highest block number)."""
+    parts: dict[str, list[str]] = {}
+    for event_id, part in client.query(
+        "SELECT event_id, _part FROM {t:Identifier} WHERE event_id IN {ids:Array(String)}",
+        parameters={"t": table, "ids": event_ids},
+    ).result_rows:
+        parts.setdefault(str(event_id), []).append(str(part))
+    stale: set[str] = set()
+    for held in parts.values():
+        if len(held) > 1:
+            newest = max(held, key=_newest_block)
+            stale.update(p for p in held if p != newest)
+    return sorted(stale)
 
 
 def _column(client: Client, sql: str, **parameters: Any) -> list[Any]:
@@ -104,27 +132,26 @@ def erase_comments(
     event_ids = sorted(changed)
     typed = {_TABLE_OF[item[0].envelope.event_type] for item in changed.values()}
     tables = [RAW_TABLE.name, *sorted(typed)]
-    old_parts = {
-        table: _column(
-            client,
-            "SELECT DISTINCT _part FROM {t:Identifier} WHERE event_id IN {ids:Array(String)}",
-            t=table,
-            ids=event_ids,
-        )
-        for table in tables
-    }
     projection = Projection()
     projection.extend(changed.values())
     for name, arrow in projection.arrow_tables().items():
         client.insert_arrow(name, arrow)
         result.rows[name] = arrow.num_rows
-    for table in tables:
-        if old_parts[table]:
-            client.command(
-                f"ALTER TABLE {table} DELETE WHERE event_id IN {{ids:Array(String)}} "
-                "AND _part IN {parts:Array(String)} SETTINGS mutations_sync = 2",
-                parameters={"ids": event_ids, "parts": old_parts[table]},
-            )
+    # Each event is one row per table, so an event found twice has its old copy in the part
+    # of the older blocks. Looked up again after each delete: a background merge can move an
+    # old row to another part between a look-up and its delete (a single look-up before the
+    # insert left one behind now and then).
+    for _ in range(_DELETE_ROUNDS):
+        stale = {table: _stale_parts(client, table, event_ids) for table in tables}
+        if not any(stale.values()):
+            break
+        for table, parts in stale.items():
+            if parts:
+                client.command(
+                    f"ALTER TABLE {table} DELETE WHERE event_id IN {{ids:Array(String)}} "
+                    "AND _part IN {parts:Array(String)} SETTINGS mutations_sync = 2",
+                    parameters={"ids": event_ids, "parts": parts},
+                )
     result.lingering = _purge(client, tables, purge_timeout)
     return result
 

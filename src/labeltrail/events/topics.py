@@ -117,7 +117,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         "erasure_id",
         ("CommentsErased",),
         single_partition=True,
-        doc="Erasures (labeltrail erase): which comments' keys were destroyed, by whom (kept whole).",
+        doc="Erasures (labeltrail erase): which comments' keys were destroyed, by whom (whole).",
     ),
     TopicSpec(
         "gold",

@@ -6,6 +6,7 @@ and its own state directory), so that stopping it does not disturb other tests.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import threading
@@ -27,16 +28,20 @@ CONFIG = PlatformConfig.sized(300, seed=23)
 
 
 def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-        with socket.socket() as b:
-            try:
+    """A free port and the next one (the controller's), below the kernel's ephemeral range
+    (32768-60999 here): the broker stops and starts again mid-test, and a port picked from that
+    range can meanwhile become some client connection's local port (the restart then failed
+    with "Address already in use" on the controller port)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
                 b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return int(port)
+        except OSError:
+            continue
+        return port
     raise AssertionError("no free port pair")
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,9 @@ RUN_DIR = Path("var/labeltrail/run")
 
 START_SECONDS = 3
 """A process counts as started once it has run this long (supervisord's ``startsecs``)."""
+
+_UNIX_PATH_MAX = 100
+"""The longest socket path used as is (the kernel's limit is 107 bytes; a margin below it)."""
 
 STOP_WAIT_SECONDS = 30
 """SIGTERM, then SIGKILL after this long: a stage finishes its batch and commits first."""
@@ -40,7 +46,14 @@ class RunDir:
 
     @property
     def socket(self) -> Path:
-        return self.root / "supervisor.sock"
+        """``supervisor.sock`` in the run directory, or, where that path is too long for a unix
+        socket (108 bytes with its terminator; a deep working directory, e.g. a test's), one in
+        the temporary directory named by a hash of the run directory."""
+        here = self.root.resolve() / "supervisor.sock"
+        if len(os.fsencode(here)) <= _UNIX_PATH_MAX:
+            return here
+        digest = hashlib.sha256(os.fsencode(self.root.resolve())).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"labeltrail-supervisor-{digest}.sock"
 
     @property
     def pidfile(self) -> Path:

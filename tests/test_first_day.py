@@ -107,6 +107,8 @@ def _answer_all(url: str, annotator: str, votes: Votes, stop: threading.Event) -
     answered = 0
     while not stop.is_set():
         status, got = _api(f"{url}/tasks/next", annotator)
+        if status == 403 and annotator == BAD and "Suspended" in str(got):
+            return answered  # suspended by QC: the frontend serves them nothing more
         assert status == 200, got
         task = got["task"]
         if task is None:
@@ -119,6 +121,8 @@ def _answer_all(url: str, annotator: str, votes: Votes, stop: threading.Event) -
         else:
             body = {"label": votes.label(annotator, task["comment_id"], task["text"])}
         status, sent = _api(f"{url}/tasks/{task['assignment_id']}", annotator, body)
+        if status == 403 and annotator == BAD and "Suspended" in str(sent):
+            return answered  # suspended between fetching the task and answering it
         assert status == 200, (status, sent)
         answered += 1
     return answered

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from labeltrail.events.base import Envelope, Event, LogPosition, utc_now
 from labeltrail.events.ids import derive_id
+from labeltrail.events.models import AdjudicationRequested
 
 __all__ = ["Fold", "Output", "Pos", "Rejected", "build_event", "stable_id"]
 
@@ -81,3 +82,34 @@ def build_event(
         correlation_id=correlation_id,
     )
     return cls(envelope=envelope, **fields)
+
+
+def adjudication_request(
+    *,
+    request_id: str,
+    producer: str,
+    cause: Event,
+    comment_id: str,
+    schema_version: str,
+    reason: str,
+    agreement: float,
+    threshold: float,
+    vote_ids: list[str],
+) -> AdjudicationRequested:
+    """An ``AdjudicationRequested`` a fold raises beside consensus (feedback, needs-context):
+    its event id from ``request_id``, its time and causation those of ``cause``."""
+    return build_event(
+        AdjudicationRequested,
+        event_id=derive_id("AdjudicationRequested", request_id),
+        producer=producer,
+        occurred_at=cause.envelope.occurred_at,
+        causation_id=cause.event_id,
+        correlation_id=comment_id,
+        request_id=request_id,
+        comment_id=comment_id,
+        schema_version=schema_version,
+        reason=reason,
+        agreement=agreement,
+        threshold=threshold,
+        vote_ids=vote_ids,
+    )

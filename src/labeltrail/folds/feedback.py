@@ -31,14 +31,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from labeltrail.events.base import Event, LogPosition
-from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
     AdjudicationRequested,
     CommentPosted,
     FeedbackReceived,
     LabelCommitted,
 )
-from labeltrail.folds.base import Output, Rejected, build_event
+from labeltrail.folds.base import Output, Rejected, adjudication_request
 
 __all__ = [
     "FEEDBACK_REQUEST_PREFIX",
@@ -169,15 +168,10 @@ class FeedbackFold:
 def _review(feedback: FeedbackReceived, label: LabelCommitted) -> AdjudicationRequested:
     """The expert review of ``label`` that ``feedback`` asks for. ``agreement`` carries the
     contested label's confidence and ``threshold`` 1.0: any contradiction is reviewed."""
-    request_id = feedback_request_id(feedback.feedback_id)
-    return build_event(
-        AdjudicationRequested,
-        event_id=derive_id("AdjudicationRequested", request_id),
+    return adjudication_request(
+        request_id=feedback_request_id(feedback.feedback_id),
         producer=PRODUCER,
-        occurred_at=feedback.envelope.occurred_at,
-        causation_id=feedback.event_id,
-        correlation_id=feedback.comment_id,
-        request_id=request_id,
+        cause=feedback,
         comment_id=feedback.comment_id,
         schema_version=label.schema_version,
         reason=PRODUCTION_FEEDBACK,

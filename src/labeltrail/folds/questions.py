@@ -38,7 +38,7 @@ from labeltrail.events.models import (
     QuestionLabelCommitted,
     VoteCast,
 )
-from labeltrail.folds.base import Output, Rejected, build_event
+from labeltrail.folds.base import Output, Rejected, adjudication_request, build_event
 from labeltrail.quality.item import pairwise_agreement, vote_shares
 
 __all__ = ["NEEDS_CONTEXT", "PRODUCER", "QuestionsConfig", "QuestionsFold"]
@@ -174,17 +174,12 @@ class QuestionsFold:
         return share > cfg.context_majority
 
     def _request(self, c: ConsensusUpdated, label: QuestionLabelCommitted) -> AdjudicationRequested:
-        request_id = derive_id(
-            "adjudication-request", NEEDS_CONTEXT, c.comment_id, c.schema_version, c.vote_ids
-        )
-        return build_event(
-            AdjudicationRequested,
-            event_id=derive_id("AdjudicationRequested", request_id),
+        return adjudication_request(
+            request_id=derive_id(
+                "adjudication-request", NEEDS_CONTEXT, c.comment_id, c.schema_version, c.vote_ids
+            ),
             producer=PRODUCER,
-            occurred_at=c.envelope.occurred_at,
-            causation_id=label.event_id,
-            correlation_id=c.comment_id,
-            request_id=request_id,
+            cause=label,
             comment_id=c.comment_id,
             schema_version=c.schema_version,
             reason=NEEDS_CONTEXT,

@@ -107,6 +107,36 @@ CREATE TABLE IF NOT EXISTS tasks
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (comment_id, event_id);
 
+-- TaskRequested: what active learning sampled for labelling, with its strategy and value
+-- (folds/active.py); tasking makes a crowd task of each (tasks.request_id).
+CREATE TABLE IF NOT EXISTS task_requests
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    request_id     String,
+    comment_id     String,
+    reason         LowCardinality(String),
+    strategy       LowCardinality(String),
+    score          Float64,
+    rank           UInt32,
+    batch_id       String,
+    batch_size     UInt32,
+    trigger        LowCardinality(String),
+    model_versions Array(String),
+    diversity      Float64,
+    cost_usd       Float64
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (comment_id, event_id);
+
 -- TaskAssigned
 CREATE TABLE IF NOT EXISTS assignments
 (

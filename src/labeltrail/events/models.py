@@ -45,8 +45,10 @@ __all__ = [
     "PriorVote",
     "Question",
     "QuestionLabelCommitted",
+    "SamplingStrategy",
     "TaskAssigned",
     "TaskCreated",
+    "TaskRequested",
     "VoteCast",
 ]
 
@@ -162,6 +164,39 @@ class TaskCreated(Event):
     prelabel_confidence: float | None = Field(None, ge=0.0, le=1.0)
     expected_label: str | None = Field(None, description="Known answer (honeypots) - internal.")
     request_id: str | None = Field(None, description="The adjudication request it answers.")
+
+
+SamplingStrategy = Literal["least_confidence", "margin", "entropy", "qbc"]
+"""How active learning scores the worth of labelling a comment (``learning.active``)."""
+
+
+class TaskRequested(Event):
+    """A stage asks tasking for a crowd task on a comment, and says why.
+
+    Written by the active learning stage (``folds.active``) for each comment of a batch it
+    sampled from the scored, unlabeled pool: the strategy, its value for the comment (higher:
+    more worth labelling), the rank in the batch, the batch and what triggered it. Tasking turns
+    it into a crowd task with the request's reason (its ``request_id`` on the task).
+    """
+
+    key_field: ClassVar[str] = "comment_id"
+
+    request_id: str = Field(min_length=1)
+    comment_id: str = Field(min_length=1)
+    reason: TaskReason
+    strategy: SamplingStrategy
+    score: float = Field(description="The strategy's value for the comment (higher: less sure).")
+    rank: int = Field(ge=1, description="Its place in the batch (1: picked first).")
+    batch_id: str
+    batch_size: int = Field(ge=1, description="How many comments the batch requested.")
+    trigger: Literal["labels", "time"] = Field(
+        description="labels: N new labels since the last batch; time: T minutes of event time."
+    )
+    model_versions: list[str] = Field(
+        description="The published models whose scores were used (several for qbc)."
+    )
+    diversity: float = Field(ge=0.0, le=1.0, description="The weight given to diversity.")
+    cost_usd: float = Field(ge=0.0, description="What the task costs the day's budget.")
 
 
 class PriorVote(Record):
@@ -621,6 +656,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LabelSchemaPublished,
         CommentScored,
         TaskCreated,
+        TaskRequested,
         TaskAssigned,
         VoteCast,
         ConsensusUpdated,

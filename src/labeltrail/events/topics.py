@@ -50,6 +50,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         ("TaskAssigned",),
         doc="Expert (adjudication) task topic.",
     ),
+    TopicSpec(
+        "requests",
+        "comment_id",
+        ("TaskRequested",),
+        doc="Task requests: comments active learning sampled for labelling, and why.",
+    ),
     TopicSpec("votes", "comment_id", ("VoteCast",), doc="Votes from annotation frontends."),
     TopicSpec(
         "consensus",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from labeltrail.events.models import CommentScored
+from labeltrail.events.models import CommentScored, SamplingStrategy
 from labeltrail.learning.features import PAD, HashingFeaturizer
 
 __all__ = [
@@ -30,7 +30,8 @@ __all__ = [
     "uncertainty",
 ]
 
-Strategy = Literal["least_confidence", "margin", "entropy", "qbc"]
+Strategy = SamplingStrategy
+"""The strategies by name (the event contract's, ``TaskRequested.strategy``)."""
 FloatArray = NDArray[np.float64]
 
 

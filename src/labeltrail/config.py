@@ -31,6 +31,7 @@ __all__ = [
     "Settings",
     "TaskingSettings",
     "TrainerSettings",
+    "WeakSettings",
     "settings",
     "variables",
 ]
@@ -154,6 +155,34 @@ class LearningSettings(_Section):
     """``LABELTRAIL_LEARNING_GATE_TOLERANCE``: the publish gate refuses a model whose gold
     accuracy on any slice is lower than the live model's by more than this (the trainer and
     ``labeltrail model publish``; ``--force`` overrides, recorded)."""
+
+
+class WeakSettings(_Section):
+    """Weak supervision live: the lf stage and the joint label model's weak stage
+    (``LABELTRAIL_WEAK_*``; docs/learning.md, "Weak supervision, live")."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_WEAK_")
+
+    lf_paths: list[str] = []
+    """``LABELTRAIL_WEAK_LF_PATHS``: more LFs, as ``module:attr`` paths (a JSON list), besides
+    the entry points of the group ``labeltrail.lfs``."""
+
+    entry_points: bool = True
+    """``LABELTRAIL_WEAK_ENTRY_POINTS``: run the LFs registered as entry points."""
+
+    schema_version: str = "v3"
+    """``LABELTRAIL_WEAK_SCHEMA_VERSION``: the schema whose classes LFs vote and weak labels
+    are committed under."""
+
+    refit_every: dt.timedelta = Field(dt.timedelta(days=1), gt=dt.timedelta(0))
+    """``LABELTRAIL_WEAK_REFIT_EVERY``: event time between two fits of the joint label model."""
+
+    refit_on_drain: bool = False
+    """``LABELTRAIL_WEAK_REFIT_ON_DRAIN``: fit when the input is drained (a finite replay)."""
+
+    model_min_confidence: float = Field(0.6, ge=0.0, le=1.0)
+    """``LABELTRAIL_WEAK_MODEL_MIN_CONFIDENCE``: the model's score votes its top class from
+    this probability on (it abstains below)."""
 
 
 class TrainerSettings(_Section):
@@ -454,6 +483,9 @@ class Settings(BaseSettings):
 
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
     """The trainer."""
+
+    weak: WeakSettings = Field(default_factory=WeakSettings)
+    """Weak supervision live: LFs and the joint label model."""
 
     annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
     """The annotation frontend."""

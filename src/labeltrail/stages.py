@@ -19,13 +19,16 @@ from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.folds.feedback import FeedbackFold
 from labeltrail.folds.iaa import IaaConfig, IaaFold
 from labeltrail.folds.labels import LabelsFold
+from labeltrail.folds.lf import LfFold
 from labeltrail.folds.questions import QuestionsFold
 from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.folds.scorer import ScorerFold
 from labeltrail.folds.tasking import TaskingConfig, TaskingFold
 from labeltrail.folds.trainer import RetrainFold
+from labeltrail.folds.weak import WeakConfig, WeakFold
 from labeltrail.kafka.fused import FusedFold, Member
 from labeltrail.kafka.keys import KafkaKeyStore
+from labeltrail.learning.lf_registry import ENTRY_POINT_GROUP, discover
 from labeltrail.learning.retrain import RetrainConfig
 
 __all__ = [
@@ -38,11 +41,13 @@ __all__ = [
     "make_feedback",
     "make_iaa",
     "make_labels",
+    "make_lf",
     "make_questions",
     "make_reliability",
     "make_scorer",
     "make_tasking",
     "make_trainer",
+    "make_weak",
     "tasking_config",
 ]
 
@@ -110,6 +115,31 @@ def make_scorer(settings: Settings) -> ScorerFold:
     )
 
 
+def make_lf(settings: Settings) -> LfFold:
+    """The lf stage: the LFs of the entry points (group ``labeltrail.lfs``) and the settings'
+    paths, run on each comment's opened text."""
+    weak = settings.weak
+    group = ENTRY_POINT_GROUP if weak.entry_points else None
+    return LfFold(
+        lfs=discover(weak.lf_paths, group=group),
+        schema_version=weak.schema_version,
+        keyring=KafkaKeyStore(settings),
+    )
+
+
+def make_weak(settings: Settings) -> WeakFold:
+    """The weak stage: the joint label model, committing labels on route weak."""
+    weak = settings.weak
+    return WeakFold(
+        WeakConfig(
+            schema_version=weak.schema_version,
+            refit_every=weak.refit_every,
+            refit_on_drain=weak.refit_on_drain,
+            model_min_confidence=weak.model_min_confidence,
+        )
+    )
+
+
 def make_trainer(settings: Settings) -> RetrainFold:
     from labeltrail.ml.train_job import onnx_scorer, torch_trainer
 
@@ -159,6 +189,8 @@ STAGES: dict[str, Stage] = {
     "trainer": Stage(
         make_trainer, RetrainFold, ("exports", "models", "models.refused"), opens_text=True
     ),
+    "lf": Stage(make_lf, LfFold, ("weak.votes",), opens_text=True),
+    "weak": Stage(make_weak, WeakFold, ("weak.labels",)),
 }
 """Every pipeline stage a service runs, by name."""
 
@@ -168,9 +200,13 @@ def make(stage: str, settings: Settings) -> Fold:
     return STAGES[stage].make(settings)
 
 
-FUSED: tuple[str, ...] = tuple(name for name in STAGES if name not in ("scorer", "trainer"))
+FUSED: tuple[str, ...] = tuple(
+    name for name in STAGES if name not in ("scorer", "trainer", "lf", "weak")
+)
 """The stages the fused process runs (``LABELTRAIL_FUSED``, docs/streaming.md), in the order a
-record read by several of them is handed to each: every stage but the two that load models."""
+record read by several of them is handed to each: every stage but the two that load models,
+the lf stage (it loads LF code) and the weak stage (its fits of the joint label model would
+stall the fused loop)."""
 
 
 def fused(settings: Settings, names: Sequence[str] = FUSED) -> FusedFold:

@@ -151,6 +151,15 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "annotator_ids": ["a47", "b12", "c89"],
         "consensus_id": "cons1",
     },
+    "WeakVoteCast": {
+        "vote_id": "wv1",
+        "comment_id": "c-1f8a",
+        "schema_version": "v3",
+        "source": "lf",
+        "source_name": "insults",
+        "source_version": "1",
+        "label": "harassment",
+    },
     "HoneypotScored": {
         "annotator_id": "a47",
         "task_id": "t1",

@@ -16,9 +16,9 @@ from labeltrail.sim import Platform, SimulatedAnnotators, SimulatedScorer
 
 
 def suffix_topic(event: Event) -> str:
-    return topic_for(type(event).__name__, "x", pool=getattr(event, "pool", None)).removeprefix(
-        "x."
-    )
+    name = type(event).__name__
+    pool, route = getattr(event, "pool", None), getattr(event, "route", None)
+    return topic_for(name, "x", pool=pool, route=route).removeprefix("x.")
 
 
 def run_in_memory(

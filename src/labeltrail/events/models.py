@@ -50,6 +50,7 @@ __all__ = [
     "TaskCreated",
     "TaskRequested",
     "VoteCast",
+    "WeakVoteCast",
 ]
 
 Probability = float
@@ -358,6 +359,25 @@ class QuestionLabelCommitted(Event):
     consensus_id: str = Field(description="The ConsensusUpdated whose votes it counts.")
 
 
+class WeakVoteCast(Event):
+    """A machine source's vote on a comment: a labeling function's, named and versioned.
+
+    Made by the ``lf`` stage (``folds.lf``), one per LF and comment, ``label`` None when the LF
+    abstains (an LF's silence is an observation for the joint label model). The id is fixed by
+    the comment and the LF's name and version, so a replay writes the same votes.
+    """
+
+    key_field: ClassVar[str] = "comment_id"
+
+    vote_id: str
+    comment_id: str
+    schema_version: str
+    source: Literal["lf"] = Field(description="What kind of machine source voted.")
+    source_name: str = Field(description="The LF's name (its entry point or settings path).")
+    source_version: str
+    label: str | None = Field(None, description="The class voted; None = abstain.")
+
+
 class HoneypotScored(Event):
     """An annotator's answer on a honeypot or gold item, scored."""
 
@@ -664,6 +684,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AdjudicationRecorded,
         LabelCommitted,
         QuestionLabelCommitted,
+        WeakVoteCast,
         HoneypotScored,
         AnnotatorReliabilityUpdated,
         IaaWindowClosed,

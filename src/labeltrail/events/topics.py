@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TOPICS", "TopicSpec", "events_on", "foreign", "topic_for", "topic_name"]
+__all__ = ["TOPICS", "WEAK_ROUTE", "TopicSpec", "events_on", "foreign", "topic_for", "topic_name"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,18 @@ TOPICS: tuple[TopicSpec, ...] = (
         "comment_id",
         ("QuestionLabelCommitted",),
         doc="Per-question consensus of each complete item (targets a group? a threat? ...).",
+    ),
+    TopicSpec(
+        "weak.votes",
+        "comment_id",
+        ("WeakVoteCast",),
+        doc="Labeling functions' votes (the lf stage), each naming its LF and version.",
+    ),
+    TopicSpec(
+        "weak.labels",
+        "comment_id",
+        ("LabelCommitted",),
+        doc="Weak labels: the joint label model's, route weak, machine-made; not human labels.",
     ),
     TopicSpec(
         "quality",
@@ -149,10 +161,20 @@ def topic_name(prefix: str, suffix: str) -> str:
     return f"{prefix}.{suffix}"
 
 
-def topic_for(event_type: str, prefix: str, *, pool: str | None = None) -> str:
-    """The topic an event type is written to (task assignments go to their pool's topic)."""
+WEAK_ROUTE = "weak"
+"""A ``LabelCommitted`` on this route is the joint label model's (machine-made): it goes to
+``weak.labels``, never to the human labels' topic."""
+
+
+def topic_for(
+    event_type: str, prefix: str, *, pool: str | None = None, route: str | None = None
+) -> str:
+    """The topic an event type is written to (task assignments go to their pool's topic, weak
+    labels to ``weak.labels``)."""
     if event_type == "TaskAssigned":
         return topic_name(prefix, f"tasks.{pool or 'crowd'}")
+    if event_type == "LabelCommitted" and route == WEAK_ROUTE:
+        return topic_name(prefix, "weak.labels")
     spec = _BY_EVENT.get(event_type)
     if spec is None:
         raise KeyError(f"no topic for event type {event_type!r}")

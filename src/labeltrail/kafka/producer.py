@@ -79,10 +79,12 @@ class EventEncoder:
         # Not getattr(event, "pool", None): on a model without the field that goes through
         # pydantic's __getattr__ and an exception, per event.
         pool = event.__dict__.get("pool") if "pool" in cls.model_fields else None
-        topic = self._topics.get((name, pool))
+        # A label's route picks its topic too: weak labels are kept apart (topics.WEAK_ROUTE).
+        route = event.__dict__.get("route") if name == "LabelCommitted" else None
+        topic = self._topics.get((name, pool or route))
         if topic is None:
-            topic = self._topics[(name, pool)] = topic_for(
-                name, self._settings.topic_prefix, pool=pool
+            topic = self._topics[(name, pool or route)] = topic_for(
+                name, self._settings.topic_prefix, pool=pool, route=route
             )
         return topic
 

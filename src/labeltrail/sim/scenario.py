@@ -83,7 +83,8 @@ class ResumableReplay(Replay):
 
 def topic_of(event: Event) -> str:
     """The in-memory topic (suffix) of an event."""
-    name = topic_for(type(event).__name__, "x", pool=getattr(event, "pool", None))
+    pool, route = getattr(event, "pool", None), getattr(event, "route", None)
+    name = topic_for(type(event).__name__, "x", pool=pool, route=route)
     return name.removeprefix("x.")
 
 

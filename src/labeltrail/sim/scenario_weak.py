@@ -19,20 +19,12 @@ from labeltrail.events.base import Event
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import AdjudicationRecorded, AnnotatorRegistered, VoteCast
 from labeltrail.learning.data import TrainingSet
-from labeltrail.learning.lf import Example, LabelingFunction, apply_lfs, keyword_lf, regex_lf
+from labeltrail.learning.example_lfs import SCENARIO_LFS
+from labeltrail.learning.lf import Example, apply_lfs
 from labeltrail.learning.multisource import MultiSourceLabelModel, Observations
 from labeltrail.ml.training import SoftLabelTrainer
 
 __all__ = ["SCENARIO_LFS", "expert_accuracy_outside", "weak_training_set"]
-
-SCENARIO_LFS: tuple[LabelingFunction, ...] = (
-    regex_lf("context_dependent", r"your (kind|people)|you people|\b(14)?88\b|\(\(\(|we said", 2),
-    keyword_lf("insults", ["loser", "clown", "idiot", "moron", "nobody likes you"], 2),
-    keyword_lf("mild_words", ["dumb", "boring", "cringe", "waste of my time"], 1),
-    regex_lf("slurs", r"\[slur\]|subhuman", 3),
-    regex_lf("threat_phrases", r"where you live|watch your back|hurt you|coming for you", 4),
-    keyword_lf("benign_words", ["thanks", "subscribed", "useful", "helped"], 0),
-)
 
 
 def _observations(

@@ -3,8 +3,8 @@
 Pipeline-wide settings sit at the root (Kafka, topics, ClickHouse, the runner, and the three
 routing decisions the scorer, tasking and consensus share); each stage or command with knobs
 of its own has a section (``settings.tasking``, ``settings.labels``, ``settings.reliability``,
-``settings.iaa``, ``settings.learning``, ``settings.trainer``, ``settings.annotate``, and
-``settings.kafka``, how Kafka clients authenticate). A section
+``settings.iaa``, ``settings.learning``, ``settings.trainer``, ``settings.active``,
+``settings.annotate``, and ``settings.kafka``, how Kafka clients authenticate). A section
 is itself a ``BaseSettings`` with its own variable prefix, built when the root is, so every
 variable keeps its name. ``KAFKA_BOOTSTRAP_SERVERS`` is read as is, because that is the name
 operators already use. Change settings with ``model_copy(update=...)`` (a section's too), never
@@ -17,11 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ActiveSettings",
     "AnnotateSettings",
     "IaaSettings",
     "KafkaSecuritySettings",
@@ -221,6 +223,43 @@ class TrainerSettings(_Section):
 
     threads: int = Field(1, ge=1)
     """``LABELTRAIL_TRAINER_THREADS``: torch threads (more than free cores slows sparse updates)."""
+
+
+class ActiveSettings(_Section):
+    """Active learning as a service (``LABELTRAIL_ACTIVE_*``; docs/learning.md, "Active
+    learning service"): when it picks a batch, how, and the daily budget. A task costs the
+    budget tasking's ``crowd_cost_usd`` times its ``redundancy``."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_ACTIVE_")
+
+    strategy: Literal["least_confidence", "margin", "entropy", "qbc"] = "margin"
+    """``LABELTRAIL_ACTIVE_STRATEGY``: how uncertainty is scored (``qbc``: disagreement of the
+    published models that scored a comment)."""
+
+    batch_size: int = Field(50, ge=1)
+    """``LABELTRAIL_ACTIVE_BATCH_SIZE``: comments requested per batch (the budget may cut it)."""
+
+    diversity: float = Field(0.5, ge=0.0, le=1.0)
+    """``LABELTRAIL_ACTIVE_DIVERSITY``: weight of text diversity against uncertainty."""
+
+    every_labels: int = Field(100, ge=0)
+    """``LABELTRAIL_ACTIVE_EVERY_LABELS``: a batch per this many new labels (0: not on labels)."""
+
+    every_minutes: float = Field(60.0, ge=0.0)
+    """``LABELTRAIL_ACTIVE_EVERY_MINUTES``: a batch once this many minutes of event time have
+    passed since the last (0: not on time)."""
+
+    tasks_per_day: int = Field(500, ge=0)
+    """``LABELTRAIL_ACTIVE_TASKS_PER_DAY``: at most this many requests per event day."""
+
+    usd_per_day: float = Field(100.0, ge=0.0)
+    """``LABELTRAIL_ACTIVE_USD_PER_DAY``: at most this much spent per event day."""
+
+    committee: int = Field(3, ge=3)
+    """``LABELTRAIL_ACTIVE_COMMITTEE``: qbc counts a comment once this many models scored it."""
+
+    seed: int = 0
+    """``LABELTRAIL_ACTIVE_SEED``: salts the text sketches diversity is measured on."""
 
 
 class ErasureSettings(_Section):
@@ -486,6 +525,9 @@ class Settings(BaseSettings):
 
     weak: WeakSettings = Field(default_factory=WeakSettings)
     """Weak supervision live: LFs and the joint label model."""
+
+    active: ActiveSettings = Field(default_factory=ActiveSettings)
+    """The active learning service."""
 
     annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
     """The annotation frontend."""

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from labeltrail.config import Settings
+from labeltrail.folds.active import ActiveConfig, ActiveFold
 from labeltrail.folds.base import Fold
 from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.folds.feedback import FeedbackFold
@@ -37,6 +38,7 @@ __all__ = [
     "Stage",
     "fused",
     "make",
+    "make_active",
     "make_consensus",
     "make_feedback",
     "make_iaa",
@@ -140,6 +142,19 @@ def make_weak(settings: Settings) -> WeakFold:
     )
 
 
+def make_active(settings: Settings) -> ActiveFold:
+    """The active learning service: its section, a task costing the crowd's cost per vote times
+    the redundancy, text opened with the key store for the diversity sketches."""
+    active, tasking = settings.active, settings.tasking
+    return ActiveFold(
+        ActiveConfig(
+            **active.model_dump(),
+            cost_per_task_usd=round(tasking.crowd_cost_usd * tasking.redundancy, 6),
+        ),
+        keyring=KafkaKeyStore(settings),
+    )
+
+
 def make_trainer(settings: Settings) -> RetrainFold:
     from labeltrail.ml.train_job import onnx_scorer, torch_trainer
 
@@ -189,6 +204,7 @@ STAGES: dict[str, Stage] = {
     "trainer": Stage(
         make_trainer, RetrainFold, ("exports", "models", "models.refused"), opens_text=True
     ),
+    "active": Stage(make_active, ActiveFold, ("requests",), opens_text=True),
     "lf": Stage(make_lf, LfFold, ("weak.votes",), opens_text=True),
     "weak": Stage(make_weak, WeakFold, ("weak.labels",)),
 }
@@ -201,12 +217,13 @@ def make(stage: str, settings: Settings) -> Fold:
 
 
 FUSED: tuple[str, ...] = tuple(
-    name for name in STAGES if name not in ("scorer", "trainer", "lf", "weak")
+    name for name in STAGES if name not in ("scorer", "trainer", "lf", "weak", "active")
 )
 """The stages the fused process runs (``LABELTRAIL_FUSED``, docs/streaming.md), in the order a
 record read by several of them is handed to each: every stage but the two that load models,
-the lf stage (it loads LF code) and the weak stage (its fits of the joint label model would
-stall the fused loop)."""
+the lf stage (it loads LF code), the weak stage (its fits of the joint label model would
+stall the fused loop) and the active learning service (a batch over the whole pool at a time;
+tasking reads its requests from the log)."""
 
 
 def fused(settings: Settings, names: Sequence[str] = FUSED) -> FusedFold:

@@ -112,8 +112,10 @@ def crowd_task(
     redundancy: int,
     cost_per_vote_usd: float,
     prelabel: tuple[str | None, float | None] = (None, None),
+    request_id: str | None = None,
 ) -> TaskCreated:
-    """A crowd task: the comment decomposed into the schema's questions, for ``annotators``."""
+    """A crowd task: the comment decomposed into the schema's questions, for ``annotators``
+    (``request_id``: the task request it answers, e.g. active learning's)."""
     questions = [q.question_id for q in schema.questions]
     return _task(
         task_id,
@@ -128,6 +130,7 @@ def crowd_task(
         cost_usd=round(cost_per_vote_usd * len(annotators), 6),
         prelabel=prelabel[0],
         prelabel_confidence=prelabel[1],
+        request_id=request_id,
     )
 
 

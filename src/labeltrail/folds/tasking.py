@@ -31,6 +31,7 @@ from labeltrail.events.models import (
     TaskAssigned,
     TaskCreated,
     TaskReason,
+    TaskRequested,
     VoteCast,
 )
 from labeltrail.folds.base import Output, Rejected, stable_id
@@ -106,6 +107,7 @@ class TaskingFold:
             "AdjudicationRequested",
             "AnnotatorSuspended",
             "AnnotatorReinstated",
+            "TaskRequested",
         }
     )
     """The event types ``apply`` handles; the runner skips the others' bodies undecoded
@@ -124,6 +126,7 @@ class TaskingFold:
         "votes",
         "labels",
         "annotators.status",
+        "requests",
     )
     schemas: dict[str, LabelSchemaPublished] = field(default_factory=dict)
     pools: dict[str, set[str]] = field(default_factory=lambda: {"crowd": set(), "expert": set()})
@@ -132,7 +135,8 @@ class TaskingFold:
     votes: dict[str, VoteCast] = field(default_factory=dict)
     tasked: set[str] = field(default_factory=set)
     pending: dict[str, AdjudicationRequested] = field(default_factory=dict)
-    held: dict[str, CommentScored] = field(default_factory=dict)
+    held: dict[str, CommentScored | TaskRequested] = field(default_factory=dict)
+    """Scores and task requests waiting for their comment, the schema or the crowd pool."""
     awaiting: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     """Pending request ids by what they wait for: ("comment" | "vote" | "request", id)."""
     current: str | None = None
@@ -205,6 +209,8 @@ class TaskingFold:
                 return self._retry_pending(("vote", event.vote_id))
             case CommentScored():
                 return self._on_scored(event)
+            case TaskRequested():
+                return self._on_requested(event)
             case AdjudicationRequested():
                 self.pending[event.request_id] = event
                 self._await(event)
@@ -298,7 +304,10 @@ class TaskingFold:
             scored = self.held.get(comment_id)
             if scored is not None and self._unready(comment_id) is None:
                 del self.held[comment_id]
-                out += self._on_scored(scored)
+                if isinstance(scored, TaskRequested):
+                    out += self._on_requested(scored)
+                else:
+                    out += self._on_scored(scored)
         return out
 
     # crowd tasks -------------------------------------------------------------------------
@@ -320,7 +329,22 @@ class TaskingFold:
             reason = "active_learning" if comment.source == "pool" else "random_audit"
         return self._crowd_task(comment, reason, scored)
 
-    def _crowd_task(self, comment: CommentPosted, reason: TaskReason, cause: Event) -> list[Output]:
+    def _on_requested(self, request: TaskRequested) -> list[Output]:
+        """A stage's request for a crowd task (active learning's picks): a task with the
+        request's reason and id, once its comment, the schema and the crowd are there."""
+        if self._unready(request.comment_id) is not None:
+            self.held[request.comment_id] = request
+            return []
+        comment = self.comments[request.comment_id]
+        return self._crowd_task(comment, request.reason, request, request.request_id)
+
+    def _crowd_task(
+        self,
+        comment: CommentPosted,
+        reason: TaskReason,
+        cause: Event,
+        request_id: str | None = None,
+    ) -> list[Output]:
         """Decompose under the current schema and assign to k distinct crowd annotators."""
         cfg = self.config
         if self.current is None:
@@ -344,6 +368,7 @@ class TaskingFold:
             redundancy=cfg.redundancy,
             cost_per_vote_usd=cfg.crowd_cost_usd,
             prelabel=prelabel,
+            request_id=request_id,
         )
         out: list[Output] = [task]
         out += [self._assign(task, comment, a, "crowd") for a in chosen]

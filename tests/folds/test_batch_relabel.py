@@ -129,7 +129,7 @@ def test_verdicts_are_carried_and_only_crowd_labels_change() -> None:
     run_id = run_id_for("mv", run.params, "", [_at(9)])
     assert run_id == run_id_for("mv", dict(run.params), "", [_at(9)])
     assert run_id != run_id_for("mv", run.params, "", [_at(10)])
-    events = {e.comment_id: e for e in run_labels(run, record, run_id)}
+    events = {e.comment_id: e for e in run_labels(run, run_id)}
     assert {e.run_id for e in events.values()} == {run_id}
     assert events["c1"].label == "hate" and events["c1"].method == "mv"
     assert events["c1"].source_positions == [_at(0)]
@@ -139,7 +139,7 @@ def test_verdicts_are_carried_and_only_crowd_labels_change() -> None:
     assert {e.label_id for e in events.values()}.isdisjoint(
         {label.label_id for label, _ in record.values()}
     )
-    again = {e.comment_id: e for e in run_labels(run, record, run_id)}
+    again = {e.comment_id: e for e in run_labels(run, run_id)}
     assert {c: e.event_id for c, e in again.items()} == {c: e.event_id for c, e in events.items()}
 
 

@@ -1,7 +1,9 @@
 """``labeltrail relabel``: what would the labels be under another consensus method?
 
 Reads the schemas, the committed labels and the votes from the log (every topic's end taken
-first: the positions the run covers), recomputes the labels of record with a method of the
+first: the positions the run covers), or with ``--source clickhouse`` from the ClickHouse
+projection up to the log positions it records (``clickhouse.relabel``: columnar, joined in
+ClickHouse), recomputes the labels of record with a method of the
 quality core's registry (``quality.methods``, the one ``labeltrail aggregate`` uses) on the
 batch path (``folds.relabel``), and either reports the difference (``--dry-run``) or commits
 the run's labels to the relabels topic, each naming the run, the method and its parameters
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +32,13 @@ from labeltrail.folds.relabel import RELIABILITY_WEIGHTED, ItemLabel, Relabeling
 __all__ = ["History", "read_history", "register", "relabel"]
 
 BAD_INPUT = 2
+
+
+class Source(StrEnum):
+    """Where a run reads the history: the log itself, or its ClickHouse projection."""
+
+    log = "log"
+    clickhouse = "clickhouse"
 
 
 @dataclass
@@ -203,6 +213,13 @@ def relabel(
         bool, typer.Option("--dry-run", help="report the difference, commit nothing")
     ] = False,
     samples: Annotated[int, typer.Option(help="changed items to show at most", min=0)] = 5,
+    source: Annotated[
+        Source,
+        typer.Option(
+            help="read the history from the log, or from its ClickHouse projection (up to the "
+            "log positions the projection records; not for reliability-weighted)"
+        ),
+    ] = Source.log,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Recompute the committed labels under another method: the difference, or a new run.
@@ -213,44 +230,42 @@ def relabel(
     for 'audit label-as-of --run' and 'export create --run'. Bad input (unknown method, a
     parameter it does not take, a schema version with no votes): exit 2, nothing committed.
     """
-    from labeltrail.folds.relabel import check_method, labels_of_record, run_id_for, run_labels
-    from labeltrail.folds.relabel import relabel as compute
+    from labeltrail.folds.relabel import check_method, run_id_for, run_labels
     from labeltrail.quality.methods import parse_params
 
     try:
         params = parse_params(param or [])
         check_method(method, params)
+        if source is Source.clickhouse and method == RELIABILITY_WEIGHTED:
+            raise QualityError(
+                f"{RELIABILITY_WEIGHTED} reads the reliability estimates each label names "
+                "from the log: use --source log"
+            )
     except QualityError as exc:
         raise fail(exc, BAD_INPUT) from exc
     settings = Settings()
-    require_kafka(settings)
+    if not dry_run or source is Source.log:
+        require_kafka(settings)
     try:
-        history = read_history(settings, slices=True, estimates=method == RELIABILITY_WEIGHTED)
-        record = labels_of_record(history.labels)
-        run = compute(
-            record,
-            history.votes,
-            history.classes,
-            method,
-            params,
-            schema_version=schema_version,
-            slices=history.slices,
-            estimates=history.estimates,
-        )
+        if source is Source.clickhouse:
+            positions, run = _from_projection(settings, method, params, schema_version)
+        else:
+            positions, run = _from_log(settings, method, params, schema_version)
     except QualityError as exc:
         raise fail(exc, BAD_INPUT) from exc
     except LabeltrailError as exc:
         raise fail(exc) from exc
-    run_id = run_id_for(method, run.params, schema_version, history.positions)
+    run_id = run_id_for(method, run.params, schema_version, positions)
     shown = run.changed[:samples]
     if not dry_run:
-        _commit(settings, run_labels(run, record, run_id))
+        _commit(settings, run_labels(run, run_id))
     if as_json:
         body = {
             **run.summary(),
             "dry_run": dry_run,
             "run_id": None if dry_run else run_id,
-            "positions": [p.model_dump() for p in history.positions],
+            "source": source.value,
+            "positions": [p.model_dump() for p in positions],
             "samples": [_sample(i) for i in shown],
         }
         typer.echo(json.dumps(body))
@@ -258,6 +273,52 @@ def relabel(
         _print(run, shown, run_id, dry_run)
         if not dry_run:
             console.print(f"committed run {run_id}: {len(run.items)} labels", highlight=False)
+
+
+def _from_log(
+    settings: Settings, method: str, params: dict[str, str], schema_version: str
+) -> tuple[list[LogPosition], Relabeling]:
+    """The run computed from the log (rows), and the positions read up to."""
+    from labeltrail.folds.relabel import labels_of_record
+    from labeltrail.folds.relabel import relabel as compute
+
+    history = read_history(settings, slices=True, estimates=method == RELIABILITY_WEIGHTED)
+    run = compute(
+        labels_of_record(history.labels),
+        history.votes,
+        history.classes,
+        method,
+        params,
+        schema_version=schema_version,
+        slices=history.slices,
+        estimates=history.estimates,
+    )
+    return history.positions, run
+
+
+def _from_projection(
+    settings: Settings, method: str, params: dict[str, str], schema_version: str
+) -> tuple[list[LogPosition], Relabeling]:
+    """The run computed from the ClickHouse projection (columns), and the log positions the
+    projection covers."""
+    from labeltrail.clickhouse.client import client_from
+    from labeltrail.clickhouse.relabel import read_projected
+    from labeltrail.folds.relabel import relabel_columns
+
+    client = client_from(settings)
+    try:
+        history = read_projected(client, settings, slices=True)
+    finally:
+        client.close()
+    run = relabel_columns(
+        history.versions,
+        history.classes,
+        method,
+        params,
+        schema_version=schema_version,
+        slices=history.slices,
+    )
+    return history.positions, run
 
 
 def _commit(settings: Settings, labels: list[LabelCommitted]) -> None:

@@ -35,7 +35,7 @@ committed, nothing changes. ``docs/replay.md`` ("What-if relabeling").
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import attrgetter, itemgetter
@@ -57,10 +57,13 @@ __all__ = [
     "PRODUCER",
     "RELIABILITY_WEIGHTED",
     "ItemLabel",
+    "LabelColumns",
     "Relabeling",
+    "VoteColumns",
     "check_method",
     "labels_of_record",
     "relabel",
+    "relabel_columns",
     "run_id_for",
     "run_labels",
 ]
@@ -82,15 +85,11 @@ Position = LogPosition | tuple[str, int, int]
 Record = Mapping[Item, tuple[Label, Position]]
 
 
+_COMMENT = attrgetter("comment_id")
 _LABEL = attrgetter("label")
+_METHOD = attrgetter("method")
 _VOTE_IDS = attrgetter("vote_ids")
 _ROUTE = attrgetter("route")
-
-
-def _is_crowd(labels: list[Label]) -> NDArray[np.bool_]:
-    """(n_labels,) whether each label came through the agreement gate (route consensus)."""
-    routes: NDArray[Any] = np.asarray(list(map(_ROUTE, labels)), dtype=object)
-    return np.asarray(routes == _CROWD, dtype=bool)
 
 
 def _order(label: Label) -> tuple[int, int, str]:
@@ -143,13 +142,16 @@ def run_id_for(
     method: str, params: Mapping[str, str], schema_version: str, positions: Sequence[LogPosition]
 ) -> str:
     """A run's id, from what it computed and the log it read: the same run made again on the
-    same log has the same id (and the same label ids), so committing it twice adds nothing."""
+    same log has the same id (and the same label ids), so committing it twice adds nothing.
+    The positions count as a set, and a partition read to offset 0 (nothing read) not at all:
+    the log's reader lists every partition's end and the ClickHouse projection only those it
+    has read, so both sources give one id for one log."""
     return derive_id(
         "relabel",
         method,
         [f"{k}={v}" for k, v in sorted(params.items())],
         schema_version or "*",
-        [f"{p.topic}:{p.partition}:{p.offset}" for p in positions],
+        sorted(f"{p.topic}:{p.partition}:{p.offset}" for p in positions if p.offset),
     )
 
 
@@ -177,49 +179,131 @@ class ItemLabel:
 
 
 @dataclass
+class LabelColumns:
+    """One schema version's labels of record as columns, items in comment id order: what a
+    run computes and reports from. A label's whole row (and where it was read) is made only
+    for an item shown or committed (``row``), so a source that reads columns (the ClickHouse
+    projection) builds no object per item."""
+
+    comment_ids: NDArray[Any]
+    labels: NDArray[Any]
+    """(n_items,) each item's label of record"""
+    routes: NDArray[Any]
+    methods: NDArray[Any]
+    distributions: Callable[[NDArray[np.int64]], NDArray[np.float64]]
+    """the labels' distributions at the given items, (len, n_classes)"""
+    row: Callable[[int], tuple[Label, Position]]
+    """item ``i``'s label of record and where it was read"""
+
+    def __len__(self) -> int:
+        return int(self.comment_ids.shape[0])
+
+    @classmethod
+    def of(cls, read: Sequence[tuple[Label, Position]]) -> LabelColumns:
+        """From rows (the log's reader), in the order given."""
+        labels = [label for label, _ in read]
+
+        def column(get: Callable[[Label], Any]) -> NDArray[Any]:
+            return np.asarray(list(map(get, labels)), dtype=object)
+
+        def distributions(at: NDArray[np.int64]) -> NDArray[np.float64]:
+            return np.array([labels[i].distribution for i in at.tolist()], dtype=np.float64)
+
+        return cls(
+            column(_COMMENT),
+            column(_LABEL),
+            column(_ROUTE),
+            column(_METHOD),
+            distributions,
+            read.__getitem__,
+        )
+
+
+@dataclass(frozen=True)
+class VoteColumns:
+    """The votes the labels of record of one schema version name, one row per vote in item
+    order (and, within an item, in the order its label names them): its item (an index into
+    the :class:`LabelColumns`), its annotator (a code into ``annotator_ids``, in order of
+    first vote) and its label (a code into the version's classes)."""
+
+    item: NDArray[np.int64]
+    annotator: NDArray[np.int64]
+    annotator_ids: NDArray[Any]
+    label: NDArray[np.int64]
+
+    @classmethod
+    def empty(cls) -> VoteColumns:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none, np.zeros(0, dtype=object), none)
+
+
+def first_seen_codes(
+    codes: NDArray[np.int64], names: NDArray[Any]
+) -> tuple[NDArray[np.int64], NDArray[Any]]:
+    """``codes`` into ``names`` recoded in order of first appearance (the order the rows
+    reader gives annotators), with the names in that order; names never used are dropped."""
+    used, first = np.unique(codes, return_index=True)
+    order = used[np.argsort(first, kind="stable")]
+    recode = np.full(max(int(names.shape[0]), 1), -1, dtype=np.int64)
+    recode[order] = np.arange(order.shape[0], dtype=np.int64)
+    return recode[codes], names[order]
+
+
+def class_codes(
+    codes: NDArray[np.int64], names: Sequence[str], classes: Sequence[str]
+) -> NDArray[np.int64]:
+    """Label ``codes`` into ``names`` as codes into ``classes``; a used name that is not a
+    class is a :class:`~labeltrail.exceptions.QualityError`."""
+    where = {c: j for j, c in enumerate(classes)}
+    lookup = np.asarray([where.get(n, -1) for n in names], dtype=np.int64)
+    out = lookup[codes] if codes.size else codes
+    if (out < 0).any():
+        raise QualityError(
+            f"a vote's label {names[int(codes[np.argmax(out < 0)])]!r} is not a class"
+        )
+    return out
+
+
+@dataclass
 class _Version:
     """One schema version: its labels of record and the method fitted on the votes they name,
     as arrays over its items (``crowd`` -1 where an item has no vote)."""
 
-    items: list[Item]
-    labels: list[Label]
+    record: LabelColumns
     classes: list[str]
     crowd: NDArray[np.int64]
     """(n_items,) the method's class code of each item"""
     posterior: NDArray[np.float64]
     """(n_items, n_classes) the method's posteriors, rounded"""
-    vote_item: NDArray[np.int64]
-    """(n_votes,) the item of each vote"""
-    vote_annotator: NDArray[Any]
-    vote_label: NDArray[Any]
-    new: list[str] = field(init=False)
+    votes: VoteColumns
+    new: NDArray[Any] = field(init=False)
     """each item's label in the run"""
-    _old: NDArray[Any] = field(init=False, repr=False)
-    """each item's label of record"""
+    is_crowd: NDArray[np.bool_] = field(init=False)
+    """whether the run gives the item the method's label (a crowd label with votes)"""
     _order: NDArray[np.int64] | None = field(default=None, init=False, repr=False)
     _bounds: list[int] = field(default_factory=list, init=False, repr=False)
     """where each item's votes start in ``_order`` (made with it, once)"""
 
     def __post_init__(self) -> None:
-        old = np.asarray(list(map(_LABEL, self.labels)), dtype=object)
         named = np.asarray([*self.classes, ""], dtype=object)[self.crowd]  # -1: ""
-        self._old = old
-        self.new = np.where((self.crowd >= 0) & _is_crowd(self.labels), named, old).tolist()
+        self.is_crowd = (self.crowd >= 0) & (self.record.routes == _CROWD)
+        self.new = np.where(self.is_crowd, named, self.record.labels)
+
+    @property
+    def vote_item(self) -> NDArray[np.int64]:
+        return self.votes.item
 
     def changed(self) -> list[int]:
-        changed: list[int] = np.flatnonzero(
-            np.asarray(self.new, dtype=object) != self._old
-        ).tolist()
+        changed: list[int] = np.flatnonzero(self.new != self.record.labels).tolist()
         return changed
 
     def posterior_shift(self) -> NDArray[np.float64]:
         """(n_items,) the largest change of any class's probability between the label of
         record's posterior and the run's (0 where the run carries the label)."""
-        crowd = (self.crowd >= 0) & _is_crowd(self.labels)
-        shift = np.zeros(len(self.items))
-        at = np.flatnonzero(crowd)
+        shift = np.zeros(len(self.record))
+        at = np.flatnonzero(self.is_crowd)
         if at.size:
-            old = np.array([self.labels[i].distribution for i in at.tolist()], dtype=np.float64)
+            old = self.record.distributions(at)
             shift[at] = np.abs(old - self.posterior[at]).max(axis=1)
         return shift
 
@@ -227,18 +311,19 @@ class _Version:
         """(annotator, label) of item ``i``'s votes, in the order read."""
         if self._order is None:
             self._order = np.argsort(self.vote_item, kind="stable")
-            ends = np.arange(len(self.items) + 1)
+            ends = np.arange(len(self.record) + 1)
             self._bounds = np.searchsorted(self.vote_item[self._order], ends).tolist()
         at = self._order[self._bounds[i] : self._bounds[i + 1]]
+        names = self.votes.annotator_ids[self.votes.annotator[at]].tolist()
         return list(
-            zip(self.vote_annotator[at].tolist(), self.vote_label[at].tolist(), strict=True)
+            zip(names, [self.classes[j] for j in self.votes.label[at].tolist()], strict=True)
         )
 
     def item(self, i: int, slices: Mapping[str, str]) -> ItemLabel:
-        label = self.labels[i]
+        label, _ = self.record.row(i)
         crowd = int(self.crowd[i])
         posterior = list(label.distribution)
-        if crowd >= 0 and label.route == _CROWD:
+        if self.is_crowd[i]:
             posterior = self.posterior[i].tolist()
         return ItemLabel(
             comment_id=label.comment_id,
@@ -247,7 +332,7 @@ class _Version:
             classes=list(label.classes),
             old_label=label.label,
             old_posterior=list(label.distribution),
-            new_label=self.new[i],
+            new_label=str(self.new[i]),
             new_posterior=posterior,
             crowd_label=None if crowd < 0 else self.classes[crowd],
             votes=self.votes_of(i),
@@ -276,7 +361,7 @@ class Relabeling:
 
     @property
     def items(self) -> list[ItemLabel]:
-        return [v.item(i, self.slices) for v in self.versions for i in range(len(v.items))]
+        return [v.item(i, self.slices) for v in self.versions for i in range(len(v.record))]
 
     @property
     def changed(self) -> list[ItemLabel]:
@@ -292,12 +377,11 @@ class Relabeling:
         routes: Counter[str] = Counter()
         adjudicated = agrees = 0
         for v in self.versions:
-            crowd = v.crowd.tolist()
-            for c, label in zip(crowd, v.labels, strict=True):
-                routes[label.route] += 1
-                if label.route == "adjudication" and c >= 0:
-                    adjudicated += 1
-                    agrees += v.classes[c] == label.label
+            routes.update(_tally(v.record.routes))
+            expert = np.flatnonzero((v.record.routes == "adjudication") & (v.crowd >= 0))
+            named = np.asarray(v.classes, dtype=object)[v.crowd[expert]]
+            adjudicated += int(expert.size)
+            agrees += int(np.count_nonzero(named == v.record.labels[expert]))
         return {
             "method": self.method,
             "params": self.params,
@@ -321,6 +405,14 @@ class Relabeling:
 
 def _counts(keys: Iterable[str]) -> dict[str, int]:
     return dict(sorted(Counter(keys).items()))
+
+
+def _tally(values: NDArray[Any]) -> dict[str, int]:
+    """How often each value occurs (one sort, no Python statement per value)."""
+    if not values.size:
+        return {}
+    names, counts = np.unique(values.astype(str), return_counts=True)
+    return dict(zip(names.tolist(), counts.tolist(), strict=True))
 
 
 @dataclass
@@ -360,7 +452,8 @@ def relabel(
     slices: Mapping[str, str] | None = None,
     estimates: Mapping[str, AnnotatorReliabilityUpdated] | None = None,
 ) -> Relabeling:
-    """The labels of record recomputed under ``method`` (see the module doc).
+    """The labels of record recomputed under ``method`` (see the module doc), from rows (the
+    log's reader): the labels of record and the votes read.
 
     ``classes``: each schema version's classes in schema order (the tie rule's order).
     ``estimates``: the reliability estimates by event id (``reliability-weighted`` only).
@@ -373,19 +466,82 @@ def relabel(
     check_method(method, given)  # an unknown method or parameter fails before any work
     table = _VoteTable.of(votes)
     versions = [schema_version] if schema_version else sorted({v for _, v in record})
+    in_order = sorted(record.items(), key=itemgetter(0))
+    of_version = {
+        version: [at for item, at in in_order if item[1] == version] for version in versions
+    }
+    if method == RELIABILITY_WEIGHTED:
+        run = Relabeling(method, _resolved(method, given), slices=slices or {})
+        for version, read in of_version.items():
+            fitted = _reproduce(read, table, classes.get(version), estimates or {})
+            _add(run, fitted, version, schema_version)
+        return _checked(run)
+    columns: dict[str, tuple[LabelColumns, VoteColumns, list[str]]] = {}
+    for version, read in of_version.items():
+        coded, known = _coded([label for label, _ in read], table, classes.get(version))
+        columns[version] = (LabelColumns.of(read), coded, known)
+    return _fit_all(columns, method, given, schema_version, slices)
+
+
+def relabel_columns(
+    versions: Mapping[str, tuple[LabelColumns, VoteColumns]],
+    classes: Mapping[str, list[str]],
+    method: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    schema_version: str = "",
+    slices: Mapping[str, str] | None = None,
+) -> Relabeling:
+    """As :func:`relabel`, from columns (the ClickHouse projection's reader: the labels of
+    record and the votes they name, already joined and coded), for any method but
+    ``reliability-weighted`` (which reads each label's estimates: rows only)."""
+    given = dict(params or {})
+    check_method(method, given)
+    if method == RELIABILITY_WEIGHTED:
+        raise QualityError(
+            f"{RELIABILITY_WEIGHTED} reproduces each label from the estimates it records: "
+            "read them from the log"
+        )
+    names = [schema_version] if schema_version else sorted(versions)
+    columns = {}
+    for version in names:
+        record, coded = versions.get(version, (_no_labels(), VoteColumns.empty()))
+        columns[version] = (record, coded, list(classes.get(version, [])))
+    return _fit_all(columns, method, given, schema_version, slices)
+
+
+def _no_labels() -> LabelColumns:
+    def nothing(at: NDArray[np.int64]) -> NDArray[np.float64]:
+        return np.zeros((0, 0))
+
+    def no_row(i: int) -> tuple[Label, Position]:
+        raise IndexError(i)
+
+    none = np.zeros(0, dtype=object)
+    return LabelColumns(none, none, none, none, nothing, no_row)
+
+
+def _fit_all(
+    columns: Mapping[str, tuple[LabelColumns, VoteColumns, list[str]]],
+    method: str,
+    given: Mapping[str, str],
+    schema_version: str,
+    slices: Mapping[str, str] | None,
+) -> Relabeling:
     run = Relabeling(method, _resolved(method, given), slices=slices or {})
-    for version in versions:
-        of_version = sorted((item, read) for item, read in record.items() if item[1] == version)
-        items = [item for item, _ in of_version]
-        labels = [label for _, (label, _) in of_version]
-        if method == RELIABILITY_WEIGHTED:
-            fitted = _reproduce(labels, items, table, classes.get(version), estimates or {})
-        else:
-            fitted = _fit(labels, items, table, classes.get(version), method, given)
-        if not fitted.vote_item.shape[0] and schema_version:
-            raise QualityError(f"schema version {version!r} has no votes to relabel")
-        run.versions.append(fitted)
-        run.committed_methods.update(label.method for label in fitted.labels)
+    for version, (record, coded, classes) in columns.items():
+        _add(run, _fit(record, coded, classes, method, given), version, schema_version)
+    return _checked(run)
+
+
+def _add(run: Relabeling, fitted: _Version, version: str, schema_version: str) -> None:
+    if not fitted.vote_item.shape[0] and schema_version:
+        raise QualityError(f"schema version {version!r} has no votes to relabel")
+    run.versions.append(fitted)
+    run.committed_methods.update(_tally(fitted.record.methods))
+
+
+def _checked(run: Relabeling) -> Relabeling:
     if not run.votes:
         raise QualityError("no committed label names a vote on the log: nothing to relabel")
     return run
@@ -410,64 +566,61 @@ class _Joined:
         return cls(per_label, found)
 
 
-def _fit(
-    labels: list[Label],
-    items: list[Item],
-    table: _VoteTable,
-    classes: list[str] | None,
-    method: str,
-    params: Mapping[str, str],
-) -> _Version:
-    """The method fitted once on every vote the labels name (items in code order, classes in
-    schema order, annotators in order of first vote: no sort of the ids)."""
+def _coded(
+    labels: list[Label], table: _VoteTable, classes: list[str] | None
+) -> tuple[VoteColumns, list[str]]:
+    """The votes the labels name, coded (annotators in order of first vote: no sort of the
+    ids), and the classes (the schema's, else the labels voted, sorted)."""
     joined = _Joined.of(labels, table)
     known = joined.found >= 0
     at = joined.found[known]
     vote_item = np.repeat(np.arange(len(labels), dtype=np.int64), joined.per_label)[known]
-    annotators = table.annotators[at]
-    answers = table.labels[at]
+    answers = table.labels[at].tolist()
     if classes is None:
-        classes = sorted(set(answers.tolist()))
-    n, k = len(items), len(classes)
+        classes = sorted(set(answers))
     if not at.size:
-        empty = np.zeros((n, k))
-        return _Version(
-            items,
-            labels,
-            classes,
-            np.full(n, -1, dtype=np.int64),
-            empty,
-            vote_item,
-            annotators,
-            answers,
-        )
+        return VoteColumns.empty(), classes
     try:
-        label_codes = _codes(answers.tolist(), {c: j for j, c in enumerate(classes)})
+        label_codes = _codes(answers, {c: j for j, c in enumerate(classes)})
     except KeyError as exc:
         raise QualityError(f"a vote's label {exc.args[0]!r} is not a class") from exc
-    names = annotators.tolist()
+    names = table.annotators[at].tolist()
     who = {a: j for j, a in enumerate(dict.fromkeys(names))}
-    annotator_codes = _codes(names, who)
-    coded = Votes(
-        vote_item,
-        annotator_codes,
-        label_codes,
+    annotator_ids = np.asarray(list(who), dtype=object)
+    return VoteColumns(vote_item, _codes(names, who), annotator_ids, label_codes), classes
+
+
+def _fit(
+    record: LabelColumns,
+    coded: VoteColumns,
+    classes: list[str],
+    method: str,
+    params: Mapping[str, str],
+) -> _Version:
+    """The method fitted once on every vote the labels name (items in record order, classes
+    in schema order)."""
+    n, k = len(record), len(classes)
+    if not coded.item.size:
+        return _Version(record, classes, np.full(n, -1, dtype=np.int64), np.zeros((n, k)), coded)
+    votes = Votes(
+        coded.item,
+        coded.annotator,
+        coded.label,
         np.arange(n),
-        np.asarray(list(who), dtype=object),
+        coded.annotator_ids,
         np.asarray(classes, dtype=object),
     )
-    model = make_method(method, params).fit(coded)
-    crowd = np.where(np.bincount(vote_item, minlength=n) > 0, model.labels_, -1)
+    model = make_method(method, params).fit(votes)
+    crowd = np.where(np.bincount(coded.item, minlength=n) > 0, model.labels_, -1)
     # float64 before rounding: a float32 posterior rounded in float32 is not 6 places.
     posterior = np.round(np.asarray(model.posteriors_, dtype=np.float64), _PLACES).astype(
         np.float64
     )
-    return _Version(items, labels, classes, crowd, posterior, vote_item, annotators, answers)
+    return _Version(record, classes, crowd, posterior, coded)
 
 
 def _reproduce(
-    labels: list[Label],
-    items: list[Item],
+    read: list[tuple[Label, Position]],
     table: _VoteTable,
     classes: list[str] | None,
     estimates: Mapping[str, AnnotatorReliabilityUpdated],
@@ -479,6 +632,8 @@ def _reproduce(
     (the fold's float additions, in its order) and :meth:`Reliabilities.posterior` normalises
     and rounds the sum; the label is the first class with the top value. Verdicts and
     machine-made labels are carried (no crowd label: their estimates are not recorded)."""
+    record = LabelColumns.of(read)
+    labels = [label for label, _ in read]
     joined = _Joined.of(labels, table)
     vote_item = np.repeat(np.arange(len(labels), dtype=np.int64), joined.per_label)
     known = joined.found >= 0
@@ -487,14 +642,20 @@ def _reproduce(
     names, given = annotators.tolist(), answers.tolist()
     if classes is None:
         classes = sorted(set(given))
-    n, k = len(items), len(classes)
+    n, k = len(labels), len(classes)
     crowd = np.full(n, -1, dtype=np.int64)
     posterior = np.zeros((n, k))
-    is_crowd = _is_crowd(labels)
+    is_crowd = record.routes == _CROWD
+    where = {c: j for j, c in enumerate(classes)}
+    who = {a: j for j, a in enumerate(dict.fromkeys(names))}
+    coded = VoteColumns(
+        vote_item[known],
+        _codes(names, who),
+        np.asarray(list(who), dtype=object),
+        np.fromiter((where.get(g, -1) for g in given), np.int64, len(given)),
+    )
     if not is_crowd.any():
-        return _Version(
-            items, labels, classes, crowd, posterior, vote_item[known], annotators, answers
-        )
+        return _Version(record, classes, crowd, posterior, coded)
     if not known[is_crowd[vote_item]].all():
         missing = int(np.count_nonzero(~known[is_crowd[vote_item]]))
         raise QualityError(f"{missing} vote(s) a crowd label names are not on the log")
@@ -530,7 +691,7 @@ def _reproduce(
     for i, row in zip(crowd_items[starts].tolist(), sums.tolist(), strict=True):
         posterior[i] = shared.posterior(row)
     crowd[crowd_items[starts]] = posterior[crowd_items[starts]].argmax(axis=1)
-    return _Version(items, labels, classes, crowd, posterior, vote_item[known], annotators, answers)
+    return _Version(record, classes, crowd, posterior, coded)
 
 
 def _columns(
@@ -549,50 +710,51 @@ def _columns(
     return Reliabilities.from_estimates(float(prior), known).columns(annotator, classes)
 
 
-def run_labels(
-    run: Relabeling,
-    record: Record,
-    run_id: str,
-) -> list[LabelCommitted]:
+def run_labels(run: Relabeling, run_id: str) -> list[LabelCommitted]:
     """The run's ``LabelCommitted`` events: one per item, naming the run, the method and its
     parameters, caused by the label of record it stands beside (read at ``source_positions``).
     A crowd label gets the method's label and posterior; a verdict or a machine-made label is
     carried as it is."""
-    out: list[LabelCommitted] = []
-    for item in run.items:
-        label, position = record[(item.comment_id, item.schema_version)]
-        crowd = label.route == _CROWD
-        label_id = derive_id("label", item.comment_id, item.schema_version, label.route, run_id)
-        changes: dict[str, Any] = {
-            "label_id": label_id,
-            "source_positions": [_logpos(position)],
-            "run_id": run_id,
-            "method_params": {**label.method_params, "run": run_id},
+    return [
+        _run_label(run, version, i, run_id)
+        for version in run.versions
+        for i in range(len(version.record))
+    ]
+
+
+def _run_label(run: Relabeling, version: _Version, i: int, run_id: str) -> LabelCommitted:
+    """The run's label of item ``i`` of ``version``."""
+    item = version.item(i, run.slices)
+    label, position = version.record.row(i)
+    crowd = label.route == _CROWD
+    label_id = derive_id("label", item.comment_id, item.schema_version, label.route, run_id)
+    changes: dict[str, Any] = {
+        "label_id": label_id,
+        "source_positions": [_logpos(position)],
+        "run_id": run_id,
+        "method_params": {**label.method_params, "run": run_id},
+    }
+    if crowd:
+        # reliability-weighted keeps the estimates (and weights) its label recorded
+        kept = label.method_params if run.method == RELIABILITY_WEIGHTED else {}
+        changes |= {
+            "label": item.new_label,
+            "distribution": item.new_posterior,
+            "confidence": max(item.new_posterior),
+            "method": run.method,
+            "method_params": {
+                **kept,
+                **run.params,
+                "tie_rule": TIE_RULE,
+                "relabels": label.label_id,
+            },
         }
-        if crowd:
-            # reliability-weighted keeps the estimates (and weights) its label recorded
-            kept = label.method_params if run.method == RELIABILITY_WEIGHTED else {}
-            changes |= {
-                "label": item.new_label,
-                "distribution": item.new_posterior,
-                "confidence": max(item.new_posterior),
-                "method": run.method,
-                "method_params": {
-                    **kept,
-                    **run.params,
-                    "tie_rule": TIE_RULE,
-                    "relabels": label.label_id,
-                },
-            }
-        fields = dict(zip(label._fields[:16], label[:16], strict=True))
-        out.append(
-            LabelCommitted.create(
-                producer=PRODUCER,
-                id_parts=(label_id,),
-                occurred_at=from_epoch_millis(label.occurred_ms),
-                causation_id=label.event_id,
-                correlation_id=item.comment_id,
-                **(fields | changes),
-            )
-        )
-    return out
+    fields = dict(zip(label._fields[:16], label[:16], strict=True))
+    return LabelCommitted.create(
+        producer=PRODUCER,
+        id_parts=(label_id,),
+        occurred_at=from_epoch_millis(label.occurred_ms),
+        causation_id=label.event_id,
+        correlation_id=item.comment_id,
+        **(fields | changes),
+    )

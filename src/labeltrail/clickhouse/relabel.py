@@ -1,0 +1,223 @@
+"""``labeltrail relabel --source clickhouse``: the labels of record and the votes they name,
+read columnar from the ClickHouse projection, up to the log positions it covers.
+
+The projector records, with each batch, the next offset it will read of every partition
+(``consumer_positions``, written after the batch's rows). Those are the positions a run
+read up to: every query here keeps only rows before them (a batch written but not yet
+recorded is left out), and the run reports them as the log path reports the topics' ends,
+so a caught-up projection gives the same run, run id included. The labels of record are
+chosen and joined to their votes in ClickHouse (``projections/queries/relabel_labels.sql``,
+``relabel_votes.sql``) and fetched as Arrow columns: no Python object per vote, and per item
+only when a label is shown or committed (``folds.relabel.LabelColumns``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from labeltrail.clickhouse.client import Client, run_named_arrow
+from labeltrail.config import Settings
+from labeltrail.events.base import LogPosition
+from labeltrail.events.columnar import LabelCommittedRow
+from labeltrail.events.topics import topic_name
+from labeltrail.exceptions import LabeltrailError
+from labeltrail.folds.relabel import LabelColumns, VoteColumns, class_codes, first_seen_codes
+
+__all__ = ["ProjectedHistory", "covered_positions", "projector_consumer", "read_projected"]
+
+
+def projector_consumer(prefix: str) -> str:
+    """The consumer name under which the projector of ``prefix`` records its positions."""
+    return f"{prefix}.projector"
+
+
+@dataclass
+class ProjectedHistory:
+    """What a run reads from the projection, and the log positions the projection covers."""
+
+    positions: list[LogPosition]
+    classes: dict[str, list[str]]
+    versions: dict[str, tuple[LabelColumns, VoteColumns]]
+    slices: dict[str, str]
+
+
+def covered_positions(client: Client, consumer: str, topics: list[str]) -> list[LogPosition]:
+    """The next offset the projector will read of every partition of ``topics`` it has read
+    (partitions it never read a record of cover nothing and are left out)."""
+    rows = client.query(
+        "SELECT topic, partition, max(next_offset) FROM consumer_positions FINAL "
+        "WHERE consumer = {c:String} AND has({t:Array(String)}, topic) "
+        "GROUP BY topic, partition ORDER BY topic, partition",
+        parameters={"c": consumer, "t": topics},
+    ).result_rows
+    return [LogPosition(topic=str(t), partition=int(p), offset=int(o)) for t, p, o in rows]
+
+
+def _bounds(positions: list[LogPosition], topic: str) -> tuple[list[int], list[int]]:
+    at = [p for p in positions if p.topic == topic]
+    return [p.partition for p in at], [p.offset for p in at]
+
+
+def read_projected(client: Client, settings: Settings, *, slices: bool = True) -> ProjectedHistory:
+    """The schemas' classes, the labels of record and the votes they name (and the comments'
+    slices) from the projection of ``settings.topic_prefix``, up to the positions it covers."""
+    prefix = settings.topic_prefix
+    names = {s: topic_name(prefix, s) for s in ("schemas", "labels", "votes")}
+    positions = covered_positions(client, projector_consumer(prefix), list(names.values()))
+    if not any(p.topic == names["labels"] for p in positions):
+        raise LabeltrailError(
+            f"the ClickHouse projection holds no labels of {prefix!r}: run 'labeltrail "
+            "projections run' (or 'projections rebuild'), or read the log (--source log)"
+        )
+    parts, ends = _bounds(positions, names["labels"])
+    vote_parts, vote_ends = _bounds(positions, names["votes"])
+    schema_parts, schema_ends = _bounds(positions, names["schemas"])
+    classes = {
+        str(v): list(c)
+        for v, c in client.query(
+            "SELECT version, argMax(classes, (partition, offset)) FROM label_schemas "
+            "WHERE topic = {t:String} AND offset < transform(partition, {p:Array(UInt32)}, "
+            "{e:Array(UInt64)}, toUInt64(0)) GROUP BY version",
+            parameters={"t": names["schemas"], "p": schema_parts, "e": schema_ends},
+        ).result_rows
+    }
+    labels = run_named_arrow(
+        client, "relabel_labels", topic=names["labels"], partitions=parts, ends=ends
+    ).combine_chunks()
+    votes = run_named_arrow(
+        client,
+        "relabel_votes",
+        topic=names["labels"],
+        partitions=parts,
+        ends=ends,
+        votes_topic=names["votes"],
+        vote_partitions=vote_parts,
+        vote_ends=vote_ends,
+    ).combine_chunks()
+    versions = _versions(labels, votes, classes, names["labels"])
+    return ProjectedHistory(positions, classes, versions, _slices(client) if slices else {})
+
+
+def _runs(values: pa.ChunkedArray) -> dict[str, tuple[int, int]]:
+    """(start, end) of each value's run in a column sorted by it."""
+    if not len(values):
+        return {}
+    codes = pc.dictionary_encode(values).combine_chunks()
+    index = codes.indices.to_numpy()
+    starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    ends = np.r_[starts[1:], index.shape[0]]
+    names = codes.dictionary.to_pylist()
+    return {names[index[s]]: (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
+
+
+def _versions(
+    labels: pa.Table, votes: pa.Table, classes: dict[str, list[str]], topic: str
+) -> dict[str, tuple[LabelColumns, VoteColumns]]:
+    vote_runs = _runs(votes.column("schema_version"))
+    out: dict[str, tuple[LabelColumns, VoteColumns]] = {}
+    for version, (start, end) in _runs(labels.column("schema_version")).items():
+        of_version = labels.slice(start, end - start)
+        record = _label_columns(of_version, topic)
+        lo, hi = vote_runs.get(version, (0, 0))
+        coded = _vote_columns(votes.slice(lo, hi - lo), classes.setdefault(version, []))
+        out[version] = (record, coded)
+    return out
+
+
+def _objects(table: pa.Table, name: str) -> NDArray[Any]:
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _label_columns(table: pa.Table, topic: str) -> LabelColumns:
+    """One version's labels of record as columns; a row is made from them when asked."""
+    dist = table.column("distribution").combine_chunks()
+    offsets = dist.offsets.to_numpy()
+    flat = dist.values.to_numpy()
+    widths = np.diff(offsets)
+    square = widths.size and bool((widths == widths[0]).all())
+
+    def distributions(at: NDArray[np.int64]) -> NDArray[np.float64]:
+        if square:
+            rows: NDArray[np.float64] = flat.reshape(-1, int(widths[0]))[at]
+            return rows
+        return np.array([flat[offsets[i] : offsets[i + 1]] for i in at.tolist()], np.float64)
+
+    cache: dict[str, list[Any]] = {}
+
+    def value(name: str, i: int) -> Any:
+        # a few rows are read one value at a time; past 64 (a commit), each column once
+        whole = cache.get(name)
+        if whole is not None:
+            return whole[i]
+        if len(cache.setdefault("_asked", [])) > 64:
+            cache[name] = whole = table.column(name).to_pylist()
+            return whole[i]
+        return table.column(name)[i].as_py()
+
+    def row(i: int) -> tuple[LabelCommittedRow, tuple[str, int, int]]:
+        cache.setdefault("_asked", []).append(i)
+        label = LabelCommittedRow(
+            label_id=value("label_id", i),
+            comment_id=value("comment_id", i),
+            schema_version=value("schema_version", i),
+            label=value("label", i),
+            classes=list(value("classes", i)),
+            distribution=list(value("distribution", i)),
+            confidence=value("confidence", i),
+            route=value("route", i),
+            method=value("method", i),
+            method_params=dict(value("method_params", i)),
+            vote_ids=list(value("vote_ids", i)),
+            annotator_ids=list(value("annotator_ids", i)),
+            adjudication_id=value("adjudication_id", i),
+            machine_made=bool(value("machine_made", i)),
+            gold_label=value("gold_label", i),
+            run_id=None,
+            event_id=value("event_id", i),
+            occurred_ms=int(value("occurred_ms", i)),
+            recorded_ms=int(value("recorded_ms", i)),
+        )
+        return label, (topic, int(value("partition", i)), int(value("offset", i)))
+
+    return LabelColumns(
+        _objects(table, "comment_id"),
+        _objects(table, "label"),
+        _objects(table, "route"),
+        _objects(table, "method"),
+        distributions,
+        row,
+    )
+
+
+def _vote_columns(table: pa.Table, classes: list[str]) -> VoteColumns:
+    """One version's votes, coded: annotators in order of first vote, labels by class."""
+    if not table.num_rows:
+        return VoteColumns.empty()
+    who = pc.dictionary_encode(table.column("annotator_id")).combine_chunks()
+    said = pc.dictionary_encode(table.column("label")).combine_chunks()
+    annotator, annotator_ids = first_seen_codes(
+        who.indices.to_numpy().astype(np.int64),
+        np.asarray(who.dictionary.to_pylist(), dtype=object),
+    )
+    names: list[str] = said.dictionary.to_pylist()
+    if not classes:
+        classes.extend(sorted(names))
+    label = class_codes(said.indices.to_numpy().astype(np.int64), names, classes)
+    return VoteColumns(
+        table.column("item").to_numpy().astype(np.int64), annotator, annotator_ids, label
+    )
+
+
+def _slices(client: Client) -> dict[str, str]:
+    """Each comment's slice attribute (its first copy), where it has one."""
+    rows = client.query(
+        "SELECT comment_id, argMin(attributes['slice'], (partition, offset)) AS s FROM comments "
+        "GROUP BY comment_id HAVING s != ''"
+    ).result_rows
+    return {str(c): str(s) for c, s in rows}

@@ -11,7 +11,6 @@ from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.folds.base import Rejected
 from labeltrail.folds.iaa import IaaConfig, IaaFold
-from labeltrail.folds.reliability import ReliabilityConfig, ReliabilityFold
 from labeltrail.folds.replay import Replay
 from labeltrail.folds.tasking import TaskingFold
 from labeltrail.folds.trainer import RetrainFold
@@ -69,6 +68,8 @@ def test_each_stage_writes_only_the_topics_its_registry_entry_declares() -> None
     stage writing elsewhere would be refused on a secured cluster. The demo's world, in
     memory, through the real folds (the scorer and trainer are simulated there)."""
     settings = Settings()
+    refit = settings.reliability.model_copy(update={"refit_on_drain": True})
+    replay_settings = settings.model_copy(update={"reliability": refit})
     platform = Platform(PlatformConfig.sized(200, seed=3, days=14))
     wrote: dict[str, set[str]] = {name: set() for name in STAGES}
     folds = {
@@ -81,7 +82,7 @@ def test_each_stage_writes_only_the_topics_its_registry_entry_declares() -> None
         ),
         "consensus": make("consensus", settings),
         "labels": make("labels", settings),
-        "reliability": ReliabilityFold(ReliabilityConfig(refit_on_drain=True)),
+        "reliability": make("reliability", replay_settings),
         "iaa": IaaFold(IaaConfig(close_on_drain=True)),
     }
     for name, fold in folds.items():

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ActiveSettings",
     "AnnotateSettings",
+    "CalibrationSettings",
     "IaaSettings",
     "KafkaSecuritySettings",
     "LabelsSettings",
@@ -121,6 +122,37 @@ class ReliabilitySettings(_Section):
     suspend_min_results: int = Field(10, ge=1)
     """``LABELTRAIL_RELIABILITY_SUSPEND_MIN_RESULTS``: never on fewer honeypot and gold
     results (since registration or the last reinstatement)."""
+
+
+class CalibrationSettings(_Section):
+    """The consensus confidence's calibration against gold (``LABELTRAIL_CALIBRATION_*``;
+    docs/quality.md, "Calibrated confidence")."""
+
+    model_config = SettingsConfigDict(env_prefix="LABELTRAIL_CALIBRATION_")
+
+    enabled: bool = True
+    """``LABELTRAIL_CALIBRATION_ENABLED``: the reliability stage fits a map at each refit and
+    the consensus stage applies the latest one to the confidence that gates commit."""
+
+    min_gold: int = Field(30, ge=1)
+    """``LABELTRAIL_CALIBRATION_MIN_GOLD``: fit only on at least this many gold items with a
+    complete crowd consensus (before: the confidence is the posterior's top value)."""
+
+    method: str = Field("temperature", pattern="^temperature$")
+    """``LABELTRAIL_CALIBRATION_METHOD``: ``temperature`` scaling (one parameter; the label
+    never changes)."""
+
+    bins: int = Field(10, ge=2, le=50)
+    """``LABELTRAIL_CALIBRATION_BINS``: confidence bins of the reliability diagram and ECE."""
+
+    include_verdicts: bool = False
+    """``LABELTRAIL_CALIBRATION_INCLUDE_VERDICTS``: count expert verdicts as gold too (more
+    items, but the hard ones: those the agreement gate sent to an expert)."""
+
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    """``LABELTRAIL_CALIBRATION_MIN_CONFIDENCE``: a complete item also needs its calibrated
+    confidence at or above this to be committed; below, it goes to an expert. 0: the
+    agreement threshold alone gates."""
 
 
 class IaaSettings(_Section):
@@ -516,6 +548,9 @@ class Settings(BaseSettings):
 
     iaa: IaaSettings = Field(default_factory=IaaSettings)
     """The agreement stage."""
+
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    """The consensus confidence's calibration against gold."""
 
     learning: LearningSettings = Field(default_factory=LearningSettings)
     """The scorer, and where models are kept."""

@@ -16,6 +16,7 @@ from typing import Any
 from labeltrail.config import Settings
 from labeltrail.folds.active import ActiveConfig, ActiveFold
 from labeltrail.folds.base import Fold
+from labeltrail.folds.calibration import CalibrationConfig
 from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.folds.feedback import FeedbackFold
 from labeltrail.folds.iaa import IaaConfig, IaaFold
@@ -70,9 +71,13 @@ def make_tasking(settings: Settings) -> TaskingFold:
 
 
 def make_consensus(settings: Settings) -> ConsensusFold:
+    cal = settings.calibration
     return ConsensusFold(
         ConsensusConfig(
-            agreement_threshold=settings.agreement_threshold, method=settings.consensus_method
+            agreement_threshold=settings.agreement_threshold,
+            method=settings.consensus_method,
+            min_confidence=cal.min_confidence,
+            calibrate=cal.enabled,
         )
     )
 
@@ -91,8 +96,22 @@ def make_feedback(settings: Settings) -> FeedbackFold:
 
 
 def make_reliability(settings: Settings) -> ReliabilityFold:
-    """The reliability stage: its section's refit and quality-control (suspension) knobs."""
-    return ReliabilityFold(ReliabilityConfig(**settings.reliability.model_dump()))
+    """The reliability stage: its section's refit and quality-control (suspension) knobs, and
+    the calibration map it fits at each refit (section ``calibration``)."""
+    cal = settings.calibration
+    calibration = (
+        CalibrationConfig(
+            min_gold=cal.min_gold,
+            method=cal.method,
+            bins=cal.bins,
+            include_verdicts=cal.include_verdicts,
+        )
+        if cal.enabled
+        else None
+    )
+    return ReliabilityFold(
+        ReliabilityConfig(**settings.reliability.model_dump()), calibration=calibration
+    )
 
 
 def make_iaa(settings: Settings) -> IaaFold:

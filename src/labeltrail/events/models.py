@@ -29,6 +29,7 @@ __all__ = [
     "AnnotatorReinstated",
     "AnnotatorReliabilityUpdated",
     "AnnotatorSuspended",
+    "CalibrationFitted",
     "CommentPosted",
     "CommentScored",
     "CommentsErased",
@@ -413,6 +414,31 @@ class AnnotatorReliabilityUpdated(Event):
     window_end: Millis | None = None
 
 
+class CalibrationFitted(Event):
+    """A calibration map for the consensus confidence, fitted by the reliability stage on the
+    complete crowd consensus of gold items against their gold class; the consensus stage
+    applies the latest one per schema version to the confidence that gates commit and names it
+    (by event id) in each update's method_params."""
+
+    key_field: ClassVar[str] = "schema_version"
+
+    schema_version: str
+    method: Literal["temperature"]
+    temperature: float = Field(gt=0.0, description="softmax(log p / temperature)")
+    classes: list[str]
+    n_gold: int = Field(ge=1, description="gold items fitted on")
+    ece_before: float = Field(ge=0.0, le=1.0)
+    ece_after: float = Field(ge=0.0, le=1.0)
+    bin_count_before: list[int] = Field(description="equal-width confidence bins")
+    bin_confidence_before: list[float]
+    bin_accuracy_before: list[float]
+    bin_count_after: list[int]
+    bin_confidence_after: list[float]
+    bin_accuracy_after: list[float]
+    consensus_ids: list[str] = Field(description="the ConsensusUpdated fitted on")
+    window_end: Millis = Field(description="consensus updates before it were fitted on")
+
+
 class IaaWindowClosed(Event):
     """Agreement and gold accuracy for one event-time window and slice."""
 
@@ -687,6 +713,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WeakVoteCast,
         HoneypotScored,
         AnnotatorReliabilityUpdated,
+        CalibrationFitted,
         IaaWindowClosed,
         FeedbackReceived,
         ModelPublished,

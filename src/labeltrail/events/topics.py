@@ -92,8 +92,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "quality",
         "annotator_id",
-        ("HoneypotScored", "AnnotatorReliabilityUpdated"),
-        doc="Honeypot results and annotator reliability.",
+        ("HoneypotScored", "AnnotatorReliabilityUpdated", "CalibrationFitted"),
+        doc="Honeypot results, annotator reliability and the consensus confidence's calibration.",
     ),
     TopicSpec(
         "annotators.status",

@@ -33,12 +33,18 @@ rows of :mod:`labeltrail.folds.consensus_rows`. The posterior of an item is kept
 sum of log-likelihood columns, in vote order (the same additions, in the same order, as a
 recomputation), and recomputed from all of the item's votes whenever a reliability estimate or
 a schema changed since (``_epoch``).
+
+Calibrated confidence: the latest ``CalibrationFitted`` read for the item's schema version
+(:mod:`labeltrail.folds.calibration`) maps the posterior to the confidence a complete item
+must reach (``min_confidence``, besides the agreement threshold); the update names the map in
+its ``method_params`` (``calibration``, ``temperature``, ``confidence``). The posterior itself
+stays uncalibrated, so :func:`~labeltrail.folds.consensus_weights.reproduce_posterior` holds.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -46,12 +52,14 @@ from labeltrail.events.base import Event, LogPosition, from_epoch_millis
 from labeltrail.events.columnar import TaskRow, VoteRow
 from labeltrail.events.models import (
     AnnotatorReliabilityUpdated,
+    CalibrationFitted,
     HoneypotScored,
     LabelSchemaPublished,
     TaskCreated,
     VoteCast,
 )
 from labeltrail.folds.base import Output, Rejected
+from labeltrail.folds.calibration import Calibrations
 from labeltrail.folds.consensus_rows import PRODUCER, ConsensusRow, RequestRow
 from labeltrail.folds.consensus_weights import Reliabilities, Voted
 from labeltrail.quality import TIE_RULE
@@ -134,6 +142,10 @@ class ConsensusConfig:
     """``reliability-weighted`` (votes weighted by annotator reliability) or ``mv``."""
     prior_accuracy: float = 0.7
     """Accuracy assumed for an annotator with no reliability estimate yet."""
+    min_confidence: float = 0.0
+    """A complete item also needs its (calibrated) confidence at or above this to pass."""
+    calibrate: bool = True
+    """Apply the latest calibration map read (``CalibrationFitted``) to the confidence."""
 
 
 @dataclass
@@ -156,6 +168,8 @@ class ConsensusFold:
     _epoch: int = field(default=0, repr=False)
     reliability: Reliabilities = field(init=False)
     """Every annotator's latest estimates and the vote weights from them."""
+    calibrations: Calibrations = field(default_factory=Calibrations)
+    """The latest calibration map per schema version."""
 
     _params: dict[str, str] = field(init=False, repr=False)
     """Every update's ``method_params`` but its weights."""
@@ -168,6 +182,8 @@ class ConsensusFold:
         self._mv = self.config.method == "mv"
         if not self._mv:
             self._params["prior_accuracy"] = repr(self.config.prior_accuracy)
+        if self.config.min_confidence > 0:
+            self._params["min_confidence"] = f"{self.config.min_confidence:.2f}"
 
     # entry points ------------------------------------------------------------------------
 
@@ -181,6 +197,9 @@ class ConsensusFold:
                 out = self._on_schema(event)
             case AnnotatorReliabilityUpdated():
                 self._on_reliability(event)
+                return []
+            case CalibrationFitted():
+                self._on_calibration(event)
                 return []
             case _:
                 return []
@@ -204,6 +223,8 @@ class ConsensusFold:
                 out.extend(self._on_schema(item))
             elif isinstance(item, AnnotatorReliabilityUpdated):
                 self._on_reliability(item)
+            elif isinstance(item, CalibrationFitted):
+                self._on_calibration(item)
         return out
 
     def drain(self) -> list[Output]:
@@ -232,6 +253,10 @@ class ConsensusFold:
     def _on_reliability(self, event: AnnotatorReliabilityUpdated) -> None:
         self.reliability.update(event)
         self._epoch += 1
+
+    def _on_calibration(self, event: CalibrationFitted) -> None:
+        if self.config.calibrate:
+            self.calibrations.update(event)
 
     def _on_task(self, task: TaskRow) -> list[_Internal]:
         self.tasks[task.task_id] = task
@@ -363,9 +388,13 @@ class ConsensusFold:
         label = classes[posterior.index(max(posterior))]
         n = len(state.vote_ids)
         agreement = share_agreeing(state.pairs, n)
+        calibration: dict[str, str] = {}
         status = "collecting"
         if n >= task.redundancy:
+            calibration = self.calibrations.params(task.schema_version, classes, posterior)
             passed = agreement >= self.config.agreement_threshold
+            if passed and self.config.min_confidence > 0:
+                passed = _confidence(posterior, calibration) >= self.config.min_confidence
             status = "passed" if passed else "adjudication"
         return ConsensusRow(
             None,
@@ -380,6 +409,7 @@ class ConsensusFold:
                 **self._params,
                 "weights": state.weights,
                 **({"estimates": state.estimates} if state.estimates else {}),
+                **calibration,
             },
             classes,
             posterior,
@@ -392,17 +422,30 @@ class ConsensusFold:
         )
 
     def _request(self, update: ConsensusRow) -> RequestRow:
+        reason = None
+        if update.agreement >= self.config.agreement_threshold:
+            # Agreement passed: the confidence gate sent it (docs/quality.md).
+            confidence = _confidence(update.posterior, update.method_params)
+            which = (
+                "calibrated confidence" if "calibration" in update.method_params else "confidence"
+            )
+            reason = f"{which} {confidence:.2f} below {self.config.min_confidence:.2f}"
         return RequestRow(
             None,
             update.occurred_ms,
             update,
             update.comment_id,
             update.schema_version,
-            None,
+            reason,
             update.agreement,
             self.config.agreement_threshold,
             update.vote_ids,
         )
+
+
+def _confidence(posterior: list[float], calibration: Mapping[str, str]) -> float:
+    """The confidence the gate compares: the calibrated one where a map was applied."""
+    return float(calibration["confidence"]) if "calibration" in calibration else max(posterior)
 
 
 def _hold(held: list[VoteRow], vote: VoteRow) -> None:

@@ -25,6 +25,7 @@ from labeltrail.events.models import (
     LabelSchemaPublished,
 )
 from labeltrail.folds.base import Output, Pos, build_event
+from labeltrail.folds.calibration import calibrated
 from labeltrail.folds.consensus import ConsensusRow, RequestRow
 from labeltrail.folds.feedback import FEEDBACK_REQUEST_PREFIX
 from labeltrail.learning.prelabel import auto_accept_label
@@ -62,6 +63,9 @@ class LabelRow(NamedTuple):
 
     def to_event(self) -> LabelCommitted:
         c = self.consensus
+        # The consensus names the calibration map it gated with: the label records the
+        # calibrated distribution (the posterior itself before any map).
+        distribution = calibrated(c.posterior, c.method_params)
         return build_event(
             LabelCommitted,
             event_id=self.event_id,
@@ -74,8 +78,8 @@ class LabelRow(NamedTuple):
             schema_version=c.schema_version,
             label=c.label,
             classes=c.classes,
-            distribution=c.posterior,
-            confidence=max(c.posterior),
+            distribution=distribution,
+            confidence=max(distribution),
             route="consensus",
             method=c.method,
             method_params={**c.method_params, "agreement": f"{c.agreement:.4f}"},

@@ -11,6 +11,10 @@ feedback excluded: the items experts see are the hard ones) put their accuracy b
 with high posterior probability is suspended (``AnnotatorSuspended``, actor ``qc``, with the
 evidence); a reinstatement starts their evidence afresh (``docs/quality.md``, "Quality control
 that acts").
+
+With a :class:`~labeltrail.folds.calibration.CalibrationConfig`, each refit also fits the
+consensus confidence's calibration map on the complete crowd consensus of gold items
+(``CalibrationFitted``, :mod:`labeltrail.folds.calibration`).
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from labeltrail.events.models import (
     AnnotatorReinstated,
     AnnotatorReliabilityUpdated,
     AnnotatorSuspended,
+    ConsensusUpdated,
     HoneypotScored,
     LabelSchemaPublished,
     VoteCast,
 )
 from labeltrail.folds.base import Output
+from labeltrail.folds.calibration import CalibrationConfig, GoldPairs
 from labeltrail.quality import DawidSkene, PooledDawidSkene, Votes
 from labeltrail.quality.methods import DEFAULT_METHOD
 from labeltrail.quality.reliability import BetaReliability, update_reliability
@@ -103,9 +109,11 @@ class ReliabilityFold:
         "adjudications",
         "quality",
         "annotators.status",
+        "consensus",
     )
     accepts: ClassVar[frozenset[str]] = frozenset(
         {
+            "ConsensusUpdated",
             "LabelSchemaPublished",
             "VoteCast",
             "AdjudicationRecorded",
@@ -131,11 +139,26 @@ class ReliabilityFold:
     the last reinstatement (all schema versions): what suspension decides on."""
     suspended: set[str] = field(default_factory=set)
     """Annotators suspended (by quality control or by a person) and not reinstated since."""
+    calibration: CalibrationConfig | None = None
+    """Fit the consensus confidence's calibration at each refit; None: never."""
+    pairs: GoldPairs = field(default_factory=GoldPairs)
+    """Complete consensus and gold classes, what the calibration is fitted on."""
+
+    def __post_init__(self) -> None:
+        if self.calibration is None:
+            # The consensus topic is read only to fit the calibration (the stage's ACLs,
+            # from the class's inputs, allow it either way).
+            self.inputs = tuple(s for s in self.inputs if s != "consensus")
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
         match event:
             case LabelSchemaPublished():
                 self.classes[event.version] = list(event.classes)
+                return []
+            case ConsensusUpdated():
+                # Never moves the clock: a consensus is as late as its last vote.
+                if self.calibration is not None:
+                    self.pairs.on_consensus(event)
                 return []
             case VoteCast():
                 out = self._on_vote(event)
@@ -143,6 +166,7 @@ class ReliabilityFold:
                 out = self._on_adjudication(event)
             case HoneypotScored() if event.source != "adjudication":
                 self.gold[(event.comment_id, event.schema_version)] = event.expected_label
+                self.pairs.gold[(event.comment_id, event.schema_version)] = event.expected_label
                 out = [self._fold_result(event), *self._control(event)]
             case AnnotatorSuspended():
                 # Status changes carry wall-clock time: they never move the event-time clock.
@@ -178,7 +202,10 @@ class ReliabilityFold:
     def _on_adjudication(self, verdict: AdjudicationRecorded) -> list[Output]:
         item = (verdict.comment_id, verdict.schema_version)
         self.gold[item] = verdict.label
-        if verdict.request_id.startswith(GOLD_REQUEST_PREFIX):
+        gold_set = verdict.request_id.startswith(GOLD_REQUEST_PREFIX)
+        if gold_set or (self.calibration is not None and self.calibration.include_verdicts):
+            self.pairs.gold[item] = verdict.label
+        if gold_set:
             return []
         known = self.verdicts[item]
         if any(v.adjudication_id == verdict.adjudication_id for v in known):
@@ -312,6 +339,9 @@ class ReliabilityFold:
         out: list[Output] = []
         for version in sorted(window):
             out += self._refit_version(version, window[version], start, boundary, cause, occurred)
+        if self.calibration is not None:
+            cause_id = cause.event_id if cause is not None else None
+            out += self.pairs.fit(self.calibration, boundary, cause_id, occurred)
         self._forget(boundary - max(cfg.retention, cfg.refit_window))
         return out
 
@@ -380,7 +410,9 @@ class ReliabilityFold:
         return out
 
     def _forget(self, before: dt.datetime) -> None:
-        """Drop votes older than the retention: they can no longer enter a refit."""
+        """Drop votes older than the retention: they can no longer enter a refit (nor the
+        consensus of items with no gold class the calibration)."""
+        self.pairs.forget(before)
         for item in list(self.votes):
             kept = {k: v for k, v in self.votes[item].items() if v.envelope.occurred_at >= before}
             if kept:

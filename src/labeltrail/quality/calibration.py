@@ -1,6 +1,11 @@
-"""Calibrated confidence per item: temperature scaling fitted on gold items, and ECE."""
+"""Calibrated confidence per item: temperature scaling fitted on gold items, ECE and the
+reliability diagram's bins (what the reliability stage publishes as ``CalibrationFitted``,
+docs/quality.md, "Calibrated confidence")."""
 
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -9,7 +14,13 @@ from scipy.optimize import minimize_scalar
 from labeltrail.exceptions import NotFittedError, VoteFormatError
 from labeltrail.quality._encoding import NO_GOLD
 
-__all__ = ["TemperatureCalibrator", "expected_calibration_error"]
+__all__ = [
+    "ReliabilityBins",
+    "TemperatureCalibrator",
+    "expected_calibration_error",
+    "reliability_bins",
+    "temper",
+]
 
 _FLOOR = 1e-12
 
@@ -60,6 +71,55 @@ class TemperatureCalibrator:
         return _tempered(np.log(np.clip(p, _FLOOR, None)), self.temperature_)
 
 
+def temper(posterior: list[float], temperature: float) -> list[float]:
+    """One posterior through a fitted temperature (``softmax(log p / T)``), rounded to 6
+    places like the posteriors the consensus stage records; ``T = 1`` returns it unchanged."""
+    if temperature == 1.0:
+        return list(posterior)
+    z = [math.log(max(p, _FLOOR)) / temperature for p in posterior]
+    top = max(z)
+    e = [math.exp(x - top) for x in z]
+    total = sum(e)
+    return [round(x / total, 6) for x in e]
+
+
+class ReliabilityBins(NamedTuple):
+    """A reliability diagram's equal-width confidence bins: per bin, how many items, their mean
+    confidence and the share right (0 for an empty bin)."""
+
+    count: list[int]
+    confidence: list[float]
+    accuracy: list[float]
+
+    @property
+    def ece(self) -> float:
+        """The expected calibration error these bins give."""
+        n = sum(self.count)
+        rows = zip(self.count, self.confidence, self.accuracy, strict=True)
+        gaps = [k * abs(a - c) for k, c, a in rows]
+        return float(sum(gaps) / n) if n else 0.0
+
+
+def reliability_bins(
+    confidence: ArrayLike, correct: ArrayLike, n_bins: int = 10
+) -> ReliabilityBins:
+    """confidence: (n,) in [0, 1]; correct: (n,) booleans; ``n_bins`` equal-width bins."""
+    c = np.asarray(confidence, dtype=np.float64)
+    ok = np.asarray(correct, dtype=bool)
+    if c.shape != ok.shape or c.ndim != 1 or c.size == 0:
+        raise VoteFormatError("confidence and correct must be equal-length 1-D arrays")
+    bins = np.minimum((c * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    conf_sum = np.bincount(bins, weights=c, minlength=n_bins)
+    acc_sum = np.bincount(bins, weights=ok.astype(np.float64), minlength=n_bins)
+    safe = np.maximum(count, 1)
+    return ReliabilityBins(
+        [int(k) for k in count],
+        [float(x) for x in conf_sum / safe],
+        [float(x) for x in acc_sum / safe],
+    )
+
+
 def expected_calibration_error(
     confidence: ArrayLike, correct: ArrayLike, n_bins: int = 10
 ) -> float:
@@ -67,11 +127,4 @@ def expected_calibration_error(
 
     confidence: (n,) in [0, 1]; correct: (n,) booleans.
     """
-    c = np.asarray(confidence, dtype=np.float64)
-    ok = np.asarray(correct, dtype=bool)
-    if c.shape != ok.shape or c.ndim != 1 or c.size == 0:
-        raise VoteFormatError("confidence and correct must be equal-length 1-D arrays")
-    bins = np.minimum((c * n_bins).astype(np.int64), n_bins - 1)
-    conf_sum = np.bincount(bins, weights=c, minlength=n_bins)
-    acc_sum = np.bincount(bins, weights=ok.astype(np.float64), minlength=n_bins)
-    return float(np.abs(acc_sum - conf_sum).sum() / c.size)
+    return reliability_bins(confidence, correct, n_bins).ece

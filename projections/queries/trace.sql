@@ -29,8 +29,8 @@ FROM
 )
 ORDER BY
     occurred_at,
-    indexOf(['CommentPosted', 'CommentScored', 'TaskCreated', 'TaskAssigned', 'VoteCast',
-             'HoneypotScored', 'ConsensusUpdated', 'AdjudicationRequested',
+    indexOf(['CommentPosted', 'CommentScored', 'TaskRequested', 'TaskCreated', 'TaskAssigned',
+             'VoteCast', 'HoneypotScored', 'ConsensusUpdated', 'AdjudicationRequested',
              'AdjudicationRecorded', 'LabelCommitted'], event_type),
     length(JSONExtract(payload, 'vote_ids', 'Array(String)')),
     recorded_at,

@@ -89,6 +89,13 @@ def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
                 f"margin = {p['margin']:.2f} (threshold {p['threshold']:.2f})"
                 f" -> route {p['route']}",
             ]
+        case "TaskRequested":
+            return [
+                f"sampled by {p['reason']}: strategy={p['strategy']} value={p['score']:.3f} "
+                f"rank {p['rank']}/{p['batch_size']} in batch {p['batch_id'][:8]}",
+                f"trigger={p['trigger']} diversity={p['diversity']:.2f} "
+                f"models={', '.join(p['model_versions'])} cost=${p['cost_usd']:.2f}",
+            ]
         case "TaskCreated":
             extra = f", expected {p['expected_label']}" if p.get("expected_label") else ""
             if p["reason"] == "reassigned":

@@ -1,0 +1,427 @@
+"""The article's day-30 loop live: the stage services on the broker, only the world simulated.
+
+:func:`run_day30_live` runs every registered stage (:data:`labeltrail.stages.STAGES`: tasking,
+consensus, labels, questions, reliability, iaa, feedback, the ONNX scorer, the torch trainer,
+and any stage registered since) with :class:`~labeltrail.kafka.runner.StageRunner`, as the
+demo does, on the real broker, and projects into ClickHouse. The simulation produces only what
+people outside the pipeline produce:
+
+- the platform: the label schema, the annotator registry, the gold set and the comments
+  (:func:`labeltrail.sim.demo.seed_platform`);
+- the model the platform ran before its first trained one (:class:`SimulatedScorer`, the
+  first day's "publish your current model"), retired at the end of day 0;
+- the crowd's and the experts' frontends (:class:`SimulatedAnnotators`, one runner per pool:
+  the experts answer after day 0, as their verdicts come 18 hours after the crowd's votes);
+- the team's three decisions: an export at the end of day 0 and one after the relabel
+  (``labeltrail export create``'s code path, from ClickHouse), and the relabel of the slice
+  the crowd is blind on (:func:`~labeltrail.learning.loop.flag_blind_spots` over the votes and
+  labels read back from the log, :func:`~labeltrail.learning.loop.relabel_requests` produced).
+
+The trainer trains v1 and v2 from those exports and publishes them through its gate; the
+scorer hot-swaps v1 in, scores every comment it held, and its low-margin scores become crowd
+tasks; v2 is scored the same way. How it compares with the in-memory run
+(:func:`labeltrail.sim.scenario.run_day30`): ``docs/learning.md`` ("Day 30").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from labeltrail.clickhouse.client import Client, apply_ddl, client_from
+from labeltrail.clickhouse.projector import Projector
+from labeltrail.config import Settings
+from labeltrail.events.base import Event
+from labeltrail.events.models import (
+    CommentScored,
+    ExportCreated,
+    LabelCommitted,
+    ModelPublished,
+    ModelRefused,
+    TaskCreated,
+    VoteCast,
+)
+from labeltrail.events.topics import topic_name
+from labeltrail.export.build import create_export, read_parquet_rows
+from labeltrail.folds.base import Fold
+from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.log import read_kinds
+from labeltrail.kafka.producer import EventProducer
+from labeltrail.kafka.runner import StageRunner
+from labeltrail.learning.loop import flag_blind_spots, relabel_requests
+from labeltrail.learning.metrics import SliceMetrics, evaluate_by_slice
+from labeltrail.ontology.schema import MODERATION_CLASSES
+from labeltrail.sim import Platform, SimulatedAnnotators, SimulatedScorer
+from labeltrail.sim.demo import replay_settings, seed_platform
+from labeltrail.sim.platform import CODED
+from labeltrail.sim.scenario import Day30Config
+from labeltrail.stages import STAGES, make
+
+__all__ = ["LiveDay30Result", "live_settings", "run_day30_live"]
+
+
+SCHEMA_VERSION = "v3"
+
+
+@dataclass(frozen=True)
+class LiveDay30Result:
+    """What the live loop published and what the services did on the way."""
+
+    v1: ModelPublished
+    v2: ModelPublished | ModelRefused
+    exports: tuple[ExportCreated, ExportCreated]
+    flagged: list[str]
+    relabel_requests: int
+    v1_gold: dict[str, SliceMetrics]
+    """The gold set as the scorer service scored it with v1 (its CommentScored events)."""
+    v1_scored: int
+    """Comments the scorer service scored with v1 (every comment it held since day 0)."""
+    v1_tasks: int
+    """Crowd tasks tasking made from v1's scores (margin below the threshold)."""
+    routes: tuple[dict[str, int], dict[str, int]]
+    """Routes of the blind-spot slice's rows in each export (gold items left out, as the
+    trainer leaves them out): crowd consensus at day 0, expert adjudication after."""
+    expert_requests: dict[str, int]
+    """Adjudication requests on the log by producer: ``consensus`` (low agreement),
+    ``questions`` (a needs-context majority), ``learning.loop`` (the team's relabel), ..."""
+    stages: tuple[str, ...]
+    stage_stats: dict[str, dict[str, int]]
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each phase, by name."""
+
+    def recall(self, slice_: str = CODED, cls: str = "harassment") -> tuple[float, float]:
+        """(v1, v2) recall of ``cls`` on ``slice_`` against gold, from the published metrics
+        (the trainer's gold evaluation; a refused v2 has its metrics too)."""
+        key = f"gold.{slice_}.recall.{cls}"
+        return self.v1.metrics.get(key, 0.0), self.v2.metrics.get(key, 0.0)
+
+
+def live_settings(
+    settings: Settings, platform: Platform, cfg: Day30Config, models: Path
+) -> Settings:
+    """``settings`` for the live day-30 run: the demo's replay settings (tasking waits for the
+    whole simulated pool, so it assigns as in memory), the trainer's model as
+    :class:`Day30Config` shapes it, trained only on the exports the team makes, and ``models``
+    for the artifacts."""
+    base = replay_settings(settings, platform)
+    trainer = base.trainer.model_copy(
+        update={
+            "every_labels": 0,
+            "n_buckets": cfg.n_buckets,
+            "dim": cfg.dim,
+            "hidden": cfg.hidden,
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "schema_version": SCHEMA_VERSION,
+        }
+    )
+    learning = base.learning.model_copy(update={"models_dir": models})
+    return base.model_copy(update={"trainer": trainer, "learning": learning})
+
+
+class _Counted(Protocol):
+    consumed: int
+
+
+class _Runnable(Protocol):
+    """A stage runner or the projector: run until stopped, say when caught up, count input."""
+
+    caught_up: threading.Event
+
+    @property
+    def stats(self) -> _Counted: ...
+
+    def run(self, stop: threading.Event, *, idle_seconds: float = ...) -> object: ...
+
+
+class _Services:
+    """Stage runners (and the projector) in threads, each with its own stop, and a wait for
+    all of them to be idle."""
+
+    def __init__(self, settings: Settings, timeout: float) -> None:
+        self.settings = settings
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.runners: dict[str, _Runnable] = {}
+        self.stages: dict[str, StageRunner] = {}
+        self._stops: dict[str, threading.Event] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self.errors: list[BaseException] = []
+
+    def stage(self, fold: Fold) -> StageRunner:
+        runner = StageRunner(fold, self.settings)
+        self.stages[fold.name] = runner
+        self.start(fold.name, runner)
+        return runner
+
+    def start(self, name: str, runner: _Runnable) -> None:
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                runner.run(stop)
+            except BaseException as exc:  # surfaced by check(): a dead stage fails the run
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=run, name=name)
+        self.runners[name], self._stops[name], self._threads[name] = runner, stop, thread
+        thread.start()
+
+    def stop(self, name: str) -> None:
+        self._stops[name].set()
+        self._threads[name].join(timeout=60)
+
+    def close(self) -> None:
+        for stop in self._stops.values():
+            stop.set()
+        for thread in self._threads.values():
+            thread.join(timeout=60)
+
+    def check(self, what: str) -> None:
+        if self.errors:
+            raise self.errors[0]
+        if time.monotonic() > self.deadline:
+            busy = [n for n, r in self._running() if not r.caught_up.is_set()]
+            raise TimeoutError(f"day 30 live: {what} not done in {self.timeout:.0f}s; busy {busy}")
+
+    def _running(self) -> list[tuple[str, _Runnable]]:
+        return [(n, r) for n, r in self.runners.items() if not self._stops[n].is_set()]
+
+    def _total(self) -> int:
+        return sum(r.stats.consumed for _, r in self._running())
+
+    def settle(self, what: str) -> None:
+        """Until every running stage has read its input to the end twice in a row, 1.5 s
+        apart, with nothing consumed in between (outputs of one are inputs of the next)."""
+        while True:
+            self.check(what)
+            before = self._total()
+            if all(r.caught_up.is_set() for _, r in self._running()):
+                time.sleep(1.5)
+                idle = all(r.caught_up.is_set() for _, r in self._running())
+                if idle and self._total() == before:
+                    return
+            time.sleep(0.3)
+
+    def until(self, done: Callable[[], bool], what: str, *, every: float = 0.3) -> None:
+        while not done():
+            self.check(what)
+            time.sleep(every)
+
+
+def _model_of(settings: Settings, export: ExportCreated) -> ModelPublished | ModelRefused | None:
+    """The model the trainer published or refused for ``export``, once it is on the log."""
+    for event in _events(
+        settings, ("models", "models.refused"), ("ModelPublished", "ModelRefused")
+    ):
+        if isinstance(event, ModelPublished | ModelRefused) and event.export_id == export.export_id:
+            return event
+    return None
+
+
+def _train_on(
+    services: _Services, settings: Settings, export: ExportCreated, what: str
+) -> ModelPublished | ModelRefused:
+    """Wait for the trainer's model of ``export``; its dead letter (too few rows, a failed
+    parity check) fails the run at once."""
+    trainer = services.stages["trainer"]
+    rejected = trainer.stats.rejected
+    found: list[ModelPublished | ModelRefused] = []
+
+    def done() -> bool:
+        if trainer.stats.rejected > rejected:
+            raise RuntimeError(f"the trainer dead-lettered export {export.export_id} ({what})")
+        model = _model_of(settings, export)
+        found.extend([model] if model is not None else [])
+        return bool(found)
+
+    services.until(done, what, every=1.0)
+    return found[0]
+
+
+def _export(ch: Client, settings: Settings, out: Path) -> ExportCreated:
+    """The team's ``labeltrail export create --schema-version v3`` (the projection is brought
+    up to the log's end by the export itself)."""
+    return create_export(ch, settings, schema_version=SCHEMA_VERSION, out_dir=out)
+
+
+def _events(settings: Settings, suffixes: Iterable[str], kinds: Iterable[str]) -> list[Event]:
+    topics = [topic_name(settings.topic_prefix, s) for s in suffixes]
+    return read_kinds(settings, topics, frozenset(kinds))
+
+
+def run_day30_live(
+    settings: Settings,
+    config: Day30Config | None = None,
+    *,
+    models_dir: Path,
+    exports_dir: Path,
+    client: Client | None = None,
+    timeout: float = 600.0,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> LiveDay30Result:
+    """Run the day-30 loop on the stage services (topics under ``settings.topic_prefix``).
+
+    A ClickHouse client it opens itself is closed when it returns or fails.
+    """
+    ch = client or client_from(settings)
+    try:
+        return _run(
+            settings, config or Day30Config(), ch, models_dir, exports_dir, timeout, progress
+        )
+    finally:
+        if client is None:
+            ch.close()
+
+
+def _run(
+    base: Settings,
+    cfg: Day30Config,
+    ch: Client,
+    models_dir: Path,
+    exports_dir: Path,
+    timeout: float,
+    progress: Callable[[str], None],
+) -> LiveDay30Result:
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+    platform = Platform(cfg.platform)
+    settings = live_settings(base, platform, cfg, models_dir)
+    ensure_topics(settings)
+    apply_ddl(ch)
+    seed_platform(settings, platform)
+    services = _Services(settings, timeout)
+    names = tuple(STAGES)
+    try:
+        # Day 0: the platform's model routes comments to the crowd, the crowd votes, the
+        # stages commit the labels the crowd agrees on; the experts have not answered yet.
+        progress(f"day 0: stages {', '.join(names)}; the platform's model and the crowd")
+        services.stage(SimulatedScorer(platform, threshold=settings.low_margin_threshold))
+        services.stage(SimulatedAnnotators(platform, name="sim.crowd", inputs=("tasks.crowd",)))
+        for name in names:
+            services.stage(make(name, settings))
+        services.start("projector", Projector(ch, settings))
+        services.settle("day 0")
+        services.stop("sim.scorer")
+        phases["day 0"] = time.monotonic() - started
+
+        # End of day 0: the team exports; the trainer trains v1; the scorer swaps it in and
+        # scores every comment it held; the low-margin ones become crowd tasks.
+        mark = time.monotonic()
+        first = _export(ch, settings, exports_dir)
+        progress(f"export {first.export_id}: {first.row_count} rows; training v1")
+        v1 = _train_on(services, settings, first, "v1")
+        if not isinstance(v1, ModelPublished):
+            raise RuntimeError(f"v1 was refused: {v1.reason}")
+        services.settle("v1 scoring")
+        phases["v1"] = time.monotonic() - mark
+
+        # Days 1-14: the experts answer; the team finds the slice the crowd is blind on and
+        # sends its crowd-only labels to them.
+        mark = time.monotonic()
+        progress("days 1-14: the experts answer; the blind spot is relabeled")
+        services.stage(SimulatedAnnotators(platform, name="sim.experts", inputs=("tasks.expert",)))
+        services.settle("expert verdicts")
+        history = _events(settings, ("votes", "labels"), ("VoteCast", "LabelCommitted"))
+        gold_ids = platform.gold_set
+        votes = [e for e in history if isinstance(e, VoteCast) and e.comment_id not in gold_ids]
+        labels = [e for e in history if isinstance(e, LabelCommitted)]
+        slices = dict(platform.slices)
+        reports = flag_blind_spots(votes, labels, slices, list(MODERATION_CLASSES))
+        flagged = sorted(str(r.slice) for r in reports if r.flagged)
+        requests = relabel_requests(labels, slices, flagged) if cfg.relabel else []
+        producer = EventProducer(settings)
+        for request in requests:
+            producer.send(request)
+        producer.flush()
+        services.settle("relabel")
+        phases["relabel"] = time.monotonic() - mark
+
+        # Day 14: the team exports again; the trainer trains v2 and gates it against v1.
+        mark = time.monotonic()
+        second = _export(ch, settings, exports_dir)
+        progress(f"export {second.export_id}: {second.row_count} rows; training v2")
+        v2 = _train_on(services, settings, second, "v2")
+        services.settle("v2")
+        phases["v2"] = time.monotonic() - mark
+    finally:
+        services.close()
+    if services.errors:
+        raise services.errors[0]
+    stats = {
+        name: {k: getattr(r.stats, k) for k in ("consumed", "processed", "rejected", "emitted")}
+        for name, r in services.stages.items()
+    }
+    return LiveDay30Result(
+        v1=v1,
+        v2=v2,
+        exports=(first, second),
+        flagged=flagged,
+        relabel_requests=len(requests),
+        v1_gold=_scored_gold(settings, platform, v1.model_version),
+        v1_scored=len(_scores_by(settings, v1.model_version)),
+        v1_tasks=_tasks_from(settings, v1.model_version),
+        routes=(_routes(first, exports_dir, platform), _routes(second, exports_dir, platform)),
+        expert_requests=_requests(settings),
+        stages=names,
+        stage_stats=stats,
+        seconds=time.monotonic() - started,
+        phases=phases,
+    )
+
+
+def _scores_by(settings: Settings, version: str) -> dict[str, CommentScored]:
+    """The scorer's scores made with ``version``, by comment."""
+    return {
+        e.comment_id: e
+        for e in _events(settings, ("scores",), ("CommentScored",))
+        if isinstance(e, CommentScored) and e.model_version == version
+    }
+
+
+def _scored_gold(settings: Settings, platform: Platform, version: str) -> dict[str, SliceMetrics]:
+    """Per-slice metrics of the scorer service's ``version`` scores of the gold set."""
+    scored = _scores_by(settings, version)
+    gold = [c for c in platform.gold_ids if c in scored]
+    probs = np.array([scored[c].probabilities for c in gold])
+    truth = [platform.truth[c] for c in gold]
+    slices = [platform.slices[c] for c in gold]
+    return evaluate_by_slice(truth, probs, slices, list(MODERATION_CLASSES))
+
+
+def _tasks_from(settings: Settings, version: str) -> int:
+    """Crowd tasks caused by ``version``'s scores."""
+    scores = {e.event_id for e in _scores_by(settings, version).values()}
+    return sum(
+        1
+        for e in _events(settings, ("tasks",), ("TaskCreated",))
+        if isinstance(e, TaskCreated) and e.kind == "crowd" and e.envelope.causation_id in scores
+    )
+
+
+def _routes(export: ExportCreated, exports_dir: Path, platform: Platform) -> dict[str, int]:
+    """Routes of the blind-spot slice's rows of ``export`` (its Parquet file), gold left out."""
+    rows = read_parquet_rows(exports_dir / export.export_id / "rows.parquet")
+    return dict(
+        Counter(
+            str(r["route"])
+            for r in rows
+            if platform.slices.get(str(r["comment_id"])) == CODED
+            and r["comment_id"] not in platform.gold_set
+        )
+    )
+
+
+def _requests(settings: Settings) -> dict[str, int]:
+    """Adjudication requests by who raised them (their producer)."""
+    requests = _events(settings, ("consensus",), ("AdjudicationRequested",))
+    return dict(Counter(e.envelope.producer for e in requests))

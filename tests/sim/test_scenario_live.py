@@ -1,0 +1,86 @@
+"""The article's day-30 loop on the stage services, on the real broker and ClickHouse (chdb).
+
+Every registered stage runs as a service (``StageRunner``, as ``labeltrail up`` and the demo run
+them); the simulation only posts, votes, answers as an expert and makes the team's exports and
+relabel decision. The outcome is the in-memory run's (``test_scenario.py``): v2, trained by the
+trainer service on the export after the experts' relabel, recalls the blind-spot slice that v1,
+trained on day 0's crowd labels, misses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labeltrail.config import Settings
+from labeltrail.events.models import ModelPublished
+from labeltrail.sim import PlatformConfig
+from labeltrail.sim.platform import CODED
+from labeltrail.stages import STAGES
+from tests.learning.fixtures import require
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+WORLD = PlatformConfig.day30(1_000, 250)
+"""The in-memory test's world (``test_scenario.py``)."""
+TOLERANCE = 0.15
+"""Coded-slice recall, live against in memory: two of the slice's 14 gold items."""
+
+
+def test_the_day30_loop_runs_on_the_services(pipeline_settings: Settings, tmp_path: Path) -> None:
+    require("torch")
+    require("onnxscript")
+    require("onnxruntime")
+    from labeltrail.sim.scenario import Day30Config, run_day30
+    from labeltrail.sim.scenario_live import run_day30_live
+
+    config = Day30Config(platform=WORLD, epochs=8)
+    result = run_day30_live(
+        pipeline_settings,
+        config,
+        models_dir=tmp_path / "models",
+        exports_dir=tmp_path / "exports",
+        timeout=300.0,
+        progress=print,
+    )
+    print(
+        f"day 30 live in {result.seconds:.0f}s {result.phases}: coded recall "
+        f"{result.recall()[0]:.2f} -> {result.recall()[1]:.2f}; exports "
+        f"{[e.row_count for e in result.exports]}; routes {result.routes}; v1 scored "
+        f"{result.v1_scored}, its tasks {result.v1_tasks}; requests {result.expert_requests}"
+    )
+    # Every registered stage ran as a service; the models are the trainer's, from the exports.
+    assert set(STAGES) <= set(result.stage_stats)
+    assert result.v1.export_id == result.exports[0].export_id
+    assert isinstance(result.v2, ModelPublished), result.v2
+    assert result.v2.export_id == result.exports[1].export_id
+    assert result.exports[1].row_count > result.exports[0].row_count
+    # v1 learned from the crowd alone; the slice reached the experts before v2's export: by the
+    # questions stage's needs-context majority, and what it left by the team's relabel.
+    assert result.flagged == [CODED]
+    assert set(result.routes[0]) == {"consensus"}
+    assert result.routes[1].get("adjudication", 0) > result.routes[1].get("consensus", 0)
+    assert result.expert_requests.get("questions", 0) > 0
+    # The article's outcome, as the in-memory run asserts it.
+    before, after = result.recall()
+    assert result.v1.metrics[f"gold.{CODED}.n"] >= 8
+    assert after - before >= 0.3, (before, after)
+    assert after >= 0.6
+    for name in ("benign", "explicit"):
+        assert (
+            result.v2.metrics[f"gold.{name}.accuracy"]
+            >= result.v1.metrics[f"gold.{name}.accuracy"] - 0.05
+        )
+    # The scorer service scored every comment it held with v1, the gold set exactly as the
+    # trainer evaluated v1 (the same artifact on the same texts).
+    assert result.v1_scored == WORLD.n_comments + 10  # and the 10 thread-context posts
+    for name, metrics in result.v1_gold.items():
+        assert metrics.n == result.v1.metrics[f"gold.{name}.n"]
+        assert metrics.accuracy == pytest.approx(result.v1.metrics[f"gold.{name}.accuracy"])
+        for cls, recall in metrics.recall.items():
+            assert recall == pytest.approx(result.v1.metrics[f"gold.{name}.recall.{cls}"])
+    # Within the stated tolerance of the in-memory run of the same world (docs/learning.md).
+    memory = run_day30(config, models_dir=tmp_path / "memory")
+    for live, reference in zip(result.recall(), memory.recall(), strict=True):
+        assert abs(live - reference) <= TOLERANCE, (result.recall(), memory.recall())

@@ -347,6 +347,31 @@ CREATE TABLE IF NOT EXISTS question_labels
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (comment_id, schema_version, question_id, event_id);
 
+-- WeakVoteCast: a labeling function's vote on a comment (the lf stage), label NULL when it
+-- abstained; read by `labeltrail lf analyze --from clickhouse`.
+CREATE TABLE IF NOT EXISTS weak_votes
+(
+    event_id       String,
+    topic          LowCardinality(String),
+    partition      UInt32,
+    offset         UInt64,
+    replace_rank   UInt64,
+    occurred_at    DateTime64(3, 'UTC'),
+    recorded_at    DateTime64(3, 'UTC'),
+    producer       LowCardinality(String),
+    causation_id   String,
+    correlation_id String,
+    vote_id        String,
+    comment_id     String,
+    schema_version LowCardinality(String),
+    source         LowCardinality(String),
+    source_name    LowCardinality(String),
+    source_version LowCardinality(String),
+    label          Nullable(String)
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (schema_version, source_name, source_version, comment_id, event_id);
+
 -- HoneypotScored
 CREATE TABLE IF NOT EXISTS honeypot_results
 (

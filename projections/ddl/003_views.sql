@@ -25,6 +25,8 @@ CREATE VIEW IF NOT EXISTS v_labels AS SELECT * FROM labels FINAL;
 
 CREATE VIEW IF NOT EXISTS v_question_labels AS SELECT * FROM question_labels FINAL;
 
+CREATE VIEW IF NOT EXISTS v_weak_votes AS SELECT * FROM weak_votes FINAL;
+
 CREATE VIEW IF NOT EXISTS v_honeypot_results AS SELECT * FROM honeypot_results FINAL;
 
 CREATE VIEW IF NOT EXISTS v_reliability AS SELECT * FROM reliability FINAL;

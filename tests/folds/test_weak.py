@@ -120,6 +120,7 @@ def test_the_joint_model_commits_weak_machine_made_labels_on_drain() -> None:
     assert by["only-flagged"].label == "harassment"  # the user flags are a source
     for label in labels:
         assert (label.route, label.machine_made, label.method) == ("weak", True, WEAK_METHOD)
+        assert label.run_id == "weak"  # read like a labeling run's: never as a live label
         assert suffix_topic(label) == "weak.labels"
     c01 = by["c01"]
     assert c01.annotator_ids == list(CROWD)

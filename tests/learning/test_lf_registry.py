@@ -55,3 +55,24 @@ def test_a_vote_is_a_class_name_and_a_bad_lf_is_named_with_its_version() -> None
         vote(OUT_OF_RANGE, x, CLASSES)
     with pytest.raises(LFError, match=r"lf alien@3 returned unknown class 'spam'"):
         vote(ALIEN, x, CLASSES)
+
+
+def test_live_votes_are_summarised_per_lf_and_version_on_the_comments_each_saw() -> None:
+    from labeltrail.learning.lf_analysis import votes_summary
+
+    votes = [
+        ("c1", "insults@1", "harassment"),
+        ("c1", "benign@1", None),
+        ("c2", "insults@1", None),
+        ("c2", "benign@1", "non-toxic"),
+        ("c3", "insults@1", "harassment"),
+        ("c3", "benign@1", "non-toxic"),
+        ("c3", "insults@2", "harassment"),  # version 2 saw only c3
+    ]
+    s = votes_summary(votes, {"c1": "harassment", "c3": "non-toxic"})
+    assert (s.classes, s.n_items, s.n_gold, s.coverage) == (("harassment", "non-toxic"), 3, 2, 1.0)
+    by = {r.name: r for r in s.lfs}
+    assert by["insults@1"].coverage == 2 / 3 and by["insults@1"].conflict == 1 / 3
+    assert (by["insults@1"].n_gold_labelled, by["insults@1"].n_correct) == (2, 1)
+    assert by["insults@2"].coverage == 1.0 and by["insults@2"].overlap == 1.0
+    assert by["benign@1"].empirical_accuracy == 1.0

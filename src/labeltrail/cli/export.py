@@ -36,7 +36,11 @@ def create(
         "now"
     ),
     run: Annotated[
-        str, typer.Option(help="Export the labels of this labeling run (labeltrail relabel).")
+        str,
+        typer.Option(
+            help="Export the labels of this labeling run (labeltrail relabel); 'weak': the "
+            "weak stage's machine-made labels, never exported otherwise."
+        ),
     ] = "",
 ) -> None:
     """Write Parquet and JSONL rows and a manifest; record ExportCreated with its hash."""

@@ -6,16 +6,21 @@ Thin wrappers over :mod:`labeltrail.learning`; torch is imported only by ``train
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 
 from labeltrail.cli.common import console, err, fail
 from labeltrail.exceptions import LabeltrailError
+
+if TYPE_CHECKING:
+    from labeltrail.learning.lf_analysis import VotesSummary
 
 __all__ = ["register"]
 
@@ -110,20 +115,54 @@ def score(
 
 @lf_app.command("analyze")
 def lf_analyze(
-    matrix: Annotated[Path, typer.Argument(help="Label matrix .npy (n_items, n_lfs), -1 abstain.")],
+    matrix: Annotated[
+        Path | None,
+        typer.Argument(help="Label matrix .npy (n_items, n_lfs), -1 abstain (--from npy)."),
+    ] = None,
     gold: Annotated[Path | None, typer.Option(help="Gold codes .npy (n_items,), -1 none.")] = None,
     names: Annotated[str | None, typer.Option(help="Comma-separated LF names.")] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="npy (the MATRIX file), log (the lf stage's votes on the weak.votes topic and "
+            "the gold verdicts) or clickhouse (the weak_votes projection).",
+        ),
+    ] = "npy",
+    schema_version: Annotated[
+        str | None, typer.Option(help="The votes' schema version (default: the settings').")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per LF.")] = False,
 ) -> None:
-    """Coverage, overlap, conflict and empirical accuracy per LF."""
-    from labeltrail.learning.lf_analysis import label_coverage, lf_summary
+    """Coverage, overlap, conflict and empirical accuracy against gold, per LF (and version,
+    for the live votes)."""
+    from labeltrail.learning.lf_analysis import LFSummary, label_coverage, lf_summary
 
+    rows: Sequence[LFSummary]
     try:
-        L = np.load(matrix)
-        g = None if gold is None else np.load(gold)
-        rows = lf_summary(L, names=names.split(",") if names else None, gold=g)
-    except (OSError, ValueError) as exc:
+        if source == "npy":
+            if matrix is None:
+                raise ValueError("--from npy reads a MATRIX file")
+            L = np.load(matrix)
+            g = None if gold is None else np.load(gold)
+            rows = lf_summary(L, names=names.split(",") if names else None, gold=g)
+            header = f"label coverage {label_coverage(L):.3f} over {L.shape[0]} items"
+        elif source in ("log", "clickhouse"):
+            summary = _live_votes_summary(source, schema_version)
+            rows = summary.lfs
+            header = (
+                f"label coverage {summary.coverage:.3f} over {summary.n_items} comments "
+                f"({summary.n_gold} with gold); classes {list(summary.classes)}"
+            )
+        else:
+            raise ValueError("--from is npy, log or clickhouse")
+    except (OSError, ValueError, LabeltrailError) as exc:
         raise fail(exc, 2) from exc
-    console.print(f"label coverage {label_coverage(L):.3f} over {L.shape[0]} items")
+    if as_json:
+        for r in rows:
+            print(json.dumps(dataclasses.asdict(r)))
+        return
+    console.print(header)
     for r in rows:
         acc = "-" if r.empirical_accuracy is None else f"{r.empirical_accuracy:.3f}"
         console.print(
@@ -132,6 +171,41 @@ def lf_analyze(
             f"(n_gold={r.n_gold_labelled})",
             highlight=False,
         )
+
+
+def _live_votes_summary(source: str, schema_version: str | None) -> VotesSummary:
+    """The lf stage's votes and the gold verdicts, read from the log or from ClickHouse."""
+    from labeltrail.config import Settings
+    from labeltrail.learning.lf_analysis import votes_summary
+
+    settings = Settings()
+    version = schema_version or settings.weak.schema_version
+    if source == "clickhouse":
+        from labeltrail.clickhouse.client import client_from, run_named
+
+        found = run_named(client_from(settings), "lf_votes", schema_version=version)
+        votes = [(r["comment_id"], r["lf"], r["label"]) for r in found]
+        gold = {r["comment_id"]: r["gold_label"] for r in found if r["gold_label"]}
+        return votes_summary(votes, gold)
+    from labeltrail.events.models import GOLD_REQUEST_PREFIX, AdjudicationRecorded, WeakVoteCast
+    from labeltrail.events.topics import topic_name
+    from labeltrail.kafka.log import read_kinds
+
+    topics = [topic_name(settings.topic_prefix, t) for t in ("weak.votes", "adjudications")]
+    events = read_kinds(settings, topics, frozenset({"WeakVoteCast", "AdjudicationRecorded"}))
+    votes = [
+        (e.comment_id, f"{e.source_name}@{e.source_version}", e.label)
+        for e in events
+        if isinstance(e, WeakVoteCast) and e.schema_version == version
+    ]
+    verdicts = sorted(
+        (e.envelope.recorded_at, e.event_id, e.comment_id, e.label)
+        for e in events
+        if isinstance(e, AdjudicationRecorded)
+        and e.schema_version == version
+        and e.request_id.startswith(GOLD_REQUEST_PREFIX)
+    )
+    return votes_summary(votes, {c: label for _, _, c, label in verdicts})
 
 
 @lf_app.command("fit")
@@ -166,8 +240,6 @@ def day30(
     relabel: Annotated[bool, typer.Option(help="Send the flagged slice to experts.")] = True,
 ) -> None:
     """The article's day-30 loop in simulation: v1 vs v2 recall per slice, from gold."""
-    import dataclasses
-
     from labeltrail.sim.scenario import Day30Config, run_day30
 
     base = Day30Config()

@@ -283,6 +283,17 @@ TABLES: tuple[TypedTable, ...] = (
         _field("consensus_id", _STR),
     ),
     _table(
+        "weak_votes",
+        "WeakVoteCast",
+        _field("vote_id", _STR),
+        _field("comment_id", _STR),
+        _field("schema_version", _STR),
+        _field("source", _STR),
+        _field("source_name", _STR),
+        _field("source_version", _STR),
+        _field("label", _STR),
+    ),
+    _table(
         "honeypot_results",
         "HoneypotScored",
         _field("annotator_id", _STR),

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TOPICS", "WEAK_ROUTE", "TopicSpec", "events_on", "foreign", "topic_for", "topic_name"]
+__all__ = [
+    "TOPICS",
+    "WEAK_ROUTE",
+    "WEAK_RUN",
+    "TopicSpec",
+    "events_on",
+    "foreign",
+    "topic_for",
+    "topic_name",
+]
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,11 @@ def topic_name(prefix: str, suffix: str) -> str:
 WEAK_ROUTE = "weak"
 """A ``LabelCommitted`` on this route is the joint label model's (machine-made): it goes to
 ``weak.labels``, never to the human labels' topic."""
+
+WEAK_RUN = "weak"
+"""The run id weak labels carry: like a labeling run's labels they are not live, so every
+read of the live labels leaves them out (``run_id = ''``), and a read names them to get them
+(``labeltrail audit label-as-of --run weak``, ``labeltrail export create --run weak``)."""
 
 
 def topic_for(

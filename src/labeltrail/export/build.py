@@ -30,7 +30,7 @@ from labeltrail.clickhouse.writer import BatchWriter
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition, utc_now
 from labeltrail.events.models import CommentsErased, ExportCreated, LabelSchemaPublished
-from labeltrail.events.topics import topic_name
+from labeltrail.events.topics import WEAK_RUN, topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.export.manifest import (
     MANIFEST,
@@ -386,6 +386,8 @@ def create_export(
 
     ``run``: export the labels of that labeling run (``labeltrail relabel``), read from the
     relabels topic too; it is recorded in ``aggregator_params`` so ``verify`` rebuilds them.
+    The run ``weak`` is the weak stage's labels (route weak, machine-made, on ``weak.labels``):
+    they are never in an export unless it names them so.
 
     The manifest holds no time of writing and no location, so the same export built twice
     (same positions and ``as_of``) gives the same bytes in every file.
@@ -400,6 +402,8 @@ def create_export(
     as_of = as_of or utc_now()
     prior = schema_migration(settings, schema_version).prior
     suffixes = (*EXPORT_TOPICS, *(("relabels",) if run else ()))
+    if run == WEAK_RUN:
+        suffixes = (*suffixes, "weak.labels")
     topics = [topic_name(settings.topic_prefix, s) for s in suffixes]
     positions = end_positions(settings, topics)
     _ensure_projected(client, settings, positions)

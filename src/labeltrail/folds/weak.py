@@ -6,9 +6,10 @@ production feedback, for one schema version (``LABELTRAIL_WEAK_SCHEMA_VERSION``)
 ``refit_on_drain``, when the input is drained, it fits
 :class:`~labeltrail.learning.multisource.MultiSourceLabelModel` to every comment it has an
 observation of, and commits each comment's posterior as a ``LabelCommitted`` on route
-``weak``, ``machine_made``, method ``multisource-em``: written to ``weak.labels``, never to the
-human labels' topic, so no stage, export or audit takes it for a human label without asking
-(``labeltrail export create --include-weak``).
+``weak``, ``machine_made``, method ``multisource-em``, run id ``weak``: written to
+``weak.labels``, never to the human labels' topic, and read like a labeling run's labels, so no
+stage, export or audit takes it for a human label without naming it
+(``labeltrail export create --run weak``, ``labeltrail audit label-as-of --run weak``).
 
 Sources and their kinds (whose silence counts, :mod:`labeltrail.learning.multisource`):
 
@@ -43,7 +44,7 @@ from labeltrail.events.models import (
     VoteCast,
     WeakVoteCast,
 )
-from labeltrail.events.topics import WEAK_ROUTE
+from labeltrail.events.topics import WEAK_ROUTE, WEAK_RUN
 from labeltrail.folds.base import Output, build_event
 from labeltrail.folds.reliability import boundary_after
 from labeltrail.learning.lf import ABSTAIN
@@ -248,4 +249,5 @@ class WeakFold:
             vote_ids=[v for _, (_, v) in sorted(humans.items())],
             annotator_ids=sorted(humans),
             machine_made=True,
+            run_id=WEAK_RUN,
         )

@@ -1,12 +1,14 @@
 """LF analysis, pure: coverage, overlap, conflict and empirical accuracy against gold.
 
 The article's dashboard: what fraction each LF fires on, how often it meets and fights the
-others, and how often it is right on the gold set.
+others, and how often it is right on the gold set. :func:`lf_summary` reads a label matrix;
+:func:`votes_summary` reads the live LF votes (``WeakVoteCast``, from the log or ClickHouse),
+each LF and version on the comments it voted on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +16,7 @@ from numpy.typing import NDArray
 
 from labeltrail.learning.lf import ABSTAIN
 
-__all__ = ["LFSummary", "label_coverage", "lf_summary"]
+__all__ = ["LFSummary", "VotesSummary", "label_coverage", "lf_summary", "votes_summary"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,55 @@ def lf_summary(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class VotesSummary:
+    """The live votes' analysis: ``classes`` (the labels seen, sorted: what ``polarity``
+    codes index), the comments voted on, the share of them some LF labelled, one summary per
+    LF and version (``name@version``)."""
+
+    classes: tuple[str, ...]
+    n_items: int
+    n_gold: int
+    coverage: float
+    lfs: tuple[LFSummary, ...]
+
+
+def votes_summary(
+    votes: Iterable[tuple[str, str, str | None]], gold: Mapping[str, str] | None = None
+) -> VotesSummary:
+    """``votes``: (comment id, LF, label or None = abstained), a later vote of one LF on one
+    comment replacing the earlier; ``gold``: comment id -> gold label.
+
+    Each LF is judged on the comments it voted on (a new version has not seen the old ones):
+    its coverage, overlap and conflict are shares of those, against the other LFs' votes there.
+    """
+    latest: dict[tuple[str, str], str | None] = {}
+    for comment_id, lf, label in votes:
+        latest[(comment_id, lf)] = label
+    gold = dict(gold or {})
+    items = sorted({c for c, _ in latest})
+    names = sorted({lf for _, lf in latest})
+    classes = tuple(sorted({v for v in latest.values() if v is not None} | set(gold.values())))
+    code = {c: i for i, c in enumerate(classes)}
+    row = {c: i for i, c in enumerate(items)}
+    col = {n: j for j, n in enumerate(names)}
+    L = np.full((len(items), len(names)), ABSTAIN, dtype=np.int64)
+    seen = np.zeros(L.shape, dtype=bool)
+    for (comment_id, lf), label in latest.items():
+        i, j = row[comment_id], col[lf]
+        seen[i, j] = True
+        if label is not None:
+            L[i, j] = code[label]
+    g = np.array([code[gold[c]] if c in gold else ABSTAIN for c in items], dtype=np.int64)
+    per_lf = tuple(
+        lf_summary(L[seen[:, j]], names=names, gold=g[seen[:, j]])[j] for j in range(len(names))
+    )
+    return VotesSummary(
+        classes=classes,
+        n_items=len(items),
+        n_gold=int((g != ABSTAIN).sum()),
+        coverage=label_coverage(L),
+        lfs=per_lf,
+    )

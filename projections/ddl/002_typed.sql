@@ -427,6 +427,39 @@ CREATE TABLE IF NOT EXISTS reliability
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (annotator_id, event_id);
 
+-- CalibrationFitted: the consensus confidence's calibration maps; a label names the one it
+-- was gated with in method_params['calibration'] (docs/quality.md, "Calibrated confidence")
+CREATE TABLE IF NOT EXISTS calibrations
+(
+    event_id              String,
+    topic                 LowCardinality(String),
+    partition             UInt32,
+    offset                UInt64,
+    replace_rank          UInt64,
+    occurred_at           DateTime64(3, 'UTC'),
+    recorded_at           DateTime64(3, 'UTC'),
+    producer              LowCardinality(String),
+    causation_id          String,
+    correlation_id        String,
+    schema_version        LowCardinality(String),
+    method                LowCardinality(String),
+    temperature           Float64,
+    classes               Array(String),
+    n_gold                UInt64,
+    ece_before            Float64,
+    ece_after             Float64,
+    bin_count_before      Array(UInt64),
+    bin_confidence_before Array(Float64),
+    bin_accuracy_before   Array(Float64),
+    bin_count_after       Array(UInt64),
+    bin_confidence_after  Array(Float64),
+    bin_accuracy_after    Array(Float64),
+    consensus_ids         Array(String),
+    window_end            DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(replace_rank)
+ORDER BY (schema_version, event_id);
+
 -- IaaWindowClosed
 CREATE TABLE IF NOT EXISTS iaa_windows
 (

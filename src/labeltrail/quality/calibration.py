@@ -87,17 +87,17 @@ class ReliabilityBins(NamedTuple):
     """A reliability diagram's equal-width confidence bins: per bin, how many items, their mean
     confidence and the share right (0 for an empty bin)."""
 
-    count: list[int]
+    n: list[int]
     confidence: list[float]
     accuracy: list[float]
 
     @property
     def ece(self) -> float:
         """The expected calibration error these bins give."""
-        n = sum(self.count)
-        rows = zip(self.count, self.confidence, self.accuracy, strict=True)
+        total = sum(self.n)
+        rows = zip(self.n, self.confidence, self.accuracy, strict=True)
         gaps = [k * abs(a - c) for k, c, a in rows]
-        return float(sum(gaps) / n) if n else 0.0
+        return float(sum(gaps) / total) if total else 0.0
 
 
 def reliability_bins(

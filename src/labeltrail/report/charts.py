@@ -23,9 +23,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
-__all__ = ["Point", "bar_chart", "crowd_band_chart", "time_chart"]
+__all__ = ["Bins", "Point", "bar_chart", "crowd_band_chart", "reliability_diagram", "time_chart"]
 
 Point = tuple[dt.datetime, float]
+Bins = tuple[Sequence[float], Sequence[float], Sequence[int]]
+"""A reliability diagram's bins: mean confidence, accuracy and item count per bin."""
 _DAY = dt.timedelta(days=1)
 
 WIDTH = 9.0
@@ -353,4 +355,51 @@ def bar_chart(
         if len(series) > 1:
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         ax.set_title(title, fontweight="bold", loc="left")
+    return _svg(fig, name, title)
+
+
+def reliability_diagram(
+    name: str, panels: Mapping[str, Mapping[str, Bins]], *, title: str, xlabel: str, ylabel: str
+) -> str:
+    """Accuracy against mean confidence per confidence bin, one line per series (before and
+    after calibration, say) and a panel per key of ``panels``; the diagonal is perfect
+    calibration. Empty bins are left out; each point is labelled with its item count."""
+    panels = {p: s for p, s in panels.items() if any(sum(b[2]) for b in s.values())}
+    if not panels:
+        return _empty(name, title)
+    names = list(dict.fromkeys(s for series in panels.values() for s in series))
+    color = {s: COLORS[i % len(COLORS)] for i, s in enumerate(names)}
+    rows, cols = _layout(len(panels))
+    fig, axes = _figure(rows, cols, 1.2 + 3.0 * rows)
+    with mpl.rc_context(_RC):
+        for ax, (panel, series) in zip(axes, panels.items(), strict=False):
+            ax.plot([0, 1], [0, 1], linestyle="--", color="#a0a0a0", linewidth=1)
+            for label, (conf, acc, count) in series.items():
+                kept = [(c, a, n) for c, a, n in zip(conf, acc, count, strict=True) if n]
+                ax.plot(
+                    [c for c, _, _ in kept],
+                    [a for _, a, _ in kept],
+                    marker="o",
+                    markersize=4,
+                    linewidth=1.6,
+                    color=color[label],
+                    label=label,
+                    gid=_mark(name, panel, label),
+                )
+                for c, a, n in kept:
+                    ax.annotate(
+                        str(n),
+                        (c, a),
+                        fontsize=7,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                        color=color[label],
+                    )
+            ax.set_title(panel, loc="left")
+            ax.set_xlim(0, 1.02)
+            ax.set_ylim(0, 1.05)
+        _label_axes(axes, len(panels), cols, xlabel, ylabel)
+        handles = [Line2D([], [], color=color[s], marker="o", markersize=4, label=s) for s in names]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(names), frameon=False)
+        fig.suptitle(title, fontweight="bold", x=0.01, ha="left")
     return _svg(fig, name, title)

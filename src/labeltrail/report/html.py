@@ -18,7 +18,14 @@ from typing import Any
 from labeltrail.audit import to_jsonable
 from labeltrail.clickhouse.client import Client, run_named
 from labeltrail.learning.prelabel import DEFAULT_BANDS
-from labeltrail.report.charts import Point, bar_chart, crowd_band_chart, time_chart
+from labeltrail.report.charts import (
+    Bins,
+    Point,
+    bar_chart,
+    crowd_band_chart,
+    reliability_diagram,
+    time_chart,
+)
 
 __all__ = ["ReportOptions", "build_report", "write_report"]
 
@@ -312,10 +319,56 @@ def _drafts(client: Client, o: ReportOptions) -> str:
     return _section(title, chart, rows, "draft_acceptance", note)
 
 
+def _calibration(client: Client) -> str:
+    rows = run_named(client, "calibration", schema_version="")
+    title = "Calibrated confidence: reliability diagram on gold"
+    if not rows:
+        note = (
+            "No calibration map yet: the reliability stage fits one when enough gold items "
+            "have a complete crowd consensus (calibration.min_gold); until then the consensus "
+            "confidence is the posterior's top value."
+        )
+        return f"<section><h2>{title}</h2><p>{note}</p></section>"
+    latest: dict[str, dict[str, Any]] = {}
+    for r in rows:  # in window order: the last per version is the map in force
+        latest[r["schema_version"]] = r
+    panels: dict[str, dict[str, Bins]] = {}
+    notes = []
+    for version, r in latest.items():
+        before = f"before (ECE {r['ece_before']:.3f})"
+        after = f"after, T = {r['temperature']:.2f} (ECE {r['ece_after']:.3f})"
+        panels[f"{version}: {r['n_gold']} gold items"] = {
+            before: (r["bin_confidence_before"], r["bin_accuracy_before"], r["bin_count_before"]),
+            after: (r["bin_confidence_after"], r["bin_accuracy_after"], r["bin_count_after"]),
+        }
+        notes.append(
+            f"<span data-calibration='{escape(version)}' data-ece-before='{r['ece_before']:.4f}'"
+            f" data-ece-after='{r['ece_after']:.4f}'>{escape(version)}: ECE "
+            f"{r['ece_before']:.3f} &rarr; {r['ece_after']:.3f} (temperature "
+            f"{r['temperature']:.3f}, {r['n_gold']} gold items, {r['n_labels']} labels gated "
+            "with it)</span>"
+        )
+    chart = reliability_diagram(
+        "calibration",
+        panels,
+        title=title,
+        xlabel="consensus confidence (bin mean)",
+        ylabel="accuracy on gold",
+    )
+    note = (
+        "Per confidence bin, the crowd consensus's accuracy against gold beside its mean "
+        "confidence, before and after the latest calibration map (on the diagonal: calibrated;"
+        " numbers: items per bin). The calibrated confidence is what gates commit and what a "
+        "label records. " + "; ".join(notes) + "."
+    )
+    return _section(title, chart, rows, "calibration", note)
+
+
 def build_report(client: Client, options: ReportOptions | None = None) -> str:
     """The report as one HTML document (no external resources)."""
     o = options or ReportOptions()
-    sections = [_iaa(client, o), _reliability(client), _blind_spots(client, o)]
+    sections = [_iaa(client, o), _reliability(client), _calibration(client)]
+    sections += [_blind_spots(client, o)]
     sections += [_cost(client), _pool(client, o), _drafts(client, o)]
     counts = client.query(
         "SELECT (SELECT count() FROM events FINAL), (SELECT count() FROM v_current_labels)"

@@ -89,6 +89,18 @@ def scored(
     )
 
 
+def crowd_member(who: str) -> AnnotatorRegistered:
+    return AnnotatorRegistered.create(
+        producer="test",
+        id_parts=(who,),
+        occurred_at=AT,
+        annotator_id=who,
+        pool="crowd",
+        locale="en",
+        languages=["en"],
+    )
+
+
 def label(cid: str, at: dt.datetime = AT) -> LabelCommitted:
     return LabelCommitted.create(
         producer="test",
@@ -326,17 +338,7 @@ def test_tasking_turns_a_request_into_a_crowd_task_once_it_can() -> None:
     assert tasking.apply(schema(), POS) == []
     assert tasking.apply(request, POS) == []  # the comment and the crowd are not there yet
     for who in ("a1", "a2"):
-        tasking.apply(
-            AnnotatorRegistered.create(
-                producer="test",
-                id_parts=(who,),
-                annotator_id=who,
-                pool="crowd",
-                locale="en",
-                languages=["en"],
-            ),
-            POS,
-        )
+        tasking.apply(crowd_member(who), POS)
     out = tasking.apply(comment("c"), POS)
     tasks = [o for o in out if isinstance(o, TaskCreated)]
     assert len(tasks) == 1

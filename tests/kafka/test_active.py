@@ -23,7 +23,6 @@ from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.config import ActiveSettings, Settings
 from labeltrail.events.base import Event
 from labeltrail.events.models import (
-    AnnotatorRegistered,
     DeadLettered,
     TaskAssigned,
     TaskCreated,
@@ -32,7 +31,7 @@ from labeltrail.events.models import (
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from tests.cli.helpers import cli, run_registered_stage
-from tests.folds.test_active import AT, comment, label, schema, scored
+from tests.folds.test_active import comment, crowd_member, label, schema, scored
 from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
@@ -49,19 +48,7 @@ POOL = {
 
 
 def _pool() -> list[Event]:
-    events: list[Event] = [schema()]
-    for who in CROWD:
-        events.append(
-            AnnotatorRegistered.create(
-                producer="test",
-                id_parts=(who,),
-                occurred_at=AT,
-                annotator_id=who,
-                pool="crowd",
-                locale="en",
-                languages=["en"],
-            )
-        )
+    events: list[Event] = [schema(), *map(crowd_member, CROWD)]
     for cid, probs in POOL.items():
         events += [comment(cid), scored(cid, probs)]
     events += [comment("bad"), scored("bad", [0.5, 0.5], classes=["ok", "spam"])]

@@ -254,3 +254,18 @@ def test_lfs_vote_live_bad_ones_are_dead_lettered_and_weak_labels_stay_apart(
     named = cli_rows(settings, "audit", "label-as-of", "all", "--at", "now", "--run", "weak")
     assert sorted(r["comment_id"] for r in named) == sorted(COMMENTS)
     assert {r["route"] for r in named} == {"weak"}
+
+    # Exports: the live one holds no weak label; `--run weak` exports them and verifies.
+    code, out = cli(settings, "export", "create", "--schema-version", "v3", "--out", str(tmp_path))
+    assert code == 0 and ": 0 rows" in out, out
+    code, out = cli(
+        settings, "export", "create", "--schema-version", "v3", "--out", str(tmp_path),
+        "--run", "weak",
+    )  # fmt: skip
+    assert code == 0 and ": 7 rows" in out, out
+    export_dir = out.split()[-1].removeprefix("file://")
+    rows = [json.loads(r) for r in (Path(export_dir) / "rows.jsonl").read_text().splitlines()]
+    assert sorted(r["comment_id"] for r in rows) == sorted(COMMENTS)
+    assert {r["route"] for r in rows} == {"weak"}
+    code, out = cli(settings, "export", "verify", export_dir)
+    assert code == 0, out

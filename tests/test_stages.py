@@ -107,3 +107,16 @@ def test_the_stages_that_open_comment_text_declare_it() -> None:
     for name, stage in STAGES.items():
         fold = stage.make(settings)
         assert (getattr(fold, "keyring", None) is not None) == stage.opens_text, name
+
+
+def test_every_service_labeltrail_up_starts_has_a_metrics_port_of_its_own() -> None:
+    """``labeltrail up`` serves each stage's metrics on the base port plus its offset: two on
+    one port would stop the second at start (``MetricsPortInUseError``) and supervisord would
+    restart it for ever."""
+    from labeltrail.kafka.metrics import metrics_port
+    from labeltrail.supervise.status import METRICS_BLOCK
+
+    settings = Settings(metrics_port=9400)
+    ports = {name: metrics_port(settings, name) for name in (*STAGES, "projector")}
+    assert len(set(ports.values())) == len(ports), ports
+    assert all(p is not None and 9400 <= p < 9400 + METRICS_BLOCK for p in ports.values())

@@ -486,7 +486,7 @@ class Settings(BaseSettings):
     still written to its topic. The separate services scale out; the fused one is for a small
     deployment (docs/streaming.md)."""
 
-    metrics_port: int = Field(0, ge=0, le=65535 - 9)
+    metrics_port: int = Field(0, ge=0, le=65535 - 15)
     """``LABELTRAIL_METRICS_PORT``: base port of the services' ``/metrics`` and ``/healthz``;
     each service listens on it plus its own offset (projector 0, tasking 1, consensus 2,
     labels 3, reliability 4, iaa 5, scorer 6, trainer 7, another fold 9; see

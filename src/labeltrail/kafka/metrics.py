@@ -63,11 +63,16 @@ PORT_OFFSETS: dict[str, int] = {
     "scorer": 6,
     "trainer": 7,
     "questions": 8,
+    "feedback": 9,
+    "active": 10,
+    "lf": 11,
+    "weak": 12,
 }
 """Each service's port is ``LABELTRAIL_METRICS_PORT`` plus its offset here."""
 
-OTHER_OFFSET = 9
-"""The offset of a fold not in :data:`PORT_OFFSETS` (a custom stage)."""
+OTHER_OFFSET = 15
+"""The offset of a fold not in :data:`PORT_OFFSETS` (a custom stage): the last of a block of
+16 ports (``supervise.status.METRICS_BLOCK``)."""
 
 POLL_STALE_S = 60.0
 """``/healthz`` fails when the loop has not polled its consumer for this long."""

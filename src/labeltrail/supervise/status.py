@@ -124,7 +124,7 @@ def _metrics_of(settings: Settings, service: str) -> tuple[dict[str, Any] | None
 METRICS_BASE_PORT = 9400
 """Where ``labeltrail up`` looks for a free block of metrics ports when none is configured."""
 
-METRICS_BLOCK = 10
+METRICS_BLOCK = 16
 """Ports per block: a base port plus each service's offset (``kafka.metrics.PORT_OFFSETS``)."""
 
 

@@ -2,6 +2,7 @@
 method fitted on the same votes already in memory, in the same run.
 
     .venv/bin/python ops/bench/relabel.py [--scale small|article] [--seed 5] [--comments N]
+        [--dir /tmp/labeltrail-bench-relabel]
 
 The history is ``streaming_parts.synthetic_history`` (a crowd task and 3 votes per comment,
 300 annotators with accuracies in [0.65, 0.95]) with its labels: the consensus and labels folds
@@ -9,13 +10,21 @@ The history is ``streaming_parts.synthetic_history`` (a crowd task and 3 votes p
 agreement gate at 0.3, so every item but a three-way split carries a crowd label. It is written
 once to ``bench-relabel-s<seed>-n<comments>.*`` (schemas, tasks, votes, labels) and reused.
 
-**Ours:** what ``labeltrail relabel --dry-run`` runs, without the comments (slices are a report
-detail): ``cli.relabel.read_history`` (the schemas, the labels and the votes read from the
-broker side by side, labels through ``events.columnar.decode_label_rows``, votes through
-``events.columnar.decode_rows``), ``folds.relabel.labels_of_record`` and
-``folds.relabel.relabel`` (the method fitted once over every item of the version). The read is
-timed once and each method's computation apart; a method's end-to-end time is the read plus its
-computation.
+**Ours**, from each of the two sources ``labeltrail relabel --dry-run --source log|clickhouse``
+reads, without the comments (slices are a report detail):
+
+- ``log``: ``cli.relabel.read_history`` (the schemas, the labels and the votes read from the
+  broker side by side, labels through ``events.columnar.decode_label_rows``, votes through
+  ``events.columnar.decode_rows``), ``folds.relabel.labels_of_record`` and
+  ``folds.relabel.relabel`` (the method fitted once over every item of the version);
+- ``clickhouse``: the history's projection (made by ``clickhouse.rebuild`` into
+  ``<dir>/<prefix>`` once, as setup, like the log write, and reused while it covers the log's
+  ends) opened and read by ``clickhouse.relabel.read_projected`` (labels of record chosen and
+  joined to their votes in ClickHouse, fetched as Arrow columns), then
+  ``folds.relabel.relabel_columns``.
+
+Each source's read is timed once and each method's computation apart; a method's end-to-end
+time is the read plus its computation.
 
 **Peer:** Crowd-Kit's ``MajorityVote`` and ``DawidSkene()`` (its defaults, n_iter=100,
 tol=1e-5) fitted on the very votes the labels name, as a pandas DataFrame built before its
@@ -24,7 +33,9 @@ iterations, tol=1e-5); the iteration counts are printed to stderr. The default m
 ``quality.methods`` (when it is not ``ds``) is compared with Crowd-Kit's DawidSkene.
 
 One JSON line per figure {"figure","value","unit","peer","peer_value","ratio"}, ratio > 1
-means ours is better; sizes, load and the split of our time go to stderr.
+means ours is better; sizes, load and the split of our time go to stderr. The log source's
+figures are ``relabel_<method>_...``, the projection's ``relabel_<method>_..._clickhouse_...``;
+each source's ratio is against the same peer fit of the same run.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -50,6 +62,9 @@ from streaming_parts import (
 )
 
 from labeltrail.cli.relabel import read_history
+from labeltrail.clickhouse.client import client_from
+from labeltrail.clickhouse.rebuild import rebuild
+from labeltrail.clickhouse.relabel import covered_positions, projector_consumer, read_projected
 from labeltrail.config import Settings
 from labeltrail.events.models import VoteCast
 from labeltrail.events.serde import encode
@@ -57,8 +72,9 @@ from labeltrail.events.topics import topic_name
 from labeltrail.folds.batch import fold_rows
 from labeltrail.folds.consensus import ConsensusConfig, ConsensusFold
 from labeltrail.folds.labels import LabelRow, LabelsFold
-from labeltrail.folds.relabel import labels_of_record, relabel
+from labeltrail.folds.relabel import Relabeling, labels_of_record, relabel, relabel_columns
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.log import end_positions
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.quality import methods
 
@@ -107,6 +123,49 @@ def ensure_history(base: Settings, n_comments: int, seed: int) -> Settings:
     return settings
 
 
+def ensure_projection(settings: Settings, root: Path) -> Settings:
+    """The history's ClickHouse projection at ``root/<prefix>``, made by a rebuild (setup, not
+    timed) unless the one there covers the log's ends of the topics a run reads."""
+    directory = root / settings.topic_prefix
+    projected = settings.model_copy(update={"clickhouse_dsn": f"chdb://{directory}"})
+    topics = [topic_name(settings.topic_prefix, s) for s in ("schemas", "labels", "votes")]
+    ends = {(p.topic, p.partition, p.offset) for p in end_positions(settings, topics) if p.offset}
+    if directory.is_dir():
+        client = client_from(projected)
+        try:
+            covered = covered_positions(client, projector_consumer(settings.topic_prefix), topics)
+        finally:
+            client.close()
+        if {(p.topic, p.partition, p.offset) for p in covered} == ends:
+            note(f"projection: reusing {directory}")
+            return projected
+        shutil.rmtree(directory)
+    result = rebuild(settings, projected.clickhouse_dsn)
+    note(
+        f"projection: {result.stats.projected} events into {directory} in "
+        f"{result.seconds:.0f}s (setup)"
+    )
+    return projected
+
+
+def _read_projection(settings: Settings) -> Any:
+    client = client_from(settings)
+    try:
+        return read_projected(client, settings, slices=False)
+    finally:
+        client.close()
+
+
+def _crowd_labels(run: Relabeling) -> dict[str, str]:
+    """Each crowd item's label in the run (from the run's arrays, no row per item)."""
+    out: dict[str, str] = {}
+    for v in run.versions:
+        out.update(
+            zip(v.record.comment_ids[v.is_crowd].tolist(), v.new[v.is_crowd].tolist(), strict=True)
+        )
+    return out
+
+
 def _peer_frame(record: dict[Any, Any], votes: list[Any]) -> Any:
     """The votes the labels name, as Crowd-Kit's DataFrame (task, worker, label)."""
     import pandas as pd
@@ -134,9 +193,13 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--comments", type=int, default=0, help="override the scale's size")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--dir", type=Path, default=Path("/tmp/labeltrail-bench-relabel"), help="projections"
+    )
     args = parser.parse_args()
     n = args.comments or SCALES[args.scale]
     settings = ensure_history(Settings(), n, args.seed)
+    projected = ensure_projection(settings, args.dir)
     gc.disable()  # millions of small objects and no cycles (as ops/bench/replay.py)
     note(f"load average {os.getloadavg()}")
     history, read_wall, read_cpu = _timed(lambda: read_history(settings, slices=False))
@@ -144,6 +207,12 @@ def main() -> None:
     note(
         f"read {len(history.labels)} labels and {len(history.votes)} votes in {read_wall:.2f}s "
         f"wall, {read_cpu:.2f}s CPU (read and decode)"
+    )
+    columns, ch_wall, ch_cpu = _timed(lambda: _read_projection(projected))
+    note(
+        f"read the projection ({sum(len(r) for r, _ in columns.versions.values())} labels of "
+        f"record, {sum(v.item.shape[0] for _, v in columns.versions.values())} votes named) in "
+        f"{ch_wall:.2f}s wall, {ch_cpu:.2f}s CPU (open, query, Arrow to numpy)"
     )
     frame = _peer_frame(record, history.votes)
     from crowdkit.aggregation import DawidSkene, MajorityVote
@@ -155,41 +224,51 @@ def main() -> None:
     tag = f"{args.scale if not args.comments else f'n{n}'}"
     for method, peer_cls, peer_name in cases:
         run, wall, cpu = _timed(lambda m=method: relabel(record, history.votes, history.classes, m))
+        from_ch, ch_compute, ch_compute_cpu = _timed(
+            lambda m=method: relabel_columns(columns.versions, columns.classes, m)
+        )
         peer_model = peer_cls()
         peer_labels, peer_wall, peer_cpu = _timed(lambda p=peer_model: p.fit_predict(frame))
-        ours_labels = {i.comment_id: i.new_label for i in run.items if i.route == "consensus"}
+        ours_labels = _crowd_labels(run)
+        if _crowd_labels(from_ch) != ours_labels:
+            raise SystemExit(f"{method}: the two sources gave different labels")
         same = float(np.mean([ours_labels.get(t) == lab for t, lab in peer_labels.items()]))
         iterations = getattr(peer_model, "loss_history_", None)
         note(
-            f"{method}: {run.votes} votes, {len(run.items)} labels, {len(run.changed)} changed; "
-            f"compute {wall:.2f}s wall {cpu:.2f}s CPU; crowd-kit {peer_name} {peer_wall:.2f}s "
-            f"wall {peer_cpu:.2f}s CPU"
+            f"{method}: {run.votes} votes, {sum(len(v.record) for v in run.versions)} labels, "
+            f"{sum(len(v.changed()) for v in run.versions)} changed; compute {wall:.2f}s wall "
+            f"{cpu:.2f}s CPU (from the projection's columns {ch_compute:.2f}s wall); crowd-kit "
+            f"{peer_name} {peer_wall:.2f}s wall {peer_cpu:.2f}s CPU"
             + (f", {len(iterations)} iterations" if iterations is not None else "")
-            + f"; same label on {same:.4f} of the items"
+            + f"; same label on {same:.4f} of the items; both sources the same labels"
         )
         peer = f"crowd-kit {peer_name} on the same votes in memory (fit_predict)"
         votes = run.votes
-        emit(
-            f"relabel_{method}_votes_per_s_end_to_end_{tag}",
-            votes / (read_wall + wall),
-            "votes/s",
-            peer,
-            votes / peer_wall,
-        )
-        emit(
-            f"relabel_{method}_votes_per_cpu_s_end_to_end_{tag}",
-            votes / (read_cpu + cpu),
-            "votes/CPU-s",
-            peer,
-            votes / peer_cpu,
-        )
-        emit(
-            f"relabel_{method}_compute_votes_per_s_{tag}",
-            votes / wall,
-            "votes/s",
-            peer,
-            votes / peer_wall,
-        )
+        for source, read, read_cpu_s, compute, compute_cpu in (
+            ("", read_wall, read_cpu, wall, cpu),
+            ("clickhouse_", ch_wall, ch_cpu, ch_compute, ch_compute_cpu),
+        ):
+            emit(
+                f"relabel_{method}_votes_per_s_end_to_end_{source}{tag}",
+                votes / (read + compute),
+                "votes/s",
+                peer,
+                votes / peer_wall,
+            )
+            emit(
+                f"relabel_{method}_votes_per_cpu_s_end_to_end_{source}{tag}",
+                votes / (read_cpu_s + compute_cpu),
+                "votes/CPU-s",
+                peer,
+                votes / peer_cpu,
+            )
+            emit(
+                f"relabel_{method}_compute_votes_per_s_{source}{tag}",
+                votes / compute,
+                "votes/s",
+                peer,
+                votes / peer_wall,
+            )
         emit(f"relabel_{method}_same_label_as_peer_{tag}", same, "fraction", None, None)
 
 

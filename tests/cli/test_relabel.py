@@ -247,6 +247,87 @@ def test_a_committed_run_is_traceable_queryable_and_exported_reproducibly(
     assert code == 2
 
 
+def _projected(history: History) -> None:
+    """The history's ClickHouse projection brought up to the log's ends (the projector
+    resumes from the positions it recorded)."""
+    client = client_from(history.settings)
+    apply_ddl(client)
+    run_until_caught_up(Projector(client, history.settings))
+    client.close()
+
+
+@pytest.mark.parametrize("method", ["mv", "ds", "pds"])
+def test_the_clickhouse_projection_gives_the_log_sources_run(history: History, method: str) -> None:
+    """Read from the projection (columnar, up to the positions its projector recorded), a
+    run reports what the log gives: every count, every changed item with both posteriors and
+    its votes, and the positions it covers (the projector's, which are the log's ends once it
+    has caught up; partitions with nothing read are left out of both run ids)."""
+    _projected(history)
+    args = ("relabel", "--method", method, "--dry-run", "--samples", "1000")
+    from_log = history.json(*args)
+    from_ch = history.json(*args, "--source", "clickhouse")
+    assert (from_log.pop("source"), from_ch.pop("source")) == ("log", "clickhouse")
+    log_positions = [p for p in from_log.pop("positions") if p["offset"]]
+    assert sorted(log_positions, key=str) == sorted(from_ch.pop("positions"), key=str)
+    assert from_ch == from_log
+    assert from_ch["items"] > 0
+    assert from_ch["changed"] == 0 if method == "mv" else True
+    assert from_ch["changed"] > 0 if method == "ds" else True
+
+
+def test_a_run_committed_from_the_projection_is_the_log_sources_run(history: History) -> None:
+    from labeltrail.cli.relabel import _from_log
+    from labeltrail.folds.relabel import run_id_for, run_labels
+    from labeltrail.kafka.log import end_positions
+
+    _projected(history)
+    body = history.json("relabel", "--method", "pds", "--source", "clickhouse")
+    positions, run = _from_log(history.settings, "pds", {}, "")
+    assert body["run_id"] == run_id_for("pds", run.params, "", positions)
+    assert body["positions"] == [
+        p.model_dump()
+        for p in end_positions(history.settings, sorted({p.topic for p in positions}))
+        if p.offset
+    ]
+    committed = [e for e in read_topic(history.settings, "relabels") if e.run_id == body["run_id"]]
+    expected = run_labels(run, body["run_id"])
+    assert len(committed) == len(expected) == body["items"]
+
+    def contents(events: list[LabelCommitted]) -> list[dict[str, Any]]:
+        return sorted((e.model_dump(exclude={"envelope"}) for e in events), key=str)
+
+    assert contents(committed) == contents(expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "nope"], "unknown method 'nope'"),
+        (["--method", "ds", "--param", "colour=red"], "takes no parameter 'colour'"),
+        (["--method", "ds", "--schema-version", "v9"], "schema version 'v9' has no votes"),
+        (["--method", "reliability-weighted"], "use --source log"),
+    ],
+)
+def test_bad_input_from_the_projection_is_one_clear_error_and_nothing_committed(
+    history: History, args: list[str], message: str
+) -> None:
+    _projected(history)
+    before = len(read_topic(history.settings, "relabels"))
+    code, text = history.cli("relabel", *args, "--source", "clickhouse")
+    assert code == 2, text
+    assert message in " ".join(text.split())
+    assert len(read_topic(history.settings, "relabels")) == before
+
+
+def test_without_a_projection_the_clickhouse_source_says_so(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    empty = History(_settings(kafka_bootstrap, tmp_path), [], tmp_path)
+    code, text = empty.cli("relabel", "--method", "mv", "--dry-run", "--source", "clickhouse")
+    assert code == 1, text
+    assert "holds no labels of" in " ".join(text.split())
+
+
 @pytest.fixture(scope="module")
 def demo(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> History:
     """The demo (``run_demo``: every stage live on the broker, labels committed

@@ -69,7 +69,12 @@ def read_projected(client: Client, settings: Settings, *, slices: bool = True) -
     slices) from the projection of ``settings.topic_prefix``, up to the positions it covers."""
     prefix = settings.topic_prefix
     names = {s: topic_name(prefix, s) for s in ("schemas", "labels", "votes")}
-    positions = covered_positions(client, projector_consumer(prefix), list(names.values()))
+    exists = client.query("EXISTS TABLE consumer_positions").result_rows[0][0]
+    positions = (
+        covered_positions(client, projector_consumer(prefix), list(names.values()))
+        if exists
+        else []
+    )
     if not any(p.topic == names["labels"] for p in positions):
         raise LabeltrailError(
             f"the ClickHouse projection holds no labels of {prefix!r}: run 'labeltrail "

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from labeltrail.cli.common import console, err, fail
+from labeltrail.cli.common import console, err, fail, require_kafka
 from labeltrail.exceptions import LabeltrailError
 
 if TYPE_CHECKING:
     from labeltrail.learning.lf_analysis import VotesSummary
+    from labeltrail.sim.scenario import Day30Config
 
 __all__ = ["register"]
 
@@ -238,6 +239,19 @@ def day30(
         str, typer.Option(help="v2 targets: pipeline (committed labels) or multisource.")
     ] = "pipeline",
     relabel: Annotated[bool, typer.Option(help="Send the flagged slice to experts.")] = True,
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="Run the loop on the stage services on the broker, projected into ClickHouse "
+            "(topics <prefix>.day30-<run>, deleted at the end unless --keep-topics)."
+        ),
+    ] = False,
+    workdir: Annotated[
+        Path, typer.Option(help="--live: the run's ClickHouse (chdb) and exports, under <run>/.")
+    ] = Path("var/day30"),
+    keep_topics: Annotated[
+        bool, typer.Option(help="--live: keep the run's topics (to audit them afterwards).")
+    ] = False,
 ) -> None:
     """The article's day-30 loop in simulation: v1 vs v2 recall per slice, from gold."""
     from labeltrail.sim.scenario import Day30Config, run_day30
@@ -245,12 +259,17 @@ def day30(
     base = Day30Config()
     if soft_labels not in ("pipeline", "multisource"):
         raise fail(ValueError("--soft-labels is pipeline or multisource"), 2)
+    if live and soft_labels != "pipeline":
+        raise fail(ValueError("--live trains on the committed labels (--soft-labels pipeline)"), 2)
     config = dataclasses.replace(
         base,
         platform=dataclasses.replace(base.platform, n_comments=comments, seed=seed),
         soft_labels="multisource" if soft_labels == "multisource" else "pipeline",
         relabel=relabel,
     )
+    if live:
+        _day30_live(config, models_dir, workdir, keep_topics=keep_topics)
+        return
     result = run_day30(config, models_dir=models_dir)
     console.print(f"flagged slices {result.flagged}; relabel requests {result.relabel_requests}")
     console.print(f"training rows v1={result.train_sizes[0]} v2={result.train_sizes[1]}")
@@ -261,6 +280,63 @@ def day30(
             f"recall {json.dumps({k: round(v, 3) for k, v in b.recall.items()})} -> "
             f"{json.dumps({k: round(v, 3) for k, v in a.recall.items()})}",
             highlight=False,
+        )
+
+
+def _day30_live(config: Day30Config, models_dir: Path, workdir: Path, *, keep_topics: bool) -> None:
+    """``day30 --live``: its own topics and ClickHouse, so it never mixes with the demo's."""
+    import time
+
+    from labeltrail.config import Settings
+    from labeltrail.kafka.admin import delete_topics
+    from labeltrail.sim.scenario_live import run_day30_live
+
+    base = Settings()
+    require_kafka(base)
+    run = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    where = workdir / run
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"{base.topic_prefix}.day30-{run}",
+            "clickhouse_dsn": f"chdb://{where / 'clickhouse'}",
+        }
+    )
+    t0 = time.monotonic()
+    console.print(f"topics {settings.topic_prefix}.* . clickhouse {settings.clickhouse_dsn}")
+    try:
+        result = run_day30_live(
+            settings,
+            config,
+            models_dir=models_dir,
+            exports_dir=where / "exports",
+            progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
+        )
+    except (LabeltrailError, RuntimeError, TimeoutError) as exc:
+        raise fail(exc) from exc
+    finally:
+        if not keep_topics:
+            delete_topics(settings)
+    console.print(f"stages {', '.join(result.stages)}; {result.seconds:.0f}s")
+    console.print(
+        f"flagged slices {result.flagged}; expert requests by producer {result.expert_requests}"
+    )
+    console.print(f"export rows v1={result.exports[0].row_count} v2={result.exports[1].row_count}")
+    console.print(f"scored by v1 {result.v1_scored}; crowd tasks from them {result.v1_tasks}")
+    v1, v2 = result.v1.metrics, result.v2.metrics
+    kind = type(result.v2).__name__
+    console.print(f"v1 {result.v1.model_version} -> v2 {result.v2.model_version} ({kind})")
+    for name in sorted({k.split(".")[1] for k in v1 if k.startswith("gold.") and k.endswith(".n")}):
+        recall = {
+            k.rsplit(".", 1)[1]: (round(v1[k], 3), round(v2.get(k, 0.0), 3))
+            for k in v1
+            if k.startswith(f"gold.{name}.recall.")
+        }
+        console.print(
+            f"{name:<18} n={int(v1[f'gold.{name}.n']):<4} accuracy "
+            f"{v1[f'gold.{name}.accuracy']:.3f} -> {v2.get(f'gold.{name}.accuracy', 0.0):.3f}  "
+            f"recall (v1, v2) {json.dumps(recall)}",
+            highlight=False,
+            soft_wrap=True,
         )
 
 

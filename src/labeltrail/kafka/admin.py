@@ -28,6 +28,7 @@ __all__ = [
     "KafkaUnavailableError",
     "TopicInfo",
     "admin_client",
+    "delete_topics",
     "describe_topics",
     "ensure_topics",
     "require_kafka",
@@ -223,6 +224,17 @@ def describe_topics(settings: Settings, *, timeout: float = 30.0) -> list[TopicI
     registry = (topic_name(settings.topic_prefix, spec.suffix) for spec in TOPICS)
     out += [TopicInfo(name, False) for name in registry if name not in metadata.topics]
     return out
+
+
+def delete_topics(settings: Settings, *, timeout: float = 30.0) -> list[str]:
+    """Delete every topic named ``<prefix>.*`` (a finished simulation's, ``labeltrail day30
+    --live``); returns their names. Never for a deployment's prefix: the log is the record."""
+    admin, metadata = _connect(settings, min(timeout, PREFLIGHT_TIMEOUT_S))
+    names = sorted(t for t in metadata.topics if t.startswith(f"{settings.topic_prefix}."))
+    if names:
+        for name, future in admin.delete_topics(names, operation_timeout=timeout).items():
+            _result(future, timeout, f"delete topic {name}")
+    return names
 
 
 def end_offset(settings: Settings, suffix: str) -> int:

@@ -52,6 +52,7 @@ from labeltrail.events.topics import topic_name
 from labeltrail.export.build import create_export, read_parquet_rows
 from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.keys import KafkaKeyStore
 from labeltrail.kafka.log import read_kinds
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
@@ -181,10 +182,16 @@ class _Services:
         self._threads[name].join(timeout=60)
 
     def close(self) -> None:
+        """Stop every thread, then close the key stores the stages opened text with (their
+        consumers outlive the runners otherwise)."""
         for stop in self._stops.values():
             stop.set()
         for thread in self._threads.values():
             thread.join(timeout=60)
+        for runner in self.stages.values():
+            keyring = getattr(runner.fold, "keyring", None)
+            if isinstance(keyring, KafkaKeyStore):
+                keyring.close()
 
     def check(self, what: str) -> None:
         if self.errors:

@@ -1,0 +1,59 @@
+"""``labeltrail day30 --live``: the day-30 loop on the services, from the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from typer.testing import CliRunner
+
+from labeltrail.cli import app
+from labeltrail.config import Settings
+from tests.learning.fixtures import require
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_day30_live_prints_the_loop_and_deletes_its_topics(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    require("torch")
+    require("onnxscript")
+    require("onnxruntime")
+    settings = pipeline_settings
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "LABELTRAIL_TOPIC_PREFIX": settings.topic_prefix,
+        "LABELTRAIL_TOPIC_PARTITIONS": "3",
+    }
+    args = [
+        "day30",
+        "--live",
+        "--comments",
+        "700",
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--workdir",
+        str(tmp_path / "day30"),
+    ]
+    result = CliRunner().invoke(app, args, env=env, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    print(result.output)
+    assert f"topics {settings.topic_prefix}.day30-" in result.output
+    assert "flagged slices ['coded_harassment']" in result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("coded_harassment"))
+    recall = json.loads(re.sub(r"^.*recall \(v1, v2\) ", "", line))["harassment"]
+    assert recall[1] - recall[0] >= 0.3, line
+    # The run's own ClickHouse and exports, under its run directory.
+    (run,) = (tmp_path / "day30").iterdir()
+    assert (run / "clickhouse").is_dir() and len(list((run / "exports").iterdir())) == 2
+    # Its topics are gone (the fixture deletes the test prefix's anyway; this is the command's).
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    left = [t for t in admin.list_topics(timeout=10).topics if ".day30-" in t]
+    assert not [t for t in left if t.startswith(settings.topic_prefix)], left
+    # --live trains on the committed labels only.
+    refused = CliRunner().invoke(app, ["day30", "--live", "--soft-labels", "multisource"])
+    assert refused.exit_code == 2

@@ -26,13 +26,11 @@ from labeltrail.config import Settings, WeakSettings
 from labeltrail.events.base import Event
 from labeltrail.events.crypto import is_sealed
 from labeltrail.events.models import (
-    AdjudicationRecorded,
     CommentPosted,
     CommentScored,
     DeadLettered,
     FeedbackReceived,
     LabelCommitted,
-    VoteCast,
     WeakVoteCast,
 )
 from labeltrail.kafka.admin import ensure_topics
@@ -43,6 +41,8 @@ from labeltrail.learning.lf_registry import VersionedLF
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from tests.cli.helpers import cli, cli_rows, run_registered_stage
+from tests.folds.test_lf import comment
+from tests.folds.test_reliability import verdict, vote
 from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
@@ -81,50 +81,10 @@ COMMENTS = {
 def _history() -> list[Event]:
     events: list[Event] = [moderation_schema_v3()]
     for cid, (text, crowd, gold) in COMMENTS.items():
-        events.append(
-            CommentPosted.create(
-                producer="test",
-                id_parts=("c", cid),
-                occurred_at=AT,
-                comment_id=cid,
-                video_id="v1",
-                author_hash="h",
-                text=text,
-                posted_at=AT,
-                source="product_log",
-            )
-        )
-        for j, annotator in enumerate(CROWD):
-            events.append(
-                VoteCast.create(
-                    producer="test",
-                    id_parts=("v", cid, annotator),
-                    occurred_at=AT + dt.timedelta(minutes=j),
-                    vote_id=f"v-{cid}-{annotator}",
-                    task_id=f"t-{cid}",
-                    comment_id=cid,
-                    annotator_id=annotator,
-                    schema_version="v3",
-                    label=crowd,
-                    time_spent_ms=3000,
-                )
-            )
+        events.append(comment(cid, text, AT))
+        events += [vote(cid, a, crowd, AT + dt.timedelta(minutes=j)) for j, a in enumerate(CROWD)]
         if gold is not None:
-            events.append(
-                AdjudicationRecorded.create(
-                    producer="test",
-                    id_parts=("gold", cid),
-                    occurred_at=AT,
-                    adjudication_id=f"g-{cid}",
-                    request_id=f"gold:{cid}",
-                    task_id=f"gold-{cid}",
-                    comment_id=cid,
-                    schema_version="v3",
-                    reviewer_id="e1",
-                    label=gold,
-                    confidence=1.0,
-                )
-            )
+            events.append(verdict(cid, gold, AT, request=f"gold:{cid}"))
     k = len(MODERATION_CLASSES)
     events.append(
         CommentScored.create(
@@ -169,7 +129,14 @@ def test_lfs_vote_live_bad_ones_are_dead_lettered_and_weak_labels_stay_apart(
     )
     ensure_topics(settings)
     producer = EventProducer(settings)
-    for event in seal_comments(settings, _history()):  # as ingest writes them
+    schema, *history = _history()
+    # The schema is published first (day one) and the lf stage has read it: comments are then
+    # voted on one at a time as they come. (Comments read before it are held and voted on
+    # together when it arrives: their failures then share the schema record's dead letter.)
+    producer.send(schema)
+    producer.flush()
+    assert run_registered_stage("lf", settings, tmp_path / "lf")["emitted"] == 0
+    for event in seal_comments(settings, history):  # as ingest writes them
         producer.send(event)
     producer.flush()
     posted = [e for e in read_topic(settings, "comments") if isinstance(e, CommentPosted)]
@@ -177,7 +144,7 @@ def test_lfs_vote_live_bad_ones_are_dead_lettered_and_weak_labels_stay_apart(
 
     # The lf stage: 6 entry-point LFs + 2 from the settings' paths on 7 comments. picky@7 raises
     # on c4 and c6, spammy@2 answers 'spam' on c5: three comments dead-lettered, three votes
-    # missing, every other vote emitted.
+    # missing, every other vote emitted (53 + 3 = 7 x 8).
     stats = run_registered_stage("lf", settings, tmp_path / "lf")
     assert stats["rejected"] == 3 and stats["reasons"] == {"policy_rejected": 3}
     votes = [e for e in read_topic(settings, "weak.votes") if isinstance(e, WeakVoteCast)]

@@ -18,16 +18,16 @@ POS = LogPosition(topic="x", partition=0, offset=0)
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
 
 
-def comment(cid: str, text: str) -> CommentPosted:
+def comment(cid: str, text: str, at: dt.datetime = T0) -> CommentPosted:
     return CommentPosted.create(
         producer="t",
         id_parts=("c", cid),
-        occurred_at=T0,
+        occurred_at=at,
         comment_id=cid,
         video_id="v",
         author_hash="h",
         text=text,
-        posted_at=T0,
+        posted_at=at,
         source="product_log",
     )
 

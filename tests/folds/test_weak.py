@@ -12,7 +12,6 @@ from labeltrail.events.models import (
     CommentScored,
     FeedbackReceived,
     LabelCommitted,
-    VoteCast,
     WeakVoteCast,
 )
 from labeltrail.folds.base import Output
@@ -20,25 +19,11 @@ from labeltrail.folds.weak import FLAGS, WEAK_METHOD, WeakConfig, WeakFold
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from tests.folds.helpers import suffix_topic
+from tests.folds.test_reliability import vote
 
 POS = LogPosition(topic="x", partition=0, offset=0)
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
 CROWD = ("a1", "a2", "a3")
-
-
-def crowd_vote(cid: str, annotator: str, label: str, t: dt.datetime = T0) -> VoteCast:
-    return VoteCast.create(
-        producer="t",
-        id_parts=("v", cid, annotator),
-        occurred_at=t,
-        vote_id=f"v-{cid}-{annotator}",
-        task_id=f"t-{cid}",
-        comment_id=cid,
-        annotator_id=annotator,
-        schema_version="v3",
-        label=label,
-        time_spent_ms=1000,
-    )
 
 
 def lf_vote(cid: str, name: str, label: str | None, t: dt.datetime = T0) -> WeakVoteCast:
@@ -93,7 +78,7 @@ def story(t: dt.datetime = T0) -> list[Event]:
     events: list[Event] = [moderation_schema_v3()]
     for i in range(40):
         cid, truth = f"c{i:02d}", ("harassment" if i % 2 else "non-toxic")
-        events += [crowd_vote(cid, a, truth, t) for a in CROWD]
+        events += [vote(cid, a, truth, t) for a in CROWD]
         events.append(lf_vote(cid, "insults", "harassment" if truth == "harassment" else None, t))
         events.append(lf_vote(cid, "benign_words", "non-toxic" if i % 4 == 0 else None, t))
         events.append(score(cid, truth, 0.9, t))
@@ -142,10 +127,10 @@ def test_it_refits_at_event_time_boundaries_and_recommits_only_what_changed() ->
     fold = WeakFold(WeakConfig(refit_every=dt.timedelta(days=1)))
     assert run(fold, story()) == []  # all on one day: no boundary passed yet
     later = T0 + dt.timedelta(days=1)
-    first = run(fold, [crowd_vote("c00", "a4", "non-toxic", later)])
+    first = run(fold, [vote("c00", "a4", "non-toxic", later)])
     assert {o.comment_id for o in first if isinstance(o, LabelCommitted)} >= {"c00", "c01"}
     assert fold.fits == 1
-    changed = run(fold, [crowd_vote("fresh", "a1", "hate", later + dt.timedelta(days=1))])
+    changed = run(fold, [vote("fresh", "a1", "hate", later + dt.timedelta(days=1))])
     assert fold.fits == 2
     # The new comment is committed; the 40 sure ones moved less than the rounding.
     recommitted = {o.comment_id for o in changed if isinstance(o, LabelCommitted)}

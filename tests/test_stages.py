@@ -11,9 +11,12 @@ from labeltrail.config import Settings
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.folds.base import Rejected
 from labeltrail.folds.iaa import IaaConfig, IaaFold
+from labeltrail.folds.lf import LfFold
 from labeltrail.folds.replay import Replay
 from labeltrail.folds.tasking import TaskingFold
 from labeltrail.folds.trainer import RetrainFold
+from labeltrail.folds.weak import WeakConfig, WeakFold
+from labeltrail.learning.lf_registry import discover
 from labeltrail.learning.retrain import RetrainConfig, model_version_for
 from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, SimulatedScorer
 from labeltrail.stages import STAGES, make, tasking_config
@@ -84,6 +87,8 @@ def test_each_stage_writes_only_the_topics_its_registry_entry_declares() -> None
         "labels": make("labels", settings),
         "reliability": make("reliability", replay_settings),
         "iaa": IaaFold(IaaConfig(close_on_drain=True)),
+        "lf": LfFold(lfs=discover()),
+        "weak": WeakFold(WeakConfig(refit_on_drain=True)),
     }
     for name, fold in folds.items():
         assert isinstance(fold, STAGES[name].fold) and fold.inputs == STAGES[name].reads

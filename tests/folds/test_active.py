@@ -179,7 +179,10 @@ def test_qbc_picks_where_the_published_models_disagree() -> None:
         if n < 2:
             events.append(scored("two", sure[n], model))
     fold = on_labels(strategy="qbc", batch_size=3)
-    out = requests(feed(fold, [*events, label("other")]))
+    assert fold.held_reason() is None
+    feed(fold, events[:7])  # the schema, the comments and m1's scores
+    assert fold.held_reason() == "3 pooled comment(s), none scored by 3 models yet (qbc)"
+    out = requests(feed(fold, [*events[7:], label("other")]))
     assert [r.comment_id for r in out] == ["split", "agreed"]
     assert out[0].model_versions == ["m1", "m2", "m3"]
     assert out[0].score > 0.4 and out[1].score == pytest.approx(0.0, abs=1e-9)

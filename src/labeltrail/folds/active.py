@@ -200,6 +200,11 @@ class ActiveFold:
             parts.append(f"holding {len(self.held)} score(s): no label schema published yet")
         if self.exhausted is not None:
             parts.append(f"the budget of {self.exhausted.isoformat()} is spent")
+        if self.config.strategy == "qbc" and self.pool and not self._eligible():
+            parts.append(
+                f"{len(self.pool)} pooled comment(s), none scored by {self.config.committee} "
+                "models yet (qbc)"
+            )
         return "; ".join(parts) or None
 
     # the pool ----------------------------------------------------------------------------

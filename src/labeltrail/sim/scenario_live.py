@@ -86,9 +86,12 @@ class LiveDay30Result:
     """Comments the scorer service scored with v1 (every comment it held since day 0)."""
     v1_tasks: int
     """Crowd tasks tasking made from v1's scores (margin below the threshold)."""
+    train_rows: tuple[int, int]
+    """Rows of each export the trainer trains on: human-made labels of comments outside the
+    gold set (the in-memory run's ``train_sizes``)."""
     routes: tuple[dict[str, int], dict[str, int]]
-    """Routes of the blind-spot slice's rows in each export (gold items left out, as the
-    trainer leaves them out): crowd consensus at day 0, expert adjudication after."""
+    """Routes of the blind-spot slice's rows among them: crowd consensus at day 0, expert
+    adjudication after."""
     expert_requests: dict[str, int]
     """Adjudication requests on the log by producer: ``consensus`` (low agreement),
     ``questions`` (a needs-context majority), ``learning.loop`` (the team's relabel), ..."""
@@ -368,6 +371,7 @@ def _run(
         name: {k: getattr(r.stats, k) for k in ("consumed", "processed", "rejected", "emitted")}
         for name, r in services.stages.items()
     }
+    rows = [_non_gold_rows(e, exports_dir, platform) for e in (first, second)]
     return LiveDay30Result(
         v1=v1,
         v2=v2,
@@ -377,7 +381,8 @@ def _run(
         v1_gold=_scored_gold(settings, platform, v1.model_version),
         v1_scored=len(_scores_by(settings, v1.model_version)),
         v1_tasks=_tasks_from(settings, v1.model_version),
-        routes=(_routes(first, exports_dir, platform), _routes(second, exports_dir, platform)),
+        train_rows=(len(rows[0]), len(rows[1])),
+        routes=(_routes(rows[0], platform), _routes(rows[1], platform)),
         expert_requests=_requests(settings),
         stages=names,
         stage_stats=stats,
@@ -415,16 +420,23 @@ def _tasks_from(settings: Settings, version: str) -> int:
     )
 
 
-def _routes(export: ExportCreated, exports_dir: Path, platform: Platform) -> dict[str, int]:
-    """Routes of the blind-spot slice's rows of ``export`` (its Parquet file), gold left out."""
+def _non_gold_rows(
+    export: ExportCreated, exports_dir: Path, platform: Platform
+) -> list[dict[str, object]]:
+    """The rows of ``export`` (its Parquet file) the trainer may train on: human-made (route
+    consensus or adjudication, as ``training_set_from_labels`` keeps them) and not gold."""
     rows = read_parquet_rows(exports_dir / export.export_id / "rows.parquet")
+    return [
+        r
+        for r in rows
+        if r["route"] in ("consensus", "adjudication") and r["comment_id"] not in platform.gold_set
+    ]
+
+
+def _routes(rows: list[dict[str, object]], platform: Platform) -> dict[str, int]:
+    """Routes of the blind-spot slice's rows."""
     return dict(
-        Counter(
-            str(r["route"])
-            for r in rows
-            if platform.slices.get(str(r["comment_id"])) == CODED
-            and r["comment_id"] not in platform.gold_set
-        )
+        Counter(str(r["route"]) for r in rows if platform.slices.get(str(r["comment_id"])) == CODED)
     )
 
 

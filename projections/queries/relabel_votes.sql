@@ -8,11 +8,21 @@
 --             votes_topic String, vote_partitions Array(UInt32), vote_ends Array(UInt64)
 WITH record AS
 (
-    SELECT schema_version, comment_id, argMax(vote_ids, (recorded_at, occurred_at, event_id)) AS ids
+    SELECT schema_version, comment_id, vote_ids AS ids
     FROM labels
     WHERE topic = {topic:String} AND run_id = ''
       AND offset < transform(partition, {partitions:Array(UInt32)}, {ends:Array(UInt64)}, toUInt64(0))
-    GROUP BY schema_version, comment_id
+      AND event_id IN
+      (
+          SELECT argMax(event_id, (recorded_at, occurred_at, event_id))
+          FROM labels
+          WHERE topic = {topic:String} AND run_id = ''
+            AND offset < transform(partition, {partitions:Array(UInt32)}, {ends:Array(UInt64)},
+                                   toUInt64(0))
+          GROUP BY schema_version, comment_id
+      )
+    ORDER BY schema_version, comment_id, partition, offset
+    LIMIT 1 BY schema_version, comment_id
 )
 SELECT named.schema_version AS schema_version, named.item AS item,
        toLowCardinality(cast.annotator_id) AS annotator_id, toLowCardinality(cast.label) AS label

@@ -322,3 +322,28 @@ def test_two_fused_workers_through_a_rebalance_give_the_labels_of_one(
     assert labels
     assert final_labels(list(labels)) == final_labels(list(_labels(one)))
     assert {e.envelope.event_id for e in labels} == {e.envelope.event_id for e in _labels(one)}
+
+
+def test_the_handover_producer_hands_over_the_very_event_it_encoded(
+    pipeline_settings: Settings,
+) -> None:
+    """What a fused stage reads of another's output is the event object itself, with the
+    record the broker acknowledged (its real position), and equal to a decode of its bytes."""
+    from labeltrail.kafka.fused import HandoverProducer
+    from tests.events.samples import sample_event
+
+    ensure_topics(pipeline_settings)
+    tasks = topic_name(pipeline_settings.topic_prefix, "tasks")
+    producer = HandoverProducer(pipeline_settings, frozenset({tasks}))
+    task, comment = sample_event("TaskCreated"), sample_event("CommentPosted")
+    try:
+        producer.send_all([task, comment])  # only the task's topic is handed over
+        producer.flush()
+        assert len(producer.delivered_records) == 1
+        cause, msg, event = producer.delivered_records[0]
+        assert (cause, msg.topic(), event) == (0, tasks, task)
+        assert event is task
+        assert decode(msg.value()) == event
+        assert producer.unhanded == {0: 1}
+    finally:
+        producer.close()

@@ -116,8 +116,9 @@ class HandoverProducer(EventProducer):
     def __init__(self, settings: Settings, handover_topics: frozenset[str]) -> None:
         super().__init__(settings)
         self.handover_topics = handover_topics
-        self.delivered_records: deque[tuple[int, Message]] = deque()
-        """(cause, record) of acknowledged records to hand over, oldest first."""
+        self.delivered_records: deque[tuple[int, Message, Event | None]] = deque()
+        """(cause, record, its event when sent as one) of acknowledged records to hand over,
+        oldest first."""
         self.cause = 0
         """The generation whose consequences are being sent now."""
         self.unhanded: Counter[int] = Counter()
@@ -137,18 +138,38 @@ class HandoverProducer(EventProducer):
         self._ticket_cause[self._ticket] = self.cause
         return closed
 
-    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
-        super().send_raw(topic, key, value)
+    def send_all(self, events: list[Event]) -> None:
+        """As :meth:`EventProducer.send_all`; an event on a handed-over topic also travels with
+        its delivery report, so the stages that read it get the very event, not a decode of the
+        bytes it was just encoded to."""
+        handover = self.handover_topics
+        for event, (topic, key, value) in zip(events, self.records(events), strict=True):
+            callback = (
+                partial(self._on_handover, self._ticket, event)
+                if topic in handover
+                else self._callback
+            )
+            self._produce(topic, key, value, callback)
+
+    def _produce(
+        self, topic: str, key: bytes | None, value: bytes, on_delivery: Callable[..., None]
+    ) -> None:
+        super()._produce(topic, key, value, on_delivery)
         if topic in self.handover_topics:
             self.unhanded[self.cause] += 1
 
     def _on_delivery(self, ticket: int, err: KafkaError | None, msg: Message) -> None:
+        self._on_handover(ticket, None, err, msg)
+
+    def _on_handover(
+        self, ticket: int, event: Event | None, err: KafkaError | None, msg: Message
+    ) -> None:
         super()._on_delivery(ticket, err, msg)
         cause = self._ticket_cause[ticket]
         if ticket not in self._unacked and ticket != self._ticket:
             del self._ticket_cause[ticket]
         if err is None and msg.topic() in self.handover_topics:
-            self.delivered_records.append((cause, msg))
+            self.delivered_records.append((cause, msg, event))
         # A failed delivery stays unhanded: raise_failed() stops the runner before any commit.
 
     def handed(self, cause: int) -> None:
@@ -225,12 +246,13 @@ class _Fused(StageRunner):
 
     # processing ---------------------------------------------------------------------------
 
-    def _to_readers(self, msg: Message, *, live: bool) -> None:
-        """Apply ``msg`` to every member that reads its topic: live, or only to restore."""
+    def _to_readers(self, msg: Message, *, live: bool, event: Event | None = None) -> None:
+        """Apply ``msg`` to every member that reads its topic: live (``event``: the record's
+        event, handed over in memory), or only to restore."""
         topic, partition, offset = msg_at(msg)
         for handler in self._readers.get(topic, ()):
             if live:
-                handler.live(msg, topic, partition, offset)
+                handler.live(msg, topic, partition, offset, event)
             else:
                 handler.restore(msg, topic, partition, offset)
 
@@ -285,9 +307,9 @@ class _Fused(StageRunner):
             producer.poll(0)
             producer.raise_failed()
             while records:
-                cause, msg = records.popleft()
+                cause, msg, event = records.popleft()
                 producer.caused_by(cause)
-                self._to_readers(msg, live=True)
+                self._to_readers(msg, live=True, event=event)
                 producer.handed(cause)
             if not block or not producer.unhanded:
                 break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -147,16 +148,22 @@ class EventProducer(EventEncoder):
 
     def send_all(self, events: list[Event]) -> None:
         """Queue every event, or none: :class:`RecordTooLargeError` if any is over the limit."""
-        for topic, key, value in self.records(events):
-            self.send_raw(topic, key, value)
+        for topic, key, value in self.records(events):  # sizes checked there, all first
+            self._produce(topic, key, value, self._callback)
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Queue pre-encoded bytes; :class:`RecordTooLargeError` (nothing sent) if too large."""
         self._check_size(topic, key, value)
+        self._produce(topic, key, value, self._callback)
+
+    def _produce(
+        self, topic: str, key: bytes | None, value: bytes, on_delivery: Callable[..., None]
+    ) -> None:
+        """Queue one record whose size is checked, under the current ticket."""
         ticket = self._ticket
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._callback)
+                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
                 break
             except BufferError:
                 self._producer.poll(0.1)

@@ -163,10 +163,17 @@ class RecordHandler:
         except Exception:  # it raised when live too, and was dead-lettered then
             return
 
-    def live(self, msg: Record, topic: str, partition: int, offset: int) -> None:
-        """Process a new record: its outputs, or its dead letter with the reason."""
+    def live(
+        self, msg: Record, topic: str, partition: int, offset: int, event: Event | None = None
+    ) -> None:
+        """Process a new record: its outputs, or its dead letter with the reason.
+
+        ``event``: the record's event itself, when the caller holds the very object it was
+        encoded from (the fused runner hands its own outputs over): then it is not decoded
+        again; its type is checked against the topic and ``accepts`` as a decoded one's is.
+        """
         self.stats.consumed += 1
-        refused = self._apply(msg, topic, partition, offset)
+        refused = self._apply(msg, topic, partition, offset, event)
         if refused is None:
             self.stats.processed += 1
         elif refused[0] == _SKIPPED:
@@ -193,20 +200,25 @@ class RecordHandler:
         self.outbox.send(dead_letter(msg, self.fold.name, code, reason))
 
     def _apply(
-        self, msg: Record, topic: str, partition: int, offset: int
+        self, msg: Record, topic: str, partition: int, offset: int, event: Event | None = None
     ) -> tuple[str, str] | None:
         """Apply one record and send its outputs; None when done, else (reason code, reason)
-        why it was refused (``_SKIPPED`` for a type the fold does not take)."""
-        value = msg.value()
-        data = value if isinstance(value, bytes) else b""
+        why it was refused (``_SKIPPED`` for a type the fold does not take). ``event``: the
+        record's event when the caller has it (see :meth:`live`)."""
         try:
-            kind = event_type_of(data)
+            if event is None:
+                value = msg.value()
+                data = value if isinstance(value, bytes) else b""
+                kind = event_type_of(data)
+            else:
+                data, kind = b"", type(event).__name__
             wrong = self.foreign(topic, kind)
             if wrong:
                 return "wrong_topic", wrong
             if self.accepts is not None and kind not in self.accepts:
                 return _SKIPPED, kind
-            event = decode(data)
+            if event is None:
+                event = decode(data)
         except SerializationError as exc:
             return exc.reason_code, str(exc)
         try:

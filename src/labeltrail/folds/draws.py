@@ -9,21 +9,29 @@ from collections.abc import Iterable
 __all__ = ["draw", "rank"]
 
 
+def _unit(text: str) -> float:
+    """A number in [0, 1) from the 8-byte blake2b digest of ``text``."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
 def draw(*parts: object) -> float:
     """A number in [0, 1) that depends only on ``parts``."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    return _unit("\x1f".join(map(str, parts)))
 
 
 def rank(candidates: Iterable[str], *parts: object, first: int | None = None) -> list[str]:
     """``candidates`` in an order that depends only on ``parts`` (rendezvous hashing).
 
     The order does not depend on the order the candidates come in, so callers need not sort
-    them; ``first=k`` returns only the first k, in linear time.
+    them; ``first=k`` returns only the first k, in linear time. Each candidate's key is
+    ``draw(*parts, candidate)``; the joined ``parts`` are rendered once per call, not once per
+    candidate (tasking ranks the whole crowd for every task).
     """
+    prefix = "".join(f"{p}\x1f" for p in parts)
 
     def key(c: str) -> tuple[float, str]:
-        return (draw(*parts, c), c)
+        return (_unit(prefix + str(c)), c)
 
     if first is None:
         return sorted(candidates, key=key)

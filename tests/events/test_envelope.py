@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from labeltrail.events import VoteCast
-from labeltrail.events.base import Envelope, LogPosition
+from labeltrail.events.base import Envelope, LogPosition, to_utc_millis
 
 PARIS = dt.timezone(dt.timedelta(hours=2))
 
@@ -87,3 +87,21 @@ def test_log_position_at_equals_the_validated_one() -> None:
     assert fast.model_dump() == slow.model_dump()
     with pytest.raises(ValidationError):
         LogPosition.at("t", "three", 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.datetime(2024, 9, 2, 10, 0, 0, 123000, tzinfo=dt.UTC),  # already UTC millis
+        dt.datetime(2024, 9, 2, 10, 0, 0, 123456, tzinfo=dt.UTC),
+        dt.datetime(2024, 9, 2, 12, 0, 0, 123000, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(2024, 9, 2, 12, 0, 0, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    ],
+)
+def test_to_utc_millis_is_utc_truncated_to_milliseconds(value: dt.datetime) -> None:
+    normalised = to_utc_millis(value)
+    expected = value.astimezone(dt.UTC)
+    expected = expected.replace(microsecond=expected.microsecond // 1000 * 1000)
+    assert normalised == expected
+    assert normalised.tzinfo is dt.UTC
+    assert normalised.microsecond == expected.microsecond

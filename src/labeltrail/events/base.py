@@ -42,6 +42,10 @@ def from_epoch_millis(ms: int) -> dt.datetime:
 
 
 def to_utc_millis(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is dt.UTC and not value.microsecond % 1000:
+        # Already what the two steps below give (astimezone to its own tzinfo returns the
+        # value itself): most calls, e.g. an output's event time copied from its cause.
+        return value
     value = value.astimezone(dt.UTC)
     return value.replace(microsecond=(value.microsecond // 1000) * 1000)
 

@@ -161,24 +161,35 @@ def time_chart(
     with mpl.rc_context(_RC):
         for ax, (panel, series) in zip(axes, panels.items(), strict=False):
             for label, pts in series.items():
-                ax.plot(
-                    _times(t for t, _ in pts),
-                    [v for _, v in pts],
-                    marker="o",
-                    markersize=3.5,
-                    linewidth=1.6,
-                    color=color[label],
-                    label=label,
-                    gid=_mark(name, panel, label),
-                )
+                xs = _times(t for t, _ in pts)
+                _line(ax, (name, panel, label), xs, [v for _, v in pts], color[label])
             ax.set_title(panel, loc="left")
             ax.set_ylim(*y_range)
             _date_axis(ax, *span)
         _label_axes(axes, len(panels), cols, xlabel, ylabel)
-        handles = [Line2D([], [], color=color[s], marker="o", markersize=4, label=s) for s in names]
-        fig.legend(handles=handles, loc="outside lower center", ncols=len(names), frameon=False)
-        fig.suptitle(title, fontweight="bold", x=0.01, ha="left")
+        _legend(fig, names, color, title)
     return _svg(fig, name, title)
+
+
+def _line(ax: Axes, mark: tuple[str, str, str], xs: Any, ys: Sequence[float], color: str) -> None:
+    """One series as a line with a marker per point, a data mark named (chart, panel, series)."""
+    ax.plot(
+        xs,
+        ys,
+        marker="o",
+        markersize=3.5,
+        linewidth=1.6,
+        color=color,
+        label=mark[2],
+        gid=_mark(*mark),
+    )
+
+
+def _legend(fig: Figure, names: list[str], color: Mapping[str, str], title: str) -> None:
+    """The series' legend under the panels and the chart's title above them."""
+    handles = [Line2D([], [], color=color[s], marker="o", markersize=4, label=s) for s in names]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(names), frameon=False)
+    fig.suptitle(title, fontweight="bold", x=0.01, ha="left")
 
 
 def _as_of(days: list[dt.datetime], pts: Sequence[Point]) -> list[float]:
@@ -376,16 +387,8 @@ def reliability_diagram(
             ax.plot([0, 1], [0, 1], linestyle="--", color="#a0a0a0", linewidth=1)
             for label, (conf, acc, count) in series.items():
                 kept = [(c, a, n) for c, a, n in zip(conf, acc, count, strict=True) if n]
-                ax.plot(
-                    [c for c, _, _ in kept],
-                    [a for _, a, _ in kept],
-                    marker="o",
-                    markersize=4,
-                    linewidth=1.6,
-                    color=color[label],
-                    label=label,
-                    gid=_mark(name, panel, label),
-                )
+                xs, ys = [c for c, _, _ in kept], [a for _, a, _ in kept]
+                _line(ax, (name, panel, label), xs, ys, color[label])
                 for c, a, n in kept:
                     ax.annotate(
                         str(n),
@@ -399,7 +402,5 @@ def reliability_diagram(
             ax.set_xlim(0, 1.02)
             ax.set_ylim(0, 1.05)
         _label_axes(axes, len(panels), cols, xlabel, ylabel)
-        handles = [Line2D([], [], color=color[s], marker="o", markersize=4, label=s) for s in names]
-        fig.legend(handles=handles, loc="outside lower center", ncols=len(names), frameon=False)
-        fig.suptitle(title, fontweight="bold", x=0.01, ha="left")
+        _legend(fig, names, color, title)
     return _svg(fig, name, title)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -54,6 +55,7 @@ __all__ = [
     "ResumableReplay",
     "day30_log",
     "run_day30",
+    "team_relabel",
     "topic_of",
 ]
 
@@ -183,24 +185,34 @@ def _labels(pipeline: Replay) -> list[LabelCommitted]:
     return [e for e in pipeline.log.get("labels", []) if isinstance(e, LabelCommitted)]
 
 
+def team_relabel(
+    cfg: Day30Config, platform: Platform, events: Iterable[Event]
+) -> tuple[list[str], list[AdjudicationRequested]]:
+    """The team's decision on the log so far (``events``: its votes and labels): flag the
+    blind spot from crowd votes against expert verdicts (honeypot votes left out), and the
+    requests that send the flagged slices' crowd-only labels to experts (none without
+    ``cfg.relabel``). In memory here, on the services in :mod:`labeltrail.sim.scenario_live`."""
+    events = list(events)
+    gold_ids = platform.gold_set
+    votes = [v for v in events if isinstance(v, VoteCast) and v.comment_id not in gold_ids]
+    labels = [e for e in events if isinstance(e, LabelCommitted)]
+    classes = list(MODERATION_CLASSES)
+    reports = flag_blind_spots(votes, labels, dict(platform.slices), classes)
+    flagged = sorted(str(r.slice) for r in reports if r.flagged)
+    requests = relabel_requests(labels, dict(platform.slices), flagged) if cfg.relabel else []
+    return flagged, requests
+
+
 def _relabel(
     cfg: Day30Config, platform: Platform, pipeline: ResumableReplay
 ) -> tuple[list[str], list[AdjudicationRequested]]:
-    """Flag the blind spot from crowd votes vs expert verdicts; send its labels to experts."""
-    gold_ids = set(platform.gold_ids)
-    votes = [
-        v
-        for v in pipeline.log.get("votes", [])
-        if isinstance(v, VoteCast) and v.comment_id not in gold_ids
-    ]
-    classes = list(MODERATION_CLASSES)
-    reports = flag_blind_spots(votes, _labels(pipeline), dict(platform.slices), classes)
-    flagged = sorted(str(r.slice) for r in reports if r.flagged)
-    requests = relabel_requests(_labels(pipeline), dict(platform.slices), flagged)
+    """The team's relabel decision, its requests served by the folds."""
+    log = pipeline.log
+    flagged, requests = team_relabel(cfg, platform, [*log.get("votes", []), *log.get("labels", [])])
     if cfg.relabel:
         pipeline.append(requests)
         pipeline.run()
-    return flagged, requests if cfg.relabel else []
+    return flagged, requests
 
 
 TRAINER_TOPICS = ("comments", "adjudications", "votes", "labels")

@@ -42,11 +42,9 @@ from labeltrail.events.base import Event
 from labeltrail.events.models import (
     CommentScored,
     ExportCreated,
-    LabelCommitted,
     ModelPublished,
     ModelRefused,
     TaskCreated,
-    VoteCast,
 )
 from labeltrail.events.topics import topic_name
 from labeltrail.export.build import create_export, read_parquet_rows
@@ -56,13 +54,12 @@ from labeltrail.kafka.keys import KafkaKeyStore
 from labeltrail.kafka.log import read_kinds
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
-from labeltrail.learning.loop import flag_blind_spots, relabel_requests
 from labeltrail.learning.metrics import SliceMetrics, evaluate_by_slice
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from labeltrail.sim import Platform, SimulatedAnnotators, SimulatedScorer
 from labeltrail.sim.demo import replay_settings, seed_platform
 from labeltrail.sim.platform import CODED
-from labeltrail.sim.scenario import Day30Config
+from labeltrail.sim.scenario import Day30Config, team_relabel
 from labeltrail.stages import STAGES, make
 
 __all__ = ["LiveDay30Result", "live_settings", "run_day30_live"]
@@ -258,10 +255,19 @@ def _train_on(
     return found[0]
 
 
-def _export(ch: Client, settings: Settings, out: Path) -> ExportCreated:
-    """The team's ``labeltrail export create --schema-version v3`` (the projection is brought
-    up to the log's end by the export itself)."""
-    return create_export(ch, settings, schema_version=SCHEMA_VERSION, out_dir=out)
+def _export_and_train(
+    services: _Services,
+    ch: Client,
+    exports_dir: Path,
+    what: str,
+    progress: Callable[[str], None],
+) -> tuple[ExportCreated, ModelPublished | ModelRefused]:
+    """The team's ``labeltrail export create --schema-version v3`` (the export brings the
+    projection up to the log's end itself), and the model the trainer makes of it."""
+    settings = services.settings
+    export = create_export(ch, settings, schema_version=SCHEMA_VERSION, out_dir=exports_dir)
+    progress(f"export {export.export_id}: {export.row_count} rows; training {what}")
+    return export, _train_on(services, settings, export, what)
 
 
 def _events(settings: Settings, suffixes: Iterable[str], kinds: Iterable[str]) -> list[Event]:
@@ -327,9 +333,7 @@ def _run(
         # End of day 0: the team exports; the trainer trains v1; the scorer swaps it in and
         # scores every comment it held; the low-margin ones become crowd tasks.
         mark = time.monotonic()
-        first = _export(ch, settings, exports_dir)
-        progress(f"export {first.export_id}: {first.row_count} rows; training v1")
-        v1 = _train_on(services, settings, first, "v1")
+        first, v1 = _export_and_train(services, ch, exports_dir, "v1", progress)
         if not isinstance(v1, ModelPublished):
             raise RuntimeError(f"v1 was refused: {v1.reason}")
         services.settle("v1 scoring")
@@ -342,13 +346,7 @@ def _run(
         services.stage(SimulatedAnnotators(platform, name="sim.experts", inputs=("tasks.expert",)))
         services.settle("expert verdicts")
         history = _events(settings, ("votes", "labels"), ("VoteCast", "LabelCommitted"))
-        gold_ids = platform.gold_set
-        votes = [e for e in history if isinstance(e, VoteCast) and e.comment_id not in gold_ids]
-        labels = [e for e in history if isinstance(e, LabelCommitted)]
-        slices = dict(platform.slices)
-        reports = flag_blind_spots(votes, labels, slices, list(MODERATION_CLASSES))
-        flagged = sorted(str(r.slice) for r in reports if r.flagged)
-        requests = relabel_requests(labels, slices, flagged) if cfg.relabel else []
+        flagged, requests = team_relabel(cfg, platform, history)
         producer = EventProducer(settings)
         for request in requests:
             producer.send(request)
@@ -358,9 +356,7 @@ def _run(
 
         # Day 14: the team exports again; the trainer trains v2 and gates it against v1.
         mark = time.monotonic()
-        second = _export(ch, settings, exports_dir)
-        progress(f"export {second.export_id}: {second.row_count} rows; training v2")
-        v2 = _train_on(services, settings, second, "v2")
+        second, v2 = _export_and_train(services, ch, exports_dir, "v2", progress)
         services.settle("v2")
         phases["v2"] = time.monotonic() - mark
     finally:

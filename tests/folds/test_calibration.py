@@ -248,3 +248,29 @@ def test_calibration_off_applies_no_map() -> None:
 def test_without_calibration_the_reliability_stage_does_not_read_consensus() -> None:
     assert "consensus" not in ReliabilityFold().inputs
     assert "consensus" in ReliabilityFold(calibration=CalibrationConfig()).inputs
+
+
+def test_the_fit_does_not_depend_on_the_read_order() -> None:
+    events, truth = _miscalibrated_crowd(60, accuracy=0.5)
+    _, out = _consensus(ConsensusConfig(prior_accuracy=0.95), events)
+    gold = [_gold(i, truth[i], T0) for i in range(60)]
+    (forward,) = _fitted(out, events, gold, min_gold=30)
+    (backward,) = _fitted(out[::-1], events, gold[::-1], min_gold=30)
+    assert forward.event_id == backward.event_id and forward.temperature == backward.temperature
+
+
+def test_expert_verdicts_count_as_gold_only_when_asked() -> None:
+    events, truth = _miscalibrated_crowd(40, accuracy=0.5)
+    _, out = _consensus(ConsensusConfig(prior_accuracy=0.95), events)
+    verdicts = [
+        _gold(i, truth[i], T0).model_copy(update={"request_id": f"req-{i}"}) for i in range(40)
+    ]
+    assert _fitted(out, events, verdicts, min_gold=40) == []
+    reliability = ReliabilityFold(
+        ReliabilityConfig(refit_on_drain=True, suspend=False),
+        calibration=CalibrationConfig(min_gold=40, include_verdicts=True),
+    )
+    for event in [moderation_schema_v3(), *events, *verdicts, *out]:
+        reliability.apply(event, POS)
+    (fit,) = [e for e in reliability.drain() if isinstance(e, CalibrationFitted)]
+    assert fit.n_gold == 40

@@ -106,6 +106,8 @@ class GoldPairs:
     gold: dict[tuple[str, str], str] = field(default_factory=dict)
     fitted: dict[str, str] = field(default_factory=dict)
     """schema version -> the id of the last map fitted (an unchanged sample is not refitted)."""
+    _classes: dict[tuple[str, ...], list[str]] = field(default_factory=dict, repr=False)
+    """One list per class list, shared by the items kept (a service keeps weeks of them)."""
 
     def on_consensus(self, event: ConsensusUpdated) -> None:
         if event.status == "collecting":
@@ -115,7 +117,7 @@ class GoldPairs:
             len(event.vote_ids),
             epoch_millis(event.envelope.occurred_at),
             event.event_id,
-            list(event.classes),
+            self._classes.setdefault(tuple(event.classes), list(event.classes)),
             list(event.posterior),
         )
         known = self.consensus.get(item)

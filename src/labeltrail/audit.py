@@ -139,8 +139,12 @@ def _describe(event_type: str, p: dict[str, Any], annotator: str) -> list[str]:
                 f"feedback {p['feedback_id']}: {p['kind']} by {p.get('actor_kind', 'unknown')} "
                 f"{p['actor_hash'][:12]}{said}{note}"
             ]
+        case "WeakVoteCast":
+            said = f"votes {p['label']!r}" if p.get("label") is not None else "abstains"
+            return [f"{p['source']} {p['source_name']}@{p['source_version']} {said}"]
         case "LabelCommitted":
             run = f" . labeling run {p['run_id']}" if p.get("run_id") else ""
+            run += " . machine-made" if p.get("machine_made") else ""
             return [
                 f"label committed: {p['label']} . {p['schema_version']} . route={p['route']} "
                 f"confidence={p['confidence']:.2f}{run}",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,13 @@ def test_lfs_vote_live_bad_ones_are_dead_lettered_and_weak_labels_stay_apart(
     named = cli_rows(settings, "audit", "label-as-of", "all", "--at", "now", "--run", "weak")
     assert sorted(r["comment_id"] for r in named) == sorted(COMMENTS)
     assert {r["route"] for r in named} == {"weak"}
+
+    # The trace shows the LF votes and the weak label, which says what it is.
+    code, text = cli(settings, "audit", "trace", "c1")
+    assert code == 0, text
+    text = " ".join(re.sub(r"\n\s+\|\s+", " ", text).split())  # wraps undone
+    assert "lf insults@1 votes 'harassment'" in text and "lf picky@7 abstains" in text
+    assert "route=weak confidence=1.00 . labeling run weak . machine-made" in text
 
     # Exports: the live one holds no weak label; `--run weak` exports them and verifies.
     code, out = cli(settings, "export", "create", "--schema-version", "v3", "--out", str(tmp_path))

@@ -32,7 +32,15 @@ from labeltrail.sim import Platform, PlatformConfig, SimulatedAnnotators, Simula
 from labeltrail.sim.platform import CODED
 from labeltrail.stages import make
 
-__all__ = ["DEMO_COMMENTS", "DEMO_DAYS", "DemoResult", "run_demo", "seed_platform"]
+__all__ = [
+    "DEMO_COMMENTS",
+    "DEMO_DAYS",
+    "DemoResult",
+    "replay_settings",
+    "run_demo",
+    "seed_platform",
+    "settled",
+]
 
 DEMO_DAYS = 30
 """The demo's history spans the article's month in event time (comments over 30 days, votes
@@ -113,7 +121,9 @@ def replay_settings(settings: Settings, platform: Platform) -> Settings:
     return settings.model_copy(update={"tasking": tasking, "iaa": iaa, "reliability": reliability})
 
 
-def _settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
+def settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
+    """Every waiter set, still set 1.5 s later, and ``totals`` (records consumed) unchanged in
+    between: stages whose outputs feed each other are all idle (the demo, the live day 30)."""
     before = totals()
     if not all(w.is_set() for w in waiters):
         return False
@@ -194,7 +204,7 @@ def _run(
         return sum(r.stats.consumed for r in runners) + projector.stats.consumed
 
     def settle() -> None:
-        while not _settled(waiters, totals):
+        while not settled(waiters, totals):
             if stop.is_set() or time.monotonic() - started > timeout:
                 return
             time.sleep(0.5)

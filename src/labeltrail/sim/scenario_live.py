@@ -57,7 +57,7 @@ from labeltrail.kafka.runner import StageRunner
 from labeltrail.learning.metrics import SliceMetrics, evaluate_by_slice
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from labeltrail.sim import Platform, SimulatedAnnotators, SimulatedScorer
-from labeltrail.sim.demo import replay_settings, seed_platform
+from labeltrail.sim.demo import replay_settings, seed_platform, settled
 from labeltrail.sim.platform import CODED
 from labeltrail.sim.scenario import Day30Config, team_relabel
 from labeltrail.stages import STAGES, make
@@ -207,16 +207,9 @@ class _Services:
         return sum(r.stats.consumed for _, r in self._running())
 
     def settle(self, what: str) -> None:
-        """Until every running stage has read its input to the end twice in a row, 1.5 s
-        apart, with nothing consumed in between (outputs of one are inputs of the next)."""
-        while True:
+        """Until every running stage is idle (:func:`labeltrail.sim.demo.settled`)."""
+        while not settled([r.caught_up for _, r in self._running()], self._total):
             self.check(what)
-            before = self._total()
-            if all(r.caught_up.is_set() for _, r in self._running()):
-                time.sleep(1.5)
-                idle = all(r.caught_up.is_set() for _, r in self._running())
-                if idle and self._total() == before:
-                    return
             time.sleep(0.3)
 
     def until(self, done: Callable[[], bool], what: str, *, every: float = 0.3) -> None:

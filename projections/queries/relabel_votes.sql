@@ -1,4 +1,5 @@
--- relabel_votes: the votes the labels of record (relabel_labels, same parameters) name, one
+-- relabel_votes: the votes the labels of record (relabel_labels, same parameters; its text
+-- replaces the line `relabel_labels` below) name, one
 -- row per vote in (schema version, item, place in the label's vote_ids) order: the item's
 -- index among its version's labels of record (relabel_labels' order), the annotator and the
 -- label. Each vote id is read as its first copy on the log before the covered positions
@@ -8,21 +9,8 @@
 --             votes_topic String, vote_partitions Array(UInt32), vote_ends Array(UInt64)
 WITH record AS
 (
-    SELECT schema_version, comment_id, vote_ids AS ids
-    FROM labels
-    WHERE topic = {topic:String} AND run_id = ''
-      AND offset < transform(partition, {partitions:Array(UInt32)}, {ends:Array(UInt64)}, toUInt64(0))
-      AND event_id IN
-      (
-          SELECT argMax(event_id, (recorded_at, occurred_at, event_id))
-          FROM labels
-          WHERE topic = {topic:String} AND run_id = ''
-            AND offset < transform(partition, {partitions:Array(UInt32)}, {ends:Array(UInt64)},
-                                   toUInt64(0))
-          GROUP BY schema_version, comment_id
-      )
-    ORDER BY schema_version, comment_id, partition, offset
-    LIMIT 1 BY schema_version, comment_id
+    -- relabel_labels' rows, its text put here by clickhouse.relabel (one query, not two copies)
+    relabel_labels
 )
 SELECT named.schema_version AS schema_version, named.item AS item,
        toLowCardinality(cast.annotator_id) AS annotator_id, toLowCardinality(cast.label) AS label
@@ -31,7 +19,7 @@ FROM
     SELECT schema_version, item, id, n
     FROM
     (
-        SELECT schema_version, ids,
+        SELECT schema_version, vote_ids AS ids,
                row_number() OVER (PARTITION BY schema_version ORDER BY comment_id) - 1 AS item
         FROM record
     )

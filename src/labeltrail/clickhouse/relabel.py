@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from labeltrail.clickhouse.client import Client, run_named_arrow
+from labeltrail.clickhouse.client import Client, named_query, run_named_arrow
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition
 from labeltrail.events.columnar import LabelCommittedRow
@@ -95,18 +95,27 @@ def read_projected(client: Client, settings: Settings, *, slices: bool = True) -
     labels = run_named_arrow(
         client, "relabel_labels", topic=names["labels"], partitions=parts, ends=ends
     ).combine_chunks()
-    votes = run_named_arrow(
-        client,
-        "relabel_votes",
-        topic=names["labels"],
-        partitions=parts,
-        ends=ends,
-        votes_topic=names["votes"],
-        vote_partitions=vote_parts,
-        vote_ends=vote_ends,
+    votes = client.query_arrow(
+        votes_query(),
+        parameters={
+            "topic": names["labels"],
+            "partitions": parts,
+            "ends": ends,
+            "votes_topic": names["votes"],
+            "vote_partitions": vote_parts,
+            "vote_ends": vote_ends,
+        },
+        use_strings=True,
     ).combine_chunks()
     versions = _versions(labels, votes, classes, names["labels"])
     return ProjectedHistory(positions, classes, versions, _slices(client) if slices else {})
+
+
+def votes_query() -> str:
+    """``relabel_votes`` with ``relabel_labels`` as its labels of record."""
+    return named_query("relabel_votes").replace(
+        "\n    relabel_labels\n", "\n" + named_query("relabel_labels") + "\n"
+    )
 
 
 def _runs(values: pa.ChunkedArray) -> dict[str, tuple[int, int]]:

@@ -175,6 +175,7 @@ def test_lfs_vote_live_bad_ones_are_dead_lettered_and_weak_labels_stay_apart(
     }
     labels = {w.comment_id: w for w in weak}
     assert labels["c1"].label == "harassment" and labels["c6"].label == "hate"
+    assert labels["c3"].label == "mild" and labels["c3"].method_params["gold"] == "mild"
     assert labels["c1"].method_params["user_flags"] == "2"
     assert labels["c7"].method_params["model_version"] == "m1"
     assert read_topic(settings, "labels") == []

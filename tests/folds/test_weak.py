@@ -19,7 +19,7 @@ from labeltrail.folds.weak import FLAGS, WEAK_METHOD, WeakConfig, WeakFold
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from tests.folds.helpers import suffix_topic
-from tests.folds.test_reliability import vote
+from tests.folds.test_reliability import verdict, vote
 
 POS = LogPosition(topic="x", partition=0, offset=0)
 T0 = dt.datetime(2024, 9, 2, 8, 0, tzinfo=dt.UTC)
@@ -146,3 +146,16 @@ def test_flags_are_one_source_voting_the_class_flagged_most() -> None:
     ids, obs = built
     assert ids == ["c"] and obs.source_names == (FLAGS,)
     assert obs.label.tolist() == [MODERATION_CLASSES.index("hate")]
+
+
+def test_gold_verdicts_are_clamped_and_a_live_verdict_is_not_gold() -> None:
+    fold = WeakFold(WeakConfig(refit_on_drain=True))
+    events = story()
+    events += [vote("g", a, "non-toxic") for a in CROWD]  # the crowd is wrong on g ...
+    events.append(verdict("g", "harassment", T0, request="gold:g"))  # ... the gold set says
+    events += [vote("r", a, "non-toxic") for a in CROWD]
+    events.append(verdict("r", "harassment", T0, request="r-1"))  # a live review: not gold
+    run(fold, events)
+    by = {o.comment_id: o for o in fold.drain() if isinstance(o, LabelCommitted)}
+    assert by["g"].label == "harassment" and by["g"].method_params["gold"] == "harassment"
+    assert by["r"].label == "non-toxic" and "gold" not in by["r"].method_params

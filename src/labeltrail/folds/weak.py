@@ -20,6 +20,10 @@ Sources and their kinds (whose silence counts, :mod:`labeltrail.learning.multiso
   (ties: the schema's order); flags naming no class and appeals or overrides are not votes
   here (an expert reviews those, and the verdict is a human label).
 
+Gold-set verdicts (``AdjudicationRecorded`` with a ``gold:`` request id) are clamped, as the
+reliability stage's refits fix gold: on a gold item the posterior is its gold class, and every
+source's table is learned against it there (``method_params["gold"]`` says so on the label).
+
 A comment's label is committed again only when its rounded posterior changed: the label id is
 derived from the comment, the schema version and the posterior to 4 decimals, so a replay over
 the same inputs commits the same ids.
@@ -37,6 +41,8 @@ import numpy as np
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import (
+    GOLD_REQUEST_PREFIX,
+    AdjudicationRecorded,
     CommentScored,
     FeedbackReceived,
     LabelCommitted,
@@ -71,11 +77,25 @@ class WeakFold:
     """State: each comment's observations by source, the labels committed, the refit clock."""
 
     accepts: ClassVar[frozenset[str]] = frozenset(
-        {"LabelSchemaPublished", "VoteCast", "WeakVoteCast", "CommentScored", "FeedbackReceived"}
+        {
+            "LabelSchemaPublished",
+            "VoteCast",
+            "WeakVoteCast",
+            "CommentScored",
+            "FeedbackReceived",
+            "AdjudicationRecorded",
+        }
     )
     config: WeakConfig = field(default_factory=WeakConfig)
     name: str = "weak"
-    inputs: tuple[str, ...] = ("schemas", "votes", "weak.votes", "scores", "feedback")
+    inputs: tuple[str, ...] = (
+        "schemas",
+        "votes",
+        "weak.votes",
+        "scores",
+        "feedback",
+        "adjudications",
+    )
     classes: tuple[str, ...] | None = None
     humans: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     """comment -> annotator -> (label, vote id), the latest vote."""
@@ -84,6 +104,8 @@ class WeakFold:
     scores: dict[str, tuple[dict[str, float], str]] = field(default_factory=dict)
     """comment -> (class -> probability, model version) of its latest score."""
     flags: dict[str, Counter[str]] = field(default_factory=dict)
+    gold: dict[str, str] = field(default_factory=dict)
+    """comment -> its gold-set verdict (the latest), clamped in every fit."""
     committed: dict[str, str] = field(default_factory=dict)
     """comment -> the label id last committed."""
     clock: dt.datetime | None = None
@@ -111,6 +133,10 @@ class WeakFold:
                 self.scores[event.comment_id] = (probs, event.model_version)
             case FeedbackReceived() if event.kind == "user_flag" and event.label:
                 self.flags.setdefault(event.comment_id, Counter())[event.label] += 1
+            case AdjudicationRecorded() if (
+                event.schema_version == version and event.request_id.startswith(GOLD_REQUEST_PREFIX)
+            ):
+                self.gold[event.comment_id] = event.label
             case _:
                 return []
         self.dirty = True
@@ -195,7 +221,9 @@ class WeakFold:
             return []
         assert self.classes is not None
         ids, obs = built
-        model = MultiSourceLabelModel(len(self.classes)).fit(obs)
+        code = {c: i for i, c in enumerate(self.classes)}
+        gold = np.array([code.get(self.gold.get(c, ""), ABSTAIN) for c in ids], dtype=np.int64)
+        model = MultiSourceLabelModel(len(self.classes)).fit(obs, gold)
         self.fits += 1
         posterior = model.predict_proba()
         out: list[Output] = []
@@ -227,6 +255,8 @@ class WeakFold:
             "lf_vote_ids": ",".join(v for _, (_, v) in sorted(lf_votes.items())),
             "user_flags": str(sum(self.flags.get(comment_id, Counter()).values())),
         }
+        if comment_id in self.gold:
+            params["gold"] = self.gold[comment_id]
         if score is not None:
             params["model_version"] = score[1]
         return build_event(

@@ -44,7 +44,9 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 
 from labeltrail.config import Settings, settings
 from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.serde import decode, event_type_of
 from labeltrail.events.topics import topic_name
+from labeltrail.exceptions import SerializationError
 from labeltrail.folds.base import Fold, Output
 from labeltrail.kafka.consumer import make_consumer
 from labeltrail.kafka.producer import EventProducer
@@ -183,6 +185,21 @@ class HandoverProducer(EventProducer):
         self._raise_errors()
 
 
+def _decoded_for(msg: Message, handlers: list[RecordHandler]) -> Event | None:
+    """A consumed record several members read, decoded once for all of them when at least two
+    take its type; None to let each reader decode it (or pass over, or dead-letter it with its
+    reason) itself, as it would on its own."""
+    value = msg.value()
+    if not isinstance(value, bytes):
+        return None
+    try:
+        kind = event_type_of(value)
+        takers = sum(1 for h in handlers if h.accepts is None or kind in h.accepts)
+        return decode(value) if takers > 1 else None
+    except SerializationError:
+        return None
+
+
 class _Fused(StageRunner):
     """What both fused runners add to the stage runner they extend."""
 
@@ -250,7 +267,10 @@ class _Fused(StageRunner):
         """Apply ``msg`` to every member that reads its topic: live (``event``: the record's
         event, handed over in memory), or only to restore."""
         topic, partition, offset = msg_at(msg)
-        for handler in self._readers.get(topic, ()):
+        handlers = self._readers.get(topic, ())
+        if live and event is None and len(handlers) > 1:
+            event = _decoded_for(msg, handlers)
+        for handler in handlers:
             if live:
                 handler.live(msg, topic, partition, offset, event)
             else:

@@ -9,7 +9,7 @@ import pytest
 
 from labeltrail.config import Settings
 from labeltrail.events import EVENT_TYPES
-from labeltrail.events.topics import topic_for
+from labeltrail.events.topics import WEAK_ROUTE, topic_for
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer, ProduceError, RecordTooLargeError
 from tests.events.samples import sample_event
@@ -29,6 +29,25 @@ def test_topic_of_matches_the_registry_for_every_event_type() -> None:
     crowd = expert.model_copy(update={"pool": "crowd"})
     assert producer.topic_of(expert) == "p.tasks.expert"
     assert producer.topic_of(crowd) == "p.tasks.crowd"
+
+
+def test_topic_of_asks_each_time_for_types_whose_fields_pick_the_topic() -> None:
+    """The per-type cache of topic_of never holds a type whose pool or route picks its topic."""
+    producer = EventProducer(Settings(topic_prefix="p"))
+    label = sample_event("LabelCommitted")
+    weak = label.model_copy(update={"route": WEAK_ROUTE})
+    expert = sample_event("TaskAssigned").model_copy(update={"pool": "expert"})
+    crowd = expert.model_copy(update={"pool": "crowd"})
+    vote = sample_event("VoteCast")
+    for _ in range(2):
+        assert producer.topic_of(label) == topic_for("LabelCommitted", "p", route=label.route)
+        assert producer.topic_of(weak) == topic_for("LabelCommitted", "p", route=WEAK_ROUTE)
+        assert producer.topic_of(weak) != producer.topic_of(label)
+        assert (producer.topic_of(expert), producer.topic_of(crowd)) == (
+            "p.tasks.expert",
+            "p.tasks.crowd",
+        )
+        assert producer.topic_of(vote) == "p.votes"
 
 
 def _wait_delivered(producer: EventProducer, ticket: int, seconds: float = 30.0) -> bool:

@@ -30,7 +30,9 @@ def derive_id(kind: str, *parts: object) -> str:
     """
     rendered: list[str] = [kind]
     for part in parts:
-        if isinstance(part, list | tuple | set | frozenset):
+        if type(part) is str:  # most parts (ids): no isinstance test, no str() call
+            rendered.append(part)
+        elif isinstance(part, list | tuple | set | frozenset):
             rendered.append(",".join(sorted(str(p) for p in part)))
         else:
             rendered.append(str(part))

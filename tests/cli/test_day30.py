@@ -17,7 +17,7 @@ from tests.learning.fixtures import require
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_day30_live_prints_the_loop_and_deletes_its_topics(
+def test_day30_live_without_the_questions_stage_relabels_and_deletes_its_topics(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
     require("torch")
@@ -33,17 +33,26 @@ def test_day30_live_prints_the_loop_and_deletes_its_topics(
         "day30",
         "--live",
         "--comments",
-        "700",
+        "1000",
         "--models-dir",
         str(tmp_path / "models"),
         "--workdir",
         str(tmp_path / "day30"),
+        "--without",
+        "questions",
     ]
     result = CliRunner().invoke(app, args, env=env, terminal_width=200)
     assert result.exit_code == 0, result.output
     print(result.output)
     assert f"topics {settings.topic_prefix}.day30-" in result.output
-    assert "flagged slices ['coded_harassment']" in result.output
+    # Without the questions stage nothing sends the coded slice to experts by its
+    # needs-context answers: the team's relabel does, through tasking, as in memory.
+    stages = next(x for x in result.output.splitlines() if x.startswith("stages "))
+    assert "questions" not in stages and "trainer" in stages
+    relabel = re.search(
+        r"flagged slices \['coded_harassment'\]; relabel requests (\d+)", result.output
+    )
+    assert relabel is not None and int(relabel.group(1)) > 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("coded_harassment"))
     recall = json.loads(re.sub(r"^.*recall \(v1, v2\) ", "", line))["harassment"]
     assert recall[1] - recall[0] >= 0.3, line
@@ -54,6 +63,8 @@ def test_day30_live_prints_the_loop_and_deletes_its_topics(
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     left = [t for t in admin.list_topics(timeout=10).topics if ".day30-" in t]
     assert not [t for t in left if t.startswith(settings.topic_prefix)], left
-    # --live trains on the committed labels only.
+    # --live trains on the committed labels only, and cannot run without its core stages.
     refused = CliRunner().invoke(app, ["day30", "--live", "--soft-labels", "multisource"])
     assert refused.exit_code == 2
+    coreless = CliRunner().invoke(app, [*args[:-1], "trainer"], env=env)
+    assert coreless.exit_code != 0 and "the loop needs ['trainer']" in coreless.output

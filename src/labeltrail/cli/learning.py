@@ -252,6 +252,13 @@ def day30(
     keep_topics: Annotated[
         bool, typer.Option(help="--live: keep the run's topics (to audit them afterwards).")
     ] = False,
+    without: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="--live: leave this stage out (repeatable; not tasking, consensus, "
+            "labels, scorer or trainer)."
+        ),
+    ] = None,
 ) -> None:
     """The article's day-30 loop in simulation: v1 vs v2 recall per slice, from gold."""
     from labeltrail.sim.scenario import Day30Config, run_day30
@@ -268,7 +275,7 @@ def day30(
         relabel=relabel,
     )
     if live:
-        _day30_live(config, models_dir, workdir, keep_topics=keep_topics)
+        _day30_live(config, models_dir, workdir, keep_topics=keep_topics, without=without or [])
         return
     result = run_day30(config, models_dir=models_dir)
     console.print(f"flagged slices {result.flagged}; relabel requests {result.relabel_requests}")
@@ -283,7 +290,9 @@ def day30(
         )
 
 
-def _day30_live(config: Day30Config, models_dir: Path, workdir: Path, *, keep_topics: bool) -> None:
+def _day30_live(
+    config: Day30Config, models_dir: Path, workdir: Path, *, keep_topics: bool, without: list[str]
+) -> None:
     """``day30 --live``: its own topics and ClickHouse, so it never mixes with the demo's."""
     import time
 
@@ -309,6 +318,7 @@ def _day30_live(config: Day30Config, models_dir: Path, workdir: Path, *, keep_to
             config,
             models_dir=models_dir,
             exports_dir=where / "exports",
+            without=without,
             progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
         )
     except (LabeltrailError, RuntimeError, TimeoutError) as exc:
@@ -318,7 +328,8 @@ def _day30_live(config: Day30Config, models_dir: Path, workdir: Path, *, keep_to
             delete_topics(settings)
     console.print(f"stages {', '.join(result.stages)}; {result.seconds:.0f}s")
     console.print(
-        f"flagged slices {result.flagged}; expert requests by producer {result.expert_requests}"
+        f"flagged slices {result.flagged}; relabel requests {result.relabel_requests}; "
+        f"expert requests by producer {result.expert_requests}"
     )
     console.print(f"export rows v1={result.exports[0].row_count} v2={result.exports[1].row_count}")
     console.print(f"scored by v1 {result.v1_scored}; crowd tasks from them {result.v1_tasks}")

@@ -234,6 +234,12 @@ def delete_topics(settings: Settings, *, timeout: float = 30.0) -> list[str]:
     if names:
         for name, future in admin.delete_topics(names, operation_timeout=timeout).items():
             _result(future, timeout, f"delete topic {name}")
+        # Deletion completes in the background: wait until the metadata no longer lists them.
+        deadline = time.monotonic() + timeout
+        while set(names) & set(admin.list_topics(timeout=timeout).topics):
+            if time.monotonic() > deadline:
+                raise LabeltrailError(f"topics {settings.topic_prefix}.* still listed")
+            time.sleep(0.2)
     return names
 
 

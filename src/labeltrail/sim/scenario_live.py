@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -47,6 +47,7 @@ from labeltrail.events.models import (
     TaskCreated,
 )
 from labeltrail.events.topics import topic_name
+from labeltrail.exceptions import LabeltrailError
 from labeltrail.export.build import create_export, read_parquet_rows
 from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import ensure_topics
@@ -62,10 +63,13 @@ from labeltrail.sim.platform import CODED
 from labeltrail.sim.scenario import Day30Config, team_relabel
 from labeltrail.stages import STAGES, make
 
-__all__ = ["LiveDay30Result", "live_settings", "run_day30_live"]
+__all__ = ["REQUIRED", "LiveDay30Result", "live_settings", "run_day30_live"]
 
 
 SCHEMA_VERSION = "v3"
+
+REQUIRED = ("tasking", "consensus", "labels", "scorer", "trainer")
+"""The stages the loop cannot run without: the others may be left out (``without``)."""
 
 
 @dataclass(frozen=True)
@@ -276,16 +280,30 @@ def run_day30_live(
     exports_dir: Path,
     client: Client | None = None,
     timeout: float = 600.0,
+    without: Sequence[str] = (),
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> LiveDay30Result:
-    """Run the day-30 loop on the stage services (topics under ``settings.topic_prefix``).
+    """Run the day-30 loop on the stage services (topics under ``settings.topic_prefix``):
+    every registered stage but those named in ``without`` (never one of :data:`REQUIRED`).
 
     A ClickHouse client it opens itself is closed when it returns or fails.
     """
+    unknown = sorted(set(without) - set(STAGES))
+    needed = sorted(set(without) & set(REQUIRED))
+    if unknown or needed:
+        what = f"no stage {unknown}" if unknown else f"the loop needs {needed}"
+        raise LabeltrailError(f"day 30 live: cannot leave out {list(without)}: {what}")
+    names = tuple(n for n in STAGES if n not in without)
     ch = client or client_from(settings)
     try:
         return _run(
-            settings, config or Day30Config(), ch, models_dir, exports_dir, timeout, progress
+            settings,
+            config or Day30Config(),
+            ch,
+            (models_dir, exports_dir),
+            names,
+            timeout,
+            progress,
         )
     finally:
         if client is None:
@@ -296,12 +314,13 @@ def _run(
     base: Settings,
     cfg: Day30Config,
     ch: Client,
-    models_dir: Path,
-    exports_dir: Path,
+    dirs: tuple[Path, Path],
+    names: tuple[str, ...],
     timeout: float,
     progress: Callable[[str], None],
 ) -> LiveDay30Result:
     started = time.monotonic()
+    models_dir, exports_dir = dirs
     phases: dict[str, float] = {}
     platform = Platform(cfg.platform)
     settings = live_settings(base, platform, cfg, models_dir)
@@ -309,7 +328,6 @@ def _run(
     apply_ddl(ch)
     seed_platform(settings, platform)
     services = _Services(settings, timeout)
-    names = tuple(STAGES)
     try:
         # Day 0: the platform's model routes comments to the crowd, the crowd votes, the
         # stages commit the labels the crowd agrees on; the experts have not answered yet.

@@ -59,8 +59,14 @@ def test_the_day30_loop_runs_on_the_services(pipeline_settings: Settings, tmp_pa
     assert result.v2.export_id == result.exports[1].export_id
     assert result.exports[1].row_count > result.exports[0].row_count
     # v1 learned from the crowd alone; the slice reached the experts before v2's export: by the
-    # questions stage's needs-context majority, and what it left by the team's relabel.
+    # questions stage's needs-context majority, and what it left by the team's relabel of the
+    # slice the crowd is blind on...
     assert result.flagged == [CODED]
+    # ... found by the iaa stage: high agreement, gold accuracy far below the other slices.
+    assert {a.slice for a in result.blind_spot_alerts} == {CODED}
+    assert all(
+        (a.agreement or 0) > 0.8 and (a.gold_accuracy or 0) < 0.2 for a in result.blind_spot_alerts
+    )
     assert set(result.routes[0]) == {"consensus"}
     assert result.routes[1].get("adjudication", 0) > result.routes[1].get("consensus", 0)
     assert result.expert_requests.get("questions", 0) > 0

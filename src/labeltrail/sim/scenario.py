@@ -186,19 +186,26 @@ def _labels(pipeline: Replay) -> list[LabelCommitted]:
 
 
 def team_relabel(
-    cfg: Day30Config, platform: Platform, events: Iterable[Event]
+    cfg: Day30Config,
+    platform: Platform,
+    events: Iterable[Event],
+    *,
+    flagged: Iterable[str] | None = None,
 ) -> tuple[list[str], list[AdjudicationRequested]]:
-    """The team's decision on the log so far (``events``: its votes and labels): flag the
-    blind spot from crowd votes against expert verdicts (honeypot votes left out), and the
-    requests that send the flagged slices' crowd-only labels to experts (none without
+    """The team's decision on the log so far (``events``: its votes and labels): the slices
+    ``flagged`` (the live run passes the iaa stage's blind-spot alerts), or, when None, those
+    :func:`flag_blind_spots` finds from crowd votes against expert verdicts (honeypot votes left
+    out); and the requests that send their crowd-only labels to experts (none without
     ``cfg.relabel``). In memory here, on the services in :mod:`labeltrail.sim.scenario_live`."""
     events = list(events)
-    gold_ids = platform.gold_set
-    votes = [v for v in events if isinstance(v, VoteCast) and v.comment_id not in gold_ids]
     labels = [e for e in events if isinstance(e, LabelCommitted)]
-    classes = list(MODERATION_CLASSES)
-    reports = flag_blind_spots(votes, labels, dict(platform.slices), classes)
-    flagged = sorted(str(r.slice) for r in reports if r.flagged)
+    if flagged is None:
+        gold_ids = platform.gold_set
+        votes = [v for v in events if isinstance(v, VoteCast) and v.comment_id not in gold_ids]
+        classes = list(MODERATION_CLASSES)
+        reports = flag_blind_spots(votes, labels, dict(platform.slices), classes)
+        flagged = (str(r.slice) for r in reports if r.flagged)
+    flagged = sorted(set(flagged))
     requests = relabel_requests(labels, dict(platform.slices), flagged) if cfg.relabel else []
     return flagged, requests
 

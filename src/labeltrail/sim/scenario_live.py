@@ -14,8 +14,8 @@ people outside the pipeline produce:
   the experts answer after day 0, as their verdicts come 18 hours after the crowd's votes);
 - the team's three decisions: an export at the end of day 0 and one after the relabel
   (``labeltrail export create``'s code path, from ClickHouse), and the relabel of the slice
-  the crowd is blind on (:func:`~labeltrail.learning.loop.flag_blind_spots` over the votes and
-  labels read back from the log, :func:`~labeltrail.learning.loop.relabel_requests` produced).
+  the iaa stage's blind-spot alert names (high agreement, low gold accuracy; the requests are
+  :func:`~labeltrail.learning.loop.relabel_requests` of the labels read back from the log).
 
 The trainer trains v1 and v2 from those exports and publishes them through its gate; the
 scorer hot-swaps v1 in, scores every comment it held, and its low-margin scores become crowd
@@ -42,6 +42,7 @@ from labeltrail.events.base import Event
 from labeltrail.events.models import (
     CommentScored,
     ExportCreated,
+    IaaWindowClosed,
     ModelPublished,
     ModelRefused,
     TaskCreated,
@@ -80,6 +81,9 @@ class LiveDay30Result:
     v2: ModelPublished | ModelRefused
     exports: tuple[ExportCreated, ExportCreated]
     flagged: list[str]
+    """The slices the team relabeled: the iaa stage's blind-spot alerts (its own analysis,
+    :func:`~labeltrail.learning.loop.flag_blind_spots`, when the iaa stage is left out)."""
+    blind_spot_alerts: list[IaaWindowClosed]
     relabel_requests: int
     v1_gold: dict[str, SliceMetrics]
     """The gold set as the scorer service scored it with v1 (its CommentScored events)."""
@@ -267,6 +271,24 @@ def _export_and_train(
     return export, _train_on(services, settings, export, what)
 
 
+def _blind_spot_alerts(services: _Services) -> list[IaaWindowClosed] | None:
+    """The iaa stage's blind-spot alerts so far (None when it is left out): its windows are
+    closed first, as a replay's are when drained (``iaa.close_on_drain``; the world's history
+    is hours of event time, short of the 1-day lateness a live window waits). What the
+    windows would still have received comes as late and is dead-lettered by the stage."""
+    iaa = services.stages.get("iaa")
+    if iaa is None:
+        return None
+    iaa.request_drain()
+    services.until(iaa.drain_done.is_set, "iaa windows")
+    services.settle("iaa windows")
+    return [
+        e
+        for e in _events(services.settings, ("iaa",), ("IaaWindowClosed",))
+        if isinstance(e, IaaWindowClosed) and e.blind_spot
+    ]
+
+
 def _events(settings: Settings, suffixes: Iterable[str], kinds: Iterable[str]) -> list[Event]:
     topics = [topic_name(settings.topic_prefix, s) for s in suffixes]
     return read_kinds(settings, topics, frozenset(kinds))
@@ -356,8 +378,11 @@ def _run(
         progress("days 1-14: the experts answer; the blind spot is relabeled")
         services.stage(SimulatedAnnotators(platform, name="sim.experts", inputs=("tasks.expert",)))
         services.settle("expert verdicts")
+        alerts = _blind_spot_alerts(services)
         history = _events(settings, ("votes", "labels"), ("VoteCast", "LabelCommitted"))
-        flagged, requests = team_relabel(cfg, platform, history)
+        flagged, requests = team_relabel(
+            cfg, platform, history, flagged=None if alerts is None else {a.slice for a in alerts}
+        )
         producer = EventProducer(settings)
         for request in requests:
             producer.send(request)
@@ -384,6 +409,7 @@ def _run(
         v2=v2,
         exports=(first, second),
         flagged=flagged,
+        blind_spot_alerts=alerts or [],
         relabel_requests=len(requests),
         v1_gold=_scored_gold(settings, platform, v1.model_version),
         v1_scored=len(_scores_by(settings, v1.model_version)),

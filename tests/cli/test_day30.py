@@ -53,6 +53,7 @@ def test_day30_live_without_the_questions_stage_relabels_and_deletes_its_topics(
         r"flagged slices \['coded_harassment'\]; relabel requests (\d+)", result.output
     )
     assert relabel is not None and int(relabel.group(1)) > 0, result.output
+    assert "iaa blind-spot alert: week window, slice coded_harassment" in result.output
     line = next(x for x in result.output.splitlines() if x.startswith("coded_harassment"))
     recall = json.loads(re.sub(r"^.*recall \(v1, v2\) ", "", line))["harassment"]
     assert recall[1] - recall[0] >= 0.3, line

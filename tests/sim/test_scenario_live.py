@@ -90,6 +90,7 @@ def test_the_day30_loop_runs_on_the_services(pipeline_settings: Settings, tmp_pa
             assert recall == pytest.approx(result.v1.metrics[f"gold.{name}.recall.{cls}"])
     # Within the stated tolerance of the in-memory run of the same world (docs/learning.md).
     memory = run_day30(config, models_dir=tmp_path / "memory")
+    assert memory.flagged == result.flagged
     print(
         f"in memory: train rows {memory.train_sizes} (live {result.train_rows}); v1 metrics "
         f"differ on {[k for k, v in memory.v1.metrics.items() if result.v1.metrics.get(k) != v]}"

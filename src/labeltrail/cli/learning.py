@@ -331,6 +331,13 @@ def _day30_live(
         f"flagged slices {result.flagged}; relabel requests {result.relabel_requests}; "
         f"expert requests by producer {result.expert_requests}"
     )
+    for alert in result.blind_spot_alerts:
+        console.print(
+            f"iaa blind-spot alert: {alert.window} window, slice {alert.slice}, agreement "
+            f"{alert.agreement or 0:.2f}, gold accuracy {alert.gold_accuracy or 0:.2f} "
+            f"({alert.n_gold_items} gold items)",
+            soft_wrap=True,
+        )
     console.print(f"export rows v1={result.exports[0].row_count} v2={result.exports[1].row_count}")
     console.print(f"scored by v1 {result.v1_scored}; crowd tasks from them {result.v1_tasks}")
     v1, v2 = result.v1.metrics, result.v2.metrics

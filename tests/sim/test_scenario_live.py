@@ -49,6 +49,7 @@ def test_the_day30_loop_runs_on_the_services(pipeline_settings: Settings, tmp_pa
         f"{result.recall()[0]:.2f} -> {result.recall()[1]:.2f}; exports "
         f"{[e.row_count for e in result.exports]}; routes {result.routes}; v1 scored "
         f"{result.v1_scored}, its tasks {result.v1_tasks}; requests {result.expert_requests}; "
+        f"feedback {result.feedback}; "
         f"gold accuracy {result.v1.metrics['gold.all.accuracy']:.3f} -> "
         f"{result.v2.metrics['gold.all.accuracy']:.3f}"
     )
@@ -70,6 +71,10 @@ def test_the_day30_loop_runs_on_the_services(pipeline_settings: Settings, tmp_pa
     assert set(result.routes[0]) == {"consensus"}
     assert result.routes[1].get("adjudication", 0) > result.routes[1].get("consensus", 0)
     assert result.expert_requests.get("questions", 0) > 0
+    # Production feedback came in through the feedback ingest parser; the moderators'
+    # overrides of wrong coded labels opened expert reviews at the feedback stage.
+    assert result.feedback.get("moderator_override", 0) > 0
+    assert result.expert_requests.get("feedback", 0) == result.feedback["moderator_override"]
     # The article's outcome, as the in-memory run asserts it.
     before, after = result.recall()
     assert result.v1.metrics[f"gold.{CODED}.n"] >= 8

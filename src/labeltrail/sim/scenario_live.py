@@ -2,9 +2,10 @@
 
 :func:`run_day30_live` runs every registered stage (:data:`labeltrail.stages.STAGES`: tasking,
 consensus, labels, questions, reliability, iaa, feedback, the ONNX scorer, the torch trainer,
-and any stage registered since) with :class:`~labeltrail.kafka.runner.StageRunner`, as the
-demo does, on the real broker, and projects into ClickHouse. The simulation produces only what
-people outside the pipeline produce:
+active, lf, weak, and any stage registered later) with
+:class:`~labeltrail.kafka.runner.StageRunner`, as the demo does, on the real broker, and
+projects into ClickHouse. The simulation produces only what people outside the pipeline
+produce:
 
 - the platform: the label schema, the annotator registry, the gold set and the comments
   (:func:`labeltrail.sim.demo.seed_platform`);
@@ -22,8 +23,8 @@ people outside the pipeline produce:
 
 The trainer trains v1 and v2 from those exports and publishes them through its gate; the
 scorer hot-swaps v1 in, scores every comment it held, and its low-margin scores become crowd
-tasks; v2 is scored the same way. How it compares with the in-memory run
-(:func:`labeltrail.sim.scenario.run_day30`): ``docs/learning.md`` ("Day 30").
+tasks; v2 is swapped in the same way. How it compares with the in-memory run
+(:func:`labeltrail.sim.scenario.run_day30`): ``docs/learning.md`` ("Live, on the services").
 """
 
 from __future__ import annotations
@@ -443,8 +444,9 @@ def _run(
         services.settle("v1 scoring")
         phases["v1"] = time.monotonic() - mark
 
-        # Days 1-14: the experts answer; the team finds the slice the crowd is blind on and
-        # sends its crowd-only labels to them.
+        # Days 1-14: production feedback on the live labels; the experts answer; the iaa stage
+        # alerts on the slice the crowd is blind on and the team sends its crowd-only labels
+        # to the experts.
         mark = time.monotonic()
         progress("days 1-14: the experts answer; the blind spot is relabeled")
         labels = _events(settings, ("labels",), ("LabelCommitted",))

@@ -74,10 +74,17 @@ CREATE TABLE IF NOT EXISTS scores
     probabilities  Array(Float64),
     margin         Float64,
     route          LowCardinality(String),
-    threshold      Float64
+    threshold      Float64,
+    temperature    Nullable(Float64),
+    confidence     Nullable(Float64)
 )
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (comment_id, event_id);
+
+-- CommentScored v2 (a database made before it): the model's calibration map and the
+-- calibrated top probability that gated auto-accept.
+ALTER TABLE scores ADD COLUMN IF NOT EXISTS temperature Nullable(Float64) AFTER threshold;
+ALTER TABLE scores ADD COLUMN IF NOT EXISTS confidence Nullable(Float64) AFTER temperature;
 
 -- TaskCreated
 CREATE TABLE IF NOT EXISTS tasks
@@ -540,7 +547,8 @@ CREATE TABLE IF NOT EXISTS models
     schema_version   Nullable(String),
     baseline_version Nullable(String),
     forced           Bool,
-    force_reason     String
+    force_reason     String,
+    temperature      Nullable(Float64)
 )
 ENGINE = ReplacingMergeTree(replace_rank)
 ORDER BY (model_version, event_id);
@@ -551,6 +559,8 @@ ALTER TABLE models ADD COLUMN IF NOT EXISTS schema_version Nullable(String) AFTE
 ALTER TABLE models ADD COLUMN IF NOT EXISTS baseline_version Nullable(String) AFTER schema_version;
 ALTER TABLE models ADD COLUMN IF NOT EXISTS forced Bool AFTER baseline_version;
 ALTER TABLE models ADD COLUMN IF NOT EXISTS force_reason String AFTER forced;
+-- ModelPublished v3: the temperature fitted on the model's gold scores (auto-accept's map).
+ALTER TABLE models ADD COLUMN IF NOT EXISTS temperature Nullable(Float64) AFTER force_reason;
 
 -- ModelRefused
 CREATE TABLE IF NOT EXISTS model_refusals

@@ -37,6 +37,8 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "margin": 0.09,
         "route": "annotate",
         "threshold": 0.1,
+        "temperature": 1.7,
+        "confidence": 0.38,
     },
     "TaskCreated": {
         "task_id": "t1",
@@ -235,6 +237,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "baseline_version": "m1",
         "forced": True,
         "force_reason": "hotfix for a new slur; coded slice re-checked by hand",
+        "temperature": 1.4,
     },
     "ModelRefused": {
         "model_version": "m3",

@@ -140,6 +140,8 @@ TABLES: tuple[TypedTable, ...] = (
         _field("margin", _F64),
         _field("route", _STR),
         _field("threshold", _F64),
+        _field("temperature", _F64),
+        _field("confidence", _F64),
     ),
     _table(
         "tasks",
@@ -382,6 +384,7 @@ TABLES: tuple[TypedTable, ...] = (
         _field("baseline_version", _STR),
         _field("forced", pa.bool_()),
         _text("force_reason"),
+        _field("temperature", _F64),
     ),
     _table(
         "model_refusals",

@@ -144,6 +144,19 @@ class CommentScored(Event):
     margin: float = Field(ge=0.0, le=1.0)
     route: Literal["annotate", "auto_accept", "none"]
     threshold: float
+    temperature: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="The model's gold-fitted temperature applied before the auto-accept gate "
+        "(v2; none: the model has no calibration map).",
+    )
+    confidence: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="The calibrated top probability that gated auto-accept (v2; none: no map, "
+        "the top probability gated).",
+    )
 
 
 class TaskCreated(Event):
@@ -508,6 +521,13 @@ class ModelPublished(Event):
         description="Published with --force although worse on gold than the baseline (v2).",
     )
     force_reason: str = Field(default="", description="Why the gate was overridden (v2).")
+    temperature: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Temperature fitted on the model's gold scores at publish; the scorer "
+        "applies softmax(log p / T) before the auto-accept gate (v3; none: no map). Its ECE "
+        "and bins are in metrics under calibration.*.",
+    )
 
 
 class ModelRefused(Event):

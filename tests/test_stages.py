@@ -45,6 +45,11 @@ def test_the_version_changes_with_the_model_not_with_the_schedule() -> None:
     assert version != model_version_for("export-2", base)
     assert version != model_version_for("export-1", replace(base, epochs=base.epochs + 1))
     assert version != model_version_for("export-1", replace(base, seed=1))
+    # Weak labels off (the default) keeps the versions of models from before the setting.
+    assert version == model_version_for("export-1", replace(base, weak_weight=0.9))
+    assert version != model_version_for("export-1", replace(base, weak_labels="fill"))
+    with pytest.raises(ValueError, match="weak_labels"):
+        replace(base, weak_labels="all")
 
 
 class _Recording:

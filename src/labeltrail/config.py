@@ -235,6 +235,14 @@ class TrainerSettings(_Section):
     schema_version: str = "v3"
     """``LABELTRAIL_TRAINER_SCHEMA_VERSION``: the label schema the model predicts."""
 
+    weak_labels: Literal["off", "fill"] = "off"
+    """``LABELTRAIL_TRAINER_WEAK_LABELS``: ``fill`` trains on the weak stage's labels of
+    comments no human label covers (from an export that names ``weak.labels``); ``off``
+    leaves them out."""
+
+    weak_weight: float = Field(0.5, ge=0.0, le=1.0)
+    """``LABELTRAIL_TRAINER_WEAK_WEIGHT``: a weak row's weight, times its confidence."""
+
     n_buckets: int = Field(2**16, ge=16)
     """``LABELTRAIL_TRAINER_N_BUCKETS``: hashed n-gram buckets."""
 

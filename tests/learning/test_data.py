@@ -85,3 +85,39 @@ def test_metrics_per_slice() -> None:
     assert flat["gold.coded.recall.harassment"] == 0.5 and flat["gold.all.n"] == 5.0
     with pytest.raises(ValueError):
         evaluate_by_slice(["non-toxic"], probs, ["benign"], CLASSES)
+
+
+def test_weak_labels_fill_only_comments_without_a_human_label_at_their_weight() -> None:
+    """The trainer's ``weak_labels = fill`` rule: a human label wins over a weak one whichever
+    came first, a weak one fills an uncovered comment (not a gold one) at ``weak_weight`` times
+    its confidence, and every row says its source."""
+    weak = [
+        _label("c-1", "hate", "weak", 30, machine_made=True, run_id="weak"),  # after the human
+        _label("c-3", "mild", "weak", 2, machine_made=True, run_id="weak"),
+        _label("c-3", "threats", "weak", 8, machine_made=True, run_id="weak"),  # latest wins
+        _label("c-4", "mild", "weak", 4, machine_made=True, run_id="weak"),  # gold: left out
+        _label("c-5", "mild", "weak", 4, machine_made=True, run_id="weak"),  # no text: out
+        _label("c-2", "hate", "consensus", 9),  # not a weak label: never fills
+    ]
+    off = training_set_from_labels(LABELS, TEXTS, CLASSES, exclude={"c-4"})
+    ts = training_set_from_labels(
+        LABELS, TEXTS, CLASSES, exclude={"c-4"}, weak=weak, weak_weight=0.25
+    )
+    assert ts.comment_ids == ("c-1", "c-2", "c-3")
+    assert ts.sources == ("human", "human", "weak")
+    assert ts.routes == ("adjudication", "consensus", "weak")
+    assert ts.label_ids[:2] == off.label_ids  # the human rows are unchanged
+    assert ts.targets[2].argmax() == CLASSES.index("threats")
+    assert ts.weights.tolist() == pytest.approx([0.9, 0.67, 0.25 * 0.67])
+    assert ts.rows_by_source() == {"human": 2, "weak": 1, "machine": 0}
+    assert ts.subset([2]).sources == ("weak",)
+    # An auto-accepted label kept by include_machine_made also wins over a weak one.
+    machine = training_set_from_labels(
+        LABELS, TEXTS, CLASSES, exclude={"c-4"}, include_machine_made=True, weak=weak
+    )
+    assert machine.sources == ("human", "human", "machine")
+    assert (
+        off.sources == ("human", "human")
+        and off.content_hash
+        == training_set_from_labels(LABELS, TEXTS, CLASSES, exclude={"c-4"}, weak=()).content_hash
+    )

@@ -352,3 +352,73 @@ def test_the_trainer_refuses_a_model_worse_on_gold_than_the_live_one_through_the
         refused.event_id
     ]
     assert again.trained == 0
+
+
+def _weak_label(comment_id: str, label: str, at: dt.datetime) -> LabelCommitted:
+    from labeltrail.ontology.schema import MODERATION_CLASSES
+
+    dist = [0.8 if c == label else 0.05 for c in MODERATION_CLASSES]
+    return LabelCommitted.create(
+        producer="weak",
+        occurred_at=at,
+        id_parts=(comment_id, "weak"),
+        label_id=derive_id("weak-label", comment_id),
+        comment_id=comment_id,
+        schema_version="v3",
+        label=label,
+        classes=list(MODERATION_CLASSES),
+        distribution=dist,
+        confidence=0.8,
+        route="weak",
+        method="multisource-em",
+        vote_ids=[],
+        annotator_ids=[],
+        machine_made=True,
+        run_id="weak",
+    )
+
+
+def test_weak_labels_fill_the_uncovered_comments_of_an_export_that_names_them(
+    world: World, tmp_path: Path
+) -> None:
+    """``weak_labels = fill``: the weak labels before the export's ``weak.labels`` positions
+    train the comments no human label covers, at ``weak_weight``; the model's metrics and its
+    artifact's metadata count the weak rows; ``off`` (the default) trains as before."""
+    from labeltrail.ml.scoring import OnnxTextScorer
+
+    comments = [e for e in world.day0 if isinstance(e, CommentPosted)]
+    labels = [e for e in world.day0 if isinstance(e, LabelCommitted) and not e.machine_made]
+    gold = {
+        e.comment_id
+        for e in world.day0
+        if isinstance(e, AdjudicationRecorded) and e.request_id.startswith("gold:")
+    }
+    human = {e.comment_id for e in labels} - gold
+    at = max(e.envelope.occurred_at for e in world.day0)
+    # A weak label for every comment: the human-labeled and gold ones must not take it.
+    weak = [_weak_label(c.comment_id, "mild", at) for c in comments]
+    uncovered = {c.comment_id for c in comments} - human - gold
+    assert uncovered and all(_topic(w) == "weak.labels" for w in weak)
+
+    models: dict[str, ModelPublished] = {}
+    for mode in ("off", "fill"):
+        feed = Feed(_fold(tmp_path / mode, Factories(), every_labels=0, weak_labels=mode))
+        for event in [*world.day0, *weak]:
+            feed(event)
+        export = export_of(feed.log, FAR)
+        named = LogPosition(topic="weak.labels", partition=0, offset=len(weak))
+        feed(export.model_copy(update={"log_positions": [*export.log_positions, named]}))
+        [model] = feed.outputs
+        assert isinstance(model, ModelPublished)
+        models[mode] = model
+    off, fill = models["off"], models["fill"]
+    assert off.metrics["train.rows"] == len(human) and "train.rows.weak" not in off.metrics
+    assert fill.metrics["train.rows.human"] == len(human)
+    assert fill.metrics["train.rows.weak"] == len(uncovered)
+    assert fill.metrics["train.rows"] == len(human) + len(uncovered)
+    assert fill.metrics["train.weight"] == pytest.approx(
+        off.metrics["train.weight"] + 0.5 * 0.8 * len(uncovered)
+    )
+    meta = OnnxTextScorer(tmp_path / "fill" / fill.model_version / "model.onnx").metadata
+    assert meta["rows_weak"] == len(uncovered) and meta["rows_human"] == len(human)
+    assert meta["weak_labels"] == "fill" and meta["weak_weight"] == 0.5

@@ -3,12 +3,16 @@
 It trains on every ``ExportCreated`` (the CLI's, or its own every ``every_labels`` labels, made
 with :class:`~labeltrail.folds.export_rows.ExportFold`'s rows and hash), once it has read every
 position the export names: on the labels before them, evaluated on the gold set before them,
-which is never trained on. What is trained depends only on the export and the model version is
-derived from it, so a restart re-derives the same ``ModelPublished`` without training again.
-Every model goes through the publish gate against the live one (the last on the models topic,
-or the last this fold published and has not read back): worse on any gold slice by more than
-``gate_tolerance``, it is a ``ModelRefused`` instead (``labeltrail.learning.gate``).
-When, on what, and why that is restart-safe: ``docs/learning.md`` ("Retrain and publish").
+which is never trained on. With ``weak_labels = fill`` it also reads the weak stage's labels
+(``weak.labels``) and fills the comments no human label covers with those before the export's
+``weak.labels`` positions (its own exports name them; ``export create --run weak`` does too),
+weighted ``weak_weight`` (``learning.data.training_set_from_labels``). What is trained
+depends only on the export and the model version is derived from it, so a restart re-derives
+the same ``ModelPublished`` without training again. Every model goes through the publish gate
+against the live one (the last on the models topic, or the last this fold published and has
+not read back): worse on any gold slice by more than ``gate_tolerance``, it is a
+``ModelRefused`` instead (``labeltrail.learning.gate``). When, on what, and why that is
+restart-safe: ``docs/learning.md`` ("Retrain and publish").
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from labeltrail.events.models import (
     QuestionLabelCommitted,
     VoteCast,
 )
+from labeltrail.events.topics import WEAK_ROUTE
 from labeltrail.exceptions import LearningError
 from labeltrail.folds.base import Output, Rejected
 from labeltrail.folds.export_rows import (
@@ -57,6 +62,7 @@ log = logging.getLogger(__name__)
 
 PRODUCER = "trainer"
 EXPORT_TOPICS = ("labels", "votes", "adjudications", "questions")
+WEAK_TOPIC = "weak.labels"
 _FOREVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 Partition = tuple[str, int]
@@ -76,6 +82,10 @@ class RetrainFold:
     load_scorer: ScorerFactory
     config: RetrainConfig = field(default_factory=RetrainConfig)
     gate_tolerance: float = DEFAULT_TOLERANCE
+    calibration_min_gold: int | None = None
+    """A published model with at least this many gold items gets the auto-accept map fitted on
+    its gold scores (None: never; the settings' ``calibration.min_gold`` when enabled)."""
+    calibration_bins: int = 10
     name: str = "trainer"
     inputs: tuple[str, ...] = (
         "comments",
@@ -85,6 +95,7 @@ class RetrainFold:
         "questions",
         "exports",
         "models",
+        "weak.labels",
     )
     texts: dict[str, str] = field(default_factory=dict)
     """As read: sealed with erasure on, opened with ``keyring`` only to train (so a comment
@@ -92,6 +103,8 @@ class RetrainFold:
     keyring: Keyring | None = None
     slices: dict[str, str] = field(default_factory=dict)
     labels: list[tuple[LogPosition, LabelCommitted]] = field(default_factory=list)
+    weak: list[tuple[LogPosition, LabelCommitted]] = field(default_factory=list)
+    """The weak stage's labels, kept only with ``weak_labels = fill``."""
     gold: list[tuple[LogPosition, AdjudicationRecorded]] = field(default_factory=list)
     read_to: dict[Partition, int] = field(default_factory=dict)
     topic_of: dict[str, str] = field(default_factory=dict)
@@ -141,6 +154,10 @@ class RetrainFold:
                     missing.discard(f"adjudication:{event.adjudication_id}")
                 if event.request_id.startswith(GOLD_REQUEST_PREFIX):
                     self.gold.append((position, event))
+            case LabelCommitted() if event.route == WEAK_ROUTE:
+                if self.config.weak_labels == "fill":
+                    self.topic_of.setdefault(WEAK_TOPIC, position.topic)
+                    self.weak.append((position, event))
             case LabelCommitted():
                 self._exportable(event, position, "labels")
                 self.labels.append((position, event))
@@ -186,7 +203,8 @@ class RetrainFold:
 
     def _own_export(self) -> ExportCreated:
         """An export of everything read so far, as ``labeltrail export verify`` rebuilds it."""
-        topics = {self.topic_of[k] for k in EXPORT_TOPICS if k in self.topic_of}
+        kinds = (*EXPORT_TOPICS, WEAK_TOPIC) if self.config.weak_labels == "fill" else EXPORT_TOPICS
+        topics = {self.topic_of[k] for k in kinds if k in self.topic_of}
         positions = [
             LogPosition(topic=t, partition=p, offset=o)
             for (t, p), o in sorted(self.read_to.items())
@@ -216,16 +234,16 @@ class RetrainFold:
 
     def _selected(
         self, export: ExportCreated
-    ) -> tuple[list[LabelCommitted], list[AdjudicationRecorded]]:
-        """The labels and gold verdicts before the export's positions, recorded by its as_of."""
+    ) -> tuple[list[LabelCommitted], list[AdjudicationRecorded], list[LabelCommitted]]:
+        """The labels, gold verdicts and weak labels before the export's positions, recorded
+        by its as_of (no weak labels when the export names no ``weak.labels`` position)."""
         cut = self._cut(export)
-        labels = [
-            e for p, e in self.labels if _before(p, cut) and e.envelope.recorded_at <= export.as_of
-        ]
-        gold = [
-            e for p, e in self.gold if _before(p, cut) and e.envelope.recorded_at <= export.as_of
-        ]
-        return labels, gold
+
+        as_of = export.as_of
+        labels = [e for p, e in self.labels if _before(p, cut) and e.envelope.recorded_at <= as_of]
+        gold = [e for p, e in self.gold if _before(p, cut) and e.envelope.recorded_at <= as_of]
+        weak = [e for p, e in self.weak if _before(p, cut) and e.envelope.recorded_at <= as_of]
+        return labels, gold, weak
 
     def _ready(self, export: ExportCreated) -> bool:
         return all(
@@ -246,9 +264,14 @@ class RetrainFold:
             out.extend(self._train(export, *self._selected(export)))
         return out
 
-    def _missing(self, labels: list[LabelCommitted], gold: list[AdjudicationRecorded]) -> set[str]:
+    def _missing(
+        self,
+        labels: list[LabelCommitted],
+        gold: list[AdjudicationRecorded],
+        weak: list[LabelCommitted],
+    ) -> set[str]:
         """The texts and the adjudications (to tell gold labels apart) not read yet."""
-        texts = {e.comment_id for e in labels} | {g.comment_id for g in gold}
+        texts = {e.comment_id for e in [*labels, *weak]} | {g.comment_id for g in gold}
         verdicts = {e.adjudication_id for e in labels if e.adjudication_id is not None}
         return {f"text:{c}" for c in texts - self.texts.keys()} | {
             f"adjudication:{a}" for a in verdicts - self.adjudications.keys()
@@ -259,6 +282,7 @@ class RetrainFold:
         export: ExportCreated,
         labels: list[LabelCommitted],
         gold_events: list[AdjudicationRecorded],
+        weak: list[LabelCommitted],
     ) -> list[Output]:
         cfg = self.config
         if export.schema_version != cfg.schema_version:
@@ -286,6 +310,8 @@ class RetrainFold:
             schema_version=cfg.schema_version,
             exclude=verdict.keys(),
             include_machine_made=cfg.include_machine_made,
+            weak=weak if cfg.weak_labels == "fill" else (),
+            weak_weight=cfg.weak_weight,
         )
         if len(training) < cfg.min_rows:
             return [
@@ -296,11 +322,13 @@ class RetrainFold:
             ]
         gold = GoldSet.from_verdicts(verdict, texts, self.slices)
         version = model_version_for(export.export_id, cfg)
-        manifest = {
+        manifest: dict[str, object] = {
             "log_positions": [f"{p.topic}:{p.partition}:{p.offset}" for p in export.log_positions],
             "as_of": iso(export.as_of),
             "gold_items": len(gold),
         }
+        if cfg.weak_labels == "fill":
+            manifest["weak_labels_before"] = len(weak)
         try:
             model = train_and_publish(
                 training,
@@ -316,6 +344,8 @@ class RetrainFold:
                 causation_id=export.event_id,
                 baseline=self.live(),
                 tolerance=self.gate_tolerance,
+                calibration_min_gold=self.calibration_min_gold,
+                calibration_bins=self.calibration_bins,
             )
         except LearningError as exc:
             return [Rejected(f"export {export.export_id}: model not published: {exc}")]
@@ -326,11 +356,12 @@ class RetrainFold:
         if model.model_version not in self.published:
             self.in_flight.append(model)
         log.info(
-            "%s: model %s from export %s (%d rows, gold accuracy %s)",
+            "%s: model %s from export %s (%d rows %s, gold accuracy %s)",
             self.name,
             model.model_version,
             export.export_id,
             len(training),
+            training.rows_by_source(),
             model.metrics.get("gold.all.accuracy"),
         )
         return [model]

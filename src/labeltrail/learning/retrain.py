@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import ModelPublished, ModelRefused
 from labeltrail.exceptions import ArtifactError, LearningError
-from labeltrail.learning.data import TrainingSet
+from labeltrail.learning.data import WEAK_LABELS_MODES, TrainingSet
 from labeltrail.learning.gate import DEFAULT_TOLERANCE, gate_candidate, model_refused
 from labeltrail.learning.metrics import GoldSet, evaluate_by_slice, flatten_metrics
 from labeltrail.learning.publish import (
@@ -64,13 +64,22 @@ class RetrainConfig:
     only on exports made elsewhere, e.g. ``labeltrail export create``). ``min_rows``: fewer
     training rows than this are not trained on. ``parity_tolerance``: the largest allowed
     difference between torch and onnxruntime probabilities on the gold texts.
+    ``weak_labels``: ``fill`` adds the weak stage's labels for comments no human label covers,
+    each weighted ``weak_weight`` times its confidence
+    (:func:`~labeltrail.learning.data.training_set_from_labels`); ``off`` leaves them out.
     """
+
+    def __post_init__(self) -> None:
+        if self.weak_labels not in WEAK_LABELS_MODES:
+            raise ValueError(f"weak_labels {self.weak_labels!r}: one of {WEAK_LABELS_MODES}")
 
     every_labels: int = 500
     min_rows: int = 50
     schema_version: str = "v3"
     classes: tuple[str, ...] = MODERATION_CLASSES
     include_machine_made: bool = False
+    weak_labels: str = "off"
+    weak_weight: float = 0.5
     n_buckets: int = 2**16
     dim: int = 32
     hidden: int = 32
@@ -85,6 +94,9 @@ class RetrainConfig:
         shaping = dataclasses.asdict(self)
         for key in ("every_labels", "min_rows", "threads", "parity_tolerance"):
             shaping.pop(key)
+        if self.weak_labels == "off":  # the versions of models trained before the setting
+            shaping.pop("weak_labels")
+            shaping.pop("weak_weight")
         return derive_id("trainer-config", json.dumps(shaping, sort_keys=True))
 
 
@@ -130,6 +142,18 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _weak_metadata(training: TrainingSet, config: RetrainConfig) -> dict[str, Any]:
+    """The artifact's word on weak rows (nothing when weak labels are off)."""
+    if config.weak_labels == "off":
+        return {}
+    by_source = training.rows_by_source()
+    return {
+        "weak_labels": config.weak_labels,
+        "weak_weight": config.weak_weight,
+        **{f"rows_{k}": n for k, n in by_source.items()},
+    }
+
+
 def train_and_publish(
     training: TrainingSet,
     gold: GoldSet,
@@ -172,6 +196,7 @@ def train_and_publish(
         "rows": len(training),
         "trainer": config.fingerprint(),
         "schema_version": config.schema_version,
+        **_weak_metadata(training, config),
         **dict(manifest or {}),
     }
     trainer = make_trainer(config).fit(list(training.texts), training.targets, training.weights)
@@ -196,6 +221,10 @@ def train_and_publish(
         "train.weight": float(np.sum(training.weights)),
         "parity.max_abs_diff": diff,
     }
+    if config.weak_labels != "off":
+        # How many rows the weak stage's labels filled, beside the human ones.
+        sources = training.rows_by_source()
+        metrics.update({f"train.rows.{k}": float(n) for k, n in sources.items()})
     if len(gold):
         per_slice = evaluate_by_slice(list(gold.truth), onnx_p, list(gold.slices), classes)
         metrics.update(flatten_metrics(per_slice))

@@ -315,9 +315,9 @@ class _Version:
             self._bounds = np.searchsorted(self.vote_item[self._order], ends).tolist()
         at = self._order[self._bounds[i] : self._bounds[i + 1]]
         names = self.votes.annotator_ids[self.votes.annotator[at]].tolist()
-        return list(
-            zip(names, [self.classes[j] for j in self.votes.label[at].tolist()], strict=True)
-        )
+        # -1: a label that is not a class (a verdict's vote under reliability-weighted)
+        said = [self.classes[j] if j >= 0 else "" for j in self.votes.label[at].tolist()]
+        return list(zip(names, said, strict=True))
 
     def item(self, i: int, slices: Mapping[str, str]) -> ItemLabel:
         label, _ = self.record.row(i)

@@ -177,12 +177,15 @@ def make_active(settings: Settings) -> ActiveFold:
 def make_trainer(settings: Settings) -> RetrainFold:
     from labeltrail.ml.train_job import onnx_scorer, torch_trainer
 
+    calibration = settings.calibration
     return RetrainFold(
         models_dir=settings.learning.models_dir,
         make_trainer=torch_trainer,
         load_scorer=onnx_scorer,
         config=RetrainConfig(**settings.trainer.model_dump()),
         gate_tolerance=settings.learning.gate_tolerance,
+        calibration_min_gold=calibration.min_gold if calibration.enabled else None,
+        calibration_bins=calibration.bins,
         keyring=KafkaKeyStore(settings),
     )
 

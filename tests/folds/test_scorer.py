@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from labeltrail.events.base import LogPosition
-from labeltrail.events.models import CommentPosted, CommentScored
+from labeltrail.events.models import CommentPosted, CommentScored, ModelPublished
 from labeltrail.folds.base import Rejected
 from labeltrail.ml.train_job import onnx_scorer
 from tests.learning.fixtures import TinyModel, require
@@ -103,3 +106,47 @@ def test_held_comments_without_a_model_are_rejected_on_drain(tmp_path: Path) -> 
     fold.apply(_comment("c-9", "hello"), POS)
     drained = fold.drain()
     assert len(drained) == 1 and isinstance(drained[0], Rejected)
+
+
+class _Fixed:
+    """A loaded model that gives every text the same probabilities (no runtime needed)."""
+
+    classes = ("non-toxic", "harassment", "hate")
+
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        row = np.asarray([[0.93, 0.05, 0.02]], dtype=np.float32)
+        return np.tile(row, (len(texts), 1))
+
+
+def _fixed_model(version: str, temperature: float | None) -> ModelPublished:
+    return ModelPublished.create(
+        producer="test",
+        id_parts=(version,),
+        model_version=version,
+        artifact_uri=f"{version}/model.onnx",
+        artifact_sha256="0" * 64,
+        classes=list(_Fixed.classes),
+        temperature=temperature,
+    )
+
+
+def test_the_models_calibration_map_gates_auto_accept() -> None:
+    from labeltrail.folds.scorer import ScorerFold
+    from labeltrail.quality.calibration import temper
+
+    fold = ScorerFold(load=lambda path, sha: _Fixed(), threshold=0.1, auto_accept_threshold=0.9)
+    fold.apply(_fixed_model("m-raw", None), POS)
+    (raw,) = fold.apply(_comment("c-1", "x"), POS)
+    assert isinstance(raw, CommentScored)
+    # No map: the raw top probability (0.93) gates, as before, and nothing is recorded.
+    assert raw.route == "auto_accept" and raw.temperature is None and raw.confidence is None
+
+    fold.apply(_fixed_model("m-cal", 2.0), POS)
+    (cal,) = fold.apply(_comment("c-2", "x"), POS)
+    assert isinstance(cal, CommentScored)
+    calibrated = max(temper([float(x) for x in _Fixed().predict_proba(["x"])[0]], 2.0))
+    assert cal.temperature == 2.0 and cal.confidence == pytest.approx(calibrated, abs=1e-6)
+    assert cal.confidence is not None and cal.confidence < 0.9
+    assert cal.route == "none"  # the calibrated value is below the threshold the raw one passes
+    assert cal.probabilities == raw.probabilities  # the scores themselves stay the model's
+    assert cal.margin == raw.margin

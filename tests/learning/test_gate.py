@@ -9,6 +9,7 @@ import pytest
 
 from labeltrail.learning.gate import (
     accuracy_by_slice,
+    calibrate_on_gold,
     compare_on_gold,
     model_refused,
     predicted_labels,
@@ -112,3 +113,44 @@ def test_the_refusal_is_one_fact_however_often_it_is_tried() -> None:
     assert first.metrics["baseline.coded.accuracy"] == 1.0
     other = compare_on_gold(GOLD, _with({6}), _with(set()), tolerance=0.1, baseline_version="m1")
     assert model_refused(other, GOLD, **kwargs).event_id != first.event_id
+
+
+def _overconfident(n: int, seed: int = 0) -> tuple[GoldSet, np.ndarray]:
+    """``n`` gold items of two classes; the model says 0.97 on its top class and is right 70%
+    of the time."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, n)
+    right = rng.random(n) < 0.7
+    top = np.where(right, truth, 1 - truth)
+    p = np.full((n, 2), 0.03)
+    p[np.arange(n), top] = 0.97
+    classes = ("non-toxic", "harassment")
+    gold = GoldSet(
+        comment_ids=tuple(f"g{i}" for i in range(n)),
+        texts=tuple(f"text {i}" for i in range(n)),
+        truth=tuple(classes[t] for t in truth),
+        slices=("plain",) * n,
+    )
+    return gold, p
+
+
+def test_calibration_on_gold_softens_an_overconfident_model() -> None:
+    gold, p = _overconfident(200)
+    cal = calibrate_on_gold(gold, p, ["non-toxic", "harassment"], min_gold=30, bins=10)
+    assert cal.temperature is not None and cal.temperature > 1.5
+    m = cal.metrics
+    assert m["calibration.n_gold"] == 200.0
+    assert m["calibration.ece_before"] > 0.2 and m["calibration.ece_after"] < 0.05
+    assert sum(m[f"calibration.before.bin{k:02d}.n"] for k in range(10)) == 200.0
+    assert m["calibration.before.bin09.confidence"] == pytest.approx(0.97)
+    assert m["calibration.after.bin09.n"] == 0.0  # softened out of the top bin
+
+
+def test_no_map_below_min_gold_or_when_off() -> None:
+    gold, p = _overconfident(20)
+    classes = ["non-toxic", "harassment"]
+    assert calibrate_on_gold(gold, p, classes, min_gold=30).temperature is None
+    assert calibrate_on_gold(gold, p, classes, min_gold=30).metrics == {}
+    assert calibrate_on_gold(gold, p, classes, min_gold=None).temperature is None
+    # Gold items of a class the model does not predict do not count towards min_gold.
+    assert calibrate_on_gold(gold, p, ["non-toxic", "hate"], min_gold=15).temperature is None

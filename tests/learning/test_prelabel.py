@@ -15,7 +15,7 @@ from labeltrail.learning.prelabel import (
 CLASSES = ["non-toxic", "mild", "harassment", "hate", "threats"]
 
 
-def _scored(probs: list[float]) -> CommentScored:
+def _scored(probs: list[float], temperature: float | None = None) -> CommentScored:
     top2 = sorted(probs)[-2:]
     return CommentScored.create(
         producer="scorer",
@@ -27,6 +27,7 @@ def _scored(probs: list[float]) -> CommentScored:
         margin=top2[1] - top2[0],
         route="none",
         threshold=0.1,
+        temperature=temperature,
     )
 
 
@@ -50,6 +51,22 @@ def test_decision_and_machine_made_label() -> None:
     assert again is not None and again.label_id == label.label_id
     with pytest.raises(ValueError):
         prelabel_decision(CLASSES, [1.0], 0.9)
+
+
+def test_a_calibrated_score_gates_and_commits_the_calibrated_distribution() -> None:
+    from labeltrail.quality.calibration import temper
+
+    probs = [0.96, 0.01, 0.01, 0.01, 0.01]
+    calibrated = temper(probs, 2.5)
+    assert max(calibrated) < 0.9  # softened below the threshold the raw value passes
+    assert auto_accept_label(_scored(probs, temperature=2.5), "v3", 0.9) is None
+    label = auto_accept_label(_scored(probs, temperature=2.5), "v3", 0.6)
+    assert label is not None and label.label == "non-toxic"
+    assert label.distribution == calibrated and label.confidence == max(calibrated)
+    assert label.method_params == {"auto_accept_threshold": "0.6000", "temperature": "2.5"}
+    plain = auto_accept_label(_scored(probs), "v3", 0.6)  # no map: as before
+    assert plain is not None and plain.distribution == probs
+    assert plain.method_params == {"auto_accept_threshold": "0.6000"}
 
 
 def test_acceptance_per_band_flags_anchoring() -> None:

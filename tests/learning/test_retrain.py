@@ -157,6 +157,7 @@ def test_every_n_labels_the_trainer_exports_what_it_read_and_publishes_a_model(
         assert model.metrics["parity.max_abs_diff"] <= 1e-5
         assert model.metrics[f"gold.{CODED}.n"] >= 8
         assert (tmp_path / model.artifact_uri).is_file()
+        assert model.temperature is None  # calibration off by default: no auto-accept map
     cuts = [p.offset for e in exports for p in e.log_positions if p.topic == "labels"]
     assert cuts == [every, 2 * every] and len(labels) > 2 * every
     assert models[0].metrics["train.rows"] < models[1].metrics["train.rows"]
@@ -194,6 +195,23 @@ def test_day30_through_the_trainer_and_a_restart_that_does_not_retrain(
     assert [m.event_id for m in replayed] == [m.event_id for m in models]
     assert [m.artifact_sha256 for m in replayed] == [m.artifact_sha256 for m in models]
     assert again.trained == 0 and factories.trained == 2
+
+
+def test_the_trainer_fits_the_auto_accept_map_on_the_models_gold_scores(
+    world: World, tmp_path: Path
+) -> None:
+    fold = _fold(tmp_path, Factories(), every_labels=world.day0_labels - 1)
+    fold.calibration_min_gold, fold.calibration_bins = 10, 5
+    replay = Replay([fold], _topic)
+    replay.append(world.day0)
+    replay.run()
+    (model,) = _of(replay.log, "models", ModelPublished)
+    n_gold = model.metrics["gold.all.n"]
+    assert n_gold >= 10 and model.metrics["calibration.n_gold"] == n_gold
+    assert model.temperature is not None and model.temperature > 0
+    m = model.metrics
+    assert m["calibration.ece_after"] <= m["calibration.ece_before"] + 1e-9
+    assert sum(m[f"calibration.after.bin{k:02d}.n"] for k in range(5)) == n_gold
 
 
 def test_a_model_that_fails_parity_is_rejected_not_published(

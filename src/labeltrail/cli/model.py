@@ -87,6 +87,16 @@ def publish(
         highlight=False,
         soft_wrap=True,
     )
+    temperature = getattr(event, "temperature", None)
+    if temperature is not None:
+        m = event.metrics
+        console.print(
+            f"auto-accept calibrated: temperature {temperature:.3f} on "
+            f"{m['calibration.n_gold']:.0f} gold items, ECE {m['calibration.ece_before']:.3f} "
+            f"-> {m['calibration.ece_after']:.3f}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _row(event: ModelPublished | ModelRefused, status: str, reason: str) -> dict[str, Any]:

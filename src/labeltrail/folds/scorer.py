@@ -22,6 +22,7 @@ from labeltrail.exceptions import ArtifactError
 from labeltrail.folds.base import Output, Rejected
 from labeltrail.learning.prelabel import margins, route_for
 from labeltrail.learning.publish import ProbabilityScorer, resolve_artifact
+from labeltrail.quality.calibration import temper_rows
 
 __all__ = ["ScorerFold", "ScoringModel", "resolve_artifact"]
 
@@ -44,7 +45,11 @@ class ScorerFold:
     :mod:`labeltrail.ml.scoring`, injected so the fold stays pure; it must verify the hash and
     raise :class:`ArtifactError` otherwise). ``threshold``: a margin below it routes the
     comment to annotation (the article's 0.09 < 0.1). ``auto_accept_threshold``: a top
-    probability at or above it routes ``auto_accept`` (None disables).
+    probability at or above it routes ``auto_accept`` (None disables). When the model's
+    ``ModelPublished`` carries a ``temperature`` (fitted on its gold scores at publish), that
+    top probability is the calibrated one, ``softmax(log p / T)``, and each score records the
+    temperature and the calibrated confidence; the margin gate stays on the raw
+    probabilities (``docs/quality.md``, "Calibrated confidence").
     """
 
     load: Callable[[Path, str], ScoringModel]
@@ -55,6 +60,8 @@ class ScorerFold:
     inputs: tuple[str, ...] = ("models", "comments")
     scorer: ScoringModel | None = None
     model_version: str | None = None
+    temperature: float | None = None
+    """The live model's auto-accept map (None: its top probability gates as it is)."""
     held: dict[str, CommentPosted] = field(default_factory=dict)
     swaps: int = 0
     keyring: Keyring | None = None
@@ -89,6 +96,7 @@ class ScorerFold:
         if list(scorer.classes) != list(event.classes):
             return [Rejected(f"model {event.model_version}: classes differ from its event")]
         self.scorer, self.model_version = scorer, event.model_version
+        self.temperature = event.temperature
         self.swaps += 1
         held = [self.held.pop(c) for c in sorted(self.held)]
         return list(self.score(held)) if held else []
@@ -101,12 +109,17 @@ class ScorerFold:
         texts = [c.text if keyring is None else reveal(c.text, keyring) for c in comments]
         probs = self.scorer.predict_proba(texts)
         margin = margins(probs)
+        temperature = self.temperature
+        calibrated: list[float | None] = (
+            [None] * len(comments)
+            if temperature is None
+            else [round(float(x), 6) for x in temper_rows(probs, temperature).max(axis=1)]
+        )
         classes = list(self.scorer.classes)
         out: list[CommentScored] = []
-        for comment, p, m in zip(comments, probs, margin, strict=True):
-            route = route_for(
-                float(m), float(np.max(p)), self.threshold, self.auto_accept_threshold
-            )
+        for comment, p, m, conf in zip(comments, probs, margin, calibrated, strict=True):
+            top = float(np.max(p)) if conf is None else conf
+            route = route_for(float(m), top, self.threshold, self.auto_accept_threshold)
             out.append(
                 CommentScored.create(
                     producer=PRODUCER,
@@ -121,6 +134,8 @@ class ScorerFold:
                     margin=float(m),
                     route=route,
                     threshold=self.threshold,
+                    temperature=temperature,
+                    confidence=conf,
                 )
             )
         return out

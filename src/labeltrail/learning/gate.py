@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,19 @@ from numpy.typing import NDArray
 from labeltrail.events.models import ModelPublished, ModelRefused
 from labeltrail.learning.metrics import OVERALL, GoldSet
 from labeltrail.learning.publish import ScorerFactory, resolve_artifact
+from labeltrail.quality.calibration import (
+    TemperatureCalibrator,
+    reliability_bins,
+    temper_rows,
+)
 
 __all__ = [
     "DEFAULT_TOLERANCE",
     "GateDecision",
+    "ModelCalibration",
     "SliceComparison",
     "accuracy_by_slice",
+    "calibrate_on_gold",
     "compare_on_gold",
     "gate_candidate",
     "gold_digest",
@@ -206,6 +213,52 @@ def gate_candidate(
     return compare_on_gold(
         gold, candidate, theirs, tolerance=tolerance, baseline_version=baseline.model_version
     )
+
+
+@dataclass(frozen=True)
+class ModelCalibration:
+    """The auto-accept map fitted on a model's gold scores at publish: ``temperature`` (None:
+    too few gold items, nothing fitted) and its figures for the ModelPublished's metrics."""
+
+    temperature: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+def calibrate_on_gold(
+    gold: GoldSet,
+    probabilities: NDArray[np.floating[Any]],
+    classes: Sequence[str],
+    *,
+    min_gold: int | None,
+    bins: int = 10,
+) -> ModelCalibration:
+    """Fit a temperature on the model's ``probabilities: (len(gold), len(classes))`` for the
+    gold items against their gold class (those whose class is one of ``classes``), as the
+    consensus confidence is calibrated (``docs/quality.md``, "Calibrated confidence").
+
+    Fewer than ``min_gold`` such items (or ``min_gold`` None: calibration off): no map.
+    Otherwise ``metrics`` hold ``calibration.n_gold``, ``calibration.ece_before`` /
+    ``ece_after`` and the reliability diagram's bins
+    ``calibration.<before|after>.bin<k>.<n|confidence|accuracy>``, measured on the same gold
+    items the map was fitted on.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    codes = np.asarray([index.get(t, -1) for t in gold.truth], dtype=np.int64)
+    rows = np.flatnonzero(codes >= 0)
+    if min_gold is None or rows.size < max(min_gold, 1):
+        return ModelCalibration()
+    p = np.asarray(probabilities, dtype=np.float64)[rows]
+    truth = codes[rows]
+    temperature = TemperatureCalibrator().fit(p, truth).temperature_
+    metrics: dict[str, float] = {"calibration.n_gold": float(rows.size)}
+    for stage, q in (("before", p), ("after", temper_rows(p, temperature))):
+        diagram = reliability_bins(q.max(axis=1), q.argmax(axis=1) == truth, bins)
+        metrics[f"calibration.ece_{stage}"] = diagram.ece
+        for k, (n, conf, acc) in enumerate(zip(*diagram, strict=True)):
+            metrics[f"calibration.{stage}.bin{k:02d}.n"] = float(n)
+            metrics[f"calibration.{stage}.bin{k:02d}.confidence"] = conf
+            metrics[f"calibration.{stage}.bin{k:02d}.accuracy"] = acc
+    return ModelCalibration(temperature, metrics)
 
 
 def gold_digest(gold: GoldSet) -> str:

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import CommentScored, LabelCommitted, TaskCreated, VoteCast
+from labeltrail.quality.calibration import temper
 
 __all__ = [
     "DEFAULT_BANDS",
@@ -89,10 +90,21 @@ def auto_accept_label(
     Provenance says what it is: route ``auto_accept``, ``machine_made=True``, method
     ``model:<version>``, no votes and no annotators, so no consensus or reliability figure
     can count it as a human judgement. The id is a function of comment, schema and model.
+    A score made under the model's calibration map (``scored.temperature``) gates on, and
+    commits, the calibrated distribution, and the label's method_params name the temperature.
     """
-    draft = prelabel_decision(scored.classes, scored.probabilities, auto_accept_threshold)
+    temperature = scored.temperature
+    probabilities = (
+        scored.probabilities
+        if temperature is None
+        else temper(list(scored.probabilities), temperature)
+    )
+    draft = prelabel_decision(scored.classes, probabilities, auto_accept_threshold)
     if not draft.auto_accept:
         return None
+    params = {"auto_accept_threshold": f"{auto_accept_threshold:.4f}"}
+    if temperature is not None:
+        params["temperature"] = repr(temperature)
     label_id = derive_id("label", scored.comment_id, schema_version, "auto", scored.model_version)
     return LabelCommitted.create(
         producer="tasking",
@@ -109,7 +121,7 @@ def auto_accept_label(
         confidence=draft.confidence,
         route="auto_accept",
         method=f"model:{scored.model_version}",
-        method_params={"auto_accept_threshold": f"{auto_accept_threshold:.4f}"},
+        method_params=params,
         vote_ids=[],
         annotator_ids=[],
         machine_made=True,

@@ -80,6 +80,7 @@ def model_published(
     baseline_version: str | None = None,
     forced: bool = False,
     force_reason: str = "",
+    temperature: float | None = None,
     producer: str = PRODUCER,
 ) -> ModelPublished:
     """The record of a written artifact (deterministic id: version and file hash).
@@ -87,6 +88,7 @@ def model_published(
     ``causation_id``: the event that asked for the model (the export it was trained on).
     ``baseline_version``: the live model the publish gate compared it with; ``forced``: the
     gate refused it and a person published it anyway, for ``force_reason``.
+    ``temperature``: the auto-accept map fitted on its gold scores (None: none).
     """
     path = artifact_path(models_dir, model_version)
     sha = file_sha256(path)
@@ -105,6 +107,7 @@ def model_published(
         baseline_version=baseline_version,
         forced=forced,
         force_reason=force_reason,
+        temperature=temperature,
     )
 
 

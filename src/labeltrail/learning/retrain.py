@@ -25,7 +25,12 @@ from labeltrail.events.ids import derive_id
 from labeltrail.events.models import ModelPublished, ModelRefused
 from labeltrail.exceptions import ArtifactError, LearningError
 from labeltrail.learning.data import WEAK_LABELS_MODES, TrainingSet
-from labeltrail.learning.gate import DEFAULT_TOLERANCE, gate_candidate, model_refused
+from labeltrail.learning.gate import (
+    DEFAULT_TOLERANCE,
+    calibrate_on_gold,
+    gate_candidate,
+    model_refused,
+)
 from labeltrail.learning.metrics import GoldSet, evaluate_by_slice, flatten_metrics
 from labeltrail.learning.publish import (
     PRODUCER,
@@ -169,6 +174,8 @@ def train_and_publish(
     causation_id: str | None = None,
     baseline: ModelPublished | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    calibration_min_gold: int | None = None,
+    calibration_bins: int = 10,
 ) -> ModelPublished | ModelRefused:
     """Fit, export, verify, evaluate on ``gold`` per slice, and gate against ``baseline``
     (the live model); the ModelPublished to emit, or the ModelRefused.
@@ -180,6 +187,9 @@ def train_and_publish(
     manifest beside it, for a person to publish with ``--force``. Raises
     :class:`ArtifactError` when parity fails (the artifact is removed) or the baseline cannot
     be loaded, and :class:`LearningError` when the set cannot be trained on.
+    ``calibration_min_gold``: a published model with at least this many gold items gets the
+    auto-accept map fitted on its gold scores (:func:`~labeltrail.learning.gate.
+    calibrate_on_gold`; None: never).
     """
     stored = _stored(models_dir, version)
     if stored is not None:
@@ -249,16 +259,24 @@ def train_and_publish(
     )
     event: ModelPublished | ModelRefused
     if decision.passed:
+        calibration = calibrate_on_gold(
+            gold,
+            onnx_p[: len(gold)],
+            classes,
+            min_gold=calibration_min_gold,
+            bins=calibration_bins,
+        )
         event = model_published(
             models_dir,
             version,
             classes,
             export_id=export_id,
             export_hash=export_hash,
-            metrics={**metrics, **decision.metrics()},
+            metrics={**metrics, **decision.metrics(), **calibration.metrics},
             causation_id=causation_id,
             schema_version=config.schema_version,
             baseline_version=decision.baseline_version,
+            temperature=calibration.temperature,
         )
         record = PUBLISHED_RECORD
     else:

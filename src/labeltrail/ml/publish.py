@@ -36,7 +36,12 @@ from labeltrail.events.models import (
 )
 from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import ArtifactError, LabeltrailError
-from labeltrail.learning.gate import GateDecision, gate_candidate, model_refused
+from labeltrail.learning.gate import (
+    GateDecision,
+    calibrate_on_gold,
+    gate_candidate,
+    model_refused,
+)
 from labeltrail.learning.metrics import UNKNOWN_SLICE, GoldSet, evaluate_by_slice, flatten_metrics
 from labeltrail.learning.publish import (
     ModelManifest,
@@ -329,18 +334,26 @@ def publish_model(
     _install(model, models_dir, version, manifest)
     export = log.exports.get(manifest.export_id or "")
     refused_before = [r for r in log.refusals.values() if r.artifact_sha256 == scorer.sha256]
+    calibration = calibrate_on_gold(
+        gold,
+        probabilities,
+        manifest.classes,
+        min_gold=settings.calibration.min_gold if settings.calibration.enabled else None,
+        bins=settings.calibration.bins,
+    )
     event = model_published(
         models_dir,
         version,
         manifest.classes,
         export_id=manifest.export_id,
         export_hash=manifest.export_hash or (export.content_hash if export else None),
-        metrics={**metrics, **decision.metrics()},
+        metrics={**metrics, **decision.metrics(), **calibration.metrics},
         causation_id=refused_before[-1].event_id if refused_before else None,
         schema_version=manifest.schema_version,
         baseline_version=decision.baseline_version,
         forced=not decision.passed,
         force_reason=reason.strip() if not decision.passed else "",
+        temperature=calibration.temperature,
         producer=PRODUCER,
     )
     producer.send(event)

@@ -20,6 +20,7 @@ __all__ = [
     "expected_calibration_error",
     "reliability_bins",
     "temper",
+    "temper_rows",
 ]
 
 _FLOOR = 1e-12
@@ -67,8 +68,14 @@ class TemperatureCalibrator:
         """Calibrated posteriors (n_items, n_classes); argmax (and so the label) is unchanged."""
         if not hasattr(self, "temperature_"):
             raise NotFittedError("TemperatureCalibrator is not fitted")
-        p = np.asarray(posteriors, dtype=np.float64)
-        return _tempered(np.log(np.clip(p, _FLOOR, None)), self.temperature_)
+        return temper_rows(posteriors, self.temperature_)
+
+
+def temper_rows(posteriors: ArrayLike, temperature: float) -> NDArray[np.float64]:
+    """Rows ``(n, n_classes)`` through a fitted temperature, ``softmax(log p / T)``, in
+    float64 and unrounded (the scorer's batch path; :func:`temper` is one posterior)."""
+    p = np.asarray(posteriors, dtype=np.float64)
+    return _tempered(np.log(np.clip(p, _FLOOR, None)), temperature)
 
 
 def temper(posterior: list[float], temperature: float) -> list[float]:

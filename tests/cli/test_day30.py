@@ -69,3 +69,20 @@ def test_day30_live_without_the_questions_stage_relabels_and_deletes_its_topics(
     assert refused.exit_code == 2
     coreless = CliRunner().invoke(app, [*args[:-1], "trainer"], env=env)
     assert coreless.exit_code != 0 and "the loop needs ['trainer']" in coreless.output
+
+
+def test_day30_weak_is_an_option_of_live_and_needs_the_weak_stage(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    """``--weak`` (the multi-source v2) runs only live, and not with the weak stage left out;
+    the run itself is ``tests/sim/test_scenario_live.py``'s."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": pipeline_settings.kafka_bootstrap_servers,
+        "LABELTRAIL_TOPIC_PREFIX": pipeline_settings.topic_prefix,
+    }
+    alone = CliRunner().invoke(app, ["day30", "--weak"], env=env)
+    assert alone.exit_code == 2 and "options of --live" in alone.output
+    where = ["--workdir", str(tmp_path / "day30"), "--models-dir", str(tmp_path / "models")]
+    args = ["day30", "--live", "--weak", *where, "--without", "weak"]
+    weakless = CliRunner().invoke(app, args, env=env, terminal_width=200)
+    assert weakless.exit_code != 0 and "the loop needs ['weak']" in weakless.output

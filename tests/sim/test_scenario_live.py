@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WORLD = PlatformConfig.day30(1_000, 250)
 """The in-memory test's world (``test_scenario.py``)."""
+CROWD_SHARE = 0.5
+"""The multi-source run's labeling budget: half the non-gold pool gets no human label."""
 TOLERANCE = 0.15
 """Coded-slice recall, live against in memory: two of the slice's 14 gold items."""
 
@@ -102,3 +104,47 @@ def test_the_day30_loop_runs_on_the_services(pipeline_settings: Settings, tmp_pa
     )
     for live, reference in zip(result.recall(), memory.recall(), strict=True):
         assert abs(live - reference) <= TOLERANCE, (result.recall(), memory.recall())
+
+
+def test_the_multisource_v2_trains_on_the_weak_stages_labels(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    """``weak=True`` (``day30 --live --weak``): v2 is trained on the weak labels' export with
+    ``trainer.weak_labels = fill``; the weak stage's labels reach the trainer and fill the
+    comments no human label covers, and its metrics count them. Whether that helps is
+    measured, not asserted (docs/learning.md, "Weak labels in training")."""
+    require("torch")
+    require("onnxscript")
+    require("onnxruntime")
+    from labeltrail.sim.scenario import Day30Config
+    from labeltrail.sim.scenario_live import run_day30_live
+
+    result = run_day30_live(
+        pipeline_settings,
+        Day30Config(platform=WORLD, epochs=8),
+        models_dir=tmp_path / "models",
+        exports_dir=tmp_path / "exports",
+        timeout=300.0,
+        weak=True,
+        crowd_share=CROWD_SHARE,
+        progress=print,
+    )
+    v1, v2 = result.v1.metrics, result.v2.metrics
+    print(
+        f"day 30 live, multi-source v2, in {result.seconds:.0f}s: coded recall "
+        f"{result.recall()[0]:.2f} -> {result.recall()[1]:.2f}; rows by source "
+        f"{result.train_sources}; weak labels {result.weak_labels}; gold accuracy "
+        + ", ".join(
+            f"{s} {v1[f'gold.{s}.accuracy']:.3f} -> {v2.get(f'gold.{s}.accuracy', 0.0):.3f}"
+            for s in ("all", "benign", "explicit", CODED)
+        )
+        + f" ({type(result.v2).__name__})"
+    )
+    assert result.weak and result.weak_labels > 0
+    assert result.exports[1].aggregator_params.get("run") == "weak"
+    # v1's export names no weak labels: it trains on human labels only, and says so.
+    assert result.train_sources[0]["weak"] == 0
+    assert result.train_sources[0]["human"] == result.train_rows[0]
+    # v2: every human row of its export, and weak rows for comments no human label covers.
+    assert result.train_sources[1]["human"] == result.train_rows[1]
+    assert 0 < result.train_sources[1]["weak"] <= result.unanswered

@@ -259,6 +259,22 @@ def day30(
             "labels, scorer or trainer)."
         ),
     ] = None,
+    weak: Annotated[
+        bool,
+        typer.Option(
+            help="--live: the multi-source v2, trained on the weak labels' export with "
+            "trainer.weak_labels=fill (weak labels fill comments no human label covers)."
+        ),
+    ] = False,
+    crowd_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="--live: the share of the non-gold comments the crowd answers (the rest "
+            "has no human label).",
+        ),
+    ] = 1.0,
 ) -> None:
     """The article's day-30 loop in simulation: v1 vs v2 recall per slice, from gold."""
     from labeltrail.sim.scenario import Day30Config, run_day30
@@ -268,6 +284,8 @@ def day30(
         raise fail(ValueError("--soft-labels is pipeline or multisource"), 2)
     if live and soft_labels != "pipeline":
         raise fail(ValueError("--live trains on the committed labels (--soft-labels pipeline)"), 2)
+    if (weak or crowd_share < 1.0) and not live:
+        raise fail(ValueError("--weak and --crowd-share are options of --live"), 2)
     config = dataclasses.replace(
         base,
         platform=dataclasses.replace(base.platform, n_comments=comments, seed=seed),
@@ -275,7 +293,15 @@ def day30(
         relabel=relabel,
     )
     if live:
-        _day30_live(config, models_dir, workdir, keep_topics=keep_topics, without=without or [])
+        _day30_live(
+            config,
+            models_dir,
+            workdir,
+            keep_topics=keep_topics,
+            without=without or [],
+            weak=weak,
+            crowd_share=crowd_share,
+        )
         return
     result = run_day30(config, models_dir=models_dir)
     console.print(f"flagged slices {result.flagged}; relabel requests {result.relabel_requests}")
@@ -291,7 +317,14 @@ def day30(
 
 
 def _day30_live(
-    config: Day30Config, models_dir: Path, workdir: Path, *, keep_topics: bool, without: list[str]
+    config: Day30Config,
+    models_dir: Path,
+    workdir: Path,
+    *,
+    keep_topics: bool,
+    without: list[str],
+    weak: bool = False,
+    crowd_share: float = 1.0,
 ) -> None:
     """``day30 --live``: its own topics and ClickHouse, so it never mixes with the demo's."""
     import time
@@ -319,6 +352,8 @@ def _day30_live(
             models_dir=models_dir,
             exports_dir=where / "exports",
             without=without,
+            weak=weak,
+            crowd_share=crowd_share,
             progress=lambda m: console.print(f"[dim]- {time.monotonic() - t0:6.1f}s {m}[/]"),
         )
     except (LabeltrailError, RuntimeError, TimeoutError) as exc:
@@ -340,6 +375,11 @@ def _day30_live(
         )
     console.print(f"export rows v1={result.exports[0].row_count} v2={result.exports[1].row_count}")
     console.print(f"scored by v1 {result.v1_scored}; crowd tasks from them {result.v1_tasks}")
+    console.print(
+        f"training rows by source v1={result.train_sources[0]} v2={result.train_sources[1]}; "
+        f"weak labels committed {result.weak_labels}; comments the crowd left unanswered "
+        f"{result.unanswered}"
+    )
     v1, v2 = result.v1.metrics, result.v2.metrics
     kind = type(result.v2).__name__
     console.print(f"v1 {result.v1.model_version} -> v2 {result.v2.model_version} ({kind})")

@@ -299,9 +299,11 @@ class SimulatedAnnotators:
     platform: Platform
     name: str = "sim.annotators"
     inputs: tuple[str, ...] = ("tasks.crowd", "tasks.expert")
+    unanswered: frozenset[str] = frozenset()
+    """Comments these frontends never answer (a labeling budget smaller than the pool)."""
 
     def apply(self, event: Event, position: LogPosition) -> list[Output]:
-        if not isinstance(event, TaskAssigned):
+        if not isinstance(event, TaskAssigned) or event.comment_id in self.unanswered:
             return []
         p = self.platform
         salt = event.assignment_id

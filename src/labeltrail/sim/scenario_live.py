@@ -21,10 +21,13 @@ produce:
   the iaa stage's blind-spot alert names (high agreement, low gold accuracy; the requests are
   :func:`~labeltrail.learning.loop.relabel_requests` of the labels read back from the log).
 
-The trainer trains v1 and v2 from those exports and publishes them through its gate; the
-scorer hot-swaps v1 in, scores every comment it held, and its low-margin scores become crowd
-tasks; v2 is swapped in the same way. How it compares with the in-memory run
-(:func:`labeltrail.sim.scenario.run_day30`): ``docs/learning.md`` ("Live, on the services").
+The trainer trains v1 and v2 from those exports and publishes them through its gate (with
+``weak=True``, the multi-source v2: ``trainer.weak_labels = fill`` and v2's export is
+``labeltrail export create --run weak``'s, so the weak stage's labels fill the comments no
+human label covers); the scorer hot-swaps v1 in, scores every comment it held, and its
+low-margin scores become crowd tasks; v2 is swapped in the same way. How it compares with the
+in-memory run (:func:`labeltrail.sim.scenario.run_day30`): ``docs/learning.md`` ("Live, on
+the services").
 """
 
 from __future__ import annotations
@@ -56,12 +59,13 @@ from labeltrail.events.models import (
     ModelRefused,
     TaskCreated,
 )
-from labeltrail.events.topics import topic_name
+from labeltrail.events.topics import WEAK_RUN, topic_name
 from labeltrail.exceptions import LabeltrailError
-from labeltrail.export.build import create_export, read_parquet_rows
+from labeltrail.export.build import create_export, export_rows_sql, read_parquet_rows
 from labeltrail.feedback import parse_feedback
 from labeltrail.folds.base import Fold
 from labeltrail.folds.draws import draw
+from labeltrail.folds.export_rows import RUN_PARAM
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.keys import KafkaKeyStore
 from labeltrail.kafka.log import read_kinds
@@ -82,6 +86,7 @@ __all__ = [
     "live_settings",
     "production_feedback",
     "run_day30_live",
+    "unanswered",
 ]
 
 
@@ -118,6 +123,15 @@ class LiveDay30Result:
     train_rows: tuple[int, int]
     """Rows of each export the trainer trains on: human-made labels of comments outside the
     gold set (the in-memory run's ``train_sizes``)."""
+    train_sources: tuple[dict[str, int], dict[str, int]]
+    """Rows v1 and v2 trained on by source (``human``, ``weak``, ``machine``), as the trainer
+    counted them (its ``train.rows.*`` metrics)."""
+    weak: bool
+    """v2 is the multi-source one: weak labels fill the comments no human label covers."""
+    weak_labels: int
+    """Weak labels the weak stage committed by the end of the run."""
+    unanswered: int
+    """Non-gold comments the crowd never answered (``crowd_share`` below 1)."""
     routes: tuple[dict[str, int], dict[str, int]]
     """Routes of the blind-spot slice's rows among them: crowd consensus at day 0, expert
     adjudication after."""
@@ -138,12 +152,13 @@ class LiveDay30Result:
 
 
 def live_settings(
-    settings: Settings, platform: Platform, cfg: Day30Config, models: Path
+    settings: Settings, platform: Platform, cfg: Day30Config, models: Path, *, weak: bool = False
 ) -> Settings:
     """``settings`` for the live day-30 run: the demo's replay settings (tasking waits for the
     whole simulated pool, so it assigns as in memory), the trainer's model as
     :class:`Day30Config` shapes it, trained only on the exports the team makes, ``models`` for
-    the artifacts, and a publish gate of at least :data:`GATE_TOLERANCE`."""
+    the artifacts, and a publish gate of at least :data:`GATE_TOLERANCE`; ``weak``: the
+    trainer fills with weak labels (``trainer.weak_labels = fill``)."""
     base = replay_settings(settings, platform)
     trainer = base.trainer.model_copy(
         update={
@@ -155,6 +170,7 @@ def live_settings(
             "batch_size": cfg.batch_size,
             "seed": cfg.seed,
             "schema_version": SCHEMA_VERSION,
+            "weak_labels": "fill" if weak else "off",
         }
     )
     # The world's gold slices are small (78 explicit items at 1,000 comments: one item is
@@ -334,11 +350,14 @@ def _export_and_train(
     exports_dir: Path,
     what: str,
     progress: Callable[[str], None],
+    run: str = "",
 ) -> tuple[ExportCreated, ModelPublished | ModelRefused]:
-    """The team's ``labeltrail export create --schema-version v3`` (the export brings the
-    projection up to the log's end itself), and the model the trainer makes of it."""
+    """The team's ``labeltrail export create --schema-version v3 [--run RUN]`` (the export
+    brings the projection up to the log's end itself), and the model the trainer makes of it."""
     settings = services.settings
-    export = create_export(ch, settings, schema_version=SCHEMA_VERSION, out_dir=exports_dir)
+    export = create_export(
+        ch, settings, schema_version=SCHEMA_VERSION, out_dir=exports_dir, run=run
+    )
     progress(f"export {export.export_id}: {export.row_count} rows; training {what}")
     return export, _train_on(services, settings, export, what)
 
@@ -375,15 +394,21 @@ def run_day30_live(
     client: Client | None = None,
     timeout: float = 600.0,
     without: Sequence[str] = (),
+    weak: bool = False,
+    crowd_share: float = 1.0,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> LiveDay30Result:
     """Run the day-30 loop on the stage services (topics under ``settings.topic_prefix``):
     every registered stage but those named in ``without`` (never one of :data:`REQUIRED`).
+    ``weak``: the multi-source v2, trained with the weak stage's labels filling the comments
+    no human label covers (needs the weak stage). ``crowd_share``: the share of the non-gold
+    comments the crowd answers (:func:`unanswered`; below 1 the rest of the pool has no human
+    label, the case weak labels are for).
 
     A ClickHouse client it opens itself is closed when it returns or fails.
     """
     unknown = sorted(set(without) - set(STAGES))
-    needed = sorted(set(without) & set(REQUIRED))
+    needed = sorted(set(without) & {*REQUIRED, *(("weak",) if weak else ())})
     if unknown or needed:
         what = f"no stage {unknown}" if unknown else f"the loop needs {needed}"
         raise LabeltrailError(f"day 30 live: cannot leave out {list(without)}: {what}")
@@ -398,6 +423,8 @@ def run_day30_live(
             names,
             timeout,
             progress,
+            weak,
+            crowd_share,
         )
     finally:
         if client is None:
@@ -412,12 +439,14 @@ def _run(
     names: tuple[str, ...],
     timeout: float,
     progress: Callable[[str], None],
+    weak: bool = False,
+    crowd_share: float = 1.0,
 ) -> LiveDay30Result:
     started = time.monotonic()
     models_dir, exports_dir = dirs
     phases: dict[str, float] = {}
     platform = Platform(cfg.platform)
-    settings = live_settings(base, platform, cfg, models_dir)
+    settings = live_settings(base, platform, cfg, models_dir, weak=weak)
     ensure_topics(settings)
     apply_ddl(ch)
     seed_platform(settings, platform)
@@ -427,7 +456,13 @@ def _run(
         # stages commit the labels the crowd agrees on; the experts have not answered yet.
         progress(f"day 0: stages {', '.join(names)}; the platform's model and the crowd")
         services.stage(SimulatedScorer(platform, threshold=settings.low_margin_threshold))
-        services.stage(SimulatedAnnotators(platform, name="sim.crowd", inputs=("tasks.crowd",)))
+        crowd = SimulatedAnnotators(
+            platform,
+            name="sim.crowd",
+            inputs=("tasks.crowd",),
+            unanswered=unanswered(platform, crowd_share),
+        )
+        services.stage(crowd)
         for name in names:
             services.stage(make(name, settings))
         services.start("projector", Projector(ch, settings))
@@ -468,9 +503,11 @@ def _run(
         services.settle("relabel")
         phases["relabel"] = time.monotonic() - mark
 
-        # Day 14: the team exports again; the trainer trains v2 and gates it against v1.
+        # Day 14: the team exports again (multi-source: the weak labels' export); the trainer
+        # trains v2 and gates it against v1.
         mark = time.monotonic()
-        second, v2 = _export_and_train(services, ch, exports_dir, "v2", progress)
+        run = WEAK_RUN if weak else ""
+        second, v2 = _export_and_train(services, ch, exports_dir, "v2", progress, run)
         services.settle("v2")
         phases["v2"] = time.monotonic() - mark
     finally:
@@ -481,7 +518,7 @@ def _run(
         name: {k: getattr(r.stats, k) for k in ("consumed", "processed", "rejected", "emitted")}
         for name, r in services.stages.items()
     }
-    rows = [_non_gold_rows(e, exports_dir, platform) for e in (first, second)]
+    rows = [_non_gold_rows(ch, e, exports_dir, platform) for e in (first, second)]
     return LiveDay30Result(
         v1=v1,
         v2=v2,
@@ -494,12 +531,28 @@ def _run(
         v1_scored=len(_scores_by(settings, v1.model_version)),
         v1_tasks=_tasks_from(settings, v1.model_version),
         train_rows=(len(rows[0]), len(rows[1])),
+        train_sources=(_sources(v1), _sources(v2)),
+        weak=weak,
+        unanswered=len(crowd.unanswered),
+        weak_labels=len(_events(settings, ("weak.labels",), ("LabelCommitted",))),
         routes=(_routes(rows[0], platform), _routes(rows[1], platform)),
         expert_requests=_requests(settings),
         stages=names,
         stage_stats=stats,
         seconds=time.monotonic() - started,
         phases=phases,
+    )
+
+
+def unanswered(platform: Platform, crowd_share: float) -> frozenset[str]:
+    """The non-gold comments the crowd leaves unanswered at ``crowd_share`` of the pool (a
+    deterministic draw per comment; thread context and the gold set are always answered)."""
+    return frozenset(
+        c.comment_id
+        for c in platform.comments
+        if c.slice != "thread_context"
+        and c.comment_id not in platform.gold_set
+        and draw("crowd-budget", c.comment_id) >= crowd_share
     )
 
 
@@ -532,12 +585,24 @@ def _tasks_from(settings: Settings, version: str) -> int:
     )
 
 
+def _sources(model: ModelPublished | ModelRefused) -> dict[str, int]:
+    """Rows ``model`` trained on by source (weak labels off: all human)."""
+    prefix = "train.rows."
+    counted = {k[len(prefix) :]: int(v) for k, v in model.metrics.items() if k.startswith(prefix)}
+    return counted or {"human": int(model.metrics.get("train.rows", 0))}
+
+
 def _non_gold_rows(
-    export: ExportCreated, exports_dir: Path, platform: Platform
+    ch: Client, export: ExportCreated, exports_dir: Path, platform: Platform
 ) -> list[dict[str, object]]:
     """The rows of ``export`` (its Parquet file) the trainer may train on: human-made (route
-    consensus or adjudication, as ``training_set_from_labels`` keeps them) and not gold."""
-    rows = read_parquet_rows(exports_dir / export.export_id / "rows.parquet")
+    consensus or adjudication, as ``training_set_from_labels`` keeps them) and not gold. A
+    weak labels' export holds only those: its live rows are read from ClickHouse at the same
+    positions."""
+    if export.aggregator_params.get(RUN_PARAM) == WEAK_RUN:
+        rows = export_rows_sql(ch, SCHEMA_VERSION, export.as_of, list(export.log_positions))
+    else:
+        rows = read_parquet_rows(exports_dir / export.export_id / "rows.parquet")
     return [
         r
         for r in rows

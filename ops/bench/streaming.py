@@ -30,6 +30,8 @@ Prints one JSON object per figure: {"figure", "value", "unit", "peer", "peer_val
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import cProfile
 import json
 import multiprocessing as mp
@@ -70,7 +72,7 @@ from labeltrail.events.base import Event
 from labeltrail.events.models import ConsensusUpdated, LabelCommitted, TaskCreated, VoteCast
 from labeltrail.events.serde import decode, encode
 from labeltrail.events.topics import topic_name
-from labeltrail.kafka.admin import ensure_topics
+from labeltrail.kafka.admin import delete_topics, ensure_topics
 from labeltrail.kafka.consumer import consumer_config, high_watermark
 from labeltrail.kafka.producer import EventProducer, producer_config
 
@@ -101,6 +103,15 @@ def _create_topic(settings: Settings, name: str, partitions: int) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError(name)
+
+
+def _delete_run_topics(used: list[Settings]) -> None:
+    """Delete the topics of this run's prefixes at exit (an article run leaves some 300 topics
+    and 1,500 partitions otherwise, and the shared broker holds at most about 20,000); the
+    cached replay history (``bench-history-*``) stays."""
+    for settings in used:
+        with contextlib.suppress(Exception):
+            delete_topics(settings, timeout=60)
 
 
 def _done(settings: Settings, topic: str, expected: int) -> bool:
@@ -544,11 +555,14 @@ def main() -> None:
 
     live_rate = 0.0
     live_settings = base.model_copy(update={"topic_prefix": prefix})
+    used = [live_settings]
+    atexit.register(_delete_run_topics, used)
     if "a" in args.only or "c" in args.only:
         run = live(live_settings, scale.live_comments)
         live_rate = run.rate
     if "a" in args.only:
         fused_settings = base.model_copy(update={"topic_prefix": f"{prefix}fused"})
+        used.append(fused_settings)
         fused = live(fused_settings, scale.live_comments, FUSED)
         fused_figures(run, fused)
         # The same platform: the fused process must commit the very labels, ids included.
@@ -618,6 +632,7 @@ def main() -> None:
         p99: dict[str, float] = {}
         for runner in ("stage", "fused", "faust"):
             settings = base.model_copy(update={"topic_prefix": f"{prefix}{runner}lat"})
+            used.append(settings)
             ms = sorted(latency(settings, runner, scale.paced_seconds, 1000.0, tmp))
             p99[runner] = ms[int(0.99 * (len(ms) - 1))]
             p50 = statistics.median(ms)

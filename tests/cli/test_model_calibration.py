@@ -6,6 +6,7 @@ calibrated value on each score (docs/quality.md, "Calibrated confidence")."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from pathlib import Path
@@ -14,13 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from labeltrail.cli import app
-from labeltrail.clickhouse.client import apply_ddl, client_from
+from labeltrail.clickhouse.client import apply_ddl, client_from, run_named
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
 from labeltrail.config import Settings
 from labeltrail.events import CommentPosted, CommentScored
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.quality.calibration import temper
+from labeltrail.report.html import build_report
 from tests.cli.test_model import _env, _manifest, _models, _train, day_one  # noqa: F401
 from tests.probes import read_topic
 
@@ -126,5 +128,18 @@ def test_model_publish_fits_the_auto_accept_map_and_the_scorer_stage_gates_on_it
         assert rows == [
             (c, temperature, by_id[c].confidence, by_id[c].route) for c in sorted(by_id)
         ]
+        (named,) = run_named(client, "model_calibration", model_version="")
+        accepted = sum(sc.route == "auto_accept" for sc in by_id.values())
+        assert (named["model_version"], named["n_gold"], named["n_scores"]) == ("tox-1", 14, 3)
+        assert named["n_auto_accept"] == accepted
+        assert named["figures"]["calibration.ece_after"] == m["calibration.ece_after"]
+        html = build_report(client)
     finally:
         client.close()
+    svg = re.search(r'<svg class="chart" data-chart="model-calibration".*?</svg>', html, re.S)
+    assert svg is not None
+    marks = re.findall(r'<g class="mark" id="(mark-model_calibration[^"]*)"', svg.group(0))
+    assert len(marks) == 2  # before and after
+    ece = f"data-ece-before='{m['calibration.ece_before']:.4f}'"
+    assert f"data-model-calibration='tox-1' {ece}" in html
+    assert f"3 scores made with it, {accepted} auto-accepted" in html

@@ -364,10 +364,62 @@ def _calibration(client: Client) -> str:
     return _section(title, chart, rows, "calibration", note)
 
 
+def _model_bins(figures: dict[str, float], stage: str) -> Bins:
+    """A model's reliability bins from its ``calibration.<stage>.bin<k>.*`` metrics."""
+    k = 0
+    conf: list[float] = []
+    acc: list[float] = []
+    count: list[int] = []
+    while f"calibration.{stage}.bin{k:02d}.n" in figures:
+        key = f"calibration.{stage}.bin{k:02d}"
+        count.append(int(figures[f"{key}.n"]))
+        conf.append(figures[f"{key}.confidence"])
+        acc.append(figures[f"{key}.accuracy"])
+        k += 1
+    return conf, acc, count
+
+
+def _model_calibration(client: Client) -> str:
+    rows = run_named(client, "model_calibration", model_version="")
+    title = "Calibrated auto-accept: the live model's reliability diagram on gold"
+    if not rows:
+        note = (
+            "No model carries an auto-accept map: a model published with at least "
+            "calibration.min_gold gold items gets one; until then auto-accept gates on the "
+            "model's own top probability."
+        )
+        return f"<section><h2>{title}</h2><p>{note}</p></section>"
+    r = rows[-1]  # in publish order: the last is the live model
+    figures = dict(r["figures"])
+    before = f"before (ECE {r['ece_before']:.3f})"
+    after = f"after, T = {r['temperature']:.2f} (ECE {r['ece_after']:.3f})"
+    panel = f"{r['model_version']}: {r['n_gold']} gold items"
+    chart = reliability_diagram(
+        "model-calibration",
+        {panel: {before: _model_bins(figures, "before"), after: _model_bins(figures, "after")}},
+        title=title,
+        xlabel="model's top probability (bin mean)",
+        ylabel="accuracy on gold",
+    )
+    note = (
+        "Per confidence bin, the live model's accuracy on the gold set beside its mean top "
+        "probability, before and after the temperature fitted on those gold scores at publish "
+        "(numbers: items per bin). The calibrated top probability is what gates auto-accept. "
+        f"<span data-model-calibration='{escape(r['model_version'])}' "
+        f"data-ece-before='{r['ece_before']:.4f}' data-ece-after='{r['ece_after']:.4f}'>"
+        f"{escape(r['model_version'])}: ECE {r['ece_before']:.3f} &rarr; {r['ece_after']:.3f} "
+        f"(temperature {r['temperature']:.3f}, {r['n_gold']} gold items; {r['n_scores']} "
+        f"scores made with it, {r['n_auto_accept']} auto-accepted)</span>."
+    )
+    shown = [{k: v for k, v in row.items() if k != "figures"} for row in rows]
+    return _section(title, chart, shown, "model_calibration", note)
+
+
 def build_report(client: Client, options: ReportOptions | None = None) -> str:
     """The report as one HTML document (no external resources)."""
     o = options or ReportOptions()
     sections = [_iaa(client, o), _reliability(client), _calibration(client)]
+    sections += [_model_calibration(client)]
     sections += [_blind_spots(client, o)]
     sections += [_cost(client), _pool(client, o), _drafts(client, o)]
     counts = client.query(

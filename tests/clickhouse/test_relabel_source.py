@@ -1,6 +1,9 @@
-"""``clickhouse.relabel``: the join of the labels' vote ids to the votes, by hash in numpy."""
+"""``clickhouse.relabel``: the join of the labels' vote ids to the votes, by hash in numpy
+(a second hash of each id, here its CRC-32, checks the pair the first one found)."""
 
 from __future__ import annotations
+
+import zlib
 
 import pyarrow as pa
 import pytest
@@ -11,12 +14,16 @@ from labeltrail.exceptions import LabeltrailError
 CLASSES = ["ok", "bad"]
 
 
+def _check(vote_id: str) -> int:
+    return zlib.crc32(vote_id.encode())
+
+
 def _votes(rows: list[tuple[int, str, str, str]]) -> pa.Table:
     hashes, ids, annotators, labels = zip(*rows, strict=True)
     return pa.table(
         {
             "hash": pa.array(hashes, pa.uint64()),
-            "vote_id": ids,
+            "check": pa.array([_check(i) for i in ids], pa.uint64()),
             "annotator_id": annotators,
             "label": labels,
         }
@@ -27,7 +34,9 @@ def _labels(named: list[list[tuple[int, str]]]) -> pa.Table:
     return pa.table(
         {
             "vote_hashes": pa.array([[h for h, _ in n] for n in named], pa.list_(pa.uint64())),
-            "vote_ids": pa.array([[v for _, v in n] for n in named], pa.list_(pa.string())),
+            "vote_checks": pa.array(
+                [[_check(v) for _, v in n] for n in named], pa.list_(pa.uint64())
+            ),
         }
     )
 

@@ -18,7 +18,8 @@ against about 1 for this.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from labeltrail.clickhouse.client import Client, run_named_arrow
+from labeltrail.clickhouse.client import Client, client_from, run_named_arrow
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition
 from labeltrail.events.columnar import LabelCommittedRow
@@ -100,10 +101,15 @@ def read_projected(client: Client, settings: Settings, *, slices: bool = True) -
     labels = run_named_arrow(
         client, "relabel_labels", topic=names["labels"], partitions=parts, ends=ends
     ).combine_chunks()
-    votes = run_named_arrow(
-        client, "relabel_votes", topic=names["votes"], partitions=vote_parts, ends=vote_ends
-    ).combine_chunks()
-    versions = _versions(labels, votes, classes, names["labels"])
+    votes = (
+        run_named_arrow(
+            client, "relabel_votes", topic=names["votes"], partitions=vote_parts, ends=vote_ends
+        )
+        .unify_dictionaries()
+        .combine_chunks()
+    )
+    rows = _RowFetcher(settings, names["labels"], parts, ends)
+    versions = _versions(labels, votes, classes, rows)
     return ProjectedHistory(positions, classes, versions, _slices(client) if slices else {})
 
 
@@ -120,15 +126,23 @@ def _runs(values: pa.ChunkedArray) -> dict[str, tuple[int, int]]:
 
 
 def _versions(
-    labels: pa.Table, votes: pa.Table, classes: dict[str, list[str]], topic: str
+    labels: pa.Table, votes: pa.Table, classes: dict[str, list[str]], rows: _RowFetcher
 ) -> dict[str, tuple[LabelColumns, VoteColumns]]:
     table = _VoteIndex.of(votes)
     out: dict[str, tuple[LabelColumns, VoteColumns]] = {}
     for version, (start, end) in _runs(labels.column("schema_version")).items():
         of_version = labels.slice(start, end - start)
-        record = _label_columns(of_version, topic)
+        record = _label_columns(of_version, rows)
         out[version] = (record, table.named(of_version, classes.setdefault(version, [])))
     return out
+
+
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[NDArray[np.int64], list[str]]:
+    """A dictionary column's codes and names."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(array)
+    return array.indices.to_numpy().astype(np.int64), array.dictionary.to_pylist()
 
 
 @dataclass
@@ -139,9 +153,10 @@ class _VoteIndex:
     """the distinct hashes, sorted"""
     rows: NDArray[np.int64]
     """the row of each hash's first copy"""
-    ids: pa.Array
-    annotators: pa.DictionaryArray
-    labels: pa.DictionaryArray
+    checks: NDArray[np.uint64]
+    """each vote's second hash of its id (sipHash64)"""
+    annotators: tuple[NDArray[np.int64], list[str]]
+    labels: tuple[NDArray[np.int64], list[str]]
 
     @classmethod
     def of(cls, votes: pa.Table) -> _VoteIndex:
@@ -152,9 +167,9 @@ class _VoteIndex:
         return cls(
             ordered[first],
             order[first].astype(np.int64),
-            votes.column("vote_id").combine_chunks(),
-            pc.dictionary_encode(votes.column("annotator_id")).combine_chunks(),
-            pc.dictionary_encode(votes.column("label")).combine_chunks(),
+            votes.column("check").to_numpy().astype(np.uint64),
+            _codes(votes.column("annotator_id")),
+            _codes(votes.column("label")),
         )
 
     def named(self, labels: pa.Table, classes: list[str]) -> VoteColumns:
@@ -172,18 +187,17 @@ class _VoteIndex:
         at[at >= self.hashes.shape[0]] = 0
         found = (self.hashes[at] == wanted) if self.hashes.size else np.zeros(0, bool)
         rows = self.rows[at[found]]
-        named_ids = labels.column("vote_ids").combine_chunks().values.filter(pa.array(found))
-        same = pc.equal(named_ids, self.ids.take(pa.array(rows)))
-        if rows.size and not pc.all(same).as_py():
+        checks = labels.column("vote_checks").combine_chunks().values.to_numpy()
+        if not np.array_equal(checks.astype(np.uint64)[found], self.checks[rows]):
             raise LabeltrailError("two vote ids share a 64-bit hash: read this run from the log")
         if not rows.size:
             return VoteColumns.empty()
+        annotator_codes, annotator_names = self.annotators
         annotator, annotator_ids = first_seen_codes(
-            self.annotators.indices.to_numpy().astype(np.int64)[rows],
-            np.asarray(self.annotators.dictionary.to_pylist(), dtype=object),
+            annotator_codes[rows], np.asarray(annotator_names, dtype=object)
         )
-        names: list[str] = self.labels.dictionary.to_pylist()
-        label_codes = self.labels.indices.to_numpy().astype(np.int64)[rows]
+        label_codes, names = self.labels
+        label_codes = label_codes[rows]
         if not classes:
             classes.extend(sorted({names[j] for j in np.unique(label_codes).tolist()}))
         label = class_codes(label_codes, names, classes)
@@ -194,13 +208,67 @@ def _objects(table: pa.Table, name: str) -> NDArray[Any]:
     return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _label_columns(table: pa.Table, topic: str) -> LabelColumns:
-    """One version's labels of record as columns; a row is made from them when asked."""
+_WHOLE = 20_000
+"""Past this many rows asked at once, every live label row is fetched in one scan."""
+
+
+@dataclass
+class _RowFetcher:
+    """The label fields ``relabel_labels`` leaves out, fetched by position when a row is
+    asked for (an engine opened for the fetch: the run's own is closed by then)."""
+
+    settings: Settings
+    topic: str
+    partitions: list[int]
+    ends: list[int]
+    fetched: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    whole: bool = False
+    """whether every live row has been fetched"""
+
+    asked: int = 0
+
+    def fetch(self, at: list[tuple[int, int]], *, every: bool = False) -> None:
+        """Fetch the rows at these (partition, offset) positions not fetched yet (``every``:
+        all of them)."""
+        missing = [p for p in dict.fromkeys(at) if p not in self.fetched]
+        if (not missing and not every) or self.whole:
+            return
+        every = every or len(missing) > _WHOLE
+        client = client_from(self.settings)
+        try:
+            table = run_named_arrow(
+                client,
+                "relabel_label_rows",
+                topic=self.topic,
+                partitions=self.partitions,
+                ends=self.ends,
+                all=every,
+                at_partitions=[] if every else [p for p, _ in missing],
+                at_offsets=[] if every else [o for _, o in missing],
+            )
+        finally:
+            client.close()
+        self.whole = every
+        for row in table.to_pylist():
+            self.fetched[(int(row["partition"]), int(row["offset"]))] = row
+
+    def __call__(self, partition: int, offset: int) -> dict[str, Any]:
+        # rows asked one at a time: past 64 (a commit not prefetched), all in one scan
+        self.asked += 1
+        self.fetch([(partition, offset)], every=self.asked > 64)
+        return self.fetched[(partition, offset)]
+
+
+def _label_columns(table: pa.Table, rows: _RowFetcher) -> LabelColumns:
+    """One version's labels of record as columns; a row is made from them when asked (its
+    other fields fetched by position, ``prefetch`` fetching many in one query)."""
     dist = table.column("distribution").combine_chunks()
     offsets = dist.offsets.to_numpy()
     flat = dist.values.to_numpy()
     widths = np.diff(offsets)
     square = widths.size and bool((widths == widths[0]).all())
+    partitions = table.column("partition").to_numpy()
+    log_offsets = table.column("offset").to_numpy()
 
     def distributions(at: NDArray[np.int64]) -> NDArray[np.float64]:
         if square:
@@ -208,42 +276,38 @@ def _label_columns(table: pa.Table, topic: str) -> LabelColumns:
             return rows
         return np.array([flat[offsets[i] : offsets[i + 1]] for i in at.tolist()], np.float64)
 
-    cache: dict[str, list[Any]] = {}
+    def where(i: int) -> tuple[int, int]:
+        return int(partitions[i]), int(log_offsets[i])
 
-    def value(name: str, i: int) -> Any:
-        # a few rows are read one value at a time; past 64 (a commit), each column once
-        whole = cache.get(name)
-        if whole is not None:
-            return whole[i]
-        if len(cache.setdefault("_asked", [])) > 64:
-            cache[name] = whole = table.column(name).to_pylist()
-            return whole[i]
-        return table.column(name)[i].as_py()
+    def prefetch(at: Sequence[int]) -> None:
+        rows.fetch([where(i) for i in at])
 
     def row(i: int) -> tuple[LabelCommittedRow, tuple[str, int, int]]:
-        cache.setdefault("_asked", []).append(i)
+        partition, offset = where(i)
+        wide = rows(partition, offset)
+        narrow = table.slice(i, 1).to_pylist()[0]
         label = LabelCommittedRow(
-            label_id=value("label_id", i),
-            comment_id=value("comment_id", i),
-            schema_version=value("schema_version", i),
-            label=value("label", i),
-            classes=list(value("classes", i)),
-            distribution=list(value("distribution", i)),
-            confidence=value("confidence", i),
-            route=value("route", i),
-            method=value("method", i),
-            method_params=dict(value("method_params", i)),
-            vote_ids=list(value("vote_ids", i)),
-            annotator_ids=list(value("annotator_ids", i)),
-            adjudication_id=value("adjudication_id", i),
-            machine_made=bool(value("machine_made", i)),
-            gold_label=value("gold_label", i),
+            label_id=wide["label_id"],
+            comment_id=narrow["comment_id"],
+            schema_version=narrow["schema_version"],
+            label=narrow["label"],
+            classes=list(wide["classes"]),
+            distribution=list(narrow["distribution"]),
+            confidence=wide["confidence"],
+            route=narrow["route"],
+            method=narrow["method"],
+            method_params=dict(wide["method_params"]),
+            vote_ids=list(wide["vote_ids"]),
+            annotator_ids=list(wide["annotator_ids"]),
+            adjudication_id=wide["adjudication_id"],
+            machine_made=bool(wide["machine_made"]),
+            gold_label=wide["gold_label"],
             run_id=None,
-            event_id=value("event_id", i),
-            occurred_ms=int(value("occurred_ms", i)),
-            recorded_ms=int(value("recorded_ms", i)),
+            event_id=wide["event_id"],
+            occurred_ms=int(wide["occurred_ms"]),
+            recorded_ms=int(wide["recorded_ms"]),
         )
-        return label, (topic, int(value("partition", i)), int(value("offset", i)))
+        return label, (rows.topic, partition, offset)
 
     return LabelColumns(
         _objects(table, "comment_id"),
@@ -252,6 +316,7 @@ def _label_columns(table: pa.Table, topic: str) -> LabelColumns:
         _objects(table, "method"),
         distributions,
         row,
+        prefetch,
     )
 
 

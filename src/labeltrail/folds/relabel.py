@@ -194,6 +194,9 @@ class LabelColumns:
     """the labels' distributions at the given items, (len, n_classes)"""
     row: Callable[[int], tuple[Label, Position]]
     """item ``i``'s label of record and where it was read"""
+    prefetch: Callable[[Sequence[int]], None] = lambda at: None
+    """make the rows of these items ready at once (a source that fetches rows on demand
+    fetches them in one query instead of one each)"""
 
     def __len__(self) -> int:
         return int(self.comment_ids.shape[0])
@@ -361,11 +364,13 @@ class Relabeling:
 
     @property
     def items(self) -> list[ItemLabel]:
-        return [v.item(i, self.slices) for v in self.versions for i in range(len(v.record))]
+        return [
+            v.item(i, self.slices) for v in self.versions for i in _ready(v, range(len(v.record)))
+        ]
 
     @property
     def changed(self) -> list[ItemLabel]:
-        return [v.item(i, self.slices) for v in self.versions for i in v.changed()]
+        return [v.item(i, self.slices) for v in self.versions for i in _ready(v, v.changed())]
 
     def summary(self) -> dict[str, Any]:
         """Counts: items, votes, changed; changes by class (old -> new), by slice, schema
@@ -401,6 +406,12 @@ class Relabeling:
             "agrees_with_expert": agrees,
             "committed_methods": dict(sorted(self.committed_methods.items())),
         }
+
+
+def _ready(version: _Version, at: Sequence[int]) -> Sequence[int]:
+    """``at``, the rows of those items made ready at once."""
+    version.record.prefetch(at)
+    return at
 
 
 def _counts(keys: Iterable[str]) -> dict[str, int]:
@@ -718,7 +729,7 @@ def run_labels(run: Relabeling, run_id: str) -> list[LabelCommitted]:
     return [
         _run_label(run, version, i, run_id)
         for version in run.versions
-        for i in range(len(version.record))
+        for i in _ready(version, range(len(version.record)))
     ]
 
 

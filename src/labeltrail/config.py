@@ -132,11 +132,13 @@ class CalibrationSettings(_Section):
 
     enabled: bool = True
     """``LABELTRAIL_CALIBRATION_ENABLED``: the reliability stage fits a map at each refit and
-    the consensus stage applies the latest one to the confidence that gates commit."""
+    the consensus stage applies the latest one to the confidence that gates commit; a published
+    model gets an auto-accept map fitted on its gold scores, which the scorer applies."""
 
     min_gold: int = Field(30, ge=1)
     """``LABELTRAIL_CALIBRATION_MIN_GOLD``: fit only on at least this many gold items with a
-    complete crowd consensus (before: the confidence is the posterior's top value)."""
+    complete crowd consensus (before: the confidence is the posterior's top value); a model's
+    auto-accept map on at least this many gold items of its schema version."""
 
     method: str = Field("temperature", pattern="^temperature$")
     """``LABELTRAIL_CALIBRATION_METHOD``: ``temperature`` scaling (one parameter; the label

@@ -245,8 +245,13 @@ def first_seen_codes(
 ) -> tuple[NDArray[np.int64], NDArray[Any]]:
     """``codes`` into ``names`` recoded in order of first appearance (the order the rows
     reader gives annotators), with the names in that order; names never used are dropped."""
-    used, first = np.unique(codes, return_index=True)
-    order = used[np.argsort(first, kind="stable")]
+    # each name's first row by a minimum per name (no sort of the codes: 0.01 s for 2.2
+    # million votes against 0.2 for np.unique)
+    size = max(int(names.shape[0]), 1)
+    first = np.full(size, codes.shape[0], dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(codes.shape[0], dtype=np.int64))
+    used = np.flatnonzero(first < codes.shape[0])
+    order = used[np.argsort(first[used], kind="stable")]
     recode = np.full(max(int(names.shape[0]), 1), -1, dtype=np.int64)
     recode[order] = np.arange(order.shape[0], dtype=np.int64)
     return recode[codes], names[order]

@@ -147,6 +147,26 @@ def test_a_model_published_before_the_gate_reads_as_not_forced() -> None:
     assert decoded.schema_version is None
 
 
+@pytest.mark.parametrize(
+    ("name", "version", "added"),
+    [("ModelPublished", 2, ("temperature",)), ("CommentScored", 1, ("temperature", "confidence"))],
+)
+def test_scores_and_models_before_calibrated_auto_accept_read_without_a_map(
+    name: str, version: int, added: tuple[str, ...]
+) -> None:
+    """ModelPublished v2 and CommentScored v1 records read with no temperature (and no
+    calibrated confidence): the raw top probability gated auto-accept."""
+    old = next(w for w in writer_schemas().values() if w.name == name and w.version == version)
+    event = sample_event(name)
+    record = event.model_dump()
+    for field in added:
+        record.pop(field)
+    decoded = decode(encode_with(old.schema, old.fingerprint, record))
+    assert isinstance(decoded, type(event)) and decoded.event_id == event.event_id
+    assert all(getattr(decoded, field) is None for field in added)
+    assert all(getattr(event, field) is not None for field in added)
+
+
 def test_undecodable_bytes() -> None:
     with pytest.raises(UndecodableError, match="marker"):
         decode(b'{"json": "not avro"}')

@@ -74,10 +74,6 @@ class RetrainConfig:
     (:func:`~labeltrail.learning.data.training_set_from_labels`); ``off`` leaves them out.
     """
 
-    def __post_init__(self) -> None:
-        if self.weak_labels not in WEAK_LABELS_MODES:
-            raise ValueError(f"weak_labels {self.weak_labels!r}: one of {WEAK_LABELS_MODES}")
-
     every_labels: int = 500
     min_rows: int = 50
     schema_version: str = "v3"
@@ -93,6 +89,10 @@ class RetrainConfig:
     seed: int = 0
     threads: int = 1
     parity_tolerance: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.weak_labels not in WEAK_LABELS_MODES:
+            raise ValueError(f"weak_labels {self.weak_labels!r}: one of {WEAK_LABELS_MODES}")
 
     def fingerprint(self) -> str:
         """A stable id of what shapes the model (not when it is trained)."""

@@ -404,3 +404,41 @@ def test_the_demo_under_majority_vote_differs_where_the_weights_decided(demo: Hi
     for comment in expected:
         methods = {estimates[e].method for e in _estimates_named(by_comment[comment]) if e != PRIOR}
         assert "dawid_skene" in methods, comment
+
+
+def test_the_projection_chooses_the_log_sources_labels_of_record_among_several(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """An item with several live labels (one superseded by a later label of record, one
+    label whose event is on the log twice): the projection, which groups only such items to
+    choose one, gives the log source's run, its samples' fields fetched by position."""
+    settings = _settings(kafka_bootstrap, tmp_path)
+    ensure_topics(settings)
+    replay = run_in_memory(
+        Platform(PlatformConfig.sized(20, seed=SEED)), consensus="mv", threshold=THRESHOLD
+    )
+    events = [event for events in replay.log.values() for event in events]
+    crowd = [e for e in events if isinstance(e, LabelCommitted) and e.route == "consensus"]
+    first, second = crowd[0], crowd[1]
+    other = next(c for c in first.classes if c != first.label)
+    fields = dict(first.model_dump(exclude={"envelope"}))
+    later = LabelCommitted.create(
+        producer="test",
+        id_parts=(first.label_id, "later"),
+        **(fields | {"label_id": f"{first.label_id}-later", "label": other}),
+    )
+    producer = EventProducer(settings)
+    for event in [*events, second, later]:  # the second label's event on the log twice
+        producer.send(event)
+    producer.flush()
+    history = History(settings, [*events, later], tmp_path)
+    _projected(history)
+    args = ("relabel", "--method", "mv", "--dry-run", "--samples", "1000")
+    from_log = history.json(*args)
+    from_ch = history.json(*args, "--source", "clickhouse")
+    for body in (from_log, from_ch):
+        body.pop("source"), body.pop("positions")
+    assert from_ch == from_log
+    assert from_ch["items"] == len({(e.comment_id, e.schema_version) for e in history.labels()})
+    (sample,) = [s for s in from_ch["samples"] if s["comment_id"] == first.comment_id]
+    assert sample["committed"]["label"] == other  # the later label is the label of record

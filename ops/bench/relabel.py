@@ -19,8 +19,9 @@ reads, without the comments (slices are a report detail):
   ``folds.relabel.relabel`` (the method fitted once over every item of the version);
 - ``clickhouse``: the history's projection (made by ``clickhouse.rebuild`` into
   ``<dir>/<prefix>`` once, as setup, like the log write, and reused while it covers the log's
-  ends) opened and read by ``clickhouse.relabel.read_projected`` (labels of record chosen and
-  joined to their votes in ClickHouse, fetched as Arrow columns), then
+  ends) opened and read by ``clickhouse.relabel.read_projected`` (labels of record chosen in
+  ClickHouse, they and the votes fetched as narrow Arrow columns, joined by hash in the
+  process; the labels' other fields are fetched only for rows shown or committed), then
   ``folds.relabel.relabel_columns``.
 
 Each source's read is timed once and each method's computation apart; a method's end-to-end

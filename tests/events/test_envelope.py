@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from labeltrail.events import VoteCast
+from labeltrail.events import VoteCast, base
 from labeltrail.events.base import Envelope, LogPosition, to_utc_millis
 
 PARIS = dt.timezone(dt.timedelta(hours=2))
@@ -105,3 +105,20 @@ def test_to_utc_millis_is_utc_truncated_to_milliseconds(value: dt.datetime) -> N
     assert normalised == expected
     assert normalised.tzinfo is dt.UTC
     assert normalised.microsecond == expected.microsecond
+
+
+def test_utc_now_is_the_system_clock_in_utc_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = to_utc_millis(dt.datetime.now(dt.UTC))
+    now = base.utc_now()
+    after = to_utc_millis(dt.datetime.now(dt.UTC))
+    assert before <= now <= after
+    assert now.tzinfo is dt.UTC
+    assert now.microsecond % 1000 == 0
+    # It reads time.time_ns, and gives the very same datetime while the millisecond lasts.
+    ns = 1_725_271_200_123_456_789
+    monkeypatch.setattr(base.time, "time_ns", lambda: ns)
+    first = base.utc_now()
+    assert first == dt.datetime(2024, 9, 2, 10, 0, 0, 123000, tzinfo=dt.UTC)
+    assert base.utc_now() is first
+    ns += 1_000_000
+    assert base.utc_now() == dt.datetime(2024, 9, 2, 10, 0, 0, 124000, tzinfo=dt.UTC)

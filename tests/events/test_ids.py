@@ -32,3 +32,9 @@ def test_derive_id_is_the_uuid5_of_its_joined_parts(kind: str, parts: list[objec
 def test_a_known_id_never_changes() -> None:
     assert derive_id("task", "c-00001", "v3", "crowd") == _uuid5("task", "c-00001", "v3", "crowd")
     assert derive_id("x") == str(uuid.uuid5(LABELTRAIL_NAMESPACE, "x"))
+
+
+def test_every_version_and_variant_digit_is_set_as_uuid5_sets_it() -> None:
+    ids = [derive_id("TaskAssigned", f"a-{i}", ["v2", f"v{i}"]) for i in range(4096)]
+    assert ids == [_uuid5("TaskAssigned", f"a-{i}", ["v2", f"v{i}"]) for i in range(4096)]
+    assert {i[19] for i in ids} == set("89ab")  # the variant digit takes all four values

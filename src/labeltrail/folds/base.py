@@ -6,7 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from labeltrail.events.base import Envelope, Event, LogPosition, utc_now
+from labeltrail.events.base import Event, LogPosition
+from labeltrail.events.construct import constructor
 from labeltrail.events.ids import derive_id
 from labeltrail.events.models import AdjudicationRequested
 
@@ -70,18 +71,13 @@ def build_event(
     correlation_id: str | None,
     **fields: Any,
 ) -> E:
-    """``cls.create(...)`` with an id computed beforehand (the event's fields are validated
-    the same way; the envelope, whose arguments are already typed, by ``Envelope.build``)."""
-    envelope = Envelope.build(
-        event_id=event_id,
-        event_type=cls.__name__,
-        occurred_at=occurred_at,
-        recorded_at=utc_now(),
-        producer=producer,
-        causation_id=causation_id,
-        correlation_id=correlation_id,
+    """``cls.create(...)`` with an id computed beforehand, by the type's compiled constructor
+    (:func:`labeltrail.events.construct.constructor`: no validation for an envelope and
+    fields that already have their types, ``Envelope.build`` and pydantic's for any other)."""
+    event: E = constructor(cls)(  # type: ignore[assignment]
+        event_id, producer, occurred_at, causation_id, correlation_id, fields
     )
-    return cls(envelope=envelope, **fields)
+    return event
 
 
 def adjudication_request(

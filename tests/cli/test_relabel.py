@@ -29,6 +29,7 @@ from labeltrail.cli import app
 from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.rebuild import run_until_caught_up
+from labeltrail.clickhouse.relabel import read_projected
 from labeltrail.config import Settings
 from labeltrail.events import AnnotatorReliabilityUpdated, Event, LabelCommitted, VoteCast
 from labeltrail.events.columnar import LabelCommittedRow
@@ -256,6 +257,15 @@ def _projected(history: History) -> None:
     client.close()
 
 
+def _reads_label_votes(history: History) -> bool:
+    """Whether a run reads the projection's label_votes (the votes resolved as projected)."""
+    client = client_from(history.settings)
+    try:
+        return read_projected(client, history.settings, slices=False).resolved
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("method", ["mv", "ds", "pds"])
 def test_the_clickhouse_projection_gives_the_log_sources_run(history: History, method: str) -> None:
     """Read from the projection (columnar, up to the positions its projector recorded), a
@@ -263,6 +273,7 @@ def test_the_clickhouse_projection_gives_the_log_sources_run(history: History, m
     its votes, and the positions it covers (the projector's, which are the log's ends once it
     has caught up; partitions with nothing read are left out of both run ids)."""
     _projected(history)
+    assert _reads_label_votes(history)
     args = ("relabel", "--method", method, "--dry-run", "--samples", "1000")
     from_log = history.json(*args)
     from_ch = history.json(*args, "--source", "clickhouse")
@@ -273,6 +284,21 @@ def test_the_clickhouse_projection_gives_the_log_sources_run(history: History, m
     assert from_ch["items"] > 0
     assert from_ch["changed"] == 0 if method == "mv" else True
     assert from_ch["changed"] > 0 if method == "ds" else True
+
+
+def test_without_label_votes_the_projection_joins_labels_and_votes(history: History) -> None:
+    """label_votes missing a live label row (a database made before it, here emptied): the
+    run chooses among the labels and joins the votes instead, and gives the same report."""
+    _projected(history)
+    args = ("relabel", "--method", "ds", "--dry-run", "--samples", "1000")
+    from_ch = history.json(*args, "--source", "clickhouse")
+    client = client_from(history.settings)
+    client.command("TRUNCATE TABLE label_votes")
+    client.close()
+    assert not _reads_label_votes(history)
+    assert history.json(*args, "--source", "clickhouse") == from_ch
+    _projected(history)  # its DDL fills label_votes again (the migration)
+    assert _reads_label_votes(history)
 
 
 def test_a_run_committed_from_the_projection_is_the_log_sources_run(history: History) -> None:
@@ -433,6 +459,7 @@ def test_the_projection_chooses_the_log_sources_labels_of_record_among_several(
     producer.flush()
     history = History(settings, [*events, later], tmp_path)
     _projected(history)
+    assert _reads_label_votes(history)
     args = ("relabel", "--method", "mv", "--dry-run", "--samples", "1000")
     from_log = history.json(*args)
     from_ch = history.json(*args, "--source", "clickhouse")

@@ -1,15 +1,22 @@
 """``clickhouse.relabel``: the join of the labels' vote ids to the votes, by hash in numpy
-(a second hash of each id, here its CRC-32, checks the pair the first one found)."""
+(a second hash of each id, here its CRC-32, checks the pair the first one found), and
+``label_votes``, the labels with their votes resolved as they are projected."""
 
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from labeltrail.clickhouse.relabel import _VoteIndex
+from labeltrail.clickhouse.client import Client, apply_ddl, client_from
+from labeltrail.clickhouse.relabel import _VoteIndex, projector_consumer, read_projected
+from labeltrail.clickhouse.writer import BatchWriter, LogRecord
+from labeltrail.config import Settings
+from labeltrail.events import LabelCommitted, encode
 from labeltrail.exceptions import LabeltrailError
+from tests.events.samples import sample_event
 
 CLASSES = ["ok", "bad"]
 
@@ -55,3 +62,54 @@ def test_two_ids_with_one_hash_are_an_error_not_a_wrong_vote() -> None:
     index = _VoteIndex.of(_votes([(5, "v1", "ann", "ok"), (5, "v2", "bob", "bad")]))
     with pytest.raises(LabeltrailError, match="share a 64-bit hash"):
         index.named(_labels([[(5, "v2")]]), list(CLASSES))
+
+
+def _resolving_writer(tmp_path: Path) -> tuple[Settings, Client, BatchWriter]:
+    settings = Settings(topic_prefix="p", clickhouse_dsn=f"chdb://{tmp_path}")
+    client = client_from(settings)
+    apply_ddl(client)
+    return settings, client, BatchWriter(client, projector_consumer("p"))
+
+
+def test_a_vote_projected_after_its_label_completes_the_labels_row(tmp_path: Path) -> None:
+    """label_votes holds each live label with the votes it names resolved as they are
+    projected: a label whose vote is not projected yet is read the old way (labels and votes
+    joined), and the vote's batch resolves it, so the next run reads label_votes alone."""
+    settings, client, writer = _resolving_writer(tmp_path)
+    try:
+        label = sample_event("LabelCommitted")
+        assert isinstance(label, LabelCommitted)
+        writer.project([LogRecord("p.labels", 0, 0, encode(label))])
+        writer.project([LogRecord("p.votes", 0, 0, encode(sample_event("AnnotatorRegistered")))])
+        before = read_projected(client, settings, slices=False)
+        assert not before.resolved
+        labels, votes = before.versions["v3"]
+        assert votes.item.size == 0  # the vote is not in the projection yet
+        writer.project([LogRecord("p.votes", 0, 1, encode(sample_event("VoteCast")))])
+        after = read_projected(client, settings, slices=False)
+        assert after.resolved
+        labels, votes = after.versions["v3"]
+        assert labels.labels.tolist() == [label.label]
+        assert votes.annotator_ids[votes.annotator].tolist() == ["a47"]
+        assert [after.classes["v3"][j] for j in votes.label.tolist()] == ["non-toxic"]
+    finally:
+        client.close()
+
+
+def test_a_database_made_before_label_votes_gets_it_filled(tmp_path: Path) -> None:
+    """The migration: applying the DDL to a database whose label_votes is empty while its
+    labels are not fills it whole, and the run then reads it."""
+    settings, client, writer = _resolving_writer(tmp_path)
+    try:
+        writer.project(
+            [
+                LogRecord("p.votes", 0, 0, encode(sample_event("VoteCast"))),
+                LogRecord("p.labels", 0, 0, encode(sample_event("LabelCommitted"))),
+            ]
+        )
+        client.command("TRUNCATE TABLE label_votes")  # as a database made before it
+        assert not read_projected(client, settings, slices=False).resolved
+        apply_ddl(client)
+        assert read_projected(client, settings, slices=False).resolved
+    finally:
+        client.close()

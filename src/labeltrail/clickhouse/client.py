@@ -38,6 +38,7 @@ __all__ = [
     "Client",
     "apply_ddl",
     "client_from",
+    "command_named",
     "is_embedded",
     "named_query",
     "projections_dir",
@@ -245,7 +246,20 @@ def apply_ddl(client: Client) -> list[str]:
         for statement in _statements(path.read_text()):
             client.command(statement)
         applied.append(path.name)
+    _backfill_label_votes(client)
     return applied
+
+
+def _backfill_label_votes(client: Client) -> None:
+    """A database made before ``label_votes`` (``projections/ddl/004_label_votes.sql``) gets
+    it filled once, whole, from its labels and votes; later batches fill it as they are
+    written (``clickhouse.writer``)."""
+    empty = client.query(
+        "SELECT (SELECT count() FROM label_votes) = 0 AND "
+        "(SELECT count() FROM labels WHERE run_id = '') > 0"
+    ).result_rows[0][0]
+    if empty:
+        command_named(client, "label_votes_fill", all=True, comments=[])
 
 
 @cache
@@ -295,6 +309,11 @@ def run_named(client: Client, name: str, **parameters: Any) -> list[dict[str, An
     """Run a named query with server-side parameters (never string-built SQL)."""
     result = client.query(_sendable_with(name, parameters), parameters=parameters)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def command_named(client: Client, name: str, **parameters: Any) -> None:
+    """Run a named statement (an ``INSERT ... SELECT``) with server-side parameters."""
+    client.command(_sendable_with(name, parameters), parameters=parameters)
 
 
 def run_named_arrow(client: Client, name: str, **parameters: Any) -> pa.Table:

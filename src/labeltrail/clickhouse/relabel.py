@@ -31,7 +31,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from labeltrail.clickhouse.client import Client, client_from, run_named_arrow
+from labeltrail.clickhouse.client import (
+    Client,
+    client_from,
+    command_named,
+    run_named,
+    run_named_arrow,
+)
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition
 from labeltrail.events.columnar import LabelCommittedRow
@@ -39,7 +45,13 @@ from labeltrail.events.topics import topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.folds.relabel import LabelColumns, VoteColumns, class_codes, first_seen_codes
 
-__all__ = ["ProjectedHistory", "covered_positions", "projector_consumer", "read_projected"]
+__all__ = [
+    "ProjectedHistory",
+    "covered_positions",
+    "fill_label_votes",
+    "projector_consumer",
+    "read_projected",
+]
 
 
 def projector_consumer(prefix: str) -> str:
@@ -55,6 +67,9 @@ class ProjectedHistory:
     classes: dict[str, list[str]]
     versions: dict[str, tuple[LabelColumns, VoteColumns]]
     slices: dict[str, str]
+    resolved: bool = False
+    """whether it was read from ``label_votes`` (the votes resolved when projected), not by
+    choosing among the labels and joining the votes"""
 
 
 def covered_positions(client: Client, consumer: str, topics: list[str]) -> list[LogPosition]:
@@ -102,19 +117,109 @@ def read_projected(client: Client, settings: Settings, *, slices: bool = True) -
             parameters={"t": names["schemas"], "p": schema_parts, "e": schema_ends},
         ).result_rows
     }
-    labels = run_named_arrow(
-        client, "relabel_labels", topic=names["labels"], partitions=parts, ends=ends
-    ).combine_chunks()
-    votes = (
-        run_named_arrow(
-            client, "relabel_votes", topic=names["votes"], partitions=vote_parts, ends=vote_ends
-        )
-        .unify_dictionaries()
-        .combine_chunks()
-    )
     rows = _RowFetcher(settings, names["labels"], parts, ends)
-    versions = _versions(labels, votes, classes, rows)
-    return ProjectedHistory(positions, classes, versions, _slices(client) if slices else {})
+    resolved = _resolved(client, names["labels"], parts, ends, vote_parts, vote_ends)
+    if resolved is not None:
+        versions = _resolved_versions(resolved, classes, rows)
+    else:
+        labels = run_named_arrow(
+            client, "relabel_labels", topic=names["labels"], partitions=parts, ends=ends
+        ).combine_chunks()
+        votes = (
+            run_named_arrow(
+                client,
+                "relabel_votes",
+                topic=names["votes"],
+                partitions=vote_parts,
+                ends=vote_ends,
+            )
+            .unify_dictionaries()
+            .combine_chunks()
+        )
+        versions = _versions(labels, votes, classes, rows)
+    return ProjectedHistory(
+        positions, classes, versions, _slices(client) if slices else {}, resolved is not None
+    )
+
+
+def fill_label_votes(client: Client, comments: Sequence[str] | None = None) -> None:
+    """(Re)resolve into ``label_votes`` the live label rows of ``comments`` (None: every one)
+    with the votes they name (``projections/queries/label_votes_fill.sql``)."""
+    if comments is not None and not comments:
+        return
+    command_named(client, "label_votes_fill", all=comments is None, comments=list(comments or []))
+
+
+def _resolved(
+    client: Client,
+    topic: str,
+    parts: list[int],
+    ends: list[int],
+    vote_parts: list[int],
+    vote_ends: list[int],
+) -> pa.Table | None:
+    """The labels of record with their votes from ``label_votes``, or None where it does not
+    give the run exactly (a database without it, a label row not in it, or a chosen label
+    with a vote id not found before the covered positions): then labels and votes are read."""
+    if not client.query("EXISTS TABLE label_votes").result_rows[0][0]:
+        return None
+    bounds: dict[str, Any] = {"topic": topic, "partitions": parts, "ends": ends}
+    if not run_named(client, "label_votes_coverage", **bounds)[0]["covered"]:
+        return None
+    table = run_named_arrow(
+        client, "relabel_label_votes", **bounds, vote_partitions=vote_parts, vote_ends=vote_ends
+    )
+    if not table.column("complete").to_numpy().astype(bool).all():
+        return None
+    return table.combine_chunks()
+
+
+def _list_codes(column: pa.ChunkedArray) -> tuple[NDArray[np.int64], NDArray[Any], NDArray[Any]]:
+    """A column of lists of dictionary values: each value's code into the distinct names (one
+    dictionary for every chunk), the names, and each list's length."""
+    codes: list[NDArray[np.int64]] = []
+    dictionaries: list[pa.Array] = []
+    base = 0
+    for chunk in column.chunks:
+        values = chunk.flatten()
+        if not pa.types.is_dictionary(values.type):
+            values = pc.dictionary_encode(values)
+        codes.append(values.indices.to_numpy(zero_copy_only=False).astype(np.int64) + base)
+        dictionaries.append(values.dictionary)
+        base += len(values.dictionary)
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
+    if not dictionaries:
+        return np.zeros(0, np.int64), np.zeros(0, dtype=object), lengths
+    every = pa.concat_arrays(dictionaries).to_numpy(zero_copy_only=False)
+    distinct, names = pd.factorize(every)
+    flat = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    return distinct.astype(np.int64)[flat], np.asarray(names, dtype=object), lengths
+
+
+def _resolved_versions(
+    table: pa.Table, classes: dict[str, list[str]], rows: _RowFetcher
+) -> dict[str, tuple[LabelColumns, VoteColumns]]:
+    out: dict[str, tuple[LabelColumns, VoteColumns]] = {}
+    for version, (start, end) in _runs(table.column("schema_version")).items():
+        of_version = table.slice(start, end - start)
+        names = classes.setdefault(version, [])
+        annotator_codes, annotator_names, lengths = _list_codes(
+            of_version.column("vote_annotators")
+        )
+        label_codes, label_names, _ = _list_codes(of_version.column("vote_labels"))
+        if not label_codes.size:
+            out[version] = (_label_columns(of_version, rows), VoteColumns.empty())
+            continue
+        item = np.repeat(np.arange(of_version.num_rows, dtype=np.int64), lengths)
+        annotator, annotator_ids = first_seen_codes(annotator_codes, annotator_names)
+        if not names:
+            names.extend(sorted({str(label_names[j]) for j in np.unique(label_codes).tolist()}))
+        label = class_codes(label_codes, list(label_names), names)
+        out[version] = (
+            _label_columns(of_version, rows),
+            VoteColumns(item, annotator, annotator_ids, label),
+        )
+    return out
 
 
 def _runs(values: pa.ChunkedArray) -> dict[str, tuple[int, int]]:

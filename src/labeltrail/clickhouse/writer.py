@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from labeltrail.clickhouse.client import Client
 from labeltrail.clickhouse.erasure import erase_comments
+from labeltrail.clickhouse.relabel import fill_label_votes
 from labeltrail.clickhouse.tables import RAW_TABLE, TABLES, Projection
 from labeltrail.events.base import Event
 from labeltrail.events.crypto import ForgettingKeyring, reveal_event
-from labeltrail.events.models import CommentsErased
+from labeltrail.events.models import CommentsErased, LabelCommitted, VoteCast
 from labeltrail.events.serde import decode
 from labeltrail.events.topics import foreign
 from labeltrail.exceptions import SerializationError, WrongTopicError
@@ -118,6 +119,7 @@ class BatchWriter:
         projection.extend(items)
         for name, table in projection.arrow_tables().items():
             self.client.insert_arrow(name, table)
+        fill_label_votes(self.client, _resolving(items))
         if self.keyring is not None:
             for event, *_ in items:
                 if isinstance(event, CommentsErased):
@@ -134,6 +136,18 @@ class BatchWriter:
             [[self.consumer, t, p, o, now] for (t, p), o in sorted(positions.items())],
             column_names=["consumer", "topic", "partition", "next_offset", "updated_at"],
         )
+
+
+def _resolving(items: Sequence[tuple[Event, str, int, int]]) -> list[str]:
+    """The comments whose live label rows ``label_votes`` resolves again after this batch:
+    those of its live labels and of its votes (a vote projected after its label completes the
+    row)."""
+    comments = {
+        event.comment_id
+        for event, *_ in items
+        if isinstance(event, VoteCast) or (isinstance(event, LabelCommitted) and not event.run_id)
+    }
+    return sorted(comments)
 
 
 def table_checksums(client: Client) -> dict[str, tuple[int, int]]:

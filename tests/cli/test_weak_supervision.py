@@ -239,7 +239,7 @@ def test_lfs_vote_live_bad_ones_are_dead_lettered_and_weak_labels_stay_apart(
         "--run", "weak",
     )  # fmt: skip
     assert code == 0 and ": 7 rows" in out, out
-    export_dir = out.split()[-1].removeprefix("file://")
+    export_dir = "".join(out.split("file://", 1)[1].split())  # the path, wraps undone
     rows = [json.loads(r) for r in (Path(export_dir) / "rows.jsonl").read_text().splitlines()]
     assert sorted(r["comment_id"] for r in rows) == sorted(COMMENTS)
     assert {r["route"] for r in rows} == {"weak"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -42,6 +42,13 @@ class ProduceError(LabeltrailError):
 
 class RecordTooLargeError(ProduceError):
     """A record is over the producer's size limit; nothing was sent."""
+
+
+@cache
+def _has_pool(cls: type[Event]) -> bool:
+    """Whether events of ``cls`` carry a ``pool`` (its topic depends on it). Asked once per
+    type: ``model_fields`` on a class is a pydantic descriptor call, twice per output."""
+    return "pool" in cls.model_fields
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -89,7 +96,8 @@ class EventEncoder:
         name = cls.__name__
         # Not getattr(event, "pool", None): on a model without the field that goes through
         # pydantic's __getattr__ and an exception, per event.
-        pool = event.__dict__.get("pool") if "pool" in cls.model_fields else None
+        pooled = _has_pool(cls)
+        pool = event.__dict__.get("pool") if pooled else None
         # A label's route picks its topic too: weak labels are kept apart (topics.WEAK_ROUTE).
         route = event.__dict__.get("route") if name == "LabelCommitted" else None
         topic = self._topics.get((name, pool or route))
@@ -97,7 +105,7 @@ class EventEncoder:
             topic = self._topics[(name, pool or route)] = topic_for(
                 name, self._settings.topic_prefix, pool=pool, route=route
             )
-        if "pool" not in cls.model_fields and name != "LabelCommitted":
+        if not pooled and name != "LabelCommitted":
             self._fixed_topics[cls] = topic  # neither field above picks its topic
         return topic
 

@@ -3,30 +3,29 @@
 Every output of a fold is built from values the fold already holds with their fields' types
 (strings, floats, lists of strings, records): pydantic's validation of such a value gives back
 an equal value, and costs a few microseconds per output. :func:`constructor` compiles, per event
-type and from its pydantic fields, a function that checks each value has exactly its field's
-type (and meets its ``ge``/``le``/``gt``/``lt``/``min_length`` bounds) and then sets the model's
-fields as ``model_construct`` does, copying lists and dicts as validation does; any value that
-is not already so (an int for a float, a str subclass, a missing or unknown field, a bound not
-met) goes through the model's own validation, and is coerced or rejected there. A type with a
-field or model validator, a ``default_factory`` or a field type not listed here is always
-validated. So the rules stay where they are (the model's fields), and an event built either
-way is the same event (``tests/events/test_construct.py``).
+type, from the plan the compiled codecs check a record by (:func:`labeltrail.events.plan.
+contract`: each field's type and the bounds and literals its model declares), a function that
+checks each value has exactly its field's type and meets those checks, and then sets the
+model's fields as ``model_construct`` does, copying lists and dicts as validation does. Any
+value that is not already so (an int for a float, a str subclass, a datetime not in UTC
+milliseconds, a missing or unknown field, a bound not met) goes through the model's own
+validation, and is coerced or rejected there; a type without a plan, or with a
+``default_factory`` or a list of constrained items, is always validated. So the rules stay
+where they are (the models), and an event built either way is the same event
+(``tests/events/test_construct.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import types
-import typing
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
-import annotated_types
-from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from labeltrail.events.base import Envelope, Event, utc_now
+from labeltrail.events.plan import PYTHON_TYPES, Plan, Unsupported, contract
 
 __all__ = ["Constructor", "constructor"]
 
@@ -34,72 +33,69 @@ Constructor = Callable[[str, str, dt.datetime, str | None, str | None, Mapping[s
 """Builds an event of one type, its envelope recorded now, from its envelope's arguments
 (event id, producer, event time, causation and correlation ids) and its own fields."""
 
-_BOUNDS = {
-    annotated_types.Ge: ("ge", ">="),
-    annotated_types.Le: ("le", "<="),
-    annotated_types.Gt: ("gt", ">"),
-    annotated_types.Lt: ("lt", "<"),
-}
-_PLAIN = (str, int, float, bool)
+_OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
-class _Unsupported(Exception):
-    """A field this module does not check: its type is always validated."""
+def _bounds(checks: tuple[tuple[str, Any], ...], value: str, constants: dict[str, Any]) -> str:
+    """The plan's checks of a value as one expression ("" when none)."""
+    out = []
+    for op, bound in checks:
+        name = f"C{len(constants)}"
+        constants[name] = frozenset(bound) if op == "in" else bound
+        if op in _OPS:
+            out.append(f"{value} {_OPS[op]} {name}")
+        elif op == "min_len":
+            out.append(f"len({value}) >= {name}")
+        elif op == "max_len":
+            out.append(f"len({value}) <= {name}")
+        else:  # "in": a Literal's values
+            out.append(f"{value} in {name}")
+    return " and ".join(out)
 
 
-def _check(annotation: Any, value: str, constants: dict[str, Any]) -> tuple[str, str]:
-    """An expression true when ``value`` already has exactly type ``annotation``, and the
-    expression of the value to store (a copy of a list or dict, as validation makes)."""
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation in _PLAIN:
-        constants[annotation.__name__] = annotation
-        return f"type({value}) is {annotation.__name__}", value
-    if origin is typing.Literal and all(type(a) is str for a in args):
-        name = f"L{len(constants)}"
-        constants[name] = frozenset(args)
-        return f"(type({value}) is str and {value} in {name})", value
-    if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
-        (inner,) = (a for a in args if a is not type(None))
-        check, store = _check(inner, value, constants)
+def _type(node: Plan, constants: dict[str, Any]) -> str:
+    """The name of the exact type a value of a scalar or record node has unvalidated."""
+    name = f"T{len(constants)}"
+    constants[name] = node[1] if node[0] == "record" else PYTHON_TYPES[node[0]]
+    return name
+
+
+def _check(node: Plan, value: str, constants: dict[str, Any]) -> tuple[str, str]:
+    """An expression true when ``value`` already is what validation makes of it for ``node``,
+    and the expression of the value to store (a copy of a list or dict, as validation makes)."""
+    kind = node[0]
+    if kind == "optional":
+        check, store = _check(node[1], value, constants)
         if store != value:
-            raise _Unsupported(annotation)
+            raise Unsupported(f"optional {node[1][0]}")
         return f"({value} is None or {check})", value
-    if origin is list and len(args) == 1:
-        return f"(type({value}) is list and {_items(args[0], value, constants)})", f"[*{value}]"
-    if origin is dict and args == (str, str):
-        return (
-            f"(type({value}) is dict and (not {value} or set(map(type, {value})) <= STR"
-            f" and set(map(type, {value}.values())) <= STR))",
-            f"{{**{value}}}",
+    if kind in ("array", "map"):
+        item = node[1]
+        if item[0] not in ("record", *PYTHON_TYPES) or (item[0] != "record" and item[1]):
+            raise Unsupported(f"{kind} of {item[0]} items")
+        items = f"{value}.values()" if kind == "map" else value
+        types = f"S{len(constants)}"
+        constants[types] = frozenset({constants[_type(item, constants)]})
+        check = f"set(map(type, {items})) <= {types}"
+        if kind == "map":
+            constants["STR"] = frozenset({str})
+            check = f"set(map(type, {value})) <= STR and {check}"
+        check = f"(not {value} or {check})"
+        bounds = _bounds(node[2], value, constants)
+        container = "list" if kind == "array" else "dict"
+        store = f"[*{value}]" if kind == "array" else f"{{**{value}}}"
+        return f"(type({value}) is {container} and {check}{' and ' * bool(bounds)}{bounds})", store
+    if kind == "record":  # a record instance: validation keeps it as it is
+        return f"type({value}) is {_type(node, constants)}", value
+    if kind == "millis":  # what Millis makes of an aware datetime
+        check = (
+            f"type({value}) is datetime and {value}.tzinfo is UTC"
+            f" and not {value}.microsecond % 1000"
         )
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        name = f"M{len(constants)}"
-        constants[name] = annotation
-        return f"type({value}) is {name}", value
-    raise _Unsupported(annotation)
-
-
-def _items(annotation: Any, value: str, constants: dict[str, Any]) -> str:
-    """An expression true when every item of the list ``value`` has exactly type
-    ``annotation`` (a plain type or a record: items that validation keeps as they are)."""
-    if annotation in _PLAIN or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-        name = f"T{len(constants)}"
-        constants[name] = frozenset({annotation})
-        return f"(not {value} or set(map(type, {value})) <= {name})"
-    raise _Unsupported(annotation)
-
-
-def _bounds(metadata: list[Any], value: str) -> list[str]:
-    checks = []
-    for item in metadata:
-        if type(item) in _BOUNDS:
-            attribute, operator = _BOUNDS[type(item)]
-            checks.append(f"{value} {operator} {getattr(item, attribute)!r}")
-        elif type(item) is annotated_types.MinLen:
-            checks.append(f"len({value}) >= {item.min_length!r}")
-        else:
-            raise _Unsupported(item)
-    return checks
+    else:
+        check = f"type({value}) is {_type(node, constants)}"
+    bounds = _bounds(node[1], value, constants)
+    return f"({check}{' and ' * bool(bounds)}{bounds})", value
 
 
 def _compile(model: type[Event]) -> Constructor:
@@ -122,16 +118,10 @@ def _compile(model: type[Event]) -> Constructor:
         )
         return model(envelope=envelope, **fields)
 
-    decorators = model.__pydantic_decorators__
-    if (
-        decorators.validators
-        or decorators.field_validators
-        or decorators.root_validators
-        or decorators.model_validators
-        or model.__pydantic_post_init__ is not None
-        or model.model_config.get("extra") != "forbid"
-    ):
-        return validated
+    found = contract(model.__name__)
+    if found is None or found[0][1] is not model or model.model_config.get("extra") != "forbid":
+        return validated  # no plan (custom validation, ...): validate every time
+    _, _, names, nodes = found[0]
     constants: dict[str, Any] = {
         "Envelope": Envelope,
         "model": model,
@@ -144,10 +134,8 @@ def _compile(model: type[Event]) -> Constructor:
         "_new": object.__new__,
         "_set": object.__setattr__,
         "MISSING": PydanticUndefined,
-        "STR": frozenset({str}),
+        "NAMES": frozenset(names) - {"envelope"},
     }
-    names = [name for name in model.model_fields if name != "envelope"]
-    constants["NAMES"] = frozenset(names)
     lines = [
         "def construct(event_id, producer, occurred_at, causation_id, correlation_id, f):",
         # The envelope's arguments as Envelope.build takes them without validation, and
@@ -165,13 +153,14 @@ def _compile(model: type[Event]) -> Constructor:
     checks: list[str] = []
     stores: list[str] = []
     try:
-        for i, name in enumerate(names):
+        for i, (name, node) in enumerate(zip(names, nodes, strict=True)):
+            if name == "envelope":
+                continue
             field = model.model_fields[name]
             value = f"v{i}"
-            check, store = _check(field.annotation, value, constants)
-            bounds = _bounds(field.metadata, value)
+            check, store = _check(node, value, constants)
             if field.default_factory is not None:
-                raise _Unsupported(field.default_factory)
+                raise Unsupported(f"{name}: a default factory")
             lines.append(f"    {value} = f.get({name!r}, MISSING)")
             if field.default is PydanticUndefined:
                 checks.append(f"{value} is not MISSING")
@@ -179,12 +168,8 @@ def _compile(model: type[Event]) -> Constructor:
                 constants[f"D{i}"] = field.default
                 lines += [f"    if {value} is MISSING:", f"        {value} = D{i}"]
             checks.append(check)
-            if bounds:  # on the value, when it is one (None meets the bounds of an optional)
-                optional = check.startswith(f"({value} is None or ")
-                none = f"{value} is None or " if optional else ""
-                checks.append(f"({none}" + " and ".join(bounds) + ")")
             stores.append(f"{name!r}: {store}")
-    except _Unsupported:
+    except Unsupported:
         return validated
     lines += [
         "    if not (" + "\n        and ".join(checks) + "\n    ):",

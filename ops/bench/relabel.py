@@ -63,7 +63,7 @@ from streaming_parts import (
 )
 
 from labeltrail.cli.relabel import read_history
-from labeltrail.clickhouse.client import client_from
+from labeltrail.clickhouse.client import apply_ddl, client_from
 from labeltrail.clickhouse.rebuild import rebuild
 from labeltrail.clickhouse.relabel import covered_positions, projector_consumer, read_projected
 from labeltrail.config import Settings
@@ -135,11 +135,15 @@ def ensure_projection(settings: Settings, root: Path) -> Settings:
         client = client_from(projected)
         try:
             covered = covered_positions(client, projector_consumer(settings.topic_prefix), topics)
+            if {(p.topic, p.partition, p.offset) for p in covered} == ends:
+                # a projection made before label_votes gets it filled here (the migration)
+                _, wall, cpu = _timed(lambda: apply_ddl(client))
+                note(
+                    f"projection: reusing {directory} (DDL applied in {wall:.1f}s, {cpu:.1f} CPU-s)"
+                )
+                return projected
         finally:
             client.close()
-        if {(p.topic, p.partition, p.offset) for p in covered} == ends:
-            note(f"projection: reusing {directory}")
-            return projected
         shutil.rmtree(directory)
     result = rebuild(settings, projected.clickhouse_dsn)
     note(
@@ -213,7 +217,8 @@ def main() -> None:
     note(
         f"read the projection ({sum(len(r) for r, _ in columns.versions.values())} labels of "
         f"record, {sum(v.item.shape[0] for _, v in columns.versions.values())} votes named) in "
-        f"{ch_wall:.2f}s wall, {ch_cpu:.2f}s CPU (open, query, Arrow to numpy)"
+        f"{ch_wall:.2f}s wall, {ch_cpu:.2f}s CPU (open, query, Arrow to numpy; "
+        f"{'label_votes' if columns.resolved else 'labels and votes joined'})"
     )
     frame = _peer_frame(record, history.votes)
     from crowdkit.aggregation import DawidSkene, MajorityVote

@@ -5,8 +5,10 @@
 -- re-resolved, so a vote projected after its label completes the row), by a rebuild the same
 -- way, and once whole for a database made before it (the projector's start). A vote is its
 -- first copy in log order; `named` counts the ids the label names, `resolved` those found.
--- A read uses a chosen row only when every id it names was found before the positions the
--- projection covers; otherwise it reads labels and votes as before. `filled` (the fill's
+-- A read uses it only when it holds every live label row before the positions the projection
+-- covers, every chosen label's ids were all found, and no vote is past the votes topic's
+-- covered positions (a batch written, its positions not yet recorded); otherwise it reads
+-- labels and votes as before. `filled` (the fill's
 -- time) keeps the latest resolution of a row.
 CREATE TABLE IF NOT EXISTS label_votes
 (
@@ -26,8 +28,6 @@ CREATE TABLE IF NOT EXISTS label_votes
     resolved        UInt32,
     vote_annotators Array(LowCardinality(String)),
     vote_labels     Array(LowCardinality(String)),
-    vote_partitions Array(UInt32),
-    vote_offsets    Array(UInt64),
     filled          UInt64
 )
 ENGINE = ReplacingMergeTree(filled)

@@ -21,7 +21,7 @@ WITH
     v AS
     (
         SELECT topic, vote_id,
-               argMin((annotator_id, label, partition, offset), (partition, offset)) AS a
+               argMin((annotator_id, label), (partition, offset)) AS a
         FROM votes
         WHERE {all:Bool} OR comment_id IN {comments:Array(String)}
         GROUP BY topic, vote_id
@@ -39,8 +39,6 @@ SELECT
     length(l.vote_ids) AS named, length(found.vs) AS resolved,
     arrayMap(x -> tupleElement(tupleElement(x, 2), 1), found.vs) AS vote_annotators,
     arrayMap(x -> tupleElement(tupleElement(x, 2), 2), found.vs) AS vote_labels,
-    arrayMap(x -> tupleElement(tupleElement(x, 2), 3), found.vs) AS vote_partitions,
-    arrayMap(x -> tupleElement(tupleElement(x, 2), 4), found.vs) AS vote_offsets,
     toUInt64(toUnixTimestamp64Nano(now64(9))) AS filled
 FROM l LEFT JOIN found ON l.topic = found.topic AND l.partition = found.partition
     AND l.offset = found.offset

@@ -4,19 +4,15 @@
 -- order: recorded time, event time, event id; then its earliest copy, and of a row filled
 -- twice the latest fill) among the rows read from the labels topic before the positions the
 -- projection covers, in (schema version, comment id) order, with the annotators and labels of
--- its votes (Arrow dictionaries), and `complete`: every id it names was found, each vote read
--- before the votes topic's covered positions. A run uses this only if every row is complete
--- and the table holds every live label row (clickhouse.relabel.read_projected checks).
--- Parameters: topic String, partitions Array(UInt32), ends Array(UInt64),
---             vote_partitions Array(UInt32), vote_ends Array(UInt64)
+-- its votes (Arrow dictionaries), and `complete`: every id it names was found. A run uses it
+-- only when label_votes_coverage finds every live label row in it and no vote past the votes
+-- topic's covered positions (so every vote found was read before them), and every chosen row
+-- is complete (clickhouse.relabel.read_projected checks).
+-- Parameters: topic String, partitions Array(UInt32), ends Array(UInt64)
 SELECT
     CAST(schema_version AS String) AS schema_version, comment_id, label,
     CAST(route AS String) AS route, CAST(method AS String) AS method, distribution, vote_annotators,
-    vote_labels, partition, offset,
-    resolved = named AND NOT arrayExists(
-        (p, o) -> o >= transform(p, {vote_partitions:Array(UInt32)}, {vote_ends:Array(UInt64)},
-                                 toUInt64(0)),
-        vote_partitions, vote_offsets) AS complete
+    vote_labels, partition, offset, resolved = named AS complete
 FROM label_votes
 WHERE topic = {topic:String}
   AND offset < transform(partition, {partitions:Array(UInt32)}, {ends:Array(UInt64)}, toUInt64(0))

@@ -113,3 +113,24 @@ def test_a_database_made_before_label_votes_gets_it_filled(tmp_path: Path) -> No
         assert read_projected(client, settings, slices=False).resolved
     finally:
         client.close()
+
+
+def test_a_vote_written_past_the_covered_positions_is_not_counted(tmp_path: Path) -> None:
+    """A vote's batch written but its positions not yet recorded (a run reads up to the
+    recorded ones): label_votes already names it, so the run checks every vote against the
+    covered positions, reads labels and votes instead, and leaves the vote out; once the
+    positions are recorded it reads label_votes with the vote."""
+    settings, client, writer = _resolving_writer(tmp_path)
+    try:
+        writer.project([LogRecord("p.labels", 0, 0, encode(sample_event("LabelCommitted")))])
+        vote = [LogRecord("p.votes", 0, 0, encode(sample_event("VoteCast")))]
+        written = writer.write_records(vote)
+        ahead = read_projected(client, settings, slices=False)
+        assert not ahead.resolved
+        assert ahead.versions["v3"][1].item.size == 0
+        writer.record_positions(written.positions)
+        caught_up = read_projected(client, settings, slices=False)
+        assert caught_up.resolved
+        assert caught_up.versions["v3"][1].item.tolist() == [0]
+    finally:
+        client.close()

@@ -118,7 +118,7 @@ def read_projected(client: Client, settings: Settings, *, slices: bool = True) -
         ).result_rows
     }
     rows = _RowFetcher(settings, names["labels"], parts, ends)
-    resolved = _resolved(client, names["labels"], parts, ends, vote_parts, vote_ends)
+    resolved = _resolved(client, names, (parts, ends), (vote_parts, vote_ends))
     if resolved is not None:
         versions = _resolved_versions(resolved, classes, rows)
     else:
@@ -152,23 +152,28 @@ def fill_label_votes(client: Client, comments: Sequence[str] | None = None) -> N
 
 def _resolved(
     client: Client,
-    topic: str,
-    parts: list[int],
-    ends: list[int],
-    vote_parts: list[int],
-    vote_ends: list[int],
+    names: dict[str, str],
+    labels: tuple[list[int], list[int]],
+    votes: tuple[list[int], list[int]],
 ) -> pa.Table | None:
     """The labels of record with their votes from ``label_votes``, or None where it does not
-    give the run exactly (a database without it, a label row not in it, or a chosen label
-    with a vote id not found before the covered positions): then labels and votes are read."""
+    give the run exactly (a database without it, a label row not in it, a vote past the
+    covered positions, a chosen label with a vote id not found): then labels and votes are
+    read."""
     if not client.query("EXISTS TABLE label_votes").result_rows[0][0]:
         return None
-    bounds: dict[str, Any] = {"topic": topic, "partitions": parts, "ends": ends}
-    if not run_named(client, "label_votes_coverage", **bounds)[0]["covered"]:
+    bounds: dict[str, Any] = {
+        "topic": names["labels"],
+        "partitions": labels[0],
+        "ends": labels[1],
+        "vote_partitions": votes[0],
+        "vote_ends": votes[1],
+    }
+    (coverage,) = run_named(client, "label_votes_coverage", **bounds, vote_topic=names["votes"])
+    if not coverage["covered"] or coverage["votes_ahead"]:
         return None
-    table = run_named_arrow(
-        client, "relabel_label_votes", **bounds, vote_partitions=vote_parts, vote_ends=vote_ends
-    )
+    del bounds["vote_partitions"], bounds["vote_ends"]
+    table = run_named_arrow(client, "relabel_label_votes", **bounds)
     if not table.column("complete").to_numpy().astype(bool).all():
         return None
     return table.combine_chunks()

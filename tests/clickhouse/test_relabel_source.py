@@ -134,3 +134,27 @@ def test_a_vote_written_past_the_covered_positions_is_not_counted(tmp_path: Path
         assert caught_up.versions["v3"][1].item.tolist() == [0]
     finally:
         client.close()
+
+
+def test_label_votes_in_several_parts_with_their_own_annotators_are_read(
+    tmp_path: Path,
+) -> None:
+    """Three batches, three parts, each block's annotators a dictionary of its own: read as an
+    Arrow stream (the Arrow file format refuses a second dictionary for a field)."""
+    settings, client, writer = _resolving_writer(tmp_path)
+    label, vote = sample_event("LabelCommitted"), sample_event("VoteCast")
+    try:
+        for i in range(3):
+            ids = {"comment_id": f"c{i}", "annotator_id": f"a{i}"}
+            v = vote.model_copy(update={"vote_id": f"v{i}", **ids})
+            named = {"vote_ids": [f"v{i}"], "annotator_ids": [f"a{i}"]}
+            lab = label.model_copy(update={"label_id": f"l{i}", "comment_id": f"c{i}", **named})
+            writer.project(
+                [LogRecord("p.votes", 0, i, encode(v)), LogRecord("p.labels", 0, i, encode(lab))]
+            )
+        history = read_projected(client, settings, slices=False)
+        assert history.resolved
+        _, votes = history.versions["v3"]
+        assert votes.annotator_ids[votes.annotator].tolist() == ["a0", "a1", "a2"]
+    finally:
+        client.close()

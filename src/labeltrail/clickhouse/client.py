@@ -45,6 +45,7 @@ __all__ = [
     "reference_query",
     "run_named",
     "run_named_arrow",
+    "run_named_arrow_stream",
     "shown_dsn",
     "stream_named",
     "write_named",
@@ -325,6 +326,16 @@ def run_named_arrow(client: Client, name: str, **parameters: Any) -> pa.Table:
     return client.query_arrow(
         _sendable_with(name, parameters), parameters=parameters, use_strings=True
     )
+
+
+def run_named_arrow_stream(client: Client, name: str, **parameters: Any) -> pa.Table:
+    """Like :func:`run_named_arrow`, fetched as an Arrow stream: each block may carry its own
+    dictionaries (a ``LowCardinality`` inside an ``Array`` read as Arrow dictionaries fails
+    in the file format once two blocks' dictionaries differ); one chunk per block."""
+    with client.query_arrow_stream(
+        _sendable_with(name, parameters), parameters=parameters, use_strings=True
+    ) as stream:
+        return pa.Table.from_batches(list(stream))
 
 
 def _settings_clause(settings: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ from labeltrail.clickhouse.client import (
     command_named,
     run_named,
     run_named_arrow,
+    run_named_arrow_stream,
 )
 from labeltrail.config import Settings
 from labeltrail.events.base import LogPosition
@@ -173,7 +174,7 @@ def _resolved(
     if not coverage["covered"] or coverage["votes_ahead"]:
         return None
     del bounds["vote_partitions"], bounds["vote_ends"]
-    table = run_named_arrow(client, "relabel_label_votes", **bounds)
+    table = run_named_arrow_stream(client, "relabel_label_votes", **bounds)
     if not table.column("complete").to_numpy().astype(bool).all():
         return None
     return table.combine_chunks()

@@ -19,10 +19,12 @@ reads, without the comments (slices are a report detail):
   ``folds.relabel.relabel`` (the method fitted once over every item of the version);
 - ``clickhouse``: the history's projection (made by ``clickhouse.rebuild`` into
   ``<dir>/<prefix>`` once, as setup, like the log write, and reused while it covers the log's
-  ends) opened and read by ``clickhouse.relabel.read_projected`` (labels of record chosen in
+  ends; its DDL applied then, which fills ``label_votes`` in a projection made before it)
+  opened and read by ``clickhouse.relabel.read_projected`` (the labels of record with their
+  votes resolved from ``label_votes``, or where it cannot, labels of record chosen in
   ClickHouse, they and the votes fetched as narrow Arrow columns, joined by hash in the
-  process; the labels' other fields are fetched only for rows shown or committed), then
-  ``folds.relabel.relabel_columns``.
+  process; the labels' other fields are fetched only for rows shown or committed; stderr says
+  which), then ``folds.relabel.relabel_columns``.
 
 Each source's read is timed once and each method's computation apart; a method's end-to-end
 time is the read plus its computation.

@@ -165,8 +165,10 @@ class ReliabilityFold:
             case AdjudicationRecorded():
                 out = self._on_adjudication(event)
             case HoneypotScored() if event.source != "adjudication":
-                self.gold[(event.comment_id, event.schema_version)] = event.expected_label
-                self.pairs.gold[(event.comment_id, event.schema_version)] = event.expected_label
+                item = (event.comment_id, event.schema_version)
+                self.gold[item] = event.expected_label
+                if self.calibration is not None:
+                    self.pairs.gold[item] = event.expected_label
                 out = [self._fold_result(event), *self._control(event)]
             case AnnotatorSuspended():
                 # Status changes carry wall-clock time: they never move the event-time clock.
@@ -203,7 +205,8 @@ class ReliabilityFold:
         item = (verdict.comment_id, verdict.schema_version)
         self.gold[item] = verdict.label
         gold_set = verdict.request_id.startswith(GOLD_REQUEST_PREFIX)
-        if gold_set or (self.calibration is not None and self.calibration.include_verdicts):
+        cal = self.calibration
+        if cal is not None and (gold_set or cal.include_verdicts):
             self.pairs.gold[item] = verdict.label
         if gold_set:
             return []

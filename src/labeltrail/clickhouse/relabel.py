@@ -221,15 +221,29 @@ def _resolved_versions(
             out[version] = (_label_columns(of_version, rows), VoteColumns.empty())
             continue
         item = np.repeat(np.arange(of_version.num_rows, dtype=np.int64), lengths)
-        annotator, annotator_ids = first_seen_codes(annotator_codes, annotator_names)
-        if not names:
-            names.extend(sorted({str(label_names[j]) for j in np.unique(label_codes).tolist()}))
-        label = class_codes(label_codes, list(label_names), names)
         out[version] = (
             _label_columns(of_version, rows),
-            VoteColumns(item, annotator, annotator_ids, label),
+            _vote_columns(
+                item, (annotator_codes, annotator_names), (label_codes, list(label_names)), names
+            ),
         )
     return out
+
+
+def _vote_columns(
+    item: NDArray[np.int64],
+    annotators: tuple[NDArray[np.int64], NDArray[Any]],
+    labels: tuple[NDArray[np.int64], list[str]],
+    classes: list[str],
+) -> VoteColumns:
+    """The votes as :class:`VoteColumns` from their codes into the names read: annotators in
+    order of first vote, labels as codes into ``classes`` (filled, when empty, with the labels
+    voted, sorted)."""
+    annotator, annotator_ids = first_seen_codes(*annotators)
+    label_codes, names = labels
+    if not classes:
+        classes.extend(sorted({str(names[j]) for j in np.unique(label_codes).tolist()}))
+    return VoteColumns(item, annotator, annotator_ids, class_codes(label_codes, names, classes))
 
 
 def _runs(values: pa.ChunkedArray) -> dict[str, tuple[int, int]]:
@@ -311,15 +325,13 @@ class _VoteIndex:
         if not rows.size:
             return VoteColumns.empty()
         annotator_codes, annotator_names = self.annotators
-        annotator, annotator_ids = first_seen_codes(
-            annotator_codes[rows], np.asarray(annotator_names, dtype=object)
-        )
         label_codes, names = self.labels
-        label_codes = label_codes[rows]
-        if not classes:
-            classes.extend(sorted({names[j] for j in np.unique(label_codes).tolist()}))
-        label = class_codes(label_codes, names, classes)
-        return VoteColumns(item[found], annotator, annotator_ids, label)
+        return _vote_columns(
+            item[found],
+            (annotator_codes[rows], np.asarray(annotator_names, dtype=object)),
+            (label_codes[rows], names),
+            classes,
+        )
 
 
 def _objects(table: pa.Table, name: str) -> NDArray[Any]:

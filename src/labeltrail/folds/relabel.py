@@ -252,7 +252,7 @@ def first_seen_codes(
     np.minimum.at(first, codes, np.arange(codes.shape[0], dtype=np.int64))
     used = np.flatnonzero(first < codes.shape[0])
     order = used[np.argsort(first[used], kind="stable")]
-    recode = np.full(max(int(names.shape[0]), 1), -1, dtype=np.int64)
+    recode = np.full(size, -1, dtype=np.int64)
     recode[order] = np.arange(order.shape[0], dtype=np.int64)
     return recode[codes], names[order]
 

@@ -14,7 +14,7 @@ from labeltrail.events.models import (
     LabelCommitted,
     WeakVoteCast,
 )
-from labeltrail.folds.base import Output
+from labeltrail.folds.base import Output, Rejected
 from labeltrail.folds.weak import FLAGS, WEAK_METHOD, WeakConfig, WeakFold
 from labeltrail.ontology import moderation_schema_v3
 from labeltrail.ontology.schema import MODERATION_CLASSES
@@ -159,3 +159,13 @@ def test_gold_verdicts_are_clamped_and_a_live_verdict_is_not_gold() -> None:
     by = {o.comment_id: o for o in fold.drain() if isinstance(o, LabelCommitted)}
     assert by["g"].label == "harassment" and by["g"].method_params["gold"] == "harassment"
     assert by["r"].label == "non-toxic" and "gold" not in by["r"].method_params
+
+
+def test_a_score_whose_probabilities_and_classes_disagree_is_rejected_not_a_crash() -> None:
+    fold = WeakFold(WeakConfig(refit_on_drain=True))
+    bad = score("c1", "harassment", 0.9).model_copy(update={"probabilities": [0.5, 0.5]})
+    out = run(fold, [bad])
+    assert out == [
+        Rejected(f"score of c1 (m1): 2 probabilities for {len(MODERATION_CLASSES)} classes")
+    ]
+    assert fold.scores == {}

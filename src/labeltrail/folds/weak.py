@@ -51,7 +51,8 @@ from labeltrail.events.models import (
     WeakVoteCast,
 )
 from labeltrail.events.topics import WEAK_ROUTE, WEAK_RUN
-from labeltrail.folds.base import Output, build_event
+from labeltrail.folds.active import score_problem
+from labeltrail.folds.base import Output, Rejected, build_event
 from labeltrail.folds.reliability import boundary_after
 from labeltrail.learning.lf import ABSTAIN
 from labeltrail.learning.multisource import MultiSourceLabelModel, Observations, SourceKind
@@ -129,6 +130,11 @@ class WeakFold:
                 key = f"{event.source_name}@{event.source_version}"
                 self.lfs.setdefault(event.comment_id, {})[key] = (event.label, event.vote_id)
             case CommentScored():
+                problem = score_problem(event, None)
+                if problem is not None:
+                    return [
+                        Rejected(f"score of {event.comment_id} ({event.model_version}): {problem}")
+                    ]
                 probs = dict(zip(event.classes, event.probabilities, strict=True))
                 self.scores[event.comment_id] = (probs, event.model_version)
             case FeedbackReceived() if event.kind == "user_flag" and event.label:

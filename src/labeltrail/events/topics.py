@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "PICKED_BY",
     "TOPICS",
     "WEAK_ROUTE",
     "WEAK_RUN",
@@ -178,6 +179,11 @@ WEAK_RUN = "weak"
 """The run id weak labels carry: like a labeling run's labels they are not live, so every
 read of the live labels leaves them out (``run_id = ''``), and a read names them to get them
 (``labeltrail audit label-as-of --run weak``, ``labeltrail export create --run weak``)."""
+
+
+PICKED_BY: dict[str, str] = {"TaskAssigned": "pool", "LabelCommitted": "route"}
+"""The event types whose topic one of their fields picks (:func:`topic_for`'s keyword of the
+same name); every other type has one topic."""
 
 
 def topic_for(

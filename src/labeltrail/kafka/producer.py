@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from labeltrail.config import Settings
 from labeltrail.events.base import Event
 from labeltrail.events.serde import encode
-from labeltrail.events.topics import topic_for
+from labeltrail.events.topics import PICKED_BY, topic_for
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.kafka.registry import codec_for
 from labeltrail.kafka.security import refusal
@@ -42,13 +42,6 @@ class ProduceError(LabeltrailError):
 
 class RecordTooLargeError(ProduceError):
     """A record is over the producer's size limit; nothing was sent."""
-
-
-@cache
-def _has_pool(cls: type[Event]) -> bool:
-    """Whether events of ``cls`` carry a ``pool`` (its topic depends on it). Asked once per
-    type: ``model_fields`` on a class is a pydantic descriptor call, twice per output."""
-    return "pool" in cls.model_fields
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -94,19 +87,17 @@ class EventEncoder:
         if topic is not None:  # most types: one topic whatever the event says
             return topic
         name = cls.__name__
-        # Not getattr(event, "pool", None): on a model without the field that goes through
-        # pydantic's __getattr__ and an exception, per event.
-        pooled = _has_pool(cls)
-        pool = event.__dict__.get("pool") if pooled else None
-        # A label's route picks its topic too: weak labels are kept apart (topics.WEAK_ROUTE).
-        route = event.__dict__.get("route") if name == "LabelCommitted" else None
-        topic = self._topics.get((name, pool or route))
+        field = PICKED_BY.get(name)
+        if field is None:
+            topic = self._fixed_topics[cls] = topic_for(name, self._settings.topic_prefix)
+            return topic
+        # Not getattr(event, field, None): a miss goes through pydantic's __getattr__.
+        value = event.__dict__.get(field)
+        topic = self._topics.get((name, value))
         if topic is None:
-            topic = self._topics[(name, pool or route)] = topic_for(
-                name, self._settings.topic_prefix, pool=pool, route=route
+            topic = self._topics[(name, value)] = topic_for(
+                name, self._settings.topic_prefix, **{field: value}
             )
-        if not pooled and name != "LabelCommitted":
-            self._fixed_topics[cls] = topic  # neither field above picks its topic
         return topic
 
     def records(self, events: list[Event]) -> list[tuple[str, bytes, bytes]]:

@@ -519,6 +519,7 @@ def _run(
         for name, r in services.stages.items()
     }
     rows = [_non_gold_rows(ch, e, exports_dir, platform) for e in (first, second)]
+    v1_scores = _scores_by(settings, v1.model_version)
     return LiveDay30Result(
         v1=v1,
         v2=v2,
@@ -527,9 +528,9 @@ def _run(
         blind_spot_alerts=alerts or [],
         relabel_requests=len(requests),
         feedback=dict(Counter(f.kind for f in feedback)),
-        v1_gold=_scored_gold(settings, platform, v1.model_version),
-        v1_scored=len(_scores_by(settings, v1.model_version)),
-        v1_tasks=_tasks_from(settings, v1.model_version),
+        v1_gold=_scored_gold(v1_scores, platform),
+        v1_scored=len(v1_scores),
+        v1_tasks=_tasks_from(settings, v1_scores),
         train_rows=(len(rows[0]), len(rows[1])),
         train_sources=(_sources(v1), _sources(v2)),
         weak=weak,
@@ -565,9 +566,8 @@ def _scores_by(settings: Settings, version: str) -> dict[str, CommentScored]:
     }
 
 
-def _scored_gold(settings: Settings, platform: Platform, version: str) -> dict[str, SliceMetrics]:
-    """Per-slice metrics of the scorer service's ``version`` scores of the gold set."""
-    scored = _scores_by(settings, version)
+def _scored_gold(scored: dict[str, CommentScored], platform: Platform) -> dict[str, SliceMetrics]:
+    """Per-slice metrics of the scorer service's scores (one model's) of the gold set."""
     gold = [c for c in platform.gold_ids if c in scored]
     probs = np.array([scored[c].probabilities for c in gold])
     truth = [platform.truth[c] for c in gold]
@@ -575,9 +575,9 @@ def _scored_gold(settings: Settings, platform: Platform, version: str) -> dict[s
     return evaluate_by_slice(truth, probs, slices, list(MODERATION_CLASSES))
 
 
-def _tasks_from(settings: Settings, version: str) -> int:
-    """Crowd tasks caused by ``version``'s scores."""
-    scores = {e.event_id for e in _scores_by(settings, version).values()}
+def _tasks_from(settings: Settings, scored: dict[str, CommentScored]) -> int:
+    """Crowd tasks caused by the ``scored`` scores."""
+    scores = {e.event_id for e in scored.values()}
     return sum(
         1
         for e in _events(settings, ("tasks",), ("TaskCreated",))

@@ -282,36 +282,27 @@ def production_feedback(platform: Platform, labels: Iterable[Event]) -> list[Fee
         wrong = label.label != platform.truth.get(cid)
         if platform.slices.get(cid) == CODED and wrong:
             if draw("feedback-flag", cid) < 0.5:
-                lines.append(
-                    {
-                        **base,
-                        "feedback_id": f"flag-{cid}",
-                        "kind": "user_flag",
-                        "label": "harassment",
-                        "actor_hash": derive_id("viewer", cid)[:12],
-                    }
-                )
+                lines.append(_said(base, "user_flag", "harassment"))
             if draw("feedback-override", cid) < 0.25:
-                lines.append(
-                    {
-                        **base,
-                        "feedback_id": f"override-{cid}",
-                        "kind": "moderator_override",
-                        "label": "harassment",
-                        "actor_hash": derive_id("moderator", cid)[:12],
-                    }
-                )
+                lines.append(_said(base, "moderator_override", "harassment"))
         elif platform.slices.get(cid) == "benign" and draw("feedback-noise", cid) < 0.02:
-            lines.append(
-                {
-                    **base,
-                    "feedback_id": f"flag-{cid}",
-                    "kind": "user_flag",
-                    "label": "mild",
-                    "actor_hash": derive_id("viewer", cid)[:12],
-                }
-            )
+            lines.append(_said(base, "user_flag", "mild"))
     return parse_feedback((json.dumps(line) for line in lines), producer="sim.production")
+
+
+def _said(base: dict[str, str], kind: str, label: str) -> dict[str, str]:
+    """One feedback line on ``base`` (comment id and time): a viewer's flag or a moderator's
+    override, its id and actor derived from the comment."""
+    cid = base["comment_id"]
+    override = kind == "moderator_override"
+    prefix, actor = ("override", "moderator") if override else ("flag", "viewer")
+    return {
+        **base,
+        "feedback_id": f"{prefix}-{cid}",
+        "kind": kind,
+        "label": label,
+        "actor_hash": derive_id(actor, cid)[:12],
+    }
 
 
 def _model_of(settings: Settings, export: ExportCreated) -> ModelPublished | ModelRefused | None:

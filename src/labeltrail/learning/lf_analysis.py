@@ -65,35 +65,35 @@ def lf_summary(
     g = None if gold is None else np.asarray(gold, dtype=np.int64)
     if g is not None and g.shape != (n,):
         raise ValueError("gold must be (n_items,)")
+    return [_one(arr, j, names[j], g) for j in range(m)]
+
+
+def _one(arr: NDArray[np.int64], j: int, name: str, g: NDArray[np.int64] | None) -> LFSummary:
+    """LF ``j`` of the checked matrix ``arr`` against the other columns (and ``g``)."""
+    n = arr.shape[0]
     fired = arr != ABSTAIN
-    n_fired = fired.sum(axis=1)
-    out: list[LFSummary] = []
-    for j in range(m):
-        mine = fired[:, j]
-        others = n_fired - mine
-        overlap = mine & (others > 0)
-        other_votes = np.where(fired, arr, -2)
-        other_votes[:, j] = -2
-        differs = ((other_votes >= 0) & (other_votes != arr[:, [j]])).any(axis=1)
-        conflict = mine & differs
-        n_gold = n_ok = 0
-        if g is not None:
-            judged = mine & (g != ABSTAIN)
-            n_gold = int(judged.sum())
-            n_ok = int((arr[judged, j] == g[judged]).sum())
-        out.append(
-            LFSummary(
-                name=names[j],
-                polarity=tuple(int(v) for v in np.unique(arr[mine, j])),
-                coverage=float(mine.mean()) if n else 0.0,
-                overlap=float(overlap.mean()) if n else 0.0,
-                conflict=float(conflict.mean()) if n else 0.0,
-                n_gold_labelled=n_gold,
-                n_correct=n_ok,
-                empirical_accuracy=n_ok / n_gold if n_gold else None,
-            )
-        )
-    return out
+    mine = fired[:, j]
+    others = fired.sum(axis=1) - mine
+    overlap = mine & (others > 0)
+    other_votes = np.where(fired, arr, -2)
+    other_votes[:, j] = -2
+    differs = ((other_votes >= 0) & (other_votes != arr[:, [j]])).any(axis=1)
+    conflict = mine & differs
+    n_gold = n_ok = 0
+    if g is not None:
+        judged = mine & (g != ABSTAIN)
+        n_gold = int(judged.sum())
+        n_ok = int((arr[judged, j] == g[judged]).sum())
+    return LFSummary(
+        name=name,
+        polarity=tuple(int(v) for v in np.unique(arr[mine, j])),
+        coverage=float(mine.mean()) if n else 0.0,
+        overlap=float(overlap.mean()) if n else 0.0,
+        conflict=float(conflict.mean()) if n else 0.0,
+        n_gold_labelled=n_gold,
+        n_correct=n_ok,
+        empirical_accuracy=n_ok / n_gold if n_gold else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,8 @@ def votes_summary(
         if label is not None:
             L[i, j] = code[label]
     g = np.array([code[gold[c]] if c in gold else ABSTAIN for c in items], dtype=np.int64)
-    per_lf = tuple(
-        lf_summary(L[seen[:, j]], names=names, gold=g[seen[:, j]])[j] for j in range(len(names))
-    )
+    # Each LF on its own rows only (not every LF's summary there, kept for one).
+    per_lf = tuple(_one(L[seen[:, j]], j, name, g[seen[:, j]]) for j, name in enumerate(names))
     return VotesSummary(
         classes=classes,
         n_items=len(items),

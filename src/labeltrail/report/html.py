@@ -97,6 +97,11 @@ def _section(title: str, chart: str, rows: list[dict[str, Any]], query: str, not
     )
 
 
+def _note_only(title: str, note: str) -> str:
+    """A section with nothing to chart yet: its title and why."""
+    return f"<section><h2>{title}</h2><p>{note}</p></section>"
+
+
 def _weighted(
     rows: list[dict[str, Any]],
     value: str,
@@ -293,7 +298,7 @@ def _drafts(client: Client, o: ReportOptions) -> str:
     title = "Model drafts: acceptance against draft accuracy"
     if not rows:
         note = "No task showed a model draft (pre-labels are off), so there is nothing to chart."
-        return f"<section><h2>{title}</h2><p>{note}</p></section>"
+        return _note_only(title, note)
     pool = [r for r in rows if r["annotator_id"] == "*" and r["band"] != "all"]
     chart = bar_chart(
         "drafts",
@@ -328,7 +333,7 @@ def _calibration(client: Client) -> str:
             "have a complete crowd consensus (calibration.min_gold); until then the consensus "
             "confidence is the posterior's top value."
         )
-        return f"<section><h2>{title}</h2><p>{note}</p></section>"
+        return _note_only(title, note)
     latest: dict[str, dict[str, Any]] = {}
     for r in rows:  # in window order: the last per version is the map in force
         latest[r["schema_version"]] = r
@@ -388,7 +393,7 @@ def _model_calibration(client: Client) -> str:
             "calibration.min_gold gold items gets one; until then auto-accept gates on the "
             "model's own top probability."
         )
-        return f"<section><h2>{title}</h2><p>{note}</p></section>"
+        return _note_only(title, note)
     r = rows[-1]  # in publish order: the last is the live model
     figures = dict(r["figures"])
     before = f"before (ECE {r['ece_before']:.3f})"

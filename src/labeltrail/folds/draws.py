@@ -25,14 +25,20 @@ def rank(candidates: Iterable[str], *parts: object, first: int | None = None) ->
 
     The order does not depend on the order the candidates come in, so callers need not sort
     them; ``first=k`` returns only the first k, in linear time. Each candidate's key is
-    ``draw(*parts, candidate)``; the joined ``parts`` are rendered once per call, not once per
-    candidate (tasking ranks the whole crowd for every task).
+    ``draw(*parts, candidate)``; the joined ``parts`` are rendered and hashed once per call,
+    not once per candidate (tasking ranks the whole crowd for every task).
     """
-    prefix = "".join(f"{p}\x1f" for p in parts)
-
-    def key(c: str) -> tuple[float, str]:
-        return (_unit(prefix + str(c)), c)
-
+    # blake2b is a stream hash: the state after the joined parts, copied and fed a candidate,
+    # digests exactly the joined parts and the candidate. Keys are built in one loop and
+    # compared as tuples (no key function called per comparison).
+    copy = hashlib.blake2b("".join(f"{p}\x1f" for p in parts).encode(), digest_size=8).copy
+    keyed: list[tuple[float, str]] = []
+    for c in candidates:
+        h = copy()
+        h.update(str(c).encode())
+        keyed.append((int.from_bytes(h.digest(), "big") / 2**64, c))
     if first is None:
-        return sorted(candidates, key=key)
-    return heapq.nsmallest(first, candidates, key=key)
+        keyed.sort()
+    else:
+        keyed = heapq.nsmallest(first, keyed)
+    return [c for _, c in keyed]

@@ -299,10 +299,19 @@ class TaskingFold:
         return None
 
     def _release(self, comment_ids: list[str]) -> list[Output]:
+        """Serve the held scores and requests of ``comment_ids`` that are ready now.
+
+        Whether the schema and the crowd are there is the same for every comment, so it is
+        asked once: while either is missing nothing is released, and an annotator's
+        registration costs no scan of everything held (a fresh rebuild reads the pool beside
+        thousands of held scores).
+        """
+        if not self.held or self.current is None or self._crowd_short() is not None:
+            return []
         out: list[Output] = []
         for comment_id in comment_ids:
             scored = self.held.get(comment_id)
-            if scored is not None and self._unready(comment_id) is None:
+            if scored is not None and comment_id in self.comments:
                 del self.held[comment_id]
                 if isinstance(scored, TaskRequested):
                     out += self._on_requested(scored)

@@ -224,6 +224,10 @@ class _Fused(StageRunner):
             """Next offsets of closed batches, by generation, until all they caused is
             handed over."""
         self._readers: dict[str, list[RecordHandler]] = {}
+        self._routes: dict[
+            tuple[str, type[Event]], tuple[list[RecordHandler], list[RecordHandler]]
+        ] = {}
+        """:meth:`_route`'s answers, by (topic, event type)."""
         self._handlers: list[RecordHandler] = []
         for member in fold.folds:
             handler = RecordHandler(member, prefix, self.member_stats[member.name], self._producer)
@@ -270,11 +274,37 @@ class _Fused(StageRunner):
         handlers = self._readers.get(topic, ())
         if live and event is None and len(handlers) > 1:
             event = _decoded_for(msg, handlers)
-        for handler in handlers:
-            if live:
-                handler.live(msg, topic, partition, offset, event)
-            else:
+        if not live:
+            for handler in handlers:
                 handler.restore(msg, topic, partition, offset)
+        elif event is None:
+            for handler in handlers:
+                handler.live(msg, topic, partition, offset)
+        else:
+            # The event's type is known: the members that do not take it count it as passed
+            # over at once (a handed-over TaskAssigned reaches consensus, a ConsensusUpdated
+            # tasking: one of each per vote).
+            takers, passers = self._routes.get((topic, type(event))) or self._route(
+                topic, type(event)
+            )
+            for handler in passers:
+                handler.passed_over()
+            for handler in takers:
+                handler.live(msg, topic, partition, offset, event)
+
+    def _route(
+        self, topic: str, kind: type[Event]
+    ) -> tuple[list[RecordHandler], list[RecordHandler]]:
+        """The readers of ``topic`` that apply a ``kind`` event (or refuse it as foreign to
+        the topic, which :meth:`RecordHandler.live` does), and those that pass it over."""
+        handlers = self._readers.get(topic, [])
+        takes = [h.takes(topic, kind.__name__) for h in handlers]
+        route = (
+            [h for h, t in zip(handlers, takes, strict=True) if t is not False],
+            [h for h, t in zip(handlers, takes, strict=True) if t is False],
+        )
+        self._routes[(topic, kind)] = route
+        return route
 
     def _one(self, msg: Message) -> None:
         topic, partition, offset = msg_at(msg)

@@ -183,6 +183,20 @@ class RecordHandler:
         else:
             self.reject(msg, *refused)
 
+    def takes(self, topic: str, kind: str) -> bool | None:
+        """Whether a ``kind`` event read on ``topic`` is applied (True), passed over as a type
+        the fold does not take (False), or refused as foreign to the topic (None)."""
+        if self.foreign(topic, kind):
+            return None
+        return self.accepts is None or kind in self.accepts
+
+    def passed_over(self) -> None:
+        """Count a live record of a type the fold does not take (see :meth:`takes`) as
+        :meth:`live` would count it, without looking at it again."""
+        self.stats.consumed += 1
+        self.stats.skipped += 1
+        self.stats.processed += 1
+
     def broadcast(self, msg: Record) -> None:
         """Apply a registry record read whole, outside the group (not this stage's counted
         input). Refused ones are dead-lettered (every worker writes the same dead letter id),

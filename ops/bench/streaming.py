@@ -147,6 +147,8 @@ class LiveRun:
     """CPU seconds the pipeline's stages spent after start-up (the annotators not counted)."""
     broker_cpu_s: float | None
     """CPU seconds of the broker during the run (None when it runs elsewhere)."""
+    load_cpu_s: float
+    """CPU seconds the simulated annotators (the load) spent after start-up."""
 
 
 SEPARATE = ("tasking", "annotators", "consensus", "labels")
@@ -259,6 +261,7 @@ def live(settings: Settings, n_comments: int, kinds: tuple[str, ...] = SEPARATE)
         stage_produced=sum(produced[kinds[i]].value for i in stages),
         stage_cpu_s=sum(used[kinds[i]] for i in stages),
         broker_cpu_s=broker_s,
+        load_cpu_s=sum(used[k] for k in kinds if k == "annotators"),
     )
 
 
@@ -312,6 +315,49 @@ def fused_figures(separate: LiveRun, fused: LiveRun) -> None:
         )
     for figure, ours, theirs, unit, peer, higher in rows:
         emit(figure, ours, unit, peer, theirs, higher=higher)
+
+
+def goal_bounds(separate: LiveRun, fused: LiveRun, peers: dict[str, float]) -> None:
+    """What issue 19's goals ask of the rules' own CPU, derived from this run's measurements
+    (notes, not figures: nothing here is timed on its own).
+
+    Both modes run the same folds, so the separate processes' extra CPU per vote is their
+    extra reading (``extra``). The fused process moves ``fused_io`` us of records per vote at
+    least (half the confluent peer's CPU per record, as in the bound above), so with rules
+    that cost nothing the CPU ratio is at most ``(fused_io + extra) / fused_io``, and a ratio
+    of 3 leaves the rules (every fold's logic and the building of its outputs) at most
+    ``(extra - 2 * fused_io) / 2`` us per vote. The live rate
+    is the machine's 2 cores over the CPU per vote of the fused process, the simulated
+    annotators and the broker: a rate goal leaves the fused process this much per vote.
+    """
+    n_sep, n_fused = max(len(separate.votes), 1), max(len(fused.votes), 1)
+    sep_us = separate.stage_cpu_s / n_sep * 1e6
+    fused_us = fused.stage_cpu_s / n_fused * 1e6
+    extra = sep_us - fused_us
+    fused_io = (
+        (fused.stage_consumed + fused.stage_produced) / n_fused * peers["confluent_cpu_us"] / 2
+    )
+    rules_max = (extra - 2 * fused_io) / 2  # (fused_io + rules + extra) / (fused_io + rules) = 3
+    note(
+        f"goals: separate {sep_us:.0f} us/vote, fused {fused_us:.0f} (of it at least "
+        f"{fused_io:.0f} moving records): {extra:.0f} us/vote saved by fusing; with rules that "
+        f"cost nothing the ratio would be at most {(fused_io + extra) / fused_io:.2f}, and the "
+        f"goal of 3 leaves all the rules and their outputs {rules_max:.0f} us/vote (they use "
+        f"at most {fused_us - fused_io:.0f})"
+    )
+    if fused.broker_cpu_s is None:
+        return
+    others = (fused.load_cpu_s + fused.broker_cpu_s) / n_fused * 1e6
+    for goal, target in (
+        ("2x faust", 2 * peers["faust"]),
+        ("0.33x confluent", 0.33 * peers["confluent"]),
+    ):
+        allowed = 2e6 / target - others
+        note(
+            f"goals: {goal} is {target:.0f} votes/s; with the annotators and the broker at "
+            f"{others:.0f} us/vote, 2 cores leave the fused process {allowed:.0f} us/vote "
+            f"(it used {fused_us:.0f})"
+        )
 
 
 def _rate_of(settings: Settings, topic: str) -> float:
@@ -604,6 +650,7 @@ def main() -> None:
             f"any fold logic, so at most {2e6 / floor_us:.0f} votes/s on 2 cores "
             "(a bound derived from measurements, not a measurement)"
         )
+        goal_bounds(run, fused, peers)
         emit(
             "records moved per vote (read + written, 4 live stages)",
             moved,

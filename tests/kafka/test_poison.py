@@ -7,7 +7,6 @@ contract: ``tests/kafka/test_runner_contract.py``.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +21,7 @@ from labeltrail.events.topics import topic_name
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from tests.events.samples import sample_event
-from tests.kafka.test_runner_contract import OVERSIZED, _event
+from tests.kafka.test_runner_contract import OVERSIZED, _event, junk
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +40,10 @@ def test_the_projector_dead_letters_poison_and_keeps_projecting(
     client = client_from(settings)
     apply_ddl(client)
     votes = topic_name(settings.topic_prefix, "votes")
-    junk = os.urandom(OVERSIZED)
+    oversized = junk(OVERSIZED)
     injector = EventProducer(settings.model_copy(update={"kafka_message_max_bytes": 1_048_576}))
     injector.send_raw(votes, b"c-1", encode(_event("VoteCast", "ordinary-1")))
-    injector.send_raw(votes, b"c-1", junk)
+    injector.send_raw(votes, b"c-1", oversized)
     injector.send_raw(votes, b"c-1", encode(sample_event("CommentPosted")))
     injector.send_raw(votes, b"c-1", encode(_event("VoteCast", "ordinary-2")))
     injector.flush()
@@ -68,7 +67,7 @@ def test_the_projector_dead_letters_poison_and_keeps_projecting(
             (1, "undecodable", OVERSIZED, True),
             (2, "wrong_topic", len(encode(sample_event("CommentPosted"))), False),
         ]
-        assert rows[0][4] == hashlib.sha256(junk).hexdigest()
+        assert rows[0][4] == hashlib.sha256(oversized).hexdigest()
         assert client.query("SELECT count() FROM comments FINAL").result_rows == [(0,)]
         assert client.query("SELECT count() FROM votes FINAL").result_rows == [(2,)]
     finally:

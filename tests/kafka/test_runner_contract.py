@@ -61,6 +61,14 @@ from tests.probes import read_topic
 pytestmark = pytest.mark.integration
 
 OVERSIZED = 999_800
+
+
+def junk(size: int) -> bytes:
+    """``size`` random bytes that claim no framing: the first is neither the single-object
+    marker's (``C3``) nor the Confluent magic byte (``00``), which would make the record a
+    registry lookup (``registry_unavailable`` without one) instead of ``undecodable`` (one
+    run in 256 of a bare ``os.urandom``)."""
+    return b"\xff" + os.urandom(size - 1)
 POISON_ID = "poison-0000"
 HERE = "tests.kafka.test_runner_contract"
 
@@ -163,12 +171,12 @@ def test_poison_is_dead_lettered_with_its_reason_and_a_restart_redoes_nothing(
     make, scalable = STAGES[stage]
     suffix, kind = _target(make(), settings.topic_prefix)
     topic = topic_name(settings.topic_prefix, suffix)
-    junk = os.urandom(OVERSIZED)
+    oversized = junk(OVERSIZED)
     # A producer at the client's default limit (1,000,000 bytes) sends the oversized record.
     injector = EventProducer(settings.model_copy(update={"kafka_message_max_bytes": 1_048_576}))
     records = [
         encode(_event(kind, "ordinary-1")),
-        junk,
+        oversized,
         encode(sample_event(_foreign_kind(topic, settings.topic_prefix))),
         encode(_event(kind, POISON_ID)),
         encode(_event(kind, "ordinary-2")),
@@ -195,8 +203,8 @@ def test_poison_is_dead_lettered_with_its_reason_and_a_restart_redoes_nothing(
     assert sorted(by_offset) == [1, 2, 3]
     big = by_offset[1]
     assert (big.payload_size, big.payload_truncated) == (OVERSIZED, True)
-    assert big.payload == junk[:DEAD_LETTER_PREFIX]
-    assert big.payload_sha256 == hashlib.sha256(junk).hexdigest()
+    assert big.payload == oversized[:DEAD_LETTER_PREFIX]
+    assert big.payload_sha256 == hashlib.sha256(oversized).hexdigest()
     assert by_offset[2].reason_code == "wrong_topic" and not by_offset[2].payload_truncated
     assert by_offset[2].payload == records[2]
     assert by_offset[3].reason_code == "fold_error"

@@ -69,6 +69,8 @@ def junk(size: int) -> bytes:
     registry lookup (``registry_unavailable`` without one) instead of ``undecodable`` (one
     run in 256 of a bare ``os.urandom``)."""
     return b"\xff" + os.urandom(size - 1)
+
+
 POISON_ID = "poison-0000"
 HERE = "tests.kafka.test_runner_contract"
 

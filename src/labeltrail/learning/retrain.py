@@ -147,11 +147,11 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _weak_metadata(training: TrainingSet, config: RetrainConfig) -> dict[str, Any]:
-    """The artifact's word on weak rows (nothing when weak labels are off)."""
-    if config.weak_labels == "off":
+def _weak_metadata(config: RetrainConfig, by_source: dict[str, int] | None) -> dict[str, Any]:
+    """The artifact's word on weak rows (nothing when weak labels are off: ``by_source``
+    None)."""
+    if by_source is None:
         return {}
-    by_source = training.rows_by_source()
     return {
         "weak_labels": config.weak_labels,
         "weak_weight": config.weak_weight,
@@ -199,6 +199,8 @@ def train_and_publish(
     classes = list(training.classes)
     export_id = export_id or training.export_id
     export_hash = export_hash or training.content_hash
+    # Rows per source (human, weak, machine): how many the weak stage's labels filled.
+    by_source = training.rows_by_source() if config.weak_labels != "off" else None
     metadata = {
         "export_id": export_id,
         "export_hash": export_hash,
@@ -206,7 +208,7 @@ def train_and_publish(
         "rows": len(training),
         "trainer": config.fingerprint(),
         "schema_version": config.schema_version,
-        **_weak_metadata(training, config),
+        **_weak_metadata(config, by_source),
         **dict(manifest or {}),
     }
     trainer = make_trainer(config).fit(list(training.texts), training.targets, training.weights)
@@ -231,10 +233,8 @@ def train_and_publish(
         "train.weight": float(np.sum(training.weights)),
         "parity.max_abs_diff": diff,
     }
-    if config.weak_labels != "off":
-        # How many rows the weak stage's labels filled, beside the human ones.
-        sources = training.rows_by_source()
-        metrics.update({f"train.rows.{k}": float(n) for k, n in sources.items()})
+    if by_source is not None:
+        metrics.update({f"train.rows.{k}": float(n) for k, n in by_source.items()})
     if len(gold):
         per_slice = evaluate_by_slice(list(gold.truth), onnx_p, list(gold.slices), classes)
         metrics.update(flatten_metrics(per_slice))

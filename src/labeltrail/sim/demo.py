@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from labeltrail.audit import render_trace
 from labeltrail.clickhouse.client import Client, apply_ddl, client_from, run_named
@@ -23,8 +23,9 @@ from labeltrail.clickhouse.projector import Projector
 from labeltrail.clickhouse.trace import causal_order
 from labeltrail.config import Settings
 from labeltrail.events.topics import topic_name
+from labeltrail.folds.base import Fold
 from labeltrail.kafka.admin import end_offset, ensure_topics
-from labeltrail.kafka.keys import seal_comments
+from labeltrail.kafka.keys import KafkaKeyStore, seal_comments
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.quality.blindspots import is_high_agreement
@@ -36,6 +37,7 @@ __all__ = [
     "DEMO_COMMENTS",
     "DEMO_DAYS",
     "DemoResult",
+    "StageThreads",
     "replay_settings",
     "run_demo",
     "seed_platform",
@@ -131,6 +133,98 @@ def settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
     return all(w.is_set() for w in waiters) and totals() == before
 
 
+class _Counted(Protocol):
+    consumed: int
+
+
+class _Runnable(Protocol):
+    """A stage runner or the projector: run until stopped, say when caught up, count input."""
+
+    caught_up: threading.Event
+
+    @property
+    def stats(self) -> _Counted: ...
+
+    def run(self, stop: threading.Event, *, idle_seconds: float = ...) -> object: ...
+
+
+class StageThreads:
+    """Stage runners (and the projector) in threads, each with its own stop, and a wait for
+    all of them to be idle (the demo, the live day 30). A thread that dies fails the next
+    wait with its error; a wait past ``timeout`` (from construction) fails naming who is
+    still busy."""
+
+    def __init__(self, settings: Settings, timeout: float, *, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.runners: dict[str, _Runnable] = {}
+        self.stages: dict[str, StageRunner] = {}
+        self._stops: dict[str, threading.Event] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self.errors: list[BaseException] = []
+
+    def stage(self, fold: Fold) -> StageRunner:
+        runner = StageRunner(fold, self.settings)
+        self.stages[fold.name] = runner
+        self.start(fold.name, runner)
+        return runner
+
+    def start(self, name: str, runner: _Runnable) -> None:
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                runner.run(stop)
+            except BaseException as exc:  # surfaced by check(): a dead stage fails the run
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=run, name=name)
+        self.runners[name], self._stops[name], self._threads[name] = runner, stop, thread
+        thread.start()
+
+    def stop(self, name: str) -> None:
+        self._stops[name].set()
+        self._threads[name].join(timeout=60)
+
+    def close(self) -> None:
+        """Stop every thread, then close the key stores the stages opened text with (their
+        consumers outlive the runners otherwise)."""
+        for stop in self._stops.values():
+            stop.set()
+        for thread in self._threads.values():
+            thread.join(timeout=60)
+        for runner in self.stages.values():
+            keyring = getattr(runner.fold, "keyring", None)
+            if isinstance(keyring, KafkaKeyStore):
+                keyring.close()
+
+    def check(self, what: str) -> None:
+        if self.errors:
+            raise self.errors[0]
+        if time.monotonic() > self.deadline:
+            busy = [n for n, r in self._running() if not r.caught_up.is_set()]
+            raise TimeoutError(f"{self.name}: {what} not done in {self.timeout:.0f}s; busy {busy}")
+
+    def _running(self) -> list[tuple[str, _Runnable]]:
+        return [(n, r) for n, r in self.runners.items() if not self._stops[n].is_set()]
+
+    def _total(self) -> int:
+        return sum(r.stats.consumed for _, r in self._running())
+
+    def settle(self, what: str) -> None:
+        """Until every running stage is idle (:func:`labeltrail.sim.demo.settled`)."""
+        while not settled([r.caught_up for _, r in self._running()], self._total):
+            self.check(what)
+            time.sleep(0.3)
+
+    def until(self, done: Callable[[], bool], what: str, *, every: float = 0.3) -> None:
+        while not done():
+            self.check(what)
+            time.sleep(every)
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -161,6 +255,7 @@ def _run(
     progress: Callable[[str], None],
 ) -> DemoResult:
     started = time.monotonic()
+    services = StageThreads(settings, timeout, name="demo")
     platform = Platform(config or PlatformConfig.sized(DEMO_COMMENTS, days=DEMO_DAYS))
     progress("creating topics")
     ensure_topics(settings)
@@ -175,64 +270,28 @@ def _run(
         SimulatedAnnotators(platform),
         *(make(stage, replay) for stage in ("consensus", "labels", "reliability", "iaa")),
     ]
-    runners = [StageRunner(fold, settings) for fold in folds]
-    projector = Projector(ch, settings)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def guard(target: Callable[[threading.Event], object]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                target(stop)
-            except BaseException as exc:  # surfaced below: a dead stage must fail the demo
-                errors.append(exc)
-                stop.set()
-
-        return run
-
-    threads = [threading.Thread(target=guard(r.run), name=r.fold.name) for r in runners]
-    threads.append(threading.Thread(target=guard(projector.run), name="projector"))
-    for t in threads:
-        t.start()
-    progress(
-        "stages running: scorer, tasking, annotators, consensus, labels, reliability, iaa,"
-        " projector"
-    )
-    waiters = [r.caught_up for r in runners] + [projector.caught_up]
-
-    def totals() -> int:
-        return sum(r.stats.consumed for r in runners) + projector.stats.consumed
-
-    def settle() -> None:
-        while not settled(waiters, totals):
-            if stop.is_set() or time.monotonic() - started > timeout:
-                return
-            time.sleep(0.5)
-
     try:
-        settle()
+        runners = [services.stage(fold) for fold in folds]
+        projector = Projector(ch, settings)
+        services.start("projector", projector)
+        progress(
+            "stages running: scorer, tasking, annotators, consensus, labels, reliability, iaa,"
+            " projector"
+        )
+        services.settle("the history")
         # The whole history has been through every stage: now, and only now, the folds may
         # settle what they hold (close event-time windows, run the pending refit, reject
         # what never found its task); what that emits flows through once more.
         for runner in runners:
             runner.request_drain()
         for runner in runners:
-            while not runner.drain_done.wait(0.5):
-                if stop.is_set() or time.monotonic() - started > timeout:
-                    break
-        settle()
+            services.until(runner.drain_done.is_set, f"{runner.fold.name} drain", every=0.5)
+        services.settle("what the drains emitted")
     finally:
         progress("stopping stages")
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-    if errors:
-        raise errors[0]
-    if time.monotonic() - started > timeout:
-        busy = [r.fold.name for r in runners if not r.caught_up.is_set()]
-        if not projector.caught_up.is_set():
-            busy.append("projector")
-        raise TimeoutError(f"demo did not settle within {timeout:.0f}s; still busy: {busy}")
+        services.close()
+    if services.errors:  # a stage that died after the last wait
+        raise services.errors[0]
     progress("settled; reading ClickHouse")
     return _summarise(ch, platform, runners, projector, produced, started)
 

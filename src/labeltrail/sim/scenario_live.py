@@ -34,13 +34,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -63,18 +61,15 @@ from labeltrail.events.topics import WEAK_RUN, topic_name
 from labeltrail.exceptions import LabeltrailError
 from labeltrail.export.build import create_export, export_rows_sql, read_parquet_rows
 from labeltrail.feedback import parse_feedback
-from labeltrail.folds.base import Fold
 from labeltrail.folds.draws import draw
 from labeltrail.folds.export_rows import RUN_PARAM
 from labeltrail.kafka.admin import ensure_topics
-from labeltrail.kafka.keys import KafkaKeyStore
 from labeltrail.kafka.log import read_kinds
 from labeltrail.kafka.producer import EventProducer
-from labeltrail.kafka.runner import StageRunner
 from labeltrail.learning.metrics import SliceMetrics, evaluate_by_slice
 from labeltrail.ontology.schema import MODERATION_CLASSES
 from labeltrail.sim import Platform, SimulatedAnnotators, SimulatedScorer
-from labeltrail.sim.demo import replay_settings, seed_platform, settled
+from labeltrail.sim.demo import StageThreads, replay_settings, seed_platform
 from labeltrail.sim.platform import CODED
 from labeltrail.sim.scenario import Day30Config, team_relabel
 from labeltrail.stages import STAGES, make
@@ -180,95 +175,6 @@ def live_settings(
     return base.model_copy(update={"trainer": trainer, "learning": learning})
 
 
-class _Counted(Protocol):
-    consumed: int
-
-
-class _Runnable(Protocol):
-    """A stage runner or the projector: run until stopped, say when caught up, count input."""
-
-    caught_up: threading.Event
-
-    @property
-    def stats(self) -> _Counted: ...
-
-    def run(self, stop: threading.Event, *, idle_seconds: float = ...) -> object: ...
-
-
-class _Services:
-    """Stage runners (and the projector) in threads, each with its own stop, and a wait for
-    all of them to be idle."""
-
-    def __init__(self, settings: Settings, timeout: float) -> None:
-        self.settings = settings
-        self.deadline = time.monotonic() + timeout
-        self.timeout = timeout
-        self.runners: dict[str, _Runnable] = {}
-        self.stages: dict[str, StageRunner] = {}
-        self._stops: dict[str, threading.Event] = {}
-        self._threads: dict[str, threading.Thread] = {}
-        self.errors: list[BaseException] = []
-
-    def stage(self, fold: Fold) -> StageRunner:
-        runner = StageRunner(fold, self.settings)
-        self.stages[fold.name] = runner
-        self.start(fold.name, runner)
-        return runner
-
-    def start(self, name: str, runner: _Runnable) -> None:
-        stop = threading.Event()
-
-        def run() -> None:
-            try:
-                runner.run(stop)
-            except BaseException as exc:  # surfaced by check(): a dead stage fails the run
-                self.errors.append(exc)
-
-        thread = threading.Thread(target=run, name=name)
-        self.runners[name], self._stops[name], self._threads[name] = runner, stop, thread
-        thread.start()
-
-    def stop(self, name: str) -> None:
-        self._stops[name].set()
-        self._threads[name].join(timeout=60)
-
-    def close(self) -> None:
-        """Stop every thread, then close the key stores the stages opened text with (their
-        consumers outlive the runners otherwise)."""
-        for stop in self._stops.values():
-            stop.set()
-        for thread in self._threads.values():
-            thread.join(timeout=60)
-        for runner in self.stages.values():
-            keyring = getattr(runner.fold, "keyring", None)
-            if isinstance(keyring, KafkaKeyStore):
-                keyring.close()
-
-    def check(self, what: str) -> None:
-        if self.errors:
-            raise self.errors[0]
-        if time.monotonic() > self.deadline:
-            busy = [n for n, r in self._running() if not r.caught_up.is_set()]
-            raise TimeoutError(f"day 30 live: {what} not done in {self.timeout:.0f}s; busy {busy}")
-
-    def _running(self) -> list[tuple[str, _Runnable]]:
-        return [(n, r) for n, r in self.runners.items() if not self._stops[n].is_set()]
-
-    def _total(self) -> int:
-        return sum(r.stats.consumed for _, r in self._running())
-
-    def settle(self, what: str) -> None:
-        """Until every running stage is idle (:func:`labeltrail.sim.demo.settled`)."""
-        while not settled([r.caught_up for _, r in self._running()], self._total):
-            self.check(what)
-            time.sleep(0.3)
-
-    def until(self, done: Callable[[], bool], what: str, *, every: float = 0.3) -> None:
-        while not done():
-            self.check(what)
-            time.sleep(every)
-
-
 def production_feedback(platform: Platform, labels: Iterable[Event]) -> list[FeedbackReceived]:
     """What production says about the live ``labels`` in the two days after each was committed,
     as ``labeltrail feedback ingest`` reads it (the same parser): viewers flag half of the coded
@@ -316,7 +222,7 @@ def _model_of(settings: Settings, export: ExportCreated) -> ModelPublished | Mod
 
 
 def _train_on(
-    services: _Services, settings: Settings, export: ExportCreated, what: str
+    services: StageThreads, settings: Settings, export: ExportCreated, what: str
 ) -> ModelPublished | ModelRefused:
     """Wait for the trainer's model of ``export``; its dead letter (too few rows, a failed
     parity check) fails the run at once."""
@@ -336,7 +242,7 @@ def _train_on(
 
 
 def _export_and_train(
-    services: _Services,
+    services: StageThreads,
     ch: Client,
     exports_dir: Path,
     what: str,
@@ -353,7 +259,7 @@ def _export_and_train(
     return export, _train_on(services, settings, export, what)
 
 
-def _blind_spot_alerts(services: _Services) -> list[IaaWindowClosed] | None:
+def _blind_spot_alerts(services: StageThreads) -> list[IaaWindowClosed] | None:
     """The iaa stage's blind-spot alerts so far (None when it is left out): its windows are
     closed first, as a replay's are when drained (``iaa.close_on_drain``; the world's history
     is hours of event time, short of the 1-day lateness a live window waits). What the
@@ -441,7 +347,7 @@ def _run(
     ensure_topics(settings)
     apply_ddl(ch)
     seed_platform(settings, platform)
-    services = _Services(settings, timeout)
+    services = StageThreads(settings, timeout, name="day 30 live")
     try:
         # Day 0: the platform's model routes comments to the crowd, the crowd votes, the
         # stages commit the labels the crowd agrees on; the experts have not answered yet.

@@ -185,17 +185,22 @@ class HandoverProducer(EventProducer):
         self._raise_errors()
 
 
-def _decoded_for(msg: Message, handlers: list[RecordHandler]) -> Event | None:
-    """A consumed record several members read, decoded once for all of them when at least two
-    take its type; None to let each reader decode it (or pass over, or dead-letter it with its
-    reason) itself, as it would on its own."""
+def _kind_of(msg: Message) -> str | None:
+    """The event type a consumed record claims; None when it cannot be read (each reader then
+    dead-letters it with its reason, as it would on its own)."""
     value = msg.value()
-    if not isinstance(value, bytes):
-        return None
     try:
-        kind = event_type_of(value)
-        takers = sum(1 for h in handlers if h.accepts is None or kind in h.accepts)
-        return decode(value) if takers > 1 else None
+        return event_type_of(value) if isinstance(value, bytes) else None
+    except SerializationError:
+        return None
+
+
+def _decoded(msg: Message) -> Event | None:
+    """A consumed record's event, decoded once for the members that take it; None when it
+    cannot be (each then dead-letters it with its reason)."""
+    value = msg.value()
+    try:
+        return decode(value) if isinstance(value, bytes) else None
     except SerializationError:
         return None
 
@@ -224,10 +229,8 @@ class _Fused(StageRunner):
             """Next offsets of closed batches, by generation, until all they caused is
             handed over."""
         self._readers: dict[str, list[RecordHandler]] = {}
-        self._routes: dict[
-            tuple[str, type[Event]], tuple[list[RecordHandler], list[RecordHandler]]
-        ] = {}
-        """:meth:`_route`'s answers, by (topic, event type)."""
+        self._routes: dict[tuple[str, str], tuple[list[RecordHandler], list[RecordHandler]]] = {}
+        """:meth:`_route`'s answers, by (topic, event type name)."""
         self._handlers: list[RecordHandler] = []
         for member in fold.folds:
             handler = RecordHandler(member, prefix, self.member_stats[member.name], self._producer)
@@ -269,36 +272,40 @@ class _Fused(StageRunner):
 
     def _to_readers(self, msg: Message, *, live: bool, event: Event | None = None) -> None:
         """Apply ``msg`` to every member that reads its topic: live (``event``: the record's
-        event, handed over in memory), or only to restore."""
+        event, handed over in memory), or only to restore.
+
+        Live, a record several members read (and every handed-over event) is routed by its
+        type: the members that do not take it count it passed over at once (a handed-over
+        TaskAssigned reaches consensus, a ConsensusUpdated tasking: one of each per vote), and
+        a record read from Kafka that several take is decoded once for all of them.
+        """
         topic, partition, offset = msg_at(msg)
         handlers = self._readers.get(topic, ())
-        if live and event is None and len(handlers) > 1:
-            event = _decoded_for(msg, handlers)
         if not live:
             for handler in handlers:
                 handler.restore(msg, topic, partition, offset)
-        elif event is None:
+            return
+        if event is not None:
+            kind: str | None = type(event).__name__
+        else:
+            kind = _kind_of(msg) if len(handlers) > 1 else None
+        if kind is None:  # one reader, or a type that cannot be read: each as on its own
             for handler in handlers:
                 handler.live(msg, topic, partition, offset)
-        else:
-            # The event's type is known: the members that do not take it count it as passed
-            # over at once (a handed-over TaskAssigned reaches consensus, a ConsensusUpdated
-            # tasking: one of each per vote).
-            takers, passers = self._routes.get((topic, type(event))) or self._route(
-                topic, type(event)
-            )
-            for handler in passers:
-                handler.passed_over()
-            for handler in takers:
-                handler.live(msg, topic, partition, offset, event)
+            return
+        takers, passers = self._routes.get((topic, kind)) or self._route(topic, kind)
+        for handler in passers:
+            handler.passed_over()
+        if event is None and len(takers) > 1:
+            event = _decoded(msg)
+        for handler in takers:
+            handler.live(msg, topic, partition, offset, event)
 
-    def _route(
-        self, topic: str, kind: type[Event]
-    ) -> tuple[list[RecordHandler], list[RecordHandler]]:
+    def _route(self, topic: str, kind: str) -> tuple[list[RecordHandler], list[RecordHandler]]:
         """The readers of ``topic`` that apply a ``kind`` event (or refuse it as foreign to
         the topic, which :meth:`RecordHandler.live` does), and those that pass it over."""
         handlers = self._readers.get(topic, [])
-        takes = [h.takes(topic, kind.__name__) for h in handlers]
+        takes = [h.takes(topic, kind) for h in handlers]
         route = (
             [h for h, t in zip(handlers, takes, strict=True) if t is not False],
             [h for h, t in zip(handlers, takes, strict=True) if t is False],

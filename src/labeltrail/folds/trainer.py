@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from labeltrail.events.base import Event, LogPosition
 from labeltrail.events.crypto import Keyring, reveal
@@ -66,6 +67,7 @@ WEAK_TOPIC = "weak.labels"
 _FOREVER = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 
 Partition = tuple[str, int]
+_E = TypeVar("_E", LabelCommitted, AdjudicationRecorded)
 
 
 def _before(position: LogPosition, cut: dict[Partition, int]) -> bool:
@@ -237,13 +239,12 @@ class RetrainFold:
     ) -> tuple[list[LabelCommitted], list[AdjudicationRecorded], list[LabelCommitted]]:
         """The labels, gold verdicts and weak labels before the export's positions, recorded
         by its as_of (no weak labels when the export names no ``weak.labels`` position)."""
-        cut = self._cut(export)
+        cut, as_of = self._cut(export), export.as_of
 
-        as_of = export.as_of
-        labels = [e for p, e in self.labels if _before(p, cut) and e.envelope.recorded_at <= as_of]
-        gold = [e for p, e in self.gold if _before(p, cut) and e.envelope.recorded_at <= as_of]
-        weak = [e for p, e in self.weak if _before(p, cut) and e.envelope.recorded_at <= as_of]
-        return labels, gold, weak
+        def kept(read: list[tuple[LogPosition, _E]]) -> list[_E]:
+            return [e for p, e in read if _before(p, cut) and e.envelope.recorded_at <= as_of]
+
+        return kept(self.labels), kept(self.gold), kept(self.weak)
 
     def _ready(self, export: ExportCreated) -> bool:
         return all(
@@ -310,7 +311,7 @@ class RetrainFold:
             schema_version=cfg.schema_version,
             exclude=verdict.keys(),
             include_machine_made=cfg.include_machine_made,
-            weak=weak if cfg.weak_labels == "fill" else (),
+            weak=weak,  # read only with weak_labels = fill
             weak_weight=cfg.weak_weight,
         )
         if len(training) < cfg.min_rows:

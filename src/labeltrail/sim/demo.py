@@ -41,7 +41,6 @@ __all__ = [
     "replay_settings",
     "run_demo",
     "seed_platform",
-    "settled",
 ]
 
 DEMO_DAYS = 30
@@ -123,7 +122,7 @@ def replay_settings(settings: Settings, platform: Platform) -> Settings:
     return settings.model_copy(update={"tasking": tasking, "iaa": iaa, "reliability": reliability})
 
 
-def settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
+def _settled(waiters: list[threading.Event], totals: Callable[[], int]) -> bool:
     """Every waiter set, still set 1.5 s later, and ``totals`` (records consumed) unchanged in
     between: stages whose outputs feed each other are all idle (the demo, the live day 30)."""
     before = totals()
@@ -214,8 +213,8 @@ class StageThreads:
         return sum(r.stats.consumed for _, r in self._running())
 
     def settle(self, what: str) -> None:
-        """Until every running stage is idle (:func:`labeltrail.sim.demo.settled`)."""
-        while not settled([r.caught_up for _, r in self._running()], self._total):
+        """Until every running stage is idle (:func:`_settled`)."""
+        while not _settled([r.caught_up for _, r in self._running()], self._total):
             self.check(what)
             time.sleep(0.3)
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from labeltrail.cli import app
 from labeltrail.config import Settings
-from tests.learning.fixtures import require
+from tests.learning.fixtures import require_model_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,9 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_day30_live_without_the_questions_stage_relabels_and_deletes_its_topics(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     settings = pipeline_settings
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

@@ -9,16 +9,14 @@ import numpy as np
 from typer.testing import CliRunner
 
 from labeltrail.cli import app
-from tests.learning.fixtures import require, toy_corpus
+from tests.learning.fixtures import require_model_stack, toy_corpus
 
 runner = CliRunner()
 CLASSES = ["non-toxic", "mild", "harassment", "hate", "threats"]
 
 
 def test_train_then_score(tmp_path: Path) -> None:
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     texts, targets = toy_corpus(repeat=3)
     export = tmp_path / "export.jsonl"
     rows = [

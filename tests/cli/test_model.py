@@ -25,7 +25,7 @@ from labeltrail.events import CommentPosted, ModelPublished, ModelRefused
 from labeltrail.kafka.admin import ensure_topics
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.ontology.schema import MODERATION_CLASSES, moderation_schema_v3
-from tests.learning.fixtures import TOY, require, toy_corpus
+from tests.learning.fixtures import TOY, require_model_stack, toy_corpus
 from tests.probes import read_topic
 
 pytestmark = pytest.mark.integration
@@ -132,9 +132,7 @@ def _refusals(settings: Settings) -> list[ModelRefused]:
 @pytest.fixture
 def day_one(pipeline_settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
     """The runtimes, schema v3 and the gold set on the log; the settings and models dir."""
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     _seed(pipeline_settings, tmp_path)
     return pipeline_settings, tmp_path / "models"
 

@@ -20,7 +20,7 @@ from labeltrail.kafka.producer import EventProducer
 from labeltrail.kafka.runner import StageRunner
 from labeltrail.ml.train_job import onnx_scorer
 from labeltrail.ontology.schema import MODERATION_CLASSES
-from tests.learning.fixtures import require, toy_corpus
+from tests.learning.fixtures import require_model_stack, toy_corpus
 
 pytestmark = pytest.mark.integration
 
@@ -81,9 +81,7 @@ def _scores(settings: Settings, expected: int, timeout: float = 60.0) -> list[Co
 def test_scorer_scores_and_hot_swaps_without_restart(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     from labeltrail.folds.scorer import ScorerFold
 
     settings = pipeline_settings

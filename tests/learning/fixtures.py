@@ -25,6 +25,13 @@ def require(module: str) -> ModuleType:
         unavailable(f"{module} not installed ({exc}); CI requires it")
 
 
+def require_model_stack() -> None:
+    """torch (training), onnxscript (its ONNX export) and onnxruntime (serving): what a test
+    that trains and serves a model needs; under CI=true a missing one is a failure."""
+    for module in ("torch", "onnxscript", "onnxruntime"):
+        require(module)
+
+
 def convabuse_dir() -> Path:
     folder = DATASETS / "convabuse"
     if not folder.is_dir():

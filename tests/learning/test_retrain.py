@@ -31,7 +31,7 @@ from labeltrail.learning.retrain import (
 )
 from labeltrail.sim import PlatformConfig
 from labeltrail.sim.platform import CODED
-from tests.learning.fixtures import TinyModel, require
+from tests.learning.fixtures import TinyModel, require_model_stack
 
 WORLD = PlatformConfig.day30(1_000, 250)
 
@@ -66,9 +66,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world() -> World:
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     from labeltrail.sim.scenario import Day30Config, day30_log
 
     log = day30_log(Day30Config(platform=WORLD))

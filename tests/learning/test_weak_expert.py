@@ -8,7 +8,7 @@ import numpy as np
 
 from labeltrail.learning.multisource import MultiSourceLabelModel, Observations
 from labeltrail.sim import PlatformConfig
-from tests.learning.fixtures import require
+from tests.learning.fixtures import require_model_stack
 
 
 def _world(expert_accuracy: float, seed: int = 7) -> tuple[Observations, list[str], np.ndarray]:
@@ -50,9 +50,7 @@ def test_expert_accuracy_is_learned_where_the_crowd_is_not_blind() -> None:
 
 
 def test_day30_with_the_learned_expert_accuracy(tmp_path: Path) -> None:
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     from labeltrail.sim.scenario import Day30Config, run_day30
 
     config = Day30Config(

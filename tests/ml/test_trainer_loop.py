@@ -45,7 +45,7 @@ from labeltrail.kafka.log import end_positions
 from labeltrail.kafka.producer import EventProducer
 from labeltrail.sim import PlatformConfig
 from labeltrail.sim.platform import CODED
-from tests.learning.fixtures import require
+from tests.learning.fixtures import require_model_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -144,9 +144,7 @@ def _models(events: Sequence[Event]) -> list[ModelPublished]:
 def test_labels_to_trainer_to_a_running_scorer_and_the_day30_figure(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     from labeltrail.sim.scenario import Day30Config, day30_log
 
     settings = pipeline_settings

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from labeltrail.sim.platform import CODED
-from tests.learning.fixtures import require
+from tests.learning.fixtures import require_model_stack
 
 
 def test_recall_on_the_blind_spot_rises_after_adjudicated_labels_train(tmp_path: Path) -> None:
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     from labeltrail.sim import PlatformConfig
     from labeltrail.sim.scenario import Day30Config, run_day30
 

@@ -18,7 +18,7 @@ from labeltrail.events.models import ModelPublished
 from labeltrail.sim import PlatformConfig
 from labeltrail.sim.platform import CODED
 from labeltrail.stages import STAGES
-from tests.learning.fixtures import require
+from tests.learning.fixtures import require_model_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,9 +31,7 @@ TOLERANCE = 0.15
 
 
 def test_the_day30_loop_runs_on_the_services(pipeline_settings: Settings, tmp_path: Path) -> None:
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     from labeltrail.sim.scenario import Day30Config, run_day30
     from labeltrail.sim.scenario_live import run_day30_live
 
@@ -113,9 +111,7 @@ def test_the_multisource_v2_trains_on_the_weak_stages_labels(
     ``trainer.weak_labels = fill``; the weak stage's labels reach the trainer and fill the
     comments no human label covers, and its metrics count them. Whether that helps is
     measured, not asserted (docs/learning.md, "Weak labels in training")."""
-    require("torch")
-    require("onnxscript")
-    require("onnxruntime")
+    require_model_stack()
     from labeltrail.sim.scenario import Day30Config
     from labeltrail.sim.scenario_live import run_day30_live
 

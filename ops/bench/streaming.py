@@ -261,7 +261,7 @@ def live(settings: Settings, n_comments: int, kinds: tuple[str, ...] = SEPARATE)
         stage_produced=sum(produced[kinds[i]].value for i in stages),
         stage_cpu_s=sum(used[kinds[i]] for i in stages),
         broker_cpu_s=broker_s,
-        load_cpu_s=sum(used[k] for k in kinds if k == "annotators"),
+        load_cpu_s=used.get("annotators", 0.0),
     )
 
 

@@ -248,9 +248,10 @@ def train_and_publish(
             export_hash=export_hash,
         ),
     )
+    gold_p = onnx_p[: len(gold)]  # the model's scores of the gold items (probe's first rows)
     decision = gate_candidate(
         gold,
-        onnx_p[: len(gold)],
+        gold_p,
         classes,
         baseline=baseline,
         models_dir=models_dir,
@@ -260,11 +261,7 @@ def train_and_publish(
     event: ModelPublished | ModelRefused
     if decision.passed:
         calibration = calibrate_on_gold(
-            gold,
-            onnx_p[: len(gold)],
-            classes,
-            min_gold=calibration_min_gold,
-            bins=calibration_bins,
+            gold, gold_p, classes, min_gold=calibration_min_gold, bins=calibration_bins
         )
         event = model_published(
             models_dir,
